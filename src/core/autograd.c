@@ -1,0 +1,247 @@
+#include "core/autograd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+typedef struct {
+    yt_node **nodes;
+    size_t len, cap;
+} tape;
+
+static _Thread_local tape the_tape;
+static _Thread_local int grad_disabled;
+
+int yt_grad_enabled(void) { return !grad_disabled; }
+
+int yt_set_grad_enabled(int enabled)
+{
+    int prev = !grad_disabled;
+    grad_disabled = !enabled;
+    return prev;
+}
+
+int yt_needs_grad(int n, yt_tensor *const *inputs)
+{
+    if (grad_disabled) return 0;
+    for (int i = 0; i < n; i++)
+        if (inputs[i] && inputs[i]->requires_grad) return 1;
+    return 0;
+}
+
+size_t yt_tape_length(void) { return the_tape.len; }
+
+/* Drops what the node holds for backward; the node struct lives on while outputs point at it. */
+static void node_consume(yt_node *node)
+{
+    if (node->consumed) return;
+    node->consumed = 1;
+    for (int i = 0; i < node->n_in; i++) {
+        yt_tensor_release(node->in[i]);
+        node->in[i] = NULL;
+    }
+    for (int i = 0; i < node->n_saved; i++) {
+        yt_tensor_release(node->saved[i]);
+        node->saved[i] = NULL;
+    }
+    for (int i = 0; i < node->n_out; i++) {
+        yt_tensor_release(node->out_grad[i]);
+        node->out_grad[i] = NULL;
+    }
+    if (node->ctx && node->free_ctx) node->free_ctx(node->ctx);
+    node->ctx = NULL;
+}
+
+void yt_node_release(yt_node *node)
+{
+    if (!node || --node->refcount > 0) return;
+    node_consume(node);
+    free(node);
+}
+
+void yt_node_forget_output(yt_node *node, int index)
+{
+    if (index >= 0 && index < node->n_out) node->out[index] = NULL;
+}
+
+yt_node *yt_node_new(const char *name, yt_backward_fn backward, int n_in, yt_tensor *const *inputs)
+{
+    if (n_in > YT_NODE_MAX_IN) {
+        yt_error("%s: too many autograd inputs (%d)", name, n_in);
+        return NULL;
+    }
+    if (the_tape.len == the_tape.cap) {
+        size_t cap = the_tape.cap ? the_tape.cap * 2 : 1024;
+        yt_node **nodes = realloc(the_tape.nodes, cap * sizeof *nodes);
+        if (!nodes) {
+            yt_error("out of memory growing the autograd tape");
+            return NULL;
+        }
+        the_tape.nodes = nodes;
+        the_tape.cap = cap;
+    }
+    yt_node *node = calloc(1, sizeof *node);
+    if (!node) {
+        yt_error("out of memory");
+        return NULL;
+    }
+    node->refcount = 1; /* the tape's */
+    node->name = name;
+    node->backward = backward;
+    node->n_in = n_in;
+    for (int i = 0; i < n_in; i++) {
+        /* inputs that need no gradient are not kept: backward only accumulates into the others */
+        if (inputs[i] && inputs[i]->requires_grad) {
+            node->in[i] = inputs[i];
+            yt_tensor_retain(inputs[i]);
+        }
+    }
+    the_tape.nodes[the_tape.len++] = node;
+    return node;
+}
+
+void yt_node_save(yt_node *node, yt_tensor *t)
+{
+    if (node->n_saved >= YT_NODE_MAX_SAVED || !t) return;
+    yt_tensor_retain(t);
+    node->saved[node->n_saved++] = t;
+}
+
+void yt_node_add_output(yt_node *node, yt_tensor *t)
+{
+    if (node->n_out >= YT_NODE_MAX_OUT) return;
+    if (t->grad_fn) { /* re-recording the same tensor: the newest producer wins */
+        yt_node_forget_output(t->grad_fn, t->grad_fn_output);
+        yt_node_release(t->grad_fn);
+    }
+    t->grad_fn = node;
+    t->grad_fn_output = node->n_out;
+    t->requires_grad = 1;
+    node->refcount++;
+    node->out[node->n_out++] = t;
+}
+
+yt_tensor *yt_node_grad_out(yt_node *node, int i)
+{
+    if (i < 0 || i >= node->n_out) {
+        yt_error("%s: no output %d", node->name, i);
+        return NULL;
+    }
+    if (!node->out_grad[i]) {
+        /* an output that received no gradient contributes zeros; its shape is needed, so the
+         * output must still be alive (it is: a dead output cannot have been used) */
+        if (!node->out[i]) {
+            yt_error("%s: output %d was freed before backward", node->name, i);
+            return NULL;
+        }
+        int was = yt_set_grad_enabled(0);
+        int depth_guard = yt_scope_depth(); (void)depth_guard;
+        node->out_grad[i] = yt_tensor_zeros(YT_F32, node->out[i]->ndim, node->out[i]->shape);
+        yt_set_grad_enabled(was);
+        if (node->out_grad[i]) yt_tensor_keep(node->out_grad[i]);
+    }
+    return node->out_grad[i];
+}
+
+/* The gradient accumulator of a tensor: for the outputs of a node it is the node's out_grad slot; for
+ * leaves (parameters, or tensors a user marked) it is t->grad, which outlives scopes. */
+float *yt_grad_accum(yt_tensor *t)
+{
+    if (!t || !t->requires_grad) return NULL;
+    yt_tensor **slot;
+    if (t->grad_fn && !t->grad_fn->consumed) slot = &t->grad_fn->out_grad[t->grad_fn_output];
+    else slot = &t->grad;
+    if (!*slot) {
+        int depth = yt_scope_depth();
+        (void)depth;
+        *slot = yt_tensor_zeros(YT_F32, t->ndim, t->shape);
+        if (!*slot) return NULL;
+        yt_tensor_keep(*slot); /* lifetime managed here, never by a scope */
+    }
+    return yt_f32(*slot);
+}
+
+void yt_tape_clear(void)
+{
+    for (size_t i = 0; i < the_tape.len; i++) {
+        node_consume(the_tape.nodes[i]);
+        yt_node_release(the_tape.nodes[i]);
+    }
+    the_tape.len = 0;
+    if (the_tape.cap > 65536) {
+        free(the_tape.nodes);
+        the_tape.nodes = NULL;
+        the_tape.cap = 0;
+    }
+}
+
+int yt_backward(int n, yt_tensor *const *roots, yt_tensor *const *grads)
+{
+    for (int r = 0; r < n; r++) {
+        yt_tensor *t = roots[r];
+        if (!t || yt_tensor_is_released(t)) return yt_error("backward: root %d is missing or released", r + 1);
+        if (!t->requires_grad) return yt_error("backward: root %d does not require a gradient", r + 1);
+        if (t->dtype != YT_F32) return yt_error("backward: root %d is not F32", r + 1);
+        if (t->grad_fn && t->grad_fn->consumed)
+            return yt_error("backward: the graph of root %d was already used by a backward or freed", r + 1);
+        yt_tensor *g = grads ? grads[r] : NULL;
+        if (g) {
+            if (g->dtype != YT_F32 || yt_numel(g) != yt_numel(t)) {
+                char a[128], b[128];
+                return yt_error("backward: gradient %s does not match root %s", yt_shape_str(g, a, sizeof a),
+                                yt_shape_str(t, b, sizeof b));
+            }
+        } else if (yt_numel(t) != 1) {
+            return yt_error("backward: root %d has %lld elements; give its gradient", r + 1, (long long)yt_numel(t));
+        }
+    }
+    int was = yt_set_grad_enabled(0);
+    for (int r = 0; r < n; r++) {
+        yt_tensor *t = roots[r];
+        float *acc = yt_grad_accum(t);
+        if (!acc) {
+            yt_set_grad_enabled(was);
+            return -1;
+        }
+        yt_tensor *g = grads ? grads[r] : NULL;
+        int64_t m = yt_numel(t);
+        if (!g) {
+            acc[0] += 1.0f;
+        } else if (yt_is_contiguous(g)) {
+            const float *gp = yt_f32(g);
+            for (int64_t i = 0; i < m; i++) acc[i] += gp[i];
+        } else {
+            yt_tensor *gc = yt_tensor_clone(g);
+            if (!gc) {
+                yt_set_grad_enabled(was);
+                return -1;
+            }
+            const float *gp = yt_f32(gc);
+            for (int64_t i = 0; i < m; i++) acc[i] += gp[i];
+            yt_tensor_release(gc);
+        }
+    }
+    int rc = 0;
+    for (size_t i = the_tape.len; i-- > 0;) {
+        yt_node *node = the_tape.nodes[i];
+        if (node->consumed) continue;
+        int has_grad = 0;
+        for (int o = 0; o < node->n_out; o++)
+            if (node->out_grad[o]) has_grad = 1;
+        if (has_grad) {
+            int any_input = 0;
+            for (int k = 0; k < node->n_in; k++)
+                if (node->in[k]) any_input = 1;
+            if (any_input && node->backward(node) < 0) {
+                yt_error_prefix("backward of %s: ", node->name);
+                rc = -1;
+                break;
+            }
+        }
+        node_consume(node); /* frees its saved tensors and output grads right away: memory falls as we go */
+    }
+    yt_set_grad_enabled(was);
+    yt_tape_clear();
+    return rc;
+}

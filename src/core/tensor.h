@@ -1,0 +1,102 @@
+/* N-d tensors: row-major, 64-byte aligned, refcounted storage shared by views.
+ *
+ * Ownership: every function returning yt_tensor * hands the caller one new reference (or NULL with
+ * yt_error set). yt_tensor_release drops one. Inside a scope (yt_scope_begin/end) every tensor created is
+ * also held by the scope, and its storage is released when the scope ends unless yt_tensor_keep was
+ * called: that is how a training step frees its activations without waiting for the Lua GC. */
+#ifndef YT_TENSOR_H
+#define YT_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define YT_MAX_DIMS 8
+
+typedef enum { YT_F32 = 0, YT_F64, YT_I64, YT_U8, YT_DTYPE_COUNT } yt_dtype;
+
+typedef struct yt_storage {
+    void *data;
+    size_t nbytes;
+    int refcount;
+} yt_storage;
+
+typedef struct yt_node yt_node;
+
+typedef struct yt_tensor {
+    int refcount;
+    yt_dtype dtype;
+    int ndim;
+    int64_t shape[YT_MAX_DIMS];
+    int64_t stride[YT_MAX_DIMS]; /* in elements */
+    int64_t offset;              /* in elements, into storage */
+    yt_storage *storage;         /* NULL once released by its scope */
+    /* autograd */
+    int requires_grad;
+    int kept;                    /* exempt from scope release */
+    struct yt_tensor *grad;      /* accumulated gradient: contiguous F32, same shape; owned */
+    yt_node *grad_fn;            /* node that produced this tensor (NULL for leaves); owned */
+    int grad_fn_output;          /* which output of grad_fn this is */
+} yt_tensor;
+
+size_t yt_dtype_size(yt_dtype dt);
+const char *yt_dtype_name(yt_dtype dt);
+/* "F32", "float32", "F64", "I64", "int64", "U8", "uint8" -> dtype; -1 if unknown */
+int yt_dtype_from_name(const char *name);
+
+/* Allocation. Shapes are copied. empty = uninitialised, zeros = 0-filled, full = value-filled (F32/F64). */
+yt_tensor *yt_tensor_empty(yt_dtype dt, int ndim, const int64_t *shape);
+yt_tensor *yt_tensor_zeros(yt_dtype dt, int ndim, const int64_t *shape);
+yt_tensor *yt_tensor_full(int ndim, const int64_t *shape, float value);
+yt_tensor *yt_tensor_from_data(yt_dtype dt, int ndim, const int64_t *shape, const void *data);
+/* Same shape/dtype as t, contiguous. */
+yt_tensor *yt_tensor_empty_like(const yt_tensor *t);
+yt_tensor *yt_tensor_zeros_like(const yt_tensor *t);
+/* Deep copy into a new contiguous tensor (no autograd). */
+yt_tensor *yt_tensor_clone(const yt_tensor *t);
+/* Copies src into dst elementwise (same shape and dtype; either may be strided). No autograd. */
+int yt_tensor_copy_(yt_tensor *dst, const yt_tensor *src);
+
+void yt_tensor_retain(yt_tensor *t);
+void yt_tensor_release(yt_tensor *t);
+/* Frees the storage reference now (tensor becomes "released"); the struct lives until its last release. */
+void yt_tensor_free_storage(yt_tensor *t);
+int yt_tensor_is_released(const yt_tensor *t);
+
+int64_t yt_numel(const yt_tensor *t);
+int yt_is_contiguous(const yt_tensor *t);
+/* Pointer to the first element. */
+static inline void *yt_data(const yt_tensor *t)
+{
+    return (char *)t->storage->data + (size_t)t->offset * yt_dtype_size(t->dtype);
+}
+static inline float *yt_f32(const yt_tensor *t) { return (float *)yt_data(t); }
+static inline int64_t *yt_i64(const yt_tensor *t) { return (int64_t *)yt_data(t); }
+static inline uint8_t *yt_u8(const yt_tensor *t) { return (uint8_t *)yt_data(t); }
+static inline double *yt_f64(const yt_tensor *t) { return (double *)yt_data(t); }
+
+/* Shape helpers. */
+int yt_same_shape(const yt_tensor *a, const yt_tensor *b);
+/* Writes e.g. "[4, 3, 320, 320]" into buf; returns buf. */
+char *yt_shape_str(const yt_tensor *t, char *buf, size_t n);
+/* Sets an error unless t is usable as `what` with the given dtype and ndim (-1 = any). */
+int yt_check(const yt_tensor *t, const char *what, yt_dtype dt, int ndim);
+
+/* Views (share storage; recorded by autograd when the input needs a gradient). */
+yt_tensor *yt_reshape(yt_tensor *t, int ndim, const int64_t *shape); /* -1 allowed once; copies if not contiguous */
+yt_tensor *yt_narrow(yt_tensor *t, int dim, int64_t start, int64_t length);
+yt_tensor *yt_contiguous(yt_tensor *t); /* t itself (retained) when already contiguous */
+yt_tensor *yt_permute(yt_tensor *t, const int *perm); /* view with permuted dims */
+
+/* Memory accounting (bytes currently held in tensor storages), for tests and benchmarks. */
+size_t yt_bytes_in_use(void);
+size_t yt_peak_bytes_in_use(void);
+
+/* Scopes: see the header comment. Nested scopes form a stack (per thread). */
+void yt_scope_begin(void);
+/* Releases the storage of every tensor created since the matching begin that was not kept, and clears the
+ * autograd tape. */
+void yt_scope_end(void);
+int yt_scope_depth(void);
+void yt_tensor_keep(yt_tensor *t);
+
+#endif

@@ -1,0 +1,40 @@
+/* The Lua <-> C boundary. Only files in src/lua (and src/cli) include lua.h.
+ *
+ * Each area registers its functions from one file l_<area>.c that defines
+ *     void yt_lua_open_<area>(lua_State *L, int module_index);
+ * which sets fields on the module table at module_index. The list lives in src/lua/modules.def. */
+#ifndef YT_LUA_H
+#define YT_LUA_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "core/tensor.h"
+
+#define YT_TENSOR_MT "yt.Tensor"
+
+/* Pushes a tensor as userdata, taking over the caller's reference (t may be NULL: raises the core error). */
+void yt_lua_push_tensor(lua_State *L, yt_tensor *t);
+/* The tensor at idx (raises a Lua error for a non-tensor or a released tensor). No new reference. */
+yt_tensor *yt_lua_check_tensor(lua_State *L, int idx);
+yt_tensor *yt_lua_opt_tensor(lua_State *L, int idx); /* nil/none -> NULL */
+/* Raises the current core error as a Lua error (with the caller's file:line). Never returns. */
+int yt_lua_core_error(lua_State *L);
+/* Reads a shape from a table {d1, d2, ...} or from the integer arguments starting at idx. Returns ndim. */
+int yt_lua_check_shape(lua_State *L, int idx, int64_t *shape);
+/* Pushes a table of integers for the shape. */
+void yt_lua_push_shape(lua_State *L, const yt_tensor *t);
+/* Checks that arg idx is a table of tensors and fills out[] (at most max); returns the count. */
+int yt_lua_check_tensor_list(lua_State *L, int idx, yt_tensor **out, int max);
+
+/* Adds methods to tensors from another binding file (names starting with "__" become metamethods). */
+void yt_lua_add_tensor_methods(lua_State *L, const luaL_Reg *fns);
+
+#define YT_LUA_MODULE(name) void yt_lua_open_##name(lua_State *L, int module_index);
+#include "lua/modules.def"
+#undef YT_LUA_MODULE
+
+/* Builds the yolotrain.core module table and leaves it on the stack. */
+int yt_lua_open_core(lua_State *L);
+
+#endif

@@ -1,0 +1,99 @@
+#include "ops/activation.h"
+
+#include <math.h>
+
+#include "core/autograd.h"
+#include "core/error.h"
+
+void yt_silu_forward(const float *x, float *y, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void yt_silu_backward(const float *x, const float *gy, float *gx, size_t n)
+{
+    /* silu'(x) = s(x) * (1 + x * (1 - s(x))) */
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (size_t i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + expf(-x[i]));
+        gx[i] += gy[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+void yt_sigmoid_forward(const float *x, float *y, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+void yt_sigmoid_backward(const float *y, const float *gy, float *gx, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (size_t i = 0; i < n; i++) gx[i] += gy[i] * y[i] * (1.0f - y[i]);
+}
+
+static int silu_backward(yt_node *node)
+{
+    yt_tensor *x = node->saved[0], *gy = yt_node_grad_out(node, 0);
+    if (!gy) return -1;
+    float *gx = yt_grad_accum(node->in[0]);
+    if (gx) yt_silu_backward(yt_f32(x), yt_f32(gy), gx, (size_t)yt_numel(x));
+    return 0;
+}
+
+yt_tensor *yt_silu(yt_tensor *x)
+{
+    if (yt_check(x, "silu", YT_F32, -1) < 0) return NULL;
+    yt_tensor *xc = yt_contiguous(x);
+    if (!xc) return NULL;
+    yt_tensor *y = yt_tensor_empty_like(xc);
+    if (y) {
+        yt_silu_forward(yt_f32(xc), yt_f32(y), (size_t)yt_numel(xc));
+        if (yt_needs_grad(1, &xc)) {
+            yt_node *node = yt_node_new("silu", silu_backward, 1, &xc);
+            if (node) {
+                yt_node_save(node, xc);
+                yt_node_add_output(node, y);
+            } else {
+                yt_tensor_release(y);
+                y = NULL;
+            }
+        }
+    }
+    yt_tensor_release(xc);
+    return y;
+}
+
+static int sigmoid_backward(yt_node *node)
+{
+    yt_tensor *y = node->saved[0], *gy = yt_node_grad_out(node, 0);
+    if (!gy) return -1;
+    float *gx = yt_grad_accum(node->in[0]);
+    if (gx) yt_sigmoid_backward(yt_f32(y), yt_f32(gy), gx, (size_t)yt_numel(y));
+    return 0;
+}
+
+yt_tensor *yt_sigmoid(yt_tensor *x)
+{
+    if (yt_check(x, "sigmoid", YT_F32, -1) < 0) return NULL;
+    yt_tensor *xc = yt_contiguous(x);
+    if (!xc) return NULL;
+    yt_tensor *y = yt_tensor_empty_like(xc);
+    if (y) {
+        yt_sigmoid_forward(yt_f32(xc), yt_f32(y), (size_t)yt_numel(xc));
+        if (yt_needs_grad(1, &xc)) {
+            yt_node *node = yt_node_new("sigmoid", sigmoid_backward, 1, &xc);
+            if (node) {
+                /* saving the output is a reference cycle-free: the node holds y, y points back weakly */
+                yt_node_save(node, y);
+                yt_node_add_output(node, y);
+            } else {
+                yt_tensor_release(y);
+                y = NULL;
+            }
+        }
+    }
+    yt_tensor_release(xc);
+    return y;
+}

@@ -1,0 +1,145 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+int tu_passed, tu_failed;
+
+int tu_finish(void)
+{
+    printf("%d passed, %d failed\n", tu_passed, tu_failed);
+    return tu_failed ? 1 : 0;
+}
+
+static unsigned long long rng_state = 0x853c49e6748fea9bULL;
+
+void tu_seed(unsigned long long seed) { rng_state = seed * 6364136223846793005ULL + 1442695040888963407ULL; }
+
+float tu_uniform(float lo, float hi)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    unsigned long long x = rng_state * 2685821657736338717ULL;
+    return lo + (hi - lo) * (float)((x >> 40) / (double)(1ULL << 24));
+}
+
+yt_tensor *tu_rand(int ndim, const int64_t *shape, float lo, float hi)
+{
+    yt_tensor *t = yt_tensor_empty(YT_F32, ndim, shape);
+    float *p = yt_f32(t);
+    for (int64_t i = 0; i < yt_numel(t); i++) p[i] = tu_uniform(lo, hi);
+    return t;
+}
+
+static double weighted_sum(yt_tensor *y, const float *r)
+{
+    yt_tensor *c = yt_tensor_clone(y);
+    double s = 0;
+    const float *p = yt_f32(c);
+    for (int64_t i = 0; i < yt_numel(c); i++) s += (double)p[i] * r[i];
+    yt_tensor_release(c);
+    return s;
+}
+
+int tu_gradcheck(const char *name, tu_fn f, int n, yt_tensor **inputs, void *userdata, float eps, float atol,
+                 float rtol)
+{
+    yt_tensor *y = f(inputs, userdata);
+    if (!y) {
+        tu_failed++;
+        fprintf(stderr, "gradcheck %s: forward failed: %s\n", name, yt_last_error());
+        return 0;
+    }
+    int64_t ny = yt_numel(y);
+    float *r = malloc((size_t)ny * sizeof *r);
+    for (int64_t i = 0; i < ny; i++) r[i] = tu_uniform(-1, 1);
+    for (int k = 0; k < n; k++) {
+        if (inputs[k] && inputs[k]->grad) {
+            yt_tensor_release(inputs[k]->grad);
+            inputs[k]->grad = NULL;
+        }
+    }
+    yt_tensor *g = yt_tensor_from_data(YT_F32, y->ndim, y->shape, r);
+    if (yt_backward(1, &y, &g) < 0) {
+        tu_failed++;
+        fprintf(stderr, "gradcheck %s: backward failed: %s\n", name, yt_last_error());
+        yt_tensor_release(g);
+        yt_tensor_release(y);
+        free(r);
+        return 0;
+    }
+    yt_tensor_release(g);
+    yt_tensor_release(y);
+    int ok = 1;
+    int was = yt_set_grad_enabled(0);
+    for (int k = 0; k < n && ok; k++) {
+        yt_tensor *x = inputs[k];
+        if (!x || !x->requires_grad) continue;
+        if (!x->grad) {
+            fprintf(stderr, "gradcheck %s: input %d got no gradient\n", name, k);
+            ok = 0;
+            break;
+        }
+        float *xp = yt_f32(x);
+        const float *gp = yt_f32(x->grad);
+        for (int64_t i = 0; i < yt_numel(x); i++) {
+            float old = xp[i];
+            xp[i] = old + eps;
+            yt_tensor *yp = f(inputs, userdata);
+            double sp = weighted_sum(yp, r);
+            yt_tensor_release(yp);
+            xp[i] = old - eps;
+            yt_tensor *ym = f(inputs, userdata);
+            double sm = weighted_sum(ym, r);
+            yt_tensor_release(ym);
+            xp[i] = old;
+            double numeric = (sp - sm) / (2.0 * eps);
+            double analytic = gp[i];
+            if (!(fabs(analytic - numeric) <= atol + rtol * fabs(numeric))) {
+                fprintf(stderr, "gradcheck %s: input %d element %lld: analytic %.7g numeric %.7g\n", name, k,
+                        (long long)i, analytic, numeric);
+                ok = 0;
+                break;
+            }
+        }
+    }
+    yt_set_grad_enabled(was);
+    free(r);
+    if (ok) tu_passed++;
+    else tu_failed++;
+    return ok;
+}
+
+double tu_max_abs_diff(const yt_tensor *a, const yt_tensor *b)
+{
+    if (yt_numel(a) != yt_numel(b)) return -1;
+    const float *pa = yt_f32(a), *pb = yt_f32(b);
+    double m = 0;
+    for (int64_t i = 0; i < yt_numel(a); i++) {
+        double d = fabs((double)pa[i] - pb[i]);
+        if (d > m || d != d) m = d;
+    }
+    return m;
+}
+
+double tu_max_abs(const yt_tensor *a)
+{
+    const float *p = yt_f32(a);
+    double m = 0;
+    for (int64_t i = 0; i < yt_numel(a); i++)
+        if (fabs(p[i]) > m) m = fabs(p[i]);
+    return m;
+}
+
+double tu_rel_l2(const yt_tensor *a, const yt_tensor *b)
+{
+    const float *pa = yt_f32(a), *pb = yt_f32(b);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < yt_numel(a); i++) {
+        double d = (double)pa[i] - pb[i];
+        num += d * d;
+        den += (double)pb[i] * pb[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}

@@ -1,0 +1,50 @@
+/* Tiny test harness for the ctest programs: CHECK macros, a finite-difference gradient checker, fixtures. */
+#ifndef YT_TESTUTIL_H
+#define YT_TESTUTIL_H
+
+#include <stdio.h>
+
+#include "core/autograd.h"
+#include "core/error.h"
+#include "core/tensor.h"
+
+extern int tu_passed, tu_failed;
+
+#define CHECK(cond, ...)                                                                  \
+    do {                                                                                  \
+        if (cond) {                                                                       \
+            tu_passed++;                                                                  \
+        } else {                                                                          \
+            tu_failed++;                                                                  \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);      \
+            fprintf(stderr, __VA_ARGS__);                                                 \
+            fprintf(stderr, "\n");                                                        \
+        }                                                                                 \
+    } while (0)
+
+#define CHECK_CLOSE(a, b, tol)                                                                        \
+    CHECK(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.9g, %s = %.9g, tolerance %.3g", #a, (double)(a), \
+          #b, (double)(b), (double)(tol))
+
+/* Prints "N passed, N failed" and returns the exit code. */
+int tu_finish(void);
+
+/* Deterministic uniform numbers in [lo, hi). */
+void tu_seed(unsigned long long seed);
+float tu_uniform(float lo, float hi);
+yt_tensor *tu_rand(int ndim, const int64_t *shape, float lo, float hi);
+
+/* Finite-difference gradient check of f at the given F32 inputs (those with requires_grad set are checked).
+ * The scalar checked is sum(f(inputs) * R) for a fixed random R. Central differences in float32 with step eps;
+ * passes when |analytic - numeric| <= atol + rtol * |numeric| for every element. Returns 1 on pass. */
+typedef yt_tensor *(*tu_fn)(yt_tensor **inputs, void *userdata);
+int tu_gradcheck(const char *name, tu_fn f, int n, yt_tensor **inputs, void *userdata, float eps, float atol,
+                 float rtol);
+
+/* Max |a-b| over two F32 tensors of the same element count (contiguous); -1 when the counts differ. */
+double tu_max_abs_diff(const yt_tensor *a, const yt_tensor *b);
+double tu_max_abs(const yt_tensor *a);
+/* sqrt(sum (a-b)^2) / sqrt(sum b^2) */
+double tu_rel_l2(const yt_tensor *a, const yt_tensor *b);
+
+#endif
