@@ -267,6 +267,54 @@ yt_tensor *yt_tensor_clone(const yt_tensor *t)
     return c;
 }
 
+static double load_as_double(const void *base, yt_dtype dt, int64_t i)
+{
+    switch (dt) {
+    case YT_F32: return ((const float *)base)[i];
+    case YT_F64: return ((const double *)base)[i];
+    case YT_I64: return (double)((const int64_t *)base)[i];
+    case YT_U8: return ((const uint8_t *)base)[i];
+    default: return 0;
+    }
+}
+
+yt_tensor *yt_tensor_to(const yt_tensor *t, yt_dtype dt, double scale)
+{
+    if (yt_tensor_is_released(t)) {
+        yt_error("attempt to use a released tensor");
+        return NULL;
+    }
+    yt_tensor *src = yt_is_contiguous(t) ? NULL : yt_tensor_clone(t);
+    const yt_tensor *s = src ? src : t;
+    yt_tensor *out = yt_tensor_empty(dt, t->ndim, t->shape);
+    if (!out) {
+        yt_tensor_release(src);
+        return NULL;
+    }
+    int64_t n = yt_numel(t);
+    const void *in = yt_data(s);
+    void *o = yt_data(out);
+    if (s->dtype == YT_U8 && dt == YT_F32) { /* the image path: keep it fast */
+        const uint8_t *p = in;
+        float *q = o, f = (float)scale;
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (int64_t i = 0; i < n; i++) q[i] = (float)p[i] * f;
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            double v = load_as_double(in, s->dtype, i) * scale;
+            switch (dt) {
+            case YT_F32: ((float *)o)[i] = (float)v; break;
+            case YT_F64: ((double *)o)[i] = v; break;
+            case YT_I64: ((int64_t *)o)[i] = (int64_t)v; break;
+            case YT_U8: ((uint8_t *)o)[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); break;
+            default: break;
+            }
+        }
+    }
+    yt_tensor_release(src);
+    return out;
+}
+
 void yt_tensor_retain(yt_tensor *t)
 {
     if (t) t->refcount++;

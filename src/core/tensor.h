@@ -53,6 +53,8 @@ yt_tensor *yt_tensor_empty_like(const yt_tensor *t);
 yt_tensor *yt_tensor_zeros_like(const yt_tensor *t);
 /* Deep copy into a new contiguous tensor (no autograd). */
 yt_tensor *yt_tensor_clone(const yt_tensor *t);
+/* Converts to another dtype (contiguous copy), multiplying by scale on the way (e.g. uint8 images / 255). */
+yt_tensor *yt_tensor_to(const yt_tensor *t, yt_dtype dt, double scale);
 /* Copies src into dst elementwise (same shape and dtype; either may be strided). No autograd. */
 int yt_tensor_copy_(yt_tensor *dst, const yt_tensor *src);
 

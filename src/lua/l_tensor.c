@@ -452,6 +452,36 @@ static int m_detach(lua_State *L)
     return 1;
 }
 
+/* t:to(dtype[, scale]), t:float([scale]) */
+static int m_to(lua_State *L)
+{
+    yt_tensor *t = yt_lua_check_tensor(L, 1);
+    int dt = yt_dtype_from_name(luaL_checkstring(L, 2));
+    if (dt < 0) return luaL_argerror(L, 2, "unknown dtype (use float32, float64, int64 or uint8)");
+    yt_lua_push_tensor(L, yt_tensor_to(t, (yt_dtype)dt, luaL_optnumber(L, 3, 1.0)));
+    return 1;
+}
+
+static int m_float(lua_State *L)
+{
+    yt_tensor *t = yt_lua_check_tensor(L, 1);
+    yt_lua_push_tensor(L, yt_tensor_to(t, YT_F32, luaL_optnumber(L, 2, 1.0)));
+    return 1;
+}
+
+static int l_get_rng_state(lua_State *L)
+{
+    lua_pushfstring(L, "%I", (lua_Integer)rng_state);
+    return 1;
+}
+
+static int l_set_rng_state(lua_State *L)
+{
+    const char *s = luaL_checkstring(L, 1);
+    rng_state = strtoull(s, NULL, 10);
+    return 0;
+}
+
 static int m_contiguous(lua_State *L)
 {
     yt_lua_push_tensor(L, yt_contiguous(yt_lua_check_tensor(L, 1)));
@@ -784,7 +814,7 @@ static const luaL_Reg tensor_methods[] = {
     {"reshape", m_reshape}, {"view", m_reshape}, {"narrow", m_narrow}, {"permute", m_permute},
     {"copy_", m_copy_}, {"fill_", m_fill_}, {"zero_grad", m_zero_grad}, {"backward", m_backward},
     {"requires_grad_", m_requires_grad_}, {"get", m_get}, {"set", m_set}, {"free", m_close},
-    {"data_ptr", m_data_ptr}, {NULL, NULL},
+    {"data_ptr", m_data_ptr}, {"to", m_to}, {"float", m_float}, {NULL, NULL},
 };
 
 static const luaL_Reg tensor_meta[] = {
@@ -797,7 +827,8 @@ static const luaL_Reg functions[] = {
     {"randn", l_randn}, {"tensor", l_tensor}, {"manual_seed", l_manual_seed}, {"backward", l_backward},
     {"set_grad_enabled", l_set_grad_enabled}, {"is_grad_enabled", l_is_grad_enabled},
     {"scope_begin", l_scope_begin}, {"scope_end", l_scope_end}, {"tape_clear", l_tape_clear},
-    {"tape_length", l_tape_length}, {"memory", l_memory}, {"is_tensor", l_is_tensor}, {NULL, NULL},
+    {"tape_length", l_tape_length}, {"memory", l_memory}, {"is_tensor", l_is_tensor}, {"to_float", m_float},
+    {"get_rng_state", l_get_rng_state}, {"set_rng_state", l_set_rng_state}, {NULL, NULL},
 };
 
 void yt_lua_open_tensor(lua_State *L, int module_index)

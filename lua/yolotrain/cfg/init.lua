@@ -1,0 +1,168 @@
+-- Training arguments: defaults, validation of overrides (as Ultralytics' get_cfg), and the command-line
+-- grammar (key=value, `a = b` spacing, true/false/none, numbers, lists; a bare boolean key means true).
+local defaults = require("yolotrain.cfg.default")
+
+local cfg = { NONE = defaults.NONE, defaults = defaults }
+
+local TASKS = { detect = true }
+local MODES = { train = true, val = true, predict = true }
+cfg.TASKS, cfg.MODES = TASKS, MODES
+
+local function levenshtein(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = (a:byte(i) == b:byte(j)) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- Up to three valid keys close to `key` (similarity >= 0.6), formatted as key=default.
+function cfg.similar_keys(key)
+  local scored = {}
+  for _, k in ipairs(defaults.order) do
+    local ratio = 1 - levenshtein(key, k) / math.max(#key, #k)
+    if ratio >= 0.6 then scored[#scored + 1] = { k, ratio } end
+  end
+  table.sort(scored, function(x, y) return x[2] > y[2] end)
+  local out = {}
+  for i = 1, math.min(3, #scored) do
+    out[i] = scored[i][1] .. "=" .. tostring(defaults.values[scored[i][1]])
+  end
+  return out
+end
+
+local function unknown_key_error(key, level)
+  local sim = cfg.similar_keys(key)
+  local hint = #sim > 0 and (" Similar arguments are i.e. " .. table.concat(sim, ", ") .. ".") or ""
+  error(string.format("'%s' is not a valid yolotrain argument.%s", key, hint), level or 3)
+end
+
+local function is_int(v) return math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v) and v == v) end
+
+-- Checks the type of one argument; returns the (possibly normalised) value or raises naming the key.
+function cfg.check_value(k, v, level)
+  level = level or 3
+  local kind = defaults.kinds[k]
+  if kind == nil then unknown_key_error(k, level + 1) end
+  if v == nil or v == defaults.NONE then return nil end
+  local function bad(expect, example)
+    error(string.format("'%s=%s' is of invalid type %s. Valid '%s' types are %s (i.e. '%s=%s')", k, tostring(v),
+      type(v), k, expect, k, example), level)
+  end
+  if kind == "float" then
+    if type(v) ~= "number" then bad("int (i.e. '" .. k .. "=0') or float", "0.5") end
+  elseif kind == "fraction" then
+    if type(v) ~= "number" then bad("float", "0.5") end
+    if v < 0 or v > 1 then
+      error(string.format("'%s=%s' is an invalid value. Valid '%s' values are between 0.0 and 1.0.", k, tostring(v), k),
+        level)
+    end
+  elseif kind == "int" then
+    if type(v) ~= "number" or not is_int(v) then bad("int", "0") end
+    v = math.tointeger(v) or v
+  elseif kind == "bool" then
+    if type(v) ~= "boolean" then bad("bool", "True") end
+  elseif kind == "str" then
+    if type(v) ~= "string" then bad("str", "value") end
+  end
+  return v
+end
+
+-- get_cfg: defaults overlaid with overrides (a table), each checked. Returns a plain table.
+function cfg.get_cfg(overrides, base)
+  local args = {}
+  for k, v in pairs(base or defaults.copy()) do args[k] = v end
+  if overrides ~= nil and type(overrides) ~= "table" then
+    error("overrides must be a table of key = value", 2)
+  end
+  for k, v in pairs(overrides or {}) do
+    if type(k) ~= "string" then error("overrides: keys must be strings, got " .. tostring(k), 2) end
+    args[k] = cfg.check_value(k, v, 3)
+  end
+  -- Ultralytics treats name/project/model given as numbers as strings
+  for _, k in ipairs({ "project", "name" }) do
+    if type(args[k]) == "number" then args[k] = tostring(args[k]) end
+  end
+  return args
+end
+
+-- ---- command-line values ----
+
+-- "none" -> nil (cfg.NONE), "true"/"false" -> booleans, numbers, [lists], otherwise the string.
+function cfg.smart_value(s)
+  local low = s:lower()
+  if low == "none" then return defaults.NONE end
+  if low == "true" then return true end
+  if low == "false" then return false end
+  local n = math.tointeger(tonumber(s)) or tonumber(s)
+  if n ~= nil and s:match("^%s*[-+]?[%d.]") then return n end
+  local inner = s:match("^%[(.*)%]$") or s:match("^%((.*)%)$")
+  if inner then
+    local list = {}
+    for item in (inner .. ","):gmatch("%s*([^,]*),") do
+      if item ~= "" then list[#list + 1] = cfg.smart_value((item:gsub("^['\"]", ""):gsub("['\"]%s*$", ""))) end
+    end
+    return list
+  end
+  return (s:gsub("^['\"](.*)['\"]$", "%1"))
+end
+
+-- Joins `a = b`, `a= b`, `a =b` into `a=b`.
+function cfg.merge_equals_args(args)
+  local out = {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "=" and #out > 0 and i < #args then
+      out[#out] = out[#out] .. "=" .. args[i + 1]
+      i = i + 2
+    elseif a:sub(-1) == "=" and #a > 1 and i < #args and not args[i + 1]:find("=") then
+      out[#out + 1] = a .. args[i + 1]
+      i = i + 2
+    elseif a:sub(1, 1) == "=" and #a > 1 and #out > 0 then
+      out[#out] = out[#out] .. a
+      i = i + 1
+    else
+      out[#out + 1] = a
+      i = i + 1
+    end
+  end
+  return out
+end
+
+-- Parses command-line words into task, mode and a table of checked overrides.
+function cfg.parse_args(words)
+  local merged = cfg.merge_equals_args(words)
+  local overrides, task, mode = {}, nil, nil
+  for _, w in ipairs(merged) do
+    local k, v = w:match("^([^=]+)=(.*)$")
+    if k then
+      k = k:gsub("^%-%-", ""):gsub("%s+$", "")
+      if v == "" then error(string.format("missing '%s' value", k), 0) end
+      if defaults.kinds[k] == nil then unknown_key_error(k, 0) end
+      overrides[k] = cfg.smart_value(v)
+    elseif TASKS[w] then
+      task = w
+    elseif MODES[w] then
+      mode = w
+    elseif defaults.kinds[w] == "bool" then
+      overrides[w] = true
+    else
+      unknown_key_error(w, 0)
+    end
+  end
+  for k, v in pairs(overrides) do
+    local ok, err = pcall(cfg.check_value, k, v, 1)
+    if not ok then error(err, 0) end
+    if v == defaults.NONE then overrides[k] = nil end
+  end
+  return task, mode, overrides
+end
+
+return cfg

@@ -1,0 +1,729 @@
+-- Engine_Trainer: the training lifecycle of Ultralytics 8.2's BaseTrainer, in Lua, for recipes to subclass.
+--
+--   local Custom, Base = detect.Detection_Trainer:extend("Custom")
+--   function Custom:build_model(cfg, weights) ... end
+--   local t = Custom{ overrides = { data = "...", model = "yolov8n.yaml", epochs = 3 } }
+--   t:add_callback("on_train_epoch_end", function(trainer) print(trainer.last) end)
+--   t:DDP_or_normally_train()
+--
+-- Differences from Ultralytics, on purpose: checkpoints are safetensors written atomically and hold both the
+-- EMA weights (the usable model) and the raw training weights, optimizer state and pending accumulated
+-- gradients, so an interrupted run resumes to bitwise the same result; the three events Ultralytics defines but
+-- never fires (optimizer_step, on_before_zero_grad, on_params_update) fire here.
+local yt = require("yolotrain.core")
+local class = require("yolotrain.class")
+local cfgmod = require("yolotrain.cfg")
+local callbacks = require("yolotrain.utils.callbacks")
+local utils = require("yolotrain.utils")
+local torch_utils = require("yolotrain.utils.torch_utils")
+local cjson = require("cjson")
+
+local Engine_Trainer = class.Object:extend("Engine_Trainer")
+callbacks.mixin(Engine_Trainer)
+
+local CHECKPOINT_FORMAT = "yolotrain-checkpoint-1"
+
+local function log(...)
+  io.stdout:write(string.format(...), "\n")
+  io.stdout:flush()
+end
+
+-- ---- construction ----
+
+-- Engine_Trainer{ cfg = , overrides = , _callbacks = } or Engine_Trainer(cfg, overrides, _callbacks)
+function Engine_Trainer:init(cfg, overrides, _callbacks)
+  if type(cfg) == "table" and overrides == nil and (cfg.overrides ~= nil or cfg.cfg ~= nil or next(cfg) == nil) then
+    cfg, overrides, _callbacks = cfg.cfg, cfg.overrides, cfg._callbacks
+  end
+  if type(cfg) == "string" then cfg = yt.load_yaml(cfg) end
+  local base = cfgmod.get_cfg(cfg or {})
+  self.args = cfgmod.get_cfg(overrides or {}, base)
+  self.callbacks = _callbacks or callbacks.get_default_callbacks()
+  self.rank = tonumber(os.getenv("OMPI_COMM_WORLD_RANK") or os.getenv("RANK") or "-1") or -1
+  self.world_size = tonumber(os.getenv("OMPI_COMM_WORLD_SIZE") or os.getenv("WORLD_SIZE") or "1") or 1
+  if self.world_size <= 1 then self.rank = -1 end
+  self:check_resume(overrides or {})
+  self.validator, self.metrics, self.plots = nil, nil, {}
+  torch_utils.init_seeds(self.args.seed + 1 + math.max(self.rank, -1))
+
+  self.save_dir = self:get_save_dir()
+  self.args.name = utils.basename(self.save_dir)
+  self.wdir = utils.join(self.save_dir, "weights")
+  if self:is_main() then
+    utils.mkdir_p(self.wdir)
+    self.args.save_dir = self.save_dir
+    self:save_args()
+  end
+  self.last = utils.join(self.wdir, "last.safetensors")
+  self.best = utils.join(self.wdir, "best.safetensors")
+  self.save_period = self.args.save_period
+  self.batch_size = self.args.batch
+  self.epochs = self.args.epochs
+  self.start_epoch = 0
+  self.model = self.args.model
+  self.data = self:get_dataset()
+  self.trainset, self.testset = self.data.train, self.data.val or self.data.test
+  self.ema = nil
+  self.lf = nil
+  self.best_fitness, self.fitness = nil, nil
+  self.loss, self.tloss, self.loss_items = nil, nil, nil
+  self.loss_names = { "Loss" }
+  self.csv = utils.join(self.save_dir, "results.csv")
+  self.plot_idx = { 0, 1, 2 }
+  self.stop = false
+end
+
+function Engine_Trainer:is_main() return self.rank == -1 or self.rank == 0 end
+
+function Engine_Trainer:get_save_dir()
+  if self.args.save_dir and self.args.resume then return self.args.save_dir end
+  local project = self.args.project or utils.join("runs", self.args.task or "detect")
+  local name = self.args.name or self.args.mode or "train"
+  return utils.increment_path(utils.join(project, name), self.args.exist_ok or self.args.resume)
+end
+
+function Engine_Trainer:save_args()
+  local ordered = {}
+  for _, k in ipairs(cfgmod.defaults.order) do
+    local v = self.args[k]
+    ordered[#ordered + 1] = { k, v == nil and cfgmod.NONE or v }
+  end
+  ordered[#ordered + 1] = { "save_dir", self.args.save_dir }
+  utils.atomic_write(utils.join(self.save_dir, "args.yaml"), yt.dump_yaml(ordered))
+end
+
+-- The dataset dictionary (data.yaml resolved). Detection_Trainer reads YOLO datasets.
+function Engine_Trainer:get_dataset()
+  error("Engine_Trainer:get_dataset must be provided by a task trainer (Detection_Trainer)", 2)
+end
+
+-- ---- model ----
+
+-- Loads or builds self.model; returns the checkpoint table when model= is a yolotrain checkpoint.
+function Engine_Trainer:setup_model()
+  if type(self.model) == "table" and self.model.named_parameters then return nil end
+  local cfg, weights, ckpt = self.model, nil, nil
+  if type(cfg) == "string" and cfg:match("%.safetensors$") then
+    ckpt = self:load_checkpoint(cfg)
+    if not ckpt.meta.yaml then
+      error(string.format("model=%s is a plain state dict without an architecture: give model=<model.yaml> " ..
+        "pretrained=%s", cfg, cfg), 0)
+    end
+    cfg = cjson.decode(ckpt.meta.yaml)
+    weights = ckpt
+  elseif type(self.args.pretrained) == "string" then
+    weights = self.args.pretrained
+  end
+  self.model = self:get_model(cfg, weights, self.rank == -1 and self.args.verbose)
+  return ckpt
+end
+
+-- Ultralytics' name; calls build_model so overriding either works.
+function Engine_Trainer:get_model(cfg, weights, verbose)
+  return self:build_model(cfg, weights, verbose)
+end
+
+function Engine_Trainer:build_model(cfg, weights, verbose)
+  error("build_model(cfg, weights) must be provided by a task trainer (Detection_Trainer)", 2)
+end
+
+function Engine_Trainer:set_model_attributes() end
+
+-- ---- data ----
+
+function Engine_Trainer:get_dataloader(dataset_path, batch_size, rank, mode)
+  error("get_dataloader must be provided by a task trainer (Detection_Trainer)", 2)
+end
+
+function Engine_Trainer:build_dataset(img_path, mode, batch)
+  error("build_dataset must be provided by a task trainer (Detection_Trainer)", 2)
+end
+
+function Engine_Trainer:preprocess_batch(batch) return batch end
+
+function Engine_Trainer:get_validator()
+  error("get_validator must be provided by a task trainer (Detection_Trainer)", 2)
+end
+
+function Engine_Trainer:label_loss_items(loss_items, prefix)
+  prefix = prefix or "train"
+  if loss_items == nil then return { prefix .. "/loss" } end
+  return { [prefix .. "/loss"] = loss_items[1] }
+end
+
+function Engine_Trainer:progress_string() return "" end
+function Engine_Trainer:plot_training_samples(batch, ni) end
+function Engine_Trainer:plot_training_labels() end
+function Engine_Trainer:plot_metrics() end
+
+-- ---- optimizer and schedule ----
+
+-- Ultralytics' three parameter groups: 0 biases (no decay), 1 other weights (decay), 2 BatchNorm weights.
+function Engine_Trainer:build_optimizer(model, name, lr, momentum, decay, iterations)
+  name, lr, momentum, decay, iterations = name or "auto", lr or 0.001, momentum or 0.9, decay or 1e-5, iterations or 1e5
+  if name == "auto" then
+    log("optimizer: 'optimizer=auto' found, ignoring 'lr0=%s' and 'momentum=%s' and determining best " ..
+      "'optimizer', 'lr0' and 'momentum' automatically... ", tostring(self.args.lr0), tostring(self.args.momentum))
+    local nc = model.nc or 10
+    local lr_fit = math.floor(0.002 * 5 / (4 + nc) * 1e6 + 0.5) / 1e6
+    if iterations > 10000 then
+      name, lr, momentum = "SGD", 0.01, 0.9
+    else
+      name, lr, momentum = "AdamW", lr_fit, 0.9
+    end
+    self.args.warmup_bias_lr = 0.0
+  end
+  local modules = require("yolotrain.nn.modules")
+  local g_bias, g_weight, g_bn = {}, {}, {}
+  for _, e in ipairs(model:named_modules()) do
+    local mname, m = e[1], e[2]
+    for _, pname in ipairs(m._param_names) do
+      local full = mname ~= "" and (mname .. "." .. pname) or pname
+      local p = m._params[pname]
+      if full:find("bias", 1, true) then
+        g_bias[#g_bias + 1] = p
+      elseif class.is_instance(m, modules.BatchNorm2d) then
+        g_bn[#g_bn + 1] = p
+      else
+        g_weight[#g_weight + 1] = p
+      end
+    end
+  end
+  local kind
+  if name == "Adam" or name == "AdamW" or name == "Adamax" or name == "NAdam" or name == "RAdam" then
+    kind = (name == "AdamW") and "AdamW" or "Adam"
+    if kind ~= name then log("WARNING: optimizer '%s' runs as Adam", name) end
+  elseif name == "SGD" then
+    kind = "SGD"
+  else
+    error(string.format("Optimizer '%s' not found in list of available optimizers [Adam, Adamax, AdamW, NAdam, " ..
+      "RAdam, SGD, auto].", tostring(name)), 0)
+  end
+  local function group(params, wd)
+    return { params = params, lr = lr, momentum = momentum, beta2 = 0.999, eps = 1e-8, weight_decay = wd,
+      nesterov = kind == "SGD" }
+  end
+  local optimizer = yt.optim.new(kind, { group(g_bias, 0.0), group(g_weight, decay), group(g_bn, 0.0) })
+  optimizer.name = kind
+  optimizer.initial_lr = { lr, lr, lr }
+  log("optimizer: %s(lr=%s, momentum=%s) with parameter groups %d weight(decay=0.0), %d weight(decay=%s), " ..
+    "%d bias(decay=0.0)", kind, tostring(lr), tostring(momentum), #g_bn, #g_weight, tostring(decay), #g_bias)
+  return optimizer
+end
+
+function Engine_Trainer:_setup_scheduler()
+  local epochs, lrf = self.epochs, self.args.lrf
+  if self.args.cos_lr then
+    self.lf = function(x) return ((1 - math.cos(x * math.pi / epochs)) / 2) * (lrf - 1) + 1 end
+  else
+    self.lf = function(x) return math.max(1 - x / epochs, 0) * (1.0 - lrf) + lrf end
+  end
+end
+
+-- The learning rate of every group at the start of an epoch (LambdaLR.step()).
+function Engine_Trainer:scheduler_step(epoch)
+  for j = 1, 3 do
+    self.optimizer:set_group(j, { lr = self.optimizer.initial_lr[j] * self.lf(epoch) })
+  end
+end
+
+local function interp(x, x0, x1, y0, y1)
+  if x <= x0 then return y0 end
+  if x >= x1 then return y1 end
+  return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+end
+
+-- numpy's round(): halves to even
+local function round_even(x)
+  local f = math.floor(x)
+  local d = x - f
+  if d > 0.5 or (d == 0.5 and f % 2 == 1) then return f + 1 end
+  return f
+end
+
+-- Warmup of iteration ni (ni <= nw): accumulate ramps to nbs/batch; the bias lr falls from warmup_bias_lr, the
+-- others rise from 0, towards lr0*lf(epoch); SGD's momentum rises from warmup_momentum.
+function Engine_Trainer:warmup(ni, nw, epoch)
+  local nbs_over_bs = self.args.nbs / self.batch_size
+  self.accumulate = math.max(1, math.floor(round_even(interp(ni, 0, nw, 1, nbs_over_bs))))
+  for j = 1, 3 do
+    local start = (j == 1) and self.args.warmup_bias_lr or 0.0
+    local upd = { lr = interp(ni, 0, nw, start, self.optimizer.initial_lr[j] * self.lf(epoch)) }
+    if self.optimizer.name == "SGD" then
+      upd.momentum = interp(ni, 0, nw, self.args.warmup_momentum, self.args.momentum)
+    end
+    self.optimizer:set_group(j, upd)
+  end
+end
+
+-- Clip the global gradient norm to 10, step, zero the gradients, update the EMA.
+function Engine_Trainer:optimizer_step()
+  local params = self.trainable_params
+  self.grad_norm = yt.clip_grad_norm(params, 10.0)
+  self.optimizer:step()
+  self:run_callbacks("optimizer_step")
+  self:run_callbacks("on_before_zero_grad")
+  self.optimizer:zero_grad()
+  if self.ema then self.ema:update(self.model) end
+  self:run_callbacks("on_params_update")
+end
+
+-- ---- setup ----
+
+function Engine_Trainer:_setup_train()
+  self:run_callbacks("on_pretrain_routine_start")
+  local ckpt = self:setup_model()
+  self:set_model_attributes()
+  torch_utils.freeze_layers(self.model, self.args.freeze, self:is_main() and function(s) log("%s", s) end or nil)
+  self.trainable_params = {}
+  for _, p in self.model:named_parameters() do
+    if p.requires_grad then self.trainable_params[#self.trainable_params + 1] = p end
+  end
+
+  local max_stride = 0
+  for _, s in ipairs(self.model.stride or { 32 }) do max_stride = math.max(max_stride, s) end
+  local gs = math.max(math.floor(max_stride), 32)
+  self.stride = gs
+  local imgsz = self.args.imgsz
+  if type(imgsz) == "table" then imgsz = imgsz[1] end
+  local fixed = math.max(math.ceil(imgsz / gs) * gs, gs)
+  if fixed ~= imgsz then
+    log("WARNING: imgsz=%s must be a multiple of max stride %d, updating to %d", tostring(imgsz), gs, fixed)
+  end
+  self.args.imgsz = fixed
+
+  local batch_size = self.batch_size // math.max(self.world_size, 1)
+  self.train_loader = self:get_dataloader(self.trainset, batch_size, self.rank, "train")
+  if self:is_main() then
+    self.test_loader = self:get_dataloader(self.testset, batch_size * 2, -1, "val")
+    self.validator = self:get_validator()
+    local keys = {}
+    for _, k in ipairs(self.validator.metrics.keys) do keys[#keys + 1] = k end
+    for _, k in ipairs(self:label_loss_items(nil, "val")) do keys[#keys + 1] = k end
+    self.metric_keys = keys
+    self.metrics = {}
+    for _, k in ipairs(keys) do self.metrics[k] = 0 end
+    self.ema = torch_utils.ModelEMA(self.model)
+    if self.args.plots then self:plot_training_labels() end
+  end
+  self.accumulate = math.max(round_even(self.args.nbs / self.batch_size), 1)
+  local weight_decay = self.args.weight_decay * self.batch_size * self.accumulate / self.args.nbs
+  local iterations = math.ceil(self.train_loader:dataset_size() / math.max(self.batch_size, self.args.nbs)) *
+    self.epochs
+  self.optimizer = self:build_optimizer(self.model, self.args.optimizer, self.args.lr0, self.args.momentum,
+    weight_decay, iterations)
+  self:_setup_scheduler()
+  self.stopper = require("yolotrain.utils.early_stopping")(self.args.patience)
+  self.stop = false
+  self:resume_training(ckpt)
+  self:run_callbacks("on_pretrain_routine_end")
+end
+
+-- ---- the loop ----
+
+function Engine_Trainer:_interactive_pause()
+  if not (yt.sys and yt.sys.interrupted and yt.sys.interrupted()) then return end
+  if not yt.sys.isatty(0) then
+    log("\nInterrupted: saving last and stopping.")
+    self.stop = true
+    self.interrupted = true
+    return
+  end
+  log("\nTraining paused at epoch %d. `trainer` is in scope: cont() resumes, stop() saves last and exits.",
+    self.epoch + 1)
+  local env = setmetatable({ trainer = self, yt = yt }, { __index = _G })
+  local action = yt.sys.repl(env, "yolotrain (paused)")
+  if action == "stop" or (yt.sys.interrupt_count and yt.sys.interrupt_count() > 1) then
+    self.stop = true
+    self.interrupted = true
+  end
+end
+
+function Engine_Trainer:_do_train()
+  self:_setup_train()
+  local nb = #self.train_loader
+  local nw = (self.args.warmup_epochs > 0) and math.max(round_even(self.args.warmup_epochs * nb), 100) or -1
+  self.last_opt_step = self.last_opt_step or -1
+  self.epoch_time = nil
+  self.epoch_time_start = yt.now()
+  self.train_time_start = yt.now()
+  self:run_callbacks("on_train_start")
+  if self:is_main() then
+    log("Image sizes %d train, %d val\nUsing %d dataloader workers\nLogging results to %s\n" ..
+      "Starting training for %s...", self.args.imgsz, self.args.imgsz, self.train_loader.num_workers or
+      self.args.workers, self.save_dir, self.args.time and (self.args.time .. " hours") or (self.epochs .. " epochs"))
+  end
+  if self.args.close_mosaic and self.args.close_mosaic > 0 then
+    local base = (self.epochs - self.args.close_mosaic) * nb
+    self.plot_idx[#self.plot_idx + 1] = base
+    self.plot_idx[#self.plot_idx + 1] = base + 1
+    self.plot_idx[#self.plot_idx + 1] = base + 2
+  end
+  local plot_at = {}
+  for _, v in ipairs(self.plot_idx) do plot_at[v] = true end
+  if yt.sys and yt.sys.install_interrupt_handler then yt.sys.install_interrupt_handler() end
+
+  local epoch = self.start_epoch
+  while true do
+    self.epoch = epoch
+    self:run_callbacks("on_train_epoch_start")
+    self:scheduler_step(epoch)
+    self.model:train()
+    self.train_loader:set_epoch(epoch)
+    if epoch == self.epochs - self.args.close_mosaic then self:_close_dataloader_mosaic() end
+    local pbar
+    if self:is_main() then
+      log("%s", self:progress_string())
+      pbar = require("yolotrain.utils.progress")(nb)
+    end
+    self.tloss = nil
+    local i = 0
+    for batch in self.train_loader:iter() do
+      self:run_callbacks("on_train_batch_start")
+      local ni = i + nb * epoch
+      if ni <= nw then self:warmup(ni, nw, epoch) end
+      self.ni = ni
+      yt.scope_begin()
+      local ok, err = xpcall(function()
+        batch = self:preprocess_batch(batch)
+        local loss, loss_items = self.model:loss(batch)
+        if self.world_size > 1 then loss = loss * self.world_size end
+        local items = loss_items:tolist()
+        for k, v in ipairs(items) do
+          if v ~= v or v == math.huge or v == -math.huge then
+            error(string.format("the loss is not finite (%s) at epoch %d, batch %d: stopping; %s is intact",
+              tostring(v), epoch + 1, i + 1, self.last), 0)
+          end
+        end
+        self.loss = loss:item()
+        loss:backward()
+        self.loss_items = items
+        if self.tloss == nil then
+          self.tloss = items
+        else
+          for k = 1, #items do self.tloss[k] = (self.tloss[k] * i + items[k]) / (i + 1) end
+        end
+        self.batch_instances = batch.cls:shape(1)
+        self.batch_imgsz = batch.img:shape(4)
+        if self.world_size > 1 and self.dist then self.dist:allreduce_grads(self) end
+        if ni - self.last_opt_step >= self.accumulate then
+          self:optimizer_step()
+          self.last_opt_step = ni
+          if self.args.time then
+            self.stop = (yt.now() - self.train_time_start) > self.args.time * 3600
+          end
+        end
+        if self:is_main() then
+          if pbar then pbar:update(self:progress_line(epoch)) end
+          self:run_callbacks("on_batch_end")
+          if self.args.plots and plot_at[ni] then self:plot_training_samples(batch, ni) end
+        end
+        self:run_callbacks("on_train_batch_end")
+      end, function(e)
+        if type(e) == "table" then return e end
+        return debug.traceback(tostring(e), 2)
+      end)
+      yt.scope_end()
+      if not ok then
+        if pbar then pbar:close() end
+        error(err, 0)
+      end
+      collectgarbage("step", 0)
+      i = i + 1
+      self:_interactive_pause()
+      if self.stop then break end
+    end
+    if pbar then pbar:close() end
+    self.lr = {}
+    for j = 1, 3 do self.lr["lr/pg" .. (j - 1)] = self.optimizer:get_group(j).lr end
+    self:run_callbacks("on_train_epoch_end")
+    if self:is_main() then
+      local final_epoch = epoch + 1 >= self.epochs
+      self.ema:update_attr(self.model, { "yaml", "nc", "args", "names", "stride" })
+      if self.args.val or final_epoch or self.stopper.possible_stop or self.stop then
+        self.metrics, self.fitness = self:validate()
+      end
+      local row = {}
+      local items = self:label_loss_items(self.tloss, "train")
+      for k, v in pairs(items) do row[k] = v end
+      for k, v in pairs(self.metrics or {}) do row[k] = v end
+      for k, v in pairs(self.lr) do row[k] = v end
+      self:save_metrics(row)
+      self.stop = self.stopper:check(epoch + 1, self.fitness) or final_epoch or self.stop
+      if self.args.time then
+        self.stop = self.stop or (yt.now() - self.train_time_start) > self.args.time * 3600
+      end
+      if self.args.save or final_epoch then
+        self:save_model()
+        self:run_callbacks("on_model_save")
+      end
+    end
+    local t = yt.now()
+    self.epoch_time = t - self.epoch_time_start
+    self.epoch_time_start = t
+    if self.args.time then
+      local mean_epoch_time = (t - self.train_time_start) / (epoch - self.start_epoch + 1)
+      self.epochs = math.ceil(self.args.time * 3600 / mean_epoch_time)
+      self.args.epochs = self.epochs
+      self:_setup_scheduler()
+      self.stop = self.stop or epoch >= self.epochs
+    end
+    self:run_callbacks("on_fit_epoch_end")
+    if self.world_size > 1 and self.dist then self.stop = self.dist:broadcast_stop(self.stop) end
+    if self.stop then break end
+    epoch = epoch + 1
+  end
+  if yt.sys and yt.sys.restore_interrupt_handler then yt.sys.restore_interrupt_handler() end
+  if self:is_main() then
+    log("\n%d epochs completed in %.3f hours.", epoch - self.start_epoch + 1, (yt.now() - self.train_time_start) / 3600)
+    if not self.interrupted then self:final_eval() end
+    if self.args.plots then self:plot_metrics() end
+    self:run_callbacks("on_train_end")
+  end
+  self:run_callbacks("teardown")
+end
+
+-- Trains in this process, or across ranks when launched under MPI (see yolotrain.engine.distributed).
+function Engine_Trainer:DDP_or_normally_train()
+  local ranks = self.args.ranks or 1
+  if ranks > 1 and self.world_size <= 1 then
+    local dist = require("yolotrain.engine.distributed")
+    return dist.relaunch(self, ranks)
+  end
+  if self.world_size > 1 then
+    local dist = require("yolotrain.engine.distributed")
+    self.dist = dist.init(self)
+  end
+  local ok, err = xpcall(function() self:_do_train() end, function(e)
+    if type(e) == "table" and e.callback_error then return e end
+    if type(e) == "table" then return e end
+    return debug.traceback(tostring(e), 2)
+  end)
+  if yt.sys and yt.sys.restore_interrupt_handler then yt.sys.restore_interrupt_handler() end
+  if self.dist then self.dist:finish(ok) end
+  if not ok then
+    if type(err) == "table" and err.callback_error then
+      error(err.message .. string.format("\ntraining stopped; the last checkpoint (%s) is intact", self.last), 0)
+    end
+    error(err, 0)
+  end
+  return self.metrics
+end
+
+function Engine_Trainer:train() return self:DDP_or_normally_train() end
+
+-- ---- validation, metrics ----
+
+function Engine_Trainer:validate()
+  local metrics = self.validator(self)
+  local fitness = metrics.fitness
+  metrics.fitness = nil
+  if fitness == nil then fitness = -(self.loss or 0) end
+  if self.best_fitness == nil or self.best_fitness < fitness then self.best_fitness = fitness end
+  return metrics, fitness
+end
+
+-- results.csv with Ultralytics' columns (no space padding).
+function Engine_Trainer:save_metrics(metrics)
+  local keys = {}
+  for _, k in ipairs(self:label_loss_items(nil, "train")) do keys[#keys + 1] = k end
+  for _, k in ipairs(self.metric_keys or {}) do keys[#keys + 1] = k end
+  for j = 0, 2 do keys[#keys + 1] = "lr/pg" .. j end
+  local header = "epoch," .. table.concat(keys, ",") .. "\n"
+  local vals = { tostring(self.epoch + 1) }
+  for _, k in ipairs(keys) do
+    local v = metrics[k]
+    vals[#vals + 1] = v == nil and "" or string.format("%.5g", v)
+  end
+  local existing = utils.read_file(self.csv)
+  if not existing or existing == "" then existing = header end
+  utils.atomic_write(self.csv, existing .. table.concat(vals, ",") .. "\n")
+end
+
+function Engine_Trainer:read_results_csv()
+  return utils.read_file(self.csv) or ""
+end
+
+function Engine_Trainer:final_eval()
+  for _, f in ipairs({ self.last, self.best }) do
+    if utils.exists(f) and f == self.best then
+      log("\nValidating %s...", f)
+      self.validator.args.plots = self.args.plots
+      self.metrics = self.validator(nil, f)
+      self.metrics.fitness = nil
+      self:run_callbacks("on_fit_epoch_end")
+    end
+  end
+end
+
+-- ---- checkpoints ----
+
+local function prefixed(prefix, list, out)
+  for _, e in ipairs(list) do out[prefix .. e[1]] = e[2] end
+end
+
+-- Writes last (always), best (when this epoch is the best) and epochN (save_period) atomically.
+function Engine_Trainer:save_model()
+  local tensors = {}
+  prefixed("model.", self.ema.ema:state_dict_list(), tensors)
+  prefixed("train_model.", self.model:state_dict_list(), tensors)
+  for name, t in pairs(self.optimizer:state_tensors()) do tensors["optimizer." .. name] = t end
+  -- gradients accumulated but not yet stepped carry over to the next epoch
+  for name, p in self.model:named_parameters() do
+    if p.grad then tensors["pending_grad." .. name] = p.grad end
+  end
+  local groups = {}
+  for j = 1, 3 do
+    local g = self.optimizer:get_group(j)
+    groups[j] = { lr = g.lr, momentum = g.momentum, weight_decay = g.weight_decay }
+  end
+  local args = {}
+  for k, v in pairs(self.args) do
+    if v ~= cfgmod.NONE then args[k] = v end
+  end
+  local meta = {
+    format = CHECKPOINT_FORMAT,
+    epoch = tostring(self.epoch),
+    epochs = tostring(self.epochs),
+    best_fitness = tostring(self.best_fitness or ""),
+    fitness = tostring(self.fitness or ""),
+    updates = tostring(self.ema.updates),
+    last_opt_step = tostring(self.last_opt_step),
+    accumulate = tostring(self.accumulate),
+    optimizer = self.optimizer.name,
+    optimizer_groups = cjson.encode(groups),
+    initial_lr = cjson.encode(self.optimizer.initial_lr),
+    train_args = cjson.encode(args),
+    train_metrics = cjson.encode(self.metrics or {}),
+    yaml = cjson.encode(self.model.yaml or {}),
+    names = cjson.encode(self:names_list()),
+    nc = tostring(self.model.nc or ""),
+    rng_state = tostring(yt.get_rng_state and yt.get_rng_state() or ""),
+    date = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    version = yt.version,
+  }
+  yt.save_safetensors(self.last, tensors, meta)
+  if self.best_fitness ~= nil and self.best_fitness == self.fitness then
+    utils.atomic_copy(self.last, self.best)
+  end
+  if self.save_period > 0 and (self.epoch + 1) % self.save_period == 0 then
+    utils.atomic_copy(self.last, utils.join(self.wdir, string.format("epoch%d.safetensors", self.epoch + 1)))
+  end
+end
+
+function Engine_Trainer:names_list()
+  local names = {}
+  local src = (self.data and self.data.names) or self.model.names or {}
+  local nc = self.model.nc or (self.data and self.data.nc) or 0
+  for i = 0, nc - 1 do names[i + 1] = src[i] or tostring(i) end
+  return names
+end
+
+-- Loads a checkpoint: { tensors = name -> tensor, meta = metadata }.
+function Engine_Trainer:load_checkpoint(path)
+  local tensors, meta = yt.load_safetensors(path)
+  return { tensors = tensors, meta = meta or {}, path = path }
+end
+
+local function strip(prefix, tensors)
+  local out = {}
+  for name, t in pairs(tensors) do
+    local rest = name:sub(1, #prefix) == prefix and name:sub(#prefix + 1)
+    if rest then out[rest] = t end
+  end
+  return out
+end
+Engine_Trainer.strip_prefix = strip
+
+-- Finds the newest last.safetensors under the project folder.
+local function newest_last(root)
+  local best, best_mtime
+  local function walk(dir, depth)
+    if depth > 4 then return end
+    for _, name in ipairs(yt.sys.listdir(dir) or {}) do
+      local p = utils.join(dir, name)
+      local st = yt.sys.stat(p)
+      if st and st.is_dir then
+        walk(p, depth + 1)
+      elseif st and name == "last.safetensors" and (not best_mtime or st.mtime > best_mtime) then
+        best, best_mtime = p, st.mtime
+      end
+    end
+  end
+  if utils.is_dir(root) then walk(root, 0) end
+  return best
+end
+
+-- resume=true (newest last under the project) or resume=<path>: the run's own arguments come back from the
+-- checkpoint; imgsz, batch, workers and ranks may be overridden.
+function Engine_Trainer:check_resume(overrides)
+  local resume = self.args.resume
+  if not resume then return end
+  local path = resume
+  if resume == true then
+    path = newest_last(self.args.project or utils.join("runs", self.args.task or "detect"))
+    if not path then error("resume=true: no last.safetensors found under " ..
+        (self.args.project or "runs/" .. (self.args.task or "detect")) .. " to resume from", 0) end
+  end
+  if type(path) ~= "string" or not utils.exists(path) then
+    error(string.format("resume=%s: checkpoint not found", tostring(resume)), 0)
+  end
+  local _, meta = yt.load_safetensors(path)
+  if not meta or meta.format ~= CHECKPOINT_FORMAT then
+    error(string.format("resume=%s: not a yolotrain training checkpoint", path), 0)
+  end
+  local ckpt_args = cjson.decode(meta.train_args)
+  local args = cfgmod.get_cfg({})
+  for k, v in pairs(ckpt_args) do
+    if cfgmod.defaults.kinds[k] then args[k] = v end
+  end
+  args.save_dir = ckpt_args.save_dir
+  for _, k in ipairs({ "imgsz", "batch", "workers", "ranks", "device" }) do
+    if overrides[k] ~= nil then args[k] = overrides[k] end
+  end
+  args.resume = true
+  args.model = path
+  self.args = args
+  self.resume_path = path
+end
+
+-- Restores optimizer, EMA, epoch, best fitness and the raw training weights from a checkpoint.
+function Engine_Trainer:resume_training(ckpt)
+  if not ckpt or not self.args.resume then return end
+  local meta, tensors = ckpt.meta, ckpt.tensors
+  local epoch = tonumber(meta.epoch) or -1
+  local start_epoch = epoch + 1
+  if start_epoch >= self.epochs then
+    error(string.format("%s training to %d epochs is finished, nothing to resume.\nStart a new training " ..
+      "without resuming, i.e. 'yolotrain train model=%s'", ckpt.path, self.epochs, ckpt.path), 0)
+  end
+  log("Resuming training %s from epoch %d to %d total epochs", ckpt.path, start_epoch + 1, self.epochs)
+  local train_sd = strip("train_model.", tensors)
+  if next(train_sd) then self.model:load_state_dict(train_sd) end
+  self.ema.ema:load_state_dict(strip("model.", tensors))
+  self.ema.updates = tonumber(meta.updates) or 0
+  self.optimizer:load_state_tensors(strip("optimizer.", tensors))
+  local groups = cjson.decode(meta.optimizer_groups or "[]")
+  for j, g in ipairs(groups) do self.optimizer:set_group(j, g) end
+  local grads = strip("pending_grad.", tensors)
+  for name, p in self.model:named_parameters() do
+    if grads[name] then p.grad = grads[name] end
+  end
+  self.best_fitness = tonumber(meta.best_fitness)
+  self.last_opt_step = tonumber(meta.last_opt_step) or -1
+  self.accumulate = tonumber(meta.accumulate) or self.accumulate
+  if meta.rng_state and meta.rng_state ~= "" and yt.set_rng_state then yt.set_rng_state(meta.rng_state) end
+  self.start_epoch = start_epoch
+  if start_epoch > self.epochs - self.args.close_mosaic then self:_close_dataloader_mosaic() end
+end
+
+function Engine_Trainer:_close_dataloader_mosaic()
+  if self.train_loader and self.train_loader.close_mosaic then
+    if self:is_main() then log("Closing dataloader mosaic") end
+    self.train_loader:close_mosaic()
+  end
+end
+
+function Engine_Trainer:progress_line(epoch) return "" end
+
+return Engine_Trainer

@@ -1,0 +1,368 @@
+-- The YOLOv8 building blocks, composed from core ops. Names of children and parameters equal Ultralytics'
+-- state-dict names (conv.weight, bn.running_var, cv1, cv2, m.0, ...), so its weights load unchanged.
+--
+-- A recipe defines its own layer the same way: extend Module, register parameters in init, implement forward,
+-- then modules.register("MyLayer", MyLayer, { channels = function(c1, args) ... end }) to use it in a YAML.
+local yt = require("yolotrain.core")
+local Module = require("yolotrain.nn.module")
+
+local M = { Module = Module }
+
+-- FLOP counting (thop's rules, used by info()): while `counter.active`, layers add their multiply-adds.
+local counter = { active = false, macs = 0, include_bn = true }
+M.flop_counter = counter
+
+local function uniform_(t, bound)
+  -- deterministic per-process init through yt.rand (seeded by yt.manual_seed)
+  local r = yt.rand(t:shape())
+  t:copy_(r * (2 * bound) - bound)
+  return t
+end
+
+-- ---- primitive layers ----
+
+local Conv2d = Module:extend("Conv2d")
+M.Conv2d = Conv2d
+
+-- Conv2d(c1, c2, k, s, p, bias): PyTorch's default init (uniform +-1/sqrt(fan_in)) for weight and bias.
+function Conv2d:init(c1, c2, k, s, p, bias)
+  Module.init(self)
+  k, s = k or 1, s or 1
+  p = p or (k // 2)
+  self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding = c1, c2, k, s, p
+  local bound = 1 / math.sqrt(c1 * k * k)
+  self:register_parameter("weight", uniform_(yt.empty({ c2, c1, k, k }), bound))
+  if bias then self:register_parameter("bias", uniform_(yt.empty({ c2 }), bound)) end
+end
+
+function Conv2d:forward(x)
+  local y = yt.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+  if counter.active then
+    counter.macs = counter.macs + y:numel() * self.in_channels * self.kernel_size * self.kernel_size
+  end
+  return y
+end
+
+local BatchNorm2d = Module:extend("BatchNorm2d")
+M.BatchNorm2d = BatchNorm2d
+
+-- Ultralytics sets eps 1e-3 and momentum 0.03 on every BatchNorm2d (initialize_weights).
+function BatchNorm2d:init(c, eps, momentum)
+  Module.init(self)
+  self.num_features, self.eps, self.momentum = c, eps or 1e-3, momentum or 0.03
+  self:register_parameter("weight", yt.ones({ c }))
+  self:register_parameter("bias", yt.zeros({ c }))
+  self:register_buffer("running_mean", yt.zeros({ c }))
+  self:register_buffer("running_var", yt.ones({ c }))
+  self:register_buffer("num_batches_tracked", yt.zeros({}, "int64"))
+end
+
+function BatchNorm2d:forward(x)
+  if self.training then
+    local n = self.num_batches_tracked
+    n:set(n:item() + 1)
+  end
+  if counter.active and counter.include_bn then counter.macs = counter.macs + 4 * x:numel() end
+  return yt.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, self.training,
+    self.momentum, self.eps)
+end
+
+local SiLU = Module:extend("SiLU")
+M.SiLU = SiLU
+function SiLU:forward(x) return yt.silu(x) end
+
+local Identity = Module:extend("Identity")
+M.Identity = Identity
+function Identity:forward(x) return x end
+
+local MaxPool2d = Module:extend("MaxPool2d")
+M.MaxPool2d = MaxPool2d
+function MaxPool2d:init(k, s, p)
+  Module.init(self)
+  self.kernel_size, self.stride, self.padding = k, s or k, p or 0
+end
+function MaxPool2d:forward(x) return yt.max_pool2d(x, self.kernel_size, self.stride, self.padding) end
+
+local Upsample = Module:extend("Upsample")
+M.Upsample = Upsample
+function Upsample:init(size, scale_factor, mode)
+  Module.init(self)
+  if size ~= nil then error("Upsample: only scale_factor is supported, not size", 2) end
+  if (mode or "nearest") ~= "nearest" then error("Upsample: only mode 'nearest' is supported", 2) end
+  if scale_factor ~= math.floor(scale_factor) then error("Upsample: the scale factor must be an integer", 2) end
+  self.scale_factor = math.floor(scale_factor)
+end
+function Upsample:forward(x)
+  local y = yt.upsample_nearest(x, self.scale_factor)
+  if counter.active then counter.macs = counter.macs + y:numel() end
+  return y
+end
+
+local Concat = Module:extend("Concat")
+M.Concat = Concat
+function Concat:init(dimension)
+  Module.init(self)
+  self.d = dimension or 1 -- a PyTorch dimension (0-based) as written in the YAML
+end
+function Concat:forward(xs) return yt.cat(xs, self.d + 1) end
+
+local Sequential = Module:extend("Sequential")
+M.Sequential = Sequential
+function Sequential:init(...)
+  Module.init(self)
+  self.items = {}
+  for i, m in ipairs({ ... }) do self:append(m) end
+end
+function Sequential:append(m)
+  self:add_module(tostring(#self.items), m)
+  self.items[#self.items + 1] = m
+  return m
+end
+function Sequential:forward(x)
+  for _, m in ipairs(self.items) do x = m(x) end
+  return x
+end
+Sequential.__len = function(self) return #self.items end
+
+local ModuleList = Sequential:extend("ModuleList")
+M.ModuleList = ModuleList
+function ModuleList:forward() error("ModuleList is a container: call its items", 2) end
+
+-- ---- YOLO blocks ----
+
+local Conv = Module:extend("Conv")
+M.Conv = Conv
+-- One SiLU shared by every Conv, as in Ultralytics (it counts once in the layer total).
+Conv.default_act = SiLU()
+
+-- Conv(c1, c2, k=1, s=1, p=k//2, g=1, d=1, act=true): conv (no bias) + BatchNorm + SiLU.
+function Conv:init(c1, c2, k, s, p, g, d, act)
+  Module.init(self)
+  k, s = k or 1, s or 1
+  if (g or 1) ~= 1 then error("Conv: grouped convolutions are not supported", 2) end
+  if (d or 1) ~= 1 then error("Conv: dilated convolutions are not supported", 2) end
+  self.c1, self.c2 = c1, c2
+  self:add_module("conv", Conv2d(c1, c2, k, s, p, false))
+  self:add_module("bn", BatchNorm2d(c2))
+  if act == nil or act == true then
+    self:add_module("act", Conv.default_act)
+  elseif act ~= false then
+    self:add_module("act", act)
+  end
+end
+
+function Conv:forward(x)
+  local y = self.conv(x)
+  if self.bn then y = self.bn(y) end
+  if self.act then y = self.act(y) end
+  return y
+end
+
+-- Folds the BatchNorm into the convolution (inference): w' = w * g/sqrt(v+eps), b' = b - m*g/sqrt(v+eps).
+function Conv:fuse()
+  if not self.bn then return end
+  local conv, bn = self.conv, self.bn
+  local c2 = conv.out_channels
+  local scale = bn.weight:detach() / (bn.running_var:detach() + bn.eps):sqrt()
+  local w = conv.weight:detach() * scale:reshape({ c2, 1, 1, 1 })
+  local b = bn.bias:detach() - bn.running_mean:detach() * scale
+  if conv.bias then b = b + conv.bias:detach() * scale end
+  local fused = Conv2d(conv.in_channels, c2, conv.kernel_size, conv.stride, conv.padding, true)
+  fused.weight:copy_(w)
+  fused.bias:copy_(b)
+  -- keep the child order (conv, act) and the name "conv"
+  self:add_module("conv", fused)
+  self:remove_module("bn")
+end
+
+local Bottleneck = Module:extend("Bottleneck")
+M.Bottleneck = Bottleneck
+-- Bottleneck(c1, c2, shortcut=true, g=1, k={3,3}, e=0.5)
+function Bottleneck:init(c1, c2, shortcut, g, k, e)
+  Module.init(self)
+  if shortcut == nil then shortcut = true end
+  k, e = k or { 3, 3 }, e or 0.5
+  local c_ = math.floor(c2 * e)
+  self:add_module("cv1", Conv(c1, c_, k[1], 1))
+  self:add_module("cv2", Conv(c_, c2, k[2], 1, nil, g))
+  self.add = shortcut and c1 == c2
+end
+function Bottleneck:forward(x)
+  local y = self.cv2(self.cv1(x))
+  if self.add then return x + y end
+  return y
+end
+
+local C2f = Module:extend("C2f")
+M.C2f = C2f
+-- C2f(c1, c2, n=1, shortcut=false, g=1, e=0.5): CSP bottleneck with 2 convolutions, every stage kept.
+function C2f:init(c1, c2, n, shortcut, g, e)
+  Module.init(self)
+  n, e = n or 1, e or 0.5
+  self.c = math.floor(c2 * e)
+  self:add_module("cv1", Conv(c1, 2 * self.c, 1, 1))
+  self:add_module("cv2", Conv((2 + n) * self.c, c2, 1))
+  local m = ModuleList()
+  for _ = 1, n do m:append(Bottleneck(self.c, self.c, shortcut or false, g, { 3, 3 }, 1.0)) end
+  self:add_module("m", m)
+end
+function C2f:forward(x)
+  local y = yt.chunk(self.cv1(x), 2, 2)
+  for _, b in ipairs(self.m.items) do y[#y + 1] = b(y[#y]) end
+  return self.cv2(yt.cat(y, 2))
+end
+
+local SPPF = Module:extend("SPPF")
+M.SPPF = SPPF
+-- SPPF(c1, c2, k=5): spatial pyramid pooling, fast: three chained max-pools.
+function SPPF:init(c1, c2, k)
+  Module.init(self)
+  k = k or 5
+  local c_ = c1 // 2
+  self:add_module("cv1", Conv(c1, c_, 1, 1))
+  self:add_module("cv2", Conv(c_ * 4, c2, 1, 1))
+  self:add_module("m", MaxPool2d(k, 1, k // 2))
+end
+function SPPF:forward(x)
+  local y1 = self.cv1(x)
+  local y2 = self.m(y1)
+  local y3 = self.m(y2)
+  local y4 = self.m(y3)
+  return self.cv2(yt.cat({ y1, y2, y3, y4 }, 2))
+end
+
+local DFL = Module:extend("DFL")
+M.DFL = DFL
+-- Distribution focal loss integral: softmax over reg_max bins, expectation through a frozen 1x1 conv (0..c1-1).
+function DFL:init(c1)
+  Module.init(self)
+  self.c1 = c1 or 16
+  local conv = Conv2d(self.c1, 1, 1, 1, 0, false)
+  local w = {}
+  for i = 1, self.c1 do w[i] = i - 1 end
+  conv.weight:copy_(yt.tensor(w):reshape({ 1, self.c1, 1, 1 }))
+  conv.weight:requires_grad_(false)
+  self:add_module("conv", conv)
+end
+-- x: (B, 4*c1, A) -> (B, 4, A)
+function DFL:forward(x)
+  local b, a = x:shape(1), x:shape(3)
+  local p = yt.softmax(x:reshape({ b, 4, self.c1, a }):permute({ 1, 3, 2, 4 }), 2)
+  return self.conv(p):reshape({ b, 4, a })
+end
+
+-- Anchor centres (grid units) and strides of every position of every level, as tensors (2, A) and (1, A).
+function M.make_anchors(shapes, strides, offset)
+  offset = offset or 0.5
+  local xs, ys, ss = {}, {}, {}
+  for l, hw in ipairs(shapes) do
+    local h, w = hw[1], hw[2]
+    for y = 0, h - 1 do
+      for x = 0, w - 1 do
+        xs[#xs + 1] = x + offset
+        ys[#ys + 1] = y + offset
+        ss[#ss + 1] = strides[l]
+      end
+    end
+  end
+  return yt.tensor({ xs, ys }), yt.tensor({ ss })
+end
+
+-- dist (B, 4, A) of l,t,r,b distances around anchors (1, 2, A) -> boxes (B, 4, A) as cx,cy,w,h or x1,y1,x2,y2
+function M.dist2bbox(distance, anchor_points, xywh)
+  local lt, rb = distance:narrow(2, 1, 2), distance:narrow(2, 3, 2)
+  local x1y1 = anchor_points - lt
+  local x2y2 = anchor_points + rb
+  if xywh == false then return yt.cat({ x1y1, x2y2 }, 2) end
+  return yt.cat({ (x1y1 + x2y2) * 0.5, x2y2 - x1y1 }, 2)
+end
+
+local Detect = Module:extend("Detect")
+M.Detect = Detect
+-- Detect(nc, ch): per level a box branch (cv2: Conv, Conv, 1x1 to 4*reg_max) and a class branch (cv3).
+function Detect:init(nc, ch)
+  Module.init(self)
+  self.nc, self.nl, self.reg_max = nc or 80, #ch, 16
+  self.no = self.nc + self.reg_max * 4
+  self.stride = {}
+  local c2 = math.max(16, ch[1] // 4, self.reg_max * 4)
+  local c3 = math.max(ch[1], math.min(self.nc, 100))
+  local cv2, cv3 = ModuleList(), ModuleList()
+  for _, x in ipairs(ch) do
+    cv2:append(Sequential(Conv(x, c2, 3), Conv(c2, c2, 3), Conv2d(c2, 4 * self.reg_max, 1, 1, 0, true)))
+    cv3:append(Sequential(Conv(x, c3, 3), Conv(c3, c3, 3), Conv2d(c3, self.nc, 1, 1, 0, true)))
+  end
+  self:add_module("cv2", cv2)
+  self:add_module("cv3", cv3)
+  self:add_module("dfl", DFL(self.reg_max))
+  self._anchor_key = nil
+end
+
+-- Ultralytics' bias init: box logits 1.0; class logits log(5 / nc / (640 / stride)^2).
+function Detect:bias_init()
+  for i = 1, self.nl do
+    local s = self.stride[i]
+    self.cv2.items[i].items[3].bias:fill_(1.0)
+    self.cv3.items[i].items[3].bias:fill_(math.log(5 / self.nc / (640 / s) ^ 2))
+  end
+end
+
+function Detect:forward(xs)
+  local out = {}
+  for i = 1, self.nl do
+    out[i] = yt.cat({ self.cv2.items[i](xs[i]), self.cv3.items[i](xs[i]) }, 2)
+  end
+  if self.training then return out end
+  return self:inference(out), out
+end
+
+-- Raw levels -> (B, 4 + nc, A): boxes cx,cy,w,h in input pixels, class probabilities.
+function Detect:inference(levels)
+  local b = levels[1]:shape(1)
+  local flat, shapes = {}, {}
+  for i, x in ipairs(levels) do
+    local h, w = x:shape(3), x:shape(4)
+    shapes[i] = { h, w }
+    flat[i] = x:reshape({ b, self.no, h * w })
+  end
+  local key = table.concat((function()
+    local k = {}
+    for i, s in ipairs(shapes) do k[i] = s[1] .. "x" .. s[2] end
+    return k
+  end)(), ",")
+  if self._anchor_key ~= key then
+    local anchors, strides = M.make_anchors(shapes, self.stride, 0.5)
+    self.anchors, self.strides = anchors:reshape({ 1, 2, -1 }):keep(), strides:reshape({ 1, 1, -1 }):keep()
+    self._anchor_key = key
+  end
+  local x = yt.cat(flat, 3)
+  local box = x:narrow(2, 1, self.reg_max * 4)
+  local cls = x:narrow(2, self.reg_max * 4 + 1, self.nc)
+  local dbox = M.dist2bbox(self.dfl(box), self.anchors, true) * self.strides
+  return yt.cat({ dbox, yt.sigmoid(cls) }, 2)
+end
+
+-- ---- registry of the modules a model YAML can name ----
+
+local registry = {}
+M.registry = registry
+
+-- spec.kind: "conv" (args start with c2; c1 is prepended and c2 width-scaled), "repeat" (like conv, with n
+-- inserted as the third argument: C2f), "concat", "detect", "passthrough" (output channels = input channels).
+-- spec.channels(c1_or_list, args) -> c2 may be given instead for custom layers.
+function M.register(name, cls, spec)
+  assert(type(name) == "string", "register: name must be a string")
+  registry[name] = { cls = cls, spec = spec or { kind = "passthrough" } }
+end
+
+M.register("Conv", Conv, { kind = "conv" })
+M.register("Bottleneck", Bottleneck, { kind = "conv" })
+M.register("SPPF", SPPF, { kind = "conv" })
+M.register("C2f", C2f, { kind = "repeat" })
+M.register("Concat", Concat, { kind = "concat" })
+M.register("Detect", Detect, { kind = "detect" })
+M.register("Upsample", Upsample, { kind = "passthrough" })
+M.register("MaxPool2d", MaxPool2d, { kind = "passthrough" })
+M.register("Identity", Identity, { kind = "passthrough" })
+
+return M

@@ -1,0 +1,454 @@
+-- Detection_Model: a YOLOv8 detector built from an Ultralytics model YAML.
+--
+--   local m = tasks.Detection_Model("yolov8n.yaml", { nc = 80 })
+--   m:train(); local outs = m(images)          -- 3 raw levels (B, 4*16+nc, H, W)
+--   m:eval();  local y, raw = m(images)         -- decoded (B, 4+nc, A) and the raw levels
+local yt = require("yolotrain.core")
+local Module = require("yolotrain.nn.module")
+local modules = require("yolotrain.nn.modules")
+
+local tasks = {}
+
+local function script_dir()
+  local src = debug.getinfo(1, "S").source:sub(2)
+  return src:match("(.*/)") or "./"
+end
+
+local MODELS_DIR = script_dir() .. "../cfg/models/"
+
+local function file_exists(path)
+  local f = io.open(path, "r")
+  if f then f:close() return true end
+  return false
+end
+
+-- Python's round(): halves go to the even neighbour.
+local function round_half_even(x)
+  local f = math.floor(x)
+  local d = x - f
+  if d > 0.5 then return f + 1 end
+  if d < 0.5 then return f end
+  return (f % 2 == 0) and f or f + 1
+end
+tasks.round_half_even = round_half_even
+
+local function make_divisible(x, divisor)
+  return math.ceil(x / divisor) * divisor
+end
+
+-- Python repr of YAML-ish argument lists, for the layer table: [3, 16, 3, 2], [None, 2, 'nearest'], True.
+local NONE = setmetatable({}, { __tostring = function() return "None" end })
+tasks.NONE = NONE
+local function pyrepr(v)
+  if v == NONE or v == nil then return "None" end
+  if v == true then return "True" end
+  if v == false then return "False" end
+  if type(v) == "string" then return "'" .. v .. "'" end
+  if type(v) == "number" then
+    if math.type(v) == "integer" then return tostring(v) end
+    if v == math.floor(v) and math.abs(v) < 1e15 then return string.format("%.1f", v) end
+    return string.format("%.17g", v):gsub("0+$", "")
+  end
+  if type(v) == "table" then
+    local parts = {}
+    for i = 1, #v do parts[i] = pyrepr(v[i]) end
+    return "[" .. table.concat(parts, ", ") .. "]"
+  end
+  return tostring(v)
+end
+tasks.pyrepr = pyrepr
+
+-- Resolves "yolov8n.yaml" to the shipped yolov8.yaml at scale n (as Ultralytics does), or an explicit path.
+-- Returns the parsed YAML table with `scale` and `yaml_file` set.
+function tasks.yaml_model_load(cfg)
+  if type(cfg) == "table" then return cfg end
+  local path = tostring(cfg)
+  local stem = path:match("([^/]+)%.ya?ml$")
+  if not stem then error(string.format("model config '%s' is not a .yaml file", path), 2) end
+  local scale = stem:match("^yolov%d+([nslmx])")
+  local unified = stem:gsub("^(yolov%d+)[nslmx](.*)$", "%1%2")
+  local candidates = { path }
+  if not path:find("/") then
+    local family = stem:match("^yolo(v%d+)") or ""
+    table.insert(candidates, MODELS_DIR .. family .. "/" .. stem .. ".yaml")
+    table.insert(candidates, MODELS_DIR .. family .. "/" .. unified .. ".yaml")
+  else
+    table.insert(candidates, (path:gsub("[^/]+$", unified .. ".yaml")))
+  end
+  for _, p in ipairs(candidates) do
+    if file_exists(p) then
+      local d = yt.load_yaml(p)
+      if type(d) ~= "table" then error(string.format("%s: a model YAML must be a mapping", p), 2) end
+      d.yaml_file = p
+      d.scale = d.scale or scale
+      return d
+    end
+  end
+  error(string.format("model config '%s' not found (looked in: %s)", path, table.concat(candidates, ", ")), 2)
+end
+
+local function arg_value(a, nc, where)
+  if a == yt.null then return NONE end
+  if type(a) ~= "string" then return a end
+  if a == "nc" then return nc end
+  if a == "None" then return NONE end
+  if a == "True" then return true end
+  if a == "False" then return false end
+  return a
+end
+
+local function layer_error(d, i, section, msg)
+  error(string.format("%s: %s layer %d: %s", d.yaml_file or "model YAML", section, i, msg), 0)
+end
+
+-- Builds the layers from the YAML dict. Returns a Sequential (layers carry i, f, type, np, n, args_repr)
+-- and the sorted save list.
+function tasks.parse_model(d, ch, verbose)
+  local nc = d.nc
+  local depth, width, max_channels = d.depth_multiple or 1.0, d.width_multiple or 1.0, math.huge
+  if d.scales then
+    local scale = d.scale
+    if not scale then
+      for k in pairs(d.scales) do
+        if not scale or k < scale then scale = k end
+      end
+      io.stderr:write(string.format("WARNING: no model scale given; assuming scale='%s'.\n", scale))
+    end
+    local s = d.scales[scale]
+    if type(s) ~= "table" or #s ~= 3 then
+      error(string.format("%s: scale '%s' not found in scales", d.yaml_file or "model YAML", tostring(scale)), 0)
+    end
+    depth, width, max_channels = s[1], s[2], s[3]
+  end
+  local layers = modules.Sequential()
+  local chs = { ch }
+  local save = {}
+  local rows = {}
+  local all = {}
+  for _, section in ipairs({ "backbone", "head" }) do
+    if type(d[section]) ~= "table" then
+      error(string.format("%s: missing '%s' list", d.yaml_file or "model YAML", section), 0)
+    end
+    for _, row in ipairs(d[section]) do all[#all + 1] = { row = row, section = section } end
+  end
+  for idx, entry in ipairs(all) do
+    local i = idx - 1
+    local row, section = entry.row, entry.section
+    if type(row) ~= "table" or #row ~= 4 then
+      layer_error(d, i, section, "each row must be [from, repeats, module, args]")
+    end
+    local f, n, mname, args = row[1], row[2], row[3], row[4]
+    if type(mname) ~= "string" then layer_error(d, i, section, "module name must be a string") end
+    local short = mname:gsub("^torch%.nn%.", ""):gsub("^nn%.", "")
+    local reg = modules.registry[short]
+    if not reg then
+      local known = {}
+      for k in pairs(modules.registry) do known[#known + 1] = k end
+      table.sort(known)
+      layer_error(d, i, section, string.format("unknown module '%s' (known: %s)", mname, table.concat(known, ", ")))
+    end
+    if type(args) ~= "table" then layer_error(d, i, section, "args must be a list") end
+    local a = {}
+    for j = 1, #args do a[j] = arg_value(args[j], nc) end
+    if type(n) ~= "number" then layer_error(d, i, section, "repeats must be a number") end
+    local n_ = n
+    if n > 1 then n_ = math.max(round_half_even(n * depth), 1) end
+    local n_printed = n_ -- the scaled repeats, printed even when they become a module argument
+    local function ch_of(k)
+      if type(k) ~= "number" then layer_error(d, i, section, "'from' must be an integer or a list of integers") end
+      local c = (k == -1) and chs[#chs] or chs[k + 1]
+      if not c then layer_error(d, i, section, string.format("'from' index %d refers to no earlier layer", k)) end
+      return c
+    end
+    local c1, c2
+    local kind = reg.spec.kind
+    if reg.spec.channels then
+      c1 = (type(f) == "table") and (function()
+        local t = {}
+        for q, k in ipairs(f) do t[q] = ch_of(k) end
+        return t
+      end)() or ch_of(f)
+      c2 = reg.spec.channels(c1, a)
+    elseif kind == "conv" or kind == "repeat" then
+      c1 = ch_of(f)
+      c2 = a[1]
+      if c2 ~= nc then c2 = make_divisible(math.min(c2, max_channels) * width, 8) end
+      local newargs = { c1, c2 }
+      for j = 2, #a do newargs[#newargs + 1] = a[j] end
+      a = newargs
+      if kind == "repeat" then
+        table.insert(a, 3, n_)
+        n_ = 1
+      end
+    elseif kind == "concat" then
+      c2 = 0
+      for _, k in ipairs(f) do c2 = c2 + ch_of(k) end
+    elseif kind == "detect" then
+      local list = {}
+      for q, k in ipairs(f) do list[q] = ch_of(k) end
+      a[#a + 1] = list
+    else
+      c2 = ch_of(type(f) == "table" and f[1] or f)
+    end
+    local ctor_args = {}
+    for j = 1, #a do
+      if a[j] ~= NONE then ctor_args[j] = a[j] end
+    end
+    local m
+    local ok, err = pcall(function()
+      if n_ > 1 then
+        m = modules.Sequential()
+        for _ = 1, n_ do m:append(reg.cls(table.unpack(ctor_args, 1, #a))) end
+      else
+        m = reg.cls(table.unpack(ctor_args, 1, #a))
+      end
+    end)
+    if not ok then layer_error(d, i, section, string.format("%s%s: %s", short, pyrepr(a), tostring(err))) end
+    m.i, m.f, m.type = i, f, short
+    m.np = m:num_params()
+    m.n = n_printed
+    m.args_repr = pyrepr(a)
+    local froms = type(f) == "table" and f or { f }
+    for _, k in ipairs(froms) do
+      if k ~= -1 then save[#save + 1] = k % i end
+    end
+    layers:append(m)
+    if i == 0 then chs = {} end
+    if kind == "detect" then c2 = nil end
+    chs[#chs + 1] = c2
+    rows[#rows + 1] = string.format("%3d%20s%3d%10d  %-45s%-30s", i, pyrepr(f), n_printed, m.np,
+      "yolotrain.nn.modules." .. short, m.args_repr)
+  end
+  table.sort(save)
+  local uniq = {}
+  for _, v in ipairs(save) do
+    if uniq[#uniq] ~= v then uniq[#uniq + 1] = v end
+  end
+  if verbose then
+    print(string.format("\n%3s%20s%3s%10s  %-45s%-30s", "", "from", "n", "params", "module", "arguments"))
+    for _, r in ipairs(rows) do print(r) end
+  end
+  return layers, uniq, rows
+end
+
+-- ---- Detection_Model ----
+
+local Detection_Model = Module:extend("Detection_Model")
+tasks.Detection_Model = Detection_Model
+tasks.DetectionModel = Detection_Model
+
+-- Detection_Model(cfg, { nc = , ch = 3, verbose = false })
+function Detection_Model:init(cfg, opts)
+  Module.init(self)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("Detection_Model(cfg, opts): opts must be a table like { nc = 80 }", 2) end
+  local ok, d = pcall(tasks.yaml_model_load, cfg or "yolov8n.yaml")
+  if not ok then error(d, 2) end
+  self.yaml = d
+  local ch = opts.ch or d.ch or 3
+  d.ch = ch
+  if opts.nc and opts.nc ~= d.nc then
+    if opts.verbose then print(string.format("Overriding model.yaml nc=%s with nc=%d", tostring(d.nc), opts.nc)) end
+    d.nc = opts.nc
+  end
+  if type(d.nc) ~= "number" then error("model YAML: 'nc' (number of classes) must be a number", 2) end
+  local layers, save, rows = tasks.parse_model(d, ch, opts.verbose)
+  self:add_module("model", layers)
+  self.save, self.layer_rows = save, rows
+  self.names = opts.names or {}
+  if not opts.names then
+    for i = 0, d.nc - 1 do self.names[i] = tostring(i) end
+  end
+  self.nc = d.nc
+  self.scale = d.scale
+  self.yaml_file = d.yaml_file
+  local head = layers.items[#layers.items]
+  if modules.registry.Detect and head:is_instance(modules.Detect) then
+    -- stride probe as Ultralytics does: a train-mode forward of a 256x256 zero image with BatchNorm's default
+    -- momentum (0.1), before initialising momentum/eps; it leaves running_var at 0.9 and counts one batch
+    local bns = {}
+    for m in self:modules() do
+      if m:is_instance(modules.BatchNorm2d) then bns[#bns + 1] = m end
+    end
+    for _, bn in ipairs(bns) do bn.momentum = 0.1 end
+    local s = 256
+    local prev = yt.set_grad_enabled(false)
+    self:train()
+    yt.scope_begin()
+    local okf, outs = pcall(function() return self:forward(yt.zeros({ 1, ch, s, s })) end)
+    local strides = {}
+    if okf then
+      for i, o in ipairs(outs) do strides[i] = s / o:shape(3) end
+    end
+    yt.scope_end()
+    yt.set_grad_enabled(prev)
+    if not okf then error(outs, 2) end
+    for _, bn in ipairs(bns) do bn.momentum = 0.03 end
+    head.stride = strides
+    self.stride = strides
+    head:bias_init()
+  else
+    self.stride = { 32 }
+  end
+end
+
+function Detection_Model:forward(x, ...)
+  if type(x) == "table" and not yt.is_tensor(x) then
+    -- a batch dict: the loss, as model(batch) does in Ultralytics
+    return self:loss(x, ...)
+  end
+  return self:predict(x)
+end
+
+-- Runs the layers, keeping the outputs that later layers read (self.save).
+function Detection_Model:predict(x)
+  local y = {}
+  local keep = {}
+  for _, k in ipairs(self.save) do keep[k] = true end
+  for _, m in ipairs(self.model.items) do
+    if m.f ~= -1 then
+      if type(m.f) == "table" then
+        local xs = {}
+        for q, j in ipairs(m.f) do xs[q] = (j == -1) and x or y[j] end
+        x = xs
+      else
+        x = y[m.f]
+      end
+    end
+    local a, b = m(x)
+    x = a
+    if keep[m.i] then y[m.i] = x end
+    if b ~= nil then return a, b end
+  end
+  return x
+end
+
+-- Prints the layer table and the summary line; returns layers, parameters, gradients, GFLOPs.
+function Detection_Model:info(verbose, imgsz)
+  if verbose == nil then verbose = true end
+  imgsz = imgsz or 640
+  local nlayers = #self:named_modules()
+  local nparams, ngrads = self:num_params()
+  local gflops = self:flops(imgsz)
+  local fused = self.fused and " (fused)" or ""
+  local name = "YOLOv8" .. (self.scale or "")
+  local stem = (self.yaml_file or ""):match("([^/]+)%.ya?ml$")
+  if stem then
+    name = stem:gsub("^yolov(%d+)", "YOLOv%1")
+    if self.scale and not name:match("[nslmx]$") then name = name .. self.scale end
+  end
+  local function commas(n)
+    local s = tostring(math.floor(n))
+    local r = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+    return (r:gsub("^,", ""))
+  end
+  local line = string.format("%s summary%s: %d layers, %s parameters, %s gradients, %.1f GFLOPs", name, fused,
+    nlayers, commas(nparams), commas(ngrads), gflops)
+  if verbose then
+    if not self.fused then
+      print(string.format("\n%3s%20s%3s%10s  %-45s%-30s", "", "from", "n", "params", "module", "arguments"))
+      for _, r in ipairs(self.layer_rows) do print(r) end
+    end
+    print(line)
+  end
+  return nlayers, nparams, ngrads, gflops, line
+end
+
+-- GFLOPs at imgsz x imgsz, counted like thop on a 32x32 eval-mode forward, scaled by (imgsz/32)^2.
+function Detection_Model:flops(imgsz)
+  imgsz = imgsz or 640
+  local counter = modules.flop_counter
+  local was_training = self.training
+  self:eval()
+  local prev = yt.set_grad_enabled(false)
+  counter.active, counter.macs, counter.include_bn = true, 0, true
+  yt.scope_begin()
+  local ok, err = pcall(function() self:predict(yt.zeros({ 1, self.yaml.ch or 3, 32, 32 })) end)
+  yt.scope_end()
+  counter.active = false
+  yt.set_grad_enabled(prev)
+  self:train(was_training)
+  if not ok then error(err, 2) end
+  return 2 * counter.macs / 1e9 * (imgsz / 32) ^ 2
+end
+
+-- Folds every Conv's BatchNorm into its convolution (for inference), as model.fuse() does.
+function Detection_Model:fuse(verbose)
+  if self.fused then return self end
+  for m in self:modules() do
+    if m:is_instance(modules.Conv) then m:fuse() end
+  end
+  self.fused = true
+  if verbose then self:info(true) end
+  return self
+end
+
+-- Builds the model a yolotrain checkpoint describes (architecture and class names are in its metadata) and
+-- loads its EMA weights strictly. Returns the model and the metadata.
+function tasks.load_checkpoint_model(path, opts)
+  local cjson = require("cjson")
+  local tensors, meta = yt.load_safetensors(path)
+  meta = meta or {}
+  if not meta.yaml then
+    error(string.format("%s has no model architecture in its metadata (a plain state dict?): give " ..
+      "model=<model.yaml> pretrained=%s", path, path), 2)
+  end
+  local d = cjson.decode(meta.yaml)
+  local names = {}
+  if meta.names then
+    for i, n in ipairs(cjson.decode(meta.names)) do names[i - 1] = n end
+  end
+  local model = Detection_Model(d, { nc = tonumber(meta.nc) or d.nc, names = next(names) and names or nil,
+    verbose = opts and opts.verbose })
+  local sd = {}
+  for name, t in pairs(tensors) do
+    local rest = name:match("^model%.(.*)$")
+    if rest then sd[rest] = t end
+  end
+  model:load_state_dict(sd)
+  return model, meta
+end
+
+-- Loads a checkpoint path or a state-dict table, copying the tensors whose names and shapes match.
+-- Returns (copied, total) and prints "Transferred x/y items from pretrained weights" when verbose.
+function Detection_Model:load(weights, verbose)
+  local sd = weights
+  if type(weights) == "string" then sd = yt.load_safetensors(weights) end
+  if type(sd) ~= "table" then error("load: expected a path or a table of tensors", 2) end
+  if sd.tensors and sd.meta then sd = sd.tensors end -- a loaded checkpoint { tensors =, meta = }
+  local is_checkpoint = false
+  for name in pairs(sd) do
+    if name:sub(1, 12) == "train_model." then is_checkpoint = true break end
+  end
+  if is_checkpoint then
+    -- a yolotrain checkpoint: its model.* entries are the (EMA) model's state dict
+    local out = {}
+    for name, t in pairs(sd) do
+      local rest = name:match("^model%.(.*)$")
+      if rest then out[rest] = t end
+    end
+    sd = out
+  end
+  local report = self:load_state_dict(sd, { strict = false })
+  if verbose ~= false then
+    print(string.format("Transferred %d/%d items from pretrained weights", report.loaded, report.total))
+  end
+  return report.loaded, report.total
+end
+
+-- The criterion (yolotrain.loss's v8 detection loss); Ultralytics' name init_criterion is an alias.
+function Detection_Model:build_loss_class()
+  local loss = require("yolotrain.utils.loss")
+  return loss.v8DetectionLoss(self)
+end
+
+function Detection_Model:init_criterion() return self:build_loss_class() end
+
+-- loss, loss_items = model:loss(batch[, preds]); builds the criterion lazily.
+function Detection_Model:loss(batch, preds)
+  if not self.criterion then self.criterion = self:init_criterion() end
+  if preds == nil then preds = self:predict(batch.img) end
+  return self.criterion(preds, batch)
+end
+
+return tasks

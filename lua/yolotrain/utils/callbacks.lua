@@ -1,0 +1,96 @@
+-- Callback events of the trainer, validator and predictor: Ultralytics' names, fired at its points.
+-- Unlike Ultralytics, optimizer_step, on_before_zero_grad and on_params_update are fired too.
+local M = {}
+
+M.events = {
+  -- trainer
+  "on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_start", "on_train_epoch_start",
+  "on_train_batch_start", "optimizer_step", "on_before_zero_grad", "on_batch_end", "on_train_batch_end",
+  "on_train_epoch_end", "on_fit_epoch_end", "on_model_save", "on_train_end", "on_params_update", "teardown",
+  -- validator
+  "on_val_start", "on_val_batch_start", "on_val_batch_end", "on_val_end",
+  -- predictor
+  "on_predict_start", "on_predict_batch_start", "on_predict_postprocess_end", "on_predict_batch_end",
+  "on_predict_end",
+  -- exporter (named for completeness; yolotrain has no exporter)
+  "on_export_start", "on_export_end",
+}
+
+local known = {}
+for _, e in ipairs(M.events) do known[e] = true end
+M.known = known
+
+-- event -> list of functions
+function M.get_default_callbacks()
+  local t = {}
+  for _, e in ipairs(M.events) do t[e] = {} end
+  return t
+end
+
+local function closest(name)
+  local best, best_d
+  for _, e in ipairs(M.events) do
+    -- Levenshtein distance
+    local la, lb = #name, #e
+    local prev = {}
+    for j = 0, lb do prev[j] = j end
+    for i = 1, la do
+      local cur = { [0] = i }
+      for j = 1, lb do
+        local cost = (name:byte(i) == e:byte(j)) and 0 or 1
+        cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      end
+      prev = cur
+    end
+    if not best_d or prev[lb] < best_d then best, best_d = e, prev[lb] end
+  end
+  return best
+end
+
+function M.check_event(event, level)
+  if not known[event] then
+    error(string.format("unknown callback event '%s' (did you mean '%s'?)", tostring(event), closest(tostring(event))),
+      (level or 1) + 1)
+  end
+end
+
+-- Adds the callback methods to a class whose instances keep `self.callbacks` (event -> list).
+function M.mixin(Cls)
+  function Cls:add_callback(event, fn)
+    M.check_event(event, 2)
+    assert(type(fn) == "function" or (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call),
+      "add_callback: the callback must be a function")
+    table.insert(self.callbacks[event], fn)
+  end
+
+  function Cls:set_callback(event, fn)
+    M.check_event(event, 2)
+    self.callbacks[event] = { fn }
+  end
+
+  function Cls:clear_callback(event)
+    M.check_event(event, 2)
+    self.callbacks[event] = {}
+  end
+
+  -- Calls every callback of the event with self. A raising callback: its error and traceback are reported;
+  -- with callback_errors = "warn" the run carries on, otherwise the error propagates (the trainer stops cleanly).
+  function Cls:run_callbacks(event)
+    local list = self.callbacks[event]
+    if not list then return end
+    for i = 1, #list do
+      local ok, err = xpcall(list[i], debug.traceback, self)
+      if not ok then
+        local mode = self.args and self.args.callback_errors or "stop"
+        local msg = string.format("callback %d of '%s' failed: %s", i, event, tostring(err))
+        if mode == "warn" then
+          io.stderr:write("WARNING: " .. msg .. "\n")
+        else
+          error({ callback_error = true, event = event, message = msg }, 0)
+        end
+      end
+    end
+  end
+end
+
+return M

@@ -1,0 +1,111 @@
+-- Small utilities shared by the engine: paths, run directories, atomic file writes, logging.
+local yt = require("yolotrain.core")
+
+local utils = {}
+
+function utils.exists(path)
+  return yt.sys.stat(path) ~= nil
+end
+
+function utils.is_dir(path)
+  local st = yt.sys.stat(path)
+  return st ~= nil and st.is_dir
+end
+
+function utils.mkdir_p(path)
+  local ok, err = yt.sys.mkdir_p(path)
+  if ok == false or ok == nil and err then error(string.format("cannot create directory '%s': %s", path, tostring(err)), 2) end
+end
+
+function utils.dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+function utils.basename(path)
+  return path:match("([^/]+)/*$") or path
+end
+
+function utils.join(...)
+  local parts = { ... }
+  local out = parts[1]
+  for i = 2, #parts do
+    if parts[i]:sub(1, 1) == "/" then out = parts[i] else out = out:gsub("/+$", "") .. "/" .. parts[i] end
+  end
+  return out
+end
+
+-- runs/detect/train, train2, train3, ... (the first free one), as Ultralytics' increment_path.
+function utils.increment_path(path, exist_ok)
+  if exist_ok or not utils.exists(path) then return path end
+  local n = 2
+  while utils.exists(path .. n) do n = n + 1 end
+  return path .. n
+end
+
+-- Writes content to path through a temporary file and a rename: a reader never sees half a file.
+function utils.atomic_write(path, content)
+  local tmp = string.format("%s.tmp.%d", path, yt.sys.getpid())
+  local f, err = io.open(tmp, "wb")
+  if not f then error(string.format("cannot write '%s': %s", path, err), 2) end
+  local ok, werr = f:write(content)
+  local cok, cerr = f:close()
+  if not ok or not cok then
+    os.remove(tmp)
+    error(string.format("cannot write '%s': %s", path, tostring(werr or cerr)), 2)
+  end
+  local rok, rerr = yt.sys.rename(tmp, path)
+  if rok == false or (rok == nil and rerr) then
+    os.remove(tmp)
+    error(string.format("cannot rename '%s' to '%s': %s", tmp, path, tostring(rerr)), 2)
+  end
+end
+
+-- Copies a file atomically (to a temporary name beside the destination, then a rename).
+function utils.atomic_copy(src, dst)
+  local f, err = io.open(src, "rb")
+  if not f then error(string.format("cannot read '%s': %s", src, err), 2) end
+  local data = f:read("a")
+  f:close()
+  utils.atomic_write(dst, data)
+end
+
+function utils.read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- "1,234,567"
+function utils.commas(n)
+  local s = tostring(math.floor(n))
+  local r = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+  return (r:gsub("^,", ""):gsub("^%-,", "-"))
+end
+
+-- Terminal colours only when stdout is a terminal (Ultralytics' colorstr).
+local COLORS = { blue = "\27[34m", bold = "\27[1m", red = "\27[31m", green = "\27[32m", yellow = "\27[33m",
+  reset = "\27[0m" }
+function utils.colorstr(...)
+  local args = { ... }
+  local text = table.remove(args)
+  if #args == 0 then args = { "blue", "bold" } end
+  if not (yt.sys and yt.sys.isatty and yt.sys.isatty(1)) then return text end
+  local pre = ""
+  for _, c in ipairs(args) do pre = pre .. (COLORS[c] or "") end
+  return pre .. text .. COLORS.reset
+end
+
+-- Lua value -> compact human text (tables one level deep), for logs.
+function utils.repr(v)
+  if type(v) == "table" then
+    local parts = {}
+    for i = 1, #v do parts[#parts + 1] = utils.repr(v[i]) end
+    return "[" .. table.concat(parts, ", ") .. "]"
+  end
+  if type(v) == "string" then return v end
+  return tostring(v)
+end
+
+return utils

@@ -1,0 +1,396 @@
+/* Lua binding of src/metrics: NMS, box IoU, matching, AP per class, confusion matrix, metric plots. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "lua/yt_lua.h"
+#include "metrics/ap.h"
+#include "metrics/nms.h"
+
+/* Scratch memory owned by a userdata on the Lua stack (freed by the GC even when an error is raised). */
+static void *scratch(lua_State *L, size_t n) { return lua_newuserdatauv(L, n ? n : 1, 0); }
+
+static double elem(const yt_tensor *t, int64_t off)
+{
+    const char *base = t->storage->data;
+    switch (t->dtype) {
+    case YT_F32: return ((const float *)base)[off];
+    case YT_F64: return ((const double *)base)[off];
+    case YT_I64: return (double)((const int64_t *)base)[off];
+    case YT_U8: return ((const uint8_t *)base)[off];
+    default: return 0;
+    }
+}
+
+/* Flattens any tensor (any dtype, any strides) to doubles in row-major order, into scratch memory. */
+static double *flat_f64(lua_State *L, const yt_tensor *t, int64_t *n_out)
+{
+    int64_t n = yt_numel(t);
+    double *o = scratch(L, (size_t)n * sizeof *o);
+    int64_t idx[YT_MAX_DIMS] = {0};
+    for (int64_t i = 0; i < n; i++) {
+        int64_t off = t->offset;
+        for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
+        o[i] = elem(t, off);
+        for (int d = t->ndim - 1; d >= 0; d--) {
+            if (++idx[d] < t->shape[d]) break;
+            idx[d] = 0;
+        }
+    }
+    *n_out = n;
+    return o;
+}
+
+static const char *shape_of(const yt_tensor *t, char *b, size_t n) { return yt_shape_str(t, b, n); }
+
+static int opt_bool_field(lua_State *L, int idx, const char *k, int def)
+{
+    if (lua_isnoneornil(L, idx)) return def;
+    lua_getfield(L, idx, k);
+    int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static double opt_num_field(lua_State *L, int idx, const char *k, double def)
+{
+    if (lua_isnoneornil(L, idx)) return def;
+    lua_getfield(L, idx, k);
+    double v = def;
+    if (!lua_isnil(L, -1)) {
+        int ok;
+        v = lua_tonumberx(L, -1, &ok);
+        if (!ok) luaL_error(L, "option '%s' must be a number", k);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* yt.nms(prediction, {conf=0.25, iou=0.45, max_det=300, max_nms=30000, multi_label=false, agnostic=false,
+ *                     classes={...}}) -> { (n,6) tensor per image } */
+static int l_nms(lua_State *L)
+{
+    yt_tensor *pred = yt_lua_check_tensor(L, 1);
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+    yt_nms_opts o;
+    yt_nms_opts_default(&o);
+    o.conf_thres = (float)opt_num_field(L, 2, "conf", o.conf_thres);
+    o.iou_thres = opt_num_field(L, 2, "iou", o.iou_thres);
+    double md = opt_num_field(L, 2, "max_det", o.max_det), mn = opt_num_field(L, 2, "max_nms", o.max_nms);
+    if (md < 0 || md > 1e9 || mn < 0 || mn > 1e9) return luaL_error(L, "nms: max_det/max_nms out of range");
+    o.max_det = (int)md;
+    o.max_nms = (int)mn;
+    o.multi_label = opt_bool_field(L, 2, "multi_label", 0);
+    o.agnostic = opt_bool_field(L, 2, "agnostic", 0);
+    int64_t *classes = NULL;
+    if (!lua_isnoneornil(L, 2)) {
+        lua_getfield(L, 2, "classes");
+        if (lua_istable(L, -1)) {
+            int n = (int)luaL_len(L, -1);
+            classes = scratch(L, (size_t)n * sizeof *classes);
+            for (int i = 0; i < n; i++) {
+                lua_geti(L, -2, i + 1);
+                int ok;
+                classes[i] = (int64_t)lua_tointegerx(L, -1, &ok);
+                if (!ok) return luaL_error(L, "nms: classes must be a list of integers");
+                lua_pop(L, 1);
+            }
+            o.classes = classes;
+            o.n_classes = n;
+        } else if (lua_isinteger(L, -1)) {
+            lua_Integer c = lua_tointeger(L, -1);
+            classes = scratch(L, sizeof *classes);
+            classes[0] = c;
+            o.classes = classes;
+            o.n_classes = 1;
+        } else if (!lua_isnil(L, -1)) {
+            return luaL_error(L, "nms: classes must be a list of class ids");
+        }
+    }
+    if (pred->ndim != 3) {
+        char b[96];
+        return luaL_error(L, "nms: prediction must be (B, 4 + nc, A), got %s", shape_of(pred, b, sizeof b));
+    }
+    int B = (int)pred->shape[0];
+    yt_tensor **out = scratch(L, (size_t)B * sizeof *out);
+    if (yt_nms(pred, &o, out) < 0) return yt_lua_core_error(L);
+    lua_createtable(L, B, 0);
+    for (int b = 0; b < B; b++) {
+        yt_lua_push_tensor(L, out[b]); /* takes the reference */
+        out[b] = NULL;
+        lua_rawseti(L, -2, b + 1);
+    }
+    return 1;
+}
+
+static int l_box_iou(lua_State *L)
+{
+    yt_tensor *a = yt_lua_check_tensor(L, 1), *b = yt_lua_check_tensor(L, 2);
+    yt_lua_push_tensor(L, yt_box_iou(a, b));
+    return 1;
+}
+
+static int l_match_predictions(lua_State *L)
+{
+    yt_tensor *pc = yt_lua_check_tensor(L, 1), *gc = yt_lua_check_tensor(L, 2), *iou = yt_lua_check_tensor(L, 3);
+    yt_tensor *iouv = yt_lua_opt_tensor(L, 4);
+    yt_lua_push_tensor(L, yt_match_predictions(pc, gc, iou, iouv));
+    return 1;
+}
+
+/* yt.iou_thresholds() -> (10) float32 tensor 0.5:0.05:0.95 */
+static int l_iou_thresholds(lua_State *L)
+{
+    float v[YT_AP_NIOU];
+    yt_iou_thresholds(v);
+    int64_t shape[1] = {YT_AP_NIOU};
+    yt_lua_push_tensor(L, yt_tensor_from_data(YT_F32, 1, shape, v));
+    return 1;
+}
+
+/* yt.ap_per_class(tp (n,K), conf (n), pred_cls (n), target_cls (nt)) -> table (see yt_ap_result) */
+static int l_ap_per_class(lua_State *L)
+{
+    yt_tensor *tp = yt_lua_check_tensor(L, 1), *conf = yt_lua_check_tensor(L, 2);
+    yt_tensor *pc = yt_lua_check_tensor(L, 3), *tc = yt_lua_check_tensor(L, 4);
+    char b1[96], b2[96];
+    int64_t n = tp->ndim >= 1 ? tp->shape[0] : 0;
+    int niou = tp->ndim == 2 ? (int)tp->shape[1] : tp->ndim == 1 && n == 0 ? YT_AP_NIOU : 1;
+    if (tp->ndim > 2 || niou < 1)
+        return luaL_error(L, "ap_per_class: tp must be (n, K), got %s", shape_of(tp, b1, sizeof b1));
+    if (yt_numel(conf) != n || yt_numel(pc) != n)
+        return luaL_error(L, "ap_per_class: tp %s, conf %s and pred_cls must have n entries",
+                          shape_of(tp, b1, sizeof b1), shape_of(conf, b2, sizeof b2));
+    int64_t k, m;
+    double *tpd = flat_f64(L, tp, &k), *cd = flat_f64(L, conf, &k), *pcd = flat_f64(L, pc, &k);
+    double *tcd = flat_f64(L, tc, &m);
+    uint8_t *tpu = scratch(L, (size_t)n * niou);
+    float *cf = scratch(L, (size_t)n * sizeof(float));
+    int64_t *pci = scratch(L, (size_t)n * sizeof(int64_t)), *tci = scratch(L, (size_t)m * sizeof(int64_t));
+    for (int64_t i = 0; i < n * niou; i++) tpu[i] = tpd[i] != 0;
+    for (int64_t i = 0; i < n; i++) {
+        cf[i] = (float)cd[i];
+        pci[i] = (int64_t)pcd[i];
+    }
+    for (int64_t i = 0; i < m; i++) tci[i] = (int64_t)tcd[i];
+    yt_ap_result r;
+    if (yt_ap_per_class(tpu, n, niou, cf, pci, tci, m, &r) < 0) return yt_lua_core_error(L);
+    /* copy everything into tensors; free r before anything can raise */
+    const int NP = YT_AP_CURVE_POINTS, nc = r.nc;
+    int64_t s1[1] = {nc}, s2[2] = {nc, niou}, sc[2] = {nc, NP}, sx[1] = {NP};
+    yt_tensor *t[14] = {
+        yt_tensor_from_data(YT_F64, 1, s1, r.tp),       yt_tensor_from_data(YT_F64, 1, s1, r.fp),
+        yt_tensor_from_data(YT_F64, 1, s1, r.p),        yt_tensor_from_data(YT_F64, 1, s1, r.r),
+        yt_tensor_from_data(YT_F64, 1, s1, r.f1),       yt_tensor_from_data(YT_F64, 2, s2, r.ap),
+        yt_tensor_from_data(YT_I64, 1, s1, r.ap_class_index), yt_tensor_from_data(YT_F64, 2, sc, r.p_curve),
+        yt_tensor_from_data(YT_F64, 2, sc, r.r_curve),  yt_tensor_from_data(YT_F64, 2, sc, r.f1_curve),
+        yt_tensor_from_data(YT_F64, 1, sx, r.x),        yt_tensor_from_data(YT_F64, 2, sc, r.prec_values),
+        yt_tensor_from_data(YT_I64, 1, s1, r.nt),       yt_tensor_from_data(YT_U8, 1, s1, r.has_prec),
+    };
+    static const char *names[14] = {"tp", "fp", "p", "r", "f1", "ap", "ap_class_index", "p_curve", "r_curve",
+                                    "f1_curve", "x", "prec_values", "nt", "has_prec"};
+    int best = r.best_index;
+    yt_ap_result_free(&r);
+    int ok = 1;
+    for (int i = 0; i < 14; i++) ok = ok && t[i];
+    if (!ok) {
+        for (int i = 0; i < 14; i++)
+            if (t[i]) yt_tensor_release(t[i]);
+        return yt_lua_core_error(L);
+    }
+    lua_createtable(L, 0, 16);
+    for (int i = 0; i < 14; i++) {
+        yt_lua_push_tensor(L, t[i]);
+        lua_setfield(L, -2, names[i]);
+    }
+    lua_pushinteger(L, best);
+    lua_setfield(L, -2, "max_f1_index"); /* 0-based index into x */
+    lua_pushinteger(L, nc);
+    lua_setfield(L, -2, "nc");
+    return 1;
+}
+
+/* Reads a (N, >=k) tensor into a float array of N*k (first k columns). */
+static float *rows_f32(lua_State *L, const yt_tensor *t, int k, const char *what, int64_t *n_out)
+{
+    char b[96];
+    if (t->ndim == 1 && t->shape[0] == 0) {
+        *n_out = 0;
+        return scratch(L, 4);
+    }
+    if (t->ndim != 2 || t->shape[1] < k)
+        luaL_error(L, "%s: expected (N, %d), got %s", what, k, shape_of(t, b, sizeof b));
+    int64_t n = t->shape[0];
+    float *o = scratch(L, (size_t)n * k * sizeof *o);
+    for (int64_t i = 0; i < n; i++)
+        for (int j = 0; j < k; j++) o[i * k + j] = (float)elem(t, t->offset + i * t->stride[0] + j * t->stride[1]);
+    *n_out = n;
+    return o;
+}
+
+/* yt.confusion_matrix_update(matrix (nc+1, nc+1) F64, detections (n,6)|nil, gt_bboxes (m,4), gt_cls (m),
+ *                            {conf=0.25, iou=0.45}) -> matrix (updated in place) */
+static int l_confusion_matrix_update(lua_State *L)
+{
+    yt_tensor *mt = yt_lua_check_tensor(L, 1);
+    yt_tensor *dt = yt_lua_opt_tensor(L, 2);
+    yt_tensor *gb = yt_lua_check_tensor(L, 3), *gc = yt_lua_check_tensor(L, 4);
+    char b[96];
+    if (mt->dtype != YT_F64 || mt->ndim != 2 || mt->shape[0] != mt->shape[1] || mt->shape[0] < 2 ||
+        !yt_is_contiguous(mt))
+        return luaL_error(L, "confusion_matrix_update: matrix must be a contiguous square float64 (nc+1, nc+1), got %s",
+                          shape_of(mt, b, sizeof b));
+    float conf = (float)opt_num_field(L, 5, "conf", 0.25), iou = (float)opt_num_field(L, 5, "iou", 0.45);
+    int nc = (int)mt->shape[0] - 1;
+    int64_t nd = 0, ng, ngc;
+    float *dets = dt ? rows_f32(L, dt, 6, "confusion_matrix_update detections", &nd) : NULL;
+    float *boxes = rows_f32(L, gb, 4, "confusion_matrix_update gt_bboxes", &ng);
+    double *cls = flat_f64(L, gc, &ngc);
+    if (ngc != ng) return luaL_error(L, "confusion_matrix_update: %d GT boxes but %d classes", (int)ng, (int)ngc);
+    int64_t *ci = scratch(L, (size_t)ng * sizeof *ci);
+    for (int64_t i = 0; i < ng; i++) ci[i] = (int64_t)cls[i];
+    if (yt_confusion_matrix_update(yt_f64(mt), nc, dets, nd, boxes, ci, ng, conf, iou) < 0)
+        return yt_lua_core_error(L);
+    lua_pushvalue(L, 1);
+    return 1;
+}
+
+/* Names for class ids 0..nc-1 from a table that is either 0-based ({[0]="person", ...}) or a 1-based list. */
+static const char **class_names(lua_State *L, int idx, int nc)
+{
+    const char **nm = scratch(L, (size_t)(nc ? nc : 1) * sizeof *nm);
+    for (int i = 0; i < nc; i++) nm[i] = NULL;
+    if (idx == 0 || !lua_istable(L, idx)) return nm;
+    lua_geti(L, idx, 0);
+    int zero_based = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    for (int i = 0; i < nc; i++) {
+        lua_geti(L, idx, zero_based ? i : i + 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            nm[i] = lua_tostring(L, -1); /* alive: the names table stays on the stack while we draw */
+        }
+        lua_pop(L, 1);
+    }
+    return nm;
+}
+
+/* yt.plot_confusion_matrix(matrix, path, {names=, normalize=true}) */
+static int l_plot_confusion_matrix(lua_State *L)
+{
+    yt_tensor *mt = yt_lua_check_tensor(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    char b[96];
+    if (mt->ndim != 2 || mt->shape[0] != mt->shape[1] || mt->shape[0] < 2)
+        return luaL_error(L, "plot_confusion_matrix: matrix must be square (nc+1, nc+1), got %s",
+                          shape_of(mt, b, sizeof b));
+    int nc = (int)mt->shape[0] - 1;
+    int64_t n;
+    double *m = flat_f64(L, mt, &n);
+    int normalize = opt_bool_field(L, 3, "normalize", 1);
+    const char **nm;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_getfield(L, 3, "names");
+        nm = class_names(L, lua_gettop(L), nc);
+    } else {
+        nm = class_names(L, 0, nc);
+    }
+    int rc = yt_plot_confusion_matrix(path, m, nc, nm, normalize);
+    if (rc < 0) return yt_lua_core_error(L);
+    return 0;
+}
+
+/* labels for k curve rows from opts.names (1-based list) */
+static const char **row_labels(lua_State *L, int opts, int k)
+{
+    if (lua_isnoneornil(L, opts)) return class_names(L, 0, k);
+    luaL_checktype(L, opts, LUA_TTABLE);
+    lua_getfield(L, opts, "names");
+    int t = lua_gettop(L);
+    const char **nm = scratch(L, (size_t)(k ? k : 1) * sizeof *nm);
+    for (int i = 0; i < k; i++) {
+        nm[i] = NULL;
+        if (!lua_istable(L, t)) continue;
+        lua_geti(L, t, i + 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            nm[i] = lua_tostring(L, -1); /* alive: the names table stays on the stack while we draw */
+        }
+        lua_pop(L, 1);
+    }
+    return nm;
+}
+
+static double *curve_rows(lua_State *L, yt_tensor *py, int npts, int *k_out)
+{
+    char b[96];
+    int64_t n;
+    if (py->ndim == 1 && py->shape[0] == npts) *k_out = 1;
+    else if (py->ndim == 2 && py->shape[1] == npts) *k_out = (int)py->shape[0];
+    else luaL_error(L, "plot: curves must be (k, %d), got %s", npts, shape_of(py, b, sizeof b));
+    return flat_f64(L, py, &n);
+}
+
+/* yt.plot_pr_curve(path, px (npts), py (k, npts), ap (k) or (k, K) [column 0 used], {names = {k labels}}) */
+static int l_plot_pr_curve(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    yt_tensor *px = yt_lua_check_tensor(L, 2), *py = yt_lua_check_tensor(L, 3), *ap = yt_lua_check_tensor(L, 4);
+    int64_t npts;
+    double *x = flat_f64(L, px, &npts);
+    int k;
+    double *y = curve_rows(L, py, (int)npts, &k);
+    int64_t na;
+    double *a = flat_f64(L, ap, &na);
+    int cols = ap->ndim == 2 ? (int)ap->shape[1] : 1;
+    if (na != (int64_t)k * cols) return luaL_error(L, "plot_pr_curve: ap must have one row per curve");
+    double *a50 = scratch(L, (size_t)k * sizeof *a50);
+    for (int i = 0; i < k; i++) a50[i] = a[i * cols];
+    const char **nm = row_labels(L, 5, k);
+    int rc = yt_plot_pr_curve(path, x, (int)npts, y, k, a50, nm);
+    if (rc < 0) return yt_lua_core_error(L);
+    return 0;
+}
+
+/* yt.plot_mc_curve(path, px (npts), py (k, npts), {names=, xlabel="Confidence", ylabel="Metric"}) */
+static int l_plot_mc_curve(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    yt_tensor *px = yt_lua_check_tensor(L, 2), *py = yt_lua_check_tensor(L, 3);
+    int64_t npts;
+    double *x = flat_f64(L, px, &npts);
+    int k;
+    double *y = curve_rows(L, py, (int)npts, &k);
+    const char *xl = "Confidence", *yl = "Metric";
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        lua_getfield(L, 4, "xlabel");
+        if (lua_isstring(L, -1)) xl = lua_tostring(L, -1);
+        lua_getfield(L, 4, "ylabel");
+        if (lua_isstring(L, -1)) yl = lua_tostring(L, -1);
+        /* both strings stay on the stack (alive) until we return */
+    }
+    const char **nm = row_labels(L, 4, k);
+    int rc = yt_plot_mc_curve(path, x, (int)npts, y, k, nm, xl, yl);
+    if (rc < 0) return yt_lua_core_error(L);
+    return 0;
+}
+
+static const luaL_Reg functions[] = {
+    {"nms", l_nms},
+    {"box_iou", l_box_iou},
+    {"match_predictions", l_match_predictions},
+    {"iou_thresholds", l_iou_thresholds},
+    {"ap_per_class", l_ap_per_class},
+    {"confusion_matrix_update", l_confusion_matrix_update},
+    {"plot_confusion_matrix", l_plot_confusion_matrix},
+    {"plot_pr_curve", l_plot_pr_curve},
+    {"plot_mc_curve", l_plot_mc_curve},
+    {NULL, NULL},
+};
+
+void yt_lua_open_metrics(lua_State *L, int module_index)
+{
+    lua_pushvalue(L, module_index);
+    luaL_setfuncs(L, functions, 0);
+    lua_pop(L, 1);
+}

@@ -1,0 +1,383 @@
+/* The REPL core and protected calls that Ctrl-C can interrupt (see yt_repl.h). */
+#include "lua/yt_repl.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#define PROMPT "yt> "
+#define PROMPT_MORE "yt>> "
+
+/* ---- SIGINT state (process-wide by nature: a signal handler has nowhere else to look) ---------------------- */
+
+static lua_State *volatile chunk_target;       /* the thread running the protected chunk */
+static volatile sig_atomic_t chunk_sigints;    /* Ctrl-C presses during that chunk not yet turned into an error */
+static volatile sig_atomic_t interrupt_raised; /* set when the hook raised "interrupted" */
+static volatile sig_atomic_t prompt_sigint;    /* Ctrl-C while a REPL waits for a line */
+
+static void set_sigint(void (*handler)(int), struct sigaction *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a blocking read returns EINTR so the reader can react */
+    sigaction(SIGINT, &sa, old);
+}
+
+/* Count hook armed by the signal handler: runs at the next Lua instruction, removes itself, raises the error at the
+ * line being executed. */
+static void interrupt_hook(lua_State *L, lua_Debug *ar)
+{
+    lua_sethook(L, NULL, 0, 0);
+    chunk_sigints = 0;
+    interrupt_raised = 1;
+    (void)ar;
+    /* Name the innermost Lua line: the hook may fire on a call to or return from a C function. */
+    lua_Debug d;
+    for (int level = 0; lua_getstack(L, level, &d); level++) {
+        if (lua_getinfo(L, "Sl", &d) && d.currentline > 0) {
+            lua_pushfstring(L, "%s:%d: interrupted", d.short_src, d.currentline);
+            lua_error(L);
+        }
+    }
+    lua_pushliteral(L, "interrupted");
+    lua_error(L);
+}
+
+void yt_repl_arm_interrupt(lua_State *L)
+{
+    if (L) lua_sethook(L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+int yt_repl_take_interrupted(void)
+{
+    int v = interrupt_raised;
+    interrupt_raised = 0;
+    return v;
+}
+
+static void on_chunk_sigint(int sig)
+{
+    if (chunk_sigints > 0) {
+        /* Still stuck (in C code, or a hook-free thread): the second Ctrl-C gets the default action. The signal is
+         * blocked while this handler runs, so it is delivered, fatally, right after we return. */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    chunk_sigints = 1;
+    yt_repl_arm_interrupt(chunk_target);
+}
+
+static void on_prompt_sigint(int sig)
+{
+    (void)sig;
+    prompt_sigint = 1;
+}
+
+int yt_repl_take_prompt_interrupt(void)
+{
+    int v = prompt_sigint;
+    prompt_sigint = 0;
+    return v;
+}
+
+/* ---- protected calls --------------------------------------------------------------------------------------- */
+
+int yt_repl_msghandler(lua_State *L)
+{
+    const char *msg = NULL;
+    if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER) {
+        msg = lua_tostring(L, 1);
+    } else if (luaL_callmeta(L, 1, "__tostring")) {
+        msg = lua_tostring(L, -1); /* NULL when __tostring returned a non-string */
+    }
+    if (msg == NULL) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+int yt_repl_pcall(lua_State *L, int nargs, int nresults)
+{
+    int handler = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, yt_repl_msghandler);
+    lua_insert(L, handler);
+
+    lua_State *saved_target = chunk_target;
+    sig_atomic_t saved_count = chunk_sigints;
+    struct sigaction old;
+    chunk_target = L;
+    chunk_sigints = 0;
+    set_sigint(on_chunk_sigint, &old);
+
+    int status = lua_pcall(L, nargs, nresults, handler);
+
+    sigaction(SIGINT, &old, NULL);
+    chunk_target = saved_target;
+    chunk_sigints = saved_count;
+    if (lua_gethook(L) == interrupt_hook) lua_sethook(L, NULL, 0, 0); /* Ctrl-C came as the chunk ended */
+    lua_remove(L, handler);
+    return status;
+}
+
+/* ---- line editors ------------------------------------------------------------------------------------------ */
+
+/* Without an editor: prompts only on a terminal, reads with stdio. */
+static char *stdio_read_line(const char *prompt, int *status)
+{
+    int tty = isatty(STDIN_FILENO);
+    for (;;) {
+        if (tty) {
+            fputs(prompt, stdout);
+            fflush(stdout);
+        }
+        char *line = NULL;
+        size_t cap = 0;
+        errno = 0;
+        ssize_t n = getline(&line, &cap, stdin);
+        if (n >= 0) {
+            while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+            *status = YT_LINE_OK;
+            return line;
+        }
+        free(line);
+        if (ferror(stdin) && errno == EINTR) {
+            clearerr(stdin);
+            if (yt_repl_take_prompt_interrupt()) {
+                if (tty) fputc('\n', stdout);
+                *status = YT_LINE_CANCELLED;
+                return NULL;
+            }
+            continue; /* another signal: read again */
+        }
+        if (tty) fputc('\n', stdout);
+        *status = YT_LINE_EOF;
+        return NULL;
+    }
+}
+
+static const yt_line_editor stdio_editor = {stdio_read_line, NULL};
+static const yt_line_editor *current_editor = &stdio_editor;
+
+void yt_repl_set_editor(const yt_line_editor *editor) { current_editor = editor ? editor : &stdio_editor; }
+
+/* Reads a line with Ctrl-C meaning "discard this line" rather than the caller's SIGINT behaviour. */
+static char *read_line(const char *prompt, int *status)
+{
+    struct sigaction old;
+    prompt_sigint = 0;
+    set_sigint(on_prompt_sigint, &old);
+    char *line = current_editor->read_line(prompt, status);
+    sigaction(SIGINT, &old, NULL);
+    return line;
+}
+
+/* ---- the loop ---------------------------------------------------------------------------------------------- */
+
+#define ENTRY_INCOMPLETE (-1)
+
+/* Does the syntax error message on top of the stack say the input ended too early? */
+static int error_at_eof(lua_State *L)
+{
+    static const char mark[] = "<eof>";
+    size_t n;
+    const char *msg = lua_tolstring(L, -1, &n);
+    return msg && n >= sizeof mark - 1 && memcmp(msg + n - (sizeof mark - 1), mark, sizeof mark - 1) == 0;
+}
+
+/* Compiles an entry, as an expression first (`return <src>`) and then as statements. Returns LUA_OK with the
+ * function pushed, ENTRY_INCOMPLETE with nothing pushed, or an error status with the message pushed. */
+static int compile_entry(lua_State *L, const char *src, size_t len)
+{
+    static const char ret[] = "return ";
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, ret, sizeof ret - 1);
+    luaL_addlstring(&b, src, len);
+    luaL_pushresult(&b);
+    size_t rlen;
+    const char *rsrc = lua_tolstring(L, -1, &rlen);
+    int status = luaL_loadbufferx(L, rsrc, rlen, "=stdin", "t");
+    lua_remove(L, -2);
+    if (status == LUA_OK) return LUA_OK;
+    int expression_incomplete = status == LUA_ERRSYNTAX && error_at_eof(L);
+    lua_pop(L, 1);
+
+    status = luaL_loadbufferx(L, src, len, "=stdin", "t");
+    if (status == LUA_ERRSYNTAX && (expression_incomplete || error_at_eof(L))) {
+        lua_pop(L, 1);
+        return ENTRY_INCOMPLETE;
+    }
+    return status;
+}
+
+/* Input ended inside an entry: pushes the syntax error that says so, from whichever reading (expression or
+ * statements) ran into the end. Returns the load status. */
+static int incomplete_error(lua_State *L, const char *src, size_t len)
+{
+    lua_pushliteral(L, "return ");
+    lua_pushlstring(L, src, len);
+    lua_concat(L, 2);
+    size_t rlen;
+    const char *rsrc = lua_tolstring(L, -1, &rlen);
+    int status = luaL_loadbufferx(L, rsrc, rlen, "=stdin", "t");
+    lua_remove(L, -2);
+    if (status != LUA_OK && error_at_eof(L)) return status;
+    lua_pop(L, 1);
+    return luaL_loadbufferx(L, src, len, "=stdin", "t");
+}
+
+static int print_values(lua_State *L)
+{
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        size_t len;
+        const char *s = luaL_tolstring(L, i, &len);
+        if (i > 1) fputc('\t', stdout);
+        fwrite(s, 1, len, stdout);
+        lua_pop(L, 1);
+    }
+    fputc('\n', stdout);
+    fflush(stdout);
+    return 0;
+}
+
+static void report(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    fflush(stdout);
+    fprintf(stderr, "%s\n", msg ? msg : "(error object is not a string)");
+    fflush(stderr);
+    lua_pop(L, 1);
+}
+
+/* Reads one complete entry (a line plus continuation lines while the code is incomplete). Returns the malloc'ed
+ * source with its compiled function or syntax error pushed (*status = load status), or NULL at end of input
+ * (*status = YT_LINE_EOF) or when Ctrl-C discarded the entry (*status = YT_LINE_CANCELLED). */
+static char *read_entry(lua_State *L, int *status)
+{
+    int line_status;
+    char *src = read_line(PROMPT, &line_status);
+    if (!src) {
+        *status = line_status;
+        return NULL;
+    }
+    size_t len = strlen(src);
+    for (;;) {
+        int loaded = compile_entry(L, src, len);
+        if (loaded != ENTRY_INCOMPLETE) {
+            *status = loaded;
+            return src;
+        }
+        char *more = read_line(PROMPT_MORE, &line_status);
+        if (!more) {
+            if (line_status == YT_LINE_EOF) {
+                *status = incomplete_error(L, src, len);
+                return src;
+            }
+            free(src);
+            *status = YT_LINE_CANCELLED;
+            return NULL;
+        }
+        size_t mlen = strlen(more);
+        char *joined = realloc(src, len + 1 + mlen + 1);
+        if (!joined) {
+            free(more);
+            free(src);
+            lua_pushliteral(L, "not enough memory for the input line");
+            *status = LUA_ERRMEM;
+            return NULL;
+        }
+        src = joined;
+        src[len] = '\n';
+        memcpy(src + len + 1, more, mlen + 1);
+        len += 1 + mlen;
+        free(more);
+    }
+}
+
+/* The environment for yt.sys.repl: reads env then the globals, writes into env, and holds cont()/stop(), which
+ * record their verdict in the returned state table. */
+static const char make_env_code[] =
+    "local env, G, controls = ...\n"
+    "local state, proxy = {}, {}\n"
+    "if controls then\n"
+    "  proxy.cont = function() state.result = 'cont' end\n"
+    "  proxy.stop = function() state.result = 'stop' end\n"
+    "end\n"
+    "local meta\n"
+    "if env == nil or rawequal(env, G) then\n"
+    "  meta = { __index = G, __newindex = G }\n"
+    "else\n"
+    "  meta = { __index = function(_, k) local v = env[k]; if v == nil then v = G[k] end; return v end,\n"
+    "           __newindex = env }\n"
+    "end\n"
+    "return setmetatable(proxy, meta), state\n";
+
+int yt_repl_run(lua_State *L, int env_index, const char *banner, int controls)
+{
+    int top = lua_gettop(L);
+    if (env_index) env_index = lua_absindex(L, env_index);
+    int env = 0, state = 0;
+    if (env_index || controls) {
+        if (luaL_loadbufferx(L, make_env_code, sizeof make_env_code - 1, "=(repl)", "t") != LUA_OK) lua_error(L);
+        if (env_index) lua_pushvalue(L, env_index);
+        else lua_pushnil(L);
+        lua_pushglobaltable(L);
+        lua_pushboolean(L, controls);
+        lua_call(L, 3, 2);
+        env = top + 1;
+        state = top + 2;
+    }
+    if (banner) {
+        fputs(banner, stdout);
+        if (*banner && banner[strlen(banner) - 1] != '\n') fputc('\n', stdout);
+        fflush(stdout);
+    }
+
+    int result = YT_REPL_EOF;
+    int base = lua_gettop(L);
+    while (result == YT_REPL_EOF) {
+        lua_settop(L, base);
+        int status;
+        char *src = read_entry(L, &status);
+        if (!src) {
+            if (status == YT_LINE_EOF) break;
+            if (status == LUA_ERRMEM) report(L);
+            continue; /* cancelled */
+        }
+        if (src[strspn(src, " \t\r\n")] != '\0' && current_editor->add_history) current_editor->add_history(src);
+        free(src);
+        if (status != LUA_OK) {
+            report(L);
+            continue;
+        }
+        if (env) {
+            lua_pushvalue(L, env);
+            if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+        }
+        if (yt_repl_pcall(L, 0, LUA_MULTRET) != LUA_OK) {
+            yt_repl_take_interrupted();
+            report(L);
+        } else if (lua_gettop(L) > base) {
+            int n = lua_gettop(L) - base;
+            lua_pushcfunction(L, print_values);
+            lua_insert(L, base + 1);
+            if (yt_repl_pcall(L, n, 0) != LUA_OK) report(L);
+        }
+        if (state) {
+            lua_getfield(L, state, "result");
+            const char *verdict = lua_tostring(L, -1);
+            if (verdict && strcmp(verdict, "stop") == 0) result = YT_REPL_STOP;
+            else if (verdict) result = YT_REPL_CONT;
+        }
+    }
+    lua_settop(L, top);
+    return result;
+}

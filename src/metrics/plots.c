@@ -1,0 +1,297 @@
+/* Metric plots drawn with cairo into PNG files: confusion matrix heat map, precision-recall curve and
+ * metric-confidence curves (F1/P/R), laid out like Ultralytics' matplotlib figures. */
+#include <cairo.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "metrics/ap.h"
+
+#define FONT "DejaVu Sans"
+
+static const double TAB10[10][3] = {
+    {0.122, 0.467, 0.706}, {1.000, 0.498, 0.055}, {0.173, 0.627, 0.173}, {0.839, 0.153, 0.157},
+    {0.580, 0.404, 0.741}, {0.549, 0.337, 0.294}, {0.890, 0.467, 0.761}, {0.498, 0.498, 0.498},
+    {0.737, 0.741, 0.133}, {0.090, 0.745, 0.812},
+};
+
+/* matplotlib "Blues" (sampled), v in [0, 1] */
+static void blues(double v, double *r, double *g, double *b)
+{
+    static const double s[9][3] = {{0.969, 0.984, 1.000}, {0.871, 0.922, 0.969}, {0.776, 0.859, 0.937},
+                                   {0.620, 0.792, 0.882}, {0.420, 0.682, 0.839}, {0.259, 0.573, 0.776},
+                                   {0.129, 0.443, 0.710}, {0.031, 0.318, 0.612}, {0.031, 0.188, 0.420}};
+    if (!(v >= 0)) v = 0;
+    if (v > 1) v = 1;
+    double t = v * 8;
+    int i = (int)t;
+    if (i >= 8) i = 7;
+    double f = t - i;
+    *r = s[i][0] + f * (s[i + 1][0] - s[i][0]);
+    *g = s[i][1] + f * (s[i + 1][1] - s[i][1]);
+    *b = s[i][2] + f * (s[i + 1][2] - s[i][2]);
+}
+
+static void text_at(cairo_t *cr, double x, double y, const char *s, double size, double halign, double valign,
+                    double angle)
+{
+    cairo_text_extents_t e;
+    cairo_set_font_size(cr, size);
+    cairo_text_extents(cr, s, &e);
+    cairo_save(cr);
+    cairo_translate(cr, x, y);
+    cairo_rotate(cr, angle);
+    cairo_move_to(cr, -e.x_bearing - e.width * halign, -e.y_bearing - e.height * valign);
+    cairo_show_text(cr, s);
+    cairo_restore(cr);
+}
+
+static int finish(cairo_surface_t *surf, cairo_t *cr, const char *path)
+{
+    cairo_status_t st = cairo_status(cr);
+    cairo_destroy(cr);
+    if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_write_to_png(surf, path);
+    cairo_surface_destroy(surf);
+    if (st != CAIRO_STATUS_SUCCESS) return yt_error("plot %s: %s", path, cairo_status_to_string(st));
+    return 0;
+}
+
+static cairo_t *new_canvas(int w, int h, cairo_surface_t **surf)
+{
+    *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
+    cairo_t *cr = cairo_create(*surf);
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    return cr;
+}
+
+int yt_plot_confusion_matrix(const char *path, const double *matrix, int nc, const char *const *names,
+                             int normalize)
+{
+    if (nc < 1) return yt_error("plot_confusion_matrix: nc must be >= 1");
+    const int n = nc + 1;
+    double *a = malloc((size_t)n * n * sizeof *a);
+    if (!a) return yt_error("plot_confusion_matrix: out of memory");
+    for (int j = 0; j < n; j++) {
+        double col = 0;
+        for (int i = 0; i < n; i++) col += matrix[i * n + j];
+        for (int i = 0; i < n; i++) a[i * n + j] = normalize ? matrix[i * n + j] / (col + 1e-9) : matrix[i * n + j];
+    }
+    double vmax = normalize ? 1.0 : 0;
+    if (!normalize)
+        for (int i = 0; i < n * n; i++)
+            if (a[i] > vmax) vmax = a[i];
+    if (vmax <= 0) vmax = 1;
+
+    const int W = 1500, H = 1125;
+    const int ticks = nc < 99;
+    const double left = ticks ? 190 : 100, top = 70, right = 170, bottom = ticks ? 190 : 100;
+    const double gw = W - left - right, gh = H - top - bottom;
+    const double cw = gw / n, ch = gh / n;
+    cairo_surface_t *surf;
+    cairo_t *cr = new_canvas(W, H, &surf);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double v = a[i * n + j], r, g, b;
+            if (v < 0.005) { /* Ultralytics leaves tiny cells blank */
+                r = g = b = 1;
+            } else {
+                blues(v / vmax, &r, &g, &b);
+            }
+            cairo_set_source_rgb(cr, r, g, b);
+            cairo_rectangle(cr, left + j * cw, top + i * ch, cw + 0.5, ch + 0.5);
+            cairo_fill(cr);
+            if (nc < 30 && v >= 0.005) {
+                char buf[32];
+                snprintf(buf, sizeof buf, normalize ? "%.2f" : "%.0f", v);
+                double lum = 0.299 * r + 0.587 * g + 0.114 * b;
+                cairo_set_source_rgb(cr, lum < 0.5 ? 1 : 0, lum < 0.5 ? 1 : 0, lum < 0.5 ? 1 : 0);
+                double fs = fmin(cw, ch) * 0.32;
+                text_at(cr, left + (j + 0.5) * cw, top + (i + 0.5) * ch, buf, fs > 18 ? 18 : fs, 0.5, 0.5, 0);
+            }
+        }
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_line_width(cr, 1);
+    cairo_rectangle(cr, left, top, gw, gh);
+    cairo_stroke(cr);
+    if (ticks) {
+        double fs = fmin(14, fmax(5, fmin(cw, ch) * 0.6));
+        for (int k = 0; k < n; k++) {
+            char buf[64];
+            const char *s = k == nc ? "background" : names && names[k] ? names[k] : NULL;
+            if (!s) {
+                snprintf(buf, sizeof buf, "%d", k);
+                s = buf;
+            }
+            text_at(cr, left + (k + 0.5) * cw, top + gh + 8, s, fs, 1.0, 0.5, -M_PI / 2); /* x: true */
+            text_at(cr, left - 8, top + (k + 0.5) * ch, s, fs, 1.0, 0.5, 0);               /* y: predicted */
+        }
+    }
+    text_at(cr, left + gw / 2, H - 30, "True", 20, 0.5, 0.5, 0);
+    text_at(cr, 30, top + gh / 2, "Predicted", 20, 0.5, 0.5, -M_PI / 2);
+    text_at(cr, left + gw / 2, 35, normalize ? "Confusion Matrix Normalized" : "Confusion Matrix", 24, 0.5, 0.5, 0);
+    /* colour bar */
+    double bx = W - right + 40, bw = 30;
+    for (int k = 0; k < 256; k++) {
+        double r, g, b;
+        blues(1.0 - k / 255.0, &r, &g, &b);
+        cairo_set_source_rgb(cr, r, g, b);
+        cairo_rectangle(cr, bx, top + gh * k / 256.0, bw, gh / 256.0 + 1);
+        cairo_fill(cr);
+    }
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_rectangle(cr, bx, top, bw, gh);
+    cairo_stroke(cr);
+    for (int k = 0; k <= 5; k++) {
+        char buf[32];
+        double v = vmax * k / 5.0;
+        snprintf(buf, sizeof buf, normalize ? "%.1f" : "%.0f", v);
+        text_at(cr, bx + bw + 6, top + gh * (1 - k / 5.0), buf, 14, 0, 0.5, 0);
+    }
+    free(a);
+    return finish(surf, cr, path);
+}
+
+/* Axes frame with ticks 0..1 on both axes; returns the plot rectangle. */
+static void axes(cairo_t *cr, double x0, double y0, double w, double h, const char *xlabel, const char *ylabel,
+                 const char *title)
+{
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_line_width(cr, 1.5);
+    cairo_rectangle(cr, x0, y0, w, h);
+    cairo_stroke(cr);
+    for (int k = 0; k <= 5; k++) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%.1f", k / 5.0);
+        double x = x0 + w * k / 5.0, y = y0 + h - h * k / 5.0;
+        cairo_move_to(cr, x, y0 + h);
+        cairo_line_to(cr, x, y0 + h + 6);
+        cairo_move_to(cr, x0, y);
+        cairo_line_to(cr, x0 - 6, y);
+        cairo_stroke(cr);
+        text_at(cr, x, y0 + h + 10, buf, 15, 0.5, 0, 0);
+        text_at(cr, x0 - 10, y, buf, 15, 1, 0.5, 0);
+    }
+    text_at(cr, x0 + w / 2, y0 + h + 45, xlabel, 18, 0.5, 0.5, 0);
+    text_at(cr, x0 - 60, y0 + h / 2, ylabel, 18, 0.5, 0.5, -M_PI / 2);
+    text_at(cr, x0 + w / 2, y0 - 25, title, 20, 0.5, 0.5, 0);
+}
+
+static void polyline(cairo_t *cr, double x0, double y0, double w, double h, const double *px, const double *py,
+                     int npts)
+{
+    for (int i = 0; i < npts; i++) {
+        double x = x0 + w * px[i], y = y0 + h - h * (py[i] != py[i] ? 0 : py[i]);
+        if (i == 0) cairo_move_to(cr, x, y);
+        else cairo_line_to(cr, x, y);
+    }
+    cairo_stroke(cr);
+}
+
+/* Legend entries drawn at the top right outside the axes. */
+static void legend(cairo_t *cr, double x, double y, int idx, const double *rgb, double lw, const char *label)
+{
+    double yy = y + idx * 20;
+    cairo_set_source_rgb(cr, rgb[0], rgb[1], rgb[2]);
+    cairo_set_line_width(cr, lw);
+    cairo_move_to(cr, x, yy);
+    cairo_line_to(cr, x + 28, yy);
+    cairo_stroke(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text_at(cr, x + 36, yy, label, 13, 0, 0.5, 0);
+}
+
+static int curve_plot(const char *path, const double *px, int npts, const double *py, int k, const double *ap50,
+                      const char *const *labels, const char *xlabel, const char *ylabel, const char *title,
+                      int pr_mode)
+{
+    if (npts < 2 || k < 0) return yt_error("plot %s: need >= 2 points", path);
+    double *mean = calloc((size_t)npts, sizeof *mean);
+    double *sm = calloc((size_t)npts, sizeof *sm);
+    if (!mean || !sm) {
+        free(mean);
+        free(sm);
+        return yt_error("plot %s: out of memory", path);
+    }
+    for (int c = 0; c < k; c++)
+        for (int i = 0; i < npts; i++) mean[i] += py[(size_t)c * npts + i] / k;
+    if (!pr_mode) { /* box filter of width ~5% of the points, edge-padded */
+        int nf = (int)(lround(npts * 0.05 * 2) / 2 + 1), half = nf / 2;
+        for (int i = 0; i < npts; i++) {
+            double s = 0;
+            for (int j = -half; j <= half; j++) {
+                int q = i + j < 0 ? 0 : i + j >= npts ? npts - 1 : i + j;
+                s += mean[q];
+            }
+            sm[i] = s / nf;
+        }
+    } else {
+        memcpy(sm, mean, (size_t)npts * sizeof *sm);
+    }
+    const int W = 1350, H = 900;
+    const double x0 = 110, y0 = 70, w = 850, h = 720;
+    cairo_surface_t *surf;
+    cairo_t *cr = new_canvas(W, H, &surf);
+    axes(cr, x0, y0, w, h, xlabel, ylabel, title);
+    cairo_save(cr);
+    cairo_rectangle(cr, x0, y0, w, h);
+    cairo_clip(cr);
+    const double grey[3] = {0.5, 0.5, 0.5};
+    for (int c = 0; c < k; c++) {
+        const double *col = k < 21 ? TAB10[c % 10] : grey;
+        cairo_set_source_rgb(cr, col[0], col[1], col[2]);
+        cairo_set_line_width(cr, 1.2);
+        polyline(cr, x0, y0, w, h, px, py + (size_t)c * npts, npts);
+    }
+    const double blue[3] = {0, 0, 1};
+    if (k > 0) {
+        cairo_set_source_rgb(cr, blue[0], blue[1], blue[2]);
+        cairo_set_line_width(cr, 3.5);
+        polyline(cr, x0, y0, w, h, px, sm, npts);
+    }
+    cairo_restore(cr);
+    int li = 0;
+    if (k < 21)
+        for (int c = 0; c < k; c++) {
+            char buf[128], nb[32];
+            const char *nm = labels && labels[c] ? labels[c] : (snprintf(nb, sizeof nb, "class %d", c), nb);
+            if (pr_mode) snprintf(buf, sizeof buf, "%.40s %.3f", nm, ap50 ? ap50[c] : 0.0);
+            else snprintf(buf, sizeof buf, "%.40s", nm);
+            legend(cr, x0 + w + 25, y0 + 10, li++, TAB10[c % 10], 1.2, buf);
+        }
+    if (k > 0) {
+        char buf[128];
+        if (pr_mode) {
+            double m = 0;
+            for (int c = 0; c < k; c++) m += ap50 ? ap50[c] : 0;
+            snprintf(buf, sizeof buf, "all classes %.3f mAP@0.5", m / k);
+        } else {
+            int bi = 0;
+            for (int i = 1; i < npts; i++)
+                if (sm[i] > sm[bi]) bi = i;
+            snprintf(buf, sizeof buf, "all classes %.2f at %.3f", sm[bi], px[bi]);
+        }
+        legend(cr, x0 + w + 25, y0 + 10, li++, blue, 3.5, buf);
+    }
+    free(mean);
+    free(sm);
+    return finish(surf, cr, path);
+}
+
+int yt_plot_pr_curve(const char *path, const double *px, int npts, const double *py, int k, const double *ap50,
+                     const char *const *labels)
+{
+    return curve_plot(path, px, npts, py, k, ap50, labels, "Recall", "Precision", "Precision-Recall Curve", 1);
+}
+
+int yt_plot_mc_curve(const char *path, const double *px, int npts, const double *py, int k,
+                     const char *const *labels, const char *xlabel, const char *ylabel)
+{
+    char title[96];
+    snprintf(title, sizeof title, "%.60s-Confidence Curve", ylabel ? ylabel : "Metric");
+    return curve_plot(path, px, npts, py, k, NULL, labels, xlabel ? xlabel : "Confidence",
+                      ylabel ? ylabel : "Metric", title, 0);
+}

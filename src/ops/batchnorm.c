@@ -1,0 +1,284 @@
+#include "ops/batchnorm.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "core/autograd.h"
+#include "core/error.h"
+
+void yt_batch_norm_stats(const float *x, double *mean, double *var, int N, int C, size_t HW)
+{
+    const double M = (double)N * (double)HW;
+#pragma omp parallel for schedule(static) if ((size_t)N * C * HW > 32768)
+    for (int c = 0; c < C; c++) {
+        double s = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float *p = x + ((size_t)n * C + c) * HW;
+            for (size_t i = 0; i < HW; i++) s += p[i];
+        }
+        double m = M > 0 ? s / M : 0.0;
+        double q = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float *p = x + ((size_t)n * C + c) * HW;
+            for (size_t i = 0; i < HW; i++) {
+                double d = p[i] - m;
+                q += d * d;
+            }
+        }
+        mean[c] = m;
+        var[c] = M > 0 ? q / M : 0.0;
+    }
+}
+
+void yt_batch_norm_forward(const float *x, float *y, const float *weight, const float *bias, const double *mean,
+                           const double *invstd, int N, int C, size_t HW)
+{
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 32768)
+    for (int n = 0; n < N; n++) {
+        for (int c = 0; c < C; c++) {
+            const float m = (float)mean[c];
+            const float scale = (float)(invstd[c] * (weight ? weight[c] : 1.0f));
+            const float shift = bias ? bias[c] : 0.0f;
+            const float *p = x + ((size_t)n * C + c) * HW;
+            float *q = y + ((size_t)n * C + c) * HW;
+            for (size_t i = 0; i < HW; i++) q[i] = (p[i] - m) * scale + shift;
+        }
+    }
+}
+
+/* Per channel: sum gy and sum gy * xhat (double); x NULL: only sum gy. */
+static void grad_sums(const float *x, const float *gy, const double *mean, const double *invstd, double *sg,
+                      double *sgx, int N, int C, size_t HW)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * C * HW > 32768)
+    for (int c = 0; c < C; c++) {
+        const double m = mean[c], is = invstd[c];
+        double a = 0.0, b = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float *g = gy + ((size_t)n * C + c) * HW;
+            if (!x) { /* only sum(gy) wanted */
+                for (size_t i = 0; i < HW; i++) a += g[i];
+                continue;
+            }
+            const float *p = x + ((size_t)n * C + c) * HW;
+            for (size_t i = 0; i < HW; i++) {
+                a += g[i];
+                b += (double)g[i] * (((double)p[i] - m) * is);
+            }
+        }
+        sg[c] = a;
+        sgx[c] = b;
+    }
+}
+
+static int backward_common(const float *x, const float *gy, float *gx, const float *weight, float *gw, float *gb,
+                           const double *mean, const double *invstd, int N, int C, size_t HW, int training)
+{
+    double *sg = malloc(2 * (size_t)C * sizeof *sg);
+    if (!sg) return yt_error("batch_norm backward: out of memory");
+    double *sgx = sg + C;
+    const double M = (double)N * (double)HW;
+    if (gw || gb || (gx && training)) grad_sums(x, gy, mean, invstd, sg, sgx, N, C, HW);
+    for (int c = 0; c < C; c++) {
+        if (gb) gb[c] += (float)sg[c];
+        if (gw) gw[c] += (float)sgx[c];
+    }
+    if (gx) {
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 32768)
+        for (int n = 0; n < N; n++) {
+            for (int c = 0; c < C; c++) {
+                const float *g = gy + ((size_t)n * C + c) * HW;
+                float *o = gx + ((size_t)n * C + c) * HW;
+                const float k = (float)(invstd[c] * (weight ? weight[c] : 1.0f));
+                if (training) {
+                    const float *p = x + ((size_t)n * C + c) * HW;
+                    const float m = (float)mean[c], is = (float)invstd[c];
+                    const float mg = (float)(sg[c] / M), mgx = (float)(sgx[c] / M);
+                    for (size_t i = 0; i < HW; i++) o[i] += k * (g[i] - mg - (p[i] - m) * is * mgx);
+                } else {
+                    for (size_t i = 0; i < HW; i++) o[i] += k * g[i];
+                }
+            }
+        }
+    }
+    free(sg);
+    return 0;
+}
+
+void yt_batch_norm_backward_train(const float *x, const float *gy, float *gx, const float *weight, float *gw,
+                                  float *gb, const double *mean, const double *invstd, int N, int C, size_t HW)
+{
+    backward_common(x, gy, gx, weight, gw, gb, mean, invstd, N, C, HW, 1);
+}
+
+void yt_batch_norm_backward_eval(const float *x, const float *gy, float *gx, const float *weight, float *gw,
+                                 float *gb, const double *mean, const double *invstd, int N, int C, size_t HW)
+{
+    backward_common(x, gy, gx, weight, gw, gb, mean, invstd, N, C, HW, 0);
+}
+
+/* ---- tensor level ---- */
+
+typedef struct {
+    int N, C;
+    size_t HW;
+    int training;
+    int x_saved, w_saved; /* index into node->saved or -1 */
+    double *mean, *invstd;
+} bn_ctx;
+
+static void bn_ctx_free(void *p)
+{
+    bn_ctx *ctx = p;
+    free(ctx->mean);
+    free(ctx);
+}
+
+static int bn_backward(yt_node *node)
+{
+    bn_ctx *ctx = node->ctx;
+    yt_tensor *gy = yt_node_grad_out(node, 0);
+    if (!gy) return -1;
+    yt_tensor *xin = node->in[0], *win = node->in[1], *bin = node->in[2];
+    float *gx = yt_grad_accum(xin);
+    if (xin && !gx) return -1;
+    float *gw = yt_grad_accum(win);
+    if (win && !gw) return -1;
+    float *gb = yt_grad_accum(bin);
+    if (bin && !gb) return -1;
+    const float *x = ctx->x_saved >= 0 ? yt_f32(node->saved[ctx->x_saved]) : NULL;
+    const float *w = ctx->w_saved >= 0 ? yt_f32(node->saved[ctx->w_saved]) : NULL;
+    if (!x && (gw || (gx && ctx->training))) return yt_error("batch_norm backward: missing saved input");
+    return backward_common(x, yt_f32(gy), gx, w, gw, gb, ctx->mean, ctx->invstd, ctx->N, ctx->C, ctx->HW,
+                           ctx->training);
+}
+
+static int check_channel_vec(const yt_tensor *t, const char *what, int64_t C, int need_contiguous)
+{
+    if (!t) return 0;
+    if (yt_check(t, what, YT_F32, 1) < 0) return -1;
+    char b[128];
+    if (t->shape[0] != C)
+        return yt_error("%s: expected %lld entries (one per channel), got shape %s", what, (long long)C,
+                        yt_shape_str(t, b, sizeof b));
+    if (need_contiguous && !yt_is_contiguous(t)) return yt_error("%s: must be contiguous (updated in place)", what);
+    return 0;
+}
+
+yt_tensor *yt_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *bias, yt_tensor *running_mean,
+                         yt_tensor *running_var, int training, double momentum, double eps)
+{
+    if (yt_check(x, "batch_norm input", YT_F32, -1) < 0) return NULL;
+    char bx[128];
+    if (x->ndim < 2) {
+        yt_error("batch_norm: input must have at least 2 dimensions (N, C, ...), got shape %s",
+                 yt_shape_str(x, bx, sizeof bx));
+        return NULL;
+    }
+    const int64_t C = x->shape[1];
+    if (check_channel_vec(weight, "batch_norm weight", C, 0) < 0 || check_channel_vec(bias, "batch_norm bias", C, 0) < 0 ||
+        check_channel_vec(running_mean, "batch_norm running_mean", C, 1) < 0 ||
+        check_channel_vec(running_var, "batch_norm running_var", C, 1) < 0)
+        return NULL;
+    if ((running_mean == NULL) != (running_var == NULL)) {
+        yt_error("batch_norm: running_mean and running_var must be given together");
+        return NULL;
+    }
+    if (!training && !running_mean) {
+        yt_error("batch_norm: eval mode needs running_mean and running_var");
+        return NULL;
+    }
+    if (!(eps > 0) || !(momentum >= 0 && momentum <= 1)) {
+        yt_error("batch_norm: need eps > 0 and 0 <= momentum <= 1 (got eps %g, momentum %g)", eps, momentum);
+        return NULL;
+    }
+    size_t HW = 1;
+    for (int d = 2; d < x->ndim; d++) HW *= (size_t)x->shape[d];
+    const int64_t N = x->shape[0];
+    if (N > INT32_MAX || C > INT32_MAX) {
+        yt_error("batch_norm: input %s too large", yt_shape_str(x, bx, sizeof bx));
+        return NULL;
+    }
+    const double M = (double)N * (double)HW;
+    if (training && M <= 1) {
+        yt_error("batch_norm: expected more than 1 value per channel when training, got input shape %s",
+                 yt_shape_str(x, bx, sizeof bx));
+        return NULL;
+    }
+    bn_ctx *ctx = calloc(1, sizeof *ctx);
+    double *stats = ctx ? malloc(3 * (size_t)(C > 0 ? C : 1) * sizeof *stats) : NULL;
+    if (!stats) {
+        free(ctx);
+        yt_error("batch_norm: out of memory");
+        return NULL;
+    }
+    ctx->mean = stats;
+    ctx->invstd = stats + C;
+    double *var = stats + 2 * C;
+    ctx->N = (int)N;
+    ctx->C = (int)C;
+    ctx->HW = HW;
+    ctx->training = training ? 1 : 0;
+    ctx->x_saved = ctx->w_saved = -1;
+
+    yt_tensor *xc = yt_contiguous(x);
+    yt_tensor *wc = (xc && weight) ? yt_contiguous(weight) : NULL;
+    yt_tensor *bc = (xc && bias) ? yt_contiguous(bias) : NULL;
+    yt_tensor *y = NULL;
+    if (!xc || (weight && !wc) || (bias && !bc)) goto fail;
+
+    if (training) {
+        yt_batch_norm_stats(yt_f32(xc), ctx->mean, var, ctx->N, ctx->C, HW);
+        for (int64_t c = 0; c < C; c++) ctx->invstd[c] = 1.0 / sqrt(var[c] + eps);
+        if (running_mean) {
+            float *rm = yt_f32(running_mean), *rv = yt_f32(running_var);
+            const double unbias = M / (M - 1.0);
+            for (int64_t c = 0; c < C; c++) {
+                rm[c] = (float)((1.0 - momentum) * rm[c] + momentum * ctx->mean[c]);
+                rv[c] = (float)((1.0 - momentum) * rv[c] + momentum * var[c] * unbias);
+            }
+        }
+    } else {
+        const float *rm = yt_f32(running_mean), *rv = yt_f32(running_var);
+        for (int64_t c = 0; c < C; c++) {
+            ctx->mean[c] = rm[c];
+            ctx->invstd[c] = 1.0 / sqrt((double)rv[c] + eps);
+        }
+    }
+    y = yt_tensor_empty_like(xc);
+    if (!y) goto fail;
+    yt_batch_norm_forward(yt_f32(xc), yt_f32(y), wc ? yt_f32(wc) : NULL, bc ? yt_f32(bc) : NULL, ctx->mean,
+                          ctx->invstd, ctx->N, ctx->C, HW);
+
+    yt_tensor *ins[3] = {xc, wc, bc};
+    if (yt_needs_grad(3, ins)) {
+        yt_node *node = yt_node_new("batch_norm", bn_backward, 3, ins);
+        if (!node) goto fail;
+        node->ctx = ctx;
+        node->free_ctx = bn_ctx_free;
+        ctx = NULL;
+        bn_ctx *c2 = node->ctx;
+        /* x is read for gw and (training) gx; weight for gx */
+        if ((wc && wc->requires_grad) || (xc->requires_grad && training)) {
+            c2->x_saved = node->n_saved;
+            yt_node_save(node, xc);
+        }
+        if (wc && xc->requires_grad) {
+            c2->w_saved = node->n_saved;
+            yt_node_save(node, wc);
+        }
+        yt_node_add_output(node, y);
+    }
+    if (ctx) bn_ctx_free(ctx);
+    yt_tensor_release(xc);
+    yt_tensor_release(wc);
+    yt_tensor_release(bc);
+    return y;
+fail:
+    bn_ctx_free(ctx);
+    yt_tensor_release(y);
+    yt_tensor_release(xc);
+    yt_tensor_release(wc);
+    yt_tensor_release(bc);
+    return NULL;
+}

@@ -1,0 +1,40 @@
+/* Batch normalisation over the channel axis (axis 1) of an (N, C, *) tensor, e.g. (N, C, H, W).
+ *
+ * training: y = (x - mean_B) / sqrt(var_B + eps) * weight + bias with the batch mean and *biased* batch
+ *           variance per channel (double accumulators); running stats are updated in place:
+ *           running_mean = (1 - momentum) * running_mean + momentum * mean_B
+ *           running_var  = (1 - momentum) * running_var  + momentum * var_B * M / (M - 1)   (unbiased)
+ *           where M = N * H * W. The gradient flows through the batch statistics.
+ * eval:     the same with running_mean / running_var: an affine map per channel. */
+#ifndef YT_OPS_BATCHNORM_H
+#define YT_OPS_BATCHNORM_H
+
+#include <stddef.h>
+
+#include "core/tensor.h"
+
+/* Raw kernels. x, y, gy, gx: (N, C, HW) floats; per-channel arrays have C entries. weight NULL = 1,
+ * bias NULL = 0. */
+
+/* mean[c] and the biased variance var[c] of x over N and HW (two passes, double accumulators). */
+void yt_batch_norm_stats(const float *x, double *mean, double *var, int N, int C, size_t HW);
+/* y = (x - mean) * invstd * weight + bias */
+void yt_batch_norm_forward(const float *x, float *y, const float *weight, const float *bias, const double *mean,
+                           const double *invstd, int N, int C, size_t HW);
+/* Training-mode backward (through the batch statistics that gave mean/invstd). Accumulates:
+ *   gb += sum gy;  gw += sum gy * xhat;
+ *   gx += weight * invstd * (gy - sum(gy) / M - xhat * sum(gy * xhat) / M)
+ * Any of gx, gw, gb may be NULL. */
+void yt_batch_norm_backward_train(const float *x, const float *gy, float *gx, const float *weight, float *gw,
+                                  float *gb, const double *mean, const double *invstd, int N, int C, size_t HW);
+/* Eval-mode backward (fixed statistics): gx += gy * weight * invstd; gw, gb as above. */
+void yt_batch_norm_backward_eval(const float *x, const float *gy, float *gx, const float *weight, float *gw,
+                                 float *gb, const double *mean, const double *invstd, int N, int C, size_t HW);
+
+/* Tensor-level op. x: (N, C, *) F32 (ndim >= 2). weight, bias: (C) F32 or NULL (no affine part).
+ * running_mean, running_var: (C) contiguous F32, updated in place when training (may be NULL when training:
+ * no update); required in eval. Records autograd for x, weight and bias. */
+yt_tensor *yt_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *bias, yt_tensor *running_mean,
+                         yt_tensor *running_var, int training, double momentum, double eps);
+
+#endif

@@ -1,0 +1,45 @@
+/* 2-D convolution, NCHW input, OIHW weights, groups = 1.
+ *
+ * Forward per image n:   y_n (O, OH*OW) = W (O, C*KH*KW) @ col(x_n) (C*KH*KW, OH*OW)   [+ b]
+ * Backward per image n:  gW (O, CKK)   += gy_n (O, P) @ col(x_n)^T (P, CKK)
+ *                        gcol (CKK, P)  = W^T (CKK, O) @ gy_n (O, P);  gx_n += col2im(gcol)
+ *                        gb[o]          += sum_p gy_n[o, p]
+ * A 1x1 / stride 1 / pad 0 conv uses x_n itself as col(x_n) (no im2col).
+ * im2col buffers are per-thread temporaries: nothing is kept between forward and backward (backward
+ * recomputes col(x_n)). */
+#ifndef YT_OPS_CONV2D_H
+#define YT_OPS_CONV2D_H
+
+#include <stddef.h>
+
+#include "core/tensor.h"
+
+typedef struct {
+    int N, C, H, W;     /* input */
+    int O, KH, KW;      /* weights */
+    int sh, sw, ph, pw; /* stride, padding */
+    int OH, OW;         /* output (filled by yt_conv2d_shape_init) */
+    int strategy;       /* parallelisation: 0 = automatic, 1 = images in parallel with single-threaded
+                           BLAS calls, 2 = images in sequence with multithreaded BLAS (for benchmarks) */
+} yt_conv2d_shape;
+
+/* Fills OH/OW from the other fields; returns -1 (with yt_error) on invalid sizes. */
+int yt_conv2d_shape_init(yt_conv2d_shape *s);
+
+/* col: (C*KH*KW, OH*OW) unfolded patches of one image x: (C, H, W); zero padding. */
+void yt_im2col(const float *x, float *col, const yt_conv2d_shape *s);
+/* gx: (C, H, W) += fold(gcol) */
+void yt_col2im_add(const float *gcol, float *gx, const yt_conv2d_shape *s);
+
+/* x: (N,C,H,W)  w: (O,C,KH,KW)  b: (O) or NULL  y: (N,O,OH,OW) (overwritten). Returns 0, or -1 when out of
+ * memory for the per-thread column buffers. */
+int yt_conv2d_forward(const float *x, float *y, const float *w, const float *b, const yt_conv2d_shape *s);
+/* Accumulates (+=) into gx (N,C,H,W), gw (O,C,KH,KW), gb (O); any of them may be NULL (not wanted).
+ * x is only read when gw is wanted. Returns 0, or -1 when out of memory. */
+int yt_conv2d_backward(const float *x, const float *gy, float *gx, const float *w, float *gw, float *gb,
+                       const yt_conv2d_shape *s);
+
+/* Tensor-level op. x: (N,C,H,W) F32, w: (O,C,KH,KW) F32, b: (O) F32 or NULL. Records autograd for x, w, b. */
+yt_tensor *yt_conv2d(yt_tensor *x, yt_tensor *w, yt_tensor *b, int stride_h, int stride_w, int pad_h, int pad_w);
+
+#endif

@@ -1,0 +1,137 @@
+#include "ops/pool.h"
+
+#include <math.h>
+
+#include "core/autograd.h"
+#include "core/error.h"
+
+int yt_pool2d_shape_init(yt_pool2d_shape *s)
+{
+    if (s->N < 0 || s->C < 0 || s->H < 1 || s->W < 1)
+        return yt_error("max_pool2d: invalid input size (N %d, C %d, H %d, W %d)", s->N, s->C, s->H, s->W);
+    if (s->KH < 1 || s->KW < 1) return yt_error("max_pool2d: kernel must be >= 1, got (%d, %d)", s->KH, s->KW);
+    if (s->sh < 1 || s->sw < 1) return yt_error("max_pool2d: stride must be >= 1, got (%d, %d)", s->sh, s->sw);
+    if (s->ph < 0 || s->pw < 0 || s->ph > s->KH / 2 || s->pw > s->KW / 2)
+        return yt_error("max_pool2d: padding (%d, %d) must be between 0 and half the kernel (%d, %d)", s->ph, s->pw,
+                        s->KH, s->KW);
+    int64_t eh = (int64_t)s->H + 2 * (int64_t)s->ph - s->KH, ew = (int64_t)s->W + 2 * (int64_t)s->pw - s->KW;
+    if (eh < 0 || ew < 0)
+        return yt_error("max_pool2d: kernel %dx%d larger than padded input %lldx%lld", s->KH, s->KW,
+                        (long long)(s->H + 2 * (int64_t)s->ph), (long long)(s->W + 2 * (int64_t)s->pw));
+    s->OH = (int)(eh / s->sh + 1);
+    s->OW = (int)(ew / s->sw + 1);
+    return 0;
+}
+
+/* Index (into the plane) of the window maximum for output (oh, ow). Every window holds at least one real
+ * element because padding <= kernel / 2. */
+static inline size_t window_argmax(const float *xp, int oh, int ow, const yt_pool2d_shape *s, float *maxv)
+{
+    int h0 = oh * s->sh - s->ph, w0 = ow * s->sw - s->pw;
+    int h1 = h0 + s->KH, w1 = w0 + s->KW;
+    if (h0 < 0) h0 = 0;
+    if (w0 < 0) w0 = 0;
+    if (h1 > s->H) h1 = s->H;
+    if (w1 > s->W) w1 = s->W;
+    float best = -INFINITY;
+    size_t arg = (size_t)h0 * s->W + w0;
+    for (int h = h0; h < h1; h++) {
+        const float *r = xp + (size_t)h * s->W;
+        for (int w = w0; w < w1; w++) {
+            float v = r[w];
+            if (v > best || isnan(v)) {
+                best = v;
+                arg = (size_t)h * s->W + w;
+                if (isnan(v)) goto done;
+            }
+        }
+    }
+done:
+    *maxv = best;
+    return arg;
+}
+
+void yt_max_pool2d_forward(const float *x, float *y, const yt_pool2d_shape *s)
+{
+    const size_t planes = (size_t)s->N * s->C, hw = (size_t)s->H * s->W, ohw = (size_t)s->OH * s->OW;
+#pragma omp parallel for schedule(static) if (planes * ohw * s->KH * s->KW > 65536)
+    for (size_t p = 0; p < planes; p++) {
+        const float *xp = x + p * hw;
+        float *yp = y + p * ohw;
+        for (int oh = 0; oh < s->OH; oh++)
+            for (int ow = 0; ow < s->OW; ow++) {
+                float v;
+                window_argmax(xp, oh, ow, s, &v);
+                yp[(size_t)oh * s->OW + ow] = v;
+            }
+    }
+}
+
+void yt_max_pool2d_backward(const float *x, const float *gy, float *gx, const yt_pool2d_shape *s)
+{
+    const size_t planes = (size_t)s->N * s->C, hw = (size_t)s->H * s->W, ohw = (size_t)s->OH * s->OW;
+#pragma omp parallel for schedule(static) if (planes * ohw * s->KH * s->KW > 65536)
+    for (size_t p = 0; p < planes; p++) {
+        const float *xp = x + p * hw, *gp = gy + p * ohw;
+        float *gxp = gx + p * hw;
+        for (int oh = 0; oh < s->OH; oh++)
+            for (int ow = 0; ow < s->OW; ow++) {
+                float v;
+                size_t a = window_argmax(xp, oh, ow, s, &v);
+                gxp[a] += gp[(size_t)oh * s->OW + ow];
+            }
+    }
+}
+
+static int max_pool2d_backward(yt_node *node)
+{
+    yt_tensor *x = node->saved[0], *gy = yt_node_grad_out(node, 0);
+    if (!gy) return -1;
+    float *gx = yt_grad_accum(node->in[0]);
+    if (!gx) return node->in[0] ? -1 : 0;
+    yt_pool2d_shape s = {(int)x->shape[0], (int)x->shape[1], (int)x->shape[2], (int)x->shape[3],
+                         (int)node->iarg[0], (int)node->iarg[1], (int)node->iarg[2], (int)node->iarg[3],
+                         (int)node->iarg[4], (int)node->iarg[5], 0, 0};
+    if (yt_pool2d_shape_init(&s) < 0) return -1;
+    yt_max_pool2d_backward(yt_f32(x), yt_f32(gy), gx, &s);
+    return 0;
+}
+
+yt_tensor *yt_max_pool2d(yt_tensor *x, int kh, int kw, int sh, int sw, int ph, int pw)
+{
+    if (yt_check(x, "max_pool2d input", YT_F32, 4) < 0) return NULL;
+    char b[128];
+    for (int d = 0; d < 4; d++) {
+        if (x->shape[d] > INT32_MAX / 4) {
+            yt_error("max_pool2d: input %s too large", yt_shape_str(x, b, sizeof b));
+            return NULL;
+        }
+    }
+    yt_pool2d_shape s = {(int)x->shape[0], (int)x->shape[1], (int)x->shape[2], (int)x->shape[3], kh, kw, sh, sw,
+                         ph, pw, 0, 0};
+    if (yt_pool2d_shape_init(&s) < 0) {
+        yt_error_prefix("input %s: ", yt_shape_str(x, b, sizeof b));
+        return NULL;
+    }
+    yt_tensor *xc = yt_contiguous(x);
+    if (!xc) return NULL;
+    int64_t ys[4] = {s.N, s.C, s.OH, s.OW};
+    yt_tensor *y = yt_tensor_empty(YT_F32, 4, ys);
+    if (y) {
+        yt_max_pool2d_forward(yt_f32(xc), yt_f32(y), &s);
+        if (yt_needs_grad(1, &xc)) {
+            yt_node *node = yt_node_new("max_pool2d", max_pool2d_backward, 1, &xc);
+            if (node) {
+                int64_t a[6] = {kh, kw, sh, sw, ph, pw};
+                for (int i = 0; i < 6; i++) node->iarg[i] = a[i];
+                yt_node_save(node, xc);
+                yt_node_add_output(node, y);
+            } else {
+                yt_tensor_release(y);
+                y = NULL;
+            }
+        }
+    }
+    yt_tensor_release(xc);
+    return y;
+}

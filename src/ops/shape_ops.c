@@ -1,0 +1,461 @@
+#include "ops/shape_ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/autograd.h"
+#include "core/error.h"
+#include "ops/reduce.h"
+
+#define PAR_MIN 32768
+
+/* ---- cat ---- */
+
+void yt_cat_forward(int n, const void *const *xs, const int64_t *sizes, void *y, int64_t outer, int64_t inner,
+                    size_t esz)
+{
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += sizes[i];
+    size_t row = (size_t)(total * inner) * esz;
+#pragma omp parallel for schedule(static) if (outer * total * inner > PAR_MIN)
+    for (int64_t o = 0; o < outer; o++) {
+        char *dst = (char *)y + (size_t)o * row;
+        for (int i = 0; i < n; i++) {
+            size_t blk = (size_t)(sizes[i] * inner) * esz;
+            memcpy(dst, (const char *)xs[i] + (size_t)o * blk, blk);
+            dst += blk;
+        }
+    }
+}
+
+void yt_cat_backward(int n, const float *gy, float *const *gxs, const int64_t *sizes, int64_t outer,
+                     int64_t inner)
+{
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += sizes[i];
+#pragma omp parallel for schedule(static) if (outer * total * inner > PAR_MIN)
+    for (int64_t o = 0; o < outer; o++) {
+        const float *g = gy + o * total * inner;
+        for (int i = 0; i < n; i++) {
+            int64_t blk = sizes[i] * inner;
+            if (gxs[i]) {
+                float *gx = gxs[i] + o * blk;
+                for (int64_t j = 0; j < blk; j++) gx[j] += g[j];
+            }
+            g += blk;
+        }
+    }
+}
+
+typedef struct {
+    int dim;
+    int64_t sizes[YT_NODE_MAX_IN];
+} cat_ctx;
+
+static int cat_backward(yt_node *node)
+{
+    yt_tensor *gy = yt_node_grad_out(node, 0);
+    if (!gy) return -1;
+    cat_ctx *c = node->ctx;
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < c->dim; d++) outer *= gy->shape[d];
+    for (int d = c->dim + 1; d < gy->ndim; d++) inner *= gy->shape[d];
+    float *gxs[YT_NODE_MAX_IN] = {0};
+    for (int i = 0; i < node->n_in; i++) {
+        if (!node->in[i]) continue;
+        gxs[i] = yt_grad_accum(node->in[i]);
+        if (!gxs[i]) return -1;
+    }
+    yt_cat_backward(node->n_in, yt_f32(gy), gxs, c->sizes, outer, inner);
+    return 0;
+}
+
+yt_tensor *yt_cat(int n, yt_tensor *const *ts, int dim)
+{
+    if (n < 1 || !ts) {
+        yt_error("cat: expected at least one tensor");
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!ts[i]) {
+            yt_error("cat: tensor %d is missing", i + 1);
+            return NULL;
+        }
+        if (yt_tensor_is_released(ts[i])) {
+            yt_error("cat: tensor %d: attempt to use a released tensor", i + 1);
+            return NULL;
+        }
+    }
+    const yt_tensor *t0 = ts[0];
+    if (t0->ndim == 0) {
+        yt_error("cat: zero-dimensional tensors cannot be concatenated");
+        return NULL;
+    }
+    int d = yt_norm_dim("cat", dim, t0->ndim);
+    if (d < 0) return NULL;
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        const yt_tensor *t = ts[i];
+        int ok = t->dtype == t0->dtype && t->ndim == t0->ndim;
+        for (int k = 0; ok && k < t->ndim; k++)
+            if (k != d && t->shape[k] != t0->shape[k]) ok = 0;
+        if (!ok) {
+            char a[128], b[128];
+            if (t->dtype != t0->dtype)
+                yt_error("cat: tensor %d is %s but tensor 1 is %s", i + 1, yt_dtype_name(t->dtype),
+                         yt_dtype_name(t0->dtype));
+            else
+                yt_error("cat: tensor %d has shape %s, tensor 1 has %s: they must match except in dimension %d",
+                         i + 1, yt_shape_str(t, a, sizeof a), yt_shape_str(t0, b, sizeof b), d + 1);
+            return NULL;
+        }
+        total += t->shape[d];
+    }
+    if (n > YT_NODE_MAX_IN && yt_needs_grad(n, ts)) {
+        /* a node holds at most YT_NODE_MAX_IN inputs: concatenate in groups, then the groups */
+        yt_tensor *parts[YT_NODE_MAX_IN];
+        int np = 0, group = (n + YT_NODE_MAX_IN - 1) / YT_NODE_MAX_IN;
+        if (group < YT_NODE_MAX_IN) group = YT_NODE_MAX_IN;
+        yt_tensor *res = NULL;
+        for (int i = 0; i < n; i += group) {
+            int m = n - i < group ? n - i : group;
+            parts[np] = yt_cat(m, ts + i, d);
+            if (!parts[np]) goto done;
+            np++;
+        }
+        res = yt_cat(np, parts, d);
+    done:
+        for (int i = 0; i < np; i++) yt_tensor_release(parts[i]);
+        return res;
+    }
+    yt_tensor *cs[YT_NODE_MAX_IN > 64 ? YT_NODE_MAX_IN : 64];
+    yt_tensor **xs = n <= 64 ? cs : malloc((size_t)n * sizeof *xs);
+    int64_t *sizes = malloc((size_t)n * sizeof *sizes);
+    const void **ptrs = malloc((size_t)n * sizeof *ptrs);
+    yt_tensor *y = NULL;
+    int made = 0;
+    if (!xs || !sizes || !ptrs) {
+        yt_error("cat: out of memory");
+        goto out;
+    }
+    for (; made < n; made++) {
+        xs[made] = yt_contiguous(ts[made]);
+        if (!xs[made]) goto out;
+        sizes[made] = ts[made]->shape[d];
+        ptrs[made] = yt_data(xs[made]);
+    }
+    int64_t shape[YT_MAX_DIMS];
+    for (int k = 0; k < t0->ndim; k++) shape[k] = t0->shape[k];
+    shape[d] = total;
+    y = yt_tensor_empty(t0->dtype, t0->ndim, shape);
+    if (!y) goto out;
+    int64_t outer = 1, inner = 1;
+    for (int k = 0; k < d; k++) outer *= shape[k];
+    for (int k = d + 1; k < t0->ndim; k++) inner *= shape[k];
+    if (yt_numel(y) > 0) yt_cat_forward(n, ptrs, sizes, yt_data(y), outer, inner, yt_dtype_size(t0->dtype));
+    if (yt_needs_grad(n, xs)) {
+        cat_ctx *c = calloc(1, sizeof *c);
+        yt_node *node = c ? yt_node_new("cat", cat_backward, n, xs) : NULL;
+        if (!node) {
+            if (!c) yt_error("cat: out of memory");
+            free(c);
+            yt_tensor_release(y);
+            y = NULL;
+            goto out;
+        }
+        c->dim = d;
+        for (int i = 0; i < n; i++) c->sizes[i] = sizes[i];
+        node->ctx = c;
+        node->free_ctx = free;
+        yt_node_add_output(node, y);
+    }
+out:
+    for (int i = 0; i < made; i++) yt_tensor_release(xs[i]);
+    if (xs != cs) free(xs);
+    free(sizes);
+    free(ptrs);
+    return y;
+}
+
+/* ---- split / chunk ---- */
+
+int yt_split(yt_tensor *x, int n_sizes, const int64_t *sizes, int dim, yt_tensor **out)
+{
+    if (!x || yt_tensor_is_released(x)) return yt_error("split: attempt to use a released tensor");
+    int d = yt_norm_dim("split", dim, x->ndim);
+    if (d < 0) return -1;
+    if (x->ndim == 0) return yt_error("split: cannot split a 0-d tensor");
+    int64_t sum = 0;
+    for (int i = 0; i < n_sizes; i++) {
+        if (sizes[i] < 0) return yt_error("split: negative size %lld", (long long)sizes[i]);
+        sum += sizes[i];
+    }
+    if (sum != x->shape[d]) {
+        char b[128];
+        return yt_error("split: sizes add up to %lld but dimension %d of %s has size %lld", (long long)sum, d + 1,
+                        yt_shape_str(x, b, sizeof b), (long long)x->shape[d]);
+    }
+    int64_t start = 0;
+    for (int i = 0; i < n_sizes; i++) {
+        out[i] = yt_narrow(x, d, start, sizes[i]);
+        if (!out[i]) {
+            for (int k = 0; k < i; k++) {
+                yt_tensor_release(out[k]);
+                out[k] = NULL;
+            }
+            return -1;
+        }
+        start += sizes[i];
+    }
+    return 0;
+}
+
+int yt_split_size(yt_tensor *x, int64_t split_size, int dim, yt_tensor **out, int max_out)
+{
+    if (!x || yt_tensor_is_released(x)) return yt_error("split: attempt to use a released tensor");
+    int d = yt_norm_dim("split", dim, x->ndim);
+    if (d < 0) return -1;
+    if (x->ndim == 0) return yt_error("split: cannot split a 0-d tensor");
+    if (split_size <= 0) return yt_error("split: size must be positive, got %lld", (long long)split_size);
+    int64_t s = x->shape[d];
+    int64_t count = s == 0 ? 1 : (s + split_size - 1) / split_size;
+    if (count > max_out) return yt_error("split: %lld pieces exceed the limit of %d", (long long)count, max_out);
+    int64_t sizes[count > 0 ? count : 1];
+    for (int64_t i = 0; i < count; i++) sizes[i] = s - i * split_size < split_size ? s - i * split_size : split_size;
+    if (yt_split(x, (int)count, sizes, d, out) < 0) return -1;
+    return (int)count;
+}
+
+int yt_chunk(yt_tensor *x, int chunks, int dim, yt_tensor **out, int max_out)
+{
+    if (!x || yt_tensor_is_released(x)) return yt_error("chunk: attempt to use a released tensor");
+    if (chunks <= 0) return yt_error("chunk: number of chunks must be positive, got %d", chunks);
+    int d = yt_norm_dim("chunk", dim, x->ndim);
+    if (d < 0) return -1;
+    if (x->ndim == 0) return yt_error("chunk: cannot chunk a 0-d tensor");
+    int64_t s = x->shape[d];
+    int64_t size = (s + chunks - 1) / chunks;
+    if (size == 0) size = 1;
+    return yt_split_size(x, size, d, out, max_out);
+}
+
+/* ---- index_select ---- */
+
+static int index_select_backward(yt_node *node)
+{
+    yt_tensor *gy = yt_node_grad_out(node, 0);
+    if (!gy) return -1;
+    float *gx = yt_grad_accum(node->in[0]);
+    if (!gx) return 0;
+    int64_t outer = node->iarg[0], s = node->iarg[1], inner = node->iarg[2];
+    const int64_t *idx = yt_i64(node->saved[0]);
+    int64_t m = yt_numel(node->saved[0]);
+    const float *g = yt_f32(gy);
+    /* parallel over outer only: several k may hit the same row */
+#pragma omp parallel for schedule(static) if (outer * m * inner > PAR_MIN && outer > 1)
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t k = 0; k < m; k++) {
+            float *dst = gx + (o * s + idx[k]) * inner;
+            const float *src = g + (o * m + k) * inner;
+            for (int64_t j = 0; j < inner; j++) dst[j] += src[j];
+        }
+    return 0;
+}
+
+yt_tensor *yt_index_select(yt_tensor *x, int dim, const yt_tensor *index)
+{
+    if (!x || yt_tensor_is_released(x)) {
+        yt_error("index_select: attempt to use a released tensor");
+        return NULL;
+    }
+    if (yt_check(index, "index_select index", YT_I64, -1) < 0) return NULL;
+    if (index->ndim > 1) {
+        char b[128];
+        yt_error("index_select: index must be 1-d, got shape %s", yt_shape_str(index, b, sizeof b));
+        return NULL;
+    }
+    int d = yt_norm_dim("index_select", dim, x->ndim);
+    if (d < 0) return NULL;
+    int64_t s = x->ndim ? x->shape[d] : 1;
+    yt_tensor *ic = yt_contiguous((yt_tensor *)index);
+    if (!ic) return NULL;
+    const int64_t *idx = yt_i64(ic);
+    int64_t m = yt_numel(ic);
+    for (int64_t k = 0; k < m; k++) {
+        if (idx[k] < 0 || idx[k] >= s) {
+            yt_error("index_select: index %lld out of range for size %lld in dimension %d", (long long)idx[k],
+                     (long long)s, d + 1);
+            yt_tensor_release(ic);
+            return NULL;
+        }
+    }
+    yt_tensor *xc = yt_contiguous(x);
+    if (!xc) {
+        yt_tensor_release(ic);
+        return NULL;
+    }
+    int64_t shape[YT_MAX_DIMS];
+    for (int k = 0; k < x->ndim; k++) shape[k] = x->shape[k];
+    int ond = x->ndim;
+    if (ond == 0) ond = 1; /* a 0-d input gives a 1-d result of m elements */
+    shape[ond == x->ndim ? d : 0] = m;
+    int64_t outer = 1, inner = 1;
+    for (int k = 0; k < d; k++) outer *= x->shape[k];
+    for (int k = d + 1; k < x->ndim; k++) inner *= x->shape[k];
+    yt_tensor *y = yt_tensor_empty(x->dtype, ond, shape);
+    if (y) {
+        size_t esz = yt_dtype_size(x->dtype), row = (size_t)inner * esz;
+        const char *src = yt_data(xc);
+        char *dst = yt_data(y);
+        if (row > 0) {
+#pragma omp parallel for schedule(static) if (outer * m * inner > PAR_MIN)
+            for (int64_t o = 0; o < outer; o++)
+                for (int64_t k = 0; k < m; k++)
+                    memcpy(dst + (size_t)(o * m + k) * row, src + (size_t)(o * s + idx[k]) * row, row);
+        }
+        if (x->dtype == YT_F32 && yt_needs_grad(1, &xc)) {
+            yt_node *node = yt_node_new("index_select", index_select_backward, 1, &xc);
+            if (!node) {
+                yt_tensor_release(y);
+                y = NULL;
+            } else {
+                node->iarg[0] = outer;
+                node->iarg[1] = s;
+                node->iarg[2] = inner;
+                yt_node_save(node, ic);
+                yt_node_add_output(node, y);
+            }
+        }
+    }
+    yt_tensor_release(xc);
+    yt_tensor_release(ic);
+    return y;
+}
+
+/* ---- squeeze / unsqueeze / flatten / transpose ---- */
+
+/* x with a new shape that only adds or removes size-1 dimensions: a view. strides gives the view's strides
+ * (used when x is not contiguous and no gradient is recorded; otherwise a non-contiguous x is copied). */
+static yt_tensor *restride(yt_tensor *x, int nd, const int64_t *shape, const int64_t *strides)
+{
+    if (yt_is_contiguous(x) || x->ndim == 0 || yt_needs_grad(1, &x)) return yt_reshape(x, nd, shape);
+    yt_tensor *v = yt_narrow(x, 0, 0, x->shape[0]);
+    if (!v) return NULL;
+    v->ndim = nd;
+    for (int k = 0; k < nd; k++) {
+        v->shape[k] = shape[k];
+        v->stride[k] = strides[k];
+    }
+    return v;
+}
+
+yt_tensor *yt_squeeze(yt_tensor *x, int dim)
+{
+    if (!x || yt_tensor_is_released(x)) {
+        yt_error("squeeze: attempt to use a released tensor");
+        return NULL;
+    }
+    int d = yt_norm_dim("squeeze", dim, x->ndim);
+    if (d < 0) return NULL;
+    if (x->ndim == 0) return yt_reshape(x, 0, NULL);
+    if (x->shape[d] != 1) {
+        /* PyTorch leaves the tensor unchanged when the dimension is not 1 */
+        return yt_reshape(x, x->ndim, x->shape);
+    }
+    int64_t shape[YT_MAX_DIMS], st[YT_MAX_DIMS];
+    int nd = 0;
+    for (int k = 0; k < x->ndim; k++) {
+        if (k == d) continue;
+        shape[nd] = x->shape[k];
+        st[nd++] = x->stride[k];
+    }
+    return restride(x, nd, shape, st);
+}
+
+yt_tensor *yt_squeeze_all(yt_tensor *x)
+{
+    if (!x || yt_tensor_is_released(x)) {
+        yt_error("squeeze: attempt to use a released tensor");
+        return NULL;
+    }
+    int64_t shape[YT_MAX_DIMS], st[YT_MAX_DIMS];
+    int nd = 0;
+    for (int k = 0; k < x->ndim; k++) {
+        if (x->shape[k] == 1) continue;
+        shape[nd] = x->shape[k];
+        st[nd++] = x->stride[k];
+    }
+    return restride(x, nd, shape, st);
+}
+
+yt_tensor *yt_unsqueeze(yt_tensor *x, int dim)
+{
+    if (!x || yt_tensor_is_released(x)) {
+        yt_error("unsqueeze: attempt to use a released tensor");
+        return NULL;
+    }
+    if (x->ndim >= YT_MAX_DIMS) {
+        yt_error("unsqueeze: tensors have at most %d dimensions", YT_MAX_DIMS);
+        return NULL;
+    }
+    int d = dim < 0 ? dim + x->ndim + 1 : dim;
+    if (d < 0 || d > x->ndim) {
+        yt_error("unsqueeze: dimension %d out of range for a %d-d tensor", dim, x->ndim);
+        return NULL;
+    }
+    int64_t shape[YT_MAX_DIMS], st[YT_MAX_DIMS];
+    int nd = 0;
+    for (int k = 0; k <= x->ndim; k++) {
+        if (k == d) {
+            shape[nd] = 1;
+            st[nd++] = k < x->ndim ? x->shape[k] * x->stride[k] : 1;
+        }
+        if (k < x->ndim) {
+            shape[nd] = x->shape[k];
+            st[nd++] = x->stride[k];
+        }
+    }
+    return restride(x, nd, shape, st);
+}
+
+yt_tensor *yt_flatten(yt_tensor *x, int start_dim, int end_dim)
+{
+    if (!x || yt_tensor_is_released(x)) {
+        yt_error("flatten: attempt to use a released tensor");
+        return NULL;
+    }
+    if (x->ndim == 0) {
+        int64_t one = 1;
+        return yt_reshape(x, 1, &one);
+    }
+    int s = yt_norm_dim("flatten", start_dim, x->ndim), e = yt_norm_dim("flatten", end_dim, x->ndim);
+    if (s < 0 || e < 0) return NULL;
+    if (s > e) {
+        yt_error("flatten: start dimension %d comes after end dimension %d", s + 1, e + 1);
+        return NULL;
+    }
+    int64_t shape[YT_MAX_DIMS];
+    int nd = 0;
+    for (int k = 0; k < s; k++) shape[nd++] = x->shape[k];
+    int64_t m = 1;
+    for (int k = s; k <= e; k++) m *= x->shape[k];
+    shape[nd++] = m;
+    for (int k = e + 1; k < x->ndim; k++) shape[nd++] = x->shape[k];
+    return yt_reshape(x, nd, shape);
+}
+
+yt_tensor *yt_transpose(yt_tensor *x, int d0, int d1)
+{
+    if (!x || yt_tensor_is_released(x)) {
+        yt_error("transpose: attempt to use a released tensor");
+        return NULL;
+    }
+    int a = yt_norm_dim("transpose", d0, x->ndim), b = yt_norm_dim("transpose", d1, x->ndim);
+    if (a < 0 || b < 0) return NULL;
+    if (x->ndim == 0) return yt_reshape(x, 0, NULL);
+    int perm[YT_MAX_DIMS];
+    for (int k = 0; k < x->ndim; k++) perm[k] = k;
+    perm[a] = b;
+    perm[b] = a;
+    return yt_permute(x, perm);
+}

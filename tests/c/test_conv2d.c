@@ -1,0 +1,291 @@
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/conv2d.h"
+#include "testutil.h"
+
+typedef struct {
+    int sh, sw, ph, pw;
+} conv_opts;
+
+static yt_tensor *f_conv(yt_tensor **in, void *ud)
+{
+    conv_opts *o = ud;
+    return yt_conv2d(in[0], in[1], in[2], o->sh, o->sw, o->ph, o->pw);
+}
+
+/* Double-precision naive references. x (N,C,H,W), w (O,C,KH,KW), y (N,O,OH,OW). */
+static void ref_forward(const float *x, const float *w, const float *b, double *y, const yt_conv2d_shape *s)
+{
+    for (int n = 0; n < s->N; n++)
+        for (int o = 0; o < s->O; o++)
+            for (int oh = 0; oh < s->OH; oh++)
+                for (int ow = 0; ow < s->OW; ow++) {
+                    double acc = b ? b[o] : 0.0;
+                    for (int c = 0; c < s->C; c++)
+                        for (int kh = 0; kh < s->KH; kh++)
+                            for (int kw = 0; kw < s->KW; kw++) {
+                                int ih = oh * s->sh - s->ph + kh, iw = ow * s->sw - s->pw + kw;
+                                if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) continue;
+                                acc += (double)x[((size_t)(n * s->C + c) * s->H + ih) * s->W + iw] *
+                                       w[((size_t)(o * s->C + c) * s->KH + kh) * s->KW + kw];
+                            }
+                    y[((size_t)(n * s->O + o) * s->OH + oh) * s->OW + ow] = acc;
+                }
+}
+
+static void ref_backward(const float *x, const float *gy, double *gx, const float *w, double *gw, double *gb,
+                         const yt_conv2d_shape *s)
+{
+    for (int n = 0; n < s->N; n++)
+        for (int o = 0; o < s->O; o++)
+            for (int oh = 0; oh < s->OH; oh++)
+                for (int ow = 0; ow < s->OW; ow++) {
+                    double g = gy[((size_t)(n * s->O + o) * s->OH + oh) * s->OW + ow];
+                    if (gb) gb[o] += g;
+                    for (int c = 0; c < s->C; c++)
+                        for (int kh = 0; kh < s->KH; kh++)
+                            for (int kw = 0; kw < s->KW; kw++) {
+                                int ih = oh * s->sh - s->ph + kh, iw = ow * s->sw - s->pw + kw;
+                                if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) continue;
+                                size_t xi = ((size_t)(n * s->C + c) * s->H + ih) * s->W + iw;
+                                size_t wi = ((size_t)(o * s->C + c) * s->KH + kh) * s->KW + kw;
+                                if (gx) gx[xi] += g * w[wi];
+                                if (gw) gw[wi] += g * x[xi];
+                            }
+                }
+}
+
+static double max_abs_d(const double *r, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(r[i]) > m) m = fabs(r[i]);
+    return m;
+}
+
+/* max |a - r| / max |r| */
+static double rel_err(const float *a, const double *r, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - r[i]);
+        if (d > m || d != d) m = d;
+    }
+    double s = max_abs_d(r, n);
+    return s > 0 ? m / s : m;
+}
+
+static float *rand_buf(size_t n, float lo, float hi)
+{
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = tu_uniform(lo, hi);
+    return p;
+}
+
+/* Raw kernels against the double reference, for both parallel strategies; gradients accumulate onto a
+ * nonzero starting value to check +=. */
+static void check_raw(int N, int C, int H, int W, int O, int KH, int KW, int sh, int sw, int ph, int pw,
+                      int with_bias, double tol)
+{
+    for (int strategy = 1; strategy <= 2; strategy++) {
+        yt_conv2d_shape s = {N, C, H, W, O, KH, KW, sh, sw, ph, pw, 0, 0, strategy};
+        if (yt_conv2d_shape_init(&s) < 0) {
+            CHECK(0, "shape init failed: %s", yt_last_error());
+            return;
+        }
+        size_t nx = (size_t)N * C * H * W, nw = (size_t)O * C * KH * KW, ny = (size_t)N * O * s.OH * s.OW;
+        float *x = rand_buf(nx, -1, 1), *w = rand_buf(nw, -1, 1), *b = with_bias ? rand_buf(O, -1, 1) : NULL;
+        float *gy = rand_buf(ny, -1, 1);
+        float *y = malloc(ny * sizeof *y);
+        float *gx = malloc(nx * sizeof *gx), *gw = malloc(nw * sizeof *gw), *gb = malloc(O * sizeof *gb);
+        for (size_t i = 0; i < nx; i++) gx[i] = 0.5f;
+        for (size_t i = 0; i < nw; i++) gw[i] = 0.25f;
+        for (int i = 0; i < O; i++) gb[i] = -1.0f;
+        double *ry = calloc(ny, sizeof *ry), *rgx = calloc(nx, sizeof *rgx), *rgw = calloc(nw, sizeof *rgw);
+        double *rgb = calloc(O, sizeof *rgb);
+        for (size_t i = 0; i < nx; i++) rgx[i] = 0.5;
+        for (size_t i = 0; i < nw; i++) rgw[i] = 0.25;
+        for (int i = 0; i < O; i++) rgb[i] = -1.0;
+        ref_forward(x, w, b, ry, &s);
+        ref_backward(x, gy, rgx, w, rgw, rgb, &s);
+        CHECK(yt_conv2d_forward(x, y, w, b, &s) == 0, "forward");
+        CHECK(yt_conv2d_backward(x, gy, gx, w, gw, with_bias ? gb : NULL, &s) == 0, "backward");
+        double ey = rel_err(y, ry, ny), ex = rel_err(gx, rgx, nx), ew = rel_err(gw, rgw, nw);
+        char desc[160];
+        snprintf(desc, sizeof desc, "N%d C%d %dx%d O%d k%dx%d s%d,%d p%d,%d bias%d strategy%d", N, C, H, W, O, KH,
+                 KW, sh, sw, ph, pw, with_bias, strategy);
+        CHECK(ey <= tol, "%s: forward rel err %.3g", desc, ey);
+        CHECK(ex <= tol, "%s: grad input rel err %.3g", desc, ex);
+        CHECK(ew <= tol, "%s: grad weight rel err %.3g", desc, ew);
+        if (with_bias) {
+            double eb = rel_err(gb, rgb, O);
+            CHECK(eb <= tol, "%s: grad bias rel err %.3g", desc, eb);
+        }
+        /* only some gradients wanted */
+        memset(gw, 0, nw * sizeof *gw);
+        CHECK(yt_conv2d_backward(x, gy, NULL, w, gw, NULL, &s) == 0, "backward gw only");
+        for (size_t i = 0; i < nw; i++) rgw[i] -= 0.25;
+        ew = rel_err(gw, rgw, nw);
+        CHECK(ew <= tol, "%s: grad weight only rel err %.3g", desc, ew);
+        free(x); free(w); free(b); free(gy); free(y); free(gx); free(gw); free(gb);
+        free(ry); free(rgx); free(rgw); free(rgb);
+    }
+}
+
+/* which: bit mask of the inputs (x, w, b) that require a gradient */
+static void gradcheck_mask(int N, int C, int H, int W, int O, int KH, int KW, int sh, int sw, int ph, int pw,
+                           int with_bias, int which)
+{
+    int64_t xs[] = {N, C, H, W}, ws[] = {O, C, KH, KW}, bs[] = {O};
+    yt_tensor *in[3];
+    in[0] = tu_rand(4, xs, -1, 1);
+    in[1] = tu_rand(4, ws, -1, 1);
+    in[2] = with_bias ? tu_rand(1, bs, -1, 1) : NULL;
+    for (int i = 0; i < 3; i++)
+        if (in[i] && (which >> i & 1)) in[i]->requires_grad = 1;
+    conv_opts o = {sh, sw, ph, pw};
+    char name[128];
+    snprintf(name, sizeof name, "conv2d N%d C%d %dx%d O%d k%dx%d s%d,%d p%d,%d bias%d grads%d", N, C, H, W, O, KH, KW,
+             sh, sw, ph, pw, with_bias, which);
+    tu_gradcheck(name, f_conv, 3, in, &o, 1e-2f, 2e-3f, 1e-2f);
+    for (int i = 0; i < 3; i++) yt_tensor_release(in[i]);
+}
+
+static void gradcheck_case(int N, int C, int H, int W, int O, int KH, int KW, int sh, int sw, int ph, int pw,
+                           int with_bias)
+{
+    gradcheck_mask(N, C, H, W, O, KH, KW, sh, sw, ph, pw, with_bias, 7);
+}
+
+/* Weight gradient over many positions (4 x 160 x 160 = 102400 per weight), as in YOLOv8's first layers at
+ * batch 4 / 640 or batch 16 / 320: parity wants <= 1e-3 relative. */
+static void check_long_sums(void)
+{
+    for (int strategy = 1; strategy <= 2; strategy++) {
+        yt_conv2d_shape s = {4, 16, 160, 160, 16, 3, 3, 1, 1, 1, 1, 0, 0, strategy};
+        yt_conv2d_shape_init(&s);
+        size_t nx = (size_t)s.N * s.C * s.H * s.W, nw = (size_t)s.O * s.C * 9, ny = (size_t)s.N * s.O * s.OH * s.OW;
+        /* all-positive inputs make the sums large and cancellation-free: the hardest case for float */
+        float *x = rand_buf(nx, 0, 1), *gy = rand_buf(ny, 0, 1);
+        float *w = rand_buf(nw, -1, 1);
+        float *gw = calloc(nw, sizeof *gw), *gb = calloc(s.O, sizeof *gb);
+        double *rgw = calloc(nw, sizeof *rgw), *rgb = calloc(s.O, sizeof *rgb);
+        ref_backward(x, gy, NULL, w, rgw, rgb, &s);
+        yt_conv2d_backward(x, gy, NULL, w, gw, gb, &s);
+        double ew = rel_err(gw, rgw, nw), eb = rel_err(gb, rgb, s.O);
+        CHECK(ew <= 1e-4, "strategy %d: 409600-term weight gradient rel err %.3g", strategy, ew);
+        CHECK(eb <= 1e-6, "strategy %d: bias gradient rel err %.3g", strategy, eb);
+        printf("long sums (strategy %d): weight grad rel err %.3g, bias grad rel err %.3g\n", strategy, ew, eb);
+        free(x); free(gy); free(w); free(gw); free(gb); free(rgw); free(rgb);
+    }
+}
+
+static void check_errors(void)
+{
+    int64_t xs[] = {2, 4, 8, 8}, wg[] = {6, 2, 3, 3}, wbad[] = {6, 3, 3, 3}, wok[] = {6, 4, 3, 3}, bbad[] = {5};
+    int64_t wbig[] = {6, 4, 11, 3}, x3[] = {4, 8, 8};
+    yt_tensor *x = tu_rand(4, xs, -1, 1), *w1 = tu_rand(4, wg, -1, 1), *w2 = tu_rand(4, wbad, -1, 1);
+    yt_tensor *w3 = tu_rand(4, wok, -1, 1), *b = tu_rand(1, bbad, -1, 1), *w4 = tu_rand(4, wbig, -1, 1);
+    yt_tensor *xb = tu_rand(3, x3, -1, 1);
+    yt_tensor *y = yt_conv2d(x, w1, NULL, 1, 1, 1, 1);
+    CHECK(!y && strstr(yt_last_error(), "grouped"), "groups error: %s", yt_last_error());
+    y = yt_conv2d(x, w2, NULL, 1, 1, 1, 1);
+    CHECK(!y && strstr(yt_last_error(), "channels"), "channel error: %s", yt_last_error());
+    y = yt_conv2d(x, w3, b, 1, 1, 1, 1);
+    CHECK(!y && strstr(yt_last_error(), "bias"), "bias error: %s", yt_last_error());
+    y = yt_conv2d(x, w3, NULL, 0, 1, 1, 1);
+    CHECK(!y && strstr(yt_last_error(), "stride"), "stride error: %s", yt_last_error());
+    y = yt_conv2d(x, w3, NULL, 1, 1, -1, 1);
+    CHECK(!y && strstr(yt_last_error(), "padding"), "padding error: %s", yt_last_error());
+    y = yt_conv2d(x, w4, NULL, 1, 1, 1, 1);
+    CHECK(!y && strstr(yt_last_error(), "larger"), "kernel error: %s", yt_last_error());
+    y = yt_conv2d(xb, w3, NULL, 1, 1, 1, 1);
+    CHECK(!y && strstr(yt_last_error(), "dimensions"), "ndim error: %s", yt_last_error());
+    y = yt_conv2d(x, w3, NULL, 2, 1, 0, 2);
+    CHECK(y && y->shape[0] == 2 && y->shape[1] == 6 && y->shape[2] == 3 && y->shape[3] == 10, "output shape");
+    yt_tensor_release(y);
+    yt_tensor_release(x); yt_tensor_release(w1); yt_tensor_release(w2); yt_tensor_release(w3);
+    yt_tensor_release(b); yt_tensor_release(w4); yt_tensor_release(xb);
+}
+
+/* A known value: 1x1 input 3x3 of ones, kernel of ones, padding 1 -> corner 4, edge 6, centre 9 (+ bias). */
+static void check_known(void)
+{
+    int64_t xs[] = {1, 1, 3, 3}, ws[] = {1, 1, 3, 3}, bs[] = {1};
+    yt_tensor *x = yt_tensor_full(4, xs, 1.0f), *w = yt_tensor_full(4, ws, 1.0f), *b = yt_tensor_full(1, bs, 0.5f);
+    yt_tensor *y = yt_conv2d(x, w, b, 1, 1, 1, 1);
+    const float *p = yt_f32(y);
+    CHECK(p[0] == 4.5f && p[1] == 6.5f && p[4] == 9.5f && p[8] == 4.5f, "known values %g %g %g %g", p[0], p[1],
+          p[4], p[8]);
+    yt_tensor_release(y);
+    yt_tensor_release(x); yt_tensor_release(w); yt_tensor_release(b);
+}
+
+/* Non-contiguous input (a permuted view) gives the same result as its contiguous copy; memory returns to
+ * the starting level after forward + backward + release. */
+static void check_views_and_memory(void)
+{
+    int64_t xs[] = {2, 5, 6, 3}, ws[] = {4, 3, 3, 3};
+    yt_tensor *xt = tu_rand(4, xs, -1, 1), *w = tu_rand(4, ws, -1, 1);
+    int perm[] = {0, 3, 2, 1};
+    yt_tensor *xv = yt_permute(xt, perm); /* (2, 3, 6, 5) */
+    yt_tensor *xc = yt_tensor_clone(xv);
+    yt_tensor *a = yt_conv2d(xv, w, NULL, 1, 2, 1, 0), *b = yt_conv2d(xc, w, NULL, 1, 2, 1, 0);
+    CHECK(a && b && tu_max_abs_diff(a, b) == 0.0, "strided input differs");
+    yt_tensor_release(a); yt_tensor_release(b); yt_tensor_release(xv); yt_tensor_release(xc);
+
+    size_t before = yt_bytes_in_use();
+    w->requires_grad = 1;
+    yt_scope_begin();
+    int64_t x2s[] = {2, 3, 6, 5};
+    yt_tensor *x2 = tu_rand(4, x2s, -1, 1);
+    yt_tensor *y = yt_conv2d(x2, w, NULL, 1, 1, 1, 1);
+    CHECK(y != NULL, "conv: %s", yt_last_error());
+    CHECK(yt_tape_length() == 1, "tape %zu", yt_tape_length());
+    CHECK(yt_backward(1, &y, &y) == 0, "backward: %s", yt_last_error());
+    yt_scope_end();
+    yt_tensor_release(y);
+    yt_tensor_release(x2);
+    CHECK(w->grad != NULL, "weight grad");
+    yt_tensor_release(w->grad);
+    w->grad = NULL;
+    CHECK(yt_bytes_in_use() == before, "bytes %zu vs %zu", yt_bytes_in_use(), before);
+    yt_tensor_release(xt); yt_tensor_release(w);
+}
+
+int main(void)
+{
+    tu_seed(7);
+    check_known();
+    /* raw kernels vs double references: kernel / stride / padding combos incl. asymmetric ones */
+    check_raw(3, 3, 9, 11, 5, 3, 3, 1, 1, 1, 1, 1, 1e-5);
+    check_raw(3, 3, 9, 11, 5, 3, 3, 2, 2, 1, 1, 0, 1e-5);
+    check_raw(2, 4, 8, 7, 6, 1, 1, 1, 1, 0, 0, 1, 1e-5); /* pointwise: direct GEMM */
+    check_raw(2, 4, 8, 7, 6, 1, 1, 2, 2, 0, 0, 1, 1e-5); /* 1x1 strided: im2col */
+    check_raw(2, 4, 8, 7, 6, 1, 1, 1, 1, 1, 0, 0, 1e-5); /* 1x1 padded: im2col */
+    check_raw(5, 2, 10, 9, 3, 3, 2, 2, 3, 0, 1, 1, 1e-5);
+    check_raw(1, 3, 5, 5, 2, 5, 5, 1, 1, 2, 2, 1, 1e-5);
+    check_raw(3, 2, 6, 6, 4, 4, 4, 3, 3, 3, 3, 1, 1e-5); /* padding wider than the stride */
+    check_raw(2, 1, 4, 4, 3, 4, 4, 1, 1, 0, 0, 1, 1e-5); /* 1x1 output */
+    check_raw(17, 8, 12, 12, 16, 3, 3, 2, 2, 1, 1, 0, 1e-5);
+
+    /* finite differences through the autograd op */
+    gradcheck_case(2, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1);
+    gradcheck_case(2, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 0);
+    gradcheck_case(2, 3, 7, 6, 4, 3, 3, 2, 2, 1, 1, 0);
+    gradcheck_case(2, 3, 4, 5, 4, 1, 1, 1, 1, 0, 0, 1);
+    gradcheck_case(3, 2, 7, 8, 3, 2, 3, 2, 1, 0, 2, 1);
+    gradcheck_case(1, 2, 6, 6, 2, 5, 5, 1, 1, 2, 2, 0);
+    /* frozen weights (DFL-style), input images without gradient, bias only */
+    gradcheck_mask(2, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1);
+    gradcheck_mask(2, 4, 5, 6, 1, 1, 1, 1, 1, 0, 0, 0, 1);
+    gradcheck_mask(2, 3, 7, 6, 4, 3, 3, 2, 2, 1, 1, 1, 6);
+    gradcheck_mask(2, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1, 4);
+
+    check_long_sums();
+    check_errors();
+    check_views_and_memory();
+    return tu_finish();
+}
