@@ -153,7 +153,6 @@ static int l_dataset(lua_State *L)
     b->ds = NULL;
     luaL_setmetatable(L, DATASET_MT);
     b->ds = yt_dataset_create((const char *const *)files.v, files.n, &c);
-    lua_pop(L, 1); /* prefix */
     yt_strlist_free(&files);
     if (!b->ds) return yt_lua_core_error(L);
     return 1;

@@ -183,7 +183,8 @@ int yt_conv2d_forward(const float *x, float *y, const float *w, const float *b, 
         buf = alloc_floats(CKK * P * (size_t)nt);
         if (!buf) return yt_error("conv2d: out of memory for %d column buffers of %zux%zu", nt, CKK, P);
     }
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    /* dynamic: images are independent, so a thread slowed down by other load hands its share to the others */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
     for (int n = 0; n < s->N; n++) {
         float *mine = buf ? buf + CKK * P * (size_t)omp_get_thread_num() : NULL;
         forward_image(x + n * xs, y + n * ys, w, b, mine, s, 0);
@@ -273,6 +274,8 @@ int yt_conv2d_backward(const float *x, const float *gy, float *gx, const float *
         float *mycol = buf ? buf + CKK * P * (size_t)t : NULL;
         float *mygw = gw ? (gwl ? gwl + O * CKK * (size_t)t : gw) : NULL;
         double *mygb = gbd ? gbd + O * (size_t)t : NULL;
+        /* static: which images a thread sums into its weight-gradient buffer must not vary between runs,
+         * or the float sums (and so training) would not be reproducible */
 #pragma omp for schedule(static)
         for (int n = 0; n < s->N; n++)
             backward_image(x ? x + n * xs : NULL, gy + n * ys, gx ? gx + n * xs : NULL, w, mygw, mygb, mycol, s, 0);

@@ -2,6 +2,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/safetensors.h"
+#include "ops/activation.h"
+#include "ops/batchnorm.h"
 #include "ops/conv2d.h"
 #include "testutil.h"
 
@@ -255,6 +258,100 @@ static void check_views_and_memory(void)
     yt_tensor_release(xt); yt_tensor_release(w);
 }
 
+/* max |a - ref| / max |ref| over two tensors of the same size (a may be a batch prefix of a larger tensor) */
+static double rel_tensor(const yt_tensor *a, const yt_tensor *ref)
+{
+    double m = 0, s = 0;
+    const float *pa = yt_f32(a), *pr = yt_f32(ref);
+    for (int64_t i = 0; i < yt_numel(ref); i++) {
+        double d = fabs((double)pa[i] - pr[i]);
+        if (d > m || d != d) m = d;
+        if (fabs(pr[i]) > s) s = fabs(pr[i]);
+    }
+    return s > 0 ? m / s : m;
+}
+
+/* One conv + BN + SiLU block of YOLOv8n as Ultralytics ran it (fixtures in YT_PARITY_DIR): the training
+ * forward's BN running-stat update (momentum 0.03, unbiased var), the recalibrated batch statistics, and the
+ * eval-mode output of layer k for image 0. x_train / x_eval: the block inputs of the train / eval chains. */
+static void parity_block(const yt_tensor_file *init, const yt_tensor_file *fw, int k, yt_tensor *x_train,
+                         yt_tensor *x_eval, yt_tensor **out_train, yt_tensor **out_eval)
+{
+    char n_w[64], n_g[64], n_b[64], n_rm[64], n_rv[64], r_rm[96], r_rv[96], c_rm[96], c_rv[96], lay[64];
+    snprintf(n_w, sizeof n_w, "model.%d.conv.weight", k);
+    snprintf(n_g, sizeof n_g, "model.%d.bn.weight", k);
+    snprintf(n_b, sizeof n_b, "model.%d.bn.bias", k);
+    snprintf(n_rm, sizeof n_rm, "model.%d.bn.running_mean", k);
+    snprintf(n_rv, sizeof n_rv, "model.%d.bn.running_var", k);
+    snprintf(r_rm, sizeof r_rm, "bn_after_train.%s", n_rm);
+    snprintf(r_rv, sizeof r_rv, "bn_after_train.%s", n_rv);
+    snprintf(c_rm, sizeof c_rm, "calib.%s", n_rm);
+    snprintf(c_rv, sizeof c_rv, "calib.%s", n_rv);
+    snprintf(lay, sizeof lay, "calib_layer.%d", k);
+    yt_tensor *w = yt_tensor_file_get(init, n_w), *g = yt_tensor_file_get(init, n_g);
+    yt_tensor *b = yt_tensor_file_get(init, n_b);
+    yt_tensor *rm = yt_tensor_clone(yt_tensor_file_get(init, n_rm)), *rv = yt_tensor_clone(yt_tensor_file_get(init, n_rv));
+    yt_tensor *after_rm = yt_tensor_file_get(fw, r_rm), *after_rv = yt_tensor_file_get(fw, r_rv);
+    yt_tensor *cal_rm = yt_tensor_file_get(fw, c_rm), *cal_rv = yt_tensor_file_get(fw, c_rv);
+    yt_tensor *ref_layer = yt_tensor_file_get(fw, lay);
+    *out_train = *out_eval = NULL;
+    if (!w || !g || !b || !after_rm || !cal_rm || !ref_layer) {
+        CHECK(0, "parity layer %d: tensors missing from the fixtures", k);
+        return;
+    }
+    /* train mode: batch statistics; running stats move by momentum 0.03 */
+    yt_tensor *y = yt_conv2d(x_train, w, NULL, 2, 2, 1, 1);
+    yt_tensor *z = yt_batch_norm(y, g, b, rm, rv, 1, 0.03, 1e-3);
+    double e1 = rel_tensor(rm, after_rm), e2 = rel_tensor(rv, after_rv);
+    CHECK(e1 < 1e-5 && e2 < 1e-5, "layer %d running stats after train forward: rel err mean %.3g var %.3g", k, e1, e2);
+    /* recalibrated: momentum 1 leaves exactly the batch mean and unbiased variance */
+    yt_tensor *tmp = yt_batch_norm(y, g, b, rm, rv, 1, 1.0, 1e-3);
+    e1 = rel_tensor(rm, cal_rm);
+    e2 = rel_tensor(rv, cal_rv);
+    CHECK(e1 < 1e-5 && e2 < 1e-5, "layer %d recalibrated stats: rel err mean %.3g var %.3g", k, e1, e2);
+    printf("parity layer %d: batch stats rel err mean %.2g var %.2g\n", k, e1, e2);
+    *out_train = yt_silu(z);
+    /* eval mode with the recalibrated statistics: image 0 against calib_layer.<k> */
+    yt_tensor *ye = yt_conv2d(x_eval, w, NULL, 2, 2, 1, 1);
+    yt_tensor *ze = yt_batch_norm(ye, g, b, cal_rm, cal_rv, 0, 0.03, 1e-3);
+    *out_eval = yt_silu(ze);
+    double e3 = rel_tensor(*out_eval, ref_layer);
+    CHECK(e3 < 1e-5, "layer %d eval output (image 0): rel err %.3g", k, e3);
+    printf("parity layer %d: eval output rel err %.2g\n", k, e3);
+    yt_tensor_release(y); yt_tensor_release(z); yt_tensor_release(tmp); yt_tensor_release(ye);
+    yt_tensor_release(ze); yt_tensor_release(rm); yt_tensor_release(rv);
+}
+
+static void check_parity(void)
+{
+    yt_tensor_file init, fw;
+    if (yt_safetensors_load(YT_PARITY_DIR "/yolov8n_init.safetensors", &init) < 0) {
+        CHECK(0, "fixtures: %s", yt_last_error());
+        return;
+    }
+    if (yt_safetensors_load(YT_PARITY_DIR "/forward.safetensors", &fw) < 0) {
+        CHECK(0, "fixtures: %s", yt_last_error());
+        yt_tensor_file_free(&init);
+        return;
+    }
+    yt_tensor *x = yt_tensor_file_get(&fw, "images");
+    if (x) {
+        yt_tensor *t0, *e0, *t1, *e1;
+        parity_block(&init, &fw, 0, x, x, &t0, &e0);
+        if (t0 && e0) {
+            parity_block(&init, &fw, 1, t0, e0, &t1, &e1);
+            yt_tensor_release(t1);
+            yt_tensor_release(e1);
+        }
+        yt_tensor_release(t0);
+        yt_tensor_release(e0);
+    } else {
+        CHECK(0, "fixtures: no images");
+    }
+    yt_tensor_file_free(&fw);
+    yt_tensor_file_free(&init);
+}
+
 int main(void)
 {
     tu_seed(7);
@@ -285,6 +382,7 @@ int main(void)
     gradcheck_mask(2, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1, 4);
 
     check_long_sums();
+    check_parity();
     check_errors();
     check_views_and_memory();
     return tu_finish();

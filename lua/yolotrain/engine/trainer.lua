@@ -21,6 +21,24 @@ local cjson = require("cjson")
 local Engine_Trainer = class.Object:extend("Engine_Trainer")
 callbacks.mixin(Engine_Trainer)
 
+-- The optimizer the trainer drives: the C optimizer (yt.optim) plus what the schedule needs to remember.
+local Optimizer = class.Object:extend("Optimizer")
+Engine_Trainer.Optimizer = Optimizer
+
+function Optimizer:init(kind, groups)
+  self.impl = yt.optim.new(kind, groups)
+  self.name = kind
+  self.initial_lr = {}
+  for j, g in ipairs(groups) do self.initial_lr[j] = g.lr end
+end
+function Optimizer:step() self.impl:step() end
+function Optimizer:zero_grad() self.impl:zero_grad() end
+function Optimizer:get_group(i) return self.impl:get_group(i) end
+function Optimizer:set_group(i, fields) self.impl:set_group(i, fields) end
+function Optimizer:n_groups() return self.impl:n_groups() end
+function Optimizer:state_tensors() return self.impl:state_tensors() end
+function Optimizer:load_state_tensors(t) self.impl:load_state_tensors(t) end
+
 local CHECKPOINT_FORMAT = "yolotrain-checkpoint-1"
 
 local function log(...)
@@ -200,12 +218,12 @@ function Engine_Trainer:build_optimizer(model, name, lr, momentum, decay, iterat
       "RAdam, SGD, auto].", tostring(name)), 0)
   end
   local function group(params, wd)
-    return { params = params, lr = lr, momentum = momentum, beta2 = 0.999, eps = 1e-8, weight_decay = wd,
-      nesterov = kind == "SGD" }
+    if kind == "SGD" then
+      return { params = params, lr = lr, momentum = momentum, weight_decay = wd, nesterov = true }
+    end
+    return { params = params, lr = lr, betas = { momentum, 0.999 }, eps = 1e-8, weight_decay = wd }
   end
-  local optimizer = yt.optim.new(kind, { group(g_bias, 0.0), group(g_weight, decay), group(g_bn, 0.0) })
-  optimizer.name = kind
-  optimizer.initial_lr = { lr, lr, lr }
+  local optimizer = Optimizer(kind, { group(g_bias, 0.0), group(g_weight, decay), group(g_bn, 0.0) })
   log("optimizer: %s(lr=%s, momentum=%s) with parameter groups %d weight(decay=0.0), %d weight(decay=%s), " ..
     "%d bias(decay=0.0)", kind, tostring(lr), tostring(momentum), #g_bn, #g_weight, tostring(decay), #g_bias)
   return optimizer

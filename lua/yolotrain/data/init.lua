@@ -1,0 +1,290 @@
+-- yolotrain.data: Ultralytics-format detection datasets (YAML resolution here; scanning, verification, caching,
+-- decoding, augmentation and the threaded loader in C, see src/data and docs/data.md).
+--
+--   local data = require("yolotrain.data")
+--   local info = data.check_det_dataset("coco128.yaml" or folder)   -- {path, train, val, test, names={[0]=..}, nc}
+--   local ds = data.build_yolo_dataset(cfg, info.train, 16, info, "train", false, 32)
+--   local loader = data.build_dataloader(ds, 16, 2, true, -1, 0)
+--   for batch in loader do ... end        -- one epoch; #loader batches; loader:set_epoch(e); loader:close_mosaic()
+local yt = require("yolotrain.core")
+
+local M = {}
+
+-- Where warnings and scan summaries go; replace to redirect (e.g. to the trainer's logger).
+M.log = function(msg) io.stderr:write(msg, "\n") end
+
+M.IMG_FORMATS = { "bmp", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp" }
+
+-- ---- paths ----
+local function is_abs(p) return p:sub(1, 1) == "/" end
+
+local function dirname(p)
+  local d = p:match("^(.*)/[^/]*$")
+  if d == nil then return "." end
+  if d == "" then return "/" end
+  return d
+end
+
+local function join(a, b)
+  if is_abs(b) then return b end
+  if a == "" or a == "." then return b end
+  if a:sub(-1) == "/" then return a .. b end
+  return a .. "/" .. b
+end
+
+-- Collapses "." and ".." components (like Path.resolve without following links).
+local function normalize(p)
+  local abs = is_abs(p)
+  local out = {}
+  for part in p:gmatch("[^/]+") do
+    if part == ".." then
+      if #out > 0 and out[#out] ~= ".." then out[#out] = nil elseif not abs then out[#out + 1] = ".." end
+    elseif part ~= "." then
+      out[#out + 1] = part
+    end
+  end
+  local s = table.concat(out, "/")
+  if abs then return "/" .. s end
+  return s == "" and "." or s
+end
+
+local sys = yt.sys or {}
+
+local function exists(p)
+  if sys.stat then return (sys.stat(p)) ~= nil end
+  local ok = os.rename(p, p)
+  return ok and true or false
+end
+
+local function is_dir(p)
+  if sys.stat then
+    local st = sys.stat(p)
+    return st ~= nil and st.is_dir == true
+  end
+  local f = io.open(p .. "/.", "r")
+  if f then f:close() return true end
+  return false
+end
+
+local function cwd()
+  if sys.realpath then return (sys.realpath(".")) end
+  return os.getenv("PWD") or "."
+end
+
+local function absolute(p)
+  if is_abs(p) then return normalize(p) end
+  return normalize(join(cwd(), p))
+end
+
+M._normalize, M._join, M._dirname = normalize, join, dirname
+
+-- ---- dataset YAML ----
+
+-- Names as a table indexed from 0 (Ultralytics' dict), from a YAML list or map.
+local function names_from(raw)
+  local names, n = {}, 0
+  if type(raw) ~= "table" then return nil, 0 end
+  if raw[1] ~= nil and raw[0] == nil then -- list
+    for i, v in ipairs(raw) do names[i - 1] = tostring(v) end
+    n = #raw
+  else
+    local maxk = -1
+    for k, v in pairs(raw) do
+      local ki = math.tointeger(tonumber(k))
+      if ki == nil or ki < 0 then error(string.format("dataset names: key %s is not a class index", tostring(k)), 0) end
+      names[ki] = tostring(v)
+      if ki > maxk then maxk = ki end
+    end
+    for i = 0, maxk do
+      if names[i] == nil then error(string.format("dataset names: class %d is missing (indices must be 0..%d)", i, maxk), 0) end
+    end
+    n = maxk + 1
+  end
+  return names, n
+end
+
+--- Resolves a dataset YAML (or a folder holding data.yaml) into {path, train, val, test, names, nc, yaml_file}.
+--- train/val/test become absolute paths (string or list). `path` defaults to the YAML's folder; a relative
+--- `path` is taken relative to the YAML's folder.
+function M.check_det_dataset(dataset)
+  if type(dataset) == "table" then return dataset end
+  if type(dataset) ~= "string" or dataset == "" then error("data= must be a dataset YAML or a folder", 0) end
+  local yaml_file = dataset
+  if not dataset:match("%.ya?ml$") then
+    if is_dir(dataset) then
+      yaml_file = join(dataset, "data.yaml")
+      if not exists(yaml_file) and exists(join(dataset, "data.yml")) then yaml_file = join(dataset, "data.yml") end
+    end
+  end
+  if not exists(yaml_file) then error(string.format("Dataset '%s' not found (no such YAML file)", yaml_file), 0) end
+  if not yt.load_yaml then error("yolotrain.core has no load_yaml: cannot read " .. yaml_file, 0) end
+  local data = yt.load_yaml(yaml_file)
+  if type(data) ~= "table" then error(string.format("%s: expected a mapping at the top level", yaml_file), 0) end
+  yaml_file = absolute(yaml_file)
+  if data.val == nil and data.validation ~= nil then data.val = data.validation; data.validation = nil end
+  for _, k in ipairs({ "train", "val" }) do
+    if data[k] == nil then
+      error(string.format("%s '%s:' key missing. 'train' and 'val' are required in all data YAMLs.", yaml_file, k), 0)
+    end
+  end
+  if data.names == nil and data.nc == nil then
+    error(string.format("%s: key 'names' (or 'nc') missing", yaml_file), 0)
+  end
+  local names, n
+  if data.names ~= nil then
+    names, n = names_from(data.names)
+    if names == nil then error(string.format("%s: 'names' must be a list or a map", yaml_file), 0) end
+  else
+    names, n = {}, math.tointeger(data.nc)
+    if n == nil or n < 1 then error(string.format("%s: nc must be a positive integer", yaml_file), 0) end
+    for i = 0, n - 1 do names[i] = "class_" .. i end
+  end
+  if data.nc ~= nil and math.tointeger(data.nc) ~= n then
+    error(string.format("%s names length %d and 'nc: %s' must match.", yaml_file, n, tostring(data.nc)), 0)
+  end
+  local root = dirname(yaml_file)
+  local path = data.path
+  if path == nil or path == "" then path = root
+  elseif not is_abs(path) then path = normalize(join(root, path)) end
+  local info = { yaml_file = yaml_file, path = path, names = names, nc = n }
+  for k, v in pairs(data) do
+    if info[k] == nil and k ~= "names" then info[k] = v end
+  end
+  for _, k in ipairs({ "train", "val", "test", "minival" }) do
+    local v = data[k]
+    if type(v) == "string" then
+      local x = normalize(join(path, v))
+      if not exists(x) and v:sub(1, 3) == "../" then x = normalize(join(path, v:sub(4))) end
+      info[k] = x
+    elseif type(v) == "table" then
+      local out = {}
+      for i, s in ipairs(v) do out[i] = normalize(join(path, tostring(s))) end
+      info[k] = out
+    end
+  end
+  for _, k in ipairs({ "train", "val" }) do
+    local list = type(info[k]) == "table" and info[k] or { info[k] }
+    for _, p in ipairs(list) do
+      if not exists(p) then error(string.format("Dataset '%s': %s path '%s' does not exist", yaml_file, k, p), 0) end
+    end
+  end
+  info.nc = n
+  return info
+end
+
+-- ---- datasets ----
+
+local Dataset = {}
+Dataset.__index = Dataset
+Dataset.__len = function(self) return #self._c end
+
+function Dataset:labels(i) return self._c:labels(i) end
+function Dataset:im_files() return self._c:im_files() end
+function Dataset:close_mosaic() self._c:close_mosaic() end
+function Dataset:summary() return self._c:summary() end
+function Dataset:msgs() return self._c:msgs() end
+function Dataset:batch_shapes() return self._c:batch_shapes() end
+function Dataset:cache_stats() return self._c:cache_stats() end
+
+local HYP_KEYS = { "mosaic", "degrees", "translate", "scale", "shear", "perspective", "flipud", "fliplr",
+  "hsv_h", "hsv_s", "hsv_v", "mixup" }
+
+local DEFAULTS = { imgsz = 640, mosaic = 1.0, degrees = 0.0, translate = 0.1, scale = 0.5, shear = 0.0,
+  perspective = 0.0, flipud = 0.0, fliplr = 0.5, hsv_h = 0.015, hsv_s = 0.7, hsv_v = 0.4, mixup = 0.0,
+  copy_paste = 0.0, fraction = 1.0 }
+
+local function arg(cfg, k)
+  local v = cfg[k]
+  if v == nil then return DEFAULTS[k] end
+  return v
+end
+
+--- Builds a YOLO detection dataset (Ultralytics' build_yolo_dataset): augment for mode "train", rect batches
+--- when cfg.rect or rect, pad 0 (train) / 0.5 (val), fraction only for training.
+function M.build_yolo_dataset(cfg, img_path, batch, data, mode, rect, stride)
+  cfg = cfg or {}
+  mode = mode or "train"
+  local train = mode == "train"
+  if (tonumber(arg(cfg, "copy_paste")) or 0) > 0 then
+    error("copy_paste > 0 is not supported (it needs segment masks); set copy_paste=0", 0)
+  end
+  local imgsz = arg(cfg, "imgsz")
+  if type(imgsz) == "table" then imgsz = math.max(table.unpack(imgsz)) end
+  imgsz = math.tointeger(tonumber(imgsz))
+  if not imgsz or imgsz < 32 then error("imgsz must be an integer >= 32", 0) end
+  local files = yt.data_list_images(img_path)
+  local cache = cfg.cache
+  local cache_ram = cache == true or cache == "ram" or cache == "disk" or cache == "True"
+  local opts = {
+    imgsz = imgsz, augment = train, rect = (cfg.rect or rect) and true or false, stride = math.tointeger(stride) or 32,
+    pad = train and 0.0 or 0.5, batch_size = batch or 16, cache_ram = cache_ram,
+    single_cls = cfg.single_cls and true or false, fraction = train and (arg(cfg, "fraction")) or 1.0,
+    nc = data and data.nc or 80, prefix = mode .. ": ", label_cache = cfg.label_cache ~= false,
+  }
+  for _, k in ipairs(HYP_KEYS) do opts[k] = tonumber(arg(cfg, k)) end
+  if cfg.classes ~= nil then
+    opts.classes = type(cfg.classes) == "table" and cfg.classes or { math.tointeger(cfg.classes) }
+  end
+  local c = yt.data_dataset(files, opts)
+  local msgs = c:msgs()
+  for _, m in ipairs(msgs) do M.log(m) end
+  if cache == "disk" then M.log(mode .. ": WARNING cache='disk' is not supported, caching images in RAM instead") end
+  local summary = c:summary()
+  M.log(summary)
+  local self = setmetatable({ _c = c, rect = opts.rect, augment = train, imgsz = imgsz, batch_size = opts.batch_size,
+    data = data, names = data and data.names, nc = opts.nc, mode = mode, img_path = img_path, stride = opts.stride,
+    prefix = opts.prefix, msgs_list = msgs, summary_line = summary }, Dataset)
+  return self
+end
+
+-- ---- loader ----
+
+local Loader = {}
+Loader.__index = Loader
+Loader.__len = function(self) return #self._c end
+-- `for batch in loader do ... end` iterates one epoch (the next call starts the next epoch).
+Loader.__call = function(self) return self._c:next() end
+
+function Loader:iter()
+  local c = self._c
+  return function() return c:next() end
+end
+function Loader:next() return self._c:next() end
+function Loader:set_epoch(e) self._c:set_epoch(e) end
+function Loader:epoch() return self._c:epoch() end
+function Loader:close_mosaic() self._c:close_mosaic(); self.dataset.mosaic_closed = true end
+function Loader:reset() self._c:set_epoch(self._c:epoch()) end
+function Loader:dataset_size() return #self.dataset end
+function Loader:build(epoch, i) return self._c:build(epoch, i) end
+function Loader:close() self._c:close() end
+
+--- A loader over dataset (from build_yolo_dataset): `workers` threads decode and augment ahead; identical batches
+--- for any worker count given seed; reshuffled every epoch when shuffle. rank/world size are accepted for
+--- Ultralytics compatibility (each rank loads the whole dataset).
+function M.build_dataloader(dataset, batch, workers, shuffle, rank, seed)
+  if getmetatable(dataset) ~= Dataset then error("build_dataloader: dataset must come from build_yolo_dataset", 2) end
+  batch = math.min(math.tointeger(batch) or 16, #dataset)
+  local ncpu = sys.nproc and sys.nproc() or 2
+  local nw = math.min(ncpu, math.tointeger(workers) or 0)
+  if dataset.rect and shuffle then
+    M.log("WARNING 'rect=True' is incompatible with DataLoader shuffle, setting shuffle=False")
+    shuffle = false
+  end
+  if dataset.rect and batch ~= dataset.batch_size then
+    error(string.format("build_dataloader: rect dataset was built for batch %d, got %d", dataset.batch_size, batch), 2)
+  end
+  local c = yt.data_loader(dataset._c, batch, nw, shuffle and true or false, math.tointeger(seed) or 0)
+  return setmetatable({ _c = c, dataset = dataset, batch_size = batch, num_workers = nw, shuffle = shuffle and true or false,
+    rank = rank }, Loader)
+end
+
+--- Writes a grid of the batch's images (at most 16) with boxes and class names to path (.jpg or .png).
+function M.plot_batch(batch, names, path)
+  return yt.data_plot_batch(batch, names or {}, path)
+end
+
+M.load_image = yt.data_load_image
+M.letterbox = yt.data_letterbox
+M.list_images = yt.data_list_images
+
+return M
