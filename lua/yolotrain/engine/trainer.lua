@@ -101,13 +101,16 @@ function Engine_Trainer:get_save_dir()
 end
 
 function Engine_Trainer:save_args()
-  local ordered = {}
+  local map, order = {}, {}
   for _, k in ipairs(cfgmod.defaults.order) do
     local v = self.args[k]
-    ordered[#ordered + 1] = { k, v == nil and cfgmod.NONE or v }
+    if v == nil or v == cfgmod.NONE then v = yt.null end
+    map[k] = v
+    order[#order + 1] = k
   end
-  ordered[#ordered + 1] = { "save_dir", self.args.save_dir }
-  utils.atomic_write(utils.join(self.save_dir, "args.yaml"), yt.dump_yaml(ordered))
+  map.save_dir = self.args.save_dir
+  order[#order + 1] = "save_dir"
+  utils.atomic_write(utils.join(self.save_dir, "args.yaml"), yt.dump_yaml(map, order))
 end
 
 -- The dataset dictionary (data.yaml resolved). Detection_Trainer reads YOLO datasets.
