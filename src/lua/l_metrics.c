@@ -1,4 +1,5 @@
 /* Lua binding of src/metrics: NMS, box IoU, matching, AP per class, confusion matrix, metric plots. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -6,6 +7,13 @@
 #include "lua/yt_lua.h"
 #include "metrics/ap.h"
 #include "metrics/nms.h"
+#include "data/image.h"
+
+/* Drawing helpers defined in src/metrics/plots.c (declared here: the metrics headers belong to the NMS/AP code). */
+int yt_draw_detections(uint8_t *px, int h, int w, const float *rows, int n, const char *const *labels, double lw,
+                       double fs);
+int yt_plot_results(const char *path, int nplots, const char *const *titles, const double *x, int npts,
+                    const double *y, const double *ysmooth, const char *label);
 
 /* Scratch memory owned by a userdata on the Lua stack (freed by the GC even when an error is raised). */
 static void *scratch(lua_State *L, size_t n) { return lua_newuserdatauv(L, n ? n : 1, 0); }
@@ -375,7 +383,121 @@ static int l_plot_mc_curve(lua_State *L)
     return 0;
 }
 
+/* yt.draw_detections(img (H,W,3) uint8, rows (n,6) x1 y1 x2 y2 conf cls, labels {n strings} | nil,
+ *                    {line_width=, font_size=}) -> new (H,W,3) uint8 tensor with the boxes drawn */
+static int l_draw_detections(lua_State *L)
+{
+    yt_tensor *img = yt_lua_check_tensor(L, 1), *rt = yt_lua_check_tensor(L, 2);
+    char b[96];
+    if (img->dtype != YT_U8 || img->ndim != 3 || img->shape[2] != 3)
+        return luaL_error(L, "draw_detections: image must be a uint8 (H, W, 3) tensor, got %s %s",
+                          yt_dtype_name(img->dtype), shape_of(img, b, sizeof b));
+    int64_t n;
+    float *rows = rows_f32(L, rt, 6, "draw_detections rows", &n);
+    const char **labels = scratch(L, (size_t)(n ? n : 1) * sizeof *labels);
+    for (int64_t i = 0; i < n; i++) labels[i] = NULL;
+    if (lua_istable(L, 3)) {
+        for (int64_t i = 0; i < n; i++) {
+            lua_geti(L, 3, i + 1);
+            if (lua_type(L, -1) == LUA_TSTRING) labels[i] = lua_tostring(L, -1); /* alive: held by the table */
+            lua_pop(L, 1);
+        }
+    }
+    int H = (int)img->shape[0], W = (int)img->shape[1];
+    double auto_lw = floor((H + W) / 2.0 * 0.003 + 0.5);
+    if (auto_lw < 2) auto_lw = 2;
+    double lw = opt_num_field(L, 4, "line_width", auto_lw);
+    if (!(lw > 0)) lw = auto_lw;
+    double fs = opt_num_field(L, 4, "font_size", 0);
+    if (!(fs > 0)) fs = fmax(12.0, lw * 6.0);
+    yt_tensor *out = yt_contiguous(img);
+    if (!out) return yt_lua_core_error(L);
+    if (out == img) { /* never draw on the caller's image */
+        yt_tensor_release(out);
+        out = yt_tensor_clone(img);
+        if (!out) return yt_lua_core_error(L);
+    }
+    yt_lua_push_tensor(L, out);
+    if (yt_draw_detections(yt_u8(out), H, W, rows, (int)n, labels, lw, fs) < 0) return yt_lua_core_error(L);
+    return 1;
+}
+
+/* yt.save_image(img (H,W,3) uint8, path [, quality 95]): .png (cairo) or .jpg/.jpeg (SDL2_image) */
+static int l_save_image(lua_State *L)
+{
+    yt_tensor *img = yt_lua_check_tensor(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    lua_Integer q = luaL_optinteger(L, 3, 95);
+    char b[96];
+    if (img->dtype != YT_U8 || img->ndim != 3 || img->shape[2] != 3)
+        return luaL_error(L, "save_image: image must be a uint8 (H, W, 3) tensor, got %s %s",
+                          yt_dtype_name(img->dtype), shape_of(img, b, sizeof b));
+    yt_tensor *c = yt_contiguous(img);
+    if (!c) return yt_lua_core_error(L);
+    int rc = yt_image_save(path, yt_u8(c), (int)img->shape[0], (int)img->shape[1], (int)q);
+    yt_tensor_release(c);
+    if (rc < 0) return yt_lua_core_error(L);
+    return 0;
+}
+
+static double *number_list(lua_State *L, int idx, int n, const char *what)
+{
+    double *o = scratch(L, (size_t)(n ? n : 1) * sizeof *o);
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, idx, i + 1);
+        int ok;
+        o[i] = lua_tonumberx(L, -1, &ok);
+        if (!ok) o[i] = NAN; /* missing values are gaps */
+        lua_pop(L, 1);
+    }
+    (void)what;
+    return o;
+}
+
+/* yt.plot_results(path, titles {k}, x {npts}, ys {k lists of npts}, ysmooth {k lists} | nil [, label]) */
+static int l_plot_results(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    int k = (int)luaL_len(L, 2), npts = (int)luaL_len(L, 3);
+    if (k < 1 || k > 64) return luaL_error(L, "plot_results: 1..64 plots, got %d", k);
+    if ((int)luaL_len(L, 4) != k) return luaL_error(L, "plot_results: %d titles but %d series", k, (int)luaL_len(L, 4));
+    const char **titles = scratch(L, (size_t)k * sizeof *titles);
+    for (int i = 0; i < k; i++) {
+        lua_geti(L, 2, i + 1);
+        titles[i] = lua_tostring(L, -1);
+        lua_pop(L, 1); /* strings stay alive in the titles table */
+    }
+    double *x = number_list(L, 3, npts, "x");
+    double *y = scratch(L, (size_t)(k * (npts ? npts : 1)) * sizeof *y);
+    double *ys = NULL;
+    int smooth = lua_istable(L, 5);
+    if (smooth) ys = scratch(L, (size_t)(k * (npts ? npts : 1)) * sizeof *ys);
+    for (int i = 0; i < k; i++) {
+        lua_geti(L, 4, i + 1);
+        if (!lua_istable(L, -1)) return luaL_error(L, "plot_results: series %d is not a list", i + 1);
+        double *row = number_list(L, lua_gettop(L), npts, "y");
+        memcpy(y + (size_t)i * npts, row, (size_t)npts * sizeof *row);
+        lua_pop(L, 2);
+        if (smooth) {
+            lua_geti(L, 5, i + 1);
+            if (!lua_istable(L, -1)) return luaL_error(L, "plot_results: smooth series %d is not a list", i + 1);
+            row = number_list(L, lua_gettop(L), npts, "ysmooth");
+            memcpy(ys + (size_t)i * npts, row, (size_t)npts * sizeof *row);
+            lua_pop(L, 2);
+        }
+    }
+    const char *label = luaL_optstring(L, 6, "results");
+    if (yt_plot_results(path, k, titles, x, npts, y, ys, label) < 0) return yt_lua_core_error(L);
+    return 0;
+}
+
 static const luaL_Reg functions[] = {
+    {"draw_detections", l_draw_detections},
+    {"save_image", l_save_image},
+    {"plot_results", l_plot_results},
     {"nms", l_nms},
     {"box_iou", l_box_iou},
     {"match_predictions", l_match_predictions},

@@ -295,3 +295,187 @@ int yt_plot_mc_curve(const char *path, const double *px, int npts, const double 
     return curve_plot(path, px, npts, py, k, NULL, labels, xlabel ? xlabel : "Confidence",
                       ylabel ? ylabel : "Metric", title, 0);
 }
+
+/* ---- detections drawn on an image (predictor Results.plot) ---- */
+
+/* Ultralytics' default 20-colour palette (hex 042AFF, 0BDBEB, ...), class c uses entry c % 20. */
+static const unsigned PALETTE[20] = {0x042AFF, 0x0BDBEB, 0xF3F3F3, 0x00DFB7, 0x111F68, 0xFF6FDD, 0xFF444F,
+                                     0xCCED00, 0x00F344, 0xBD00FF, 0x00B4FF, 0xDD00BA, 0x00FFFF, 0x26C000,
+                                     0x01FFB3, 0x7D24FF, 0x7B0068, 0xFF1B6C, 0xFC6D2F, 0xA2FF0B};
+
+void yt_plot_class_color(int cls, uint8_t rgb[3])
+{
+    unsigned c = PALETTE[((cls % 20) + 20) % 20];
+    rgb[0] = (uint8_t)(c >> 16), rgb[1] = (uint8_t)(c >> 8), rgb[2] = (uint8_t)c;
+}
+
+int yt_draw_detections(uint8_t *px, int h, int w, const float *rows, int n, const char *const *labels, double lw,
+                       double fs)
+{
+    if (h < 1 || w < 1) return yt_error("draw_detections: empty image");
+    cairo_surface_t *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
+    if (cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS) {
+        cairo_surface_destroy(surf);
+        return yt_error("draw_detections: cannot create a %dx%d surface", w, h);
+    }
+    cairo_surface_flush(surf);
+    unsigned char *data = cairo_image_surface_get_data(surf);
+    int stride = cairo_image_surface_get_stride(surf);
+    for (int y = 0; y < h; y++) {
+        uint32_t *d = (uint32_t *)(data + (size_t)y * stride);
+        const uint8_t *s = px + (size_t)y * w * 3;
+        for (int x = 0; x < w; x++) d[x] = ((uint32_t)s[3 * x] << 16) | ((uint32_t)s[3 * x + 1] << 8) | s[3 * x + 2];
+    }
+    cairo_surface_mark_dirty(surf);
+    cairo_t *cr = cairo_create(surf);
+    cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_line_join(cr, CAIRO_LINE_JOIN_MITER);
+    for (int i = 0; i < n; i++) {
+        const float *r = rows + (size_t)i * 6;
+        uint8_t c[3];
+        yt_plot_class_color((int)r[5], c);
+        double cr_ = c[0] / 255.0, cg = c[1] / 255.0, cb = c[2] / 255.0;
+        cairo_set_source_rgb(cr, cr_, cg, cb);
+        cairo_set_line_width(cr, lw);
+        double x1 = floor(r[0]), y1 = floor(r[1]), x2 = floor(r[2]), y2 = floor(r[3]);
+        cairo_rectangle(cr, x1 + lw / 2, y1 + lw / 2, fmax(x2 - x1 - lw, 0), fmax(y2 - y1 - lw, 0));
+        cairo_stroke(cr);
+        const char *label = labels ? labels[i] : NULL;
+        if (!label || !*label) continue;
+        cairo_text_extents_t e;
+        cairo_font_extents_t fe;
+        cairo_set_font_size(cr, fs);
+        cairo_text_extents(cr, label, &e);
+        cairo_font_extents(cr, &fe);
+        double tw = e.x_advance + 2 * lw / 3 + 2, th = fe.ascent + fe.descent + 2;
+        int outside = y1 - th >= 0; /* label above the box when it fits */
+        double ly = outside ? y1 - th : y1;
+        cairo_rectangle(cr, x1, ly, tw, th);
+        cairo_fill(cr);
+        double lum = 0.299 * cr_ + 0.587 * cg + 0.114 * cb;
+        double tc = lum > 0.6 ? 0.0 : 1.0; /* dark text on light colours */
+        cairo_set_source_rgb(cr, tc, tc, tc);
+        cairo_move_to(cr, x1 + lw / 3 + 1, ly + 1 + fe.ascent);
+        cairo_show_text(cr, label);
+    }
+    cairo_status_t st = cairo_status(cr);
+    cairo_destroy(cr);
+    cairo_surface_flush(surf);
+    for (int y = 0; y < h; y++) {
+        const uint32_t *s = (const uint32_t *)(data + (size_t)y * stride);
+        uint8_t *d = px + (size_t)y * w * 3;
+        for (int x = 0; x < w; x++) {
+            d[3 * x] = (uint8_t)(s[x] >> 16), d[3 * x + 1] = (uint8_t)(s[x] >> 8), d[3 * x + 2] = (uint8_t)s[x];
+        }
+    }
+    cairo_surface_destroy(surf);
+    if (st != CAIRO_STATUS_SUCCESS) return yt_error("draw_detections: %s", cairo_status_to_string(st));
+    return 0;
+}
+
+/* ---- results.png: training curves in a grid ---- */
+
+/* "nice" axis ticks covering [lo, hi]: step 1/2/5 x 10^k, about 5 intervals */
+static double nice_step(double span)
+{
+    if (!(span > 0)) return 1;
+    double raw = span / 5, p = pow(10, floor(log10(raw))), f = raw / p;
+    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
+}
+
+static void series_path(cairo_t *cr, const double *x, const double *y, int n, double x0, double y0, double w,
+                        double h, double xlo, double xhi, double ylo, double yhi)
+{
+    int pen = 0;
+    for (int i = 0; i < n; i++) {
+        if (y[i] != y[i]) { /* NaN: a gap */
+            pen = 0;
+            continue;
+        }
+        double px = x0 + w * (x[i] - xlo) / (xhi - xlo), py = y0 + h - h * (y[i] - ylo) / (yhi - ylo);
+        if (!pen) cairo_move_to(cr, px, py);
+        else cairo_line_to(cr, px, py);
+        pen = 1;
+    }
+}
+
+int yt_plot_results(const char *path, int nplots, const char *const *titles, const double *x, int npts,
+                    const double *y, const double *ysmooth, const char *label)
+{
+    if (nplots < 1 || npts < 0) return yt_error("plot_results: nothing to plot");
+    const int ncols = nplots < 5 ? nplots : 5, nrows = (nplots + ncols - 1) / ncols;
+    const double cw = 360, chh = 360, W = cw * ncols, H = chh * nrows;
+    cairo_surface_t *surf;
+    cairo_t *cr = new_canvas((int)W, (int)H, &surf);
+    double xlo = 0, xhi = 1;
+    if (npts > 0) {
+        xlo = xhi = x[0];
+        for (int i = 1; i < npts; i++) xlo = fmin(xlo, x[i]), xhi = fmax(xhi, x[i]);
+    }
+    if (xhi <= xlo) xlo -= 0.5, xhi += 0.5;
+    for (int p = 0; p < nplots; p++) {
+        const double *yy = y + (size_t)p * npts, *ys = ysmooth ? ysmooth + (size_t)p * npts : NULL;
+        double ox = cw * (p % ncols), oy = chh * (p / ncols);
+        double x0 = ox + 62, y0 = oy + 40, w = cw - 80, h = chh - 85;
+        double ylo = INFINITY, yhi = -INFINITY;
+        for (int i = 0; i < npts; i++)
+            if (yy[i] == yy[i]) ylo = fmin(ylo, yy[i]), yhi = fmax(yhi, yy[i]);
+        if (!(ylo <= yhi)) ylo = 0, yhi = 1;
+        if (yhi - ylo < 1e-12) ylo -= fabs(ylo) * 0.05 + 1e-3, yhi += fabs(yhi) * 0.05 + 1e-3;
+        double pad = (yhi - ylo) * 0.05;
+        ylo -= pad, yhi += pad;
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        cairo_set_line_width(cr, 1);
+        cairo_rectangle(cr, x0, y0, w, h);
+        cairo_stroke(cr);
+        text_at(cr, x0 + w / 2, oy + 20, titles && titles[p] ? titles[p] : "", 15, 0.5, 0.5, 0);
+        double ys_ = nice_step(yhi - ylo);
+        for (double t = ceil(ylo / ys_) * ys_; t <= yhi + 1e-12; t += ys_) {
+            char buf[32];
+            double py = y0 + h - h * (t - ylo) / (yhi - ylo);
+            snprintf(buf, sizeof buf, "%.3g", fabs(t) < ys_ * 1e-6 ? 0.0 : t);
+            cairo_move_to(cr, x0 - 4, py);
+            cairo_line_to(cr, x0, py);
+            cairo_stroke(cr);
+            text_at(cr, x0 - 6, py, buf, 11, 1, 0.5, 0);
+        }
+        double xs = nice_step(xhi - xlo);
+        if (xs < 1) xs = 1;
+        for (double t = ceil(xlo / xs) * xs; t <= xhi + 1e-12; t += xs) {
+            char buf[32];
+            double px = x0 + w * (t - xlo) / (xhi - xlo);
+            snprintf(buf, sizeof buf, "%.0f", t);
+            cairo_move_to(cr, px, y0 + h);
+            cairo_line_to(cr, px, y0 + h + 4);
+            cairo_stroke(cr);
+            text_at(cr, px, y0 + h + 7, buf, 11, 0.5, 0, 0);
+        }
+        cairo_save(cr);
+        cairo_rectangle(cr, x0, y0, w, h);
+        cairo_clip(cr);
+        cairo_set_source_rgb(cr, TAB10[0][0], TAB10[0][1], TAB10[0][2]);
+        cairo_set_line_width(cr, 2);
+        series_path(cr, x, yy, npts, x0, y0, w, h, xlo, xhi, ylo, yhi);
+        cairo_stroke(cr);
+        for (int i = 0; i < npts; i++) { /* markers */
+            if (yy[i] != yy[i]) continue;
+            cairo_arc(cr, x0 + w * (x[i] - xlo) / (xhi - xlo), y0 + h - h * (yy[i] - ylo) / (yhi - ylo), 3, 0,
+                      2 * M_PI);
+            cairo_fill(cr);
+        }
+        if (ys) {
+            static const double dash[1] = {2.5};
+            cairo_set_source_rgb(cr, TAB10[1][0], TAB10[1][1], TAB10[1][2]);
+            cairo_set_dash(cr, dash, 1, 0);
+            series_path(cr, x, ys, npts, x0, y0, w, h, xlo, xhi, ylo, yhi);
+            cairo_stroke(cr);
+            cairo_set_dash(cr, NULL, 0, 0);
+        }
+        cairo_restore(cr);
+        if (p == 1) { /* legend, as Ultralytics puts it on the second axes */
+            legend(cr, x0 + w - 120, y0 + 14, 0, TAB10[0], 2, label ? label : "results");
+            if (ys) legend(cr, x0 + w - 120, y0 + 14, 1, TAB10[1], 2, "smooth");
+        }
+    }
+    return finish(surf, cr, path);
+}

@@ -263,6 +263,26 @@ describe("Engine_Trainer", function()
     assert.matches("nothing to resume", tostring(err), 1, true)
   end)
 
+  it("stops with a clear error naming the step when the loss turns NaN, leaving last intact", function()
+    local dir = helpers.tmpdir()
+    local T = make_trainer_class({ nb = 2 })
+    local t = T{ overrides = { model = tiny_yaml(dir), data = "fake", epochs = 3, imgsz = 32, batch = 2,
+      project = dir, name = "nan", plots = false, verbose = false } }
+    local saved
+    t:add_callback("on_model_save", function(tr) saved = helpers.read_file(tr.last) end)
+    t:add_callback("on_train_epoch_start", function(tr)
+      if tr.epoch == 1 then
+        local w = tr.model:state_dict()["model.0.conv.weight"]
+        w:set(0 / 0, 1, 1, 1, 1)
+      end
+    end)
+    local ok, err = pcall(t.train, t)
+    assert.is_false(ok)
+    assert.matches("epoch 2, batch 1", tostring(err), 1, true)
+    assert.matches("NaN", tostring(err), 1, true)
+    assert.are.equal(saved, helpers.read_file(t.last))
+  end)
+
   it("stops cleanly when a callback raises, leaving last intact", function()
     local dir = helpers.tmpdir()
     local T = make_trainer_class({ nb = 2 })

@@ -165,4 +165,20 @@ function cfg.parse_args(words)
   return task, mode, overrides
 end
 
+-- For recipes: `yolotrain recipe.lua key=value ...` — the recipe's own defaults overlaid with the key=value words
+-- of `argv` (the recipe's `arg` table), checked like the command line. Returns the overrides and the positional
+-- words (those without '='), in order.
+function cfg.recipe_overrides(recipe_defaults, argv)
+  local words, positional = {}, {}
+  for i = 1, #(argv or {}) do
+    local w = argv[i]
+    if w:find("=", 1, true) or w == "=" then words[#words + 1] = w else positional[#positional + 1] = w end
+  end
+  local _, _, parsed = cfg.parse_args(cfg.merge_equals_args(words))
+  local out = {}
+  for k, v in pairs(recipe_defaults or {}) do out[k] = v end
+  for k, v in pairs(parsed) do out[k] = v end
+  return out, positional
+end
+
 return cfg

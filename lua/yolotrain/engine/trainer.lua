@@ -412,8 +412,8 @@ function Engine_Trainer:_do_train()
         local items = loss_items:tolist()
         for k, v in ipairs(items) do
           if v ~= v or v == math.huge or v == -math.huge then
-            error(string.format("the loss is not finite (%s) at epoch %d, batch %d: stopping; %s is intact",
-              tostring(v), epoch + 1, i + 1, self.last), 0)
+            error(string.format("the loss is not finite (%s) at epoch %d, batch %d: stopping", tostring(v),
+              epoch + 1, i + 1), 0)
           end
         end
         self.loss = loss:item()
@@ -442,7 +442,14 @@ function Engine_Trainer:_do_train()
         self:run_callbacks("on_train_batch_end")
       end, function(e)
         if type(e) == "table" then return e end
-        return debug.traceback(tostring(e), 2)
+        local msg = tostring(e)
+        if not msg:find("at epoch %d+, batch %d+") then
+          msg = string.format("training failed at epoch %d, batch %d: %s", epoch + 1, i + 1, msg)
+        end
+        if utils.exists(self.last) and not msg:find(self.last, 1, true) then
+          msg = msg .. string.format("\nthe last checkpoint (%s) is intact", self.last)
+        end
+        return debug.traceback(msg, 2)
       end)
       yt.scope_end()
       if not ok then

@@ -51,19 +51,14 @@ local function numeric_names(names)
   return true
 end
 
--- Builds the model of a standalone run: a Detection_Model as is; a yolotrain checkpoint (architecture and names
--- in its metadata); a model YAML (with args.pretrained = a plain Ultralytics state dict .safetensors). Fuses it.
-function Detection_Validator:setup_model(model)
+-- Resolves a model for inference: a Detection_Model as is; a yolotrain checkpoint (architecture and names in its
+-- metadata); a model YAML with args.pretrained = a plain Ultralytics state dict (.safetensors). data: the dataset
+-- dictionary or nil (gives nc and names to YAML models). Fuses it; prints the summary when verbose.
+local function resolve_model(model, args, data)
   local tasks = require("yolotrain.nn.tasks")
-  local data = require("yolotrain.data")
-  model = model or self.args.model
+  model = model or args.model
   if model == nil then
     error("no model given: pass model=<checkpoint.safetensors> or model=<model.yaml> pretrained=<weights>", 0)
-  end
-  if self.args.data ~= nil then
-    self.data = data.check_det_dataset(self.args.data)
-  elseif not self.dataloader then
-    error("no dataset given: pass data=<data.yaml or a folder holding data.yaml>", 0)
   end
   if type(model) == "string" then
     if model:match("%.safetensors$") then
@@ -76,9 +71,8 @@ function Detection_Validator:setup_model(model)
           "pretrained=%s", model, model), 0)
       end
     elseif model:match("%.ya?ml$") then
-      local nc = self.data and self.data.nc or nil
-      local m = tasks.Detection_Model(model, { nc = nc, verbose = false })
-      local w = self.args.pretrained
+      local m = tasks.Detection_Model(model, { nc = data and data.nc or nil, verbose = false })
+      local w = args.pretrained
       if type(w) == "string" then
         if not utils.exists(w) then error(string.format("pretrained=%s not found", w), 0) end
         local loaded, total = m:load(w, false)
@@ -87,29 +81,38 @@ function Detection_Validator:setup_model(model)
           error(string.format("pretrained=%s: no tensor matches the model %s (names or shapes differ)", w, model), 0)
         end
       else
-        log("WARNING: validating %s with randomly initialised weights (give pretrained=<weights.safetensors>)",
-          model)
+        log("WARNING: %s has randomly initialised weights (give pretrained=<weights.safetensors>)", model)
       end
       model = m
     else
       error(string.format("model=%s: expected a .safetensors checkpoint or a model .yaml", model), 0)
     end
   elseif type(model) ~= "table" or not model.named_parameters then
-    error("Detection_Validator: model must be a Detection_Model, a checkpoint path or a model YAML", 0)
+    error("model must be a Detection_Model, a checkpoint path or a model YAML", 0)
   end
-  if self.data then
+  if data then
     local nc = model.nc or count_names(model.names)
-    if self.data.nc > nc and not self.args.single_cls then
-      error(string.format("the dataset %s has %d classes but the model only %d", tostring(self.args.data),
-        self.data.nc, nc), 0)
+    if data.nc > nc and not args.single_cls then
+      error(string.format("the dataset %s has %d classes but the model only %d", tostring(args.data), data.nc, nc), 0)
     end
-    if (model.names == nil or numeric_names(model.names)) and self.data.nc == nc then model.names = self.data.names end
+    if (model.names == nil or numeric_names(model.names)) and data.nc == nc then model.names = data.names end
   end
   if model.fuse then
     model:fuse()
-    if self.args.verbose ~= false and model.info then model:info(true) end
+    if args.verbose ~= false and model.info then model:info(true) end
   end
   return model
+end
+rawset(Detection_Validator, "resolve_model", resolve_model)
+
+function Detection_Validator:setup_model(model)
+  local data = require("yolotrain.data")
+  if self.args.data ~= nil then
+    self.data = data.check_det_dataset(self.args.data)
+  elseif not self.dataloader then
+    error("no dataset given: pass data=<data.yaml or a folder holding data.yaml>", 0)
+  end
+  return resolve_model(model, self.args, self.data)
 end
 
 function Detection_Validator:build_dataset(img_path, mode, batch)
@@ -120,6 +123,11 @@ end
 function Detection_Validator:get_dataloader(dataset_path, batch_size)
   local data = require("yolotrain.data")
   local dataset = self:build_dataset(dataset_path, "val", batch_size)
+  if #dataset < batch_size then
+    -- fewer images than one batch: rect batch shapes must be computed for the batch actually used
+    batch_size = #dataset
+    dataset = self:build_dataset(dataset_path, "val", batch_size)
+  end
   return data.build_dataloader(dataset, batch_size, self.args.workers, false, -1)
 end
 
@@ -136,7 +144,9 @@ function Detection_Validator:init_metrics(model)
   rawset(self.metrics, "names", names)
   rawset(self.metrics, "plot", self.args.plots and true or false)
   rawset(self.metrics, "save_dir", self.save_dir)
-  rawset(self.metrics, "box", metrics_mod.Metric.new())
+  local box = metrics_mod.Metric.new()
+  box.nc = self.nc
+  rawset(self.metrics, "box", box)
   self.confusion_matrix = metrics_mod.ConfusionMatrix{ nc = self.nc, conf = self.args.conf }
   self.seen = 0
   self.jdict = {}

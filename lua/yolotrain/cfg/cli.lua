@@ -1,0 +1,140 @@
+-- The command line front end: `yolotrain [detect] train|val|predict key=value ...` (Ultralytics' `yolo` grammar).
+-- The executable calls main(words) with every word after the program name and exits with its return value.
+--
+--   yolotrain detect train data=coco128.yaml model=yolov8n.yaml epochs=3 imgsz=320
+--   yolotrain detect val model=runs/detect/train/weights/best.safetensors data=coco128.yaml imgsz=320
+--   yolotrain detect val model=yolov8n.yaml pretrained=yolov8n.safetensors data=coco128.yaml
+--   yolotrain detect predict model=best.safetensors source=images/ conf=0.25 save_txt=true
+local cfgmod = require("yolotrain.cfg")
+
+local M = {}
+
+local OTHER_TASKS = { segment = true, classify = true, pose = true, obb = true }
+local OTHER_MODES = { export = true, track = true, benchmark = true }
+
+M.USAGE = [[
+Usage: yolotrain [TASK] MODE key=value ...
+
+  TASK  detect (the default; the only task yolotrain implements)
+  MODE  train | val | predict
+
+Examples:
+  yolotrain detect train data=coco128.yaml model=yolov8n.yaml epochs=3 imgsz=320
+  yolotrain detect val model=runs/detect/train/weights/best.safetensors data=coco128.yaml imgsz=320
+  yolotrain detect val model=yolov8n.yaml pretrained=yolov8n.safetensors data=coco128.yaml
+  yolotrain detect predict model=best.safetensors source=path/to/images save_txt=true
+
+Arguments are Ultralytics' (see lua/yolotrain/cfg/default.lua): `key=value`, `key = value`, true/false/none,
+numbers and [lists]; a bare boolean key means true. `yolotrain cfg` prints every argument with its default.]]
+
+local function err_out(msg)
+  io.stderr:write("yolotrain: ", tostring(msg), "\n")
+  io.stderr:flush()
+  return 1
+end
+
+local function print_cfg()
+  local d = cfgmod.defaults
+  for _, k in ipairs(d.order) do
+    local v = d.values[k]
+    local s
+    if v == d.NONE then s = "null"
+    elseif type(v) == "table" then s = "[" .. table.concat(v, ", ") .. "]"
+    else s = tostring(v) end
+    io.stdout:write(k, ": ", s, "\n")
+  end
+end
+
+-- An error value as one message (tables with a message field, strings as they are).
+local function message_of(e)
+  if type(e) == "table" then
+    if e.message then return tostring(e.message) end
+    local mt = getmetatable(e)
+    if mt and mt.__tostring then return tostring(e) end
+    return "(error object is a table value)"
+  end
+  return tostring(e)
+end
+
+function M.run(task, mode, overrides)
+  local detect = require("yolotrain.models.yolo.detect")
+  overrides.task = task
+  overrides.mode = mode
+  if mode == "train" then
+    if overrides.model == nil then
+      overrides.model = "yolov8n.yaml"
+      io.stdout:write("WARNING: 'model' argument is missing. Using default 'model=yolov8n.yaml'.\n")
+    end
+    local trainer = detect.Detection_Trainer{ overrides = overrides }
+    trainer:train()
+    return 0
+  elseif mode == "val" then
+    if overrides.model == nil then
+      error("'model' argument is missing: give model=<checkpoint.safetensors> or model=<model.yaml> " ..
+        "pretrained=<weights.safetensors>", 0)
+    end
+    local validator = detect.Detection_Validator{ args = overrides }
+    validator(nil, overrides.model)
+    return 0
+  elseif mode == "predict" then
+    if overrides.model == nil then
+      error("'model' argument is missing: give model=<checkpoint.safetensors> or model=<model.yaml> " ..
+        "pretrained=<weights.safetensors>", 0)
+    end
+    if overrides.source == nil then
+      error("'source' argument is missing: give source=<image, folder, glob or .txt list>", 0)
+    end
+    local predictor = detect.Detection_Predictor{ overrides = overrides }
+    predictor:predict_cli(overrides.source)
+    return 0
+  end
+  error(string.format("mode '%s' is not supported", tostring(mode)), 0)
+end
+
+-- main(words) -> exit status
+function M.main(words)
+  words = words or {}
+  local first = words[1]
+  if first == nil or first == "help" or first == "--help" or first == "-h" or
+      (#words == 2 and OTHER_TASKS[first] == nil and words[2] == "help") then
+    io.stdout:write(M.USAGE, "\n")
+    return first == nil and 1 or 0
+  end
+  if first == "cfg" and #words == 1 then
+    print_cfg()
+    return 0
+  end
+  if first == "version" and #words == 1 then
+    local ok, yt = pcall(require, "yolotrain.core")
+    io.stdout:write(ok and tostring(yt.version) or "unknown", "\n")
+    return 0
+  end
+  for _, w in ipairs(words) do
+    if OTHER_TASKS[w] then
+      return err_out(string.format("task '%s' is not supported: yolotrain implements the detect task only", w))
+    end
+    if OTHER_MODES[w] then
+      return err_out(string.format("mode '%s' is not supported: yolotrain implements train, val and predict", w))
+    end
+  end
+  local ok, task, mode, overrides = pcall(cfgmod.parse_args, words)
+  if not ok then return err_out(message_of(task)) end
+  task = task or overrides.task or "detect"
+  mode = mode or overrides.mode
+  if mode == nil then
+    mode = "train"
+    io.stdout:write("WARNING: 'mode' argument is missing. Valid modes are train, val, predict. " ..
+      "Using default 'mode=train'.\n")
+  end
+  if not cfgmod.MODES[mode] then
+    return err_out(string.format("invalid mode '%s': valid modes are train, val, predict", tostring(mode)))
+  end
+  if not cfgmod.TASKS[task] then
+    return err_out(string.format("invalid task '%s': yolotrain implements the detect task only", tostring(task)))
+  end
+  local rok, res = pcall(M.run, task, mode, overrides)
+  if not rok then return err_out(message_of(res)) end
+  return res
+end
+
+return M
