@@ -11,6 +11,7 @@
 struct yt_loader {
     yt_dataset *ds;
     int batch, workers, shuffle, nb;
+    int world, rank, per_rank; /* data-parallel shard: this rank sees padded positions rank, rank+world, ... */
     uint64_t seed;
     int epoch;          /* epoch of the current / next pass */
     int pass_active;    /* a pass has started (order computed) */
@@ -129,7 +130,7 @@ static int build_batch(yt_loader *l, const int *order, const int *prev, int epoc
                        size_t errlen)
 {
     int n = l->ds->n;
-    int p0 = b * l->batch, p1 = p0 + l->batch < n ? p0 + l->batch : n;
+    int p0 = b * l->batch, p1 = p0 + l->batch < l->per_rank ? p0 + l->batch : l->per_rank;
     int B = p1 - p0;
     if (B < 1) {
         snprintf(err, errlen, "empty batch %d", b);
@@ -147,9 +148,12 @@ static int build_batch(yt_loader *l, const int *order, const int *prev, int epoc
     }
     int rc = 0, k;
     for (k = 0; k < B; k++) {
-        int p = p0 + k;
+        /* global position in the epoch's order, padded by wrapping (like a distributed sampler); the sample's
+         * randomness is keyed on it, so N ranks see exactly the samples one process would */
+        int gp = (p0 + k) * l->world + l->rank;
+        int p = gp % n;
         yt_rng rng;
-        yt_rng_seed(&rng, l->seed, (uint64_t)epoch, (uint64_t)p);
+        yt_rng_seed(&rng, l->seed, (uint64_t)epoch, (uint64_t)gp);
         yt_pool pool = {order, prev, n, p};
         idx[k] = order[p];
         files[k] = l->ds->labels[order[p]].im_file;
@@ -293,6 +297,9 @@ yt_loader *yt_loader_create(yt_dataset *ds, int batch, int workers, int shuffle,
     l->workers = workers;
     l->shuffle = shuffle;
     l->seed = seed;
+    l->world = 1;
+    l->rank = 0;
+    l->per_rank = ds->n;
     l->nb = (ds->n + batch - 1) / batch;
     l->depth = workers > 0 ? 2 * workers : 1;
     l->slots = calloc((size_t)l->nb, sizeof *l->slots);
@@ -324,6 +331,23 @@ void yt_loader_destroy(yt_loader *l)
     free(l->errs);
     free(l->threads);
     free(l);
+}
+
+int yt_loader_set_shard(yt_loader *l, int world, int rank)
+{
+    if (world < 1 || rank < 0 || rank >= world) return yt_error("loader: invalid shard rank %d of %d", rank, world);
+    if (l->pass_active) return yt_error("loader: set the shard before the first batch");
+    if (world > 1 && l->ds->cfg.rect) return yt_error("loader: rect batches cannot be sharded across ranks");
+    l->world = world;
+    l->rank = rank;
+    l->per_rank = (l->ds->n + world - 1) / world;
+    l->nb = (l->per_rank + l->batch - 1) / l->batch;
+    free(l->slots);
+    free(l->errs);
+    l->slots = calloc((size_t)l->nb, sizeof *l->slots);
+    l->errs = calloc((size_t)l->nb, sizeof *l->errs);
+    if (!l->slots || !l->errs) return yt_error("out of memory");
+    return 0;
 }
 
 int yt_loader_len(const yt_loader *l) { return l->nb; }

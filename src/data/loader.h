@@ -33,6 +33,10 @@ typedef struct yt_loader yt_loader;
 /* The loader borrows ds (keep it alive). workers = 0 builds batches on the calling thread. */
 yt_loader *yt_loader_create(yt_dataset *ds, int batch, int workers, int shuffle, uint64_t seed);
 void yt_loader_destroy(yt_loader *l);
+/* Data-parallel sharding (before the first batch): with world ranks, this rank's local position q is the
+ * epoch order's position q*world + rank (wrapping to pad the last rows), so every rank has the same number of
+ * batches and the union of the ranks' batch i is one process's batch i of world times the size. */
+int yt_loader_set_shard(yt_loader *l, int world, int rank);
 int yt_loader_len(const yt_loader *l);      /* batches per epoch (last one may be smaller) */
 int yt_loader_epoch(const yt_loader *l);    /* epoch of the current / next pass */
 /* Next batch of the current pass (starting one if needed): 1 with *out (caller frees), 0 at the end of the

@@ -1,7 +1,7 @@
 /* Data pipeline bindings (yolotrain.core):
  *   data_list_images(path | {paths})              -> {files}
  *   data_dataset({files}, opts)                   -> Dataset userdata
- *   data_loader(ds, batch, workers, shuffle, seed) -> Loader userdata
+ *   data_loader(ds, batch, workers, shuffle, seed[, world, rank]) -> Loader userdata (sharded when world > 1)
  *   data_load_image(path)                          -> uint8 tensor H x W x 3 (RGB, EXIF applied)
  *   data_letterbox(img, H, W [, scaleup])          -> uint8 tensor H x W x 3, {r, dw, dh, left, top}
  *   data_plot_batch(batch, names, path)            -> writes a JPEG/PNG grid with boxes and names
@@ -355,8 +355,10 @@ static int l_loader(lua_State *L)
     luaL_setmetatable(L, LOADER_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1); /* keeps the dataset alive */
+    lua_Integer world = luaL_optinteger(L, 6, 1), rank = luaL_optinteger(L, 7, 0);
     b->l = yt_loader_create(db->ds, (int)batch, (int)workers, shuffle, (uint64_t)seed);
     if (!b->l) return yt_lua_core_error(L);
+    if (world > 1 && yt_loader_set_shard(b->l, (int)world, (int)rank) < 0) return yt_lua_core_error(L);
     return 1;
 }
 

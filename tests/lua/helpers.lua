@@ -6,10 +6,18 @@ local function script_dir()
   return src:match("(.*/)") or "./"
 end
 
-helpers.repo_dir = script_dir() .. "../../"
+local function absolute(p)
+  if p:sub(1, 1) == "/" then return p end
+  local h = io.popen("pwd")
+  local cwd = h:read("l")
+  h:close()
+  return cwd .. "/" .. p
+end
+
+helpers.repo_dir = absolute(script_dir() .. "../../")
 helpers.parity_dir = helpers.repo_dir .. "../shared/parity"
 helpers.datasets_dir = helpers.repo_dir .. "../shared/datasets"
-helpers.build_dir = os.getenv("YT_BUILD_DIR") or (helpers.repo_dir .. "build")
+helpers.build_dir = absolute(os.getenv("YT_BUILD_DIR") or (helpers.repo_dir .. "build"))
 helpers.yolotrain = helpers.build_dir .. "/yolotrain"
 
 function helpers.tmpdir()

@@ -259,9 +259,9 @@ function Loader:build(epoch, i) return self._c:build(epoch, i) end
 function Loader:close() self._c:close() end
 
 --- A loader over dataset (from build_yolo_dataset): `workers` threads decode and augment ahead; identical batches
---- for any worker count given seed; reshuffled every epoch when shuffle. rank/world size are accepted for
---- Ultralytics compatibility (each rank loads the whole dataset).
-function M.build_dataloader(dataset, batch, workers, shuffle, rank, seed)
+--- for any worker count given seed; reshuffled every epoch when shuffle. With world_size > 1 each rank gets a
+--- disjoint shard of the same shuffled order (padded to equal length); `batch` is then this rank's batch.
+function M.build_dataloader(dataset, batch, workers, shuffle, rank, seed, world_size)
   if getmetatable(dataset) ~= Dataset then error("build_dataloader: dataset must come from build_yolo_dataset", 2) end
   batch = math.min(math.tointeger(batch) or 16, #dataset)
   local ncpu = sys.nproc and sys.nproc() or 2
@@ -273,7 +273,10 @@ function M.build_dataloader(dataset, batch, workers, shuffle, rank, seed)
   if dataset.rect and batch ~= dataset.batch_size then
     error(string.format("build_dataloader: rect dataset was built for batch %d, got %d", dataset.batch_size, batch), 2)
   end
-  local c = yt.data_loader(dataset._c, batch, nw, shuffle and true or false, math.tointeger(seed) or 0)
+  world_size = math.tointeger(world_size) or 1
+  local shard_rank = (world_size > 1) and math.max(math.tointeger(rank) or 0, 0) or 0
+  local c = yt.data_loader(dataset._c, batch, nw, shuffle and true or false, math.tointeger(seed) or 0,
+    world_size, shard_rank)
   return setmetatable({ _c = c, dataset = dataset, batch_size = batch, num_workers = nw, shuffle = shuffle and true or false,
     rank = rank }, Loader)
 end

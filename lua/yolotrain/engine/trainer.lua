@@ -64,7 +64,12 @@ function Engine_Trainer:init(cfg, overrides, _callbacks)
   self.validator, self.metrics, self.plots = nil, nil, {}
   torch_utils.init_seeds(self.args.seed + 1 + math.max(self.rank, -1))
 
+  if self.world_size > 1 then
+    -- every rank runs this recipe: start MPI now so all ranks agree on the run directory
+    self.dist = require("yolotrain.engine.distributed").init(self)
+  end
   self.save_dir = self:get_save_dir()
+  if self.dist then self.save_dir = self.dist:broadcast_string(self.save_dir) end
   self.args.name = utils.basename(self.save_dir)
   self.wdir = utils.join(self.save_dir, "weights")
   if self:is_main() then
@@ -182,6 +187,7 @@ function Engine_Trainer:plot_metrics() end
 -- Ultralytics' three parameter groups: 0 biases (no decay), 1 other weights (decay), 2 BatchNorm weights.
 function Engine_Trainer:build_optimizer(model, name, lr, momentum, decay, iterations)
   name, lr, momentum, decay, iterations = name or "auto", lr or 0.001, momentum or 0.9, decay or 1e-5, iterations or 1e5
+  local log = self:is_main() and log or function() end
   if name == "auto" then
     log("optimizer: 'optimizer=auto' found, ignoring 'lr0=%s' and 'momentum=%s' and determining best " ..
       "'optimizer', 'lr0' and 'momentum' automatically... ", tostring(self.args.lr0), tostring(self.args.momentum))
@@ -296,6 +302,8 @@ function Engine_Trainer:_setup_train()
   local ckpt = self:setup_model()
   self:set_model_attributes()
   torch_utils.freeze_layers(self.model, self.args.freeze, self:is_main() and function(s) log("%s", s) end or nil)
+  -- rank 0's initial weights everywhere; synchronised BatchNorm when sync_bn=true
+  if self.dist then self.dist:setup_model(self) end
   self.trainable_params = {}
   for _, p in self.model:named_parameters() do
     if p.requires_grad then self.trainable_params[#self.trainable_params + 1] = p end
@@ -518,9 +526,8 @@ function Engine_Trainer:DDP_or_normally_train()
     local dist = require("yolotrain.engine.distributed")
     return dist.relaunch(self, ranks)
   end
-  if self.world_size > 1 then
-    local dist = require("yolotrain.engine.distributed")
-    self.dist = dist.init(self)
+  if self.world_size > 1 and not self.dist then
+    self.dist = require("yolotrain.engine.distributed").init(self)
   end
   local ok, err = xpcall(function() self:_do_train() end, function(e)
     if type(e) == "table" and e.callback_error then return e end
@@ -528,7 +535,7 @@ function Engine_Trainer:DDP_or_normally_train()
     return debug.traceback(tostring(e), 2)
   end)
   if yt.sys and yt.sys.restore_interrupt_handler then yt.sys.restore_interrupt_handler() end
-  if self.dist then self.dist:finish(ok) end
+  if self.dist then self.dist:finish(ok, not ok and (type(err) == "table" and err.message or tostring(err)) or nil) end
   if not ok then
     if type(err) == "table" and err.callback_error then
       error(err.message .. string.format("\ntraining stopped; the last checkpoint (%s) is intact", self.last), 0)
@@ -703,7 +710,12 @@ function Engine_Trainer:check_resume(overrides)
   local ckpt_args = cjson.decode(meta.train_args)
   local args = cfgmod.get_cfg({})
   for k, v in pairs(ckpt_args) do
-    if cfgmod.defaults.kinds[k] then args[k] = v end
+    if cfgmod.defaults.kinds[k] then
+      -- JSON numbers come back as floats: integers stay integers (epochs=3, not 3.0)
+      local d = cfgmod.defaults.values[k]
+      if type(v) == "number" and (math.type(d) == "integer" or type(d) ~= "number") then v = math.tointeger(v) or v end
+      args[k] = v
+    end
   end
   args.save_dir = ckpt_args.save_dir
   for _, k in ipairs({ "imgsz", "batch", "workers", "ranks", "device" }) do
@@ -728,8 +740,10 @@ function Engine_Trainer:resume_training(ckpt)
   log("Resuming training %s from epoch %d to %d total epochs", ckpt.path, start_epoch + 1, self.epochs)
   local train_sd = strip("train_model.", tensors)
   if next(train_sd) then self.model:load_state_dict(train_sd) end
-  self.ema.ema:load_state_dict(strip("model.", tensors))
-  self.ema.updates = tonumber(meta.updates) or 0
+  if self.ema then
+    self.ema.ema:load_state_dict(strip("model.", tensors))
+    self.ema.updates = tonumber(meta.updates) or 0
+  end
   self.optimizer:load_state_tensors(strip("optimizer.", tensors))
   local groups = cjson.decode(meta.optimizer_groups or "[]")
   for j, g in ipairs(groups) do self.optimizer:set_group(j, g) end

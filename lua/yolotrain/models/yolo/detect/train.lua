@@ -38,7 +38,7 @@ function Detection_Trainer:get_dataloader(dataset_path, batch_size, rank, mode)
   end
   local workers = mode == "train" and self.args.workers or self.args.workers * 2
   return data.build_dataloader(dataset, batch_size, workers, shuffle, rank, self.args.seed,
-    self.world_size, rank)
+    mode == "train" and self.world_size or 1)
 end
 
 -- uint8 images -> float 0..1
