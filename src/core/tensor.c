@@ -94,13 +94,95 @@ void yt_tensor_keep(yt_tensor *t) { t->kept = 1; }
 
 /* ---- storage ---- */
 
+/* A training step frees and re-allocates the same activation sizes every iteration. Served by malloc, each large
+ * block is a fresh mmap: every step would pay page faults and kernel zeroing for gigabytes. Freed large blocks are
+ * therefore kept in a cache keyed by their exact size and handed out again; the resident set stays at the step's
+ * peak, flat over steps. The cache is bounded (YT_BLOCK_CACHE_BYTES) and shared by all threads. */
+#include <pthread.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CACHE_MIN_BYTES ((size_t)-1) /* let AddressSanitizer see every free and reuse */
+#else
+#define CACHE_MIN_BYTES ((size_t)64 << 10)
+#endif
+#define CACHE_BUCKETS 1024
+#define CACHE_LIMIT_BYTES ((size_t)16 << 30)
+
+typedef struct cached_block {
+    struct cached_block *next;
+    size_t size;
+} cached_block;
+
+static pthread_mutex_t cache_mutex = PTHREAD_MUTEX_INITIALIZER;
+static cached_block *cache_buckets[CACHE_BUCKETS];
+static size_t cache_bytes;
+
+static size_t block_size(size_t nbytes)
+{
+    /* round to 4 KiB above the cache threshold so near-equal sizes share blocks */
+    size_t a = (nbytes + 63) & ~(size_t)63;
+    if (a == 0) a = 64;
+    if (a >= CACHE_MIN_BYTES) a = (a + 4095) & ~(size_t)4095;
+    return a;
+}
+
+static void *block_alloc(size_t size)
+{
+    if (size >= CACHE_MIN_BYTES) {
+        pthread_mutex_lock(&cache_mutex);
+        cached_block **pp = &cache_buckets[(size >> 12) % CACHE_BUCKETS];
+        for (; *pp; pp = &(*pp)->next) {
+            if ((*pp)->size == size) {
+                cached_block *b = *pp;
+                *pp = b->next;
+                cache_bytes -= size;
+                pthread_mutex_unlock(&cache_mutex);
+                return b;
+            }
+        }
+        pthread_mutex_unlock(&cache_mutex);
+    }
+    return aligned_alloc(64, size);
+}
+
+static void block_free(void *p, size_t size)
+{
+    if (size >= CACHE_MIN_BYTES) {
+        pthread_mutex_lock(&cache_mutex);
+        if (cache_bytes + size <= CACHE_LIMIT_BYTES) {
+            cached_block *b = p;
+            b->size = size;
+            b->next = cache_buckets[(size >> 12) % CACHE_BUCKETS];
+            cache_buckets[(size >> 12) % CACHE_BUCKETS] = b;
+            cache_bytes += size;
+            pthread_mutex_unlock(&cache_mutex);
+            return;
+        }
+        pthread_mutex_unlock(&cache_mutex);
+    }
+    free(p);
+}
+
+void yt_release_cached_memory(void)
+{
+    pthread_mutex_lock(&cache_mutex);
+    for (int i = 0; i < CACHE_BUCKETS; i++) {
+        while (cache_buckets[i]) {
+            cached_block *b = cache_buckets[i];
+            cache_buckets[i] = b->next;
+            free(b);
+        }
+    }
+    cache_bytes = 0;
+    pthread_mutex_unlock(&cache_mutex);
+}
+
 static yt_storage *storage_new(size_t nbytes, int zero)
 {
     yt_storage *s = malloc(sizeof *s);
     if (!s) return NULL;
-    size_t alloc = (nbytes + 63) & ~(size_t)63;
-    if (alloc == 0) alloc = 64;
-    s->data = aligned_alloc(64, alloc);
+    size_t alloc = block_size(nbytes);
+    s->data = block_alloc(alloc);
     if (!s->data) {
         free(s);
         yt_error("out of memory allocating %zu bytes", nbytes);
@@ -119,7 +201,7 @@ static void storage_release(yt_storage *s)
 {
     if (!s || --s->refcount > 0) return;
     atomic_fetch_sub(&bytes_in_use, s->nbytes);
-    free(s->data);
+    block_free(s->data, block_size(s->nbytes));
     free(s);
 }
 

@@ -92,6 +92,8 @@ yt_tensor *yt_permute(yt_tensor *t, const int *perm); /* view with permuted dims
 /* Memory accounting (bytes currently held in tensor storages), for tests and benchmarks. */
 size_t yt_bytes_in_use(void);
 size_t yt_peak_bytes_in_use(void);
+/* Returns the blocks kept for reuse (freed activations) to the system. */
+void yt_release_cached_memory(void);
 
 /* Scopes: see the header comment. Nested scopes form a stack (per thread). */
 void yt_scope_begin(void);
