@@ -106,9 +106,16 @@ end
 --- Resolves a dataset YAML (or a folder holding data.yaml) into {path, train, val, test, names, nc, yaml_file}.
 --- train/val/test become absolute paths (string or list). `path` defaults to the YAML's folder; a relative
 --- `path` is taken relative to the YAML's folder.
+-- Datasets shipped as generators under datasets/ (data=shapes): generated on first use.
+local BUILTIN = { shapes = "shapes.lua", ["shapes.yaml"] = "shapes.lua" }
+local DATASETS_DIR = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "../../../datasets/"
+
 function M.check_det_dataset(dataset)
   if type(dataset) == "table" then return dataset end
   if type(dataset) ~= "string" or dataset == "" then error("data= must be a dataset YAML or a folder", 0) end
+  if BUILTIN[dataset] and not exists(dataset) then
+    dataset = dofile(DATASETS_DIR .. BUILTIN[dataset])()
+  end
   local yaml_file = dataset
   if not dataset:match("%.ya?ml$") then
     if is_dir(dataset) then
