@@ -1,11 +1,13 @@
--- The README's main job: train YOLOv8n on the embedded synthetic "shapes" dataset (generated on first use) and
--- validate it. A few minutes on 2 CPU cores.
+-- The README's main job: train YOLOv8n from scratch on the embedded synthetic "shapes" dataset (generated on
+-- first use) and validate it. About five minutes on 2 CPU cores; mAP50 ends near 0.97.
+-- nbs=16 (the nominal batch for gradient accumulation) makes the optimizer step after every batch of 16: with
+-- Ultralytics' default nbs=64 a 400-image dataset gives only 6 optimizer steps per epoch.
 --   build/yolotrain recipes/quickstart.lua [key=value ...]      e.g. epochs=5 imgsz=128
 local cfg = require("yolotrain.cfg")
 local detect = require("yolotrain.models.yolo.detect")
 
 local overrides = cfg.recipe_overrides({
-  model = "yolov8n.yaml", data = "shapes", epochs = 30, imgsz = 160, batch = 16, workers = 2,
+  model = "yolov8n.yaml", data = "shapes", epochs = 20, imgsz = 160, batch = 16, nbs = 16, workers = 2,
   name = "quickstart", close_mosaic = 5, plots = true,
 }, arg)
 

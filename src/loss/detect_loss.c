@@ -376,6 +376,10 @@ int yt_detect_loss(yt_tensor *const *preds, const yt_detect_targets *targets, co
                 s += norm[i];
                 num_fg++;
             }
+        if (cfg->reduce_score_sum) {
+            s = cfg->reduce_score_sum(s, cfg->reduce_userdata);
+            if (s < 0) rc = yt_error("detect loss: reducing the target score sum across processes failed");
+        }
         tss = (double)(float)(s > 1.0 ? s : 1.0);
     }
 

@@ -39,6 +39,11 @@ typedef struct {
      * on the same shapes: fg_mask, target_labels, target_bboxes px, target_scores, target_gt_idx) -- the loss is
      * then a smooth function of preds, which is what finite-difference checks of the gradient need. */
     const yt_tal_result *fixed_assign;
+    /* Data-parallel training: turns this process's sum of target scores into the sum over all processes, so
+     * every rank normalises by the global batch's sum exactly as one process with the whole batch would
+     * (NULL: local). Returns the reduced sum, or a negative value on failure. */
+    double (*reduce_score_sum)(double local_sum, void *userdata);
+    void *reduce_userdata;
 } yt_detect_loss_cfg;
 
 void yt_detect_loss_cfg_default(yt_detect_loss_cfg *cfg, int nc);

@@ -4,7 +4,8 @@
  *       preds: {p0, p1, p2} raw Detect outputs [B, 4*reg_max+nc, H, W]
  *       batch: {batch_idx = [N], cls = [N,1], bboxes = [N,4] normalised xywh}
  *       opts:  {box=7.5, cls=0.5, dfl=1.5, nc=(from the channels), reg_max=16, strides={8,16,32},
- *               cls_pw=nil|{...}|tensor, topk=10, alpha=0.5, beta=6, extras=false}
+ *               cls_pw=nil|{...}|tensor, topk=10, alpha=0.5, beta=6, extras=false,
+ *               global_norm=false (data-parallel: normalise by the sum of target scores over all ranks)}
  *       extras (opts.extras = true): table with anchor_points, stride_tensor, pd_bboxes, pd_scores, gt_labels,
  *               gt_bboxes, mask_gt, target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx,
  *               grad_preds = {...}, target_scores_sum, num_fg, num_gt, loss_raw = {box, cls, dfl}
@@ -26,6 +27,17 @@
 #include "loss/bbox.h"
 #include "loss/detect_loss.h"
 #include "lua/yt_lua.h"
+#ifdef YT_HAVE_MPI
+#include "dist/dist.h"
+
+/* opts.global_norm: normalise by the target-score sum of the whole data-parallel batch */
+static double sum_over_ranks(double local, void *userdata)
+{
+    (void)userdata;
+    double v = local;
+    return yt_dist_allreduce_f64(&v, 1, YT_DIST_SUM) < 0 ? -1.0 : v;
+}
+#endif
 
 static double opt_num(lua_State *L, int idx, const char *key, double def)
 {
@@ -143,6 +155,13 @@ static int l_detect_loss(lua_State *L)
         }
     }
     cfg.cls_pw = pw;
+    if (opt_bool(L, 3, "global_norm", 0)) {
+#ifdef YT_HAVE_MPI
+        if (yt_dist_is_initialized() && yt_dist_size() > 1) cfg.reduce_score_sum = sum_over_ranks;
+#else
+        return luaL_error(L, "detect_loss: global_norm needs a build with MPI");
+#endif
+    }
 
     yt_detect_loss_extras ex;
     yt_tensor *loss = NULL;

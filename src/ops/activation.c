@@ -42,29 +42,6 @@ static int silu_backward(yt_node *node)
     return 0;
 }
 
-yt_tensor *yt_silu(yt_tensor *x)
-{
-    if (yt_check(x, "silu", YT_F32, -1) < 0) return NULL;
-    yt_tensor *xc = yt_contiguous(x);
-    if (!xc) return NULL;
-    yt_tensor *y = yt_tensor_empty_like(xc);
-    if (y) {
-        yt_silu_forward(yt_f32(xc), yt_f32(y), (size_t)yt_numel(xc));
-        if (yt_needs_grad(1, &xc)) {
-            yt_node *node = yt_node_new("silu", silu_backward, 1, &xc);
-            if (node) {
-                yt_node_save(node, xc);
-                yt_node_add_output(node, y);
-            } else {
-                yt_tensor_release(y);
-                y = NULL;
-            }
-        }
-    }
-    yt_tensor_release(xc);
-    return y;
-}
-
 static int sigmoid_backward(yt_node *node)
 {
     yt_tensor *y = node->saved[0], *gy = yt_node_grad_out(node, 0);
@@ -74,19 +51,21 @@ static int sigmoid_backward(yt_node *node)
     return 0;
 }
 
-yt_tensor *yt_sigmoid(yt_tensor *x)
+/* An elementwise op on a contiguous copy of x; backward reads the input (SiLU) or the output (sigmoid). */
+static yt_tensor *elementwise(const char *name, yt_tensor *x, void (*forward)(const float *, float *, size_t),
+                              yt_backward_fn backward, int save_output)
 {
-    if (yt_check(x, "sigmoid", YT_F32, -1) < 0) return NULL;
+    if (yt_check(x, name, YT_F32, -1) < 0) return NULL;
     yt_tensor *xc = yt_contiguous(x);
     if (!xc) return NULL;
     yt_tensor *y = yt_tensor_empty_like(xc);
     if (y) {
-        yt_sigmoid_forward(yt_f32(xc), yt_f32(y), (size_t)yt_numel(xc));
+        forward(yt_f32(xc), yt_f32(y), (size_t)yt_numel(xc));
         if (yt_needs_grad(1, &xc)) {
-            yt_node *node = yt_node_new("sigmoid", sigmoid_backward, 1, &xc);
+            yt_node *node = yt_node_new(name, backward, 1, &xc);
             if (node) {
-                /* saving the output is a reference cycle-free: the node holds y, y points back weakly */
-                yt_node_save(node, y);
+                /* saving the output makes no cycle: the node holds y, y points back weakly */
+                yt_node_save(node, save_output ? y : xc);
                 yt_node_add_output(node, y);
             } else {
                 yt_tensor_release(y);
@@ -97,3 +76,6 @@ yt_tensor *yt_sigmoid(yt_tensor *x)
     yt_tensor_release(xc);
     return y;
 }
+
+yt_tensor *yt_silu(yt_tensor *x) { return elementwise("silu", x, yt_silu_forward, silu_backward, 0); }
+yt_tensor *yt_sigmoid(yt_tensor *x) { return elementwise("sigmoid", x, yt_sigmoid_forward, sigmoid_backward, 1); }

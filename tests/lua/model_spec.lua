@@ -131,13 +131,19 @@ describe("Detection_Model (yolov8n)", function()
       assert_close(y:narrow(2, 5, 80), ref:narrow(2, 5, 80), 1e-4, 0, "eval class probabilities")
     end)
 
-    it("eval mode with recalibrated statistics", function()
+    -- the init weights with the BatchNorm statistics recalibrated on the fixture's images
+    local function calibrated_model()
       local m = new_model()
       local sd = m:state_dict()
       for name, ref in pairs(fwd) do
         local bn = name:match("^calib%.(.*)$")
         if bn and sd[bn] then sd[bn]:copy_(ref) end
       end
+      return m
+    end
+
+    it("eval mode with recalibrated statistics", function()
+      local m = calibrated_model()
       m:eval()
       yt.set_grad_enabled(false)
       local y = m(fwd.images)
@@ -148,12 +154,7 @@ describe("Detection_Model (yolov8n)", function()
     end)
 
     it("fused eval equals unfused eval", function()
-      local m = new_model()
-      local sd = m:state_dict()
-      for name, ref in pairs(fwd) do
-        local bn = name:match("^calib%.(.*)$")
-        if bn and sd[bn] then sd[bn]:copy_(ref) end
-      end
+      local m = calibrated_model()
       m:eval()
       yt.set_grad_enabled(false)
       local y1 = m(fwd.images):clone()

@@ -301,6 +301,7 @@ function Engine_Trainer:_setup_train()
   self:run_callbacks("on_pretrain_routine_start")
   local ckpt = self:setup_model()
   self:set_model_attributes()
+  self.model.world_size = self.world_size
   torch_utils.freeze_layers(self.model, self.args.freeze, self:is_main() and function(s) log("%s", s) end or nil)
   -- rank 0's initial weights everywhere; synchronised BatchNorm when sync_bn=true
   if self.dist then self.dist:setup_model(self) end

@@ -21,6 +21,7 @@ function v8DetectionLoss:init(model, tal_topk)
   self.stride = head.stride or model.stride
   self.hyp = model.args or {}
   self.topk = tal_topk or 10
+  self.model = model
 end
 
 -- The loss options from the training arguments (box/cls/dfl gains, cls_pw) at call time, so a recipe that
@@ -35,6 +36,10 @@ function v8DetectionLoss:options()
   return {
     box = hyp.box or 7.5, cls = hyp.cls or 0.5, dfl = hyp.dfl or 1.5, nc = self.nc, reg_max = self.reg_max,
     strides = self.stride, cls_pw = cls_pw, topk = self.topk, alpha = 0.5, beta = 6.0,
+    -- data-parallel: every rank normalises by the whole batch's target-score sum, so N ranks compute exactly
+    -- the gradient of one process with the whole batch (Ultralytics normalises per rank)
+    -- (training only: validation runs on rank 0 alone)
+    global_norm = (self.model.world_size or 1) > 1 and yt.is_grad_enabled(),
   }
 end
 

@@ -1,5 +1,5 @@
 -- A progress bar for the training loop: redrawn in place on a terminal (with it/s and ETA), plain lines
--- otherwise (one per 10% of the epoch and the last), so logs stay readable.
+-- otherwise (one per quarter of a long epoch, and the last), so logs stay readable.
 local yt = require("yolotrain.core")
 local class = require("yolotrain.class")
 
@@ -11,7 +11,8 @@ function Progress:init(total, out)
   self.out = out or io.stdout
   self.t0 = yt.now()
   self.tty = yt.sys and yt.sys.isatty and yt.sys.isatty(1) or false
-  self.next_plain = 0.1
+  self.plain_step = total >= 20 and 0.25 or 1.0
+  self.next_plain = self.plain_step
 end
 
 local function fmt_time(s)
@@ -42,7 +43,7 @@ function Progress:update(desc)
   elseif self.n == self.total or self.n / self.total >= self.next_plain then
     self.out:write(self:render(desc), "\n")
     self.out:flush()
-    while self.n / self.total >= self.next_plain do self.next_plain = self.next_plain + 0.1 end
+    while self.n / self.total >= self.next_plain do self.next_plain = self.next_plain + self.plain_step end
   end
 end
 

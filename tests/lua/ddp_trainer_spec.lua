@@ -1,0 +1,42 @@
+-- Data-parallel training through the stock trainer: 2 ranks x batch 8 and 1 process x batch 16 from the same seed
+-- end with the same weights (synchronised BatchNorm; the loss is normalised over the whole batch on every rank).
+local yt = require("yolotrain.core")
+local helpers = require("helpers")
+
+local function mpi_ok()
+  return yt.dist and yt.dist.available and helpers.run("command -v mpirun")
+end
+
+describe("Detection_Trainer under 2 ranks", function()
+  it("matches one process with the whole batch after 5 optimizer steps", function()
+    if not mpi_ok() then
+      pending("built without MPI")
+      return
+    end
+    local coco = helpers.datasets_dir .. "/coco128"
+    local dir = helpers.tmpdir()
+    local common = string.format("detect train data='%s' model=yolov8n.yaml epochs=1 imgsz=64 nbs=16 " ..
+      "fraction=0.625 workers=1 val=false plots=false sync_bn=true seed=3 optimizer=SGD project='%s'", coco, dir)
+    local ok1, _, out1 = helpers.run(string.format("cd '%s' && OMP_NUM_THREADS=1 '%s' %s batch=16 name=one", dir,
+      helpers.yolotrain, common))
+    assert(ok1, out1)
+    local ok2, _, out2 = helpers.run(string.format("cd '%s' && OMP_NUM_THREADS=1 timeout 600 '%s' %s batch=16 " ..
+      "ranks=2 name=two", dir, helpers.yolotrain, common))
+    assert(ok2, out2)
+    local a = yt.load_safetensors(dir .. "/one/weights/last.safetensors")
+    local b = yt.load_safetensors(dir .. "/two/weights/last.safetensors")
+    local worst, worst_name, n = 0, "", 0
+    for name, ta in pairs(a) do
+      if name:match("^train_model%.") and ta:dtype() == "float32" then
+        local tb = b[name]
+        local scale = math.max(ta:abs():max():item(), 1e-6)
+        local d = (ta - tb):abs():max():item() / scale
+        if d > worst then worst, worst_name = d, name end
+        n = n + 1
+      end
+    end
+    assert.is_true(n > 300)
+    print(string.format("\n  2 ranks vs 1 process after 5 steps: worst max|diff|/max|w| = %.3g (%s)", worst, worst_name))
+    assert(worst < 1e-4, string.format("%s differs by %.3g (relative)", worst_name, worst))
+  end)
+end)

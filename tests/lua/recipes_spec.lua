@@ -1,0 +1,66 @@
+-- Every recipe in recipes/ runs (with small settings) through the yolotrain executable and does what it says.
+local yt = require("yolotrain.core")
+local helpers = require("helpers")
+
+local EXE, REPO = helpers.yolotrain, helpers.repo_dir
+local SMALL = "epochs=1 imgsz=64 batch=8 workers=1 fraction=0.1 plots=false"
+
+local function run_recipe(name, args)
+  local dir = helpers.tmpdir()
+  local ok, rc, out = helpers.run(string.format("cd '%s' && '%s' '%srecipes/%s' %s project='%s/runs'", dir, EXE, REPO,
+    name, args or SMALL, dir))
+  return ok, out, dir
+end
+
+describe("recipes", function()
+  it("train_detection.lua trains and reports the weights from its callback", function()
+    local ok, out, dir = run_recipe("train_detection.lua")
+    assert(ok, out)
+    assert.matches("epoch 1 done; latest weights: .*last%.safetensors", out)
+    assert.matches("best%.safetensors", out)
+  end)
+
+  it("custom_trainer.lua builds its model through the build_model override", function()
+    local ok, out = run_recipe("custom_trainer.lua")
+    assert(ok, out)
+    assert.matches("CustomTrainer.build_model: %d+ layers", out)
+  end)
+
+  it("custom_model_loss.lua trains with its own loss class", function()
+    local ok, out = run_recipe("custom_model_loss.lua")
+    assert(ok, out)
+    assert.matches("custom loss: last penalty", out, 1, true)
+  end)
+
+  it("custom_dataloader.lua trains on the images its get_dataloader keeps", function()
+    local ok, out = run_recipe("custom_dataloader.lua")
+    assert(ok, out)
+    assert.matches("custom_dataloader: training on %d+ of %d+ images", out)
+  end)
+
+  it("custom_module.lua trains a model with a Lua-defined layer from the YAML", function()
+    local ok, out = run_recipe("custom_module.lua")
+    assert(ok, out)
+    assert.matches("custom_module: Scale weights after training", out, 1, true)
+  end)
+
+  it("upload_weights.lua uploads complete checkpoints every N epochs", function()
+    local dest = helpers.tmpdir() .. "/uploads"
+    local ok, out = run_recipe("upload_weights.lua", string.format("'%s' every=1 epochs=2 imgsz=64 batch=8 " ..
+      "workers=1 fraction=0.1 plots=false", dest))
+    assert(ok, out)
+    for e = 1, 2 do
+      local tensors, meta = yt.load_safetensors(string.format("%s/epoch%d.safetensors", dest, e))
+      assert.are.equal(tostring(e - 1), meta.epoch)
+      assert.is_not_nil(tensors["model.0.conv.weight"])
+    end
+    local files = yt.sys.listdir(dest)
+    assert.are.same({ "epoch1.safetensors", "epoch2.safetensors" }, files) -- no temporary files left behind
+  end)
+
+  it("quickstart.lua trains on the embedded dataset and reports its mAP", function()
+    local ok, out = run_recipe("quickstart.lua")
+    assert(ok, out)
+    assert.matches("quickstart: mAP50 [%d.]+, mAP50%-95 [%d.]+; best weights: .*best%.safetensors", out)
+  end)
+end)
