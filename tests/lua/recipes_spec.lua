@@ -52,7 +52,7 @@ describe("recipes", function()
     for e = 1, 2 do
       local tensors, meta = yt.load_safetensors(string.format("%s/epoch%d.safetensors", dest, e))
       assert.are.equal(tostring(e - 1), meta.epoch)
-      assert.is_not_nil(tensors["model.0.conv.weight"])
+      assert.is_not_nil(tensors["model.model.0.conv.weight"])
     end
     local files = yt.sys.listdir(dest)
     assert.are.same({ "epoch1.safetensors", "epoch2.safetensors" }, files) -- no temporary files left behind

@@ -62,7 +62,9 @@ function Engine_Trainer:init(cfg, overrides, _callbacks)
   if self.world_size <= 1 then self.rank = -1 end
   self:check_resume(overrides or {})
   self.validator, self.metrics, self.plots = nil, nil, {}
-  torch_utils.init_seeds(self.args.seed + 1 + math.max(self.rank, -1))
+  -- the same seed on every rank and in a single process (Ultralytics adds the rank): rank 0's initial weights,
+  -- broadcast to all, are then those of a single-process run, and data randomness is keyed on positions
+  torch_utils.init_seeds(self.args.seed)
 
   if self.world_size > 1 then
     -- every rank runs this recipe: start MPI now so all ranks agree on the run directory
@@ -419,6 +421,11 @@ function Engine_Trainer:_do_train()
         local loss, loss_items = self.model:loss(batch)
         if self.world_size > 1 then loss = loss * self.world_size end
         local items = loss_items:tolist()
+        if self.dist then
+          -- each rank's items are normalised over the whole batch: their sum is what one process would log
+          items = self.dist:mean_numbers(items)
+          for k = 1, #items do items[k] = items[k] * self.world_size end
+        end
         for k, v in ipairs(items) do
           if v ~= v or v == math.huge or v == -math.huge then
             error(string.format("the loss is not finite (%s) at epoch %d, batch %d: stopping", tostring(v),

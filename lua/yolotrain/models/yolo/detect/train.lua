@@ -30,7 +30,10 @@ end
 function Detection_Trainer:get_dataloader(dataset_path, batch_size, rank, mode)
   mode = mode or "train"
   local data = require("yolotrain.data")
-  local dataset = self:build_dataset(dataset_path, mode, batch_size)
+  -- the dataset sees the global batch (its mosaic window depends on it): ranks then build the very samples one
+  -- process with the whole batch would
+  local global_batch = mode == "train" and batch_size * math.max(self.world_size or 1, 1) or batch_size
+  local dataset = self:build_dataset(dataset_path, mode, global_batch)
   local shuffle = mode == "train"
   if dataset.rect and shuffle then
     print("WARNING: 'rect=True' is incompatible with DataLoader shuffle, setting shuffle=False")
