@@ -288,7 +288,8 @@ yt_loader *yt_loader_create(yt_dataset *ds, int batch, int workers, int shuffle,
 {
     if (!ds || batch < 1 || workers < 0) return (yt_error("loader: invalid batch %d or workers %d", batch, workers), NULL);
     if (ds->cfg.rect && shuffle) return (yt_error("loader: rect batches cannot be shuffled"), NULL);
-    if (ds->cfg.rect && batch != ds->cfg.batch_size)
+    /* a rect dataset smaller than its batch holds one batch of all its images */
+    if (ds->cfg.rect && batch != ds->cfg.batch_size && !(batch == ds->n && ds->n < ds->cfg.batch_size))
         return (yt_error("loader: rect dataset was built for batch %d, loader batch is %d", ds->cfg.batch_size, batch), NULL);
     yt_loader *l = calloc(1, sizeof *l);
     if (!l) return (yt_error("out of memory"), NULL);

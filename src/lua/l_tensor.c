@@ -684,8 +684,8 @@ static int m_index(lua_State *L)
         yt_lua_push_tensor(L, r);
         return 1;
     }
-    lua_pushnil(L);
-    return 1;
+    return luaL_error(L, "tensors are indexed by an integer (1-based) or a method name, not a %s",
+                      luaL_typename(L, 2));
 }
 
 static int m_newindex(lua_State *L)
@@ -720,10 +720,10 @@ static int m_newindex(lua_State *L)
         lua_Integer i = lua_tointeger(L, 2);
         if (i < 0) i += t->shape[0] + 1;
         if (i < 1 || i > t->shape[0]) return luaL_error(L, "index %d out of range 1..%d", (int)i, (int)t->shape[0]);
-        lua_pushnumber(L, luaL_checknumber(L, 3));
-        lua_replace(L, 2);
+        lua_Number v = luaL_checknumber(L, 3);
+        lua_settop(L, 1);
+        lua_pushnumber(L, v);  /* m_set(t, value, index) */
         lua_pushinteger(L, i);
-        lua_settop(L, 3);
         return m_set(L);
     }
     return luaL_error(L, "cannot assign to this tensor index");

@@ -563,6 +563,7 @@ static void test_boxes_follow_paint(void)
             continue;
         }
         int nbox = 0, ok = 0, worst_px = 0;
+        long painted = 0, uncovered = 0;
         for (int rep = 0; rep < 3; rep++) {
             yt_batch *b;
             while (yt_loader_next(l, &b) == 1) {
@@ -606,17 +607,19 @@ static void test_boxes_follow_paint(void)
                                 const float *bb = yt_f32(b->bboxes) + 4 * j;
                                 covered = fabs(x + 0.5 - bb[0] * W) <= bb[2] * W / 2 + 2 && fabs(y + 0.5 - bb[1] * H) <= bb[3] * H / 2 + 2;
                             }
-                            if (!covered) {
-                                /* tiny slivers are dropped by the box filter by design */
-                                ok -= 0;
-                            }
+                            if (!covered) uncovered++;
+                            painted++;
                         }
                 }
                 yt_batch_free(b);
             }
         }
-        printf("paint %s: %d of %d boxes on their paint\n", names[mode], ok, nbox);
+        printf("paint %s: %d of %d boxes on their paint; %ld of %ld painted pixels outside every box\n", names[mode],
+               ok, nbox, uncovered, painted);
         CHECK(nbox > 0 && ok >= nbox * 0.97, "%s: %d of %d boxes on paint", names[mode], ok, nbox);
+        /* paint left without a box: only slivers the box filter drops by design (thin, or mostly cut away) */
+        CHECK(painted > 0 && uncovered <= painted / 50, "%s: %ld of %ld painted pixels outside every box", names[mode],
+              uncovered, painted);
         yt_loader_destroy(l);
         yt_dataset_destroy(ds);
     }

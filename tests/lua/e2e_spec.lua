@@ -35,4 +35,13 @@ describe("yolotrain detect train on coco128", function()
     assert.are.equal(160, args.imgsz)
     assert.are.equal("e2e", args.name)
   end)
+
+  it("trains with a validation set smaller than the validation batch", function()
+    local dir = helpers.tmpdir()
+    local yaml = yt.synth_generate(dir .. "/tiny", { n_train = 8, n_val = 3, imgsz = 64 })
+    local ok, _, out = helpers.run(string.format("cd '%s' && '%s' detect train data='%s' model=yolov8n.yaml epochs=1 " ..
+      "imgsz=64 batch=2 workers=1 plots=false project='%s/runs' name=small", dir, helpers.yolotrain, yaml, dir))
+    assert(ok, out)
+    assert.matches("all%s+3%s+%d+", out)
+  end)
 end)

@@ -40,4 +40,17 @@ describe("tensors", function()
     end
     assert.are.equal(before, (yt.memory()))
   end)
+
+  it("assigns elements with 1-based indices, also through row views", function()
+    local x = yt.zeros({ 5 })
+    x[2] = 3
+    x[-1] = 9
+    assert.are.same({ 0, 3, 0, 0, 9 }, x:tolist())
+    local a = yt.zeros({ 2, 3 })
+    a[1][1] = 42
+    a[2][3] = 7
+    assert.are.same({ { 42, 0, 0 }, { 0, 0, 7 } }, a:totable())
+    assert.has_error(function() x[6] = 1 end)
+    assert.has_error(function() return a[{ 1, 2 }] end)
+  end)
 end)

@@ -219,3 +219,61 @@ describe("Engine_Trainer", function()
     assert.are.equal(1, t2.epoch)
   end)
 end)
+
+describe("a recipe's own loader", function()
+  it("needs only #loader and calling it for the next batch", function()
+    local dir = helpers.tmpdir()
+    local fake_mod = require("fake_training")
+    local T, Base = fake_mod.make_trainer_class({ nb = 2 })
+    local stock_get = T.get_dataloader
+    function T:get_dataloader(path, batch_size, rank, mode)
+      local inner = stock_get(self, path, batch_size, rank, mode)
+      if mode ~= "train" then return inner end
+      local it
+      -- a minimal loader: a callable table with a length (no iter, set_epoch or dataset_size)
+      return setmetatable({}, {
+        __len = function() return #inner end,
+        __call = function()
+          it = it or inner:iter()
+          local b = it()
+          if b == nil then it = nil end
+          return b
+        end,
+      })
+    end
+    local t = T{ overrides = { model = tiny_yaml(dir), data = "fake", epochs = 2, imgsz = 32, batch = 2,
+      project = dir, name = "minimal", plots = false, verbose = false } }
+    t:train()
+    assert.are.equal(1, t.epoch)
+  end)
+end)
+
+describe("build_optimizer", function()
+  it("builds Ultralytics' three parameter groups (optimizer_groups.json)", function()
+    local ref = cjson.decode(helpers.read_file(helpers.parity_dir .. "/optimizer_groups.json"))
+    local dir = helpers.tmpdir()
+    local T = make_trainer_class({ nb = 1 })
+    local t = T{ overrides = { model = "yolov8n.yaml", data = "fake", epochs = 1, imgsz = 32, batch = 4,
+      project = dir, name = "groups", plots = false, verbose = false } }
+    t:setup_model()
+    local captured
+    local real_new = yt.optim.new
+    yt.optim.new = function(kind, groups)
+      captured = groups
+      return real_new(kind, groups)
+    end
+    local ok, err = pcall(t.build_optimizer, t, t.model, "SGD", 0.01, 0.937, 0.0005, 1e5)
+    yt.optim.new = real_new
+    assert(ok, err)
+    local names = {}
+    for name, p in t.model:named_parameters() do names[p] = name end
+    local groups = ref.sgd.param_groups
+    assert.are.equal(3, #captured)
+    for j = 1, 3 do
+      local got = {}
+      for _, p in ipairs(captured[j].params) do got[#got + 1] = names[p] end
+      assert.are.same(groups[j].param_names, got, "group " .. (j - 1))
+      assert.are.equal(groups[j].weight_decay, captured[j].weight_decay, "decay of group " .. (j - 1))
+    end
+  end)
+end)

@@ -277,7 +277,7 @@ function M.build_dataloader(dataset, batch, workers, shuffle, rank, seed, world_
     M.log("WARNING 'rect=True' is incompatible with DataLoader shuffle, setting shuffle=False")
     shuffle = false
   end
-  if dataset.rect and batch ~= dataset.batch_size then
+  if dataset.rect and batch ~= math.min(dataset.batch_size, #dataset) then
     error(string.format("build_dataloader: rect dataset was built for batch %d, got %d", dataset.batch_size, batch), 2)
   end
   world_size = math.tointeger(world_size) or 1

@@ -340,7 +340,7 @@ function Engine_Trainer:_setup_train()
   end
   self.accumulate = math.max(round_even(self.args.nbs / self.batch_size), 1)
   local weight_decay = self.args.weight_decay * self.batch_size * self.accumulate / self.args.nbs
-  local iterations = math.ceil(self.train_loader:dataset_size() / math.max(self.batch_size, self.args.nbs)) *
+  local iterations = math.ceil(self:_dataset_size(self.train_loader) / math.max(self.batch_size, self.args.nbs)) *
     self.epochs
   self.optimizer = self:build_optimizer(self.model, self.args.optimizer, self.args.lr0, self.args.momentum,
     weight_decay, iterations)
@@ -352,6 +352,18 @@ function Engine_Trainer:_setup_train()
 end
 
 -- ---- the loop ----
+
+-- What a loader returned by a recipe's get_dataloader needs: `#loader` batches and batches from `loader:iter()`,
+-- or from calling the loader; `dataset_size()` and `set_epoch(e)` are used when present.
+function Engine_Trainer:_iterate(loader)
+  if loader.iter then return loader:iter() end
+  return function() return loader() end
+end
+
+function Engine_Trainer:_dataset_size(loader)
+  if loader.dataset_size then return loader:dataset_size() end
+  return #loader * self.batch_size
+end
 
 function Engine_Trainer:_interactive_pause()
   if not (yt.sys and yt.sys.interrupted and yt.sys.interrupted()) then return end
@@ -401,7 +413,7 @@ function Engine_Trainer:_do_train()
     self:run_callbacks("on_train_epoch_start")
     self:scheduler_step(epoch)
     self.model:train()
-    self.train_loader:set_epoch(epoch)
+    if self.train_loader.set_epoch then self.train_loader:set_epoch(epoch) end
     if epoch == self.epochs - self.args.close_mosaic then self:_close_dataloader_mosaic() end
     local pbar
     if self:is_main() then
@@ -410,7 +422,7 @@ function Engine_Trainer:_do_train()
     end
     self.tloss = nil
     local i = 0
-    for batch in self.train_loader:iter() do
+    for batch in self:_iterate(self.train_loader) do
       self:run_callbacks("on_train_batch_start")
       local ni = i + nb * epoch
       if ni <= nw then self:warmup(ni, nw, epoch) end

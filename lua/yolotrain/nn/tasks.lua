@@ -64,7 +64,7 @@ function tasks.yaml_model_load(cfg)
   if type(cfg) == "table" then return cfg end
   local path = tostring(cfg)
   local stem = path:match("([^/]+)%.ya?ml$")
-  if not stem then error(string.format("model config '%s' is not a .yaml file", path), 2) end
+  if not stem then error(string.format("model config '%s' is not a .yaml file", path), 0) end
   local scale = stem:match("^yolov%d+([nslmx])")
   local unified = stem:gsub("^(yolov%d+)[nslmx](.*)$", "%1%2")
   local candidates = { path }
@@ -77,14 +77,15 @@ function tasks.yaml_model_load(cfg)
   end
   for _, p in ipairs(candidates) do
     if file_exists(p) then
-      local d = yt.load_yaml(p)
+      local ok, d = pcall(yt.load_yaml, p)
+      if not ok then error((tostring(d):gsub("^[^\n]-:%d+: (" .. p:gsub("%p", "%%%0") .. ")", "%1")), 0) end
       if type(d) ~= "table" then error(string.format("%s: a model YAML must be a mapping", p), 2) end
       d.yaml_file = p
       d.scale = d.scale or scale
       return d
     end
   end
-  error(string.format("model config '%s' not found (looked in: %s)", path, table.concat(candidates, ", ")), 2)
+  error(string.format("model config '%s' not found (looked in: %s)", path, table.concat(candidates, ", ")), 0)
 end
 
 local function arg_value(a, nc, where)
@@ -243,7 +244,7 @@ function Detection_Model:init(cfg, opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("Detection_Model(cfg, opts): opts must be a table like { nc = 80 }", 2) end
   local ok, d = pcall(tasks.yaml_model_load, cfg or "yolov8n.yaml")
-  if not ok then error(d, 2) end
+  if not ok then error(d, 0) end
   self.yaml = d
   local ch = opts.ch or d.ch or 3
   d.ch = ch

@@ -1,0 +1,56 @@
+-- Bad input through the executable: one clear message naming the file, key or line, exit code 1, no crash.
+local yt = require("yolotrain.core")
+local helpers = require("helpers")
+
+local function run_lua(dir, code)
+  helpers.write_file(dir .. "/recipe.lua", code)
+  local ok, rc, out = helpers.run(string.format("cd '%s' && '%s' recipe.lua", dir, helpers.yolotrain))
+  return rc, out
+end
+
+describe("bad input through yolotrain", function()
+  local dir = helpers.tmpdir()
+
+  it("an unknown module in a model YAML", function()
+    helpers.write_file(dir .. "/bad.yaml", "nc: 3\nbackbone:\n  - [-1, 1, Frobnicate, [16]]\nhead: []\n")
+    local rc, out = run_lua(dir, 'require("yolotrain.nn.tasks").Detection_Model("bad.yaml")\n')
+    assert.are.equal(1, rc)
+    assert.matches("^yolotrain: bad.yaml: backbone layer 0: unknown module 'Frobnicate'", out)
+  end)
+
+  it("a YAML syntax error", function()
+    helpers.write_file(dir .. "/broken.yaml", "nc: 3\nbackbone:\n  - [-1, 1, Conv, [16, 3, 2]\n")
+    local rc, out = run_lua(dir, 'require("yolotrain.nn.tasks").Detection_Model("broken.yaml")\n')
+    assert.are.equal(1, rc)
+    assert.matches("^yolotrain: broken.yaml:%d+:%d+: ", out)
+  end)
+
+  it("a safetensors file with a lying header", function()
+    -- header length says 1000 bytes, the file has 20
+    helpers.write_file(dir .. "/lying.safetensors", string.pack("<I8", 1000) .. '{"a":{"dtype":"F32"}}')
+    local rc, out = run_lua(dir, 'require("yolotrain").load_safetensors("lying.safetensors")\n')
+    assert.are.equal(1, rc)
+    assert.matches("^yolotrain: recipe.lua:1: [^\n]*lying.safetensors", out)
+  end)
+
+  it("a shape-mismatched state dict", function()
+    local rc, out = run_lua(dir, [[
+local yt = require("yolotrain")
+local m = require("yolotrain.nn.tasks").Detection_Model("yolov8n.yaml", { nc = 80 })
+local sd = m:state_dict()
+local bad = {}
+for k, v in pairs(sd) do bad[k] = v end
+bad["model.0.conv.weight"] = yt.zeros({ 2, 2 })
+m:load_state_dict(bad)
+]])
+    assert.are.equal(1, rc)
+    assert.matches("^yolotrain: recipe.lua:7: load_state_dict %(strict%)", out)
+    assert.matches("model.0.conv.weight: checkpoint %[2, 2%], model %[16, 3, 3, 3%]", out)
+  end)
+
+  it("a Lua error in a recipe", function()
+    local rc, out = run_lua(dir, "local x = nil\nprint(x.field)\n")
+    assert.are.equal(1, rc)
+    assert.matches("^yolotrain: recipe.lua:2: attempt to index", out)
+  end)
+end)
