@@ -1,6 +1,6 @@
 -- Run a detector on images and use the Results objects, as `yolo predict` / model.predict() does, from Lua.
 --   build/yolotrain recipes/predict.lua model=runs/detect/train/weights/best.safetensors source=path/to/images
---   build/yolotrain recipes/predict.lua      (defaults: Ultralytics' init weights, two coco128 images, conf 1e-4
+--   build/yolotrain recipes/predict.lua      (defaults: Ultralytics' init weights, three coco128 images, conf 1e-4
 --                                              because untrained scores are tiny)
 local cfg = require("yolotrain.cfg")
 local detect = require("yolotrain.models.yolo.detect")
@@ -8,7 +8,7 @@ local here = (debug.getinfo(1, "S").source:sub(2):match("(.*/)") or "./") .. "..
 
 local overrides = cfg.recipe_overrides({
   model = "yolov8n.yaml", pretrained = here .. "../shared/parity/yolov8n_init.safetensors",
-  source = here .. "../shared/datasets/coco128/images/val2017/00000000013*.jpg", imgsz = 320, conf = 1e-4,
+  source = here .. "../shared/datasets/coco128/images/val2017/0000000007*.jpg", imgsz = 320, conf = 1e-4,
   save = true, save_txt = true,
 }, arg)
 

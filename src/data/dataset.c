@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -795,7 +796,8 @@ yt_dataset *yt_dataset_create(const char *const *files_in, int nfiles_in, const 
         scan_result *res = calloc((size_t)nfiles, sizeof *res);
         if (!res) goto oom_lbs;
 #pragma omp parallel for schedule(dynamic, 4)
-        for (int i = 0; i < nfiles; i++) verify_one(files[i], lbs[i], cfg->nc, prefix, res + i);
+        /* single_cls: every labelled class becomes class 0, so any class id is acceptable here */
+        for (int i = 0; i < nfiles; i++) verify_one(files[i], lbs[i], cfg->single_cls ? INT_MAX : cfg->nc, prefix, res + i);
         entries = calloc((size_t)nfiles + 1, sizeof *entries);
         if (!entries) {
             for (int i = 0; i < nfiles; i++) {

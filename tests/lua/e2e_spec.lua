@@ -44,4 +44,17 @@ describe("yolotrain detect train on coco128", function()
     assert(ok, out)
     assert.matches("all%s+3%s+%d+", out)
   end)
+
+  it("trains with single_cls=true: every object is one class", function()
+    local dir = helpers.tmpdir()
+    local yaml = yt.synth_generate(dir .. "/tiny", { n_train = 8, n_val = 4, imgsz = 64 })
+    local ok, _, out = helpers.run(string.format("cd '%s' && '%s' detect train data='%s' model=yolov8n.yaml epochs=1 " ..
+      "imgsz=64 batch=4 workers=1 plots=false single_cls=true project='%s/runs' name=one", dir, helpers.yolotrain,
+      yaml, dir))
+    assert(ok, out)
+    assert.matches("8 images, 0 backgrounds, 0 corrupt", out, 1, true)
+    assert.matches("all%s+4%s+%d+", out)
+    local _, meta = yt.load_safetensors(dir .. "/runs/one/weights/last.safetensors")
+    assert.are.equal("1", meta.nc)
+  end)
 end)

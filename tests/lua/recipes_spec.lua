@@ -64,3 +64,23 @@ describe("recipes", function()
     assert.matches("quickstart: mAP50 [%d.]+, mAP50%-95 [%d.]+; best weights: .*best%.safetensors", out)
   end)
 end)
+
+describe("validation and prediction recipes", function()
+  it("validate.lua validates with a customised validator", function()
+    local ok, out = run_recipe("validate.lua", "imgsz=160 batch=32")
+    assert(ok, out)
+    assert.matches("on_val_end: 128 images in 4 batches", out, 1, true)
+    assert.matches("mAP50 [%d.]+%s+mAP50%-95 [%d.]+", out)
+  end)
+
+  it("predict.lua streams Results and saves annotated images and labels", function()
+    local ok, out = run_recipe("predict.lua", "imgsz=160")
+    assert(ok, out)
+    local n = 0
+    for _ in out:gmatch("xywhn of the first box") do n = n + 1 end
+    assert.are.equal(3, n)
+    local dir = out:match("saved to (%S+)")
+    assert.is_not_nil(dir, out)
+    assert.are.equal(3, #yt.sys.listdir(dir .. "/labels"))
+  end)
+end)

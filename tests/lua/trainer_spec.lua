@@ -277,3 +277,65 @@ describe("build_optimizer", function()
     end
   end)
 end)
+
+describe("training arguments at work", function()
+  local function run(overrides, setup)
+    local dir = helpers.tmpdir()
+    local T = make_trainer_class({ nb = 2 })
+    local o = { model = tiny_yaml(dir), data = "fake", epochs = 3, imgsz = 32, batch = 2, project = dir,
+      name = "args", plots = false, verbose = false }
+    for k, v in pairs(overrides) do o[k] = v end
+    local t = T{ overrides = o }
+    if setup then setup(t) end
+    t:train()
+    return t, dir
+  end
+
+  it("patience stops after that many epochs without improvement", function()
+    -- the fake fitness is 0.1, 0.3, 0.2, 0.25, 0.15: best at epoch 2, then no improvement
+    local t = run({ epochs = 5, patience = 2 })
+    assert.are.equal(3, t.epoch) -- epochs 3 and 4 (0-based 2, 3) without improvement
+  end)
+
+  it("save_period writes epochN checkpoints like Ultralytics (0-based)", function()
+    local t = run({ epochs = 3, save_period = 2 })
+    assert.is_not_nil(yt.sys.stat(t.wdir .. "/epoch0.safetensors"))
+    assert.is_not_nil(yt.sys.stat(t.wdir .. "/epoch2.safetensors"))
+    assert.is_nil(yt.sys.stat(t.wdir .. "/epoch1.safetensors"))
+  end)
+
+  it("freeze keeps the first layers' weights unchanged", function()
+    local before
+    local t = run({ epochs = 1, freeze = 2 }, function(tr)
+      tr:add_callback("on_train_start", function(x) before = x.model:state_dict()["model.1.conv.weight"]:clone():keep() end)
+    end)
+    local after = t.model:state_dict()["model.1.conv.weight"]
+    assert.are.equal(0, (after - before):abs():max():item())
+    assert.is_false(after.requires_grad)
+    assert.is_true(t.model:state_dict()["model.2.cv1.conv.weight"].requires_grad)
+  end)
+
+  it("set_callback replaces and clear_callback removes", function()
+    local calls = {}
+    run({ epochs = 1 }, function(tr)
+      tr:add_callback("on_train_end", function() calls[#calls + 1] = "a" end)
+      tr:set_callback("on_train_end", function() calls[#calls + 1] = "b" end)
+      tr:add_callback("on_train_start", function() calls[#calls + 1] = "x" end)
+      tr:clear_callback("on_train_start")
+    end)
+    assert.are.same({ "b" }, calls)
+  end)
+
+  it("accepts Ultralytics' spellings: DetectionTrainer, train(), Detection_Trainer(cfg, overrides)", function()
+    assert.are.equal(detect.Detection_Trainer, detect.DetectionTrainer)
+    local dir = helpers.tmpdir()
+    local T = make_trainer_class({ nb = 1 })
+    local t = T(nil, { model = tiny_yaml(dir), data = "fake", epochs = 1, imgsz = 32, batch = 2, project = dir,
+      name = "alias", plots = false, verbose = false })
+    t:train()
+    assert.are.equal(0, t.epoch)
+    local tasks = require("yolotrain.nn.tasks")
+    local m = tasks.DetectionModel(tiny_yaml(dir), { nc = 80 })
+    assert.is_not_nil(m:init_criterion())
+  end)
+end)

@@ -151,14 +151,14 @@ function cfg.parse_args(words)
       task = w
     elseif MODES[w] then
       mode = w
-    elseif defaults.kinds[w] == "bool" then
+    elseif defaults.kinds[w] == "bool" or type(defaults.values[w]) == "boolean" then
       overrides[w] = true
     else
       unknown_key_error(w, 0)
     end
   end
   for k, v in pairs(overrides) do
-    local ok, err = pcall(cfg.check_value, k, v, 1)
+    local ok, err = pcall(cfg.check_value, k, v, 0)
     if not ok then error(err, 0) end
     if v == defaults.NONE then overrides[k] = nil end
   end

@@ -137,7 +137,7 @@ function Engine_Trainer:setup_model()
       error(string.format("model=%s is a plain state dict without an architecture: give model=<model.yaml> " ..
         "pretrained=%s", cfg, cfg), 0)
     end
-    cfg = cjson.decode(ckpt.meta.yaml)
+    cfg = require("yolotrain.nn.tasks").yaml_from_json(ckpt.meta.yaml)
     weights = ckpt
   elseif type(self.args.pretrained) == "string" then
     weights = self.args.pretrained
@@ -460,6 +460,7 @@ function Engine_Trainer:_do_train()
           self.last_opt_step = ni
           if self.args.time then
             self.stop = (yt.now() - self.train_time_start) > self.args.time * 3600
+            if self.dist then self.stop = self.dist:broadcast_stop(self.stop) end
           end
         end
         if self:is_main() then
@@ -520,6 +521,8 @@ function Engine_Trainer:_do_train()
     if self.args.time then
       local mean_epoch_time = (t - self.train_time_start) / (epoch - self.start_epoch + 1)
       self.epochs = math.ceil(self.args.time * 3600 / mean_epoch_time)
+      -- every rank follows rank 0's clock, so all keep the same schedule
+      if self.dist then self.epochs = math.tointeger(tonumber(self.dist:broadcast_string(tostring(self.epochs)))) end
       self.args.epochs = self.epochs
       self:_setup_scheduler()
       self.stop = self.stop or epoch >= self.epochs
@@ -661,8 +664,9 @@ function Engine_Trainer:save_model()
   if self.best_fitness ~= nil and self.best_fitness == self.fitness then
     utils.atomic_copy(self.last, self.best)
   end
-  if self.save_period > 0 and (self.epoch + 1) % self.save_period == 0 then
-    utils.atomic_copy(self.last, utils.join(self.wdir, string.format("epoch%d.safetensors", self.epoch + 1)))
+  -- as Ultralytics: epoch0, epochN, epoch2N, ... (0-based epoch numbers)
+  if self.save_period > 0 and self.epoch % self.save_period == 0 then
+    utils.atomic_copy(self.last, utils.join(self.wdir, string.format("epoch%d.safetensors", self.epoch)))
   end
 end
 
@@ -728,6 +732,11 @@ function Engine_Trainer:check_resume(overrides)
     error(string.format("resume=%s: not a yolotrain training checkpoint", path), 0)
   end
   local ckpt_args = cjson.decode(meta.train_args)
+  local done, total = (tonumber(meta.epoch) or -1) + 1, tonumber(meta.epochs) or ckpt_args.epochs or 0
+  if done >= total then
+    error(string.format("%s training to %d epochs is finished, nothing to resume.\nStart a new training " ..
+      "without resuming, i.e. 'yolotrain train model=%s'", path, total, path), 0)
+  end
   local args = cfgmod.get_cfg({})
   for k, v in pairs(ckpt_args) do
     if cfgmod.defaults.kinds[k] then

@@ -291,6 +291,10 @@ function Detection_Model:init(cfg, opts)
   else
     self.stride = { 32 }
   end
+  if opts.verbose then
+    local _, _, _, _, line = self:info(false)
+    print(line)
+  end
 end
 
 function Detection_Model:forward(x, ...)
@@ -384,6 +388,23 @@ function Detection_Model:fuse(verbose)
   return self
 end
 
+-- The model YAML dict stored (as JSON) in a checkpoint's metadata; JSON has no integers, so whole numbers come
+-- back as integers (the layer table shows [3, 16, 3, 2], not [3.0, 16.0, ...]).
+function tasks.yaml_from_json(text)
+  local cjson = require("cjson")
+  local function fix(v)
+    if type(v) == "number" then return math.tointeger(v) or v end
+    if type(v) == "table" then
+      local out = {}
+      for k, x in pairs(v) do out[k] = fix(x) end
+      return out
+    end
+    if v == cjson.null then return "None" end
+    return v
+  end
+  return fix(cjson.decode(text))
+end
+
 -- Builds the model a yolotrain checkpoint describes (architecture and class names are in its metadata) and
 -- loads its EMA weights strictly. Returns the model and the metadata.
 function tasks.load_checkpoint_model(path, opts)
@@ -394,7 +415,7 @@ function tasks.load_checkpoint_model(path, opts)
     error(string.format("%s has no model architecture in its metadata (a plain state dict?): give " ..
       "model=<model.yaml> pretrained=%s", path, path), 2)
   end
-  local d = cjson.decode(meta.yaml)
+  local d = tasks.yaml_from_json(meta.yaml)
   local names = {}
   if meta.names then
     for i, n in ipairs(cjson.decode(meta.names)) do names[i - 1] = n end
