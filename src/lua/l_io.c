@@ -679,7 +679,7 @@ static int l_save_safetensors(lua_State *L)
             s->names[n++] = lua_tostring(L, -2);
             lua_pop(L, 1);
         }
-        qsort(s->names, (size_t)n, sizeof *s->names, cmp_cstr);
+        if (n > 1) qsort(s->names, (size_t)n, sizeof *s->names, cmp_cstr);
         for (int i = 0; i < n; i++) {
             lua_getfield(L, 2, s->names[i]);
             if (!luaL_testudata(L, -1, YT_TENSOR_MT))

@@ -215,7 +215,7 @@ static int l_listdir(lua_State *L)
     }
     closedir(d);
     if (!failed) {
-        qsort(names, n, sizeof *names, cmp_names);
+        if (n > 1) qsort(names, n, sizeof *names, cmp_names);
         lua_createtable(L, (int)n, 0);
         for (size_t i = 0; i < n; i++) {
             lua_pushstring(L, names[i]);

@@ -142,7 +142,7 @@ yt_optimizer *yt_optim_new(yt_optim_kind kind, int n_groups, const yt_param_grou
         int k = 0;
         for (int gi = 0; gi < n_groups; gi++)
             for (int i = 0; i < groups[gi].n_params; i++) all[k++] = groups[gi].params[i];
-        qsort(all, (size_t)total, sizeof *all, cmp_ptr);
+        if (total > 1) qsort(all, (size_t)total, sizeof *all, cmp_ptr);
         int dup = 0;
         for (int i = 1; i < total; i++) dup |= all[i] == all[i - 1];
         free(all);
