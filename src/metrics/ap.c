@@ -355,7 +355,7 @@ int yt_ap_per_class(const uint8_t *tp, int64_t n, int niou, const float *conf, c
         return yt_error("ap_per_class: out of memory");
     }
     if (nt > 0) memcpy(tc, target_cls, (size_t)nt * sizeof *tc);
-    qsort(tc, (size_t)nt, sizeof *tc, cmp_i64);
+    if (nt > 1) qsort(tc, (size_t)nt, sizeof *tc, cmp_i64);
     int nc = 0;
     for (int64_t i = 0; i < nt; i++)
         if (i == 0 || tc[i] != tc[i - 1]) nc++;
@@ -402,7 +402,7 @@ int yt_ap_per_class(const uint8_t *tp, int64_t n, int niou, const float *conf, c
         order[i].key = conf[i];
         order[i].idx = i;
     }
-    qsort(order, (size_t)n, sizeof *order, cmp_conf_desc);
+    if (n > 1) qsort(order, (size_t)n, sizeof *order, cmp_conf_desc);
     linspace01(out->x, NP);
 
     for (int ci = 0; ci < nc; ci++) {

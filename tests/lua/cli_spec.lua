@@ -251,19 +251,6 @@ end }
       assert.are.equal(1, rc)
       assert.is_truthy(out:find("bad key epochz", 1, true), out)
     end)
-
-    it("says clearly when the front end is missing", function()
-      local f = io.open(helpers.repo_dir .. "lua/yolotrain/cfg/cli.lua", "r")
-      if f then
-        f:close()
-        pending("lua/yolotrain/cfg/cli.lua exists: the missing-module message cannot be shown")
-        return
-      end
-      local ok, rc, out = yolotrain("detect train epochs=1")
-      assert.is_false(ok)
-      assert.are.equal(1, rc)
-      assert.is_truthy(out:find("the command line front end (yolotrain.cfg.cli) is not available", 1, true), out)
-    end)
   end)
 
   describe("REPL with piped input (-i)", function()
