@@ -1,5 +1,5 @@
 -- The README's main job: train YOLOv8n from scratch on the embedded synthetic "shapes" dataset (generated on
--- first use) and validate it. About five minutes on 2 CPU cores; mAP50 ends near 0.97.
+-- first use) and validate it. About four minutes on 2 CPU cores; mAP50 ends near 0.95.
 -- nbs=16 (the nominal batch for gradient accumulation) makes the optimizer step after every batch of 16: with
 -- Ultralytics' default nbs=64 a 400-image dataset gives only 6 optimizer steps per epoch.
 --   build/yolotrain recipes/quickstart.lua [key=value ...]      e.g. epochs=5 imgsz=128
