@@ -7,8 +7,8 @@
  *           gx += weight * invstd * (gy - sg / M - xhat * sgx / M)      (the gradient of the global objective)
  *           gw += local sum gy * xhat, gb += local sum gy                (averaging over ranks completes them)
  * Every rank must run the same sequence of sync_batch_norm forwards and backwards (same model, same graph). */
-#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/autograd.h"
 #include "core/error.h"
@@ -30,38 +30,6 @@ static void sbn_ctx_free(void *p)
     free(ctx);
 }
 
-/* s[c] = sum over n, i of x (double) */
-static void channel_sums(const float *x, double *s, int N, int C, size_t HW)
-{
-#pragma omp parallel for schedule(static) if ((size_t)N * C * HW > 32768)
-    for (int c = 0; c < C; c++) {
-        double a = 0.0;
-        for (int n = 0; n < N; n++) {
-            const float *p = x + ((size_t)n * C + c) * HW;
-            for (size_t i = 0; i < HW; i++) a += p[i];
-        }
-        s[c] = a;
-    }
-}
-
-/* q[c] = sum (x - mean)^2 */
-static void channel_sqdev(const float *x, const double *mean, double *q, int N, int C, size_t HW)
-{
-#pragma omp parallel for schedule(static) if ((size_t)N * C * HW > 32768)
-    for (int c = 0; c < C; c++) {
-        const double m = mean[c];
-        double a = 0.0;
-        for (int n = 0; n < N; n++) {
-            const float *p = x + ((size_t)n * C + c) * HW;
-            for (size_t i = 0; i < HW; i++) {
-                double d = p[i] - m;
-                a += d * d;
-            }
-        }
-        q[c] = a;
-    }
-}
-
 static int sbn_backward(yt_node *node)
 {
     sbn_ctx *ctx = node->ctx;
@@ -76,21 +44,8 @@ static int sbn_backward(yt_node *node)
     double *sums = malloc(4 * (size_t)C * sizeof *sums);
     if (!sums) return yt_error("sync_batch_norm backward: out of memory");
     double *sg = sums, *sgx = sums + C, *lsg = sums + 2 * C, *lsgx = sums + 3 * C;
-#pragma omp parallel for schedule(static) if ((size_t)N * C * HW > 32768)
-    for (int c = 0; c < C; c++) {
-        const double m = ctx->mean[c], is = ctx->invstd[c];
-        double a = 0.0, b = 0.0;
-        for (int n = 0; n < N; n++) {
-            const float *g = gy + ((size_t)n * C + c) * HW;
-            const float *p = x + ((size_t)n * C + c) * HW;
-            for (size_t i = 0; i < HW; i++) {
-                a += g[i];
-                b += (double)g[i] * (((double)p[i] - m) * is);
-            }
-        }
-        sg[c] = lsg[c] = a;
-        sgx[c] = lsgx[c] = b;
-    }
+    yt_batch_norm_grad_sums(x, gy, ctx->mean, ctx->invstd, sg, sgx, N, C, HW);
+    memcpy(lsg, sg, 2 * (size_t)C * sizeof *sums); /* the local sums (lsg, lsgx) survive the reduction */
     /* every rank reduces, whether or not its x needs a gradient: the collectives must match */
     if (yt_dist_allreduce_f64(sums, 2 * (size_t)C, YT_DIST_SUM) < 0) {
         free(sums);
@@ -107,67 +62,20 @@ static int sbn_backward(yt_node *node)
         if (gb) gb[c] += (float)lsg[c];
         if (gw) gw[c] += (float)lsgx[c];
     }
-    if (gx) {
-        const double M = ctx->M;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 32768)
-        for (int n = 0; n < N; n++) {
-            for (int c = 0; c < C; c++) {
-                const float *g = gy + ((size_t)n * C + c) * HW;
-                const float *p = x + ((size_t)n * C + c) * HW;
-                float *o = gx + ((size_t)n * C + c) * HW;
-                const float k = (float)(ctx->invstd[c] * (w ? w[c] : 1.0f));
-                const float m = (float)ctx->mean[c], is = (float)ctx->invstd[c];
-                const float mg = (float)(sg[c] / M), mgx = (float)(sgx[c] / M);
-                for (size_t i = 0; i < HW; i++) o[i] += k * (g[i] - mg - (p[i] - m) * is * mgx);
-            }
-        }
-    }
+    if (gx) yt_batch_norm_backward_input(x, gy, gx, w, ctx->mean, ctx->invstd, sg, sgx, ctx->M, N, C, HW);
     free(sums);
-    return 0;
-}
-
-static int check_vec(const yt_tensor *t, const char *what, int64_t C, int need_contiguous)
-{
-    if (!t) return 0;
-    if (yt_check(t, what, YT_F32, 1) < 0) return -1;
-    char b[128];
-    if (t->shape[0] != C)
-        return yt_error("%s: expected %lld entries (one per channel), got shape %s", what, (long long)C,
-                        yt_shape_str(t, b, sizeof b));
-    if (need_contiguous && !yt_is_contiguous(t)) return yt_error("%s: must be contiguous (updated in place)", what);
     return 0;
 }
 
 yt_tensor *yt_dist_sync_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *bias, yt_tensor *running_mean,
                                    yt_tensor *running_var, double momentum, double eps)
 {
-    if (yt_check(x, "sync_batch_norm input", YT_F32, -1) < 0) return NULL;
+    int N, C;
+    size_t HW;
+    if (yt_batch_norm_check_args("sync_batch_norm", x, weight, bias, running_mean, running_var, 0, momentum, eps, &N,
+                                 &C, &HW) < 0)
+        return NULL;
     char bx[128];
-    if (x->ndim < 2) {
-        yt_error("sync_batch_norm: input must have at least 2 dimensions (N, C, ...), got shape %s",
-                 yt_shape_str(x, bx, sizeof bx));
-        return NULL;
-    }
-    const int64_t C = x->shape[1];
-    if (check_vec(weight, "sync_batch_norm weight", C, 0) < 0 || check_vec(bias, "sync_batch_norm bias", C, 0) < 0 ||
-        check_vec(running_mean, "sync_batch_norm running_mean", C, 1) < 0 ||
-        check_vec(running_var, "sync_batch_norm running_var", C, 1) < 0)
-        return NULL;
-    if ((running_mean == NULL) != (running_var == NULL)) {
-        yt_error("sync_batch_norm: running_mean and running_var must be given together");
-        return NULL;
-    }
-    if (!(eps > 0) || !(momentum >= 0 && momentum <= 1)) {
-        yt_error("sync_batch_norm: need eps > 0 and 0 <= momentum <= 1 (got eps %g, momentum %g)", eps, momentum);
-        return NULL;
-    }
-    size_t HW = 1;
-    for (int d = 2; d < x->ndim; d++) HW *= (size_t)x->shape[d];
-    const int64_t N = x->shape[0];
-    if (N > INT32_MAX || C > INT32_MAX) {
-        yt_error("sync_batch_norm: input %s too large", yt_shape_str(x, bx, sizeof bx));
-        return NULL;
-    }
     sbn_ctx *ctx = calloc(1, sizeof *ctx);
     double *stats = ctx ? malloc((3 * (size_t)C + 1) * sizeof *stats) : NULL;
     if (!stats) {
@@ -188,7 +96,7 @@ yt_tensor *yt_dist_sync_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *b
     yt_tensor *y = NULL;
     if (!xc || (weight && !wc) || (bias && !bc)) goto fail;
 
-    channel_sums(yt_f32(xc), buf, ctx->N, ctx->C, HW);
+    yt_batch_norm_channel_sums(yt_f32(xc), buf, ctx->N, ctx->C, HW);
     buf[C] = (double)N * (double)HW;
     if (yt_dist_allreduce_f64(buf, (size_t)C + 1, YT_DIST_SUM) < 0) goto fail_prefix;
     const double M = buf[C];
@@ -198,18 +106,12 @@ yt_tensor *yt_dist_sync_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *b
                  yt_shape_str(x, bx, sizeof bx));
         goto fail;
     }
-    for (int64_t c = 0; c < C; c++) ctx->mean[c] = buf[c] / M;
-    channel_sqdev(yt_f32(xc), ctx->mean, buf, ctx->N, ctx->C, HW);
+    for (int c = 0; c < C; c++) ctx->mean[c] = buf[c] / M;
+    yt_batch_norm_channel_sqdev(yt_f32(xc), ctx->mean, buf, ctx->N, ctx->C, HW);
     if (yt_dist_allreduce_f64(buf, (size_t)C, YT_DIST_SUM) < 0) goto fail_prefix;
-    for (int64_t c = 0; c < C; c++) {
-        const double var = buf[c] / M;
-        ctx->invstd[c] = 1.0 / sqrt(var + eps);
-        if (running_mean) {
-            float *rm = yt_f32(running_mean), *rv = yt_f32(running_var);
-            rm[c] = (float)((1.0 - momentum) * rm[c] + momentum * ctx->mean[c]);
-            rv[c] = (float)((1.0 - momentum) * rv[c] + momentum * var * (M / (M - 1.0)));
-        }
-    }
+    for (int c = 0; c < C; c++) buf[c] /= M; /* the variance */
+    yt_batch_norm_finish_stats(ctx->mean, buf, ctx->invstd, running_mean ? yt_f32(running_mean) : NULL,
+                               running_var ? yt_f32(running_var) : NULL, ctx->C, M, momentum, eps);
     y = yt_tensor_empty_like(xc);
     if (!y) goto fail;
     yt_batch_norm_forward(yt_f32(xc), yt_f32(y), wc ? yt_f32(wc) : NULL, bc ? yt_f32(bc) : NULL, ctx->mean,

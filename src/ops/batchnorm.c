@@ -1,32 +1,60 @@
 #include "ops/batchnorm.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/autograd.h"
 #include "core/error.h"
 
-void yt_batch_norm_stats(const float *x, double *mean, double *var, int N, int C, size_t HW)
+void yt_batch_norm_channel_sums(const float *x, double *s, int N, int C, size_t HW)
 {
-    const double M = (double)N * (double)HW;
 #pragma omp parallel for schedule(static) if ((size_t)N * C * HW > 32768)
     for (int c = 0; c < C; c++) {
-        double s = 0.0;
+        double a = 0.0;
         for (int n = 0; n < N; n++) {
             const float *p = x + ((size_t)n * C + c) * HW;
-            for (size_t i = 0; i < HW; i++) s += p[i];
+            for (size_t i = 0; i < HW; i++) a += p[i];
         }
-        double m = M > 0 ? s / M : 0.0;
-        double q = 0.0;
+        s[c] = a;
+    }
+}
+
+void yt_batch_norm_channel_sqdev(const float *x, const double *mean, double *q, int N, int C, size_t HW)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * C * HW > 32768)
+    for (int c = 0; c < C; c++) {
+        const double m = mean[c];
+        double a = 0.0;
         for (int n = 0; n < N; n++) {
             const float *p = x + ((size_t)n * C + c) * HW;
             for (size_t i = 0; i < HW; i++) {
                 double d = p[i] - m;
-                q += d * d;
+                a += d * d;
             }
         }
-        mean[c] = m;
-        var[c] = M > 0 ? q / M : 0.0;
+        q[c] = a;
+    }
+}
+
+void yt_batch_norm_stats(const float *x, double *mean, double *var, int N, int C, size_t HW)
+{
+    const double M = (double)N * (double)HW;
+    yt_batch_norm_channel_sums(x, mean, N, C, HW);
+    for (int c = 0; c < C; c++) mean[c] = M > 0 ? mean[c] / M : 0.0;
+    yt_batch_norm_channel_sqdev(x, mean, var, N, C, HW);
+    for (int c = 0; c < C; c++) var[c] = M > 0 ? var[c] / M : 0.0;
+}
+
+void yt_batch_norm_finish_stats(const double *mean, const double *var, double *invstd, float *rm, float *rv, int C,
+                                double M, double momentum, double eps)
+{
+    for (int c = 0; c < C; c++) invstd[c] = 1.0 / sqrt(var[c] + eps);
+    if (!rm || !rv) return;
+    const double unbias = M / (M - 1.0);
+    for (int c = 0; c < C; c++) {
+        rm[c] = (float)((1.0 - momentum) * rm[c] + momentum * mean[c]);
+        rv[c] = (float)((1.0 - momentum) * rv[c] + momentum * var[c] * unbias);
     }
 }
 
@@ -46,9 +74,8 @@ void yt_batch_norm_forward(const float *x, float *y, const float *weight, const 
     }
 }
 
-/* Per channel: sum gy and sum gy * xhat (double); x NULL: only sum gy. */
-static void grad_sums(const float *x, const float *gy, const double *mean, const double *invstd, double *sg,
-                      double *sgx, int N, int C, size_t HW)
+void yt_batch_norm_grad_sums(const float *x, const float *gy, const double *mean, const double *invstd, double *sg,
+                             double *sgx, int N, int C, size_t HW)
 {
 #pragma omp parallel for schedule(static) if ((size_t)N * C * HW > 32768)
     for (int c = 0; c < C; c++) {
@@ -71,6 +98,24 @@ static void grad_sums(const float *x, const float *gy, const double *mean, const
     }
 }
 
+void yt_batch_norm_backward_input(const float *x, const float *gy, float *gx, const float *weight, const double *mean,
+                                  const double *invstd, const double *sg, const double *sgx, double M, int N, int C,
+                                  size_t HW)
+{
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 32768)
+    for (int n = 0; n < N; n++) {
+        for (int c = 0; c < C; c++) {
+            const float *g = gy + ((size_t)n * C + c) * HW;
+            const float *p = x + ((size_t)n * C + c) * HW;
+            float *o = gx + ((size_t)n * C + c) * HW;
+            const float k = (float)(invstd[c] * (weight ? weight[c] : 1.0f));
+            const float m = (float)mean[c], is = (float)invstd[c];
+            const float mg = (float)(sg[c] / M), mgx = (float)(sgx[c] / M);
+            for (size_t i = 0; i < HW; i++) o[i] += k * (g[i] - mg - (p[i] - m) * is * mgx);
+        }
+    }
+}
+
 static int backward_common(const float *x, const float *gy, float *gx, const float *weight, float *gw, float *gb,
                            const double *mean, const double *invstd, int N, int C, size_t HW, int training)
 {
@@ -78,26 +123,21 @@ static int backward_common(const float *x, const float *gy, float *gx, const flo
     if (!sg) return yt_error("batch_norm backward: out of memory");
     double *sgx = sg + C;
     const double M = (double)N * (double)HW;
-    if (gw || gb || (gx && training)) grad_sums(x, gy, mean, invstd, sg, sgx, N, C, HW);
+    if (gw || gb || (gx && training)) yt_batch_norm_grad_sums(x, gy, mean, invstd, sg, sgx, N, C, HW);
     for (int c = 0; c < C; c++) {
         if (gb) gb[c] += (float)sg[c];
         if (gw) gw[c] += (float)sgx[c];
     }
-    if (gx) {
+    if (gx && training) {
+        yt_batch_norm_backward_input(x, gy, gx, weight, mean, invstd, sg, sgx, M, N, C, HW);
+    } else if (gx) {
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 32768)
         for (int n = 0; n < N; n++) {
             for (int c = 0; c < C; c++) {
                 const float *g = gy + ((size_t)n * C + c) * HW;
                 float *o = gx + ((size_t)n * C + c) * HW;
                 const float k = (float)(invstd[c] * (weight ? weight[c] : 1.0f));
-                if (training) {
-                    const float *p = x + ((size_t)n * C + c) * HW;
-                    const float m = (float)mean[c], is = (float)invstd[c];
-                    const float mg = (float)(sg[c] / M), mgx = (float)(sgx[c] / M);
-                    for (size_t i = 0; i < HW; i++) o[i] += k * (g[i] - mg - (p[i] - m) * is * mgx);
-                } else {
-                    for (size_t i = 0; i < HW; i++) o[i] += k * g[i];
-                }
+                for (size_t i = 0; i < HW; i++) o[i] += k * g[i];
             }
         }
     }
@@ -153,9 +193,11 @@ static int bn_backward(yt_node *node)
                            ctx->training);
 }
 
-static int check_channel_vec(const yt_tensor *t, const char *what, int64_t C, int need_contiguous)
+static int check_channel_vec(const yt_tensor *t, const char *op, const char *name, int64_t C, int need_contiguous)
 {
     if (!t) return 0;
+    char what[64];
+    snprintf(what, sizeof what, "%s %s", op, name);
     if (yt_check(t, what, YT_F32, 1) < 0) return -1;
     char b[128];
     if (t->shape[0] != C)
@@ -165,40 +207,46 @@ static int check_channel_vec(const yt_tensor *t, const char *what, int64_t C, in
     return 0;
 }
 
+int yt_batch_norm_check_args(const char *op, const yt_tensor *x, const yt_tensor *weight, const yt_tensor *bias,
+                             const yt_tensor *running_mean, const yt_tensor *running_var, int need_running,
+                             double momentum, double eps, int *N, int *C, size_t *HW)
+{
+    char what[64];
+    snprintf(what, sizeof what, "%s input", op);
+    if (yt_check(x, what, YT_F32, -1) < 0) return -1;
+    char bx[128];
+    if (x->ndim < 2)
+        return yt_error("%s: input must have at least 2 dimensions (N, C, ...), got shape %s", op,
+                        yt_shape_str(x, bx, sizeof bx));
+    const int64_t c64 = x->shape[1];
+    if (check_channel_vec(weight, op, "weight", c64, 0) < 0 || check_channel_vec(bias, op, "bias", c64, 0) < 0 ||
+        check_channel_vec(running_mean, op, "running_mean", c64, 1) < 0 ||
+        check_channel_vec(running_var, op, "running_var", c64, 1) < 0)
+        return -1;
+    if ((running_mean == NULL) != (running_var == NULL))
+        return yt_error("%s: running_mean and running_var must be given together", op);
+    if (need_running && !running_mean) return yt_error("%s: eval mode needs running_mean and running_var", op);
+    if (!(eps > 0) || !(momentum >= 0 && momentum <= 1))
+        return yt_error("%s: need eps > 0 and 0 <= momentum <= 1 (got eps %g, momentum %g)", op, eps, momentum);
+    size_t hw = 1;
+    for (int d = 2; d < x->ndim; d++) hw *= (size_t)x->shape[d];
+    const int64_t n64 = x->shape[0];
+    if (n64 > INT32_MAX || c64 > INT32_MAX) return yt_error("%s: input %s too large", op, yt_shape_str(x, bx, sizeof bx));
+    *N = (int)n64;
+    *C = (int)c64;
+    *HW = hw;
+    return 0;
+}
+
 yt_tensor *yt_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *bias, yt_tensor *running_mean,
                          yt_tensor *running_var, int training, double momentum, double eps)
 {
-    if (yt_check(x, "batch_norm input", YT_F32, -1) < 0) return NULL;
+    int N, C;
+    size_t HW;
+    if (yt_batch_norm_check_args("batch_norm", x, weight, bias, running_mean, running_var, !training, momentum, eps,
+                                 &N, &C, &HW) < 0)
+        return NULL;
     char bx[128];
-    if (x->ndim < 2) {
-        yt_error("batch_norm: input must have at least 2 dimensions (N, C, ...), got shape %s",
-                 yt_shape_str(x, bx, sizeof bx));
-        return NULL;
-    }
-    const int64_t C = x->shape[1];
-    if (check_channel_vec(weight, "batch_norm weight", C, 0) < 0 || check_channel_vec(bias, "batch_norm bias", C, 0) < 0 ||
-        check_channel_vec(running_mean, "batch_norm running_mean", C, 1) < 0 ||
-        check_channel_vec(running_var, "batch_norm running_var", C, 1) < 0)
-        return NULL;
-    if ((running_mean == NULL) != (running_var == NULL)) {
-        yt_error("batch_norm: running_mean and running_var must be given together");
-        return NULL;
-    }
-    if (!training && !running_mean) {
-        yt_error("batch_norm: eval mode needs running_mean and running_var");
-        return NULL;
-    }
-    if (!(eps > 0) || !(momentum >= 0 && momentum <= 1)) {
-        yt_error("batch_norm: need eps > 0 and 0 <= momentum <= 1 (got eps %g, momentum %g)", eps, momentum);
-        return NULL;
-    }
-    size_t HW = 1;
-    for (int d = 2; d < x->ndim; d++) HW *= (size_t)x->shape[d];
-    const int64_t N = x->shape[0];
-    if (N > INT32_MAX || C > INT32_MAX) {
-        yt_error("batch_norm: input %s too large", yt_shape_str(x, bx, sizeof bx));
-        return NULL;
-    }
     const double M = (double)N * (double)HW;
     if (training && M <= 1) {
         yt_error("batch_norm: expected more than 1 value per channel when training, got input shape %s",
@@ -229,15 +277,8 @@ yt_tensor *yt_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *bias, yt_te
 
     if (training) {
         yt_batch_norm_stats(yt_f32(xc), ctx->mean, var, ctx->N, ctx->C, HW);
-        for (int64_t c = 0; c < C; c++) ctx->invstd[c] = 1.0 / sqrt(var[c] + eps);
-        if (running_mean) {
-            float *rm = yt_f32(running_mean), *rv = yt_f32(running_var);
-            const double unbias = M / (M - 1.0);
-            for (int64_t c = 0; c < C; c++) {
-                rm[c] = (float)((1.0 - momentum) * rm[c] + momentum * ctx->mean[c]);
-                rv[c] = (float)((1.0 - momentum) * rv[c] + momentum * var[c] * unbias);
-            }
-        }
+        yt_batch_norm_finish_stats(ctx->mean, var, ctx->invstd, running_mean ? yt_f32(running_mean) : NULL,
+                                   running_var ? yt_f32(running_var) : NULL, ctx->C, M, momentum, eps);
     } else {
         const float *rm = yt_f32(running_mean), *rv = yt_f32(running_var);
         for (int64_t c = 0; c < C; c++) {

@@ -31,6 +31,29 @@ void yt_batch_norm_backward_train(const float *x, const float *gy, float *gx, co
 void yt_batch_norm_backward_eval(const float *x, const float *gy, float *gx, const float *weight, float *gw,
                                  float *gb, const double *mean, const double *invstd, int N, int C, size_t HW);
 
+/* Pieces of the kernels above, for callers that reduce per-channel sums across processes (dist/syncbn.c).
+ * s[c] = sum over n, i of x (double accumulator). */
+void yt_batch_norm_channel_sums(const float *x, double *s, int N, int C, size_t HW);
+/* q[c] = sum over n, i of (x - mean[c])^2 (double accumulator). */
+void yt_batch_norm_channel_sqdev(const float *x, const double *mean, double *q, int N, int C, size_t HW);
+/* sg[c] = sum gy, sgx[c] = sum gy * xhat with xhat = (x - mean) * invstd (double); x NULL: only sg, sgx = 0. */
+void yt_batch_norm_grad_sums(const float *x, const float *gy, const double *mean, const double *invstd, double *sg,
+                             double *sgx, int N, int C, size_t HW);
+/* Training-mode input gradient given the sums above taken over M values per channel (M may count other ranks):
+ *   gx += weight * invstd * (gy - sg / M - xhat * sgx / M) */
+void yt_batch_norm_backward_input(const float *x, const float *gy, float *gx, const float *weight, const double *mean,
+                                  const double *invstd, const double *sg, const double *sgx, double M, int N, int C,
+                                  size_t HW);
+/* invstd[c] = 1 / sqrt(var[c] + eps); with running_mean (rm) and running_var (rv) non-NULL, the momentum update
+ * of the header comment, var unbiased by M / (M - 1). */
+void yt_batch_norm_finish_stats(const double *mean, const double *var, double *invstd, float *rm, float *rv, int C,
+                                double M, double momentum, double eps);
+/* Argument checks shared by batch_norm and sync_batch_norm; `op` names the op in messages. need_running: eval mode
+ * (running stats required). Sets *N, *C, *HW. */
+int yt_batch_norm_check_args(const char *op, const yt_tensor *x, const yt_tensor *weight, const yt_tensor *bias,
+                             const yt_tensor *running_mean, const yt_tensor *running_var, int need_running,
+                             double momentum, double eps, int *N, int *C, size_t *HW);
+
 /* Tensor-level op. x: (N, C, *) F32 (ndim >= 2). weight, bias: (C) F32 or NULL (no affine part).
  * running_mean, running_var: (C) contiguous F32, updated in place when training (may be NULL when training:
  * no update); required in eval. Records autograd for x, weight and bias. */
