@@ -50,6 +50,22 @@ static yt_tensor *one_based(yt_tensor *t)
 
 static int is_tensor(lua_State *L, int idx) { return luaL_testudata(L, idx, YT_TENSOR_MT) != NULL; }
 
+/* tensor (at ti) op number (at si); number_first: the number is the left operand (s - x, s / x). */
+static int arith_scalar(lua_State *L, yt_binary_op op, int ti, int si, int number_first)
+{
+    yt_tensor *x = yt_lua_check_tensor(L, ti);
+    double s = lua_tonumber(L, si);
+    yt_tensor *y = NULL;
+    switch (op) {
+    case YT_BIN_ADD: y = yt_add_scalar(x, s); break;
+    case YT_BIN_SUB: y = number_first ? yt_rsub_scalar(x, s) : yt_sub_scalar(x, s); break;
+    case YT_BIN_MUL: y = yt_mul_scalar(x, s); break;
+    case YT_BIN_DIV: y = number_first ? yt_rdiv_scalar(x, s) : yt_div_scalar(x, s); break;
+    }
+    yt_lua_push_tensor(L, y);
+    return 1;
+}
+
 static int arith(lua_State *L, yt_binary_op op)
 {
     static const char *names[] = {"add", "sub", "mul", "div"};
@@ -59,32 +75,8 @@ static int arith(lua_State *L, yt_binary_op op)
         yt_lua_push_tensor(L, yt_binary(op, a, b));
         return 1;
     }
-    if (ta && lua_type(L, 2) == LUA_TNUMBER) {
-        yt_tensor *a = yt_lua_check_tensor(L, 1);
-        double s = lua_tonumber(L, 2);
-        yt_tensor *y = NULL;
-        switch (op) {
-        case YT_BIN_ADD: y = yt_add_scalar(a, s); break;
-        case YT_BIN_SUB: y = yt_sub_scalar(a, s); break;
-        case YT_BIN_MUL: y = yt_mul_scalar(a, s); break;
-        case YT_BIN_DIV: y = yt_div_scalar(a, s); break;
-        }
-        yt_lua_push_tensor(L, y);
-        return 1;
-    }
-    if (tb && lua_type(L, 1) == LUA_TNUMBER) {
-        yt_tensor *b = yt_lua_check_tensor(L, 2);
-        double s = lua_tonumber(L, 1);
-        yt_tensor *y = NULL;
-        switch (op) {
-        case YT_BIN_ADD: y = yt_add_scalar(b, s); break;
-        case YT_BIN_SUB: y = yt_rsub_scalar(b, s); break;
-        case YT_BIN_MUL: y = yt_mul_scalar(b, s); break;
-        case YT_BIN_DIV: y = yt_rdiv_scalar(b, s); break;
-        }
-        yt_lua_push_tensor(L, y);
-        return 1;
-    }
+    if (ta && lua_type(L, 2) == LUA_TNUMBER) return arith_scalar(L, op, 1, 2, 0);
+    if (tb && lua_type(L, 1) == LUA_TNUMBER) return arith_scalar(L, op, 2, 1, 1);
     return luaL_error(L, "%s: expected tensors or a tensor and a number, got %s and %s", names[op],
                       luaL_typename(L, 1), luaL_typename(L, 2));
 }
@@ -94,31 +86,18 @@ static int l_sub(lua_State *L) { return arith(L, YT_BIN_SUB); }
 static int l_mul(lua_State *L) { return arith(L, YT_BIN_MUL); }
 static int l_div(lua_State *L) { return arith(L, YT_BIN_DIV); }
 
-static int l_neg(lua_State *L)
+/* f(x) for the tensor argument 1 */
+static int unary(lua_State *L, yt_tensor *(*f)(yt_tensor *))
 {
-    yt_lua_push_tensor(L, yt_neg(yt_lua_check_tensor(L, 1)));
+    yt_lua_push_tensor(L, f(yt_lua_check_tensor(L, 1)));
     return 1;
 }
-static int l_exp(lua_State *L)
-{
-    yt_lua_push_tensor(L, yt_exp(yt_lua_check_tensor(L, 1)));
-    return 1;
-}
-static int l_log(lua_State *L)
-{
-    yt_lua_push_tensor(L, yt_log(yt_lua_check_tensor(L, 1)));
-    return 1;
-}
-static int l_sqrt(lua_State *L)
-{
-    yt_lua_push_tensor(L, yt_sqrt(yt_lua_check_tensor(L, 1)));
-    return 1;
-}
-static int l_abs(lua_State *L)
-{
-    yt_lua_push_tensor(L, yt_abs(yt_lua_check_tensor(L, 1)));
-    return 1;
-}
+
+static int l_neg(lua_State *L) { return unary(L, yt_neg); }
+static int l_exp(lua_State *L) { return unary(L, yt_exp); }
+static int l_log(lua_State *L) { return unary(L, yt_log); }
+static int l_sqrt(lua_State *L) { return unary(L, yt_sqrt); }
+static int l_abs(lua_State *L) { return unary(L, yt_abs); }
 
 static int l_pow(lua_State *L)
 {
@@ -142,16 +121,8 @@ static int l_clamp(lua_State *L)
     return 1;
 }
 
-static int l_silu(lua_State *L)
-{
-    yt_lua_push_tensor(L, yt_silu(yt_lua_check_tensor(L, 1)));
-    return 1;
-}
-static int l_sigmoid(lua_State *L)
-{
-    yt_lua_push_tensor(L, yt_sigmoid(yt_lua_check_tensor(L, 1)));
-    return 1;
-}
+static int l_silu(lua_State *L) { return unary(L, yt_silu); }
+static int l_sigmoid(lua_State *L) { return unary(L, yt_sigmoid); }
 
 /* ---- reductions ---- */
 
@@ -240,19 +211,16 @@ static int arg_max_min(lua_State *L, int is_min)
 static int l_argmax(lua_State *L) { return arg_max_min(L, 0); }
 static int l_argmin(lua_State *L) { return arg_max_min(L, 1); }
 
-static int l_softmax(lua_State *L)
+/* f(x, dim) with dim argument 2, default the last */
+static int along_dim(lua_State *L, yt_tensor *(*f)(yt_tensor *, int))
 {
     yt_tensor *x = yt_lua_check_tensor(L, 1);
-    yt_lua_push_tensor(L, yt_softmax(x, opt_dim(L, 2, -1)));
+    yt_lua_push_tensor(L, f(x, opt_dim(L, 2, -1)));
     return 1;
 }
 
-static int l_log_softmax(lua_State *L)
-{
-    yt_tensor *x = yt_lua_check_tensor(L, 1);
-    yt_lua_push_tensor(L, yt_log_softmax(x, opt_dim(L, 2, -1)));
-    return 1;
-}
+static int l_softmax(lua_State *L) { return along_dim(L, yt_softmax); }
+static int l_log_softmax(lua_State *L) { return along_dim(L, yt_log_softmax); }
 
 /* ---- cat / split / chunk / index_select ---- */
 
@@ -407,25 +375,8 @@ static int l_unsqueeze(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg ops_functions[] = {
-    {"add", l_add},         {"sub", l_sub},
-    {"mul", l_mul},         {"div", l_div},
-    {"neg", l_neg},         {"exp", l_exp},
-    {"log", l_log},         {"sqrt", l_sqrt},
-    {"abs", l_abs},         {"pow", l_pow},
-    {"clamp", l_clamp},     {"sum", l_sum},
-    {"mean", l_mean},       {"max", l_max},
-    {"min", l_min},         {"argmax", l_argmax},
-    {"argmin", l_argmin},   {"cat", l_cat},
-    {"split", l_split},     {"chunk", l_chunk},
-    {"softmax", l_softmax}, {"log_softmax", l_log_softmax},
-    {"silu", l_silu},       {"sigmoid", l_sigmoid},
-    {"transpose", l_transpose}, {"flatten", l_flatten},
-    {"squeeze", l_squeeze}, {"unsqueeze", l_unsqueeze},
-    {"index_select", l_index_select}, {NULL, NULL},
-};
-
-static const luaL_Reg ops_methods[] = {
+/* both module functions and tensor methods */
+static const luaL_Reg ops_common[] = {
     {"add", l_add},         {"sub", l_sub},
     {"mul", l_mul},         {"div", l_div},
     {"neg", l_neg},         {"exp", l_exp},
@@ -440,6 +391,17 @@ static const luaL_Reg ops_methods[] = {
     {"sigmoid", l_sigmoid}, {"transpose", l_transpose},
     {"flatten", l_flatten}, {"squeeze", l_squeeze},
     {"unsqueeze", l_unsqueeze}, {"index_select", l_index_select},
+    {NULL, NULL},
+};
+
+/* module functions only */
+static const luaL_Reg ops_functions[] = {
+    {"cat", l_cat},
+    {NULL, NULL},
+};
+
+/* tensor metamethods only */
+static const luaL_Reg ops_operators[] = {
     {"__add", l_add},       {"__sub", l_sub},
     {"__mul", l_mul},       {"__div", l_div},
     {"__unm", l_neg},       {"__pow", l_pow},
@@ -449,7 +411,9 @@ static const luaL_Reg ops_methods[] = {
 void yt_lua_open_ops(lua_State *L, int module_index)
 {
     lua_pushvalue(L, module_index);
+    luaL_setfuncs(L, ops_common, 0);
     luaL_setfuncs(L, ops_functions, 0);
     lua_pop(L, 1);
-    yt_lua_add_tensor_methods(L, ops_methods);
+    yt_lua_add_tensor_methods(L, ops_common);
+    yt_lua_add_tensor_methods(L, ops_operators);
 }
