@@ -22,10 +22,7 @@ local ops = results_mod.ops
 local Engine_Predictor = class.Object:extend("Engine_Predictor")
 callbacks.mixin(Engine_Predictor)
 
-local function log(...)
-  io.stdout:write(string.format(...), "\n")
-  io.stdout:flush()
-end
+local log = utils.log
 
 local IMG_EXT = { bmp = true, jpeg = true, jpg = true, mpo = true, png = true, tif = true, tiff = true, webp = true }
 local VID_EXT = { asf = true, avi = true, gif = true, m4v = true, mkv = true, mov = true, mp4 = true, mpeg = true,
@@ -62,9 +59,7 @@ end
 
 -- runs/detect/predict, predict2, ... (created when something is saved)
 function Engine_Predictor:get_save_dir()
-  local project = self.args.project or utils.join("runs", self.args.task or "detect")
-  local name = self.args.name or "predict"
-  return utils.increment_path(utils.join(project, name), self.args.exist_ok)
+  return utils.run_dir(self.args, "predict", self.args.exist_ok)
 end
 
 -- ---- sources ----

@@ -41,10 +41,7 @@ function Optimizer:load_state_tensors(t) self.impl:load_state_tensors(t) end
 
 local CHECKPOINT_FORMAT = "yolotrain-checkpoint-1"
 
-local function log(...)
-  io.stdout:write(string.format(...), "\n")
-  io.stdout:flush()
-end
+local log = utils.log
 
 -- ---- construction ----
 
@@ -102,9 +99,7 @@ function Engine_Trainer:is_main() return self.rank == -1 or self.rank == 0 end
 
 function Engine_Trainer:get_save_dir()
   if self.args.save_dir and self.args.resume then return self.args.save_dir end
-  local project = self.args.project or utils.join("runs", self.args.task or "detect")
-  local name = self.args.name or self.args.mode or "train"
-  return utils.increment_path(utils.join(project, name), self.args.exist_ok or self.args.resume)
+  return utils.run_dir(self.args, self.args.mode or "train", self.args.exist_ok or self.args.resume)
 end
 
 function Engine_Trainer:save_args()
@@ -312,9 +307,7 @@ function Engine_Trainer:_setup_train()
     if p.requires_grad then self.trainable_params[#self.trainable_params + 1] = p end
   end
 
-  local max_stride = 0
-  for _, s in ipairs(self.model.stride or { 32 }) do max_stride = math.max(max_stride, s) end
-  local gs = math.max(math.floor(max_stride), 32)
+  local gs = utils.max_stride(self.model)
   self.stride = gs
   local imgsz = self.args.imgsz
   if type(imgsz) == "table" then imgsz = imgsz[1] end

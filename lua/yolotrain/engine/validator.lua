@@ -18,10 +18,7 @@ local utils = require("yolotrain.utils")
 local Engine_Validator = class.Object:extend("Engine_Validator")
 callbacks.mixin(Engine_Validator)
 
-local function log(...)
-  io.stdout:write(string.format(...), "\n")
-  io.stdout:flush()
-end
+local log = utils.log
 rawset(Engine_Validator, "log", log)
 
 -- Validator arguments: defaults overlaid with args. Known keys are type-checked; keys the trainer adds
@@ -80,9 +77,7 @@ end
 
 -- runs/<task>/val, val2, ... (name= and project= as Ultralytics)
 function Engine_Validator:get_save_dir()
-  local project = self.args.project or utils.join("runs", self.args.task or "detect")
-  local name = self.args.name or "val"
-  return utils.increment_path(utils.join(project, name), self.args.exist_ok)
+  return utils.run_dir(self.args, "val", self.args.exist_ok)
 end
 
 -- ---- the loop ----
@@ -131,8 +126,7 @@ function Engine_Validator:_run(trainer, model)
     model = self:setup_model(model)
     model:eval()
     self.model = model
-    local max_stride = 32
-    for _, s in ipairs(model.stride or {}) do max_stride = math.max(max_stride, math.floor(s)) end
+    local max_stride = utils.max_stride(model)
     self.stride = max_stride
     local imgsz = self.args.imgsz
     local fixed = math.max(math.ceil(imgsz / max_stride) * max_stride, max_stride)

@@ -42,6 +42,27 @@ function utils.increment_path(path, exist_ok)
   return path .. n
 end
 
+-- The run directory <project>/<name> of a mode: project defaults to runs/<task>, name to default_name; numbered
+-- (name2, name3, ...) by increment_path unless exist_ok.
+function utils.run_dir(args, default_name, exist_ok)
+  local project = args.project or utils.join("runs", args.task or "detect")
+  local name = args.name or default_name
+  return utils.increment_path(utils.join(project, name), exist_ok)
+end
+
+-- The grid size of a model: its largest stride (floored), at least 32.
+function utils.max_stride(model)
+  local gs = 32
+  for _, s in ipairs(model.stride or {}) do gs = math.max(gs, math.floor(s)) end
+  return gs
+end
+
+-- printf-style line to stdout, flushed (the engine's progress and warnings).
+function utils.log(...)
+  io.stdout:write(string.format(...), "\n")
+  io.stdout:flush()
+end
+
 -- Writes content to path through a temporary file and a rename: a reader never sees half a file.
 function utils.atomic_write(path, content)
   local tmp = string.format("%s.tmp.%d", path, yt.sys.getpid())

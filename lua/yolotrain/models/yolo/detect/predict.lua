@@ -9,6 +9,7 @@
 local yt = require("yolotrain.core")
 local Engine_Predictor = require("yolotrain.engine.predictor")
 local results_mod = require("yolotrain.engine.results")
+local utils = require("yolotrain.utils")
 
 local ops = results_mod.ops
 
@@ -31,8 +32,7 @@ function Detection_Predictor:setup_model(model, verbose)
   end
   self.model = Detection_Validator.resolve_model(model, args, data)
   self.model:eval()
-  local stride = 32
-  for _, s in ipairs(self.model.stride or {}) do stride = math.max(stride, math.floor(s)) end
+  local stride = utils.max_stride(self.model)
   self.stride = stride
   local imgsz = self.args.imgsz
   if type(imgsz) ~= "table" then imgsz = { imgsz, imgsz } end
