@@ -1,6 +1,7 @@
 #include "ops/softmax.h"
 
 #include <math.h>
+#include <stddef.h>
 
 #include "core/autograd.h"
 #include "core/error.h"
@@ -10,6 +11,28 @@
 
 /* Each (o, i) line is independent: x[o, :, i] with stride inner. */
 
+/* The shift of a stable softmax over one line: its max (NaN if any), 0 when all are -inf (exp then gives 0s and
+ * the result NaN, as in PyTorch). */
+static float line_max(const float *p, int64_t n, int64_t inner)
+{
+    float m = -INFINITY;
+    for (int64_t k = 0; k < n; k++)
+        if (p[k * inner] > m || isnan(p[k * inner])) m = p[k * inner];
+    return m == -INFINITY ? 0 : m;
+}
+
+/* sum of expf(p - m) over one line (double); e non-NULL: also stores each expf(p - m) there. */
+static double line_sum_exp(const float *p, float *e, float m, int64_t n, int64_t inner)
+{
+    double s = 0;
+    for (int64_t k = 0; k < n; k++) {
+        float v = expf(p[k * inner] - m);
+        if (e) e[k * inner] = v;
+        s += v;
+    }
+    return s;
+}
+
 void yt_softmax_forward(const float *x, float *y, int64_t outer, int64_t n, int64_t inner)
 {
 #pragma omp parallel for schedule(static) if (outer * n * inner > PAR_MIN)
@@ -17,16 +40,8 @@ void yt_softmax_forward(const float *x, float *y, int64_t outer, int64_t n, int6
         int64_t o = t / inner, i = t % inner;
         const float *p = x + o * n * inner + i;
         float *q = y + o * n * inner + i;
-        float m = -INFINITY;
-        for (int64_t k = 0; k < n; k++)
-            if (p[k * inner] > m || isnan(p[k * inner])) m = p[k * inner];
-        if (m == -INFINITY) m = 0; /* all -inf: exp gives 0s and the result NaN, as in PyTorch */
-        double s = 0;
-        for (int64_t k = 0; k < n; k++) {
-            float e = expf(p[k * inner] - m);
-            q[k * inner] = e;
-            s += e;
-        }
+        float m = line_max(p, n, inner);
+        double s = line_sum_exp(p, q, m, n, inner);
         float inv = (float)(1.0 / s);
         for (int64_t k = 0; k < n; k++) q[k * inner] *= inv;
     }
@@ -54,12 +69,8 @@ void yt_log_softmax_forward(const float *x, float *y, int64_t outer, int64_t n, 
         int64_t o = t / inner, i = t % inner;
         const float *p = x + o * n * inner + i;
         float *q = y + o * n * inner + i;
-        float m = -INFINITY;
-        for (int64_t k = 0; k < n; k++)
-            if (p[k * inner] > m || isnan(p[k * inner])) m = p[k * inner];
-        if (m == -INFINITY) m = 0;
-        double s = 0;
-        for (int64_t k = 0; k < n; k++) s += expf(p[k * inner] - m);
+        float m = line_max(p, n, inner);
+        double s = line_sum_exp(p, NULL, m, n, inner);
         float lse = (float)log(s);
         for (int64_t k = 0; k < n; k++) q[k * inner] = p[k * inner] - m - lse;
     }
