@@ -15,16 +15,6 @@
 
 #include "core/error.h"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) YT_PRINTF(3, 4);
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- string lists ---- */
 
 int yt_strlist_push(yt_strlist *l, const char *s)
@@ -252,11 +242,11 @@ int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e
             char *ep;
             double v = strtod(tok, &ep);
             if (ep == tok || *ep) {
-                seterr(err, errlen, "invalid number '%s' on line %d", tok, lineno);
+                yt_error_buf(err, errlen, "invalid number '%s' on line %d", tok, lineno);
                 goto fail;
             }
             if (!isfinite(v)) {
-                seterr(err, errlen, "non-finite value '%s' on line %d", tok, lineno);
+                yt_error_buf(err, errlen, "non-finite value '%s' on line %d", tok, lineno);
                 goto fail;
             }
             if (fvec_push(&vals, (float)v) < 0) goto oom;
@@ -295,16 +285,16 @@ int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e
         off += nt;
         float c = v[0];
         if (c < 0) {
-            seterr(err, errlen, "negative label values (class %g on label %d)", c, r + 1);
+            yt_error_buf(err, errlen, "negative label values (class %g on label %d)", c, r + 1);
             goto fail;
         }
         if (c != floorf(c)) {
-            seterr(err, errlen, "class %g on label %d is not an integer", c, r + 1);
+            yt_error_buf(err, errlen, "class %g on label %d is not an integer", c, r + 1);
             goto fail;
         }
         if (c >= nc) {
-            seterr(err, errlen, "Label class %d exceeds dataset class count %d. Possible class labels are 0-%d", (int)c,
-                   nc, nc - 1);
+            yt_error_buf(err, errlen, "Label class %d exceeds dataset class count %d. Possible class labels are 0-%d",
+                         (int)c, nc, nc - 1);
             goto fail;
         }
         float box[4];
@@ -312,17 +302,18 @@ int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e
             memcpy(box, v + 1, sizeof box);
         } else if (any_poly && nt > 6) {
             if ((nt - 1) % 2) {
-                seterr(err, errlen, "polygon with an odd number of coordinates (%d) on label %d", nt - 1, r + 1);
+                yt_error_buf(err, errlen, "polygon with an odd number of coordinates (%d) on label %d", nt - 1, r + 1);
                 goto fail;
             }
             float x1 = 1e30f, y1 = 1e30f, x2 = -1e30f, y2 = -1e30f;
             for (int k = 1; k < nt; k += 2) {
                 if (v[k] < 0 || v[k + 1] < 0) {
-                    seterr(err, errlen, "negative label values (polygon point on label %d)", r + 1);
+                    yt_error_buf(err, errlen, "negative label values (polygon point on label %d)", r + 1);
                     goto fail;
                 }
                 if (v[k] > 1 || v[k + 1] > 1) {
-                    seterr(err, errlen, "non-normalized or out of bounds coordinates (polygon point on label %d)", r + 1);
+                    yt_error_buf(err, errlen, "non-normalized or out of bounds coordinates (polygon point on label %d)",
+                                 r + 1);
                     goto fail;
                 }
                 x1 = fminf(x1, v[k]), x2 = fmaxf(x2, v[k]), y1 = fminf(y1, v[k + 1]), y2 = fmaxf(y2, v[k + 1]);
@@ -332,16 +323,16 @@ int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e
             e->poly_n[r] = (nt - 1) / 2;
             box[0] = (x1 + x2) / 2, box[1] = (y1 + y2) / 2, box[2] = x2 - x1, box[3] = y2 - y1;
         } else {
-            seterr(err, errlen, "labels require 5 columns, %d columns detected (label %d)", nt, r + 1);
+            yt_error_buf(err, errlen, "labels require 5 columns, %d columns detected (label %d)", nt, r + 1);
             goto fail;
         }
         for (int k = 0; k < 4; k++) {
             if (box[k] < 0) {
-                seterr(err, errlen, "negative label values (label %d: %g)", r + 1, box[k]);
+                yt_error_buf(err, errlen, "negative label values (label %d: %g)", r + 1, box[k]);
                 goto fail;
             }
             if (box[k] > 1) {
-                seterr(err, errlen, "non-normalized or out of bounds coordinates (label %d: %g)", r + 1, box[k]);
+                yt_error_buf(err, errlen, "non-normalized or out of bounds coordinates (label %d: %g)", r + 1, box[k]);
                 goto fail;
             }
         }
@@ -382,7 +373,7 @@ int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e
     free(row_len);
     return 0;
 oom:
-    seterr(err, errlen, "out of memory parsing labels");
+    yt_error_buf(err, errlen, "out of memory parsing labels");
 fail:
     free(vals.v);
     free(row_len);
@@ -960,7 +951,7 @@ void yt_dataset_close_mosaic(yt_dataset *ds)
 yt_image *yt_dataset_load_image(yt_dataset *ds, int i, char *err, size_t errlen)
 {
     if (i < 0 || i >= ds->n) {
-        seterr(err, errlen, "image index %d out of range 0..%d", i, ds->n - 1);
+        yt_error_buf(err, errlen, "image index %d out of range 0..%d", i, ds->n - 1);
         return NULL;
     }
     pthread_mutex_lock(&ds->mu);
@@ -978,7 +969,7 @@ yt_image *yt_dataset_load_image(yt_dataset *ds, int i, char *err, size_t errlen)
     yt_image raw;
     char e2[768];
     if (yt_image_load_err(e->im_file, &raw, NULL, e2, sizeof e2) < 0) {
-        seterr(err, errlen, "Image Not Found or unreadable %s: %s", e->im_file, e2);
+        yt_error_buf(err, errlen, "Image Not Found or unreadable %s: %s", e->im_file, e2);
         return NULL;
     }
     int h0 = raw.h, w0 = raw.w, s = ds->cfg.imgsz;
@@ -995,7 +986,7 @@ yt_image *yt_dataset_load_image(yt_dataset *ds, int i, char *err, size_t errlen)
     yt_image *im = yt_image_new(h, w);
     if (!im) {
         yt_image_free(&raw);
-        seterr(err, errlen, "out of memory for image %s", e->im_file);
+        yt_error_buf(err, errlen, "out of memory for image %s", e->im_file);
         return NULL;
     }
     yt_resize_linear_u8(raw.px, h0, w0, (size_t)w0 * 3, im->px, h, w, (size_t)w * 3);
@@ -1072,14 +1063,14 @@ static int single_letterboxed(yt_dataset *ds, int i, int scaleup, yt_sample *out
     int rc = yt_sample_from_view(&v, out);
     yt_image_release(im);
     if (rc < 0) {
-        seterr(err, errlen, "out of memory");
+        yt_error_buf(err, errlen, "out of memory");
         return -1;
     }
     int H, W;
     rect_shape(ds, i, &H, &W);
     if (yt_letterbox(out, H, W, scaleup) < 0) {
         yt_sample_free(out);
-        seterr(err, errlen, "out of memory");
+        yt_error_buf(err, errlen, "out of memory");
         return -1;
     }
     return 0;
@@ -1109,7 +1100,7 @@ static int train_pre(yt_dataset *ds, int i, const yt_pool *pool, yt_rng *rng, yt
         int rc = yt_mosaic4(v, s, xc, yc, out);
         for (int k = 0; k < 4; k++) yt_image_release(ims[k]);
         if (rc < 0) {
-            seterr(err, errlen, "out of memory");
+            yt_error_buf(err, errlen, "out of memory");
             return -1;
         }
     } else if (single_letterboxed(ds, i, 1, out, err, errlen) < 0) {
@@ -1118,7 +1109,7 @@ static int train_pre(yt_dataset *ds, int i, const yt_pool *pool, yt_rng *rng, yt
     yt_perspective_cfg pc = {c->degrees, c->translate, c->scale, c->shear, c->perspective};
     if (yt_random_perspective(out, &pc, rng) < 0) {
         yt_sample_free(out);
-        seterr(err, errlen, "out of memory");
+        yt_error_buf(err, errlen, "out of memory");
         return -1;
     }
     return 0;
@@ -1143,7 +1134,7 @@ int yt_dataset_get_sample(yt_dataset *ds, int i, const yt_pool *pool, yt_rng *rn
         yt_sample_free(&o);
         if (rc < 0) {
             yt_sample_free(out);
-            seterr(err, errlen, "mixup: sample sizes differ or out of memory");
+            yt_error_buf(err, errlen, "mixup: sample sizes differ or out of memory");
             return -1;
         }
     }

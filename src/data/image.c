@@ -7,23 +7,12 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "core/error.h"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...) YT_PRINTF(3, 4);
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 const char *yt_imfmt_name(yt_imfmt f)
 {
@@ -78,7 +67,7 @@ static int probe_jpeg(const uint8_t *b, size_t n, yt_image_info *info, char *err
     int have_sof = 0;
     while (p + 4 <= n) {
         if (b[p] != 0xFF) {
-            seterr(err, errlen, "corrupt JPEG: expected a marker at byte %zu", p);
+            yt_error_buf(err, errlen, "corrupt JPEG: expected a marker at byte %zu", p);
             return -1;
         }
         unsigned m = b[p + 1];
@@ -87,14 +76,14 @@ static int probe_jpeg(const uint8_t *b, size_t n, yt_image_info *info, char *err
         if (m == 0xD9 || m == 0xDA) break; /* end / start of scan: header done */
         unsigned len = be16(b + p + 2);
         if (len < 2 || p + 2 + len > n) {
-            seterr(err, errlen, "corrupt JPEG: truncated segment 0x%02X", m);
+            yt_error_buf(err, errlen, "corrupt JPEG: truncated segment 0x%02X", m);
             return -1;
         }
         const uint8_t *seg = b + p + 4;
         size_t slen = len - 2;
         if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
             if (slen < 6) {
-                seterr(err, errlen, "corrupt JPEG: short frame header");
+                yt_error_buf(err, errlen, "corrupt JPEG: short frame header");
                 return -1;
             }
             info->h = (int)be16(seg + 1);
@@ -106,7 +95,7 @@ static int probe_jpeg(const uint8_t *b, size_t n, yt_image_info *info, char *err
         p += 2 + len;
     }
     if (!have_sof) {
-        seterr(err, errlen, "corrupt JPEG: no frame header (truncated or not a JPEG)");
+        yt_error_buf(err, errlen, "corrupt JPEG: no frame header (truncated or not a JPEG)");
         return -1;
     }
     /* the end marker, allowing trailing padding bytes after it */
@@ -122,7 +111,7 @@ int yt_image_probe_mem(const uint8_t *b, size_t n, yt_image_info *info, char *er
     info->orientation = 1;
     info->jpeg_has_eoi = 1;
     if (n == 0) {
-        seterr(err, errlen, "empty file");
+        yt_error_buf(err, errlen, "empty file");
         return -1;
     }
     if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) {
@@ -131,12 +120,12 @@ int yt_image_probe_mem(const uint8_t *b, size_t n, yt_image_info *info, char *er
     } else if (n >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) {
         info->format = YT_IMFMT_PNG;
         if (n < 24 || memcmp(b + 12, "IHDR", 4) != 0) {
-            seterr(err, errlen, "corrupt PNG: no IHDR chunk");
+            yt_error_buf(err, errlen, "corrupt PNG: no IHDR chunk");
             return -1;
         }
         uint32_t w = be32(b + 16), h = be32(b + 20);
         if (w > 0x7fffffff || h > 0x7fffffff) {
-            seterr(err, errlen, "corrupt PNG: dimensions %ux%u", (unsigned)w, (unsigned)h);
+            yt_error_buf(err, errlen, "corrupt PNG: dimensions %ux%u", (unsigned)w, (unsigned)h);
             return -1;
         }
         info->w = (int)w;
@@ -150,7 +139,7 @@ int yt_image_probe_mem(const uint8_t *b, size_t n, yt_image_info *info, char *er
         } else {
             int32_t w = (int32_t)le32(b + 18), h = (int32_t)le32(b + 22);
             if (w == INT32_MIN || h == INT32_MIN) {
-                seterr(err, errlen, "corrupt BMP header");
+                yt_error_buf(err, errlen, "corrupt BMP header");
                 return -1;
             }
             info->w = w < 0 ? -w : w;
@@ -160,14 +149,14 @@ int yt_image_probe_mem(const uint8_t *b, size_t n, yt_image_info *info, char *er
         info->format = YT_IMFMT_WEBP;
         if (memcmp(b + 12, "VP8 ", 4) == 0) {
             if (b[23] != 0x9d || b[24] != 0x01 || b[25] != 0x2a) {
-                seterr(err, errlen, "corrupt WebP (VP8) header");
+                yt_error_buf(err, errlen, "corrupt WebP (VP8) header");
                 return -1;
             }
             info->w = (int)(le16(b + 26) & 0x3fff);
             info->h = (int)(le16(b + 28) & 0x3fff);
         } else if (memcmp(b + 12, "VP8L", 4) == 0) {
             if (b[20] != 0x2f) {
-                seterr(err, errlen, "corrupt WebP (VP8L) header");
+                yt_error_buf(err, errlen, "corrupt WebP (VP8L) header");
                 return -1;
             }
             uint32_t v = le32(b + 21);
@@ -177,31 +166,31 @@ int yt_image_probe_mem(const uint8_t *b, size_t n, yt_image_info *info, char *er
             info->w = (int)((uint32_t)b[24] | (uint32_t)b[25] << 8 | (uint32_t)b[26] << 16) + 1;
             info->h = (int)((uint32_t)b[27] | (uint32_t)b[28] << 8 | (uint32_t)b[29] << 16) + 1;
         } else {
-            seterr(err, errlen, "unsupported WebP chunk");
+            yt_error_buf(err, errlen, "unsupported WebP chunk");
             return -1;
         }
     } else if (n >= 8 && (memcmp(b, "II*\0", 4) == 0 || memcmp(b, "MM\0*", 4) == 0)) {
         info->format = YT_IMFMT_TIFF;
         long w = -1, h = -1;
         if (tiff_ifd0(b, n, &info->orientation, &w, &h) < 0 || w <= 0 || h <= 0) {
-            seterr(err, errlen, "corrupt TIFF header");
+            yt_error_buf(err, errlen, "corrupt TIFF header");
             return -1;
         }
         if (w > 0x7fffffff || h > 0x7fffffff) w = h = 0x7fffffff;
         info->w = (int)w;
         info->h = (int)h;
     } else {
-        seterr(err, errlen, "not a supported image (JPEG, PNG, BMP, WebP, TIFF)");
+        yt_error_buf(err, errlen, "not a supported image (JPEG, PNG, BMP, WebP, TIFF)");
         return -1;
     }
     if (info->w <= 0 || info->h <= 0) {
-        seterr(err, errlen, "invalid %s dimensions %dx%d", yt_imfmt_name(info->format), info->w, info->h);
+        yt_error_buf(err, errlen, "invalid %s dimensions %dx%d", yt_imfmt_name(info->format), info->w, info->h);
         return -1;
     }
     if (info->w > YT_IMAGE_MAX_SIDE || info->h > YT_IMAGE_MAX_SIDE ||
         (long long)info->w * info->h > YT_IMAGE_MAX_PIXELS) {
-        seterr(err, errlen, "image too large: header announces %dx%d (limit %lld pixels, %d a side)", info->w,
-               info->h, (long long)YT_IMAGE_MAX_PIXELS, YT_IMAGE_MAX_SIDE);
+        yt_error_buf(err, errlen, "image too large: header announces %dx%d (limit %lld pixels, %d a side)", info->w,
+                     info->h, (long long)YT_IMAGE_MAX_PIXELS, YT_IMAGE_MAX_SIDE);
         return -1;
     }
     return 0;
@@ -213,27 +202,27 @@ int yt_read_file(const char *path, uint8_t **buf, size_t *n, char *err, size_t e
     *n = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        seterr(err, errlen, "cannot open: %s", strerror(errno));
+        yt_error_buf(err, errlen, "cannot open: %s", strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
-        seterr(err, errlen, "not a regular file");
+        yt_error_buf(err, errlen, "not a regular file");
         return -1;
     }
     size_t sz = (size_t)st.st_size;
     uint8_t *b = malloc(sz ? sz : 1);
     if (!b) {
         fclose(f);
-        seterr(err, errlen, "out of memory reading %zu bytes", sz);
+        yt_error_buf(err, errlen, "out of memory reading %zu bytes", sz);
         return -1;
     }
     size_t got = sz ? fread(b, 1, sz, f) : 0;
     fclose(f);
     if (got != sz) {
         free(b);
-        seterr(err, errlen, "short read (%zu of %zu bytes)", got, sz);
+        yt_error_buf(err, errlen, "short read (%zu of %zu bytes)", got, sz);
         return -1;
     }
     *buf = b;
@@ -322,12 +311,12 @@ int yt_image_decode_mem_err(const uint8_t *buf, size_t n, yt_image *out, yt_imag
     pthread_once(&img_once, img_init);
     SDL_RWops *rw = SDL_RWFromConstMem(buf, (int)n);
     if (!rw) {
-        seterr(err, errlen, "SDL_RWFromConstMem failed: %s", SDL_GetError());
+        yt_error_buf(err, errlen, "SDL_RWFromConstMem failed: %s", SDL_GetError());
         return -1;
     }
     SDL_Surface *s = IMG_Load_RW(rw, 1);
     if (!s) {
-        seterr(err, errlen, "cannot decode %s: %s", yt_imfmt_name(info.format), IMG_GetError());
+        yt_error_buf(err, errlen, "cannot decode %s: %s", yt_imfmt_name(info.format), IMG_GetError());
         return -1;
     }
     SDL_Surface *rgb = s;
@@ -335,20 +324,20 @@ int yt_image_decode_mem_err(const uint8_t *buf, size_t n, yt_image *out, yt_imag
         rgb = SDL_ConvertSurfaceFormat(s, SDL_PIXELFORMAT_RGB24, 0);
         SDL_FreeSurface(s);
         if (!rgb) {
-            seterr(err, errlen, "cannot convert %s to RGB: %s", yt_imfmt_name(info.format), SDL_GetError());
+            yt_error_buf(err, errlen, "cannot convert %s to RGB: %s", yt_imfmt_name(info.format), SDL_GetError());
             return -1;
         }
     }
     int h = rgb->h, w = rgb->w;
     if (w < 1 || h < 1) {
         SDL_FreeSurface(rgb);
-        seterr(err, errlen, "decoded an empty image");
+        yt_error_buf(err, errlen, "decoded an empty image");
         return -1;
     }
     uint8_t *px = malloc((size_t)h * w * 3 + 1);
     if (!px) {
         SDL_FreeSurface(rgb);
-        seterr(err, errlen, "out of memory for %dx%d image", w, h);
+        yt_error_buf(err, errlen, "out of memory for %dx%d image", w, h);
         return -1;
     }
     if (SDL_MUSTLOCK(rgb)) SDL_LockSurface(rgb);
@@ -362,7 +351,7 @@ int yt_image_decode_mem_err(const uint8_t *buf, size_t n, yt_image *out, yt_imag
         yt_image o;
         if (yt_image_orient(out, info.orientation, &o) < 0) {
             yt_image_free(out);
-            seterr(err, errlen, "out of memory rotating image");
+            yt_error_buf(err, errlen, "out of memory rotating image");
             return -1;
         }
         yt_image_free(out);
