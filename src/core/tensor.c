@@ -360,6 +360,8 @@ static double load_as_double(const void *base, yt_dtype dt, int64_t i)
     }
 }
 
+double yt_tensor_elem_f64(const yt_tensor *t, int64_t off) { return load_as_double(t->storage->data, t->dtype, off); }
+
 yt_tensor *yt_tensor_to(const yt_tensor *t, yt_dtype dt, double scale)
 {
     if (yt_tensor_is_released(t)) {

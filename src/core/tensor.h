@@ -75,6 +75,8 @@ static inline float *yt_f32(const yt_tensor *t) { return (float *)yt_data(t); }
 static inline int64_t *yt_i64(const yt_tensor *t) { return (int64_t *)yt_data(t); }
 static inline uint8_t *yt_u8(const yt_tensor *t) { return (uint8_t *)yt_data(t); }
 static inline double *yt_f64(const yt_tensor *t) { return (double *)yt_data(t); }
+/* The element at storage offset off (in elements, as t->offset + sum index * stride) as a double, any dtype. */
+double yt_tensor_elem_f64(const yt_tensor *t, int64_t off);
 
 /* Shape helpers. */
 int yt_same_shape(const yt_tensor *a, const yt_tensor *b);

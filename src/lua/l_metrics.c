@@ -18,18 +18,6 @@ int yt_plot_results(const char *path, int nplots, const char *const *titles, con
 /* Scratch memory owned by a userdata on the Lua stack (freed by the GC even when an error is raised). */
 static void *scratch(lua_State *L, size_t n) { return lua_newuserdatauv(L, n ? n : 1, 0); }
 
-static double elem(const yt_tensor *t, int64_t off)
-{
-    const char *base = t->storage->data;
-    switch (t->dtype) {
-    case YT_F32: return ((const float *)base)[off];
-    case YT_F64: return ((const double *)base)[off];
-    case YT_I64: return (double)((const int64_t *)base)[off];
-    case YT_U8: return ((const uint8_t *)base)[off];
-    default: return 0;
-    }
-}
-
 /* Flattens any tensor (any dtype, any strides) to doubles in row-major order, into scratch memory. */
 static double *flat_f64(lua_State *L, const yt_tensor *t, int64_t *n_out)
 {
@@ -39,7 +27,7 @@ static double *flat_f64(lua_State *L, const yt_tensor *t, int64_t *n_out)
     for (int64_t i = 0; i < n; i++) {
         int64_t off = t->offset;
         for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
-        o[i] = elem(t, off);
+        o[i] = yt_tensor_elem_f64(t, off);
         for (int d = t->ndim - 1; d >= 0; d--) {
             if (++idx[d] < t->shape[d]) break;
             idx[d] = 0;
@@ -231,7 +219,8 @@ static float *rows_f32(lua_State *L, const yt_tensor *t, int k, const char *what
     int64_t n = t->shape[0];
     float *o = scratch(L, (size_t)n * k * sizeof *o);
     for (int64_t i = 0; i < n; i++)
-        for (int j = 0; j < k; j++) o[i * k + j] = (float)elem(t, t->offset + i * t->stride[0] + j * t->stride[1]);
+        for (int j = 0; j < k; j++)
+            o[i * k + j] = (float)yt_tensor_elem_f64(t, t->offset + i * t->stride[0] + j * t->stride[1]);
     *n_out = n;
     return o;
 }

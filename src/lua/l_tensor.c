@@ -271,23 +271,11 @@ static int l_tensor(lua_State *L)
 
 /* ---- methods ---- */
 
-static double get_element(const yt_tensor *t, int64_t off)
-{
-    const char *base = (const char *)t->storage->data;
-    switch (t->dtype) {
-    case YT_F32: return ((const float *)base)[off];
-    case YT_F64: return ((const double *)base)[off];
-    case YT_I64: return (double)((const int64_t *)base)[off];
-    case YT_U8: return ((const uint8_t *)base)[off];
-    default: return 0;
-    }
-}
-
 static void push_element(lua_State *L, const yt_tensor *t, int64_t off)
 {
     if (t->dtype == YT_I64) lua_pushinteger(L, ((const int64_t *)t->storage->data)[off]);
     else if (t->dtype == YT_U8) lua_pushinteger(L, ((const uint8_t *)t->storage->data)[off]);
-    else lua_pushnumber(L, get_element(t, off));
+    else lua_pushnumber(L, yt_tensor_elem_f64(t, off));
 }
 
 static int m_shape(lua_State *L)
@@ -402,8 +390,9 @@ static int m_tostring(lua_State *L)
         int64_t off = t->offset;
         for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
         char num[48];
-        if (t->dtype == YT_I64 || t->dtype == YT_U8) snprintf(num, sizeof num, "%s%.0f", i ? ", " : "", get_element(t, off));
-        else snprintf(num, sizeof num, "%s%.6g", i ? ", " : "", get_element(t, off));
+        const double v = yt_tensor_elem_f64(t, off);
+        if (t->dtype == YT_I64 || t->dtype == YT_U8) snprintf(num, sizeof num, "%s%.0f", i ? ", " : "", v);
+        else snprintf(num, sizeof num, "%s%.6g", i ? ", " : "", v);
         luaL_addstring(&buf, num);
         for (int d = t->ndim - 1; d >= 0; d--) {
             if (++idx[d] < t->shape[d]) break;
