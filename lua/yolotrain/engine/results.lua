@@ -14,6 +14,7 @@
 local yt = require("yolotrain.core")
 local class = require("yolotrain.class")
 local cjson = require("cjson")
+local utils = require("yolotrain.utils")
 
 local M = {}
 
@@ -22,13 +23,7 @@ local ops = {}
 M.ops = ops
 
 -- Python's round(): halves to the even neighbour.
-function ops.pyround(x)
-  local f = math.floor(x)
-  local d = x - f
-  if d > 0.5 then return f + 1 end
-  if d < 0.5 then return f end
-  return (f % 2 == 0) and f or f + 1
-end
+ops.pyround = utils.round_half_even
 
 -- Rounds a Lua number to the nearest float32 value (tensors hold float32; keeps list maths close to torch's).
 local function f32(x) return (string.unpack("f", string.pack("f", x))) end

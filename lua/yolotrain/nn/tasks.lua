@@ -6,6 +6,7 @@
 local yt = require("yolotrain.core")
 local Module = require("yolotrain.nn.module")
 local modules = require("yolotrain.nn.modules")
+local utils = require("yolotrain.utils")
 
 local tasks = {}
 
@@ -23,13 +24,7 @@ local function file_exists(path)
 end
 
 -- Python's round(): halves go to the even neighbour.
-local function round_half_even(x)
-  local f = math.floor(x)
-  local d = x - f
-  if d > 0.5 then return f + 1 end
-  if d < 0.5 then return f end
-  return (f % 2 == 0) and f or f + 1
-end
+local round_half_even = utils.round_half_even
 tasks.round_half_even = round_half_even
 
 local function make_divisible(x, divisor)

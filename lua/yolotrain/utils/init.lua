@@ -50,6 +50,15 @@ function utils.run_dir(args, default_name, exist_ok)
   return utils.increment_path(utils.join(project, name), exist_ok)
 end
 
+-- Python's round(): halves go to the even neighbour.
+function utils.round_half_even(x)
+  local f = math.floor(x)
+  local d = x - f
+  if d > 0.5 then return f + 1 end
+  if d < 0.5 then return f end
+  return (f % 2 == 0) and f or f + 1
+end
+
 -- The grid size of a model: its largest stride (floored), at least 32.
 function utils.max_stride(model)
   local gs = 32
