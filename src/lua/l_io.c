@@ -542,12 +542,7 @@ static int l_dump_yaml(lua_State *L)
         luaL_checktype(L, 2, LUA_TTABLE);
         order_idx = 2;
     }
-    strbuf *sb = lua_newuserdatauv(L, sizeof *sb, 0);
-    memset(sb, 0, sizeof *sb);
-    lua_newtable(L);
-    lua_pushcfunction(L, strbuf_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
+    strbuf *sb = yt_lua_new_scratch(L, sizeof *sb, strbuf_gc);
     if (lua_istable(L, 1) && !flowable(L, 1, 1)) {
         write_block(L, sb, 1, 0, order_idx, 0);
     } else {
@@ -579,12 +574,7 @@ static int tfile_gc(lua_State *L)
 static int l_load_safetensors(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    tfile_box *b = lua_newuserdatauv(L, sizeof *b, 0);
-    memset(b, 0, sizeof *b);
-    lua_newtable(L);
-    lua_pushcfunction(L, tfile_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
+    tfile_box *b = yt_lua_new_scratch(L, sizeof *b, tfile_gc);
     if (yt_safetensors_load(path, &b->f) < 0) return yt_lua_core_error(L);
     b->loaded = 1;
     lua_createtable(L, 0, b->f.count);
@@ -641,12 +631,7 @@ static int l_save_safetensors(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
     lua_settop(L, 3);
-    save_scratch *s = lua_newuserdatauv(L, sizeof *s, 0);
-    memset(s, 0, sizeof *s);
-    lua_newtable(L);
-    lua_pushcfunction(L, scratch_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
+    save_scratch *s = yt_lua_new_scratch(L, sizeof *s, scratch_gc);
     /* the strings and tensors stay referenced by the argument tables during the call */
     int total = table_count(L, 2);
     s->names = calloc(total ? (size_t)total : 1, sizeof *s->names);

@@ -259,12 +259,7 @@ static int state_box_gc(lua_State *L)
 static int m_state_tensors(lua_State *L)
 {
     optim_box *b = check_optim(L, 1);
-    state_box *s = lua_newuserdatauv(L, sizeof *s, 0);
-    memset(s, 0, sizeof *s);
-    lua_newtable(L);
-    lua_pushcfunction(L, state_box_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
+    state_box *s = yt_lua_new_scratch(L, sizeof *s, state_box_gc);
     int n = yt_optim_state_export(b->o, &s->names, &s->tensors);
     if (n < 0) return yt_lua_core_error(L);
     s->n = n;

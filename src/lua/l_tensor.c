@@ -20,6 +20,17 @@ int yt_lua_core_error(lua_State *L)
     return lua_error(L);
 }
 
+void *yt_lua_new_scratch(lua_State *L, size_t size, lua_CFunction gc)
+{
+    void *p = lua_newuserdatauv(L, size, 0);
+    memset(p, 0, size);
+    lua_newtable(L);
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    return p;
+}
+
 void yt_lua_push_tensor(lua_State *L, yt_tensor *t)
 {
     if (!t) yt_lua_core_error(L);
