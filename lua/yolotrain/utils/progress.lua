@@ -10,7 +10,9 @@ function Progress:init(total, out)
   self.n = 0
   self.out = out or io.stdout
   self.t0 = yt.now()
-  self.tty = yt.sys and yt.sys.isatty and yt.sys.isatty(1) or false
+  -- under mpirun the output is forwarded line by line even when it ends on a terminal: use plain lines there
+  local forwarded = os.getenv("OMPI_COMM_WORLD_SIZE") ~= nil
+  self.tty = not forwarded and yt.sys and yt.sys.isatty and yt.sys.isatty(1) or false
   self.plain_step = total >= 20 and 0.25 or 1.0
   self.next_plain = self.plain_step
 end
