@@ -18,4 +18,6 @@ if [ "${YT_SANITIZE:-0}" = "1" ]; then
   export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
   export ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}"
 fi
-busted --cpath="$build/lua/?.so" tests/lua
+# busted runs under whatever `lua` names; tools such as luacheck pull in lua5.1 and may take that name, so
+# name the interpreter the core module is built for
+lua5.4 "$(command -v busted)" --cpath="$build/lua/?.so" tests/lua

@@ -652,8 +652,10 @@ static yt_yaml_type classify(const char *s, size_t n, yt_yaml_value *out)
             out->f = fv;
             return out->type = YT_YAML_FLOAT;
         }
-        out->i = (int64_t)fv;
         out->f = fv;
+        /* beyond int64 (acc is a double; 2^63 is exact): a float, as for decimal integers */
+        if (!(fv >= -9223372036854775808.0 && fv < 9223372036854775808.0)) return out->type = YT_YAML_FLOAT;
+        out->i = (int64_t)fv;
         return out->type = YT_YAML_INT;
     }
     return out->type = YT_YAML_STR;

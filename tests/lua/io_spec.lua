@@ -86,6 +86,8 @@ s8: 09
 big: 123456789012345678901234
 date: 2024-01-01
 time: 1:30
+big_time: 99999999999999999999:18
+neg_big_time: -99999999999999999999:18
 str_tag: !!str 12
 float_tag: !!float 3
 lit: |
@@ -120,6 +122,9 @@ lit: |
     assert.are.equal("float", math.type(v.big))
     assert.are.equal("2024-01-01", v.date) -- timestamps stay strings
     assert.are.equal(90, v.time) -- YAML 1.1 sexagesimal, as PyYAML
+    -- sexagesimal beyond int64 becomes a float (as a long decimal integer does), never a wrapped integer
+    assert.are.equal("float", math.type(v.big_time)); assert.is_true(v.big_time > 5.9e21)
+    assert.are.equal("float", math.type(v.neg_big_time)); assert.is_true(v.neg_big_time < -5.9e21)
     assert.are.equal("12", v.str_tag)
     assert.are.equal(3.0, v.float_tag); assert.are.equal("float", math.type(v.float_tag))
     assert.are.equal("line1\nline2\n", v.lit)
