@@ -1,14 +1,15 @@
 /* File formats for Lua: YAML (load/dump) and safetensors (load/save).
  *
- *   yt.load_yaml(path)                -> value          maps -> tables, sequences -> arrays, scalars typed like
- *   yt.load_yaml_string(text [,name]) -> value          PyYAML's safe_load (YAML 1.1): ints (0x, 0o-style 017,
+ *   yt.load_yaml(path [, opts])       -> value          maps -> tables, sequences -> arrays, scalars typed like
+ *   yt.load_yaml_string(text [,name [,opts]]) -> value  PyYAML's safe_load (YAML 1.1): ints (0x, 0o-style 017,
  *                                                       0b, 1_000), floats (1.5, .inf, -.inf, .nan, and 1e-3),
  *                                                       booleans (true/false/yes/no/on/off in any of the three
  *                                                       cases), null (~, null, empty). Quoted scalars stay strings
  *                                                       ("None" is a string, as in PyYAML).
  *       Nulls: a null map value leaves the key absent (t.key == nil); a null inside a sequence becomes the
  *       sentinel `yt.null` (a light userdata) so arrays stay dense; a null document returns nil.
- *       Errors name file:line:column.
+ *       Errors name file:line:column. opts.key_order = true returns a second table: each map of the
+ *       document -> the array of its keys in file order (Lua tables have none; a model's first scale needs it).
  *   yt.dump_yaml(value [, key_order]) -> string         block style; arrays of scalars (and nested arrays of
  *       scalars) in flow style `[a, b]`. key_order (array of keys) fixes the order of the top-level keys;
  *       other keys follow sorted (numbers, then strings, then booleans), nested maps are sorted. Strings are
@@ -36,8 +37,9 @@ static const char null_sentinel_key = 0; /* its address is yt.null */
  * YAML -> Lua
  * ------------------------------------------------------------------------------------------------------------ */
 
-/* Pushes the value of a node; returns 0 when it is null (pushes nothing). Raises Lua errors. */
-static int push_node(lua_State *L, const yt_yaml_node *n, const char *where)
+/* Pushes the value of a node; returns 0 when it is null (pushes nothing). Raises Lua errors.
+ * order_idx, when not 0, is the stack index of a table that receives map -> array of its keys in file order. */
+static int push_node(lua_State *L, const yt_yaml_node *n, const char *where, int order_idx)
 {
     luaL_checkstack(L, 6, "YAML nesting too deep");
     switch (n->kind) {
@@ -56,27 +58,42 @@ static int push_node(lua_State *L, const yt_yaml_node *n, const char *where)
     case YT_YAML_SEQ:
         lua_createtable(L, n->count, 0);
         for (int i = 0; i < n->count; i++) {
-            if (!push_node(L, n->items[i], where)) lua_pushlightuserdata(L, YT_NULL);
+            if (!push_node(L, n->items[i], where, order_idx)) lua_pushlightuserdata(L, YT_NULL);
             lua_rawseti(L, -2, i + 1);
         }
         return 1;
-    case YT_YAML_MAP:
+    case YT_YAML_MAP: {
         lua_createtable(L, 0, n->count);
+        int map_idx = lua_gettop(L), keys_idx = 0;
+        if (order_idx) {
+            lua_createtable(L, n->count, 0);
+            keys_idx = lua_gettop(L);
+        }
         for (int i = 0; i < n->count; i++) {
             const yt_yaml_node *k = n->keys[i];
             if (k->kind != YT_YAML_SCALAR)
                 return luaL_error(L, "%s:%d:%d: mapping keys must be scalars", where, k->line, k->column);
-            if (!push_node(L, k, where))
+            if (!push_node(L, k, where, order_idx))
                 return luaL_error(L, "%s:%d:%d: null mapping key", where, k->line, k->column);
             if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
                 return luaL_error(L, "%s:%d:%d: NaN mapping key", where, k->line, k->column);
-            if (!push_node(L, n->items[i], where)) {
+            if (keys_idx) {
+                lua_pushvalue(L, -1);
+                lua_rawseti(L, keys_idx, i + 1);
+            }
+            if (!push_node(L, n->items[i], where, order_idx)) {
                 /* null value: the key is absent */
                 lua_pushnil(L);
             }
-            lua_rawset(L, -3);
+            lua_rawset(L, map_idx);
+        }
+        if (keys_idx) {
+            lua_pushvalue(L, map_idx);
+            lua_insert(L, keys_idx); /* ... map map keys */
+            lua_rawset(L, order_idx);
         }
         return 1;
+    }
     }
     return 0;
 }
@@ -108,23 +125,31 @@ static yaml_box *new_yaml_box(lua_State *L)
     return b;
 }
 
-static int convert_tree(lua_State *L, yaml_box *b, int box_idx, const char *where)
+/* Pushes the document (and, when opts at opts_idx has key_order=true, the map -> keys-in-order table). */
+static int convert_tree(lua_State *L, yaml_box *b, int opts_idx, const char *where)
 {
-    if (!push_node(L, b->root, where)) lua_pushnil(L);
+    int order_idx = 0;
+    if (opts_idx && lua_istable(L, opts_idx) && lua_getfield(L, opts_idx, "key_order") != LUA_TNIL &&
+        lua_toboolean(L, -1)) {
+        lua_newtable(L);
+        order_idx = lua_gettop(L);
+    }
+    if (!push_node(L, b->root, where, order_idx)) lua_pushnil(L);
     yt_yaml_free(b->root);
     b->root = NULL;
-    (void)box_idx;
-    return 1;
+    if (!order_idx) return 1;
+    lua_pushvalue(L, order_idx);
+    return 2;
 }
 
 static int l_load_yaml(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
     yaml_box *b = new_yaml_box(L);
-    int box_idx = lua_gettop(L);
     b->root = yt_yaml_load_file(path);
     if (!b->root) return yt_lua_core_error(L);
-    return convert_tree(L, b, box_idx, path);
+    return convert_tree(L, b, 2, path);
 }
 
 static int l_load_yaml_string(lua_State *L)
@@ -132,11 +157,11 @@ static int l_load_yaml_string(lua_State *L)
     size_t len;
     const char *text = luaL_checklstring(L, 1, &len);
     const char *name = luaL_optstring(L, 2, "<string>");
+    if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
     yaml_box *b = new_yaml_box(L);
-    int box_idx = lua_gettop(L);
     b->root = yt_yaml_load_string(text, len, name);
     if (!b->root) return yt_lua_core_error(L);
-    return convert_tree(L, b, box_idx, name);
+    return convert_tree(L, b, 3, name);
 }
 
 /* ------------------------------------------------------------------------------------------------------------

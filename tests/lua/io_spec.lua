@@ -130,6 +130,14 @@ lit: |
     assert.are.equal("line1\nline2\n", v.lit)
   end)
 
+  it("returns each map's keys in file order on request", function()
+    local v, order = yt.load_yaml_string("z: 1\na:\n  y: 2\n  b: null\n  c: [{q: 1, p: 2}]\nm: 3\n", "t", { key_order = true })
+    assert.are.same({ "z", "a", "m" }, order[v])
+    assert.are.same({ "y", "b", "c" }, order[v.a])
+    assert.are.same({ "q", "p" }, order[v.a.c[1]])
+    assert.are.equal(1, select("#", yt.load_yaml_string("a: 1")))
+  end)
+
   it("keeps sequences dense with yt.null and drops null map values", function()
     local v = yt.load_yaml_string("a: [1, null, ~, 4]\nb: null\nc: [~]\n")
     assert.are.equal(4, #v.a)

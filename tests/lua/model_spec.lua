@@ -219,6 +219,26 @@ head:
       assert.matches("broken.yaml:%d+", err)
     end)
 
+    it("takes the first scale the YAML lists when the file name has none (not the alphabetically first)", function()
+      local dir = helpers.tmpdir()
+      -- scales listed s, then l: a sorted pick would build the 'l' widths
+      helpers.write_file(dir .. "/tiny.yaml", [==[
+nc: 3
+scales:
+  s: [0.33, 0.25, 1024]
+  l: [1.00, 1.00, 512]
+backbone:
+  - [-1, 1, Conv, [64, 3, 2]]
+head:
+  - [[0], 1, Detect, [nc]]
+]==])
+      local d = tasks.yaml_model_load(dir .. "/tiny.yaml")
+      assert.are.equal("s", d.scale)
+      local m = tasks.Detection_Model(dir .. "/tiny.yaml", { verbose = false })
+      -- Conv(64 * 0.25 = 16 channels, 3x3) on 3 input channels
+      assert.are.same({ 16, 3, 3, 3 }, m:state_dict()["model.0.conv.weight"]:shape())
+    end)
+
     it("refuses a missing model config", function()
       local ok, err = pcall(tasks.Detection_Model, "nonexistent_model.yaml")
       assert.is_false(ok)

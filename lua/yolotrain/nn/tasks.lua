@@ -72,11 +72,16 @@ function tasks.yaml_model_load(cfg)
   end
   for _, p in ipairs(candidates) do
     if file_exists(p) then
-      local ok, d = pcall(yt.load_yaml, p)
+      local ok, d, key_order = pcall(yt.load_yaml, p, { key_order = true })
       if not ok then error((tostring(d):gsub("^[^\n]-:%d+: (" .. p:gsub("%p", "%%%0") .. ")", "%1")), 0) end
       if type(d) ~= "table" then error(string.format("%s: a model YAML must be a mapping", p), 2) end
       d.yaml_file = p
       d.scale = d.scale or scale
+      if not d.scale and type(d.scales) == "table" and key_order[d.scales] then
+        -- as Ultralytics: the first scale the file lists (not the alphabetically first, 'l')
+        d.scale = key_order[d.scales][1]
+        io.stderr:write(string.format("WARNING: no model scale given; assuming scale='%s'.\n", tostring(d.scale)))
+      end
       return d
     end
   end
@@ -105,8 +110,14 @@ function tasks.parse_model(d, ch, verbose)
   if d.scales then
     local scale = d.scale
     if not scale then
-      for k in pairs(d.scales) do
-        if not scale or k < scale then scale = k end
+      -- a table built in Lua has no key order: the conventional order of scale names, then alphabetical
+      for _, k in ipairs({ "n", "s", "m", "l", "x" }) do
+        if d.scales[k] then scale = k break end
+      end
+      if not scale then
+        for k in pairs(d.scales) do
+          if not scale or k < scale then scale = k end
+        end
       end
       io.stderr:write(string.format("WARNING: no model scale given; assuming scale='%s'.\n", scale))
     end
