@@ -53,4 +53,32 @@ m:load_state_dict(bad)
     assert.are.equal(1, rc)
     assert.matches("^yolotrain: recipe.lua:2: attempt to index", out)
   end)
+  describe("settings out of range on the command line", function()
+    for _, case in ipairs({
+      { "epochs=0", "'epochs=0' is an invalid value. Valid 'epochs' values are integers >= 1" },
+      { "batch=0", "'batch=0' is an invalid value. Valid 'batch' values are numbers >= 1 (or -1" },
+      { "batch=-5", "'batch=-5' is an invalid value" },
+      { "workers=-3", "'workers=-3' is an invalid value. Valid 'workers' values are integers >= 0" },
+    }) do
+      it(case[1] .. ": one line, exit 1, no run directory", function()
+        local cwd = helpers.tmpdir()
+        local ok, rc, out = helpers.run(string.format("cd '%s' && '%s' detect train data=shapes model=yolov8n.yaml %s",
+          cwd, helpers.yolotrain, case[1]))
+        assert.are.equal(1, rc)
+        assert.are.equal("yolotrain: " .. case[2], out:sub(1, #case[2] + 11))
+        assert.is_nil((out:gsub("\n$", "")):find("\n"), "more than one line: " .. out)
+        assert.is_nil(io.open(cwd .. "/runs", "r"), "a run directory was created")
+      end)
+    end
+
+    it("batch=-1 is AutoBatch: the CPU default batch size, as Ultralytics on a CPU", function()
+      local cfg = require("yolotrain.cfg")
+      local logged
+      assert.are.equal(cfg.defaults.autobatch_cpu, cfg.train_batch_size(-1, function(m) logged = m end))
+      assert.matches("AutoBatch", logged)
+      assert.are.equal(cfg.defaults.autobatch_cpu, cfg.train_batch_size(0.6))
+      assert.are.equal(8, cfg.train_batch_size(8))
+      assert.are.equal(-1, cfg.check_value("batch", -1))
+    end)
+  end)
 end)

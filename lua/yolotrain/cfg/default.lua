@@ -61,6 +61,15 @@ for _, e in ipairs(defaults) do
   M.kinds[e[1]] = e[3]
 end
 
+-- The smallest valid value of numeric arguments (a value below it is refused before anything is created).
+-- batch also takes Ultralytics' AutoBatch forms: -1, or a fraction 0 < batch < 1 of the memory.
+M.minimum = {
+  epochs = 1, batch = 1, workers = 0, patience = 0, close_mosaic = 0, nbs = 1, max_det = 1, vid_stride = 1,
+  ranks = 1, warmup_epochs = 0, mask_ratio = 1, time = 0, workspace = 0,
+}
+-- The batch size AutoBatch gives on a CPU: Ultralytics measures accelerator memory, and on a CPU uses this one.
+M.autobatch_cpu = 16
+
 -- A fresh table of defaults (NONE becomes nil in it; use M.order to walk every key).
 function M.copy()
   local t = {}

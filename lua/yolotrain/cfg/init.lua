@@ -71,7 +71,27 @@ function cfg.check_value(k, v, level)
   elseif kind == "str" then
     if type(v) ~= "string" then bad("str", "value") end
   end
+  local min = defaults.minimum[k]
+  if min and type(v) == "number" and not (v >= min) and not cfg.is_autobatch(k, v) then
+    local what = kind == "int" and "integers" or "numbers"
+    local extra = k == "batch" and " (or -1, or a fraction 0 < batch < 1, for AutoBatch)" or ""
+    error(string.format("'%s=%s' is an invalid value. Valid '%s' values are %s >= %s%s.", k, tostring(v), k, what,
+      tostring(min), extra), level)
+  end
   return v
+end
+
+-- batch=-1 or 0 < batch < 1: Ultralytics' AutoBatch request.
+function cfg.is_autobatch(k, v) return k == "batch" and (v == -1 or (v > 0 and v < 1)) end
+
+-- The training batch size for `batch` (AutoBatch requests resolved as Ultralytics does on a CPU).
+function cfg.train_batch_size(batch, log)
+  if not cfg.is_autobatch("batch", batch) then return math.tointeger(batch) or batch end
+  if log then
+    log(string.format("AutoBatch: no accelerator memory to measure, using the default CPU batch-size %d",
+      defaults.autobatch_cpu))
+  end
+  return defaults.autobatch_cpu
 end
 
 -- get_cfg: defaults overlaid with overrides (a table), each checked. Returns a plain table.

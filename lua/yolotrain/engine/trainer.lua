@@ -79,7 +79,7 @@ function Engine_Trainer:init(cfg, overrides, _callbacks)
   self.last = utils.join(self.wdir, "last.safetensors")
   self.best = utils.join(self.wdir, "best.safetensors")
   self.save_period = self.args.save_period
-  self.batch_size = self.args.batch
+  self.batch_size = cfgmod.train_batch_size(self.args.batch, utils.log)
   self.epochs = self.args.epochs
   self.start_epoch = 0
   self.model = self.args.model

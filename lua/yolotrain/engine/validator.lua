@@ -140,8 +140,7 @@ function Engine_Validator:_run(trainer, model)
       if path == nil then
         error(string.format("Dataset '%s' has no '%s' split", tostring(self.args.data), split), 0)
       end
-      local batch = tonumber(self.args.batch) or 16
-      if batch < 1 then batch = 16 end
+      local batch = cfgmod.train_batch_size(tonumber(self.args.batch) or cfgmod.defaults.values.batch)
       self.args.batch = math.floor(batch)
       self.dataloader = self:get_dataloader(path, self.args.batch)
     end
