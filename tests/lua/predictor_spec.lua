@@ -63,6 +63,16 @@ describe("Detection_Predictor", function()
     assert.are.equal(2, p.seen)
   end)
 
+  it("warns about a corrupt image of a folder, skips it and predicts the rest", function()
+    local src = two_images()
+    helpers.write_file(src .. "/000000000500.jpg", "\255\216\255\224 not really a jpeg")
+    local p = predictor{ save = false, verbose = true }
+    local res = p(src)
+    assert.are.equal(2, #res)
+    assert.are.equal(2, p.seen)
+    for _, r in ipairs(res) do assert.is_nil(r.path:find("000000000500", 1, true)) end
+  end)
+
   it("gives Results with boxes in original pixels and every view", function()
     local res = predictor()(VAL .. "/000000000139.jpg")
     local r = res[1]

@@ -280,11 +280,18 @@ function Engine_Predictor:_stream(source, model)
     local bitems, paths, im0s, s = {}, {}, {}, {}
     for i = b0, math.min(b0 + bs - 1, #items) do
       local it = items[i]
-      bitems[#bitems + 1] = it
-      paths[#paths + 1] = it.path
-      im0s[#im0s + 1] = load_item(it)
-      s[#s + 1] = it.from_tensor and "" or string.format("image %d/%d %s: ", i, #items, it.path)
+      local loaded, im0 = pcall(load_item, it)
+      if loaded then
+        bitems[#bitems + 1] = it
+        paths[#paths + 1] = it.path
+        im0s[#im0s + 1] = im0
+        s[#s + 1] = it.from_tensor and "" or string.format("image %d/%d %s: ", i, #items, it.path)
+      else
+        -- one unreadable file of a folder does not end the run (Ultralytics stops at it)
+        log("WARNING image %d/%d skipped: %s", i, #items, (tostring(im0):gsub("^[^\n]-%.lua:%d+: ", "")))
+      end
     end
+    if #im0s == 0 then goto next_batch end
     self.batch = { paths = paths, im0s = im0s, s = s, items = bitems, [1] = paths, [2] = im0s, [3] = s }
     self:run_callbacks("on_predict_batch_start")
     local prev = yt.set_grad_enabled(false)
@@ -324,6 +331,7 @@ function Engine_Predictor:_stream(source, model)
     self:run_callbacks("on_predict_batch_end")
     for _, r in ipairs(self.results) do coroutine.yield(r) end
     collectgarbage("step", 0)
+    ::next_batch::
   end
   if self.args.verbose and self.seen > 0 then
     log("Speed: %.1fms preprocess, %.1fms inference, %.1fms postprocess per image at shape (%d, 3, %d, %d)",
