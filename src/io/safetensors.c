@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "io/durable.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host"
@@ -781,12 +782,7 @@ static int save_impl(const char *path, const char *tmp, int n, const char *const
         remove(tmp);
         return yt_error("write to %s failed: %s", tmp, strerror(err));
     }
-    if (rename(tmp, path) != 0) {
-        err = errno;
-        remove(tmp);
-        return yt_error("cannot rename %s to %s: %s", tmp, path, strerror(err));
-    }
-    return 0;
+    return yt_durable_rename(tmp, path);
 }
 
 int yt_safetensors_save(const char *path, int n, const char *const *names, yt_tensor *const *tensors, int n_meta,

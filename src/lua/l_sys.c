@@ -17,6 +17,7 @@
 
 #include <lualib.h>
 
+#include "io/durable.h"
 #include "lua/yt_lua.h"
 #include "lua/yt_repl.h"
 
@@ -144,6 +145,24 @@ static int l_rename(lua_State *L)
         return 3;
     }
     lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* yt.sys.durable_rename(tmp, path): fsync tmp, rename it to path, fsync the directory (io/durable.h). */
+static int l_durable_rename(lua_State *L)
+{
+    const char *tmp = luaL_checkstring(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    if (yt_durable_rename(tmp, path) < 0) return yt_lua_core_error(L);
+    return 0;
+}
+
+/* yt.sys.remove_stale_temps(dir) -> n: removes "<name>.tmp.<pid>" files of processes that no longer exist. */
+static int l_remove_stale_temps(lua_State *L)
+{
+    int n = yt_remove_stale_temps(luaL_checkstring(L, 1));
+    if (n < 0) return yt_lua_core_error(L);
+    lua_pushinteger(L, n);
     return 1;
 }
 
@@ -333,6 +352,8 @@ static const luaL_Reg sys_functions[] = {
     {"time", l_time},
     {"getpid", l_getpid},
     {"rename", l_rename},
+    {"durable_rename", l_durable_rename},
+    {"remove_stale_temps", l_remove_stale_temps},
     {"mkdir_p", l_mkdir_p},
     {"listdir", l_listdir},
     {"stat", l_stat},

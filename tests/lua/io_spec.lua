@@ -292,3 +292,40 @@ describe("safetensors from Lua", function()
     assert.has_error(function() yt.save_safetensors("/nonexistent/x.safetensors", { a = yt.zeros(2) }) end)
   end)
 end)
+
+describe("durable writes", function()
+  it("durable_rename replaces the file and leaves no temporary behind", function()
+    local dir = helpers.tmpdir()
+    helpers.write_file(dir .. "/f.txt", "old")
+    helpers.write_file(dir .. "/f.txt.tmp.1234", "new")
+    yt.sys.durable_rename(dir .. "/f.txt.tmp.1234", dir .. "/f.txt")
+    assert.are.equal("new", helpers.read_file(dir .. "/f.txt"))
+    assert.is_nil(io.open(dir .. "/f.txt.tmp.1234", "r"))
+  end)
+
+  it("durable_rename of a missing temporary names it and keeps the old file", function()
+    local dir = helpers.tmpdir()
+    helpers.write_file(dir .. "/f.txt", "old")
+    local ok, err = pcall(yt.sys.durable_rename, dir .. "/missing.tmp.1", dir .. "/f.txt")
+    assert.is_false(ok)
+    assert.matches("missing.tmp.1", err, 1, true)
+    assert.are.equal("old", helpers.read_file(dir .. "/f.txt"))
+  end)
+
+  it("remove_stale_temps removes only the temporaries of processes that no longer exist", function()
+    local dir = helpers.tmpdir()
+    local p = io.popen("sh -c 'echo $$'")
+    local dead = tonumber(p:read("a"))
+    p:close() -- that shell has exited: its pid is dead (reuse within this test is vanishingly unlikely)
+    local me = yt.sys.getpid()
+    for _, n in ipairs({ "last.safetensors.tmp." .. dead, "best.safetensors.tmp." .. me, "x.tmp.1", "keep.safetensors",
+      "odd.tmp.12ab" }) do
+      helpers.write_file(dir .. "/" .. n, "x")
+    end
+    assert.are.equal(1, yt.sys.remove_stale_temps(dir))
+    assert.is_nil(io.open(dir .. "/last.safetensors.tmp." .. dead, "r"))
+    for _, n in ipairs({ "best.safetensors.tmp." .. me, "x.tmp.1", "keep.safetensors", "odd.tmp.12ab" }) do
+      assert.truthy(io.open(dir .. "/" .. n, "r"), n .. " was removed")
+    end
+  end)
+end)

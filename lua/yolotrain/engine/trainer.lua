@@ -73,6 +73,7 @@ function Engine_Trainer:init(cfg, overrides, _callbacks)
   self.wdir = utils.join(self.save_dir, "weights")
   if self:is_main() then
     utils.mkdir_p(self.wdir)
+    yt.sys.remove_stale_temps(self.wdir) -- half-written checkpoints of a killed run
     self.args.save_dir = self.save_dir
     self:save_args()
   end

@@ -72,7 +72,8 @@ function utils.log(...)
   io.stdout:flush()
 end
 
--- Writes content to path through a temporary file and a rename: a reader never sees half a file.
+-- Writes content to path through a temporary file, fsync and a rename: a reader never sees half a file, and a
+-- crash or power loss leaves the old file or the new one (io/durable.h).
 function utils.atomic_write(path, content)
   local tmp = string.format("%s.tmp.%d", path, yt.sys.getpid())
   local f, err = io.open(tmp, "wb")
@@ -83,11 +84,8 @@ function utils.atomic_write(path, content)
     os.remove(tmp)
     error(string.format("cannot write '%s': %s", path, tostring(werr or cerr)), 2)
   end
-  local rok, rerr = yt.sys.rename(tmp, path)
-  if rok == false or (rok == nil and rerr) then
-    os.remove(tmp)
-    error(string.format("cannot rename '%s' to '%s': %s", tmp, path, tostring(rerr)), 2)
-  end
+  local rok, rerr = pcall(yt.sys.durable_rename, tmp, path)
+  if not rok then error(string.format("cannot write '%s': %s", path, tostring(rerr)), 2) end
 end
 
 -- Copies a file atomically (to a temporary name beside the destination, then a rename).

@@ -1,0 +1,89 @@
+#include "io/durable.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "core/error.h"
+
+static int fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+/* The directory holding path ("." when it has no slash). */
+static void parent_dir(const char *path, char *out, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(out, cap, ".");
+    } else if (slash == path) {
+        snprintf(out, cap, "/");
+    } else {
+        snprintf(out, cap, "%.*s", (int)(slash - path), path);
+    }
+}
+
+int yt_durable_rename(const char *tmp, const char *path)
+{
+    if (fsync_path(tmp, O_RDONLY) != 0) {
+        int e = errno;
+        remove(tmp);
+        return yt_error("cannot sync %s: %s", tmp, strerror(e));
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return yt_error("cannot rename %s to %s: %s", tmp, path, strerror(e));
+    }
+    char dir[PATH_MAX];
+    parent_dir(path, dir, sizeof dir);
+    /* some file systems cannot sync a directory (EINVAL): the rename has happened, so only a real I/O error counts */
+    if (fsync_path(dir, O_RDONLY | O_DIRECTORY) != 0 && errno == EIO)
+        return yt_error("cannot sync directory %s after writing %s: %s", dir, path, strerror(EIO));
+    return 0;
+}
+
+/* The pid of a "<name>.tmp.<pid>" file name, or 0 when the name is not of that form. */
+static long temp_owner(const char *name)
+{
+    const char *mark = NULL;
+    for (const char *p = strstr(name, ".tmp."); p; p = strstr(p + 1, ".tmp.")) mark = p;
+    if (!mark || mark == name) return 0;
+    char *end;
+    errno = 0;
+    long pid = strtol(mark + 5, &end, 10);
+    if (errno || *end || pid <= 0 || end == mark + 5) return 0;
+    return pid;
+}
+
+int yt_remove_stale_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return yt_error("cannot read directory %s: %s", dir, strerror(errno));
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid = temp_owner(e->d_name);
+        if (pid == 0 || pid == (long)getpid() || pid > INT_MAX) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
+        if (unlink(path) == 0) removed++;
+    }
+    closedir(d);
+    return removed;
+}

@@ -1,0 +1,19 @@
+/* Durable file replacement and the clean-up of what interrupted writers leave behind.
+ *
+ * Every file yolotrain must not lose (checkpoints, caches, results.csv, args.yaml) is written to
+ * "<path>.tmp.<pid>" and then handed to yt_durable_rename: the data is on the disk before the file takes the
+ * final name, and the directory entry is on the disk before the call returns. After a crash or a power loss the
+ * final name holds either the old file or the whole new one, never an empty or half-written file. */
+#ifndef YT_IO_DURABLE_H
+#define YT_IO_DURABLE_H
+
+/* fsync(tmp), rename(tmp, path), fsync(directory of path). On failure tmp is removed and -1 returned (yt_error
+ * names both paths); path is then untouched. */
+int yt_durable_rename(const char *tmp, const char *path);
+
+/* Removes the "<name>.tmp.<pid>" files in dir whose writer process no longer exists (a killed run's half-written
+ * checkpoints). Files of live processes and of this one are kept. Returns the number removed, or -1 when dir
+ * cannot be read. */
+int yt_remove_stale_temps(const char *dir);
+
+#endif
