@@ -26,6 +26,20 @@ const char *yt_imfmt_name(yt_imfmt f)
     }
 }
 
+/* SDL2_image's decoder of one format. IMG_LoadTyped_RW is no substitute: it still asks every format's detector
+ * in its own order (SVG before WebP) and uses the type only for formats without a signature. */
+static SDL_Surface *decode_as(yt_imfmt f, SDL_RWops *rw)
+{
+    switch (f) {
+    case YT_IMFMT_JPEG: return IMG_LoadJPG_RW(rw);
+    case YT_IMFMT_PNG: return IMG_LoadPNG_RW(rw);
+    case YT_IMFMT_BMP: return IMG_LoadBMP_RW(rw);
+    case YT_IMFMT_WEBP: return IMG_LoadWEBP_RW(rw);
+    case YT_IMFMT_TIFF: return IMG_LoadTIF_RW(rw);
+    default: SDL_SetError("unsupported format"); return NULL;
+    }
+}
+
 double yt_pyround(double x) { return nearbyint(x); /* default rounding mode: ties to even */ }
 
 /* ---- header probing ---- */
@@ -314,9 +328,18 @@ int yt_image_decode_mem_err(const uint8_t *buf, size_t n, yt_image *out, yt_imag
         yt_error_buf(err, errlen, "SDL_RWFromConstMem failed: %s", SDL_GetError());
         return -1;
     }
-    SDL_Surface *s = IMG_Load_RW(rw, 1);
+    /* decode as the probed format only: SDL2_image's own detection tries other formats first (SVG before WebP),
+     * and a file whose header passed the pixel limit could be rasterised as a huge SVG */
+    SDL_Surface *s = decode_as(info.format, rw);
+    SDL_RWclose(rw);
     if (!s) {
         yt_error_buf(err, errlen, "cannot decode %s: %s", yt_imfmt_name(info.format), IMG_GetError());
+        return -1;
+    }
+    if (s->w != info.w || s->h != info.h) {
+        yt_error_buf(err, errlen, "corrupt %s: header says %dx%d, decoded %dx%d", yt_imfmt_name(info.format), info.w,
+                     info.h, s->w, s->h);
+        SDL_FreeSurface(s);
         return -1;
     }
     SDL_Surface *rgb = s;

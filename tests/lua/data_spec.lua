@@ -119,6 +119,20 @@ describe("yolotrain.data loader", function()
     assert.are.same({ 256, 256, 3 }, img:shape())
   end)
 
+  it("decodes a file only as the format its header says: a WebP header over an SVG body is refused", function()
+    -- a lossy VP8 header announcing 257x257 (under the pixel limit; no NUL byte, so SDL2_image's SVG detector
+    -- sees the rest), then an SVG asking for 16000x12000: detected as SVG, that is 192 Mpixel rasterised
+    local svg = '<svg xmlns="http://www.w3.org/2000/svg" width="16000" height="12000"><rect width="9" height="9"/></svg>'
+    local path = helpers.tmpdir() .. "/evil.webp"
+    helpers.write_file(path, "RIFF\1\1\1\1WEBPVP8 \1\1\1\1\1\1\1\157\1\42\1\1\1\1" .. svg)
+    local rss0, t0 = yt.sys.rss(), yt.now()
+    local ok, err = pcall(data.load_image, path)
+    assert.is_false(ok)
+    assert.matches("webp", err)
+    assert.is_true(yt.now() - t0 < 2, "took as long as a rasterisation")
+    assert.is_true(yt.sys.rss() - rss0 < 100 * 2 ^ 20, "memory grew as for a 192 Mpixel surface")
+  end)
+
   it("letterboxes a decoded image like Ultralytics' LetterBox", function()
     local img = data.load_image(coco .. "/images/val2017/000000000139.jpg")
     assert.are.same({ 426, 640, 3 }, img:shape())
