@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "io/durable.h"
 
 /* ---- string lists ---- */
 
@@ -293,8 +294,8 @@ int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e
             goto fail;
         }
         if (c >= nc) {
-            yt_error_buf(err, errlen, "Label class %d exceeds dataset class count %d. Possible class labels are 0-%d",
-                         (int)c, nc, nc - 1);
+            yt_error_buf(err, errlen, "Label class %.0f exceeds dataset class count %d. Possible class labels are 0-%d",
+                         (double)c, nc, nc - 1);
             goto fail;
         }
         float box[4];
@@ -547,11 +548,11 @@ static int cache_write(const char *path, uint64_t hash, const yt_scan_stats *st,
         }
     }
     if (fclose(f) != 0) bad = 1;
-    if (bad || rename(tmp, path) != 0) {
+    if (bad) {
         unlink(tmp);
         return -1;
     }
-    return 0;
+    return yt_durable_rename(tmp, path); /* a cache that cannot be saved is only a slower next start */
 }
 
 typedef struct {
@@ -568,6 +569,25 @@ static int rd(rd_t *r, void *dst, size_t n)
 
 static int rd_i32(rd_t *r, int32_t *v) { return rd(r, v, 4); }
 
+/* At most how many records of min_size bytes each the rest of the cache can hold: every count read from the
+ * file is bounded by it before anything is allocated. */
+static size_t rd_fits(const rd_t *r, size_t min_size) { return (size_t)(r->end - r->p) / min_size; }
+
+/* A cached entry passes the label parser's checks again (a cache file may come from anywhere). */
+static int cached_labels_valid(const yt_label_entry *e, int max_cls)
+{
+    if (e->h <= 0 || e->w <= 0) return 0;
+    for (int k = 0; k < e->n; k++) {
+        float c = e->cls[k];
+        if (!(c >= 0 && c < (float)max_cls && c == floorf(c))) return 0;
+        for (int j = 0; j < 4; j++) {
+            float v = e->xywhn[4 * k + j];
+            if (!(v >= 0 && v <= 1)) return 0;
+        }
+    }
+    return 1;
+}
+
 static char *rd_str(rd_t *r)
 {
     uint32_t n;
@@ -580,8 +600,10 @@ static char *rd_str(rd_t *r)
     return s;
 }
 
-/* Returns the number of entries (>= 0) or -1 when the cache is absent/stale/corrupt. */
-static int cache_read(const char *path, uint64_t hash, yt_scan_stats *st, yt_strlist *msgs, yt_label_entry **out)
+/* Returns the number of entries (>= 0) or -1 when the cache is absent/stale/corrupt (the caller rescans).
+ * nfiles bounds the entries (one per image at most); max_cls bounds the class ids. */
+static int cache_read(const char *path, uint64_t hash, int nfiles, int max_cls, yt_scan_stats *st, yt_strlist *msgs,
+                      yt_label_entry **out)
 {
     uint8_t *buf;
     size_t n;
@@ -594,7 +616,8 @@ static int cache_read(const char *path, uint64_t hash, yt_scan_stats *st, yt_str
     yt_label_entry *es = NULL;
     int got = 0;
     if (rd(&r, magic, 8) || memcmp(magic, CACHE_MAGIC, 8) || rd(&r, &h, 8) || h != hash || rd_i32(&r, &nf) ||
-        rd_i32(&r, &nm) || rd_i32(&r, &ne) || rd_i32(&r, &nc) || rd_i32(&r, &nmsg) || nmsg < 0)
+        rd_i32(&r, &nm) || rd_i32(&r, &ne) || rd_i32(&r, &nc) || rd_i32(&r, &nmsg) || nmsg < 0 ||
+        (size_t)nmsg > rd_fits(&r, 4))
         goto bad;
     for (int i = 0; i < nmsg; i++) {
         char *s = rd_str(&r);
@@ -602,15 +625,17 @@ static int cache_read(const char *path, uint64_t hash, yt_scan_stats *st, yt_str
         yt_strlist_push(msgs, s);
         free(s);
     }
-    if (rd_i32(&r, &nent) || nent < 0 || nent > 100000000) goto bad;
+    /* an entry is at least a name length and four int32s */
+    if (rd_i32(&r, &nent) || nent < 0 || nent > nfiles || (size_t)nent > rd_fits(&r, 20)) goto bad;
     es = calloc((size_t)nent + 1, sizeof *es);
     if (!es) goto bad;
     for (got = 0; got < nent; got++) {
         yt_label_entry *e = es + got;
         int32_t hh, ww, nn, hp;
         e->im_file = rd_str(&r);
+        /* a label is a class and a box: 20 bytes */
         if (!e->im_file || rd_i32(&r, &hh) || rd_i32(&r, &ww) || rd_i32(&r, &nn) || rd_i32(&r, &hp) || nn < 0 ||
-            nn > 10000000)
+            (size_t)nn > rd_fits(&r, 20) || (hp != 0 && hp != 1))
             goto bad_entries;
         e->h = hh, e->w = ww, e->n = nn;
         if (nn) {
@@ -622,15 +647,18 @@ static int cache_read(const char *path, uint64_t hash, yt_scan_stats *st, yt_str
                 e->poly_n = malloc(sizeof(int) * nn);
                 if (!e->poly_n || rd(&r, e->poly_n, sizeof(int) * nn)) goto bad_entries;
                 size_t tot = 0;
+                size_t fits = rd_fits(&r, 8); /* a polygon point is two floats */
                 for (int k = 0; k < nn; k++) {
-                    if (e->poly_n[k] < 0) goto bad_entries;
+                    if (e->poly_n[k] < 0 || (size_t)e->poly_n[k] > fits - tot) goto bad_entries;
                     tot += (size_t)e->poly_n[k];
                 }
                 e->poly = malloc(sizeof(float) * 2 * tot + 1);
                 if (!e->poly || rd(&r, e->poly, sizeof(float) * 2 * tot)) goto bad_entries;
             }
         }
+        if (!cached_labels_valid(e, max_cls)) goto bad_entries;
     }
+    if (r.p != r.end) goto bad_entries; /* trailing bytes: not a cache this program wrote */
     free(buf);
     st->nf = nf, st->nm = nm, st->ne = ne, st->nc = nc;
     *out = es;
@@ -780,7 +808,9 @@ yt_dataset *yt_dataset_create(const char *const *files_in, int nfiles_in, const 
     uint64_t hash = files_hash(files, lbs, nfiles, cfg->nc);
     int nent = -1;
     yt_label_entry *entries = NULL;
-    if (cfg->use_label_cache) nent = cache_read(ds->stats.cache_path, hash, &ds->stats, &ds->msgs, &entries);
+    int max_cls = cfg->single_cls ? INT_MAX : cfg->nc;
+    if (cfg->use_label_cache)
+        nent = cache_read(ds->stats.cache_path, hash, nfiles, max_cls, &ds->stats, &ds->msgs, &entries);
     if (nent >= 0) {
         ds->stats.from_cache = 1;
     } else {
@@ -788,7 +818,7 @@ yt_dataset *yt_dataset_create(const char *const *files_in, int nfiles_in, const 
         if (!res) goto oom_lbs;
 #pragma omp parallel for schedule(dynamic, 4)
         /* single_cls: every labelled class becomes class 0, so any class id is acceptable here */
-        for (int i = 0; i < nfiles; i++) verify_one(files[i], lbs[i], cfg->single_cls ? INT_MAX : cfg->nc, prefix, res + i);
+        for (int i = 0; i < nfiles; i++) verify_one(files[i], lbs[i], max_cls, prefix, res + i);
         entries = calloc((size_t)nfiles + 1, sizeof *entries);
         if (!entries) {
             for (int i = 0; i < nfiles; i++) {

@@ -332,6 +332,80 @@ static void make_fixture(const char *root)
     write_text(p, "0 0.5 0.5 0.5 0.5\n");
 }
 
+/* A tampered cache with the right key is never trusted beyond its bytes: the dataset rescans instead. */
+static void test_hostile_cache(const char *const *files, int nfiles, const yt_dataset_cfg *cfg, const char *root)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/labels/train.yt.cache", root);
+    uint8_t *good;
+    size_t n;
+    char err[256];
+    if (yt_read_file(path, &good, &n, err, sizeof err) < 0) {
+        CHECK(0, "cache not written: %s", err);
+        return;
+    }
+    /* header: magic, key, four counts, the message count; then the messages, the entry count, the entries */
+    size_t at = 8 + 8 + 4 * 4;
+    int32_t nmsg;
+    memcpy(&nmsg, good + at, 4);
+    at += 4;
+    for (int i = 0; i < nmsg; i++) {
+        uint32_t len;
+        memcpy(&len, good + at, 4);
+        at += 4 + len;
+    }
+    size_t nent_at = at;
+    uint8_t *bad = malloc(n + 1);
+    /* 1: 41 bytes announcing 2^31-1 entries (it made the reader calloc 3.2 GB) */
+    memcpy(bad, good, 8 + 8 + 4 * 4);
+    memset(bad + 32, 0, 4);
+    int32_t huge = INT32_MAX;
+    memcpy(bad + 36, &huge, 4);
+    bad[40] = 0;
+    write_file(path, (const char *)bad, 41);
+    yt_dataset *ds = yt_dataset_create(files, nfiles, cfg);
+    CHECK(ds && !ds->stats.from_cache && ds->n == 6, "41-byte cache: rescanned (%s)", ds ? "ok" : yt_last_error());
+    yt_dataset_destroy(ds);
+    /* 2: the first labelled entry's class set to 99 (nc is 3), every byte count intact */
+    memcpy(bad, good, n);
+    size_t e = nent_at + 4;
+    int patched = 0;
+    for (int32_t i = 0, nent; memcpy(&nent, good + nent_at, 4), i < nent && !patched; i++) {
+        uint32_t len;
+        int32_t hdr[4]; /* h, w, n, has_poly */
+        memcpy(&len, good + e, 4);
+        memcpy(hdr, good + e + 4 + len, sizeof hdr);
+        size_t cls_at = e + 4 + len + sizeof hdr;
+        if (hdr[2] > 0) {
+            float c = 99.0f;
+            memcpy(bad + cls_at, &c, 4);
+            patched = 1;
+        }
+        size_t next = cls_at + (size_t)hdr[2] * 20;
+        if (hdr[3] && hdr[2]) {
+            size_t tot = 0;
+            for (int k = 0; k < hdr[2]; k++) {
+                int32_t pn;
+                memcpy(&pn, good + next + 4 * k, 4);
+                tot += (size_t)pn;
+            }
+            next += (size_t)hdr[2] * 4 + tot * 8;
+        }
+        e = next;
+    }
+    CHECK(patched, "found a labelled entry to tamper with");
+    write_file(path, (const char *)bad, n);
+    ds = yt_dataset_create(files, nfiles, cfg);
+    CHECK(ds && !ds->stats.from_cache, "class 99 in the cache: rescanned");
+    if (ds)
+        for (int i = 0; i < ds->n; i++)
+            for (int k = 0; k < ds->labels[i].n; k++)
+                CHECK(ds->labels[i].cls[k] < 3, "class %g of %s", ds->labels[i].cls[k], ds->labels[i].im_file);
+    yt_dataset_destroy(ds);
+    free(bad);
+    free(good);
+}
+
 static void test_dataset_scan_and_cache(void)
 {
     char root[1024], p[1200];
@@ -369,6 +443,7 @@ static void test_dataset_scan_and_cache(void)
     CHECK(ds && ds->stats.from_cache && ds->n == 6 && ds->labels[3].segn != NULL, "cached");
     if (ds) CHECK(ds->msgs.n >= 3, "warnings replayed from cache: %d", ds->msgs.n);
     yt_dataset_destroy(ds);
+    test_hostile_cache((const char *const *)files.v, files.n, &cfg, root);
     /* change a label: cache invalidated */
     sleep(0);
     snprintf(p, sizeof p, "%s/labels/train/im0.txt", root);
