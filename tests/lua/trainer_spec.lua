@@ -173,6 +173,36 @@ describe("Engine_Trainer", function()
     end)
     assert.is_false(ok)
     assert.matches("nothing to resume", tostring(err), 1, true)
+
+    -- damaged or foreign checkpoints: refused with the file and key, nothing written
+    local tensors, meta = yt.load_safetensors(full.last)
+    local function variant(name, key, value)
+      local m = {}
+      for k, v in pairs(meta) do m[k] = v end
+      m[key] = value
+      local p = dir .. "/" .. name .. ".safetensors"
+      yt.save_safetensors(p, tensors, m)
+      return p
+    end
+    local before = helpers.read_file(full.last)
+    for _, case in ipairs({ { "nan", "epoch", "nan" }, { "neg", "epoch", "-5" }, { "frac", "epochs", "2.5" } }) do
+      local p = variant(case[1], case[2], case[3])
+      ok, err = pcall(function() T{ overrides = { resume = p } }:train() end)
+      assert.is_false(ok, case[1])
+      assert.matches("resume=" .. p .. ": checkpoint metadata '" .. case[2] .. "' is \"" .. case[3] .. "\"",
+        tostring(err), 1, true)
+    end
+    assert.are.equal(before, helpers.read_file(full.last), "the run's last was touched")
+    -- an unfinished checkpoint lying outside the run directory it names
+    local moved = variant("moved", "epoch", "0")
+    ok, err = pcall(function() T{ overrides = { resume = moved } }:train() end)
+    assert.is_false(ok)
+    assert.matches("give project= and/or name=", tostring(err):lower(), 1, true)
+    local elsewhere = T{ overrides = { resume = moved, project = dir, name = "continued" } }
+    assert.are.equal(dir .. "/continued", elsewhere.save_dir)
+    elsewhere:train()
+    assert.are.equal(before, helpers.read_file(full.last), "the original run's last was overwritten")
+    assert.truthy(io.open(dir .. "/continued/weights/last.safetensors", "rb"))
   end)
 
   it("stops with a clear error naming the step when the loss turns NaN, leaving last intact", function()

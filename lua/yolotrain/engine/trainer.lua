@@ -709,6 +709,46 @@ end
 
 -- resume=true (newest last under the project) or resume=<path>: the run's own arguments come back from the
 -- checkpoint; imgsz, batch, workers and ranks may be overridden.
+-- An integer counter of a checkpoint's metadata (epoch, epochs, updates), refused unless it is one: a hostile or
+-- damaged "nan" would otherwise restart at epoch 1 and overwrite that run's weights.
+local function meta_counter(path, meta, key, min, fallback)
+  local raw = meta[key]
+  if raw == nil and fallback ~= nil then raw = fallback end
+  local v = tonumber(raw)
+  if not (v and v == math.floor(v) and v >= min and v < 2 ^ 31) then
+    error(string.format("resume=%s: checkpoint metadata '%s' is %s, not an integer >= %d", path, key,
+      raw == nil and "missing" or string.format("%q", tostring(raw)), min), 0)
+  end
+  return math.tointeger(v)
+end
+
+-- The checkpoint's training arguments, each checked as the command line checks it.
+local function checked_resume_args(path, meta)
+  local ok, ckpt_args = pcall(cjson.decode, meta.train_args or "")
+  if not ok or type(ckpt_args) ~= "table" then
+    error(string.format("resume=%s: checkpoint metadata 'train_args' is not a JSON object", path), 0)
+  end
+  for k, v in pairs(ckpt_args) do
+    if cfgmod.defaults.kinds[k] and v ~= cjson.null then
+      local vok, err = pcall(cfgmod.check_value, k, v, 0)
+      if not vok then error(string.format("resume=%s: checkpoint train_args: %s", path, err), 0) end
+    end
+  end
+  return ckpt_args
+end
+
+-- Where a resumed run writes: the run directory the checkpoint lies in (its save_dir must say so), or, for a
+-- checkpoint from elsewhere, nil when project=/name= choose a new one; otherwise an error naming both places.
+local function resume_save_dir(path, ckpt_args, overrides)
+  local here = yt.sys.realpath(utils.dirname(utils.dirname(path)))
+  local said = type(ckpt_args.save_dir) == "string" and yt.sys.realpath(ckpt_args.save_dir) or nil
+  if said and said == here then return ckpt_args.save_dir end
+  if overrides.project ~= nil or overrides.name ~= nil then return nil end
+  error(string.format("resume=%s: the checkpoint names its run directory '%s', but it lies in '%s'. Give " ..
+    "project= and/or name= to choose where the resumed run writes.", path, tostring(ckpt_args.save_dir),
+    tostring(here)), 0)
+end
+
 function Engine_Trainer:check_resume(overrides)
   local resume = self.args.resume
   if not resume then return end
@@ -725,8 +765,8 @@ function Engine_Trainer:check_resume(overrides)
   if not meta or meta.format ~= CHECKPOINT_FORMAT then
     error(string.format("resume=%s: not a yolotrain training checkpoint", path), 0)
   end
-  local ckpt_args = cjson.decode(meta.train_args)
-  local done, total = (tonumber(meta.epoch) or -1) + 1, tonumber(meta.epochs) or ckpt_args.epochs or 0
+  local ckpt_args = checked_resume_args(path, meta)
+  local done, total = meta_counter(path, meta, "epoch", -1) + 1, meta_counter(path, meta, "epochs", 1, ckpt_args.epochs)
   if done >= total then
     error(string.format("%s training to %d epochs is finished, nothing to resume.\nStart a new training " ..
       "without resuming, i.e. 'yolotrain train model=%s'", path, total, path), 0)
@@ -740,7 +780,10 @@ function Engine_Trainer:check_resume(overrides)
       args[k] = v
     end
   end
-  args.save_dir = ckpt_args.save_dir
+  args.save_dir = resume_save_dir(path, ckpt_args, overrides)
+  if not args.save_dir then
+    for _, k in ipairs({ "project", "name" }) do args[k] = overrides[k] end
+  end
   for _, k in ipairs({ "imgsz", "batch", "workers", "ranks", "device" }) do
     if overrides[k] ~= nil then args[k] = overrides[k] end
   end
@@ -754,7 +797,7 @@ end
 function Engine_Trainer:resume_training(ckpt)
   if not ckpt or not self.args.resume then return end
   local meta, tensors = ckpt.meta, ckpt.tensors
-  local epoch = tonumber(meta.epoch) or -1
+  local epoch = meta_counter(ckpt.path, meta, "epoch", -1)
   local start_epoch = epoch + 1
   if start_epoch >= self.epochs then
     error(string.format("%s training to %d epochs is finished, nothing to resume.\nStart a new training " ..
@@ -765,7 +808,7 @@ function Engine_Trainer:resume_training(ckpt)
   if next(train_sd) then self.model:load_state_dict(train_sd) end
   if self.ema then
     self.ema.ema:load_state_dict(strip("model.", tensors))
-    self.ema.updates = tonumber(meta.updates) or 0
+    self.ema.updates = meta_counter(ckpt.path, meta, "updates", 0, 0)
   end
   self.optimizer:load_state_tensors(strip("optimizer.", tensors))
   local groups = cjson.decode(meta.optimizer_groups or "[]")
