@@ -225,6 +225,12 @@ int yt_read_file(const char *path, uint8_t **buf, size_t *n, char *err, size_t e
         yt_error_buf(err, errlen, "not a regular file");
         return -1;
     }
+    if ((unsigned long long)st.st_size > YT_MAX_INPUT_FILE_BYTES) {
+        fclose(f);
+        yt_error_buf(err, errlen, "file too large: %lld bytes (limit %zu)", (long long)st.st_size,
+                     YT_MAX_INPUT_FILE_BYTES);
+        return -1;
+    }
     size_t sz = (size_t)st.st_size;
     uint8_t *b = malloc(sz ? sz : 1);
     if (!b) {

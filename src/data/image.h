@@ -37,7 +37,10 @@ const char *yt_imfmt_name(yt_imfmt f);
  * worker threads). */
 int yt_image_probe_mem(const uint8_t *buf, size_t n, yt_image_info *info, char *err, size_t errlen);
 
-/* Reads a whole file into a malloc'd buffer. -1 with err on failure. */
+/* Largest file read whole (images, label files, label caches): a bigger one is refused before allocating. */
+#define YT_MAX_INPUT_FILE_BYTES ((size_t)1 << 30)
+
+/* Reads a whole file (at most YT_MAX_INPUT_FILE_BYTES) into a malloc'd buffer. -1 with err on failure. */
 int yt_read_file(const char *path, uint8_t **buf, size_t *n, char *err, size_t errlen);
 
 /* Decodes to RGB with the EXIF orientation applied (like OpenCV's imread). Refuses images larger than

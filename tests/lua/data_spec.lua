@@ -133,6 +133,21 @@ describe("yolotrain.data loader", function()
     assert.is_true(yt.sys.rss() - rss0 < 100 * 2 ^ 20, "memory grew as for a 192 Mpixel surface")
   end)
 
+  it("refuses an image file over the input size limit before reading it", function()
+    local path = helpers.tmpdir() .. "/huge.jpg"
+    local f = assert(io.open(path, "wb"))
+    f:write("\255\216\255")
+    f:seek("set", (1 << 30) + 16) -- sparse: no disk used
+    f:write("x")
+    f:close()
+    local rss0 = yt.sys.rss()
+    local ok, err = pcall(data.load_image, path)
+    os.remove(path)
+    assert.is_false(ok)
+    assert.matches("file too large", err)
+    assert.is_true(yt.sys.rss() - rss0 < 100 * 2 ^ 20)
+  end)
+
   it("letterboxes a decoded image like Ultralytics' LetterBox", function()
     local img = data.load_image(coco .. "/images/val2017/000000000139.jpg")
     assert.are.same({ 426, 640, 3 }, img:shape())
