@@ -40,38 +40,55 @@ describe("Detection_Trainer under 2 ranks", function()
     assert(worst < 5e-4, string.format("%s differs by %.3g (relative)", worst_name, worst))
   end)
 
-  it("ends in bounded time when a rank dies mid-epoch, and resume=true finishes it with 1 rank", function()
-    if not mpi_ok() then
-      pending("built without MPI")
-      return
-    end
+  -- rank 1 is sent `signal` in epoch 2; the job must end in bounded time and resume=true finish it with 1 rank
+  local function broken_rank_then_resume(signal, name)
     local coco = helpers.datasets_dir .. "/coco128"
     local dir = helpers.tmpdir()
-    helpers.write_file(dir .. "/recipe.lua", [==[
+    helpers.write_file(dir .. "/recipe.lua", string.format([==[
 local yt = require("yolotrain")
 local cfg = require("yolotrain.cfg")
 local detect = require("yolotrain.models.yolo.detect")
 local t = detect.Detection_Trainer{ overrides = cfg.recipe_overrides({}, arg) }
 t:add_callback("on_train_batch_end", function(tr)
-  if tr.rank == 1 and tr.epoch == 1 and tr.ni == 2 then os.execute("kill -9 " .. yt.sys.getpid()) end
+  if tr.rank == 1 and tr.epoch == 1 and tr.ni == 2 then os.execute("kill -%s " .. yt.sys.getpid()) end
 end)
 t:train()
-]==])
+]==], signal))
     local common = string.format("data='%s' model=yolov8n.yaml epochs=3 imgsz=64 batch=16 nbs=16 fraction=0.25 " ..
-      "workers=1 val=false plots=false project='%s' name=killed", coco, dir)
+      "workers=1 val=false plots=false project='%s' name=%s", coco, dir, name)
     local t0 = yt.now()
     local ok, _, out = helpers.run(string.format("cd '%s' && OMP_NUM_THREADS=1 YT_DIST_TIMEOUT=20 timeout 300 '%s' " ..
       "recipe.lua %s ranks=2", dir, helpers.yolotrain, common))
     local elapsed = yt.now() - t0
     assert.is_false(ok, out)
     assert(elapsed < 120, string.format("the job took %.0f s to end", elapsed))
-    local _, meta = yt.load_safetensors(dir .. "/killed/weights/last.safetensors")
+    local last = dir .. "/" .. name .. "/weights/last.safetensors"
+    local _, meta = yt.load_safetensors(last)
     assert.are.equal("0", meta.epoch)
     local ok2, _, out2 = helpers.run(string.format("cd '%s' && '%s' detect train resume='%s' ranks=1", dir,
-      helpers.yolotrain, dir .. "/killed/weights/last.safetensors"))
+      helpers.yolotrain, last))
     assert(ok2, out2)
     assert.matches("Resuming training", out2, 1, true)
-    local _, meta2 = yt.load_safetensors(dir .. "/killed/weights/last.safetensors")
+    local _, meta2 = yt.load_safetensors(last)
     assert.are.equal("2", meta2.epoch)
+    return out
+  end
+
+  it("ends in bounded time when a rank dies mid-epoch, and resume=true finishes it with 1 rank", function()
+    if not mpi_ok() then
+      pending("built without MPI")
+      return
+    end
+    broken_rank_then_resume("9", "killed")
+  end)
+
+  it("ends in bounded time when a rank hangs (SIGSTOP), naming the operation waited on; resume works", function()
+    if not mpi_ok() then
+      pending("built without MPI")
+      return
+    end
+    local out = broken_rank_then_resume("STOP", "hung")
+    assert.matches("YT_DIST_TIMEOUT", out, 1, true)
+    assert.matches("rank 0", out, 1, true)
   end)
 end)
