@@ -37,6 +37,23 @@ static void parent_dir(const char *path, char *out, size_t cap)
     }
 }
 
+/* The YT_CHAOS_KILL hook (see durable.h). */
+static void chaos_point(const char *path)
+{
+    static int seen;
+    const char *spec = getenv("YT_CHAOS_KILL");
+    if (!spec || !*spec) return;
+    char text[256];
+    int nth = 1;
+    const char *colon = strrchr(spec, ':');
+    size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (len >= sizeof text) return;
+    memcpy(text, spec, len);
+    text[len] = 0;
+    if (colon) nth = atoi(colon + 1);
+    if (strstr(path, text) && ++seen == nth) raise(SIGKILL);
+}
+
 int yt_durable_rename(const char *tmp, const char *path)
 {
     if (fsync_path(tmp, O_RDONLY) != 0) {
@@ -44,6 +61,7 @@ int yt_durable_rename(const char *tmp, const char *path)
         remove(tmp);
         return yt_error("cannot sync %s: %s", tmp, strerror(e));
     }
+    chaos_point(path);
     if (rename(tmp, path) != 0) {
         int e = errno;
         remove(tmp);

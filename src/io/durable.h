@@ -8,7 +8,10 @@
 #define YT_IO_DURABLE_H
 
 /* fsync(tmp), rename(tmp, path), fsync(directory of path). On failure tmp is removed and -1 returned (yt_error
- * names both paths); path is then untouched. */
+ * names both paths); path is then untouched.
+ * Crash testing: with YT_CHAOS_KILL=<text>[:<n>] in the environment, the n-th (default first) call whose path
+ * contains <text> kills the process with SIGKILL after tmp is complete and before the rename (the moment a power
+ * loss or kill -9 inside a save hits). The counter is process-wide; without the variable nothing changes. */
 int yt_durable_rename(const char *tmp, const char *path);
 
 /* Removes the "<name>.tmp.<pid>" files in dir whose writer process no longer exists (a killed run's half-written

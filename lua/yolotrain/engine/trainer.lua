@@ -408,7 +408,7 @@ function Engine_Trainer:_do_train()
     self:scheduler_step(epoch)
     self.model:train()
     if self.train_loader.set_epoch then self.train_loader:set_epoch(epoch) end
-    if epoch == self.epochs - self.args.close_mosaic then self:_close_dataloader_mosaic() end
+    if epoch == self:mosaic_close_epoch() then self:_close_dataloader_mosaic() end
     local pbar
     if self:is_main() then
       log("%s", self:progress_string())
@@ -587,9 +587,14 @@ function Engine_Trainer:save_metrics(metrics)
     local v = metrics[k]
     vals[#vals + 1] = v == nil and "" or string.format("%.5g", v)
   end
-  local existing = utils.read_file(self.csv)
-  if not existing or existing == "" then existing = header end
-  utils.atomic_write(self.csv, existing .. table.concat(vals, ",") .. "\n")
+  -- rows of this epoch or later are from an attempt that a kill cut short before its checkpoint: a resumed run
+  -- writes them again, once
+  local kept = { header }
+  for line in (utils.read_file(self.csv) or ""):gmatch("[^\n]+") do
+    local e = tonumber(line:match("^%s*([^,]+),"))
+    if e and e < self.epoch + 1 then kept[#kept + 1] = line .. "\n" end
+  end
+  utils.atomic_write(self.csv, table.concat(kept) .. table.concat(vals, ",") .. "\n")
 end
 
 function Engine_Trainer:read_results_csv()
@@ -822,7 +827,18 @@ function Engine_Trainer:resume_training(ckpt)
   self.accumulate = tonumber(meta.accumulate) or self.accumulate
   if meta.rng_state and meta.rng_state ~= "" and yt.set_rng_state then yt.set_rng_state(meta.rng_state) end
   self.start_epoch = start_epoch
-  if start_epoch > self.epochs - self.args.close_mosaic then self:_close_dataloader_mosaic() end
+  -- closed only if the uninterrupted run would have closed it by now (Ultralytics also closes it when
+  -- close_mosaic >= epochs, which its uninterrupted run never does: a resumed run then trains differently)
+  local close_at = self:mosaic_close_epoch()
+  if close_at and start_epoch > close_at then self:_close_dataloader_mosaic() end
+end
+
+-- The epoch (0-based) from which mosaic is off, or nil when it stays on: the last close_mosaic epochs, and never
+-- when close_mosaic is 0 or not less than epochs (as an uninterrupted Ultralytics run).
+function Engine_Trainer:mosaic_close_epoch()
+  local n = self.args.close_mosaic or 0
+  if n <= 0 or n > self.epochs then return nil end
+  return self.epochs - n
 end
 
 function Engine_Trainer:_close_dataloader_mosaic()
