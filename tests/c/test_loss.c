@@ -361,15 +361,23 @@ static double max_rel(const yt_tensor *a, const yt_tensor *ref)
     return tu_max_abs_diff(a, ref) / (m > 0 ? m : 1);
 }
 
+/* element mismatches; -1 (fails `== 0`) when the tensors cannot be compared */
 static int64_t count_diff_i64(const yt_tensor *a, const yt_tensor *b)
 {
+    if (!a || !b || a->dtype != b->dtype || yt_numel(a) != yt_numel(b) || !yt_is_contiguous(a) ||
+        !yt_is_contiguous(b))
+        return -1;
     int64_t n = 0;
     for (int64_t i = 0; i < yt_numel(a); i++) n += yt_i64(a)[i] != yt_i64(b)[i];
     return n;
 }
 
+/* element mismatches; -1 (fails `== 0`) when the tensors cannot be compared */
 static int64_t count_diff_u8(const yt_tensor *a, const yt_tensor *b)
 {
+    if (!a || !b || a->dtype != b->dtype || yt_numel(a) != yt_numel(b) || !yt_is_contiguous(a) ||
+        !yt_is_contiguous(b))
+        return -1;
     int64_t n = 0;
     for (int64_t i = 0; i < yt_numel(a); i++) n += yt_u8(a)[i] != yt_u8(b)[i];
     return n;

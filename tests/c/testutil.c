@@ -32,8 +32,10 @@ yt_tensor *tu_rand(int ndim, const int64_t *shape, float lo, float hi)
     return t;
 }
 
+/* sum(y * r); NaN when the forward failed (y NULL), so the comparison fails */
 static double weighted_sum(yt_tensor *y, const float *r)
 {
+    if (!y) return NAN;
     yt_tensor *c = yt_tensor_clone(y);
     double s = 0;
     const float *p = yt_f32(c);
@@ -45,6 +47,13 @@ static double weighted_sum(yt_tensor *y, const float *r)
 int tu_gradcheck(const char *name, tu_fn f, int n, yt_tensor **inputs, void *userdata, float eps, float atol,
                  float rtol)
 {
+    int checked = 0;
+    for (int k = 0; k < n; k++) checked += inputs[k] && inputs[k]->requires_grad;
+    if (!checked) {
+        tu_failed++;
+        fprintf(stderr, "gradcheck %s: no input requires a gradient: nothing would be checked\n", name);
+        return 0;
+    }
     yt_tensor *y = f(inputs, userdata);
     if (!y) {
         tu_failed++;
@@ -52,7 +61,13 @@ int tu_gradcheck(const char *name, tu_fn f, int n, yt_tensor **inputs, void *use
         return 0;
     }
     int64_t ny = yt_numel(y);
-    float *r = malloc((size_t)ny * sizeof *r);
+    float *r = malloc((size_t)(ny > 0 ? ny : 1) * sizeof *r);
+    if (!r) {
+        tu_failed++;
+        fprintf(stderr, "gradcheck %s: out of memory\n", name);
+        yt_tensor_release(y);
+        return 0;
+    }
     for (int64_t i = 0; i < ny; i++) r[i] = tu_uniform(-1, 1);
     for (int k = 0; k < n; k++) {
         if (inputs[k] && inputs[k]->grad) {
@@ -111,29 +126,56 @@ int tu_gradcheck(const char *name, tu_fn f, int n, yt_tensor **inputs, void *use
     return ok;
 }
 
+/* 1 when a and b can be compared element by element as F32; otherwise reports why and returns 0. */
+static int comparable(const char *who, const yt_tensor *a, const yt_tensor *b)
+{
+    char sa[128], sb[128];
+    if (!a || !b) {
+        fprintf(stderr, "%s: missing tensor (%s)\n", who, !a ? "first" : "second");
+        return 0;
+    }
+    if (yt_tensor_is_released(a) || yt_tensor_is_released(b)) {
+        fprintf(stderr, "%s: released tensor\n", who);
+        return 0;
+    }
+    if (a->dtype != YT_F32 || b->dtype != YT_F32 || !yt_is_contiguous(a) || !yt_is_contiguous(b) ||
+        yt_numel(a) != yt_numel(b)) {
+        fprintf(stderr, "%s: cannot compare %s %s%s with %s %s%s\n", who, yt_dtype_name(a->dtype),
+                yt_shape_str(a, sa, sizeof sa), yt_is_contiguous(a) ? "" : " (strided)", yt_dtype_name(b->dtype),
+                yt_shape_str(b, sb, sizeof sb), yt_is_contiguous(b) ? "" : " (strided)");
+        return 0;
+    }
+    return 1;
+}
+
 double tu_max_abs_diff(const yt_tensor *a, const yt_tensor *b)
 {
-    if (yt_numel(a) != yt_numel(b)) return -1;
+    if (!comparable("tu_max_abs_diff", a, b)) return INFINITY;
     const float *pa = yt_f32(a), *pb = yt_f32(b);
     double m = 0;
     for (int64_t i = 0; i < yt_numel(a); i++) {
         double d = fabs((double)pa[i] - pb[i]);
-        if (d > m || d != d) m = d;
+        if (d != d) return NAN; /* fails every <= check */
+        if (d > m) m = d;
     }
     return m;
 }
 
 double tu_max_abs(const yt_tensor *a)
 {
+    if (!comparable("tu_max_abs", a, a)) return NAN;
     const float *p = yt_f32(a);
     double m = 0;
-    for (int64_t i = 0; i < yt_numel(a); i++)
+    for (int64_t i = 0; i < yt_numel(a); i++) {
+        if (p[i] != p[i]) return NAN;
         if (fabs(p[i]) > m) m = fabs(p[i]);
+    }
     return m;
 }
 
 double tu_rel_l2(const yt_tensor *a, const yt_tensor *b)
 {
+    if (!comparable("tu_rel_l2", a, b)) return INFINITY;
     const float *pa = yt_f32(a), *pb = yt_f32(b);
     double num = 0, den = 0;
     for (int64_t i = 0; i < yt_numel(a); i++) {

@@ -36,13 +36,18 @@ yt_tensor *tu_rand(int ndim, const int64_t *shape, float lo, float hi);
 
 /* Finite-difference gradient check of f at the given F32 inputs (those with requires_grad set are checked).
  * The scalar checked is sum(f(inputs) * R) for a fixed random R. Central differences in float32 with step eps;
- * passes when |analytic - numeric| <= atol + rtol * |numeric| for every element. Returns 1 on pass. */
+ * passes when |analytic - numeric| <= atol + rtol * |numeric| for every element. Returns 1 on pass; fails when
+ * no input requires a gradient (nothing would be checked) or a forward fails. */
 typedef yt_tensor *(*tu_fn)(yt_tensor **inputs, void *userdata);
 int tu_gradcheck(const char *name, tu_fn f, int n, yt_tensor **inputs, void *userdata, float eps, float atol,
                  float rtol);
 
-/* Max |a-b| over two F32 tensors of the same element count (contiguous); -1 when the counts differ. */
+/* Comparisons of contiguous F32 tensors with the same element count. Anything else (a NULL or released tensor,
+ * another dtype, a strided tensor, a size mismatch) prints why and returns INFINITY (NaN for tu_max_abs), and a
+ * NaN element gives NaN: either way every `d <= tol` check fails. */
+/* max |a - b| */
 double tu_max_abs_diff(const yt_tensor *a, const yt_tensor *b);
+/* max |a| */
 double tu_max_abs(const yt_tensor *a);
 /* sqrt(sum (a-b)^2) / sqrt(sum b^2) */
 double tu_rel_l2(const yt_tensor *a, const yt_tensor *b);
