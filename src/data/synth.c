@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "data/synth.h"
+#include "io/durable.h"
 
 static const char *const shape_names[YT_SHAPE_COUNT] = {"circle", "square", "triangle", "cross", "ring"};
 
@@ -502,7 +503,7 @@ static int dir_state(const char *out_dir, const char *want)
                     out_dir);
 }
 
-/* Removes <base>.tmp.<pid> / <base>.old.<pid> left behind by processes that no longer exist. */
+/* Removes <base>.tmp.<pid> / <base>.old.<pid> trees left behind by processes that no longer exist. */
 static void clean_stale(const char *parent, const char *base)
 {
     DIR *d = opendir(parent);
@@ -511,12 +512,9 @@ static void clean_stale(const char *parent, const char *base)
     struct dirent *e;
     while ((e = readdir(d))) {
         const char *n = e->d_name;
-        if (strncmp(n, base, bl) != 0 || (strncmp(n + bl, ".tmp.", 5) != 0 && strncmp(n + bl, ".old.", 5) != 0))
+        if (strncmp(n, base, bl) != 0 || (strncmp(n + bl, ".tmp.", 5) != 0 && strncmp(n + bl, ".old.", 5) != 0) ||
+            !yt_is_stale_temp(n))
             continue;
-        char *end;
-        long pid = strtol(n + bl + 5, &end, 10);
-        if (*end || pid <= 0 || pid == (long)getpid()) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive (or not ours to judge) */
         char path[PATH_MAX + NAME_MAX + 2];
         snprintf(path, sizeof path, "%s/%s", parent, n);
         rm_tree(path);

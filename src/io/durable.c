@@ -75,17 +75,26 @@ int yt_durable_rename(const char *tmp, const char *path)
     return 0;
 }
 
-/* The pid of a "<name>.tmp.<pid>" file name, or 0 when the name is not of that form. */
-static long temp_owner(const char *name)
+/* The pid of a "<name>.<tag><pid>" file name (the last <tag> in it), or 0 when the name is not of that form. */
+static long writer_pid(const char *name, const char *tag)
 {
     const char *mark = NULL;
-    for (const char *p = strstr(name, ".tmp."); p; p = strstr(p + 1, ".tmp.")) mark = p;
+    size_t tl = strlen(tag);
+    for (const char *p = strstr(name, tag); p; p = strstr(p + 1, tag)) mark = p;
     if (!mark || mark == name) return 0;
     char *end;
     errno = 0;
-    long pid = strtol(mark + 5, &end, 10);
-    if (errno || *end || pid <= 0 || end == mark + 5) return 0;
+    long pid = strtol(mark + tl, &end, 10);
+    if (errno || *end || pid <= 0 || end == mark + tl || pid > INT_MAX) return 0;
     return pid;
+}
+
+int yt_is_stale_temp(const char *name)
+{
+    long pid = writer_pid(name, ".tmp.");
+    if (pid == 0) pid = writer_pid(name, ".old.");
+    if (pid == 0 || pid == (long)getpid()) return 0;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH; /* alive, or not ours to judge: keep */
 }
 
 int yt_remove_stale_temps(const char *dir)
@@ -95,9 +104,7 @@ int yt_remove_stale_temps(const char *dir)
     int removed = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        long pid = temp_owner(e->d_name);
-        if (pid == 0 || pid == (long)getpid() || pid > INT_MAX) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+        if (!yt_is_stale_temp(e->d_name)) continue;
         char path[PATH_MAX];
         if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
         if (unlink(path) == 0) removed++;

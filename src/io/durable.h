@@ -14,7 +14,11 @@
  * loss or kill -9 inside a save hits). The counter is process-wide; without the variable nothing changes. */
 int yt_durable_rename(const char *tmp, const char *path);
 
-/* Removes the "<name>.tmp.<pid>" files in dir whose writer process no longer exists (a killed run's half-written
+/* 1 when name is "<base>.tmp.<pid>" or "<base>.old.<pid>" (what an interrupted writer leaves) and that process
+ * no longer exists; 0 otherwise (other names, this process, live processes). */
+int yt_is_stale_temp(const char *name);
+
+/* Removes the "<name>.tmp.<pid>" / "<name>.old.<pid>" files in dir whose writer process no longer exists (a killed run's half-written
  * checkpoints). Files of live processes and of this one are kept. Returns the number removed, or -1 when dir
  * cannot be read. */
 int yt_remove_stale_temps(const char *dir);

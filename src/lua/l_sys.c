@@ -157,7 +157,7 @@ static int l_durable_rename(lua_State *L)
     return 0;
 }
 
-/* yt.sys.remove_stale_temps(dir) -> n: removes "<name>.tmp.<pid>" files of processes that no longer exist. */
+/* yt.sys.remove_stale_temps(dir) -> n: removes "<name>.tmp.<pid>" / ".old.<pid>" files of processes that no longer exist. */
 static int l_remove_stale_temps(lua_State *L)
 {
     int n = yt_remove_stale_temps(luaL_checkstring(L, 1));

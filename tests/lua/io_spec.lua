@@ -318,12 +318,13 @@ describe("durable writes", function()
     local dead = tonumber(p:read("a"))
     p:close() -- that shell has exited: its pid is dead (reuse within this test is vanishingly unlikely)
     local me = yt.sys.getpid()
-    for _, n in ipairs({ "last.safetensors.tmp." .. dead, "best.safetensors.tmp." .. me, "x.tmp.1", "keep.safetensors",
-      "odd.tmp.12ab" }) do
+    for _, n in ipairs({ "last.safetensors.tmp." .. dead, "best.safetensors.old." .. dead, "best.safetensors.tmp." .. me,
+      "x.tmp.1", "keep.safetensors", "odd.tmp.12ab" }) do
       helpers.write_file(dir .. "/" .. n, "x")
     end
-    assert.are.equal(1, yt.sys.remove_stale_temps(dir))
+    assert.are.equal(2, yt.sys.remove_stale_temps(dir))
     assert.is_nil(io.open(dir .. "/last.safetensors.tmp." .. dead, "r"))
+    assert.is_nil(io.open(dir .. "/best.safetensors.old." .. dead, "r"))
     for _, n in ipairs({ "best.safetensors.tmp." .. me, "x.tmp.1", "keep.safetensors", "odd.tmp.12ab" }) do
       assert.truthy(io.open(dir .. "/" .. n, "r"), n .. " was removed")
     end

@@ -288,7 +288,7 @@ function Engine_Predictor:_stream(source, model)
         s[#s + 1] = it.from_tensor and "" or string.format("image %d/%d %s: ", i, #items, it.path)
       else
         -- one unreadable file of a folder does not end the run (Ultralytics stops at it)
-        log("WARNING image %d/%d skipped: %s", i, #items, (tostring(im0):gsub("^[^\n]-%.lua:%d+: ", "")))
+        log("WARNING image %d/%d skipped: %s", i, #items, utils.strip_where(im0))
       end
     end
     if #im0s == 0 then goto next_batch end

@@ -554,8 +554,10 @@ function Engine_Trainer:DDP_or_normally_train()
   if yt.sys and yt.sys.restore_interrupt_handler then yt.sys.restore_interrupt_handler() end
   if self.dist then self.dist:finish(ok, not ok and (type(err) == "table" and err.message or tostring(err)) or nil) end
   if not ok then
-    if type(err) == "table" and err.callback_error then
-      error(err.message .. string.format("\ntraining stopped; the last checkpoint (%s) is intact", self.last), 0)
+    if type(err) == "table" and (err.callback_error or err.write_error) then
+      local saved = utils.exists(self.last) and string.format("the last checkpoint (%s) is intact", self.last) or
+          "no checkpoint had been saved yet"
+      error(err.message .. "\ntraining stopped; " .. saved, 0)
     end
     error(err, 0)
   end
@@ -659,7 +661,8 @@ function Engine_Trainer:save_model()
     date = os.date("!%Y-%m-%dT%H:%M:%SZ"),
     version = yt.version,
   }
-  yt.save_safetensors(self.last, tensors, meta)
+  local ok, err = pcall(yt.save_safetensors, self.last, tensors, meta)
+  if not ok then utils.write_error(self.last, err) end
   if self.best_fitness ~= nil and self.best_fitness == self.fitness then
     utils.atomic_copy(self.last, self.best)
   end

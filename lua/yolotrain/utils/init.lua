@@ -72,20 +72,34 @@ function utils.log(...)
   io.stdout:flush()
 end
 
+-- A message without the "file.lua:line: " position Lua puts in front of an error raised by a function.
+function utils.strip_where(msg)
+  return (tostring(msg):gsub("^[^\n]-%.lua:%d+: ", ""))
+end
+
+-- A write that failed for a reason outside the program (a full disk, an I/O error, a permission): raised as a
+-- value the engine reports in one line with no traceback. reason may already name the path.
+local WriteError = { __tostring = function(e) return e.message end }
+function utils.write_error(path, reason)
+  reason = utils.strip_where(reason)
+  local message = reason:find(path, 1, true) and reason or string.format("cannot write '%s': %s", path, reason)
+  error(setmetatable({ write_error = true, path = path, message = message }, WriteError), 0)
+end
+
 -- Writes content to path through a temporary file, fsync and a rename: a reader never sees half a file, and a
--- crash or power loss leaves the old file or the new one (io/durable.h).
+-- crash or power loss leaves the old file or the new one (io/durable.h). Failures raise utils.write_error.
 function utils.atomic_write(path, content)
   local tmp = string.format("%s.tmp.%d", path, yt.sys.getpid())
   local f, err = io.open(tmp, "wb")
-  if not f then error(string.format("cannot write '%s': %s", path, err), 2) end
+  if not f then utils.write_error(path, err) end
   local ok, werr = f:write(content)
   local cok, cerr = f:close()
   if not ok or not cok then
     os.remove(tmp)
-    error(string.format("cannot write '%s': %s", path, tostring(werr or cerr)), 2)
+    utils.write_error(path, werr or cerr)
   end
   local rok, rerr = pcall(yt.sys.durable_rename, tmp, path)
-  if not rok then error(string.format("cannot write '%s': %s", path, tostring(rerr)), 2) end
+  if not rok then utils.write_error(path, rerr) end
 end
 
 -- Copies a file atomically (to a temporary name beside the destination, then a rename).
