@@ -2,6 +2,7 @@
 # Installs the Debian packages yolotrain needs (only those missing) and builds it into build/.
 # Usage: bash scripts/setup.sh            (release build in build/)
 #        YT_SANITIZE=1 bash scripts/setup.sh   (ASan+UBSan build in build-asan/)
+#        YT_TSAN=1 bash scripts/setup.sh       (ThreadSanitizer build in build-tsan/, OpenMP off)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,9 @@ fi
 if [ "${YT_SANITIZE:-0}" = "1" ]; then
   build=build-asan
   flags=(-DYT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo)
+elif [ "${YT_TSAN:-0}" = "1" ]; then
+  build=build-tsan
+  flags=(-DYT_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo)
 else
   build=build
   flags=(-DCMAKE_BUILD_TYPE=Release)
