@@ -528,10 +528,13 @@ static int cache_write(const char *path, uint64_t hash, const yt_scan_stats *st,
     else strcpy(dir, ".");
     struct stat dst;
     if (stat(dir, &dst) != 0 || !(dst.st_mode & 0222) || access(dir, W_OK) != 0) return -1;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    char *tmp = yt_temp_path(path);
+    if (!tmp) return -1;
     FILE *f = fopen(tmp, "wb");
-    if (!f) return -1;
+    if (!f) {
+        free(tmp);
+        return -1;
+    }
     int bad = wr(f, CACHE_MAGIC, 8) || wr(f, &hash, 8) || wr_i32(f, st->nf) || wr_i32(f, st->nm) ||
               wr_i32(f, st->ne) || wr_i32(f, st->nc) || wr_i32(f, msgs->n);
     for (int i = 0; i < msgs->n && !bad; i++) bad = wr_str(f, msgs->v[i]);
@@ -550,9 +553,12 @@ static int cache_write(const char *path, uint64_t hash, const yt_scan_stats *st,
     if (fclose(f) != 0) bad = 1;
     if (bad) {
         unlink(tmp);
+        free(tmp);
         return -1;
     }
-    return yt_durable_rename(tmp, path); /* a cache that cannot be saved is only a slower next start */
+    int rc = yt_durable_rename(tmp, path); /* a cache that cannot be saved is only a slower next start */
+    free(tmp);
+    return rc;
 }
 
 typedef struct {

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "io/durable.h"
 
 const char *yt_imfmt_name(yt_imfmt f)
 {
@@ -505,36 +506,50 @@ static int ends_with_ci(const char *s, const char *suf)
     return a >= b && strcasecmp(s + a - b, suf) == 0;
 }
 
+static int save_png(const char *path, const uint8_t *px, int h, int w)
+{
+    cairo_surface_t *cs = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
+    if (cairo_surface_status(cs) != CAIRO_STATUS_SUCCESS) {
+        cairo_surface_destroy(cs);
+        return yt_error("%s: cannot create a %dx%d surface", path, w, h);
+    }
+    cairo_surface_flush(cs);
+    uint8_t *d = cairo_image_surface_get_data(cs);
+    int st = cairo_image_surface_get_stride(cs);
+    for (int y = 0; y < h; y++) {
+        uint32_t *row = (uint32_t *)(d + (size_t)y * st);
+        const uint8_t *s = px + (size_t)y * w * 3;
+        for (int x = 0; x < w; x++) row[x] = (uint32_t)s[3 * x] << 16 | (uint32_t)s[3 * x + 1] << 8 | s[3 * x + 2];
+    }
+    cairo_surface_mark_dirty(cs);
+    cairo_status_t rc = cairo_surface_write_to_png(cs, path);
+    cairo_surface_destroy(cs);
+    if (rc != CAIRO_STATUS_SUCCESS) return yt_error("%s: cannot write PNG: %s", path, cairo_status_to_string(rc));
+    return 0;
+}
+
+static int save_jpg(const char *path, const uint8_t *px, int h, int w, int quality)
+{
+    pthread_once(&img_once, img_init);
+    SDL_Surface *s = SDL_CreateRGBSurfaceWithFormatFrom((void *)px, w, h, 24, w * 3, SDL_PIXELFORMAT_RGB24);
+    if (!s) return yt_error("%s: cannot wrap pixels: %s", path, SDL_GetError());
+    int rc = IMG_SaveJPG(s, path, quality);
+    SDL_FreeSurface(s);
+    if (rc != 0) return yt_error("%s: cannot write JPEG: %s", path, IMG_GetError());
+    return 0;
+}
+
+/* Through a temporary and yt_durable_rename, as every file of a run directory. */
 int yt_image_save(const char *path, const uint8_t *px, int h, int w, int quality)
 {
-    if (ends_with_ci(path, ".png")) {
-        cairo_surface_t *cs = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
-        if (cairo_surface_status(cs) != CAIRO_STATUS_SUCCESS) {
-            cairo_surface_destroy(cs);
-            return yt_error("%s: cannot create a %dx%d surface", path, w, h);
-        }
-        cairo_surface_flush(cs);
-        uint8_t *d = cairo_image_surface_get_data(cs);
-        int st = cairo_image_surface_get_stride(cs);
-        for (int y = 0; y < h; y++) {
-            uint32_t *row = (uint32_t *)(d + (size_t)y * st);
-            const uint8_t *s = px + (size_t)y * w * 3;
-            for (int x = 0; x < w; x++) row[x] = (uint32_t)s[3 * x] << 16 | (uint32_t)s[3 * x + 1] << 8 | s[3 * x + 2];
-        }
-        cairo_surface_mark_dirty(cs);
-        cairo_status_t rc = cairo_surface_write_to_png(cs, path);
-        cairo_surface_destroy(cs);
-        if (rc != CAIRO_STATUS_SUCCESS) return yt_error("%s: cannot write PNG: %s", path, cairo_status_to_string(rc));
-        return 0;
-    }
-    if (ends_with_ci(path, ".jpg") || ends_with_ci(path, ".jpeg")) {
-        pthread_once(&img_once, img_init);
-        SDL_Surface *s = SDL_CreateRGBSurfaceWithFormatFrom((void *)px, w, h, 24, w * 3, SDL_PIXELFORMAT_RGB24);
-        if (!s) return yt_error("%s: cannot wrap pixels: %s", path, SDL_GetError());
-        int rc = IMG_SaveJPG(s, path, quality);
-        SDL_FreeSurface(s);
-        if (rc != 0) return yt_error("%s: cannot write JPEG: %s", path, IMG_GetError());
-        return 0;
-    }
-    return yt_error("%s: unsupported output format (use .png, .jpg or .jpeg)", path);
+    int png = ends_with_ci(path, ".png");
+    if (!png && !ends_with_ci(path, ".jpg") && !ends_with_ci(path, ".jpeg"))
+        return yt_error("%s: unsupported output format (use .png, .jpg or .jpeg)", path);
+    char *tmp = yt_temp_path(path);
+    if (!tmp) return -1;
+    int rc = png ? save_png(tmp, px, h, w) : save_jpg(tmp, px, h, w, quality);
+    if (rc == 0) rc = yt_durable_rename(tmp, path);
+    else remove(tmp);
+    free(tmp);
+    return rc;
 }

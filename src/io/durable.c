@@ -54,6 +54,18 @@ static void chaos_point(const char *path)
     if (strstr(path, text) && ++seen == nth) raise(SIGKILL);
 }
 
+char *yt_temp_path(const char *path)
+{
+    size_t len = strlen(path) + 32;
+    char *tmp = malloc(len);
+    if (!tmp) {
+        yt_error("out of memory");
+        return NULL;
+    }
+    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
+    return tmp;
+}
+
 int yt_durable_rename(const char *tmp, const char *path)
 {
     if (fsync_path(tmp, O_RDONLY) != 0) {

@@ -7,6 +7,10 @@
 #ifndef YT_IO_DURABLE_H
 #define YT_IO_DURABLE_H
 
+/* The temporary name a writer of path uses: "<path>.tmp.<pid>" (malloc'd; NULL + yt_error when out of memory).
+ * yt_remove_stale_temps recognises these names. */
+char *yt_temp_path(const char *path);
+
 /* fsync(tmp), rename(tmp, path), fsync(directory of path). On failure tmp is removed and -1 returned (yt_error
  * names both paths); path is then untouched.
  * Crash testing: with YT_CHAOS_KILL=<text>[:<n>] in the environment, the n-th (default first) call whose path

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "io/durable.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -348,13 +349,29 @@ static char *xstrdup(const char *s)
     return d;
 }
 
-static int dtype_from_st(const char *s)
+static const char *dtype_to_st(yt_dtype dt);
+
+/* How a tensor is stored in the file. The 16-bit float types load as F32 tensors. */
+typedef enum { ST_AS_IS, ST_F16, ST_BF16 } storage;
+
+static int dtype_from_st(const char *s, storage *how)
 {
+    *how = ST_AS_IS;
     if (strcmp(s, "F32") == 0) return YT_F32;
     if (strcmp(s, "F64") == 0) return YT_F64;
     if (strcmp(s, "I64") == 0) return YT_I64;
     if (strcmp(s, "U8") == 0) return YT_U8;
-    return -1;
+    *how = strcmp(s, "F16") == 0 ? ST_F16 : strcmp(s, "BF16") == 0 ? ST_BF16 : ST_AS_IS;
+    return *how == ST_AS_IS ? -1 : YT_F32;
+}
+
+static size_t stored_size(yt_dtype dt, storage how) { return how == ST_AS_IS ? yt_dtype_size(dt) : 2; }
+
+static const char *stored_name(yt_dtype dt, storage how)
+{
+    if (how == ST_F16) return "F16";
+    if (how == ST_BF16) return "BF16";
+    return dtype_to_st(dt);
 }
 
 static const char *dtype_to_st(yt_dtype dt)
@@ -370,7 +387,8 @@ static const char *dtype_to_st(yt_dtype dt)
 
 typedef struct {
     int node;      /* index of the name key node */
-    yt_dtype dtype;
+    yt_dtype dtype; /* of the tensor in memory */
+    storage how;    /* in the file */
     int ndim;
     int64_t shape[YT_MAX_DIMS];
     uint64_t begin, end;
@@ -412,9 +430,9 @@ static int parse_entry(const jparser *p, int key, uint64_t data_size, entry *e)
     if (jd < 0 || js < 0 || jo < 0)
         return yt_error("tensor '%s': header entry needs \"dtype\", \"shape\" and \"data_offsets\"", name);
     if (p->nodes[jd].type != J_STR) return yt_error("tensor '%s': dtype is not a string", name);
-    int dt = dtype_from_st(p->nodes[jd].str);
+    int dt = dtype_from_st(p->nodes[jd].str, &e->how);
     if (dt < 0)
-        return yt_error("tensor '%s': unsupported dtype '%.32s' (supported: F32, F64, I64, U8)", name,
+        return yt_error("tensor '%s': unsupported dtype '%.32s' (supported: F32, F16, BF16, F64, I64, U8)", name,
                         p->nodes[jd].str);
     e->dtype = (yt_dtype)dt;
     if (p->nodes[js].type != J_ARR) return yt_error("tensor '%s': shape is not an array", name);
@@ -443,7 +461,7 @@ static int parse_entry(const jparser *p, int key, uint64_t data_size, entry *e)
     if (e->end > data_size)
         return yt_error("tensor '%s': data_offsets [%llu, %llu] beyond the data section (%llu bytes)", name,
                         (unsigned long long)e->begin, (unsigned long long)e->end, (unsigned long long)data_size);
-    uint64_t want = numel * yt_dtype_size(e->dtype);
+    uint64_t want = numel * stored_size(e->dtype, e->how);
     if (e->end - e->begin != want) {
         char sh[160];
         int o = 0;
@@ -452,7 +470,8 @@ static int parse_entry(const jparser *p, int key, uint64_t data_size, entry *e)
             o += snprintf(sh + o, sizeof sh - o, "%s%lld", d ? ", " : "", (long long)e->shape[d]);
         snprintf(sh + o, sizeof sh - o, "]");
         return yt_error("tensor '%s': %llu data bytes but %s %s needs %llu", name,
-                        (unsigned long long)(e->end - e->begin), dtype_to_st(e->dtype), sh, (unsigned long long)want);
+                        (unsigned long long)(e->end - e->begin), stored_name(e->dtype, e->how), sh,
+                        (unsigned long long)want);
     }
     return 0;
 }
@@ -597,11 +616,15 @@ static int load_impl(const char *path, FILE *fp, yt_tensor_file *out)
             break;
         }
         size_t nb = (size_t)(e->end - e->begin);
+        /* 16-bit values are read into the upper half of the F32 buffer and widened in place */
+        unsigned char *dst = (unsigned char *)yt_data(it->tensor) + (e->how == ST_AS_IS ? 0 : nb);
         if (nb > 0) {
-            if (fseeko(fp, (off_t)(data_start + e->begin), SEEK_SET) != 0 || fread(yt_data(it->tensor), 1, nb, fp) != nb) {
+            if (fseeko(fp, (off_t)(data_start + e->begin), SEEK_SET) != 0 || fread(dst, 1, nb, fp) != nb) {
                 rc = yt_error("tensor '%s': read failed (file truncated?)", it->name);
                 break;
             }
+            if (e->how == ST_F16) yt_f16_to_f32_tail(yt_data(it->tensor), nb / 2);
+            if (e->how == ST_BF16) yt_bf16_to_f32_tail(yt_data(it->tensor), nb / 2);
         }
     }
     free(ents);
@@ -691,8 +714,39 @@ static void sb_json_string(sbuf *b, const char *s)
     sb_add(b, "\"", 1);
 }
 
+/* Writes t's elements (contiguous or not); F32 tensors as F16 when half. 1 on success, 0 on a write error. */
+static int write_tensor(FILE *fp, yt_tensor *t, int half, const char *name, int *oom)
+{
+    size_t n = (size_t)yt_numel(t);
+    if (n == 0) return 1;
+    yt_tensor *c = yt_is_contiguous(t) ? t : yt_tensor_clone(t);
+    if (!c) {
+        *oom = 1;
+        yt_error_prefix("tensor '%s': ", name);
+        return 0;
+    }
+    int ok;
+    if (half) {
+        uint16_t *h = malloc(n * sizeof *h);
+        if (!h) {
+            *oom = 1;
+            yt_error("tensor '%s': out of memory converting to F16", name);
+            ok = 0;
+        } else {
+            yt_f32_to_f16_n(yt_data(c), h, n);
+            ok = fwrite(h, sizeof *h, n, fp) == n;
+            free(h);
+        }
+    } else {
+        size_t nb = n * yt_dtype_size(c->dtype);
+        ok = fwrite(yt_data(c), 1, nb, fp) == nb;
+    }
+    if (c != t) yt_tensor_release(c);
+    return ok;
+}
+
 static int save_impl(const char *path, const char *tmp, int n, const char *const *names, yt_tensor *const *tensors,
-                     int n_meta, const char *const *meta_keys, const char *const *meta_values)
+                     int n_meta, const char *const *meta_keys, const char *const *meta_values, int f32_as_f16)
 {
     if (n < 0 || n_meta < 0) return yt_error("negative tensor or metadata count");
     for (int i = 0; i < n; i++) {
@@ -726,13 +780,14 @@ static int save_impl(const char *path, const char *tmp, int n, const char *const
         sb_str(&h, ",");
         sb_json_string(&h, names[i]);
         sb_str(&h, ":{\"dtype\":\"");
-        sb_str(&h, dtype_to_st(t->dtype));
+        storage how = f32_as_f16 && t->dtype == YT_F32 ? ST_F16 : ST_AS_IS;
+        sb_str(&h, stored_name(t->dtype, how));
         sb_str(&h, "\",\"shape\":[");
         for (int d = 0; d < t->ndim; d++) {
             snprintf(num, sizeof num, "%s%lld", d ? "," : "", (long long)t->shape[d]);
             sb_str(&h, num);
         }
-        uint64_t nb = (uint64_t)yt_numel(t) * yt_dtype_size(t->dtype);
+        uint64_t nb = (uint64_t)yt_numel(t) * stored_size(t->dtype, how);
         snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
                  (unsigned long long)(off + nb));
         sb_str(&h, num);
@@ -755,22 +810,12 @@ static int save_impl(const char *path, const char *tmp, int n, const char *const
     for (int k = 0; k < 8; k++) lenb[k] = (unsigned char)(hl >> (8 * k));
     int ok = fwrite(lenb, 1, 8, fp) == 8 && fwrite(h.s, 1, h.n, fp) == h.n;
     free(h.s);
-    for (int i = 0; ok && i < n; i++) {
-        yt_tensor *t = tensors[i];
-        size_t nb = (size_t)yt_numel(t) * yt_dtype_size(t->dtype);
-        if (nb == 0) continue;
-        if (yt_is_contiguous(t)) {
-            ok = fwrite(yt_data(t), 1, nb, fp) == nb;
-        } else {
-            yt_tensor *c = yt_tensor_clone(t);
-            if (!c) {
-                fclose(fp);
-                remove(tmp);
-                return yt_error_prefix("tensor '%s': ", names[i]);
-            }
-            ok = fwrite(yt_data(c), 1, nb, fp) == nb;
-            yt_tensor_release(c);
-        }
+    int oom = 0;
+    for (int i = 0; ok && i < n; i++) ok = write_tensor(fp, tensors[i], f32_as_f16 && tensors[i]->dtype == YT_F32, names[i], &oom);
+    if (oom) {
+        fclose(fp);
+        remove(tmp);
+        return -1;
     }
     if (ok) ok = fflush(fp) == 0;
     int err = errno;
@@ -788,11 +833,15 @@ static int save_impl(const char *path, const char *tmp, int n, const char *const
 int yt_safetensors_save(const char *path, int n, const char *const *names, yt_tensor *const *tensors, int n_meta,
                         const char *const *meta_keys, const char *const *meta_values)
 {
-    size_t len = strlen(path) + 32;
-    char *tmp = malloc(len);
-    if (!tmp) return yt_error("out of memory");
-    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    int rc = save_impl(path, tmp, n, names, tensors, n_meta, meta_keys, meta_values);
+    return yt_safetensors_save_as(path, n, names, tensors, n_meta, meta_keys, meta_values, 0);
+}
+
+int yt_safetensors_save_as(const char *path, int n, const char *const *names, yt_tensor *const *tensors, int n_meta,
+                           const char *const *meta_keys, const char *const *meta_values, int f32_as_f16)
+{
+    char *tmp = yt_temp_path(path);
+    if (!tmp) return yt_error_prefix("saving %s: ", path);
+    int rc = save_impl(path, tmp, n, names, tensors, n_meta, meta_keys, meta_values, f32_as_f16);
     free(tmp);
     if (rc < 0) return yt_error_prefix("saving %s: ", path);
     return 0;

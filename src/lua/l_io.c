@@ -17,9 +17,11 @@
  *   yt.null                                             the sentinel above
  *
  *   yt.load_safetensors(path)         -> tensors, metadata     tensors: name -> tensor; metadata: key -> string
- *   yt.save_safetensors(path, tensors [, metadata])
+ *                                                              (F16/BF16 entries load as F32 tensors)
+ *   yt.save_safetensors(path, tensors [, metadata [, {dtype = "F16"}]])
  *       tensors: a table name -> tensor (written in sorted name order) or an array of {name, tensor} (written
- *       in the given order). metadata: key -> string (numbers are converted). Atomic (temp file + rename). */
+ *       in the given order). metadata: key -> string (numbers are converted). dtype "F16" stores the F32
+ *       tensors as F16. Durable (temp file, fsync, rename). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -655,6 +657,15 @@ static int l_save_safetensors(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+    int half = 0;
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        lua_getfield(L, 4, "dtype");
+        const char *dt = lua_tostring(L, -1);
+        if (dt && strcmp(dt, "F16") == 0) half = 1;
+        else if (dt && strcmp(dt, "F32") != 0) return luaL_error(L, "save_safetensors: dtype '%s' (F32 or F16)", dt);
+        lua_pop(L, 1);
+    }
     lua_settop(L, 3);
     save_scratch *s = yt_lua_new_scratch(L, sizeof *s, scratch_gc);
     /* the strings and tensors stay referenced by the argument tables during the call */
@@ -731,7 +742,7 @@ static int l_save_safetensors(lua_State *L)
                 s->mvals[j - 1] = tv;
             }
     }
-    int rc = yt_safetensors_save(path, n, s->names, s->tensors, nm, s->mkeys, s->mvals);
+    int rc = yt_safetensors_save_as(path, n, s->names, s->tensors, nm, s->mkeys, s->mvals, half);
     if (rc < 0) return yt_lua_core_error(L);
     return 0;
 }

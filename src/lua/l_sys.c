@@ -148,6 +148,16 @@ static int l_rename(lua_State *L)
     return 1;
 }
 
+/* yt.sys.temp_path(path) -> "<path>.tmp.<pid>", the name a writer of path uses (io/durable.h). */
+static int l_temp_path(lua_State *L)
+{
+    char *tmp = yt_temp_path(luaL_checkstring(L, 1));
+    if (!tmp) return yt_lua_core_error(L);
+    lua_pushstring(L, tmp);
+    free(tmp);
+    return 1;
+}
+
 /* yt.sys.durable_rename(tmp, path): fsync tmp, rename it to path, fsync the directory (io/durable.h). */
 static int l_durable_rename(lua_State *L)
 {
@@ -354,6 +364,7 @@ static const luaL_Reg sys_functions[] = {
     {"rename", l_rename},
     {"durable_rename", l_durable_rename},
     {"remove_stale_temps", l_remove_stale_temps},
+    {"temp_path", l_temp_path},
     {"mkdir_p", l_mkdir_p},
     {"listdir", l_listdir},
     {"stat", l_stat},

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "io/durable.h"
 #include "metrics/ap.h"
 
 #define FONT "DejaVu Sans"
@@ -48,14 +49,26 @@ static void text_at(cairo_t *cr, double x, double y, const char *s, double size,
     cairo_restore(cr);
 }
 
+/* Writes the PNG durably (a temporary, then yt_durable_rename): a kill mid-plot leaves the old plot or none. */
 static int finish(cairo_surface_t *surf, cairo_t *cr, const char *path)
 {
     cairo_status_t st = cairo_status(cr);
     cairo_destroy(cr);
-    if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_write_to_png(surf, path);
+    char *tmp = yt_temp_path(path);
+    if (!tmp) {
+        cairo_surface_destroy(surf);
+        return yt_error_prefix("plot %s: ", path);
+    }
+    if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_write_to_png(surf, tmp);
     cairo_surface_destroy(surf);
-    if (st != CAIRO_STATUS_SUCCESS) return yt_error("plot %s: %s", path, cairo_status_to_string(st));
-    return 0;
+    if (st != CAIRO_STATUS_SUCCESS) {
+        remove(tmp);
+        free(tmp);
+        return yt_error("plot %s: %s", path, cairo_status_to_string(st));
+    }
+    int rc = yt_durable_rename(tmp, path);
+    free(tmp);
+    return rc < 0 ? yt_error_prefix("plot %s: ", path) : 0;
 }
 
 static cairo_t *new_canvas(int w, int h, cairo_surface_t **surf)

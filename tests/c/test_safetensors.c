@@ -2,8 +2,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/half.h"
 #include "io/safetensors.h"
 #include "testutil.h"
 
@@ -215,8 +217,8 @@ static void test_hostile(void)
     }
 
     p = tmp_path("dtype.safetensors");
-    write_file(p, "{\"a\": {\"dtype\": \"BF16\", \"shape\": [2], \"data_offsets\": [0, 4]}}", data, 4);
-    expect_error("unsupported dtype", p, "BF16");
+    write_file(p, "{\"a\": {\"dtype\": \"F8_E4M3\", \"shape\": [2], \"data_offsets\": [0, 4]}}", data, 4);
+    expect_error("unsupported dtype", p, "F8_E4M3");
 
     p = tmp_path("range.safetensors");
     write_file(p, "{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 32]}}", data, 16);
@@ -303,6 +305,90 @@ static void test_hostile(void)
     }
 }
 
+/* The 16-bit conversions against the compiler's own _Float16 (IEEE round to nearest even), over every F16
+ * value and a spread of floats including the rounding boundaries, subnormals, overflow, inf and NaN. */
+static void test_half_conversions(void)
+{
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        _Float16 ref;
+        uint16_t hh = (uint16_t)h;
+        memcpy(&ref, &hh, 2);
+        float want = (float)ref, got = yt_f16_to_f32(hh);
+        if (isnan(want) ? !isnan(got) : memcmp(&want, &got, 4) != 0) bad++;
+        if (!isnan(want) && yt_f32_to_f16(got) != hh) bad++; /* widening then narrowing is the identity */
+    }
+    CHECK(bad == 0, "f16 -> f32 -> f16 over all 65536 values: %d mismatches", bad);
+    bad = 0;
+    uint32_t x = 12345u;
+    for (int k = 0; k < 2000000; k++) {
+        x = x * 1664525u + 1013904223u;
+        /* uniform bits below 2^-25 .. above 65504, plus exact halfway points (low 13 bits 0x1000) */
+        uint32_t u = (k & 1) ? x : ((x & ~0x1fffu) | 0x1000u);
+        float f;
+        memcpy(&f, &u, 4);
+        if (isnan(f)) continue;
+        _Float16 r = (_Float16)f;
+        uint16_t want;
+        memcpy(&want, &r, 2);
+        if (yt_f32_to_f16(f) != want) bad++;
+    }
+    CHECK(bad == 0, "f32 -> f16 vs _Float16 on 2M floats: %d mismatches", bad);
+    CHECK(yt_f32_to_f16(65520.0f) == 0x7c00 && yt_f32_to_f16(65519.0f) == 0x7bff, "overflow to inf at 65520");
+    CHECK((yt_f32_to_f16(NAN) & 0x7c00) == 0x7c00 && (yt_f32_to_f16(NAN) & 0x3ff) != 0, "NaN stays NaN");
+    CHECK(yt_f32_to_bf16(1.0f) == 0x3f80 && yt_bf16_to_f32(0x3f80) == 1.0f, "bf16 of 1");
+    CHECK(yt_f32_to_bf16(1.00390625f) == 0x3f80, "bf16 tie rounds to even (down)");
+    CHECK(yt_f32_to_bf16(1.01171875f) == 0x3f82, "bf16 tie rounds to even (up)");
+    CHECK(isnan(yt_bf16_to_f32(yt_f32_to_bf16(NAN))), "bf16 NaN stays NaN");
+}
+
+/* F32 tensors saved as F16 load back as F32 holding exactly the F16-rounded values; other dtypes unchanged. */
+static void test_save_f16(void)
+{
+    int64_t shape[2] = {3, 5};
+    yt_tensor *a = yt_tensor_empty(YT_F32, 2, shape);
+    for (int i = 0; i < 15; i++) yt_f32(a)[i] = (float)(tu_uniform(-3.0, 3.0) * (i == 7 ? 1e-6 : 1.0));
+    int perm[] = {1, 0};
+    yt_tensor *at = yt_permute(a, perm); /* a strided view is written in logical order */
+    int64_t n1[1] = {4};
+    yt_tensor *ids = yt_tensor_empty(YT_I64, 1, n1);
+    for (int i = 0; i < 4; i++) yt_i64(ids)[i] = 1000000007LL * i;
+    const char *names[3] = {"a", "at", "ids"};
+    yt_tensor *ts[3] = {a, at, ids};
+    const char *mk[1] = {"k"}, *mv[1] = {"v"};
+    const char *path = tmp_path("half.safetensors");
+    CHECK(yt_safetensors_save_as(path, 3, names, ts, 1, mk, mv, 1) == 0, "save as F16: %s", yt_last_error());
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && st.st_size < 8 + 400 + 15 * 2 * 2 + 32, "F16 payload is 2 bytes a value");
+    yt_tensor_file f;
+    CHECK(yt_safetensors_load(path, &f) == 0, "load: %s", yt_last_error());
+    yt_tensor *la = yt_tensor_file_get(&f, "a"), *lt = yt_tensor_file_get(&f, "at"), *li = yt_tensor_file_get(&f, "ids");
+    CHECK(la && la->dtype == YT_F32 && yt_numel(la) == 15, "a comes back F32 [3,5]");
+    CHECK(lt && lt->shape[0] == 5 && lt->shape[1] == 3, "at comes back [5,3]");
+    int bad = 0;
+    for (int i = 0; la && lt && i < 15; i++) {
+        float want = yt_f16_to_f32(yt_f32_to_f16(yt_f32(a)[i]));
+        if (yt_f32(la)[i] != want) bad++;
+        if (yt_f32(lt)[(i % 5) * 3 + i / 5] != want) bad++;
+    }
+    CHECK(bad == 0, "values are the F16 rounding of the originals: %d mismatches", bad);
+    CHECK(li && li->dtype == YT_I64 && yt_i64(li)[3] == 3000000021LL, "I64 stays I64");
+    yt_tensor_file_free(&f);
+    /* a hand-made BF16 file (as other tools write) loads as F32 */
+    uint16_t bf[2] = {0x3f80, 0xc040}; /* 1, -3 */
+    const char *bpath = tmp_path("bf16.safetensors");
+    write_file(bpath, "{\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}", bf, sizeof bf);
+    CHECK(yt_safetensors_load(bpath, &f) == 0, "load BF16: %s", yt_last_error());
+    yt_tensor *lb = yt_tensor_file_get(&f, "b");
+    CHECK(lb && lb->dtype == YT_F32 && yt_f32(lb)[0] == 1.0f && yt_f32(lb)[1] == -3.0f, "BF16 values");
+    yt_tensor_file_free(&f);
+    write_file(bpath, "{\"b\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,8]}}", bf, 8);
+    expect_error("F16 size", bpath, "needs 4");
+    yt_tensor_release(at);
+    yt_tensor_release(a);
+    yt_tensor_release(ids);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/yt_test_safetensors_XXXXXX");
@@ -314,6 +400,8 @@ int main(void)
     test_round_trip();
     test_parity_init();
     test_hostile();
+    test_half_conversions();
+    test_save_f16();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -89,7 +89,7 @@ end
 -- Writes content to path through a temporary file, fsync and a rename: a reader never sees half a file, and a
 -- crash or power loss leaves the old file or the new one (io/durable.h). Failures raise utils.write_error.
 function utils.atomic_write(path, content)
-  local tmp = string.format("%s.tmp.%d", path, yt.sys.getpid())
+  local tmp = yt.sys.temp_path(path)
   local f, err = io.open(tmp, "wb")
   if not f then utils.write_error(path, err) end
   local ok, werr = f:write(content)
