@@ -61,7 +61,7 @@ function M.run(task, mode, overrides)
   overrides.task = task
   overrides.mode = mode
   if mode == "train" then
-    if overrides.model == nil then
+    if overrides.model == nil and not overrides.resume then
       overrides.model = "yolov8n.yaml"
       io.stdout:write("WARNING: 'model' argument is missing. Using default 'model=yolov8n.yaml'.\n")
     end

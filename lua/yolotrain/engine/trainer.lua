@@ -15,6 +15,7 @@ local class = require("yolotrain.class")
 local cfgmod = require("yolotrain.cfg")
 local callbacks = require("yolotrain.utils.callbacks")
 local utils = require("yolotrain.utils")
+local checkpoint = require("yolotrain.engine.checkpoint")
 local torch_utils = require("yolotrain.utils.torch_utils")
 local cjson = require("cjson")
 
@@ -39,7 +40,6 @@ function Optimizer:n_groups() return self.impl:n_groups() end
 function Optimizer:state_tensors() return self.impl:state_tensors() end
 function Optimizer:load_state_tensors(t) self.impl:load_state_tensors(t) end
 
-local CHECKPOINT_FORMAT = "yolotrain-checkpoint-1"
 
 local log = utils.log
 
@@ -603,8 +603,10 @@ function Engine_Trainer:read_results_csv()
   return utils.read_file(self.csv) or ""
 end
 
+-- As Ultralytics: strips last and best to their F16 EMA weights, then validates best.
 function Engine_Trainer:final_eval()
   for _, f in ipairs({ self.last, self.best }) do
+    if utils.exists(f) then log("Optimizer stripped from %s, %.1fMB", f, checkpoint.strip(f) / 1e6) end
     if utils.exists(f) and f == self.best then
       log("\nValidating %s...", f)
       self.validator.args.plots = self.args.plots
@@ -641,7 +643,7 @@ function Engine_Trainer:save_model()
     if v ~= cfgmod.NONE then args[k] = v end
   end
   local meta = {
-    format = CHECKPOINT_FORMAT,
+    format = checkpoint.FORMAT,
     epoch = tostring(self.epoch),
     epochs = tostring(self.epochs),
     best_fitness = tostring(self.best_fitness or ""),
@@ -686,15 +688,7 @@ function Engine_Trainer:load_checkpoint(path)
   return { tensors = tensors, meta = meta or {}, path = path }
 end
 
-local function strip(prefix, tensors)
-  local out = {}
-  for name, t in pairs(tensors) do
-    local rest = name:sub(1, #prefix) == prefix and name:sub(#prefix + 1)
-    if rest then out[rest] = t end
-  end
-  return out
-end
-Engine_Trainer.strip_prefix = strip
+local strip = checkpoint.with_prefix
 
 -- Finds the newest last.safetensors under the project folder.
 local function newest_last(root)
@@ -770,14 +764,22 @@ function Engine_Trainer:check_resume(overrides)
     error(string.format("resume=%s: checkpoint not found", tostring(resume)), 0)
   end
   local _, meta = yt.load_safetensors(path)
-  if not meta or meta.format ~= CHECKPOINT_FORMAT then
+  if not meta or meta.format ~= checkpoint.FORMAT then
     error(string.format("resume=%s: not a yolotrain training checkpoint", path), 0)
   end
   local ckpt_args = checked_resume_args(path, meta)
   local done, total = meta_counter(path, meta, "epoch", -1) + 1, meta_counter(path, meta, "epochs", 1, ckpt_args.epochs)
-  if done >= total then
-    error(string.format("%s training to %d epochs is finished, nothing to resume.\nStart a new training " ..
-      "without resuming, i.e. 'yolotrain train model=%s'", path, total, path), 0)
+  if checkpoint.is_stripped(meta) or done >= total then
+    local note = ""
+    if not checkpoint.is_stripped(meta) and path:match("last%.safetensors$") then
+      -- the run ended before its final strip (killed in it): finish that step, which needs no training
+      for _, f in ipairs({ path, utils.join(utils.dirname(path), "best.safetensors") }) do
+        if utils.exists(f) then checkpoint.strip(f) end
+      end
+      note = "\nIts final step had been interrupted: last and best are now stripped to their F16 EMA weights."
+    end
+    error(string.format("%s training to %d epochs is finished, nothing to resume.%s\nStart a new training " ..
+      "without resuming, i.e. 'yolotrain train model=%s'", path, total, note, path), 0)
   end
   local args = cfgmod.get_cfg({})
   for k, v in pairs(ckpt_args) do

@@ -7,6 +7,7 @@ local yt = require("yolotrain.core")
 local Module = require("yolotrain.nn.module")
 local modules = require("yolotrain.nn.modules")
 local utils = require("yolotrain.utils")
+local checkpoint = require("yolotrain.engine.checkpoint")
 
 local tasks = {}
 
@@ -428,35 +429,19 @@ function tasks.load_checkpoint_model(path, opts)
   end
   local model = Detection_Model(d, { nc = tonumber(meta.nc) or d.nc, names = next(names) and names or nil,
     verbose = opts and opts.verbose })
-  local sd = {}
-  for name, t in pairs(tensors) do
-    local rest = name:match("^model%.(.*)$")
-    if rest then sd[rest] = t end
-  end
-  model:load_state_dict(sd)
+  model:load_state_dict(checkpoint.model_state(tensors))
   return model, meta
 end
 
 -- Loads a checkpoint path or a state-dict table, copying the tensors whose names and shapes match.
 -- Returns (copied, total) and prints "Transferred x/y items from pretrained weights" when verbose.
 function Detection_Model:load(weights, verbose)
-  local sd = weights
-  if type(weights) == "string" then sd = yt.load_safetensors(weights) end
+  local sd, meta = weights, nil
+  if type(weights) == "string" then sd, meta = yt.load_safetensors(weights) end
   if type(sd) ~= "table" then error("load: expected a path or a table of tensors", 2) end
-  if sd.tensors and sd.meta then sd = sd.tensors end -- a loaded checkpoint { tensors =, meta = }
-  local is_checkpoint = false
-  for name in pairs(sd) do
-    if name:sub(1, 12) == "train_model." then is_checkpoint = true break end
-  end
-  if is_checkpoint then
-    -- a yolotrain checkpoint: its model.* entries are the (EMA) model's state dict
-    local out = {}
-    for name, t in pairs(sd) do
-      local rest = name:match("^model%.(.*)$")
-      if rest then out[rest] = t end
-    end
-    sd = out
-  end
+  if sd.tensors and sd.meta then sd, meta = sd.tensors, sd.meta end -- a loaded checkpoint { tensors =, meta = }
+  -- a yolotrain checkpoint: its model.* entries are the (EMA) model's state dict
+  if checkpoint.is_checkpoint(sd, meta) then sd = checkpoint.model_state(sd) end
   local report = self:load_state_dict(sd, { strict = false })
   if verbose ~= false then
     print(string.format("Transferred %d/%d items from pretrained weights", report.loaded, report.total))

@@ -1,0 +1,62 @@
+-- The yolotrain checkpoint: one safetensors file per save (last, best, epochN) holding
+--   model.<name>          the EMA model's state dict (what val, predict and export use)
+--   train_model.<name>    the raw training weights        \
+--   optimizer.<name>      the optimizer's state            > only while training: removed by strip()
+--   pending_grad.<name>   gradients accumulated, not stepped /
+-- and string metadata: format, epoch (0-based; -1 once stripped), epochs, the model YAML, names, nc, train_args,
+-- train_metrics, and the counters resume needs. The trainer writes it; tasks, val and resume read it here.
+local yt = require("yolotrain.core")
+local utils = require("yolotrain.utils")
+
+local M = {}
+
+M.FORMAT = "yolotrain-checkpoint-1"
+M.STRIPPED_EPOCH = -1 -- as Ultralytics marks a finished run's weights
+
+-- Metadata a stripped checkpoint keeps; the rest only serves resuming.
+local KEPT_META = { "format", "epochs", "yaml", "names", "nc", "train_args", "train_metrics", "date", "version" }
+
+-- The entries of tensors under prefix, with the prefix removed.
+function M.with_prefix(prefix, tensors)
+  local out = {}
+  for name, t in pairs(tensors) do
+    if name:sub(1, #prefix) == prefix then out[name:sub(#prefix + 1)] = t end
+  end
+  return out
+end
+
+-- The EMA model's state dict of a checkpoint.
+function M.model_state(tensors) return M.with_prefix("model.", tensors) end
+
+-- Whether a loaded file is a yolotrain checkpoint (rather than a plain state dict).
+function M.is_checkpoint(tensors, meta)
+  if meta and meta.format == M.FORMAT then return true end
+  return next(M.with_prefix("train_model.", tensors)) ~= nil
+end
+
+function M.is_stripped(meta) return tonumber(meta.epoch) == M.STRIPPED_EPOCH end
+
+local function free_all(tensors)
+  for _, t in pairs(tensors) do t:free() end
+end
+
+-- Ultralytics' strip_optimizer for a finished run: keeps the EMA weights only, as F16 (a YOLOv8n checkpoint goes
+-- from ~48 MB to ~6 MB), and marks the epoch -1 so that resume says the run is finished. Loading widens the
+-- weights back to F32 exactly. Idempotent; durable like every checkpoint write. Returns the new size in bytes.
+function M.strip(path)
+  local tensors, meta = yt.load_safetensors(path)
+  meta = meta or {}
+  local kept, kept_meta = {}, {}
+  for name, t in pairs(tensors) do
+    if name:sub(1, 6) == "model." then kept[name] = t end
+  end
+  for _, k in ipairs(KEPT_META) do kept_meta[k] = meta[k] end
+  kept_meta.epoch = tostring(M.STRIPPED_EPOCH)
+  local ok, err = pcall(yt.save_safetensors, path, kept, kept_meta, { dtype = "F16" })
+  free_all(tensors)
+  if not ok then utils.write_error(path, err) end
+  local st = yt.sys.stat(path)
+  return st and st.size or 0
+end
+
+return M
