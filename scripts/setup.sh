@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config git
   liblua5.4-dev lua5.4 lua-busted lua-cjson
   libopenblas-openmp-dev libsdl2-image-dev libsdl2-dev libyaml-dev libreadline-dev
-  libcairo2-dev fonts-dejavu-core libopenmpi-dev openmpi-bin)
+  libcairo2-dev fonts-dejavu-core libopenmpi-dev openmpi-bin libzip-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
