@@ -1,6 +1,6 @@
--- Chaos resume: a small training is killed with SIGKILL at chosen points (during a step, inside a checkpoint
--- write, inside the label-cache write, during validation, inside the results.csv write) and resumed until it
--- finishes. Every file of the run directory must stay loadable and the final weights must be bitwise those of the
+-- Chaos resume: a small training is killed with SIGKILL at chosen points (during a step, inside the last and the
+-- best checkpoint writes, inside the label-cache write, during validation, inside the results.csv write, while
+-- plotting, inside the final strip) and resumed until it finishes. Every file of the run directory must stay loadable and the final weights must be bitwise those of the
 -- uninterrupted run. YT_CHAOS_LONG=1 adds 20 kills at random moments (outside CI: minutes).
 local helpers = require("helpers")
 local yt = require("yolotrain.core")
@@ -48,9 +48,9 @@ end)
 t:train()
 ]==]
 
-local function train_args(data, project, name)
+local function train_args(data, project, name, extra)
   return string.format("data='%s' model=yolov8n.yaml epochs=3 imgsz=64 batch=8 nbs=8 workers=1 plots=false " ..
-    "project='%s' name=%s exist_ok=true", data, project, name)
+    "project='%s' name=%s exist_ok=true %s", data, project, name, extra or "")
 end
 
 local function run(dir, env, words)
@@ -58,12 +58,24 @@ local function run(dir, env, words)
     helpers.yolotrain, words))
 end
 
--- Every file of a run directory loads; no temporary is left once the run is finished.
+-- Every file of a run directory loads (weights, plots, args.yaml, results.csv); no temporary is left once the
+-- run is finished, and the finished run's best and last are stripped.
 local function assert_run_dir_loadable(save_dir)
   for _, name in ipairs(yt.sys.listdir(save_dir .. "/weights")) do
     assert.is_nil(name:find(".tmp.", 1, true), "temporary left: " .. name)
-    local ok, err = pcall(yt.load_safetensors, save_dir .. "/weights/" .. name)
-    assert(ok, err)
+    local ok, tensors, meta = pcall(yt.load_safetensors, save_dir .. "/weights/" .. name)
+    assert(ok, tensors)
+    if name == "last.safetensors" or name == "best.safetensors" then
+      assert.are.equal("-1", meta.epoch, name .. " of a finished run is not stripped")
+    end
+  end
+  for _, name in ipairs(yt.sys.listdir(save_dir)) do
+    assert.is_nil(name:find(".tmp.", 1, true), "temporary left: " .. name)
+    if name:match("%.jpg$") or name:match("%.png$") then
+      local ok, img = pcall(yt.data_load_image, save_dir .. "/" .. name)
+      assert(ok, img)
+      assert.is_true(img:size(1) > 0 and img:size(2) > 0, name)
+    end
   end
   local args = yt.load_yaml(save_dir .. "/args.yaml")
   assert.are.equal(3, args.epochs)
@@ -92,15 +104,21 @@ local function assert_same_weights(a_path, b_path)
   assert.is_true(n > 300, "compared " .. n .. " tensors")
 end
 
--- Kills a run at `point`, then resumes it (as often as it takes) until it finishes; returns the run directory.
-local function killed_and_resumed(dir, data, name, env)
-  local ok, rc, out = run(dir, env, train_args(data, dir, name))
+-- Kills a run at point p, then resumes it (as often as it takes) until it finishes; returns the run directory.
+-- A kill inside the final strip leaves a finished run: resume then completes the strip and says there is nothing
+-- left to train.
+local function killed_and_resumed(dir, data, name, p)
+  local ok, rc, out = run(dir, p[2], train_args(data, dir, name, p.extra))
   assert.is_false(ok, name .. ": the kill point was never reached\n" .. out)
   assert.are.equal(137, rc, out) -- SIGKILL, not an error
   local last = dir .. "/" .. name .. "/weights/last.safetensors"
   for attempt = 1, 3 do
     local rok, _, rout = run(dir, nil, "resume='" .. last .. "'")
     if rok then return dir .. "/" .. name end
+    if p.finished then
+      assert(rout:find("nothing to resume", 1, true), name .. ": resume of the finished run\n" .. rout)
+      return dir .. "/" .. name
+    end
     assert(attempt < 3, name .. ": resume failed\n" .. rout)
   end
 end
@@ -121,10 +139,14 @@ describe("chaos resume", function()
 
   local points = {
     { "during a training step", "YT_CHAOS_AT=train:1:5" },
-    { "inside a checkpoint write", "YT_CHAOS_KILL=last.safetensors:2" },
+    { "inside the last checkpoint write", "YT_CHAOS_KILL=last.safetensors:2" },
+    { "inside the best checkpoint write", "YT_CHAOS_KILL=best.safetensors:1" },
     { "inside the label-cache write", "YT_CHAOS_KILL=.yt.cache:1", fresh_cache = true },
     { "during validation", "YT_CHAOS_AT=val:1" },
     { "inside the results.csv write", "YT_CHAOS_KILL=results.csv:2" },
+    { "while plotting training samples", "YT_CHAOS_KILL=train_batch1.jpg:1", extra = "plots=true" },
+    -- last is written once per epoch, then a 4th time by the strip
+    { "inside the final strip", "YT_CHAOS_KILL=last.safetensors:4", finished = true },
   }
   for k, p in ipairs(points) do
     it("resumes to bitwise the same weights after a kill " .. p[1], function()
@@ -141,7 +163,7 @@ describe("chaos resume", function()
         assert(rok, rout)
         save_dir = dir .. "/" .. name
       else
-        save_dir = killed_and_resumed(dir, data, name, p[2])
+        save_dir = killed_and_resumed(dir, data, name, p)
       end
       assert_run_dir_loadable(save_dir)
       assert_same_weights(reference, save_dir .. "/weights/last.safetensors")

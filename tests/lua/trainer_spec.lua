@@ -109,6 +109,13 @@ describe("Engine_Trainer", function()
     local T = make_trainer_class({ nb = 2 })
     local t = T{ overrides = { model = tiny_yaml(dir), data = "fake", epochs = 3, imgsz = 32, batch = 2,
       project = dir, name = "run", plots = false, verbose = false } }
+    local saved_epoch = {}
+    t:add_callback("on_model_save", function(tr)
+      for _, f in ipairs({ tr.best, tr.last }) do
+        local _, m = yt.load_safetensors(f)
+        saved_epoch[f] = m.epoch
+      end
+    end)
     t:train()
     assert.are.equal(dir .. "/run", t.save_dir)
     assert.are.equal(dir .. "/run/weights/last.safetensors", t.last)
@@ -122,11 +129,25 @@ describe("Engine_Trainer", function()
     local args = yt.load_yaml(dir .. "/run/args.yaml")
     assert.are.equal(3, args.epochs)
     assert.are.equal("run", args.name)
-    -- best is the epoch with the best fitness (0.3 at epoch 2), last the final epoch
-    local _, best_meta = yt.load_safetensors(t.best)
-    local _, last_meta = yt.load_safetensors(t.last)
-    assert.are.equal("1", best_meta.epoch)
-    assert.are.equal("2", last_meta.epoch)
+    -- while training, best is the epoch with the best fitness (0.3 at epoch 2), last the final epoch
+    assert.are.equal("1", saved_epoch[t.best])
+    assert.are.equal("2", saved_epoch[t.last])
+    -- once finished, both are stripped to the F16 EMA model (Ultralytics' strip_optimizer)
+    for _, f in ipairs({ t.best, t.last }) do
+      local tensors, meta = yt.load_safetensors(f)
+      assert.are.equal("-1", meta.epoch, f)
+      assert.is_not_nil(meta.yaml, f)
+      local n_model, numel = 0, 0
+      for name, tensor in pairs(tensors) do
+        assert.truthy(name:match("^model%."), f .. " keeps " .. name)
+        n_model, numel = n_model + 1, numel + tensor:numel()
+      end
+      assert.is_true(n_model > 0, f)
+      -- two bytes per value (F16) plus the JSON header, not four
+      local size = yt.sys.stat(f).size
+      assert.is_true(size >= 2 * numel and size < 3 * numel + 8192, string.format("%s: %d bytes for %d values", f,
+        size, numel))
+    end
     -- a second run with the same name goes to run2
     local t2 = T{ overrides = { model = tiny_yaml(dir), data = "fake", epochs = 1, imgsz = 32, batch = 2,
       project = dir, name = "run", plots = false, verbose = false } }
@@ -152,6 +173,8 @@ describe("Engine_Trainer", function()
       if tr.epoch == 1 then tr.stop = true; tr.interrupted = true end
     end)
     part:train()
+    local interrupted = dir .. "/interrupted.safetensors"
+    helpers.write_file(interrupted, helpers.read_file(dir .. "/part/weights/last.safetensors"))
     local resumed = T{ overrides = { resume = dir .. "/part/weights/last.safetensors" } }
     resumed:train()
     local a = yt.load_safetensors(full.last)
@@ -175,7 +198,7 @@ describe("Engine_Trainer", function()
     assert.matches("nothing to resume", tostring(err), 1, true)
 
     -- damaged or foreign checkpoints: refused with the file and key, nothing written
-    local tensors, meta = yt.load_safetensors(full.last)
+    local tensors, meta = yt.load_safetensors(interrupted)
     local function variant(name, key, value)
       local m = {}
       for k, v in pairs(meta) do m[k] = v end
