@@ -112,6 +112,13 @@ local function killed_and_resumed(dir, data, name, p)
   assert.is_false(ok, name .. ": the kill point was never reached\n" .. out)
   assert.are.equal(137, rc, out) -- SIGKILL, not an error
   local last = dir .. "/" .. name .. "/weights/last.safetensors"
+  if p.before_checkpoint then
+    -- killed before any checkpoint exists: the user starts the same training again
+    assert.is_nil(io.open(last, "rb"), name .. ": a checkpoint exists")
+    local rok, _, rout = run(dir, nil, train_args(data, dir, name, p.extra))
+    assert(rok, rout)
+    return dir .. "/" .. name
+  end
   for attempt = 1, 3 do
     local rok, _, rout = run(dir, nil, "resume='" .. last .. "'")
     if rok then return dir .. "/" .. name end
@@ -144,7 +151,8 @@ describe("chaos resume", function()
     { "inside the label-cache write", "YT_CHAOS_KILL=.yt.cache:1", fresh_cache = true },
     { "during validation", "YT_CHAOS_AT=val:1" },
     { "inside the results.csv write", "YT_CHAOS_KILL=results.csv:2" },
-    { "while plotting training samples", "YT_CHAOS_KILL=train_batch1.jpg:1", extra = "plots=true" },
+    { "while plotting training samples", "YT_CHAOS_KILL=train_batch1.jpg:1", extra = "plots=true",
+      before_checkpoint = true },
     -- last is written once per epoch, then a 4th time by the strip
     { "inside the final strip", "YT_CHAOS_KILL=last.safetensors:4", finished = true },
   }

@@ -73,7 +73,9 @@ function Engine_Trainer:init(cfg, overrides, _callbacks)
   self.wdir = utils.join(self.save_dir, "weights")
   if self:is_main() then
     utils.mkdir_p(self.wdir)
-    yt.sys.remove_stale_temps(self.wdir) -- half-written checkpoints of a killed run
+    -- half-written checkpoints, results.csv and plots of a killed run
+    yt.sys.remove_stale_temps(self.wdir)
+    yt.sys.remove_stale_temps(self.save_dir)
     self.args.save_dir = self.save_dir
     self:save_args()
   end
@@ -773,6 +775,7 @@ function Engine_Trainer:check_resume(overrides)
     local note = ""
     if not checkpoint.is_stripped(meta) and path:match("last%.safetensors$") then
       -- the run ended before its final strip (killed in it): finish that step, which needs no training
+      yt.sys.remove_stale_temps(utils.dirname(path))
       for _, f in ipairs({ path, utils.join(utils.dirname(path), "best.safetensors") }) do
         if utils.exists(f) then checkpoint.strip(f) end
       end
