@@ -606,15 +606,9 @@ static char *rd_str(rd_t *r)
     return s;
 }
 
-/* Returns the number of entries (>= 0) or -1 when the cache is absent/stale/corrupt (the caller rescans).
- * nfiles bounds the entries (one per image at most); max_cls bounds the class ids. */
-static int cache_read(const char *path, uint64_t hash, int nfiles, int max_cls, yt_scan_stats *st, yt_strlist *msgs,
-                      yt_label_entry **out)
+int yt_label_cache_parse(const uint8_t *buf, size_t n, uint64_t hash, int nfiles, int max_cls, yt_scan_stats *st,
+                         yt_strlist *msgs, yt_label_entry **out)
 {
-    uint8_t *buf;
-    size_t n;
-    char err[256];
-    if (yt_read_file(path, &buf, &n, err, sizeof err) < 0) return -1;
     rd_t r = {buf, buf + n};
     char magic[8];
     uint64_t h;
@@ -665,7 +659,6 @@ static int cache_read(const char *path, uint64_t hash, int nfiles, int max_cls, 
         if (!cached_labels_valid(e, max_cls)) goto bad_entries;
     }
     if (r.p != r.end) goto bad_entries; /* trailing bytes: not a cache this program wrote */
-    free(buf);
     st->nf = nf, st->nm = nm, st->ne = ne, st->nc = nc;
     *out = es;
     return nent;
@@ -673,9 +666,21 @@ bad_entries:
     for (int i = 0; i <= got && i < nent; i++) yt_label_entry_free(es + i);
 bad:
     free(es);
-    free(buf);
     yt_strlist_free(msgs);
     return -1;
+}
+
+/* -1 when the cache is absent, stale or corrupt: the caller rescans. */
+static int cache_read(const char *path, uint64_t hash, int nfiles, int max_cls, yt_scan_stats *st, yt_strlist *msgs,
+                      yt_label_entry **out)
+{
+    uint8_t *buf;
+    size_t n;
+    char err[256];
+    if (yt_read_file(path, &buf, &n, err, sizeof err) < 0) return -1;
+    int nent = yt_label_cache_parse(buf, n, hash, nfiles, max_cls, st, msgs, out);
+    free(buf);
+    return nent;
 }
 
 /* ---- dataset ---- */

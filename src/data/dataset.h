@@ -10,6 +10,10 @@
 #include "data/augment.h"
 #include "data/image.h"
 
+/* Most classes a dataset may declare (nc, names): far above any real dataset (LVIS has 1,203), and every class
+ * id stays exact in the float labels. */
+#define YT_DATA_MAX_CLASSES 65536
+
 typedef struct {
     char **v;
     int n, cap;
@@ -50,6 +54,13 @@ typedef struct {
     char cache_path[4096];
     char summary[4608];
 } yt_scan_stats;
+
+/* Reads a label cache held in memory (as the dataset scan writes it beside the labels). Returns the number of
+ * entries (>= 0) into *out (free each with yt_label_entry_free, then the array), or -1 when it is not a cache of
+ * these files (hash), is damaged, or holds more than nfiles entries or class ids >= max_cls. Every count is
+ * bounded by the bytes that remain before anything is allocated. */
+int yt_label_cache_parse(const uint8_t *buf, size_t n, uint64_t hash, int nfiles, int max_cls, yt_scan_stats *st,
+                         yt_strlist *msgs, yt_label_entry **out);
 
 typedef struct {
     int imgsz;

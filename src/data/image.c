@@ -120,6 +120,26 @@ static int probe_jpeg(const uint8_t *b, size_t n, yt_image_info *info, char *err
     return 0;
 }
 
+/* Every chunk up to IEND must lie inside the file. libpng, fed through SDL2_image's reader (which does not report
+ * the end of the data), reads a chunk that runs past the end again and again: a 100-byte file hangs a decoder. */
+static int check_png_chunks(const uint8_t *b, size_t n, char *err, size_t errlen)
+{
+    for (size_t p = 8;;) {
+        if (n - p < 12) {
+            yt_error_buf(err, errlen, "truncated PNG: the file ends at byte %zu before its IEND chunk", n);
+            return -1;
+        }
+        uint32_t len = be32(b + p);
+        if (len > 0x7fffffff || len > n - p - 12) {
+            yt_error_buf(err, errlen, "truncated PNG: chunk '%.4s' of %u bytes at byte %zu runs past the end (%zu bytes)",
+                         (const char *)b + p + 4, (unsigned)len, p, n);
+            return -1;
+        }
+        if (memcmp(b + p + 4, "IEND", 4) == 0) return 0;
+        p += 12 + (size_t)len;
+    }
+}
+
 int yt_image_probe_mem(const uint8_t *b, size_t n, yt_image_info *info, char *err, size_t errlen)
 {
     memset(info, 0, sizeof *info);
@@ -145,6 +165,7 @@ int yt_image_probe_mem(const uint8_t *b, size_t n, yt_image_info *info, char *er
         }
         info->w = (int)w;
         info->h = (int)h;
+        if (check_png_chunks(b, n, err, errlen) < 0) return -1;
     } else if (n >= 26 && b[0] == 'B' && b[1] == 'M') {
         info->format = YT_IMFMT_BMP;
         uint32_t dib = le32(b + 14);

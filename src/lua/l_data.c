@@ -7,6 +7,7 @@
  *   data_plot_batch(batch, names, path)            -> writes a JPEG/PNG grid with boxes and names
  * A batch is a table: img (uint8 B x 3 x H x W), cls (N x 1), bboxes (N x 4 normalised xywh), batch_idx (N),
  * im_file, ori_shape {{h,w}}, ratio_pad {{{rh,rw},{padw,padh}}}, resized_shape {{h,w}}. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +77,15 @@ static double opt_num_field(lua_State *L, int t, const char *k, double def)
     return v;
 }
 
+/* An integer option: a number that is whole and fits an int (a float-to-int cast of anything else is undefined). */
+static int opt_int_field(lua_State *L, int t, const char *k, int def)
+{
+    double v = opt_num_field(L, t, k, def);
+    if (!(v == floor(v) && v >= -(double)(1 << 30) && v <= (double)(1 << 30)))
+        luaL_error(L, "option '%s' = %g is not an integer in range", k, v);
+    return (int)v;
+}
+
 static int l_list_images(lua_State *L)
 {
     yt_strlist paths, files;
@@ -99,18 +109,16 @@ static yt_dataset *check_ds(lua_State *L, int idx)
 
 static int l_dataset(lua_State *L)
 {
-    yt_strlist files;
     luaL_checktype(L, 2, LUA_TTABLE);
-    check_string_list(L, 1, &files);
     yt_dataset_cfg c;
     yt_dataset_cfg_defaults(&c);
     int t = 2;
-    c.imgsz = (int)opt_num_field(L, t, "imgsz", c.imgsz);
-    c.augment = (int)opt_num_field(L, t, "augment", 0);
-    c.rect = (int)opt_num_field(L, t, "rect", 0);
-    c.stride = (int)opt_num_field(L, t, "stride", 32);
+    c.imgsz = opt_int_field(L, t, "imgsz", c.imgsz);
+    c.augment = opt_int_field(L, t, "augment", 0);
+    c.rect = opt_int_field(L, t, "rect", 0);
+    c.stride = opt_int_field(L, t, "stride", 32);
     c.pad = opt_num_field(L, t, "pad", 0);
-    c.batch_size = (int)opt_num_field(L, t, "batch_size", 16);
+    c.batch_size = opt_int_field(L, t, "batch_size", 16);
     c.mosaic = opt_num_field(L, t, "mosaic", c.mosaic);
     c.degrees = opt_num_field(L, t, "degrees", 0);
     c.translate = opt_num_field(L, t, "translate", c.translate);
@@ -123,11 +131,11 @@ static int l_dataset(lua_State *L)
     c.hsv_s = opt_num_field(L, t, "hsv_s", c.hsv_s);
     c.hsv_v = opt_num_field(L, t, "hsv_v", c.hsv_v);
     c.mixup = opt_num_field(L, t, "mixup", 0);
-    c.cache_ram = (int)opt_num_field(L, t, "cache_ram", 0);
-    c.use_label_cache = (int)opt_num_field(L, t, "label_cache", 1);
-    c.single_cls = (int)opt_num_field(L, t, "single_cls", 0);
+    c.cache_ram = opt_int_field(L, t, "cache_ram", 0);
+    c.use_label_cache = opt_int_field(L, t, "label_cache", 1);
+    c.single_cls = opt_int_field(L, t, "single_cls", 0);
     c.fraction = opt_num_field(L, t, "fraction", 1.0);
-    c.nc = (int)opt_num_field(L, t, "nc", 80);
+    c.nc = opt_int_field(L, t, "nc", 80);
     lua_getfield(L, t, "prefix");
     c.prefix = lua_isstring(L, -1) ? lua_tostring(L, -1) : "";
     int classes[1024], ncls = 0;
@@ -145,10 +153,11 @@ static int l_dataset(lua_State *L)
     lua_pop(L, 1);
     c.classes = ncls ? classes : NULL;
     c.nclasses = ncls;
-    if (c.imgsz < 32 || c.batch_size < 1 || c.stride < 1 || c.nc < 1) {
-        yt_strlist_free(&files);
-        return luaL_error(L, "dataset: invalid imgsz %d, batch %d, stride %d or nc %d", c.imgsz, c.batch_size, c.stride, c.nc);
-    }
+    if (c.imgsz < 32 || c.batch_size < 1 || c.stride < 1 || c.nc < 1 || c.nc > YT_DATA_MAX_CLASSES)
+        return luaL_error(L, "dataset: invalid imgsz %d, batch %d, stride %d or nc %d (1..%d)", c.imgsz, c.batch_size,
+                          c.stride, c.nc, YT_DATA_MAX_CLASSES);
+    yt_strlist files; /* listed last: an error raised above would leak it */
+    check_string_list(L, 1, &files);
     ds_box *b = lua_newuserdatauv(L, sizeof *b, 0);
     b->ds = NULL;
     luaL_setmetatable(L, DATASET_MT);
@@ -601,5 +610,7 @@ void yt_lua_open_data(lua_State *L, int module_index)
     lua_pop(L, 1);
     lua_pushvalue(L, module_index);
     luaL_setfuncs(L, functions, 0);
+    lua_pushinteger(L, YT_DATA_MAX_CLASSES);
+    lua_setfield(L, -2, "data_max_classes");
     lua_pop(L, 1);
 }

@@ -119,6 +119,9 @@ function M.main(words)
   end
   local ok, task, mode, overrides = pcall(cfgmod.parse_args, words)
   if not ok then return err_out(message_of(task)) end
+  local cok, with_file = pcall(cfgmod.apply_cfg_file, overrides)
+  if not cok then return err_out(message_of(with_file)) end
+  overrides = with_file
   task = task or overrides.task or "detect"
   mode = mode or overrides.mode
   if mode == nil then

@@ -112,6 +112,42 @@ function cfg.get_cfg(overrides, base)
   return args
 end
 
+-- ---- argument files ----
+
+-- cfg=<file.yaml>, as Ultralytics: a YAML mapping of arguments (a run's args.yaml, say) that replaces the defaults;
+-- arguments given beside it win. Every key is checked as on the command line; an error names the file and key.
+-- null values and the file's own `cfg` key are left out.
+function cfg.load_args_yaml(path)
+  if type(path) ~= "string" then error(string.format("cfg=%s: expected the path of a YAML file", tostring(path)), 0) end
+  local yt = require("yolotrain.core")
+  local ok, data = pcall(yt.load_yaml, path)
+  if not ok then error(string.format("cfg=%s: %s", path, tostring(data)), 0) end
+  if data == nil then return {} end
+  if type(data) ~= "table" or (next(data) ~= nil and data[1] ~= nil) then
+    error(string.format("cfg=%s: expected a mapping of argument: value", path), 0)
+  end
+  local out = {}
+  for k, v in pairs(data) do
+    if type(k) ~= "string" then error(string.format("cfg=%s: key %s is not a name", path, tostring(k)), 0) end
+    if k ~= "cfg" and v ~= yt.null then
+      local vok, checked = pcall(cfg.check_value, k, v, 0)
+      if not vok then error(string.format("cfg=%s: %s", path, tostring(checked)), 0) end
+      out[k] = checked
+    end
+  end
+  return out
+end
+
+-- The overrides of a command line with its cfg=<file.yaml> applied: the file's arguments under the others.
+function cfg.apply_cfg_file(overrides)
+  if overrides.cfg == nil then return overrides end
+  local out = cfg.load_args_yaml(overrides.cfg)
+  for k, v in pairs(overrides) do
+    if k ~= "cfg" then out[k] = v end
+  end
+  return out
+end
+
 -- ---- command-line values ----
 
 -- "none" -> nil (cfg.NONE), "true"/"false" -> booleans, numbers, [lists], otherwise the string.

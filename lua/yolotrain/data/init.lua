@@ -91,7 +91,9 @@ local function names_from(raw)
     local maxk = -1
     for k, v in pairs(raw) do
       local ki = math.tointeger(tonumber(k))
-      if ki == nil or ki < 0 then error(string.format("dataset names: key %s is not a class index", tostring(k)), 0) end
+      if ki == nil or ki < 0 or ki >= yt.data_max_classes then
+        error(string.format("dataset names: key %s is not a class index (0..%d)", tostring(k), yt.data_max_classes - 1), 0)
+      end
       names[ki] = tostring(v)
       if ki > maxk then maxk = ki end
     end
@@ -143,8 +145,13 @@ function M.check_det_dataset(dataset)
     if names == nil then error(string.format("%s: 'names' must be a list or a map", yaml_file), 0) end
   else
     names, n = {}, math.tointeger(data.nc)
-    if n == nil or n < 1 then error(string.format("%s: nc must be a positive integer", yaml_file), 0) end
+    if n == nil or n < 1 or n > yt.data_max_classes then
+      error(string.format("%s: nc must be an integer in 1..%d", yaml_file, yt.data_max_classes), 0)
+    end
     for i = 0, n - 1 do names[i] = "class_" .. i end
+  end
+  if n > yt.data_max_classes then
+    error(string.format("%s: %d names, more than the %d classes a dataset may have", yaml_file, n, yt.data_max_classes), 0)
   end
   if data.nc ~= nil and math.tointeger(data.nc) ~= n then
     error(string.format("%s names length %d and 'nc: %s' must match.", yaml_file, n, tostring(data.nc)), 0)

@@ -7,6 +7,8 @@
 -- train_metrics, and the counters resume needs. The trainer writes it; tasks, val and resume read it here.
 local yt = require("yolotrain.core")
 local utils = require("yolotrain.utils")
+local cfg = require("yolotrain.cfg")
+local cjson = require("cjson")
 
 local M = {}
 
@@ -57,6 +59,62 @@ function M.strip(path)
   if not ok then utils.write_error(path, err) end
   local st = yt.sys.stat(path)
   return st and st.size or 0
+end
+
+-- ---- read on resume (the metadata of a file that may come from anywhere) ----
+
+-- An integer counter of a checkpoint's metadata (epoch, epochs, updates), refused unless it is one: a hostile or
+-- damaged "nan" would otherwise restart at epoch 1 and overwrite that run's weights.
+function M.counter(path, meta, key, min, fallback)
+  local raw = meta[key]
+  if raw == nil and fallback ~= nil then raw = fallback end
+  local v = tonumber(raw)
+  if not (v and v == math.floor(v) and v >= min and v < 2 ^ 31) then
+    error(string.format("resume=%s: checkpoint metadata '%s' is %s, not an integer >= %d", path, key,
+      raw == nil and "missing" or string.format("%q", tostring(raw)), min), 0)
+  end
+  return math.tointeger(v)
+end
+
+-- The checkpoint's training arguments, each checked as the command line checks it.
+function M.train_args(path, meta)
+  local ok, ckpt_args = pcall(cjson.decode, meta.train_args or "")
+  if not ok or type(ckpt_args) ~= "table" then
+    error(string.format("resume=%s: checkpoint metadata 'train_args' is not a JSON object", path), 0)
+  end
+  for k, v in pairs(ckpt_args) do
+    if cfg.defaults.kinds[k] and v ~= cjson.null then
+      local vok, err = pcall(cfg.check_value, k, v, 0)
+      if not vok then error(string.format("resume=%s: checkpoint train_args: %s", path, err), 0) end
+    end
+  end
+  return ckpt_args
+end
+
+-- The optimizer's parameter groups (lr, momentum, weight_decay of each): at most n_groups, finite numbers.
+function M.optimizer_groups(path, meta, n_groups)
+  local ok, groups = pcall(cjson.decode, meta.optimizer_groups or "[]")
+  local function bad(why)
+    error(string.format("resume=%s: checkpoint metadata 'optimizer_groups' %s", path, why), 0)
+  end
+  if not ok or type(groups) ~= "table" then bad("is not a JSON array") end
+  if #groups > n_groups then bad(string.format("has %d groups, the optimizer %d", #groups, n_groups)) end
+  local out = {}
+  for j = 1, #groups do
+    local g = groups[j]
+    if type(g) ~= "table" then bad(string.format("group %d is not an object", j)) end
+    out[j] = {}
+    for _, k in ipairs({ "lr", "momentum", "weight_decay" }) do
+      local v = g[k]
+      if v ~= nil then
+        if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then
+          bad(string.format("group %d: %s is %s, not a finite number", j, k, tostring(v)))
+        end
+        out[j][k] = v
+      end
+    end
+  end
+  return out
 end
 
 return M

@@ -36,7 +36,7 @@ function Engine_Predictor:init(cfg, overrides, _callbacks)
       (cfg.overrides ~= nil or cfg.cfg ~= nil or cfg._callbacks ~= nil or next(cfg) == nil) then
     cfg, overrides, _callbacks = cfg.cfg, cfg.overrides, cfg._callbacks
   end
-  if type(cfg) == "string" then cfg = yt.load_yaml(cfg) end
+  if type(cfg) == "string" then cfg = cfgmod.load_args_yaml(cfg) end
   overrides = overrides or {}
   local base = cfgmod.get_cfg(cfg or {})
   self.args = cfgmod.get_cfg(overrides, base)

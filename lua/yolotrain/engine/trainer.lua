@@ -50,7 +50,7 @@ function Engine_Trainer:init(cfg, overrides, _callbacks)
   if type(cfg) == "table" and overrides == nil and (cfg.overrides ~= nil or cfg.cfg ~= nil or next(cfg) == nil) then
     cfg, overrides, _callbacks = cfg.cfg, cfg.overrides, cfg._callbacks
   end
-  if type(cfg) == "string" then cfg = yt.load_yaml(cfg) end
+  if type(cfg) == "string" then cfg = cfgmod.load_args_yaml(cfg) end
   local base = cfgmod.get_cfg(cfg or {})
   self.args = cfgmod.get_cfg(overrides or {}, base)
   self.callbacks = _callbacks or callbacks.get_default_callbacks()
@@ -711,36 +711,6 @@ local function newest_last(root)
   return best
 end
 
--- resume=true (newest last under the project) or resume=<path>: the run's own arguments come back from the
--- checkpoint; imgsz, batch, workers and ranks may be overridden.
--- An integer counter of a checkpoint's metadata (epoch, epochs, updates), refused unless it is one: a hostile or
--- damaged "nan" would otherwise restart at epoch 1 and overwrite that run's weights.
-local function meta_counter(path, meta, key, min, fallback)
-  local raw = meta[key]
-  if raw == nil and fallback ~= nil then raw = fallback end
-  local v = tonumber(raw)
-  if not (v and v == math.floor(v) and v >= min and v < 2 ^ 31) then
-    error(string.format("resume=%s: checkpoint metadata '%s' is %s, not an integer >= %d", path, key,
-      raw == nil and "missing" or string.format("%q", tostring(raw)), min), 0)
-  end
-  return math.tointeger(v)
-end
-
--- The checkpoint's training arguments, each checked as the command line checks it.
-local function checked_resume_args(path, meta)
-  local ok, ckpt_args = pcall(cjson.decode, meta.train_args or "")
-  if not ok or type(ckpt_args) ~= "table" then
-    error(string.format("resume=%s: checkpoint metadata 'train_args' is not a JSON object", path), 0)
-  end
-  for k, v in pairs(ckpt_args) do
-    if cfgmod.defaults.kinds[k] and v ~= cjson.null then
-      local vok, err = pcall(cfgmod.check_value, k, v, 0)
-      if not vok then error(string.format("resume=%s: checkpoint train_args: %s", path, err), 0) end
-    end
-  end
-  return ckpt_args
-end
-
 -- Where a resumed run writes: the run directory the checkpoint lies in (its save_dir must say so), or, for a
 -- checkpoint from elsewhere, nil when project=/name= choose a new one; otherwise an error naming both places.
 local function resume_save_dir(path, ckpt_args, overrides)
@@ -753,6 +723,8 @@ local function resume_save_dir(path, ckpt_args, overrides)
     tostring(here)), 0)
 end
 
+-- resume=true (newest last under the project) or resume=<path>: the run's own arguments come back from the
+-- checkpoint; imgsz, batch, workers and ranks may be overridden.
 function Engine_Trainer:check_resume(overrides)
   local resume = self.args.resume
   if not resume then return end
@@ -769,8 +741,9 @@ function Engine_Trainer:check_resume(overrides)
   if not meta or meta.format ~= checkpoint.FORMAT then
     error(string.format("resume=%s: not a yolotrain training checkpoint", path), 0)
   end
-  local ckpt_args = checked_resume_args(path, meta)
-  local done, total = meta_counter(path, meta, "epoch", -1) + 1, meta_counter(path, meta, "epochs", 1, ckpt_args.epochs)
+  local ckpt_args = checkpoint.train_args(path, meta)
+  local done = checkpoint.counter(path, meta, "epoch", -1) + 1
+  local total = checkpoint.counter(path, meta, "epochs", 1, ckpt_args.epochs)
   if checkpoint.is_stripped(meta) or done >= total then
     local note = ""
     if not checkpoint.is_stripped(meta) and path:match("last%.safetensors$") then
@@ -810,7 +783,7 @@ end
 function Engine_Trainer:resume_training(ckpt)
   if not ckpt or not self.args.resume then return end
   local meta, tensors = ckpt.meta, ckpt.tensors
-  local epoch = meta_counter(ckpt.path, meta, "epoch", -1)
+  local epoch = checkpoint.counter(ckpt.path, meta, "epoch", -1)
   local start_epoch = epoch + 1
   if start_epoch >= self.epochs then
     error(string.format("%s training to %d epochs is finished, nothing to resume.\nStart a new training " ..
@@ -821,11 +794,12 @@ function Engine_Trainer:resume_training(ckpt)
   if next(train_sd) then self.model:load_state_dict(train_sd) end
   if self.ema then
     self.ema.ema:load_state_dict(strip("model.", tensors))
-    self.ema.updates = meta_counter(ckpt.path, meta, "updates", 0, 0)
+    self.ema.updates = checkpoint.counter(ckpt.path, meta, "updates", 0, 0)
   end
   self.optimizer:load_state_tensors(strip("optimizer.", tensors))
-  local groups = cjson.decode(meta.optimizer_groups or "[]")
-  for j, g in ipairs(groups) do self.optimizer:set_group(j, g) end
+  for j, g in ipairs(checkpoint.optimizer_groups(ckpt.path, meta, self.optimizer:n_groups())) do
+    self.optimizer:set_group(j, g)
+  end
   local grads = strip("pending_grad.", tensors)
   for name, p in self.model:named_parameters() do
     if grads[name] then p.grad = grads[name] end

@@ -105,20 +105,19 @@ end
 M.RESULTS_COLUMNS = { "train/box_loss", "train/cls_loss", "train/dfl_loss", "metrics/precision(B)",
   "metrics/recall(B)", "val/box_loss", "val/cls_loss", "val/dfl_loss", "metrics/mAP50(B)", "metrics/mAP50-95(B)" }
 
--- Reads results.csv and draws every panel (the columns of RESULTS_COLUMNS that exist, else every column after
--- epoch) with the values and a Gaussian-smoothed dotted line. png_path defaults to results.png beside the CSV.
--- Returns the PNG path.
-function M.plot_results(csv_path, png_path)
-  png_path = png_path or ((csv_path:match("^(.*)/[^/]*$") or ".") .. "/results.png")
+-- Reads results.csv into what results.png shows: the panels (the columns of RESULTS_COLUMNS that exist, else every
+-- column after epoch), the epochs x, each panel's values ys[j] (NaN where a row has none) and their
+-- Gaussian-smoothed line smooth[j]. Raises naming the file when it has no header or no metric column.
+function M.read_results(csv_path)
   local f, err = io.open(csv_path, "rb")
-  if not f then error(string.format("plot_results: cannot read '%s': %s", csv_path, tostring(err)), 2) end
+  if not f then error(string.format("results: cannot read '%s': %s", csv_path, tostring(err)), 2) end
   local text = f:read("a")
   f:close()
   local lines = {}
   for line in text:gmatch("[^\r\n]+") do
     if line:match("%S") then lines[#lines + 1] = line end
   end
-  if #lines < 1 then error(string.format("plot_results: '%s' is empty", csv_path), 2) end
+  if #lines < 1 then error(string.format("results: '%s' is empty", csv_path), 2) end
   local header = split_csv_line(lines[1])
   local col = {}
   for i, h in ipairs(header) do col[h] = i end
@@ -131,7 +130,7 @@ function M.plot_results(csv_path, png_path)
       if i > 1 and h ~= "" and not h:match("^lr/") then wanted[#wanted + 1] = h end
     end
   end
-  if #wanted == 0 then error(string.format("plot_results: '%s' has no metric columns", csv_path), 2) end
+  if #wanted == 0 then error(string.format("results: '%s' has no metric columns", csv_path), 2) end
   local x, ys = {}, {}
   for j = 1, #wanted do ys[j] = {} end
   for r = 2, #lines do
@@ -156,6 +155,14 @@ function M.plot_results(csv_path, png_path)
     for i = 1, #x do smooth[j][i] = 0 / 0 end
     for q, i in ipairs(idx) do smooth[j][i] = s[q] end
   end
+  return wanted, x, ys, smooth
+end
+
+-- Draws results.csv as Ultralytics' results.png: every panel with its values and a dotted smoothed line.
+-- png_path defaults to results.png beside the CSV. Returns the PNG path.
+function M.plot_results(csv_path, png_path)
+  png_path = png_path or ((csv_path:match("^(.*)/[^/]*$") or ".") .. "/results.png")
+  local wanted, x, ys, smooth = M.read_results(csv_path)
   local label = (csv_path:match("([^/]+)$") or "results"):gsub("%.csv$", "")
   yt.plot_results(png_path, wanted, x, ys, smooth, label)
   return png_path

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Fuzzes every reader of files users receive from others (tests/fuzz/fuzz_*.c) with libFuzzer, ASan and UBSan.
+# Usage: bash scripts/fuzz.sh [seconds per harness, default 60] [harness names ...]
+#   Builds build-fuzz/ with clang (setup.sh installs clang and its libFuzzer runtime), then runs each harness
+#   from its committed seed corpus (tests/fuzz/corpus/<name>, never written) plus the inputs it found before
+#   (build-fuzz/corpus/<name>). A crash stops with the input saved under build-fuzz/crashes/<name>/: add it to
+#   tests/fuzz/regressions/<name>/ with the fix, and the normal suite (ctest fuzzreg_<name>) replays it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+shift || true
+
+YT_FUZZ=1 bash scripts/setup.sh >/dev/null # clang, libFuzzer, and build-fuzz/
+
+names=("$@")
+if [ ${#names[@]} -eq 0 ]; then
+  for src in tests/fuzz/fuzz_*.c; do names+=("$(basename "$src" .c | sed 's/^fuzz_//')"); done
+fi
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/fuzz/lsan.supp
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+failed=()
+for name in "${names[@]}"; do
+  work=build-fuzz/corpus/$name crashes=build-fuzz/crashes/$name
+  mkdir -p "$work" "$crashes"
+  echo "fuzz: $name for ${seconds}s"
+  # -rss_limit_mb/-malloc_limit_mb: a reader that allocates far beyond its input is a finding, not a slow run
+  if ! ./build-fuzz/fuzz_"$name" "$work" "tests/fuzz/corpus/$name" -max_total_time="$seconds" -timeout=20 \
+      -rss_limit_mb=2560 -malloc_limit_mb=1024 -artifact_prefix="$crashes/" -print_final_stats=1 \
+      >"build-fuzz/$name.log" 2>&1; then
+    failed+=("$name")
+    tail -40 "build-fuzz/$name.log"
+  fi
+  grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "build-fuzz/$name.log" | sed "s/^/fuzz: $name /" || true
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzz: findings in ${failed[*]} (inputs under build-fuzz/crashes/)" >&2
+  exit 1
+fi
+echo "fuzz: ${#names[@]} harnesses ran ${seconds}s each without a finding"
