@@ -12,12 +12,19 @@ local dir -- a private temporary folder, given by the harness
 
 function M.setup(tmpdir) dir = tmpdir end
 
-local RUNTIME_ERRORS = { "attempt to ", "bad argument", "stack overflow", "table index is ", "has no integer",
-  "invalid value %(at index", "invalid key to 'next'", "string length overflow", "not enough memory" }
+-- Whether an error is a bug rather than a refusal. Who raised it decides, since inputs can hold any text: the VM
+-- inside a Lua function (indexing nil, arithmetic on a string, stack overflow), or a library function's argument
+-- check ("bad argument #1 to 'tonumber'"). error() and a reader's own luaL_error are refusals, unless they carry a
+-- runtime error caught and re-raised further down ("<file>.lua:<line>: attempt to ..."; Lua's pattern matcher,
+-- unlike a plain find, gives libFuzzer no comparison to learn that text from).
+local WRAPPED_RUNTIME_ERRORS = { "%.lua:%d+: attempt to ", "%.lua:%d+: bad argument #", "%.lua:%d+: stack overflow",
+  "%.lua:%d+: table index is ", "%.lua:%d+: number has no integer representation" }
 
-local function is_runtime_error(msg)
+local function is_runtime_error(msg, raiser)
   if type(msg) ~= "string" then return true end -- error() with a non-string is never a message for a user
-  for _, pat in ipairs(RUNTIME_ERRORS) do
+  if raiser and raiser.what ~= "C" then return true end
+  if raiser and raiser.name ~= "error" and msg:find("^bad argument #") then return true end
+  for _, pat in ipairs(WRAPPED_RUNTIME_ERRORS) do
     if msg:find(pat) then return true end
   end
   return false
@@ -26,7 +33,8 @@ end
 -- Runs one check: a runtime error is raised again (with its traceback), a refusal is swallowed.
 local function check(fn, ...)
   local ok, err = xpcall(fn, function(e)
-    return is_runtime_error(e) and { debug.traceback(tostring(e), 2) } or e
+    -- level 2: the function that raised (level 1 is this handler)
+    return is_runtime_error(e, debug.getinfo(2, "Sn")) and { debug.traceback(tostring(e), 2) } or e
   end, ...)
   if not ok and type(err) == "table" then error(err, 0) end
   return ok and err or nil

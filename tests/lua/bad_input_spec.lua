@@ -71,6 +71,17 @@ m:load_state_dict(bad)
       end)
     end
 
+    it("cfg=<file.yaml> with a bad key: one line naming the file and key, no run directory", function()
+      local cwd = helpers.tmpdir()
+      helpers.write_file(cwd .. "/args.yaml", "epochs: 3\nepoch: 5\n")
+      local ok, rc, out = helpers.run(string.format("cd '%s' && '%s' detect train data=shapes cfg=args.yaml",
+        cwd, helpers.yolotrain))
+      assert.are.equal(1, rc)
+      assert.are.equal("yolotrain: cfg=args.yaml: 'epoch' is not a valid yolotrain argument.",
+        out:match("^[^\n]*"):sub(1, 68))
+      assert.is_nil(io.open(cwd .. "/runs", "r"), "a run directory was created")
+    end)
+
     it("batch=-1 is AutoBatch: the CPU default batch size, as Ultralytics on a CPU", function()
       local cfg = require("yolotrain.cfg")
       local logged

@@ -1,4 +1,5 @@
 local cfg = require("yolotrain.cfg")
+local helpers = require("helpers")
 
 describe("training arguments", function()
   it("start from Ultralytics' defaults", function()
@@ -68,5 +69,89 @@ describe("command-line grammar", function()
     assert.matches("invalid type", err, 1, true)
     ok, err = pcall(cfg.parse_args, { "bogus" })
     assert.is_false(ok)
+  end)
+end)
+
+describe("cfg=<file.yaml>", function()
+  local dir = helpers.tmpdir()
+
+  it("reads a run's args.yaml back, each key checked, nulls and its own cfg left out", function()
+    local path = dir .. "/args.yaml"
+    helpers.write_file(path, "epochs: 7\nlr0: 1e-3\nimgsz: [320, 256]\nname: null\ncfg: other.yaml\nsave: false\n")
+    local a = cfg.load_args_yaml(path)
+    assert.are.same({ epochs = 7, lr0 = 0.001, imgsz = { 320, 256 }, save = false }, a)
+    assert.are.equal("integer", math.type(a.epochs))
+  end)
+
+  it("lets the other arguments of the command line win over the file's", function()
+    local path = dir .. "/base.yaml"
+    helpers.write_file(path, "epochs: 7\nbatch: 4\n")
+    local out = cfg.apply_cfg_file({ cfg = path, epochs = 2 })
+    assert.are.same({ epochs = 2, batch = 4 }, out)
+    local same = { epochs = 2 }
+    assert.are.equal(same, cfg.apply_cfg_file(same))
+  end)
+
+  it("refuses a file that is not a mapping, a wrong type, an unknown key: naming the file", function()
+    for text, msg in pairs({
+      ["- a\n- b\n"] = "expected a mapping of argument: value",
+      ["epochs: many\n"] = "'epochs=many' is of invalid type string",
+      ["epochs: 0\n"] = "'epochs=0' is an invalid value",
+      ["epoch: 3\n"] = "'epoch' is not a valid yolotrain argument. Similar arguments are i.e. epochs=100",
+      ["a: [\n"] = "bad.yaml:",
+    }) do
+      local path = dir .. "/bad.yaml"
+      helpers.write_file(path, text)
+      local ok, err = pcall(cfg.load_args_yaml, path)
+      assert.is_false(ok, text)
+      assert.are.equal("cfg=" .. path .. ": ", err:sub(1, #path + 6))
+      assert.is_truthy(err:find(msg, 1, true), err)
+    end
+    local ok, err = pcall(cfg.load_args_yaml, dir .. "/missing.yaml")
+    assert.is_false(ok)
+    assert.matches("missing%.yaml", err)
+  end)
+end)
+
+describe("a checkpoint's metadata given to resume=", function()
+  local checkpoint = require("yolotrain.engine.checkpoint")
+
+  it("refuses counters that are not integers in range, naming the file and key", function()
+    assert.are.equal(4, checkpoint.counter("c.st", { epoch = "4" }, "epoch", -1))
+    assert.are.equal(0, checkpoint.counter("c.st", {}, "updates", 0, 0))
+    for _, raw in ipairs({ "nan", "-5", "1e12", "2.5", "inf", "" }) do
+      local ok, err = pcall(checkpoint.counter, "c.st", { epoch = raw }, "epoch", -1)
+      assert.is_false(ok, raw)
+      assert.are.equal(string.format("resume=c.st: checkpoint metadata 'epoch' is %q, not an integer >= -1", raw), err)
+    end
+  end)
+
+  it("checks train_args as the command line does", function()
+    assert.are.same({ epochs = 3 }, checkpoint.train_args("c.st", { train_args = '{"epochs": 3}' }))
+    local ok, err = pcall(checkpoint.train_args, "c.st", { train_args = '{"epochs": 0}' })
+    assert.is_false(ok)
+    assert.are.equal("resume=c.st: checkpoint train_args: 'epochs=0' is an invalid value. Valid 'epochs' values are " ..
+      "integers >= 1.", err)
+    ok, err = pcall(checkpoint.train_args, "c.st", { train_args = "[1" })
+    assert.is_false(ok)
+    assert.matches("'train_args' is not a JSON object", err)
+  end)
+
+  it("takes at most the optimizer's groups, each a set of finite numbers", function()
+    local groups = checkpoint.optimizer_groups("c.st",
+      { optimizer_groups = '[{"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0005, "other": "x"}]' }, 3)
+    assert.are.same({ { lr = 0.01, momentum = 0.9, weight_decay = 0.0005 } }, groups)
+    assert.are.same({}, checkpoint.optimizer_groups("c.st", {}, 3))
+    for text, msg in pairs({
+      ['[{}, {}, {}, {}]'] = "has 4 groups, the optimizer 3",
+      ['[{"lr": "fast"}]'] = "group 1: lr is fast, not a finite number",
+      ['[{"lr": 1e999}]'] = "group 1: lr is inf, not a finite number",
+      ['[7]'] = "group 1 is not an object",
+      ['{"lr"'] = "is not a JSON array",
+    }) do
+      local ok, err = pcall(checkpoint.optimizer_groups, "c.st", { optimizer_groups = text }, 3)
+      assert.is_false(ok, text)
+      assert.are.equal("resume=c.st: checkpoint metadata 'optimizer_groups' " .. msg, err)
+    end
   end)
 end)

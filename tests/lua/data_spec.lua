@@ -133,6 +133,36 @@ describe("yolotrain.data loader", function()
     assert.is_true(yt.sys.rss() - rss0 < 100 * 2 ^ 20, "memory grew as for a 192 Mpixel surface")
   end)
 
+  it("refuses a PNG whose chunks run past its end (libpng behind SDL2_image hangs on one)", function()
+    -- found by tests/fuzz: a bKGD chunk announcing 262 bytes in a 100-byte file made the decoder loop forever
+    local hang = helpers.read_file(helpers.repo_dir .. "tests/fuzz/regressions/image/png_chunk_past_end_hang.png")
+    local d = helpers.tmpdir()
+    helpers.write_file(d .. "/hang.png", hang)
+    local ok, err = pcall(data.load_image, d .. "/hang.png")
+    assert.is_false(ok)
+    assert.matches("truncated PNG: chunk 'bKGD' of 262 bytes at byte 33 runs past the end %(100 bytes%)", err)
+    -- a PNG cut short of its IEND chunk is refused as truncated too; the whole file loads
+    local good = helpers.read_file(helpers.repo_dir .. "tests/fuzz/corpus/image/tiny.png")
+    assert.are.same({ 6, 10, 3 }, data.load_image(helpers.repo_dir .. "tests/fuzz/corpus/image/tiny.png"):shape())
+    helpers.write_file(d .. "/cut.png", good:sub(1, #good - 12))
+    ok, err = pcall(data.load_image, d .. "/cut.png")
+    assert.is_false(ok)
+    assert.matches("truncated PNG: the file ends at byte 88 before its IEND chunk", err)
+  end)
+
+  it("bounds the classes a dataset YAML may declare", function()
+    local d = helpers.tmpdir()
+    for text, msg in pairs({
+      ["nc: 1000000000000000000\n"] = "nc must be an integer in 1..65536",
+      ["names: {0: a, 70000: b}\n"] = "key 70000 is not a class index (0..65535)",
+    }) do
+      helpers.write_file(d .. "/data.yaml", "path: /\ntrain: tmp\nval: tmp\n" .. text)
+      local ok, err = pcall(data.check_det_dataset, d .. "/data.yaml")
+      assert.is_false(ok, text)
+      assert.is_truthy(err:find(msg, 1, true), err)
+    end
+  end)
+
   it("refuses an image file over the input size limit before reading it", function()
     local path = helpers.tmpdir() .. "/huge.jpg"
     local f = assert(io.open(path, "wb"))

@@ -26,8 +26,12 @@ end
 function cfg.similar_keys(key)
   local scored = {}
   for _, k in ipairs(defaults.order) do
-    local ratio = 1 - levenshtein(key, k) / math.max(#key, #k)
-    if ratio >= 0.6 then scored[#scored + 1] = { k, ratio } end
+    local longest = math.max(#key, #k)
+    -- the distance is at least the length difference: most keys are out of reach without computing it
+    if math.abs(#key - #k) <= 0.4 * longest then
+      local ratio = 1 - levenshtein(key, k) / longest
+      if ratio >= 0.6 then scored[#scored + 1] = { k, ratio } end
+    end
   end
   table.sort(scored, function(x, y) return x[2] > y[2] end)
   local out = {}
@@ -49,7 +53,7 @@ local function is_int(v) return math.type(v) == "integer" or (type(v) == "number
 function cfg.check_value(k, v, level)
   level = level or 3
   local kind = defaults.kinds[k]
-  if kind == nil then unknown_key_error(k, level + 1) end
+  if kind == nil then unknown_key_error(k, level > 0 and level + 1 or 0) end
   if v == nil or v == defaults.NONE then return nil end
   local function bad(expect, example)
     error(string.format("'%s=%s' is of invalid type %s. Valid '%s' types are %s (i.e. '%s=%s')", k, tostring(v),
