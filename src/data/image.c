@@ -165,7 +165,6 @@ int yt_image_probe_mem(const uint8_t *b, size_t n, yt_image_info *info, char *er
         }
         info->w = (int)w;
         info->h = (int)h;
-        if (check_png_chunks(b, n, err, errlen) < 0) return -1;
     } else if (n >= 26 && b[0] == 'B' && b[1] == 'M') {
         info->format = YT_IMFMT_BMP;
         uint32_t dib = le32(b + 14);
@@ -229,6 +228,7 @@ int yt_image_probe_mem(const uint8_t *b, size_t n, yt_image_info *info, char *er
                      info->h, (long long)YT_IMAGE_MAX_PIXELS, YT_IMAGE_MAX_SIDE);
         return -1;
     }
+    if (info->format == YT_IMFMT_PNG && check_png_chunks(b, n, err, errlen) < 0) return -1;
     return 0;
 }
 
