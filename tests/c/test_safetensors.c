@@ -382,7 +382,8 @@ static void test_save_f16(void)
     yt_tensor *lb = yt_tensor_file_get(&f, "b");
     CHECK(lb && lb->dtype == YT_F32 && yt_f32(lb)[0] == 1.0f && yt_f32(lb)[1] == -3.0f, "BF16 values");
     yt_tensor_file_free(&f);
-    write_file(bpath, "{\"b\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,8]}}", bf, 8);
+    uint16_t eight_bytes[4] = {0};
+    write_file(bpath, "{\"b\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,8]}}", eight_bytes, 8);
     expect_error("F16 size", bpath, "needs 4");
     yt_tensor_release(at);
     yt_tensor_release(a);
