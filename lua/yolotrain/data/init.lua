@@ -158,6 +158,9 @@ function M.check_det_dataset(dataset)
   end
   local root = dirname(yaml_file)
   local path = data.path
+  if path ~= nil and type(path) ~= "string" then
+    error(string.format("%s: 'path' must be a folder name, not %s", yaml_file, tostring(path)), 0)
+  end
   if path == nil or path == "" then path = root
   elseif not is_abs(path) then path = normalize(join(root, path)) end
   local info = { yaml_file = yaml_file, path = path, names = names, nc = n }
@@ -170,6 +173,8 @@ function M.check_det_dataset(dataset)
       local x = normalize(join(path, v))
       if not exists(x) and v:sub(1, 3) == "../" then x = normalize(join(path, v:sub(4))) end
       info[k] = x
+    elseif v ~= nil and type(v) ~= "table" then
+      error(string.format("%s: '%s' must be a path or a list of paths, not %s", yaml_file, k, tostring(v)), 0)
     elseif type(v) == "table" then
       local out = {}
       for i, s in ipairs(v) do out[i] = normalize(join(path, tostring(s))) end
