@@ -4,14 +4,21 @@
 #        YT_SANITIZE=1 bash scripts/setup.sh   (ASan+UBSan build in build-asan/)
 #        YT_TSAN=1 bash scripts/setup.sh       (ThreadSanitizer build in build-tsan/, OpenMP off)
 #        YT_FUZZ=1 bash scripts/setup.sh       (libFuzzer harnesses with clang in build-fuzz/; see scripts/fuzz.sh)
+#        YT_TEST_DEPS=1 bash scripts/setup.sh  (also what the tests run exports with: onnx and OpenCV for Debian's
+#                                               python3, onnxruntime from npm into tests/onnx; scripts/test.sh sets it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config git
   liblua5.4-dev lua5.4 lua-busted lua-cjson
   libopenblas-openmp-dev libsdl2-image-dev libsdl2-dev libyaml-dev libreadline-dev
-  libcairo2-dev fonts-dejavu-core libopenmpi-dev openmpi-bin libzip-dev)
+  libcairo2-dev fonts-dejavu-core libopenmpi-dev openmpi-bin libzip-dev
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
 [ "${YT_FUZZ:-0}" = "1" ] && packages+=(clang libclang-rt-dev)
+if [ "${YT_TEST_DEPS:-0}" = "1" ]; then
+  packages+=(python3 python3-numpy python3-onnx python3-opencv)
+  command -v npm >/dev/null || packages+=(nodejs npm)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,6 +29,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# onnxruntime's CPU libraries ship inside the npm package; its install script only fetches optional extras
+# (which needs a network the tests do not have), hence --ignore-scripts
+ort_version=$(sed -n 's/.*"onnxruntime-node": "\(.*\)".*/\1/p' tests/onnx/package.json)
+if [ "${YT_TEST_DEPS:-0}" = "1" ] && ! grep -qs "\"version\": \"$ort_version\"" \
+    tests/onnx/node_modules/onnxruntime-node/package.json; then
+  echo "setup: installing onnxruntime-node $ort_version into tests/onnx"
+  (cd tests/onnx && npm install --ignore-scripts --no-package-lock --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
 if [ "${YT_SANITIZE:-0}" = "1" ]; then

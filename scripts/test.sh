@@ -4,7 +4,7 @@
 # YT_TSAN=1 runs the tests of the threaded parts (loader, caches, progress, signals) on a ThreadSanitizer build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+YT_TEST_DEPS=1 bash scripts/setup.sh
 build=build
 [ "${YT_SANITIZE:-0}" = "1" ] && build=build-asan
 [ "${YT_TSAN:-0}" = "1" ] && build=build-tsan

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/half.h"
 
 /* What a GLOBAL may stand for. */
 typedef enum {
@@ -701,6 +702,52 @@ void yt_pickle_free(yt_pickle *P)
 int yt_pk_is_str(const yt_pk *v, const char *s)
 {
     return v && v->kind == YT_PK_STR && v->len == strlen(s) && !memcmp(v->s, s, v->len);
+}
+
+int yt_pk_numpy_scalar(const yt_pk *v, double *f, int64_t *i, int *is_int)
+{
+    if (!v || v->kind != YT_PK_OBJECT || strcmp(v->s, "numpy.core.multiarray.scalar") != 0) return 0;
+    const yt_pk *args = v->items[0];
+    if (args->n != 2 || args->items[1]->kind != YT_PK_BYTES) return 0;
+    const yt_pk *dtype = args->items[0], *raw = args->items[1];
+    if (dtype->kind != YT_PK_OBJECT || strcmp(dtype->s, "numpy.dtype") != 0) return 0;
+    const yt_pk *dargs = dtype->items[0], *state = dtype->items[1];
+    if (dargs->n < 1 || dargs->items[0]->kind != YT_PK_STR || dargs->items[0]->len != 2) return 0;
+    /* the BUILD state (version, byte order, ...): '<' little-endian, '|' not applicable (one byte) */
+    if (state->kind != YT_PK_TUPLE || state->n < 2 || !(yt_pk_is_str(state->items[1], "<") ||
+                                                          yt_pk_is_str(state->items[1], "|")))
+        return 0;
+    char kind = dargs->items[0]->s[0];
+    size_t size = (size_t)(dargs->items[0]->s[1] - '0');
+    if (raw->len != size || !(size == 1 || size == 2 || size == 4 || size == 8)) return 0;
+    uint8_t b[8] = {0};
+    memcpy(b, raw->s, size);
+    uint64_t u = 0;
+    for (size_t k = 0; k < size; k++) u |= (uint64_t)b[k] << (8 * k);
+    switch (kind) {
+    case 'f':
+        if (size == 2) *f = yt_f16_to_f32((uint16_t)u);
+        else if (size == 4) { float x; uint32_t w = (uint32_t)u; memcpy(&x, &w, 4); *f = x; }
+        else if (size == 8) memcpy(f, &u, 8);
+        else return 0;
+        *is_int = 0;
+        return 1;
+    case 'i': /* sign-extend */
+        *i = size == 8 ? (int64_t)u : (int64_t)(u ^ (1ull << (8 * size - 1))) - (int64_t)(1ull << (8 * size - 1));
+        break;
+    case 'u':
+        if (size == 8 && u > INT64_MAX) return 0;
+        *i = (int64_t)u;
+        break;
+    case 'b':
+        if (size != 1) return 0;
+        *i = u != 0;
+        break;
+    default: return 0;
+    }
+    *f = (double)*i;
+    *is_int = 1;
+    return 1;
 }
 
 const yt_pk *yt_pk_dict_get(const yt_pk *dict, const char *key)

@@ -75,6 +75,10 @@ const yt_pk *yt_pk_dict_get(const yt_pk *dict, const char *key);
 /* An OBJECT's attribute from its BUILD state (a dict, or the dict of a (dict, slots) tuple). */
 const yt_pk *yt_pk_attr(const yt_pk *obj, const char *key);
 int yt_pk_is_str(const yt_pk *v, const char *s);
+/* A numpy scalar (numpy.core.multiarray.scalar(dtype, raw bytes): what np.float64(0.01) pickles to, e.g. an
+ * optimizer's lr set by np.interp) as a number: returns 1 with *f set (*is_int 1 for integer and bool dtypes, whose
+ * value then is exact in *i), 0 when v is not one of the little-endian f2/f4/f8/i1..i8/u1..u4/b1 scalars. */
+int yt_pk_numpy_scalar(const yt_pk *v, double *f, int64_t *i, int *is_int);
 const char *yt_pk_kind_name(yt_pk_kind k);
 size_t yt_pk_dtype_size(yt_pk_dtype dt);
 

@@ -4,6 +4,7 @@
  *       The pickled object as plain Lua values: dicts -> tables (string / integer / float / boolean keys; a None
  *       value leaves the key absent), lists and tuples -> arrays (None -> yt.null), str and bytes -> strings,
  *       tensors -> tensors (fp16/fp32 -> F32, integers -> I64), a global name -> its "module.name" string.
+ *       A numpy scalar (np.float64(0.01) ...) -> a number.
  *       An object -> a table with __class = "module.Class" and its attributes (its BUILD state). A pickled
  *       nn.Module additionally gets `state_dict` (name -> tensor, names as torch's state_dict() gives them) and
  *       `state_dict_order` (the names in state_dict() order); its private attributes (`_modules`, `_parameters`,
@@ -120,7 +121,15 @@ static void push_value(converter *c, const yt_pk *v, int depth)
         lua_createtable(L, 0, (int)(v->n / 2));
         set_entries(c, v, depth, 0);
         break;
-    case YT_PK_OBJECT: push_object(c, v, depth); break;
+    case YT_PK_OBJECT: {
+        double f;
+        int64_t i;
+        int is_int;
+        if (!yt_pk_numpy_scalar(v, &f, &i, &is_int)) push_object(c, v, depth);
+        else if (is_int) lua_pushinteger(L, (lua_Integer)i);
+        else lua_pushnumber(L, f);
+        break;
+    }
     case YT_PK_TENSOR: yt_lua_push_tensor(L, yt_pt_tensor(c->pt, v)); break;
     default: luaL_error(L, "%s: a bare %s in the checkpoint", yt_pt_name(c->pt), yt_pk_kind_name(v->kind));
     }

@@ -10,19 +10,21 @@ local cfgmod = require("yolotrain.cfg")
 local M = {}
 
 local OTHER_TASKS = { segment = true, classify = true, pose = true, obb = true }
-local OTHER_MODES = { export = true, track = true, benchmark = true }
+local OTHER_MODES = { track = true, benchmark = true }
 
 M.USAGE = [[
 Usage: yolotrain [TASK] MODE key=value ...
 
   TASK  detect (the default; the only task yolotrain implements)
-  MODE  train | val | predict
+  MODE  train | val | predict | export (format=onnx, or format=safetensors from a .pt)
 
 Examples:
   yolotrain detect train data=coco128.yaml model=yolov8n.yaml epochs=3 imgsz=320
   yolotrain detect val model=runs/detect/train/weights/best.safetensors data=coco128.yaml imgsz=320
   yolotrain detect val model=yolov8n.yaml pretrained=yolov8n.safetensors data=coco128.yaml
   yolotrain detect predict model=best.safetensors source=path/to/images save_txt=true
+  yolotrain detect train data=coco128.yaml model=yolov8n.pt epochs=3      (Ultralytics weights, read as data)
+  yolotrain detect export model=best.safetensors format=onnx imgsz=640
 
 Arguments are Ultralytics' (see lua/yolotrain/cfg/default.lua): `key=value`, `key = value`, true/false/none,
 numbers and [lists]; a bare boolean key means true. `yolotrain cfg` prints every argument with its default.]]
@@ -86,6 +88,12 @@ function M.run(task, mode, overrides)
     end
     local predictor = detect.Detection_Predictor{ overrides = overrides }
     predictor:predict_cli(overrides.source)
+    return 0
+  elseif mode == "export" then
+    if overrides.model == nil then
+      error("'model' argument is missing: give model=<weights.safetensors> or model=<weights.pt>", 0)
+    end
+    require("yolotrain.engine.exporter").export(overrides)
     return 0
   end
   error(string.format("mode '%s' is not supported", tostring(mode)), 0)

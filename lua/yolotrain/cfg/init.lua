@@ -5,7 +5,7 @@ local defaults = require("yolotrain.cfg.default")
 local cfg = { NONE = defaults.NONE, defaults = defaults }
 
 local TASKS = { detect = true }
-local MODES = { train = true, val = true, predict = true }
+local MODES = { train = true, val = true, predict = true, export = true }
 cfg.TASKS, cfg.MODES = TASKS, MODES
 
 local function levenshtein(a, b)

@@ -137,6 +137,10 @@ function Engine_Trainer:setup_model()
     end
     cfg = require("yolotrain.nn.tasks").yaml_from_json(ckpt.meta.yaml)
     weights = ckpt
+  elseif type(cfg) == "string" and cfg:match("%.pt$") then -- Ultralytics weights: architecture + pretrained
+    local pt = require("yolotrain.utils.pt")
+    local _, rec = pt.load(cfg)
+    cfg, weights = pt.model_cfg(rec), rec.state_dict
   elseif type(self.args.pretrained) == "string" then
     weights = self.args.pretrained
   end

@@ -42,6 +42,14 @@ function Conv2d:forward(x)
   end
   return y
 end
+-- ONNX export (yolotrain.utils.onnx): each layer writes the nodes of its forward beside it.
+function Conv2d:onnx(g, x)
+  local k, s, p = self.kernel_size, self.stride, self.padding
+  local inputs = { x, g:param(self.weight, "weight") }
+  if self.bias then inputs[3] = g:param(self.bias, "bias") end
+  return g:op("Conv", inputs, { kernel_shape = { k, k }, strides = { s, s }, pads = { p, p, p, p },
+    dilations = { 1, 1 }, group = 1 })
+end
 
 local BatchNorm2d = Module:extend("BatchNorm2d")
 M.BatchNorm2d = BatchNorm2d
@@ -66,14 +74,21 @@ function BatchNorm2d:forward(x)
   return yt.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, self.training,
     self.momentum, self.eps)
 end
+function BatchNorm2d:onnx(g, x)
+  return g:op("BatchNormalization", { x, g:param(self.weight, "weight"), g:param(self.bias, "bias"),
+    g:param(self.running_mean, "running_mean"), g:param(self.running_var, "running_var") },
+    { epsilon = self.eps + 0.0 })
+end
 
 local SiLU = Module:extend("SiLU")
 M.SiLU = SiLU
 function SiLU:forward(x) return yt.silu(x) end
+function SiLU:onnx(g, x) return g:op("Mul", { x, g:op("Sigmoid", { x }) }) end
 
 local Identity = Module:extend("Identity")
 M.Identity = Identity
 function Identity:forward(x) return x end
+function Identity:onnx(g, x) return x end
 
 local MaxPool2d = Module:extend("MaxPool2d")
 M.MaxPool2d = MaxPool2d
@@ -82,6 +97,10 @@ function MaxPool2d:init(k, s, p)
   self.kernel_size, self.stride, self.padding = k, s or k, p or 0
 end
 function MaxPool2d:forward(x) return yt.max_pool2d(x, self.kernel_size, self.stride, self.padding) end
+function MaxPool2d:onnx(g, x)
+  local k, s, p = self.kernel_size, self.stride, self.padding
+  return g:op("MaxPool", { x }, { kernel_shape = { k, k }, strides = { s, s }, pads = { p, p, p, p }, ceil_mode = 0 })
+end
 
 local Upsample = Module:extend("Upsample")
 M.Upsample = Upsample
@@ -97,6 +116,13 @@ function Upsample:forward(x)
   if counter.active then counter.macs = counter.macs + y:numel() end
   return y
 end
+-- PyTorch's nearest: source index floor(dst / scale), i.e. Resize's asymmetric + floor
+function Upsample:onnx(g, x)
+  local f = self.scale_factor + 0.0
+  local roi = g.opset >= 13 and "" or g:const({}, { 0 }, "float32") -- an input until opset 13
+  return g:op("Resize", { x, roi, g:const({ 1.0, 1.0, f, f }, { 4 }, "float32") },
+    { mode = "nearest", coordinate_transformation_mode = "asymmetric", nearest_mode = "floor" })
+end
 
 local Concat = Module:extend("Concat")
 M.Concat = Concat
@@ -105,6 +131,7 @@ function Concat:init(dimension)
   self.d = dimension or 1 -- a PyTorch dimension (0-based) as written in the YAML
 end
 function Concat:forward(xs) return yt.cat(xs, self.d + 1) end
+function Concat:onnx(g, xs) return g:op("Concat", xs, { axis = self.d }) end
 
 local Sequential = Module:extend("Sequential")
 M.Sequential = Sequential
@@ -120,6 +147,10 @@ function Sequential:append(m)
 end
 function Sequential:forward(x)
   for _, m in ipairs(self.items) do x = m(x) end
+  return x
+end
+function Sequential:onnx(g, x)
+  for i, m in ipairs(self.items) do x = g:call(m, tostring(i - 1), x) end
   return x
 end
 Sequential.__len = function(self) return #self.items end
@@ -157,6 +188,12 @@ function Conv:forward(x)
   if self.act then y = self.act(y) end
   return y
 end
+function Conv:onnx(g, x)
+  local y = g:call(self.conv, "conv", x)
+  if self.bn then y = g:call(self.bn, "bn", y) end
+  if self.act then y = g:call(self.act, "act", y) end
+  return y
+end
 
 -- Folds the BatchNorm into the convolution (inference): w' = w * g/sqrt(v+eps), b' = b - m*g/sqrt(v+eps).
 function Conv:fuse()
@@ -192,6 +229,11 @@ function Bottleneck:forward(x)
   if self.add then return x + y end
   return y
 end
+function Bottleneck:onnx(g, x)
+  local y = g:call(self.cv2, "cv2", g:call(self.cv1, "cv1", x))
+  if self.add then return g:op("Add", { x, y }) end
+  return y
+end
 
 local C2f = Module:extend("C2f")
 M.C2f = C2f
@@ -210,6 +252,11 @@ function C2f:forward(x)
   local y = yt.chunk(self.cv1(x), 2, 2)
   for _, b in ipairs(self.m.items) do y[#y + 1] = b(y[#y]) end
   return self.cv2(yt.cat(y, 2))
+end
+function C2f:onnx(g, x)
+  local y = { g:split(g:call(self.cv1, "cv1", x), 1, { self.c, self.c }) }
+  for i, b in ipairs(self.m.items) do y[#y + 1] = g:call(b, "m." .. (i - 1), y[#y]) end
+  return g:call(self.cv2, "cv2", g:op("Concat", y, { axis = 1 }))
 end
 
 local SPPF = Module:extend("SPPF")
@@ -230,6 +277,11 @@ function SPPF:forward(x)
   local y4 = self.m(y3)
   return self.cv2(yt.cat({ y1, y2, y3, y4 }, 2))
 end
+function SPPF:onnx(g, x)
+  local y = { g:call(self.cv1, "cv1", x) }
+  for i = 2, 4 do y[i] = g:call(self.m, "m", y[i - 1]) end
+  return g:call(self.cv2, "cv2", g:op("Concat", y, { axis = 1 }))
+end
 
 local DFL = Module:extend("DFL")
 M.DFL = DFL
@@ -249,6 +301,14 @@ function DFL:forward(x)
   local b, a = x:shape(1), x:shape(3)
   local p = yt.softmax(x:reshape({ b, 4, self.c1, a }):permute({ 1, 3, 2, 4 }), 2)
   return self.conv(p):reshape({ b, 4, a })
+end
+-- The bins go last for the Softmax (before opset 13 Softmax flattens every axis from its own on), then to axis 1
+-- for the frozen 1x1 conv, as forward does.
+function DFL:onnx(g, x)
+  local p = g:op("Reshape", { x, g:ints({ 0, 4, self.c1, -1 }) })
+  p = g:op("Softmax", { g:op("Transpose", { p }, { perm = { 0, 1, 3, 2 } }) }, { axis = 3 })
+  p = g:op("Transpose", { p }, { perm = { 0, 3, 1, 2 } })
+  return g:op("Reshape", { g:call(self.conv, "conv", p), g:ints({ 0, 4, -1 }) })
 end
 
 -- Anchor centres (grid units) and strides of every position of every level, as tensors (2, A) and (1, A).
@@ -275,6 +335,38 @@ function M.dist2bbox(distance, anchor_points, xywh)
   local x2y2 = anchor_points + rb
   if xywh == false then return yt.cat({ x1y1, x2y2 }, 2) end
   return yt.cat({ (x1y1 + x2y2) * 0.5, x2y2 - x1y1 }, 2)
+end
+
+-- The anchors (1, 2, A) and strides (1, 4 or 1, A) of the levels as graph values: constants for a fixed input size,
+-- computed from each level's shape (Shape, Range, Expand) when the size is dynamic.
+local function onnx_anchors(g, levels, strides, static_hw)
+  if static_hw then
+    local shapes = {}
+    for i, s in ipairs(strides) do shapes[i] = { static_hw[1] // s, static_hw[2] // s } end
+    local a, st = M.make_anchors(shapes, strides, 0.5)
+    -- the strides repeated for the 4 box rows: OpenCV's DNN (4.6) cannot broadcast a constant over axis 1
+    local s4 = st:reshape({ -1 }):tolist()
+    local n = #s4
+    for r = 1, 3 do for k = 1, n do s4[r * n + k] = s4[k] end end
+    return g:const(a:reshape({ -1 }):tolist(), { 1, 2, n }, "float32"), g:const(s4, { 1, 4, n }, "float32")
+  end
+  local anchors, level_strides = {}, {}
+  for i, x in ipairs(levels) do
+    local shape = g:op("Shape", { x })
+    local hw = g:op("Gather", { shape, g:ints({ 2, 3 }) }, { axis = 0 })
+    local function centres(dim) -- 0.5, 1.5, ... along one axis
+      local n = g:op("Cast", { g:op("Gather", { shape, g:const({ dim }, {}, "int64") }, { axis = 0 }) }, { to = 1 })
+      return g:op("Add", { g:op("Range", { g:scalar(0.0), n, g:scalar(1.0) }), g:scalar(0.5) })
+    end
+    local gx = g:op("Expand", { g:op("Reshape", { centres(3), g:ints({ 1, -1 }) }), hw })
+    local gy = g:op("Expand", { g:op("Reshape", { centres(2), g:ints({ -1, 1 }) }), hw })
+    local ax = g:op("Reshape", { gx, g:ints({ 1, -1 }) })
+    local ay = g:op("Reshape", { gy, g:ints({ 1, -1 }) })
+    anchors[i] = g:op("Concat", { ax, ay }, { axis = 0 })
+    level_strides[i] = g:op("Expand", { g:const({ strides[i] + 0.0 }, { 1, 1 }, "float32"), g:op("Shape", { ax }) })
+  end
+  return g:op("Reshape", { g:op("Concat", anchors, { axis = 1 }), g:ints({ 1, 2, -1 }) }),
+    g:op("Reshape", { g:op("Concat", level_strides, { axis = 1 }), g:ints({ 1, 1, -1 }) })
 end
 
 local Detect = Module:extend("Detect")
@@ -340,6 +432,26 @@ function Detect:inference(levels)
   local cls = x:narrow(2, self.reg_max * 4 + 1, self.nc)
   local dbox = M.dist2bbox(self.dfl(box), self.anchors, true) * self.strides
   return yt.cat({ dbox, yt.sigmoid(cls) }, 2)
+end
+
+-- Detect:inference as a graph: (B, 4 + nc, A) named output0, boxes in input pixels as Ultralytics exports them.
+function Detect:onnx(g, xs)
+  local flat = {}
+  for i = 1, self.nl do
+    local box = g:call(self.cv2.items[i], "cv2." .. (i - 1), xs[i])
+    local cls = g:call(self.cv3.items[i], "cv3." .. (i - 1), xs[i])
+    flat[i] = g:op("Reshape", { g:op("Concat", { box, cls }, { axis = 1 }), g:ints({ 0, self.no, -1 }) })
+  end
+  local x = g:op("Concat", flat, { axis = 2 })
+  local nbox = self.reg_max * 4
+  local box, cls = g:slice(x, 1, 0, nbox), g:slice(x, 1, nbox, self.no)
+  local anchors, strides = onnx_anchors(g, xs, self.stride, g.static_hw)
+  local dist = g:call(self.dfl, "dfl", box)
+  local x1y1 = g:op("Sub", { anchors, g:slice(dist, 1, 0, 2) })
+  local x2y2 = g:op("Add", { anchors, g:slice(dist, 1, 2, 4) })
+  local centre = g:op("Mul", { g:op("Add", { x1y1, x2y2 }), g:scalar(0.5) })
+  local dbox = g:op("Mul", { g:op("Concat", { centre, g:op("Sub", { x2y2, x1y1 }) }, { axis = 1 }), strides })
+  return g:op("Concat", { dbox, g:op("Sigmoid", { cls }) }, { axis = 1 })
 end
 
 -- ---- registry of the modules a model YAML can name ----

@@ -39,7 +39,16 @@ local function pyrepr(v)
   if v == NONE or v == nil then return "None" end
   if v == true then return "True" end
   if v == false then return "False" end
-  if type(v) == "string" then return "'" .. v .. "'" end
+  if type(v) == "string" then
+    -- Python's repr: single quotes unless the text has one and no double quote; escapes for the rest
+    local q = (v:find("'", 1, true) and not v:find('"', 1, true)) and '"' or "'"
+    local body = v:gsub("[%c\\" .. q .. "]", function(c)
+      if c == "\\" or c == q then return "\\" .. c end
+      if c == "\n" then return "\\n" elseif c == "\t" then return "\\t" elseif c == "\r" then return "\\r" end
+      return string.format("\\x%02x", c:byte())
+    end)
+    return q .. body .. q
+  end
   if type(v) == "number" then
     if math.type(v) == "integer" then return tostring(v) end
     if v == math.floor(v) and math.abs(v) < 1e15 then return string.format("%.1f", v) end
@@ -335,6 +344,26 @@ function Detection_Model:predict(x)
   return x
 end
 
+-- predict's routing as an ONNX graph (yolotrain.utils.onnx): each layer emits its nodes under "model.<i>".
+function Detection_Model:onnx(g, x)
+  local y, input = {}, x
+  for _, m in ipairs(self.model.items) do
+    if m.f ~= -1 then
+      if type(m.f) == "table" then
+        local xs = {}
+        for q, j in ipairs(m.f) do xs[q] = (j == -1) and x or y[j] end
+        x = xs
+      else
+        x = y[m.f]
+      end
+    end
+    x = g:call(m, "model." .. m.i, x)
+    y[m.i] = x
+  end
+  assert(x ~= input, "a model without layers")
+  return x
+end
+
 -- Prints the layer table and the summary line; returns layers, parameters, gradients, GFLOPs.
 function Detection_Model:info(verbose, imgsz)
   if verbose == nil then verbose = true end
@@ -413,9 +442,11 @@ function tasks.yaml_from_json(text)
 end
 
 -- Builds the model a yolotrain checkpoint describes (architecture and class names are in its metadata) and
--- loads its EMA weights strictly. Returns the model and the metadata.
+-- loads its EMA weights strictly. Returns the model and the metadata. An Ultralytics .pt works the same way
+-- (yolotrain.utils.pt); its metadata is then the checkpoint dict.
 function tasks.load_checkpoint_model(path, opts)
   local cjson = require("cjson")
+  if path:match("%.pt$") then return require("yolotrain.utils.pt").load_model(path, opts) end
   local tensors, meta = yt.load_safetensors(path)
   meta = meta or {}
   if not meta.yaml then
@@ -437,7 +468,11 @@ end
 -- Returns (copied, total) and prints "Transferred x/y items from pretrained weights" when verbose.
 function Detection_Model:load(weights, verbose)
   local sd, meta = weights, nil
-  if type(weights) == "string" then sd, meta = yt.load_safetensors(weights) end
+  if type(weights) == "string" and weights:match("%.pt$") then
+    sd = require("yolotrain.utils.pt").state_dict(weights)
+  elseif type(weights) == "string" then
+    sd, meta = yt.load_safetensors(weights)
+  end
   if type(sd) ~= "table" then error("load: expected a path or a table of tensors", 2) end
   if sd.tensors and sd.meta then sd, meta = sd.tensors, sd.meta end -- a loaded checkpoint { tensors =, meta = }
   -- a yolotrain checkpoint: its model.* entries are the (EMA) model's state dict

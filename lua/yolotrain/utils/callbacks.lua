@@ -12,7 +12,7 @@ M.events = {
   -- predictor
   "on_predict_start", "on_predict_batch_start", "on_predict_postprocess_end", "on_predict_batch_end",
   "on_predict_end",
-  -- exporter (named for completeness; yolotrain has no exporter)
+  -- exporter (yolotrain.engine.exporter)
   "on_export_start", "on_export_end",
 }
 

@@ -52,7 +52,7 @@ local function numeric_names(names)
 end
 
 -- Resolves a model for inference: a Detection_Model as is; a yolotrain checkpoint (architecture and names in its
--- metadata); a model YAML with args.pretrained = a plain Ultralytics state dict (.safetensors). data: the dataset
+-- metadata) or an Ultralytics .pt (architecture, nc and names of its pickled model); a model YAML with args.pretrained = a plain Ultralytics state dict (.safetensors). data: the dataset
 -- dictionary or nil (gives nc and names to YAML models). Fuses it; prints the summary when verbose.
 local function resolve_model(model, args, data)
   local tasks = require("yolotrain.nn.tasks")
@@ -70,6 +70,9 @@ local function resolve_model(model, args, data)
         error(string.format("model=%s is a plain state dict without an architecture: give model=<model.yaml> " ..
           "pretrained=%s", model, model), 0)
       end
+    elseif model:match("%.pt$") then
+      if not utils.exists(model) then error(string.format("model '%s' not found", model), 0) end
+      model = tasks.load_checkpoint_model(model)
     elseif model:match("%.ya?ml$") then
       local m = tasks.Detection_Model(model, { nc = data and data.nc or nil, verbose = false })
       local w = args.pretrained
@@ -85,7 +88,7 @@ local function resolve_model(model, args, data)
       end
       model = m
     else
-      error(string.format("model=%s: expected a .safetensors checkpoint or a model .yaml", model), 0)
+      error(string.format("model=%s: expected a .safetensors or .pt checkpoint, or a model .yaml", model), 0)
     end
   elseif type(model) ~= "table" or not model.named_parameters then
     error("model must be a Detection_Model, a checkpoint path or a model YAML", 0)
