@@ -107,15 +107,16 @@ describe("an Ultralytics .pt", function()
     assert.are.equal(2, cjson.decode(meta.train_args).epochs)
   end)
 
-  it("validates and predicts from the command line with model=x.pt", function()
+  it("validates and predicts from the command line with model=x.pt, at the size it was trained at", function()
     local dir = helpers.tmpdir()
-    local ok, rc, out = sh(dir, string.format("detect val model='%s' data='%s' imgsz=128 batch=32 plots=false",
-      BEST, COCO))
+    local ok, rc, out = sh(dir, string.format("detect val model='%s' data='%s' batch=32 plots=false", BEST, COCO))
     assert.is_true(ok, out)
+    assert.truthy(out:find("val: imgsz=128, single_cls=false from the training arguments of", 1, true), out)
     assert.truthy(out:find("\n%s+all%s+128%s+898%s"), out)
     ok, rc, out = sh(dir, string.format("detect predict model='%s' source='%s/images/val2017/000000000139.jpg' " ..
-      "imgsz=128 conf=0.01 save=false", BEST, COCO))
+      "conf=0.01 save=false", BEST, COCO))
     assert.is_true(ok, out)
+    assert.truthy(out:find("predict: imgsz=128 from the training arguments of", 1, true), out)
     assert.truthy(out:find("128x%d+ ") or out:find("%d+x128 "), out)
   end)
 

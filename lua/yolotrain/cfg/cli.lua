@@ -62,6 +62,23 @@ function M.run(task, mode, overrides)
   local detect = require("yolotrain.models.yolo.detect")
   overrides.task = task
   overrides.mode = mode
+  if mode == "val" or mode == "predict" then
+    -- as Ultralytics: the weights' training imgsz (and for val its data and single_cls) unless given here
+    local checkpoint = require("yolotrain.engine.checkpoint")
+    local inherited = checkpoint.inherited_args(overrides.model)
+    local taken = {}
+    for _, k in ipairs(checkpoint.INHERITED_ARGS) do
+      if overrides[k] == nil and inherited[k] ~= nil and (mode == "val" or k == "imgsz") then
+        overrides[k] = inherited[k]
+        taken[#taken + 1] = string.format("%s=%s", k, require("yolotrain.utils").repr(inherited[k]))
+      end
+    end
+    if #taken > 0 then
+      io.stdout:write(string.format("%s: %s from the training arguments of %s\n", mode, table.concat(taken, ", "),
+        tostring(overrides.model)))
+      io.stdout:flush()
+    end
+  end
   if mode == "train" then
     if overrides.model == nil and not overrides.resume then
       overrides.model = "yolov8n.yaml"

@@ -117,4 +117,37 @@ function M.optimizer_groups(path, meta, n_groups)
   return out
 end
 
+-- ---- what a model's weights bring to val, predict and export ----
+
+-- The training arguments a checkpoint hands on when the command line does not give them, as Ultralytics' YOLO
+-- model does (its _reset_ckpt_args): the image size and dataset it was trained with, and single_cls.
+M.INHERITED_ARGS = { "imgsz", "data", "single_cls" }
+
+-- { imgsz =, data =, single_cls = } from the train_args of a yolotrain checkpoint or an Ultralytics .pt (each
+-- checked as on the command line; missing or unusable values are left out), and the .pt's license.
+function M.inherited_args(path)
+  local out, train_args = {}, nil
+  if type(path) ~= "string" or not utils.exists(path) then return out end
+  if path:match("%.pt$") then
+    local ok, ckpt = pcall(yt.load_pt, path)
+    if ok and type(ckpt) == "table" then
+      train_args = ckpt.train_args
+      if type(ckpt.license) == "string" then out.license = ckpt.license end
+    end
+  elseif path:match("%.safetensors$") then
+    local ok, tensors, meta = pcall(yt.load_safetensors, path)
+    if ok then
+      free_all(tensors)
+      local dok, args = pcall(cjson.decode, (meta or {}).train_args or "")
+      if dok then train_args = args end
+    end
+  end
+  if type(train_args) ~= "table" then return out end
+  for _, k in ipairs(M.INHERITED_ARGS) do
+    local v = train_args[k]
+    if v ~= nil and v ~= cjson.null and v ~= yt.null and pcall(cfg.check_value, k, v, 0) then out[k] = v end
+  end
+  return out
+end
+
 return M

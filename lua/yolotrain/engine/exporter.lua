@@ -17,6 +17,7 @@ local callbacks = require("yolotrain.utils.callbacks")
 local utils = require("yolotrain.utils")
 local onnx = require("yolotrain.utils.onnx")
 local pt = require("yolotrain.utils.pt")
+local checkpoint = require("yolotrain.engine.checkpoint")
 
 local Exporter = class.Object:extend("Exporter")
 callbacks.mixin(Exporter)
@@ -48,25 +49,6 @@ local function names_repr(names, nc)
   local parts = {}
   for i = 0, nc - 1 do parts[#parts + 1] = string.format("%d: %s", i, tasks.pyrepr(names[i] or tostring(i))) end
   return "{" .. table.concat(parts, ", ") .. "}"
-end
-
--- The weights' own record: train_args (imgsz, data) and license of a .pt or a yolotrain checkpoint.
-local function weights_info(path)
-  local info = { train_args = {} }
-  if type(path) ~= "string" then return info end
-  if pt.is_pt(path) then
-    local ckpt = yt.load_pt(path)
-    if type(ckpt) == "table" then
-      info.train_args = type(ckpt.train_args) == "table" and ckpt.train_args or {}
-      info.license = type(ckpt.license) == "string" and ckpt.license or nil
-    end
-  elseif path:match("%.safetensors$") then
-    local tensors, meta = yt.load_safetensors(path)
-    for _, t in pairs(tensors) do t:free() end
-    local ok, args = pcall(require("cjson").decode, (meta or {}).train_args or "{}")
-    if ok and type(args) == "table" then info.train_args = args end
-  end
-  return info
 end
 
 -- imgsz as {h, w}, rounded up to a multiple of the model's stride (with Ultralytics' warning)
@@ -155,10 +137,10 @@ function Exporter:export_onnx(model)
   self:check_args()
   local a = self.args
   local source = type(model) == "string" and model or nil
-  local info = weights_info(source)
+  local info = checkpoint.inherited_args(source)
   local m = self:load_model(model)
   local stride = utils.max_stride(m)
-  local imgsz = self.overrides.imgsz or info.train_args.imgsz or a.imgsz
+  local imgsz = self.overrides.imgsz or info.imgsz or a.imgsz
   local hw = export_size(imgsz, stride)
   local batch = self.overrides.batch or 1 -- as Ultralytics: 1 unless given
   local file = self.file or output_path(source, "onnx")
@@ -183,7 +165,7 @@ function Exporter:export_onnx(model)
   g.writer:node("Identity", "/output0", { output }, { "output0" })
   local in_dims = a.dynamic and { "batch", 3, "height", "width" } or { batch, 3, hw[1], hw[2] }
   local out_dims = a.dynamic and { "batch", 4 + nc, "anchors" } or out_shape
-  local data = a.data ~= cfgmod.NONE and a.data or info.train_args.data
+  local data = self.overrides.data or info.data
   local trained_on = type(data) == "string" and ("trained on " .. utils.basename(data)) or "(untrained)"
   local names = m.names or {}
   local w = g:finish{
