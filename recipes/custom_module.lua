@@ -11,6 +11,8 @@ function Scale:init(c1, init_value)
   self:register_parameter("weight", yt.full({ 1, c1, 1, 1 }, init_value or 1.0))
 end
 function Scale:forward(x) return x * self.weight end
+-- what ONNX export writes for it (detect export format=onnx): the same product
+function Scale:onnx(g, x) return g:op("Mul", { x, g:param(self.weight, "weight") }) end
 
 -- channels: output = input channels; args in the YAML: [init_value]
 modules.register("Scale", Scale, { channels = function(c1, args)

@@ -5,45 +5,139 @@ local yt = require("yolotrain.core")
 
 local Module = class.Object:extend("Module")
 
+-- Parameter(t[, requires_grad]): marks a tensor so that assigning it to a field of a Module registers it as a
+-- parameter (`self.scale = Parameter(yt.ones({ c }))`), as torch.nn.Parameter does.
+local Parameter = {}
+Parameter.__index = Parameter
+local function make_parameter(t, requires_grad)
+  if not yt.is_tensor(t) then error("Parameter(t): t must be a tensor", 2) end
+  return setmetatable({ tensor = t, requires_grad = requires_grad ~= false }, Parameter)
+end
+rawset(Module, "Parameter", make_parameter) -- a plain function: Module.Parameter(t)
+
+local function is_module(v) return type(v) == "table" and class.is_instance(v, Module) end
+
+-- Registered children, parameters and buffers are not raw fields: they live in self._registered, so that every
+-- assignment to their names (a new layer, a new tensor, nil) passes through __newindex and keeps the registry,
+-- the state dict and the fields in agreement, as torch's Module.__setattr__ does.
+local function instance_index(Cls)
+  return function(self, k)
+    local r = rawget(self, "_registered")
+    if r then
+      local v = r[k]
+      if v ~= nil then return v end
+    end
+    return Cls[k]
+  end
+end
+
+local function remove_name(list, name)
+  for i, n in ipairs(list) do
+    if n == name then table.remove(list, i) return end
+  end
+end
+
+local function instance_newindex(self, k, v)
+  local r = rawget(self, "_registered")
+  if r == nil and (is_module(v) or getmetatable(v) == Parameter) then
+    error(string.format("%s.%s: call Module.init(self) in %s:init before assigning layers or Parameters",
+      self:class_name(), tostring(k), self:class_name()), 2)
+  end
+  if r == nil or type(k) ~= "string" then return rawset(self, k, v) end
+  if self._children[k] ~= nil then
+    if v == nil then return self:remove_module(k) end
+    if not is_module(v) then
+      error(string.format("cannot assign a %s to '%s', a sub-module of %s (assign a Module or nil)", type(v), k,
+        self:class_name()), 2)
+    end
+    return self:add_module(k, v)
+  elseif self._params[k] ~= nil or self._buffers[k] ~= nil then
+    local params = self._params[k] ~= nil
+    if v == nil then
+      if params then self._params[k] = nil; remove_name(self._param_names, k)
+      else self._buffers[k] = nil; remove_name(self._buffer_names, k) end
+      r[k] = nil
+      return
+    end
+    if getmetatable(v) == Parameter then return self:register_parameter(k, v.tensor, v.requires_grad) end
+    if not yt.is_tensor(v) then
+      error(string.format("cannot assign a %s to '%s', a %s of %s (assign a tensor or nil)", type(v), k,
+        params and "parameter" or "buffer", self:class_name()), 2)
+    end
+    if params then return self:register_parameter(k, v, v.requires_grad) end
+    return self:register_buffer(k, v)
+  elseif is_module(v) then
+    return self:add_module(k, v)
+  elseif getmetatable(v) == Parameter then
+    return self:register_parameter(k, v.tensor, v.requires_grad)
+  end
+  rawset(self, k, v)
+end
+
+-- every subclass gets the same field handling (class.lua gives plain classes a table __index)
+local base_extend = Module.extend
+local function module_extend(Parent, name)
+  local Cls, P = base_extend(Parent, name)
+  rawset(Cls, "__index", instance_index(Cls))
+  rawset(Cls, "__newindex", instance_newindex)
+  return Cls, P
+end
+rawset(Module, "extend", module_extend)
+rawset(Module, "__index", instance_index(Module))
+rawset(Module, "__newindex", instance_newindex)
+
 function Module:init()
+  rawset(self, "_registered", nil)
   self._children, self._child_names = {}, {}
   self._params, self._param_names = {}, {}
   self._buffers, self._buffer_names = {}, {}
   self.training = true
+  rawset(self, "_registered", {})
 end
 
-function Module:add_module(name, m)
+local function check_name(self, name, what)
+  if rawget(self, "_registered") == nil then
+    error(string.format("%s: call Module.init(self) in %s:init before adding %s", what, self:class_name(), what), 3)
+  end
   name = tostring(name)
+  if rawget(self, name) ~= nil then rawset(self, name, nil) end -- a plain field of that name gives way
+  return name
+end
+
+-- Registers a child under name (keeping its place when the name exists): what `self.name = m` does.
+function Module:add_module(name, m)
+  name = check_name(self, name, "a sub-module")
+  if not is_module(m) then error(string.format("add_module('%s'): not a Module", name), 2) end
   if not self._children[name] then table.insert(self._child_names, name) end
   self._children[name] = m
-  self[name] = m
+  self._registered[name] = m
   return m
 end
 
--- Removes a child (used by fuse, like Ultralytics' delattr(m, "bn")).
+-- Removes a child (used by fuse, like Ultralytics' delattr(m, "bn")); `self.name = nil` does the same.
 function Module:remove_module(name)
   if not self._children[name] then return end
   self._children[name] = nil
-  self[name] = nil
-  for i, n in ipairs(self._child_names) do
-    if n == name then table.remove(self._child_names, i) break end
-  end
+  self._registered[name] = nil
+  remove_name(self._child_names, name)
 end
 
 function Module:register_parameter(name, t, requires_grad)
+  name = check_name(self, name, "a parameter")
   if not self._params[name] then table.insert(self._param_names, name) end
   t:keep()
   if requires_grad ~= false then t:requires_grad_(true) end
   self._params[name] = t
-  self[name] = t
+  self._registered[name] = t
   return t
 end
 
 function Module:register_buffer(name, t)
+  name = check_name(self, name, "a buffer")
   if not self._buffers[name] then table.insert(self._buffer_names, name) end
   t:keep()
   self._buffers[name] = t
-  self[name] = t
+  self._registered[name] = t
   return t
 end
 

@@ -1,12 +1,15 @@
 -- The YOLOv8 building blocks, composed from core ops. Names of children and parameters equal Ultralytics'
 -- state-dict names (conv.weight, bn.running_var, cv1, cv2, m.0, ...), so its weights load unchanged.
 --
--- A recipe defines its own layer the same way: extend Module, register parameters in init, implement forward,
--- then modules.register("MyLayer", MyLayer, { channels = function(c1, args) ... end }) to use it in a YAML.
+-- A recipe defines its own layer the same way: extend Module, call Module.init(self), assign its sub-layers and
+-- Parameters to fields (`self.cv1 = Conv(c, c, 3)`, `self.w = Parameter(yt.ones({ c }))`: registered in that order,
+-- as torch does; add_module / register_parameter / register_buffer do the same explicitly), implement forward (and
+-- :onnx(g, x) for ONNX export), then modules.register("MyLayer", MyLayer, { channels = function(c1, args) ... end })
+-- to use it in a YAML.
 local yt = require("yolotrain.core")
 local Module = require("yolotrain.nn.module")
 
-local M = { Module = Module }
+local M = { Module = Module, Parameter = Module.Parameter }
 
 -- FLOP counting (thop's rules, used by info()): while `counter.active`, layers add their multiply-adds.
 local counter = { active = false, macs = 0, include_bn = true }

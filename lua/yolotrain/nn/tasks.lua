@@ -234,7 +234,7 @@ function tasks.parse_model(d, ch, verbose)
     if kind == "detect" then c2 = nil end
     chs[#chs + 1] = c2
     rows[#rows + 1] = string.format("%3d%20s%3d%10d  %-45s%-30s", i, pyrepr(f), n_printed, m.np,
-      "yolotrain.nn.modules." .. short, m.args_repr)
+      modules[short] == reg.cls and ("yolotrain.nn.modules." .. short) or m:class_name(), m.args_repr)
   end
   table.sort(save)
   local uniq = {}
