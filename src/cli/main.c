@@ -21,8 +21,11 @@
 
 #define EXIT_INTERRUPTED 130 /* 128 + SIGINT, what a shell reports for a process stopped by Ctrl-C */
 
+/* Words that hand the command line to yolotrain.cfg.cli. Ultralytics' other tasks and modes are among them so that
+ * the front end can say they are not implemented, rather than look for a recipe file of that name. */
 static const char *const tasks[] = {"detect", "segment", "classify", "pose", "obb", NULL};
 static const char *const modes[] = {"train", "val", "predict", "export", "track", "benchmark", NULL};
+static const char *const commands[] = {"help", "version", "checks", "cfg", NULL};
 
 static const char usage_text[] =
     "usage: yolotrain [options] [recipe.lua [args...]]\n"
@@ -41,8 +44,9 @@ static const char usage_text[] =
     "\n"
     "Training from the command line (Ultralytics' grammar, handled by yolotrain.cfg.cli):\n"
     "  yolotrain detect train data=coco128.yaml model=yolov8n.yaml epochs=3 imgsz=640\n"
-    "  yolotrain train|val|predict key=value ...   (the task defaults to detect)\n"
-    "  tasks: detect segment classify pose obb; modes: train val predict export track benchmark\n"
+    "  yolotrain detect export model=best.safetensors format=onnx imgsz=640\n"
+    "  yolotrain train|val|predict|export key=value ...   (the task defaults to detect, the only one)\n"
+    "  yolotrain help | version | checks | cfg            (usage, version, this machine's setup, every argument)\n"
     "\n"
     "Environment:\n"
     "  YOLOTRAIN_LUA_PATH  ':'-separated directories searched first for the yolotrain.* Lua modules\n"
@@ -80,7 +84,7 @@ static int option_value(cli_options *o, int *i)
 /* Returns 0, or -1 after printing the problem. */
 static int parse_options(cli_options *o)
 {
-    if (o->argc > 1 && (in_list(o->argv[1], tasks) || in_list(o->argv[1], modes))) {
+    if (o->argc > 1 && (in_list(o->argv[1], tasks) || in_list(o->argv[1], modes) || in_list(o->argv[1], commands))) {
         o->command = 1;
         return 0;
     }

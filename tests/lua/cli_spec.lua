@@ -42,6 +42,28 @@ describe("yolotrain executable", function()
     f:close()
   end)
 
+  it("answers help, version and checks as Ultralytics' yolo does, and lists only what exists", function()
+    local ok, rc, out = yolotrain("help")
+    assert.is_true(ok, out)
+    assert.truthy(out:find("MODE  train | val | predict | export", 1, true), out)
+    ok, rc, out = yolotrain("version")
+    assert.is_true(ok, out)
+    assert.are.equal(yt.version .. "\n", out)
+    ok, rc, out = yolotrain("checks")
+    assert.is_true(ok, out)
+    for _, label in ipairs({ "yolotrain", "Lua", "CPU", "CPU features", "threads", "precision" }) do
+      assert.truthy(out:find("\n" .. label .. " +%S") or out:find("^" .. label .. " +%S"), label .. ":\n" .. out)
+    end
+    ok, rc, out = yolotrain("--help")
+    assert.is_true(ok, out)
+    assert.is_nil(out:find("segment", 1, true), "--help lists a task that does not exist:\n" .. out)
+    assert.is_nil(out:find("benchmark", 1, true), out)
+    ok, rc, out = yolotrain("track source=x.mp4")
+    assert.are.equal(1, rc)
+    assert.truthy(out:find("mode 'track' is not supported: yolotrain implements train, val, predict, export", 1,
+      true), out)
+  end)
+
   describe("recipes", function()
     it("sets arg and ... as the lua interpreter does", function()
       local r = recipe([[

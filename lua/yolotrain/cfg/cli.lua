@@ -17,6 +17,7 @@ Usage: yolotrain [TASK] MODE key=value ...
 
   TASK  detect (the default; the only task yolotrain implements)
   MODE  train | val | predict | export (format=onnx, or format=safetensors from a .pt)
+  also  yolotrain help | version | checks (this machine: versions, threads, CPU) | cfg (every argument)
 
 Examples:
   yolotrain detect train data=coco128.yaml model=yolov8n.yaml epochs=3 imgsz=320
@@ -129,6 +130,10 @@ function M.main(words)
     print_cfg()
     return 0
   end
+  if first == "checks" and #words == 1 then
+    require("yolotrain.utils.checks").print_checks()
+    return 0
+  end
   if first == "version" and #words == 1 then
     local ok, yt = pcall(require, "yolotrain.core")
     io.stdout:write(ok and tostring(yt.version) or "unknown", "\n")
@@ -139,7 +144,8 @@ function M.main(words)
       return err_out(string.format("task '%s' is not supported: yolotrain implements the detect task only", w))
     end
     if OTHER_MODES[w] then
-      return err_out(string.format("mode '%s' is not supported: yolotrain implements train, val and predict", w))
+      return err_out(string.format("mode '%s' is not supported: yolotrain implements %s", w,
+        table.concat(cfgmod.MODE_LIST, ", ")))
     end
   end
   local ok, task, mode, overrides = pcall(cfgmod.parse_args, words)
@@ -151,11 +157,12 @@ function M.main(words)
   mode = mode or overrides.mode
   if mode == nil then
     mode = "train"
-    io.stdout:write("WARNING: 'mode' argument is missing. Valid modes are train, val, predict. " ..
-      "Using default 'mode=train'.\n")
+    io.stdout:write(string.format("WARNING: 'mode' argument is missing. Valid modes are %s. " ..
+      "Using default 'mode=train'.\n", table.concat(cfgmod.MODE_LIST, ", ")))
   end
   if not cfgmod.MODES[mode] then
-    return err_out(string.format("invalid mode '%s': valid modes are train, val, predict", tostring(mode)))
+    return err_out(string.format("invalid mode '%s': valid modes are %s", tostring(mode),
+      table.concat(cfgmod.MODE_LIST, ", ")))
   end
   if not cfgmod.TASKS[task] then
     return err_out(string.format("invalid task '%s': yolotrain implements the detect task only", tostring(task)))

@@ -5,7 +5,9 @@ local defaults = require("yolotrain.cfg.default")
 local cfg = { NONE = defaults.NONE, defaults = defaults }
 
 local TASKS = { detect = true }
-local MODES = { train = true, val = true, predict = true, export = true }
+cfg.MODE_LIST = { "train", "val", "predict", "export" } -- the modes yolotrain implements, in the order docs list them
+local MODES = {}
+for _, m in ipairs(cfg.MODE_LIST) do MODES[m] = true end
 cfg.TASKS, cfg.MODES = TASKS, MODES
 
 local function levenshtein(a, b)

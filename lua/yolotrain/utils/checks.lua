@@ -1,0 +1,42 @@
+-- `yolotrain checks`: what this machine gives a training, as Ultralytics' `yolo checks` prints its environment.
+local yt = require("yolotrain.core")
+
+local M = {}
+
+-- The CPU's model name and the instruction-set features the kernels can use, from /proc/cpuinfo (Linux).
+function M.cpu()
+  local f = io.open("/proc/cpuinfo", "r")
+  if not f then return { model = "unknown", features = {} } end
+  local text = f:read("a")
+  f:close()
+  local model = text:match("model name%s*:%s*([^\n]+)") or "unknown"
+  local flags = " " .. (text:match("\nflags%s*:%s*([^\n]+)") or "") .. " "
+  local features = {}
+  for _, flag in ipairs({ "avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16" }) do
+    if flags:find(" " .. flag .. " ", 1, true) then features[#features + 1] = flag end
+  end
+  return { model = model, features = features }
+end
+
+-- One {label, value} row per fact.
+function M.rows()
+  local cpu = M.cpu()
+  local threads = yt.sys.get_num_threads()
+  return {
+    { "yolotrain", tostring(yt.version) },
+    { "Lua", _VERSION },
+    { "CPU", string.format("%s, %d cores", cpu.model, yt.sys.nproc()) },
+    { "CPU features", #cpu.features > 0 and table.concat(cpu.features, " ") or "none of avx2/avx512" },
+    { "threads", string.format("%d (OpenMP and OpenBLAS; OMP_NUM_THREADS=%s)", threads,
+      tostring(yt.sys.getenv("OMP_NUM_THREADS") or "unset")) },
+    { "precision", "float32 training and inference (amp=true runs float32)" },
+    { "weights", "safetensors; Ultralytics .pt read as data; ONNX export" },
+    { "RAM in use", string.format("%.1f MB RSS", (yt.sys.rss() or 0) / 1e6) },
+  }
+end
+
+function M.print_checks()
+  for _, r in ipairs(M.rows()) do io.stdout:write(string.format("%-14s %s\n", r[1], r[2])) end
+end
+
+return M
