@@ -378,11 +378,7 @@ function Detection_Model:info(verbose, imgsz)
     name = stem:gsub("^yolov(%d+)", "YOLOv%1")
     if self.scale and not name:match("[nslmx]$") then name = name .. self.scale end
   end
-  local function commas(n)
-    local s = tostring(math.floor(n))
-    local r = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
-    return (r:gsub("^,", ""))
-  end
+  local commas = utils.commas
   local line = string.format("%s summary%s: %d layers, %s parameters, %s gradients, %.1f GFLOPs", name, fused,
     nlayers, commas(nparams), commas(ngrads), gflops)
   if verbose then
