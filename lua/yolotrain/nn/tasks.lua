@@ -321,22 +321,22 @@ function Detection_Model:forward(x, ...)
   return self:predict(x)
 end
 
+-- The input of layer m: the previous output x, or what its `from` names among the kept outputs y (-1: x).
+local function layer_input(m, x, y)
+  if m.f == -1 then return x end
+  if type(m.f) ~= "table" then return y[m.f] end
+  local xs = {}
+  for q, j in ipairs(m.f) do xs[q] = (j == -1) and x or y[j] end
+  return xs
+end
+
 -- Runs the layers, keeping the outputs that later layers read (self.save).
 function Detection_Model:predict(x)
   local y = {}
   local keep = {}
   for _, k in ipairs(self.save) do keep[k] = true end
   for _, m in ipairs(self.model.items) do
-    if m.f ~= -1 then
-      if type(m.f) == "table" then
-        local xs = {}
-        for q, j in ipairs(m.f) do xs[q] = (j == -1) and x or y[j] end
-        x = xs
-      else
-        x = y[m.f]
-      end
-    end
-    local a, b = m(x)
+    local a, b = m(layer_input(m, x, y))
     x = a
     if keep[m.i] then y[m.i] = x end
     if b ~= nil then return a, b end
@@ -348,16 +348,7 @@ end
 function Detection_Model:onnx(g, x)
   local y, input = {}, x
   for _, m in ipairs(self.model.items) do
-    if m.f ~= -1 then
-      if type(m.f) == "table" then
-        local xs = {}
-        for q, j in ipairs(m.f) do xs[q] = (j == -1) and x or y[j] end
-        x = xs
-      else
-        x = y[m.f]
-      end
-    end
-    x = g:call(m, "model." .. m.i, x)
+    x = g:call(m, "model." .. m.i, layer_input(m, x, y))
     y[m.i] = x
   end
   assert(x ~= input, "a model without layers")
