@@ -8,7 +8,8 @@
  *   w:input(name, dims) / w:output(name, dims)       -- float32 tensors; a dim is a size or a symbolic name
  *   w:metadata(key, value)
  *   w:save(path)                                     -- durable: temporary file, fsync, rename
- *   w:close()                                        -- frees it now (the GC does otherwise) */
+ *   w:close()                                        -- frees it now (the GC does otherwise)
+ *   yt.onnx_min_opset, yt.onnx_max_opset             -- the opsets the writer accepts (io/onnx.h) */
 #include <stdlib.h>
 #include <string.h>
 
@@ -211,4 +212,8 @@ void yt_lua_open_onnx(lua_State *L, int module_index)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_onnx_writer);
     lua_setfield(L, module_index, "onnx_writer");
+    lua_pushinteger(L, YT_ONNX_MIN_OPSET);
+    lua_setfield(L, module_index, "onnx_min_opset");
+    lua_pushinteger(L, YT_ONNX_MAX_OPSET);
+    lua_setfield(L, module_index, "onnx_max_opset");
 }

@@ -11,7 +11,7 @@ local class = require("yolotrain.class")
 local onnx = {}
 
 onnx.DEFAULT_OPSET = 17
-onnx.MIN_OPSET, onnx.MAX_OPSET = 11, 17 -- io/onnx.h's YT_ONNX_MIN_OPSET..MAX_OPSET, read from yt below
+onnx.MIN_OPSET, onnx.MAX_OPSET = yt.onnx_min_opset, yt.onnx_max_opset -- io/onnx.h's YT_ONNX_*_OPSET
 
 local Graph = class.Object:extend("Graph")
 onnx.Graph = Graph
