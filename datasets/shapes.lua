@@ -2,17 +2,19 @@
 -- generated on first use by yolotrain's own deterministic generator (src/data/synth.c; see datasets/README.md).
 --
 --   local ensure = dofile("datasets/shapes.lua")
---   local yaml = ensure()            -- <this folder>/generated/shapes/data.yaml, generated when missing or outdated
+--   local yaml = ensure()            -- <datasets_dir>/shapes/data.yaml, generated when missing or outdated
 --   local yaml = ensure(dir, opts)   -- another directory; opts = {seed=, n_train=, n_val=, imgsz=, classes=}
 --
 -- Prints one line when it generates; silent when the dataset is already there.
 local yt = require("yolotrain")
 
-local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
-local DEFAULT_DIR = here .. "generated/shapes"
+local settings = require("yolotrain.utils.settings")
+
+-- Generated where downloaded datasets go (the datasets_dir setting), never into this source tree.
+local function default_dir() return settings.get("datasets_dir") .. "/shapes" end
 
 return function(dir, opts)
-  dir = (dir or DEFAULT_DIR):gsub("(.)/+$", "%1")
+  dir = (dir or default_dir()):gsub("(.)/+$", "%1")
   opts = opts or {}
   if yt.synth_is_complete(dir, opts) then return dir .. "/data.yaml" end
   io.write(string.format("Generating the shapes dataset (%d train + %d val images, %dx%d) into %s ... ",

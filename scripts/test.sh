@@ -10,6 +10,8 @@ build=build
 [ "${YT_TSAN:-0}" = "1" ] && build=build-tsan
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 export YT_BUILD_DIR="$PWD/$build"
+# the tests never read or write the user's own settings (their defaults put datasets under the XDG data home)
+export YOLOTRAIN_CONFIG_DIR="$YT_BUILD_DIR/test-config"
 ctest_args=()
 specs=(tests/lua)
 

@@ -25,7 +25,7 @@
  * the front end can say they are not implemented, rather than look for a recipe file of that name. */
 static const char *const tasks[] = {"detect", "segment", "classify", "pose", "obb", NULL};
 static const char *const modes[] = {"train", "val", "predict", "export", "track", "benchmark", NULL};
-static const char *const commands[] = {"help", "version", "checks", "cfg", NULL};
+static const char *const commands[] = {"help", "version", "checks", "settings", "cfg", NULL};
 
 static const char usage_text[] =
     "usage: yolotrain [options] [recipe.lua [args...]]\n"
@@ -47,9 +47,11 @@ static const char usage_text[] =
     "  yolotrain detect export model=best.safetensors format=onnx imgsz=640\n"
     "  yolotrain train|val|predict|export key=value ...   (the task defaults to detect, the only one)\n"
     "  yolotrain help | version | checks | cfg            (usage, version, this machine's setup, every argument)\n"
+    "  yolotrain settings [key=value ...] [reset]          (where datasets, weights and runs go)\n"
     "\n"
     "Environment:\n"
-    "  YOLOTRAIN_LUA_PATH  ':'-separated directories searched first for the yolotrain.* Lua modules\n"
+    "  YOLOTRAIN_LUA_PATH    ':'-separated directories searched first for the yolotrain.* Lua modules\n"
+    "  YOLOTRAIN_CONFIG_DIR  the folder of settings.yaml (default $XDG_CONFIG_HOME/yolotrain)\n"
     "\n"
     "Exit status: 0 on success, 1 on an error, 130 when Ctrl-C interrupted the recipe.\n";
 

@@ -18,6 +18,7 @@ Usage: yolotrain [TASK] MODE key=value ...
   TASK  detect (the default; the only task yolotrain implements)
   MODE  train | val | predict | export (format=onnx, or format=safetensors from a .pt)
   also  yolotrain help | version | checks (this machine: versions, threads, CPU) | cfg (every argument)
+        yolotrain settings [key=value ...] [reset]   (datasets_dir, weights_dir, runs_dir; see docs/cli.md)
 
 Examples:
   yolotrain detect train data=coco128.yaml model=yolov8n.yaml epochs=3 imgsz=320
@@ -133,6 +134,11 @@ function M.main(words)
   if first == "checks" and #words == 1 then
     require("yolotrain.utils.checks").print_checks()
     return 0
+  end
+  if first == "settings" then
+    local ok, res = pcall(require("yolotrain.utils.settings").cli, words)
+    if not ok then return err_out(message_of(res)) end
+    return res
   end
   if first == "version" and #words == 1 then
     local ok, yt = pcall(require, "yolotrain.core")

@@ -7,6 +7,7 @@
 --   local loader = data.build_dataloader(ds, 16, 2, true, -1, 0)
 --   for batch in loader do ... end        -- one epoch; #loader batches; loader:set_epoch(e); loader:close_mosaic()
 local yt = require("yolotrain.core")
+local utils = require("yolotrain.utils")
 
 local M = {}
 
@@ -16,8 +17,7 @@ M.log = function(msg) io.stderr:write(msg, "\n") end
 M.IMG_FORMATS = { "bmp", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp" }
 
 -- ---- paths ----
-local function is_abs(p) return p:sub(1, 1) == "/" end
-
+local is_abs, normalize, absolute = utils.is_abs, utils.normalize, utils.absolute
 local function dirname(p)
   local d = p:match("^(.*)/[^/]*$")
   if d == nil then return "." end
@@ -30,22 +30,6 @@ local function join(a, b)
   if a == "" or a == "." then return b end
   if a:sub(-1) == "/" then return a .. b end
   return a .. "/" .. b
-end
-
--- Collapses "." and ".." components (like Path.resolve without following links).
-local function normalize(p)
-  local abs = is_abs(p)
-  local out = {}
-  for part in p:gmatch("[^/]+") do
-    if part == ".." then
-      if #out > 0 and out[#out] ~= ".." then out[#out] = nil elseif not abs then out[#out + 1] = ".." end
-    elseif part ~= "." then
-      out[#out + 1] = part
-    end
-  end
-  local s = table.concat(out, "/")
-  if abs then return "/" .. s end
-  return s == "" and "." or s
 end
 
 local sys = yt.sys or {}
@@ -64,16 +48,6 @@ local function is_dir(p)
   local f = io.open(p .. "/.", "r")
   if f then f:close() return true end
   return false
-end
-
-local function cwd()
-  if sys.realpath then return (sys.realpath(".")) end
-  return os.getenv("PWD") or "."
-end
-
-local function absolute(p)
-  if is_abs(p) then return normalize(p) end
-  return normalize(join(cwd(), p))
 end
 
 M._normalize, M._join, M._dirname = normalize, join, dirname

@@ -734,9 +734,9 @@ function Engine_Trainer:check_resume(overrides)
   if not resume then return end
   local path = resume
   if resume == true then
-    path = newest_last(self.args.project or utils.join("runs", self.args.task or "detect"))
-    if not path then error("resume=true: no last.safetensors found under " ..
-        (self.args.project or "runs/" .. (self.args.task or "detect")) .. " to resume from", 0) end
+    local project = utils.project_dir(self.args)
+    path = newest_last(project)
+    if not path then error("resume=true: no last.safetensors found under " .. project .. " to resume from", 0) end
   end
   if type(path) ~= "string" or not utils.exists(path) then
     error(string.format("resume=%s: checkpoint not found", tostring(resume)), 0)

@@ -34,6 +34,30 @@ function utils.join(...)
   return out
 end
 
+function utils.is_abs(path) return path:sub(1, 1) == "/" end
+
+-- Collapses "." and ".." components (like Path.resolve without following links).
+function utils.normalize(p)
+  local abs = utils.is_abs(p)
+  local out = {}
+  for part in p:gmatch("[^/]+") do
+    if part == ".." then
+      if #out > 0 and out[#out] ~= ".." then out[#out] = nil elseif not abs then out[#out + 1] = ".." end
+    elseif part ~= "." then
+      out[#out + 1] = part
+    end
+  end
+  local s = table.concat(out, "/")
+  if abs then return "/" .. s end
+  return s == "" and "." or s
+end
+
+-- The absolute, normalised form of a path relative to the working directory.
+function utils.absolute(p)
+  if utils.is_abs(p) then return utils.normalize(p) end
+  return utils.normalize((yt.sys.realpath(".") or os.getenv("PWD") or ".") .. "/" .. p)
+end
+
 -- runs/detect/train, train2, train3, ... (the first free one), as Ultralytics' increment_path.
 function utils.increment_path(path, exist_ok)
   if exist_ok or not utils.exists(path) then return path end
@@ -42,10 +66,16 @@ function utils.increment_path(path, exist_ok)
   return path .. n
 end
 
--- The run directory <project>/<name> of a mode: project defaults to runs/<task>, name to default_name; numbered
+-- The folder of a task's run directories: project=, else <runs_dir setting>/<task> (runs/detect by default).
+function utils.project_dir(args)
+  if args.project then return args.project end
+  return utils.join(require("yolotrain.utils.settings").get("runs_dir"), args.task or "detect")
+end
+
+-- The run directory <project>/<name> of a mode (see project_dir), name defaulting to default_name; numbered
 -- (name2, name3, ...) by increment_path unless exist_ok.
 function utils.run_dir(args, default_name, exist_ok)
-  local project = args.project or utils.join("runs", args.task or "detect")
+  local project = utils.project_dir(args)
   local name = args.name or default_name
   return utils.increment_path(utils.join(project, name), exist_ok)
 end
