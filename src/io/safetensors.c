@@ -476,7 +476,7 @@ static int parse_entry(const jparser *p, int key, uint64_t data_size, entry *e)
     return 0;
 }
 
-static int load_impl(const char *path, FILE *fp, yt_tensor_file *out)
+static int load_impl(const char *path, FILE *fp, yt_tensor_file *out, int metadata_only)
 {
     struct stat st;
     if (fstat(fileno(fp), &st) != 0) return yt_error("cannot stat: %s", strerror(errno));
@@ -596,6 +596,7 @@ static int load_impl(const char *path, FILE *fp, yt_tensor_file *out)
         }
     }
     /* data */
+    if (metadata_only) nent = 0;
     if (rc == 0 && nent > 0) {
         out->items = calloc((size_t)nent, sizeof *out->items);
         if (!out->items) rc = yt_error("out of memory");
@@ -632,12 +633,12 @@ static int load_impl(const char *path, FILE *fp, yt_tensor_file *out)
     return rc;
 }
 
-int yt_safetensors_load(const char *path, yt_tensor_file *out)
+static int load_file(const char *path, yt_tensor_file *out, int metadata_only)
 {
     memset(out, 0, sizeof *out);
     FILE *fp = fopen(path, "rb");
     if (!fp) return yt_error("cannot open %s: %s", path, strerror(errno));
-    int rc = load_impl(path, fp, out);
+    int rc = load_impl(path, fp, out, metadata_only);
     fclose(fp);
     if (rc < 0) {
         yt_tensor_file_free(out);
@@ -645,6 +646,10 @@ int yt_safetensors_load(const char *path, yt_tensor_file *out)
     }
     return 0;
 }
+
+int yt_safetensors_load(const char *path, yt_tensor_file *out) { return load_file(path, out, 0); }
+
+int yt_safetensors_load_metadata(const char *path, yt_tensor_file *out) { return load_file(path, out, 1); }
 
 yt_tensor *yt_tensor_file_get(const yt_tensor_file *f, const char *name)
 {

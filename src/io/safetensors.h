@@ -28,6 +28,9 @@ typedef struct {
 
 /* 0 on success, -1 + yt_error naming the file. *out is zeroed first, and left empty on error. */
 int yt_safetensors_load(const char *path, yt_tensor_file *out);
+/* The same checks of the whole header, but only the metadata is kept (count is 0; no tensor data is read):
+ * what a checkpoint's train_args or epoch cost without loading its weights. */
+int yt_safetensors_load_metadata(const char *path, yt_tensor_file *out);
 /* Borrowed reference, NULL if absent. */
 yt_tensor *yt_tensor_file_get(const yt_tensor_file *f, const char *name);
 /* NULL if absent. */

@@ -17,6 +17,7 @@
  *   yt.null                                             the sentinel above
  *
  *   yt.load_safetensors(path)         -> tensors, metadata     tensors: name -> tensor; metadata: key -> string
+ *   yt.load_safetensors_metadata(path) -> metadata            the header checked, no tensor data read
  *                                                              (F16/BF16 entries load as F32 tensors)
  *   yt.save_safetensors(path, tensors [, metadata [, {dtype = "F16"}]])
  *       tensors: a table name -> tensor (written in sorted name order) or an array of {name, tensor} (written
@@ -621,6 +622,22 @@ static int l_load_safetensors(lua_State *L)
     return 2;
 }
 
+static int l_load_safetensors_metadata(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    tfile_box *b = yt_lua_new_scratch(L, sizeof *b, tfile_gc);
+    if (yt_safetensors_load_metadata(path, &b->f) < 0) return yt_lua_core_error(L);
+    b->loaded = 1;
+    lua_createtable(L, 0, b->f.n_meta);
+    for (int i = 0; i < b->f.n_meta; i++) {
+        lua_pushstring(L, b->f.meta_values[i]);
+        lua_setfield(L, -2, b->f.meta_keys[i]);
+    }
+    yt_tensor_file_free(&b->f);
+    b->loaded = 0;
+    return 1;
+}
+
 static int cmp_cstr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
 /* Scratch arrays owned by a userdata so a Lua error cannot leak them. */
@@ -749,7 +766,8 @@ static int l_save_safetensors(lua_State *L)
 
 static const luaL_Reg io_functions[] = {
     {"load_yaml", l_load_yaml}, {"load_yaml_string", l_load_yaml_string}, {"dump_yaml", l_dump_yaml},
-    {"load_safetensors", l_load_safetensors}, {"save_safetensors", l_save_safetensors}, {NULL, NULL},
+    {"load_safetensors", l_load_safetensors}, {"load_safetensors_metadata", l_load_safetensors_metadata},
+    {"save_safetensors", l_save_safetensors}, {NULL, NULL},
 };
 
 void yt_lua_open_io(lua_State *L, int module_index)

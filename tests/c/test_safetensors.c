@@ -35,12 +35,14 @@ static void write_file(const char *path, const char *header, const void *data, s
     write_raw(path, strlen(header), header, data, ndata);
 }
 
-/* Expects the load to fail with a message containing both the file name and `needle`. */
-static void expect_error(const char *label, const char *path, const char *needle)
+/* Expects the load to fail with a message containing both the file name and `needle`; the metadata-only load
+ * checks the same header, so it must fail the same way. */
+static void expect_error_of(int (*load)(const char *, yt_tensor_file *), const char *label, const char *path,
+                            const char *needle)
 {
     yt_tensor_file f;
     yt_clear_error();
-    int rc = yt_safetensors_load(path, &f);
+    int rc = load(path, &f);
     CHECK(rc == -1, "%s: load should fail", label);
     if (rc == 0) {
         yt_tensor_file_free(&f);
@@ -50,6 +52,12 @@ static void expect_error(const char *label, const char *path, const char *needle
     const char *msg = yt_last_error();
     CHECK(strstr(msg, path) != NULL, "%s: message names the file: %s", label, msg);
     CHECK(strstr(msg, needle) != NULL, "%s: message '%s' should mention '%s'", label, msg, needle);
+}
+
+static void expect_error(const char *label, const char *path, const char *needle)
+{
+    expect_error_of(yt_safetensors_load, label, path, needle);
+    expect_error_of(yt_safetensors_load_metadata, label, path, needle);
 }
 
 static void test_round_trip(void)
@@ -118,6 +126,16 @@ static void test_round_trip(void)
         CHECK(yt_tensor_file_meta(&f, "missing") == NULL, "absent meta");
         yt_tensor_file_free(&f);
         CHECK(f.count == 0, "freed");
+    }
+    /* the metadata alone: the same keys and values, no tensors */
+    rc = yt_safetensors_load_metadata(path, &f);
+    CHECK(rc == 0, "load metadata: %s", yt_last_error());
+    if (rc == 0) {
+        CHECK(f.count == 0 && f.items == NULL, "no tensors read (count %d)", f.count);
+        CHECK(f.n_meta == 3, "n_meta %d", f.n_meta);
+        const char *m = yt_tensor_file_meta(&f, "json");
+        CHECK(m && strcmp(m, mv[1]) == 0, "metadata-only json: %s", m ? m : "(null)");
+        yt_tensor_file_free(&f);
     }
 
     /* writer refuses bad input */

@@ -135,9 +135,8 @@ function M.inherited_args(path)
       if type(ckpt.license) == "string" then out.license = ckpt.license end
     end
   elseif path:match("%.safetensors$") then
-    local ok, tensors, meta = pcall(yt.load_safetensors, path)
+    local ok, meta = pcall(yt.load_safetensors_metadata, path)
     if ok then
-      free_all(tensors)
       local dok, args = pcall(cjson.decode, (meta or {}).train_args or "")
       if dok then train_args = args end
     end

@@ -741,7 +741,7 @@ function Engine_Trainer:check_resume(overrides)
   if type(path) ~= "string" or not utils.exists(path) then
     error(string.format("resume=%s: checkpoint not found", tostring(resume)), 0)
   end
-  local _, meta = yt.load_safetensors(path)
+  local meta = yt.load_safetensors_metadata(path)
   if not meta or meta.format ~= checkpoint.FORMAT then
     error(string.format("resume=%s: not a yolotrain training checkpoint", path), 0)
   end

@@ -63,7 +63,7 @@ local function resolve_model(model, args, data)
   if type(model) == "string" then
     if model:match("%.safetensors$") then
       if not utils.exists(model) then error(string.format("model '%s' not found", model), 0) end
-      local _, meta = yt.load_safetensors(model)
+      local meta = yt.load_safetensors_metadata(model)
       if meta and meta.yaml then
         model = tasks.load_checkpoint_model(model)
       else
