@@ -49,8 +49,6 @@ static optim_box *check_optim(lua_State *L, int idx)
     return b;
 }
 
-/* A Lua-owned scratch block (freed by the GC even when an error is raised). */
-static void *scratch(lua_State *L, size_t n) { return lua_newuserdatauv(L, n ? n : 1, 0); }
 
 /* Reads an array of tensors at idx into a scratch block pushed on the stack. */
 static yt_tensor **tensor_array(lua_State *L, int idx, int *n_out)
@@ -59,7 +57,7 @@ static yt_tensor **tensor_array(lua_State *L, int idx, int *n_out)
     luaL_checktype(L, idx, LUA_TTABLE);
     lua_Integer n = (lua_Integer)luaL_len(L, idx);
     if (n > 10000000) luaL_argerror(L, idx, "too many tensors");
-    yt_tensor **ts = scratch(L, (size_t)n * sizeof *ts);
+    yt_tensor **ts = yt_lua_new_scratch(L, (size_t)n * sizeof *ts, NULL);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_geti(L, idx, i);
         if (!luaL_testudata(L, -1, YT_TENSOR_MT)) luaL_error(L, "entry %d is not a tensor", (int)i);
@@ -134,7 +132,7 @@ static int l_optim_new(lua_State *L)
     box->o = NULL;
     luaL_setmetatable(L, OPTIM_MT);
     int box_idx = lua_gettop(L);
-    yt_param_group *groups = scratch(L, (size_t)ng * sizeof *groups);
+    yt_param_group *groups = yt_lua_new_scratch(L, (size_t)ng * sizeof *groups, NULL);
     for (lua_Integer gi = 1; gi <= ng; gi++) {
         luaL_checkstack(L, 8, "too many parameter groups");
         lua_geti(L, 2, gi);
@@ -283,8 +281,8 @@ static int m_load_state_tensors(lua_State *L)
         lua_pop(L, 1);
         n++;
     }
-    const char **names = scratch(L, (size_t)n * sizeof *names);
-    yt_tensor **ts = scratch(L, (size_t)n * sizeof *ts);
+    const char **names = yt_lua_new_scratch(L, (size_t)n * sizeof *names, NULL);
+    yt_tensor **ts = yt_lua_new_scratch(L, (size_t)n * sizeof *ts, NULL);
     int i = 0;
     lua_pushnil(L);
     while (lua_next(L, 2)) {

@@ -22,8 +22,9 @@ int yt_lua_core_error(lua_State *L)
 
 void *yt_lua_new_scratch(lua_State *L, size_t size, lua_CFunction gc)
 {
-    void *p = lua_newuserdatauv(L, size, 0);
-    memset(p, 0, size);
+    void *p = lua_newuserdatauv(L, size ? size : 1, 0);
+    memset(p, 0, size ? size : 1);
+    if (!gc) return p;
     lua_newtable(L);
     lua_pushcfunction(L, gc);
     lua_setfield(L, -2, "__gc");

@@ -27,8 +27,8 @@ void yt_lua_push_shape(lua_State *L, const yt_tensor *t);
 /* Checks that arg idx is a table of tensors and fills out[] (at most max); returns the count. */
 int yt_lua_check_tensor_list(lua_State *L, int idx, yt_tensor **out, int max);
 
-/* Pushes a new zero-filled userdata of size bytes whose own metatable has __gc = gc: scratch memory that is freed
- * by the GC even when a Lua error is raised. Returns its address. */
+/* Pushes a new zero-filled userdata of size bytes (at least 1) whose own metatable has __gc = gc (none when gc is
+ * NULL): scratch memory that is freed by the GC even when a Lua error is raised. Returns its address. */
 void *yt_lua_new_scratch(lua_State *L, size_t size, lua_CFunction gc);
 
 /* Adds methods to tensors from another binding file (names starting with "__" become metamethods). */

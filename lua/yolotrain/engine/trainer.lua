@@ -264,19 +264,11 @@ local function interp(x, x0, x1, y0, y1)
   return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 end
 
--- numpy's round(): halves to even
-local function round_even(x)
-  local f = math.floor(x)
-  local d = x - f
-  if d > 0.5 or (d == 0.5 and f % 2 == 1) then return f + 1 end
-  return f
-end
-
 -- Warmup of iteration ni (ni <= nw): accumulate ramps to nbs/batch; the bias lr falls from warmup_bias_lr, the
 -- others rise from 0, towards lr0*lf(epoch); SGD's momentum rises from warmup_momentum.
 function Engine_Trainer:warmup(ni, nw, epoch)
   local nbs_over_bs = self.args.nbs / self.batch_size
-  self.accumulate = math.max(1, math.floor(round_even(interp(ni, 0, nw, 1, nbs_over_bs))))
+  self.accumulate = math.max(1, math.floor(utils.round_half_even(interp(ni, 0, nw, 1, nbs_over_bs))))
   for j = 1, 3 do
     local start = (j == 1) and self.args.warmup_bias_lr or 0.0
     local upd = { lr = interp(ni, 0, nw, start, self.optimizer.initial_lr[j] * self.lf(epoch)) }
@@ -338,7 +330,7 @@ function Engine_Trainer:_setup_train()
     self.ema = torch_utils.ModelEMA(self.model)
     if self.args.plots then self:plot_training_labels() end
   end
-  self.accumulate = math.max(round_even(self.args.nbs / self.batch_size), 1)
+  self.accumulate = math.max(utils.round_half_even(self.args.nbs / self.batch_size), 1)
   local weight_decay = self.args.weight_decay * self.batch_size * self.accumulate / self.args.nbs
   local iterations = math.ceil(self:_dataset_size(self.train_loader) / math.max(self.batch_size, self.args.nbs)) *
     self.epochs
@@ -386,7 +378,7 @@ end
 function Engine_Trainer:_do_train()
   self:_setup_train()
   local nb = #self.train_loader
-  local nw = (self.args.warmup_epochs > 0) and math.max(round_even(self.args.warmup_epochs * nb), 100) or -1
+  local nw = (self.args.warmup_epochs > 0) and math.max(utils.round_half_even(self.args.warmup_epochs * nb), 100) or -1
   self.last_opt_step = self.last_opt_step or -1
   self.epoch_time = nil
   self.epoch_time_start = yt.now()

@@ -20,10 +20,7 @@ end
 
 function Detection_Trainer:build_dataset(img_path, mode, batch)
   local data = require("yolotrain.data")
-  local gs = 32
-  if type(self.model) == "table" and self.model.stride then
-    for _, s in ipairs(self.model.stride) do gs = math.max(gs, math.floor(s)) end
-  end
+  local gs = utils.max_stride(type(self.model) == "table" and self.model or {})
   return data.build_yolo_dataset(self.args, img_path, batch, self.data, mode, mode == "val", gs)
 end
 
