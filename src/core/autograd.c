@@ -1,5 +1,6 @@
 #include "core/autograd.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,8 +66,23 @@ void yt_node_forget_output(yt_node *node, int index)
     if (index >= 0 && index < node->n_out) node->out[index] = NULL;
 }
 
+static void release_grad_fn(yt_tensor *t)
+{
+    yt_node_forget_output(t->grad_fn, t->grad_fn_output);
+    yt_node_release(t->grad_fn);
+}
+
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static void install_hooks(void)
+{
+    const yt_autograd_hooks hooks = {.release_grad_fn = release_grad_fn, .clear_tape = yt_tape_clear};
+    yt_tensor_set_autograd_hooks(&hooks);
+}
+
 yt_node *yt_node_new(const char *name, yt_backward_fn backward, int n_in, yt_tensor *const *inputs)
 {
+    pthread_once(&hooks_once, install_hooks);
     if (n_in > YT_NODE_MAX_IN) {
         yt_error("%s: too many autograd inputs (%d)", name, n_in);
         return NULL;
@@ -111,10 +127,7 @@ void yt_node_save(yt_node *node, yt_tensor *t)
 void yt_node_add_output(yt_node *node, yt_tensor *t)
 {
     if (node->n_out >= YT_NODE_MAX_OUT) return;
-    if (t->grad_fn) { /* re-recording the same tensor: the newest producer wins */
-        yt_node_forget_output(t->grad_fn, t->grad_fn_output);
-        yt_node_release(t->grad_fn);
-    }
+    if (t->grad_fn) release_grad_fn(t); /* re-recording the same tensor: the newest producer wins */
     t->grad_fn = node;
     t->grad_fn_output = node->n_out;
     t->requires_grad = 1;

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/autograd.h"
 #include "core/error.h"
 
 static atomic_size_t bytes_in_use;
@@ -31,6 +30,12 @@ int yt_dtype_from_name(const char *name)
         if (strcmp(names[i].name, name) == 0) return (int)names[i].dt;
     return -1;
 }
+
+/* Installed by the autograd tape when it records its first node (until then no tensor has a grad_fn and the
+ * tape is empty): core calls these two and knows nothing else of autograd. */
+static yt_autograd_hooks autograd;
+
+void yt_tensor_set_autograd_hooks(const yt_autograd_hooks *hooks) { autograd = *hooks; }
 
 /* ---- scopes: a per-thread stack of lists of tensors created inside ---- */
 
@@ -71,7 +76,7 @@ void yt_scope_end(void)
     if (scope_depth == 0) return;
     scope_depth--;
     if (scope_depth >= YT_MAX_SCOPE_DEPTH) return;
-    yt_tape_clear();
+    if (autograd.clear_tape) autograd.clear_tape();
     tensor_list *l = &scopes[scope_depth];
     for (size_t i = 0; i < l->len; i++) {
         yt_tensor *t = l->items[i];
@@ -207,7 +212,7 @@ static void storage_release(yt_storage *s)
 
 /* ---- tensors ---- */
 
-static void set_contiguous_strides(yt_tensor *t)
+void yt_tensor_set_contiguous_strides(yt_tensor *t)
 {
     int64_t st = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
@@ -252,7 +257,7 @@ static yt_tensor *tensor_alloc(yt_dtype dt, int ndim, const int64_t *shape, int 
     t->dtype = dt;
     t->ndim = ndim;
     for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
-    set_contiguous_strides(t);
+    yt_tensor_set_contiguous_strides(t);
     scope_register(t);
     return t;
 }
@@ -413,8 +418,7 @@ void yt_tensor_free_storage(yt_tensor *t)
         t->grad = NULL;
     }
     if (t->grad_fn) {
-        yt_node_forget_output(t->grad_fn, t->grad_fn_output);
-        yt_node_release(t->grad_fn);
+        if (autograd.release_grad_fn) autograd.release_grad_fn(t);
         t->grad_fn = NULL;
     }
 }
@@ -460,7 +464,7 @@ int yt_check(const yt_tensor *t, const char *what, yt_dtype dt, int ndim)
 
 /* ---- views ---- */
 
-static yt_tensor *view_of(yt_tensor *t)
+yt_tensor *yt_tensor_alias(yt_tensor *t)
 {
     yt_tensor *v = calloc(1, sizeof *v);
     if (!v) {
@@ -476,259 +480,5 @@ static yt_tensor *view_of(yt_tensor *t)
     v->requires_grad = 0;
     t->storage->refcount++;
     scope_register(v);
-    return v;
-}
-
-static int backward_sum_into(yt_tensor *in, yt_tensor *g)
-{
-    /* g has in's shape (contiguous): in.grad += g */
-    float *gx = yt_grad_accum(in);
-    if (!gx) return 0;
-    const float *gy = yt_f32(g);
-    int64_t n = yt_numel(g);
-    for (int64_t i = 0; i < n; i++) gx[i] += gy[i];
-    return 0;
-}
-
-static int reshape_backward(yt_node *node)
-{
-    /* a reshape's gradient is the output gradient with the input's shape: same memory order */
-    yt_tensor *in = node->in[0], *gy = yt_node_grad_out(node, 0);
-    if (!gy) return -1;
-    float *gx = yt_grad_accum(in);
-    if (!gx) return 0;
-    const float *g = yt_f32(gy);
-    int64_t n = yt_numel(gy);
-    for (int64_t i = 0; i < n; i++) gx[i] += g[i];
-    return 0;
-}
-
-yt_tensor *yt_reshape(yt_tensor *t, int ndim, const int64_t *shape)
-{
-    if (yt_tensor_is_released(t)) {
-        yt_error("attempt to use a released tensor");
-        return NULL;
-    }
-    if (ndim < 0 || ndim > YT_MAX_DIMS) {
-        yt_error("reshape: %d dimensions", ndim);
-        return NULL;
-    }
-    int64_t n = yt_numel(t), known = 1;
-    int infer = -1;
-    int64_t sh[YT_MAX_DIMS];
-    for (int d = 0; d < ndim; d++) {
-        sh[d] = shape[d];
-        if (shape[d] == -1) {
-            if (infer >= 0) {
-                yt_error("reshape: only one dimension can be -1");
-                return NULL;
-            }
-            infer = d;
-        } else if (shape[d] < 0) {
-            yt_error("reshape: negative size %lld", (long long)shape[d]);
-            return NULL;
-        } else {
-            known *= shape[d];
-        }
-    }
-    if (infer >= 0) sh[infer] = known ? n / known : 0;
-    int64_t m = 1;
-    for (int d = 0; d < ndim; d++) m *= sh[d];
-    if (m != n) {
-        char b[128];
-        yt_error("reshape: cannot view %s (%lld elements) as %d-d with %lld elements", yt_shape_str(t, b, sizeof b),
-                 (long long)n, ndim, (long long)m);
-        return NULL;
-    }
-    yt_tensor *src = yt_contiguous(t);
-    if (!src) return NULL;
-    yt_tensor *v = view_of(src);
-    if (v) {
-        v->ndim = ndim;
-        for (int d = 0; d < ndim; d++) v->shape[d] = sh[d];
-        set_contiguous_strides(v);
-        if (yt_needs_grad(1, &src)) {
-            yt_node *node = yt_node_new("reshape", reshape_backward, 1, &src);
-            if (!node) {
-                yt_tensor_release(v);
-                v = NULL;
-            } else {
-                yt_node_add_output(node, v);
-            }
-        }
-    }
-    yt_tensor_release(src);
-    return v;
-}
-
-static int narrow_backward(yt_node *node)
-{
-    yt_tensor *in = node->in[0], *gy = yt_node_grad_out(node, 0);
-    if (!gy) return -1;
-    float *gx = yt_grad_accum(in);
-    if (!gx) return 0;
-    int dim = (int)node->iarg[0];
-    int64_t start = node->iarg[1], len = node->iarg[2];
-    int64_t outer = 1, inner = 1;
-    for (int d = 0; d < dim; d++) outer *= in->shape[d];
-    for (int d = dim + 1; d < in->ndim; d++) inner *= in->shape[d];
-    int64_t full = in->shape[dim];
-    const float *g = yt_f32(gy);
-    for (int64_t o = 0; o < outer; o++) {
-        float *dst = gx + (o * full + start) * inner;
-        const float *src = g + o * len * inner;
-        for (int64_t i = 0; i < len * inner; i++) dst[i] += src[i];
-    }
-    return 0;
-}
-
-yt_tensor *yt_narrow(yt_tensor *t, int dim, int64_t start, int64_t length)
-{
-    if (yt_tensor_is_released(t)) {
-        yt_error("attempt to use a released tensor");
-        return NULL;
-    }
-    if (dim < 0 || dim >= t->ndim) {
-        yt_error("narrow: dimension %d out of range for a %d-d tensor", dim + 1, t->ndim);
-        return NULL;
-    }
-    if (start < 0 || length < 0 || start + length > t->shape[dim]) {
-        yt_error("narrow: range %lld..%lld out of bounds for size %lld in dimension %d", (long long)start + 1,
-                 (long long)(start + length), (long long)t->shape[dim], dim + 1);
-        return NULL;
-    }
-    yt_tensor *v = view_of(t);
-    if (!v) return NULL;
-    v->offset += start * t->stride[dim];
-    v->shape[dim] = length;
-    if (yt_needs_grad(1, &t)) {
-        if (t->dtype != YT_F32 || !yt_is_contiguous(t)) {
-            /* gradients are tracked for contiguous F32 bases only */
-            yt_tensor *c = yt_contiguous(t);
-            yt_tensor_release(v);
-            if (!c) return NULL;
-            v = yt_narrow(c, dim, start, length);
-            yt_tensor_release(c);
-            return v;
-        }
-        yt_node *node = yt_node_new("narrow", narrow_backward, 1, &t);
-        if (!node) {
-            yt_tensor_release(v);
-            return NULL;
-        }
-        node->iarg[0] = dim;
-        node->iarg[1] = start;
-        node->iarg[2] = length;
-        yt_node_add_output(node, v);
-    }
-    return v;
-}
-
-static int contiguous_backward(yt_node *node)
-{
-    /* the output is a contiguous copy of a strided input: scatter the gradient back through the strides */
-    yt_tensor *in = node->in[0], *gy = yt_node_grad_out(node, 0);
-    if (!gy) return -1;
-    float *gx = yt_grad_accum(in);
-    if (!gx) return 0;
-    /* in's grad buffer is contiguous in in's shape, and so is gy: same element order */
-    return backward_sum_into(in, gy) + (gx ? 0 : 0);
-}
-
-yt_tensor *yt_contiguous(yt_tensor *t)
-{
-    if (yt_tensor_is_released(t)) {
-        yt_error("attempt to use a released tensor");
-        return NULL;
-    }
-    if (yt_is_contiguous(t)) {
-        yt_tensor_retain(t);
-        return t;
-    }
-    yt_tensor *c = yt_tensor_empty(t->dtype, t->ndim, t->shape);
-    if (!c) return NULL;
-    yt_tensor_copy_(c, t);
-    if (yt_needs_grad(1, &t)) {
-        yt_node *node = yt_node_new("contiguous", contiguous_backward, 1, &t);
-        if (!node) {
-            yt_tensor_release(c);
-            return NULL;
-        }
-        yt_node_add_output(node, c);
-    }
-    return c;
-}
-
-static int permute_backward(yt_node *node)
-{
-    yt_tensor *in = node->in[0], *gy = yt_node_grad_out(node, 0);
-    if (!gy) return -1;
-    float *gx = yt_grad_accum(in);
-    if (!gx) return 0;
-    /* gy is contiguous in the permuted shape; walk it and add into gx at the un-permuted position */
-    int nd = in->ndim;
-    int64_t in_strides[YT_MAX_DIMS], st = 1;
-    for (int d = nd - 1; d >= 0; d--) {
-        in_strides[d] = st;
-        st *= in->shape[d];
-    }
-    int64_t out_stride_in[YT_MAX_DIMS]; /* stride in gx for each output dim */
-    for (int d = 0; d < nd; d++) out_stride_in[d] = in_strides[node->iarg[d]];
-    int64_t idx[YT_MAX_DIMS] = {0};
-    const float *g = yt_f32(gy);
-    int64_t n = yt_numel(gy);
-    for (int64_t i = 0; i < n; i++) {
-        int64_t off = 0;
-        for (int d = 0; d < nd; d++) off += idx[d] * out_stride_in[d];
-        gx[off] += g[i];
-        for (int d = nd - 1; d >= 0; d--) {
-            if (++idx[d] < gy->shape[d]) break;
-            idx[d] = 0;
-        }
-    }
-    return 0;
-}
-
-yt_tensor *yt_permute(yt_tensor *t, const int *perm)
-{
-    if (yt_tensor_is_released(t)) {
-        yt_error("attempt to use a released tensor");
-        return NULL;
-    }
-    int seen[YT_MAX_DIMS] = {0};
-    for (int d = 0; d < t->ndim; d++) {
-        if (perm[d] < 0 || perm[d] >= t->ndim || seen[perm[d]]) {
-            yt_error("permute: invalid permutation of %d dimensions", t->ndim);
-            return NULL;
-        }
-        seen[perm[d]] = 1;
-    }
-    yt_tensor *src = t;
-    yt_tensor_retain(src);
-    if (yt_needs_grad(1, &t) && !yt_is_contiguous(t)) {
-        yt_tensor_release(src);
-        src = yt_contiguous(t);
-        if (!src) return NULL;
-    }
-    yt_tensor *v = view_of(src);
-    if (!v) {
-        yt_tensor_release(src);
-        return NULL;
-    }
-    for (int d = 0; d < src->ndim; d++) {
-        v->shape[d] = src->shape[perm[d]];
-        v->stride[d] = src->stride[perm[d]];
-    }
-    if (yt_needs_grad(1, &src)) {
-        yt_node *node = yt_node_new("permute", permute_backward, 1, &src);
-        if (!node) {
-            yt_tensor_release(v);
-            yt_tensor_release(src);
-            return NULL;
-        }
-        for (int d = 0; d < src->ndim; d++) node->iarg[d] = perm[d];
-        yt_node_add_output(node, v);
-    }
-    yt_tensor_release(src);
     return v;
 }

@@ -85,11 +85,18 @@ char *yt_shape_str(const yt_tensor *t, char *buf, size_t n);
 /* Sets an error unless t is usable as `what` with the given dtype and ndim (-1 = any). */
 int yt_check(const yt_tensor *t, const char *what, yt_dtype dt, int ndim);
 
-/* Views (share storage; recorded by autograd when the input needs a gradient). */
-yt_tensor *yt_reshape(yt_tensor *t, int ndim, const int64_t *shape); /* -1 allowed once; copies if not contiguous */
-yt_tensor *yt_narrow(yt_tensor *t, int dim, int64_t start, int64_t length);
-yt_tensor *yt_contiguous(yt_tensor *t); /* t itself (retained) when already contiguous */
-yt_tensor *yt_permute(yt_tensor *t, const int *perm); /* view with permuted dims */
+/* A new tensor header over t's storage (same dtype, shape, strides and offset) with no autograd state, registered
+ * in the current scope: what the view ops of ops/shape_ops.h build on. NULL when out of memory. */
+yt_tensor *yt_tensor_alias(yt_tensor *t);
+/* Sets row-major strides for t's shape. */
+void yt_tensor_set_contiguous_strides(yt_tensor *t);
+/* What core asks of the autograd tape (core/autograd.c installs them; core knows nothing else of autograd): let go
+ * of a tensor's grad_fn when its storage is freed, and clear the tape when a scope ends. */
+typedef struct {
+    void (*release_grad_fn)(yt_tensor *t);
+    void (*clear_tape)(void);
+} yt_autograd_hooks;
+void yt_tensor_set_autograd_hooks(const yt_autograd_hooks *hooks);
 
 /* Memory accounting (bytes currently held in tensor storages), for tests and benchmarks. */
 size_t yt_bytes_in_use(void);

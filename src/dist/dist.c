@@ -12,6 +12,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "ops/shape_ops.h"
 
 /* Process-wide, as MPI is. */
 static struct {

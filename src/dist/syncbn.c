@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "dist/dist.h"
 #include "ops/batchnorm.h"
+#include "ops/shape_ops.h"
 
 typedef struct {
     int N, C;

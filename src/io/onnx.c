@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "io/durable.h"
 #include "onnx.pb-c.h"
+#include "ops/shape_ops.h"
 
 struct yt_onnx {
     Onnx__ModelProto *model;

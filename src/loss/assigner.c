@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "loss/bbox.h"
+#include "ops/shape_ops.h"
 
 void yt_tal_cfg_default(yt_tal_cfg *cfg, int num_classes)
 {

@@ -6,6 +6,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "ops/shape_ops.h"
 
 #define YT_PI_D 3.14159265358979323846
 

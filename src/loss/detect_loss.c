@@ -9,6 +9,7 @@
 #include "core/autograd.h"
 #include "core/error.h"
 #include "loss/bbox.h"
+#include "ops/shape_ops.h"
 
 void yt_detect_loss_cfg_default(yt_detect_loss_cfg *cfg, int nc)
 {

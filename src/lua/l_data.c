@@ -18,6 +18,7 @@
 #include "data/loader.h"
 #include "data/plot.h"
 #include "lua/yt_lua.h"
+#include "ops/shape_ops.h"
 
 #define DATASET_MT "yt.DataDataset"
 #define LOADER_MT "yt.DataLoader"

@@ -29,6 +29,7 @@
 #include "lua/yt_lua.h"
 #ifdef YT_HAVE_MPI
 #include "dist/dist.h"
+#include "ops/shape_ops.h"
 
 /* opts.global_norm: normalise by the target-score sum of the whole data-parallel batch */
 static double sum_over_ranks(double local, void *userdata)

@@ -8,6 +8,7 @@
 #include "metrics/ap.h"
 #include "metrics/nms.h"
 #include "data/image.h"
+#include "ops/shape_ops.h"
 
 /* Drawing helpers defined in src/metrics/plots.c (declared here: the metrics headers belong to the NMS/AP code). */
 int yt_draw_detections(uint8_t *px, int h, int w, const float *rows, int n, const char *const *labels, double lw,

@@ -7,6 +7,7 @@
 #include "core/autograd.h"
 #include "core/error.h"
 #include "lua/yt_lua.h"
+#include "ops/shape_ops.h"
 
 typedef struct {
     yt_tensor *t;

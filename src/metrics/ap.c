@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "ops/shape_ops.h"
 
 void yt_iou_thresholds(float *iouv)
 {

@@ -4,6 +4,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "ops/shape_ops.h"
 
 void yt_silu_forward(const float *x, float *y, size_t n)
 {

@@ -6,6 +6,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "ops/shape_ops.h"
 
 void yt_batch_norm_channel_sums(const float *x, double *s, int N, int C, size_t HW)
 {

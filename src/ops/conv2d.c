@@ -7,6 +7,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "ops/shape_ops.h"
 
 int yt_conv2d_shape_init(yt_conv2d_shape *s)
 {

@@ -4,6 +4,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "ops/shape_ops.h"
 
 int yt_pool2d_shape_init(yt_pool2d_shape *s)
 {

@@ -2,6 +2,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "ops/shape_ops.h"
 
 void yt_upsample_nearest_forward(const float *x, float *y, size_t nc, int h, int w, int scale)
 {

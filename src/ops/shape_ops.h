@@ -1,11 +1,18 @@
-/* Shape ops with autograd: cat, split / chunk (views), index_select, squeeze / unsqueeze / flatten /
- * transpose (views where the layout allows). Dimensions are 0-based; negative counts from the end. */
+/* Shape ops with autograd: the views reshape / narrow / permute and contiguous, cat, split / chunk (views),
+ * index_select, squeeze / unsqueeze / flatten / transpose (views where the layout allows). Dimensions are 0-based;
+ * negative counts from the end (except in the four view ops, which take 0-based non-negative dims). */
 #ifndef YT_OPS_SHAPE_OPS_H
 #define YT_OPS_SHAPE_OPS_H
 
 #include <stdint.h>
 
 #include "core/tensor.h"
+
+/* Views (share storage; recorded by autograd when the input needs a gradient). */
+yt_tensor *yt_reshape(yt_tensor *t, int ndim, const int64_t *shape); /* -1 allowed once; copies if not contiguous */
+yt_tensor *yt_narrow(yt_tensor *t, int dim, int64_t start, int64_t length);
+yt_tensor *yt_contiguous(yt_tensor *t); /* t itself (retained) when already contiguous */
+yt_tensor *yt_permute(yt_tensor *t, const int *perm); /* view with permuted dims */
 
 /* Raw kernel of cat along a dim: inputs i viewed as (outer, sizes[i] * inner) contiguous blocks, written one after
  * the other into y viewed as (outer, total * inner). esz = element size in bytes. */

@@ -1,3 +1,4 @@
+#include "ops/shape_ops.h"
 #include "ops/softmax.h"
 
 #include <math.h>

@@ -6,6 +6,7 @@
 #include "ops/activation.h"
 #include "ops/batchnorm.h"
 #include "ops/conv2d.h"
+#include "ops/shape_ops.h"
 #include "testutil.h"
 
 typedef struct {

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "ops/elementwise.h"
+#include "ops/shape_ops.h"
 #include "testutil.h"
 
 /* ---- functions under test (userdata selects the op) ---- */

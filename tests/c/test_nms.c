@@ -5,6 +5,7 @@
 
 #include "io/safetensors.h"
 #include "metrics/nms.h"
+#include "ops/shape_ops.h"
 #include "testutil.h"
 
 static double g_max_coord_diff = 0;

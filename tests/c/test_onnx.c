@@ -6,6 +6,7 @@
 
 #include "io/onnx.h"
 #include "onnx.pb-c.h"
+#include "ops/shape_ops.h"
 #include "testutil.h"
 
 static Onnx__ModelProto *round_trip(const yt_onnx *m)

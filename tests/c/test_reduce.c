@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "ops/reduce.h"
+#include "ops/shape_ops.h"
 #include "ops/softmax.h"
 #include "testutil.h"
 

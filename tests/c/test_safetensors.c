@@ -7,6 +7,7 @@
 
 #include "core/half.h"
 #include "io/safetensors.h"
+#include "ops/shape_ops.h"
 #include "testutil.h"
 
 static char tmpdir[256];

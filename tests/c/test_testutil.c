@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "ops/activation.h"
+#include "ops/shape_ops.h"
 #include "testutil.h"
 
 static yt_tensor *silu_fn(yt_tensor **in, void *ud)
