@@ -53,12 +53,17 @@ describe("yolotrain.data loader", function()
       assert.are.same({ 8, 3, 160, 160 }, s)
       assert.are.equal("uint8", batch.img:dtype())
       local N = batch.cls:shape()[1]
+      -- every mosaic of four coco128 images holds objects: an empty batch would check nothing below
+      assert.is_true(N > 0, "a training batch with no boxes")
+      assert.are.same({ N, 1 }, batch.cls:shape())
       assert.are.same({ N, 4 }, batch.bboxes:shape())
       assert.are.same({ N }, batch.batch_idx:shape())
       assert.are.equal(8, #batch.im_file)
       assert.are.equal(2, #batch.ori_shape[1])
       assert.are.equal(2, #batch.ratio_pad[1])
       for _, v in ipairs(batch.bboxes:tolist()) do assert.is_true(v >= 0 and v <= 1.0001) end
+      for _, b in ipairs(batch.batch_idx:tolist()) do assert.is_true(b >= 0 and b < 8 and b == math.floor(b)) end
+      for _, c in ipairs(batch.cls:tolist()) do assert.is_true(c >= 0 and c < 80 and c == math.floor(c)) end
       boxes = boxes + N
     end
     assert.are.equal(16, n)

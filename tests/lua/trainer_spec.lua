@@ -79,7 +79,8 @@ describe("Engine_Trainer", function()
     local dir = helpers.tmpdir()
     local T, Base = make_trainer_class({ nb = 2 })
     local called = {}
-    for _, name in ipairs({ "setup_model", "build_model", "build_dataset", "preprocess_batch",
+    -- (build_dataset is not among them: the fake get_dataloader builds no dataset; data_spec covers it)
+    for _, name in ipairs({ "setup_model", "build_model", "preprocess_batch",
       "set_model_attributes", "get_validator", "build_optimizer", "label_loss_items", "progress_string",
       "save_model", "validate", "final_eval", "get_dataloader" }) do
       local parent = T[name]
@@ -87,12 +88,6 @@ describe("Engine_Trainer", function()
         called[name] = true
         return parent(self, ...)
       end
-    end
-    -- the fake get_dataloader does not build a dataset: call build_dataset through a wrapper check
-    local gd = T.get_dataloader
-    T.get_dataloader = function(self, ...)
-      pcall(self.build_dataset, self, "x", "train", 2) -- exercised; the real one needs a dataset on disk
-      return gd(self, ...)
     end
     local t = T{ overrides = { model = tiny_yaml(dir), data = "fake", epochs = 1, imgsz = 32, batch = 2,
       project = dir, name = "hooks", plots = false, verbose = false } }
