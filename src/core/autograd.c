@@ -149,7 +149,6 @@ yt_tensor *yt_node_grad_out(yt_node *node, int i)
             return NULL;
         }
         int was = yt_set_grad_enabled(0);
-        int depth_guard = yt_scope_depth(); (void)depth_guard;
         node->out_grad[i] = yt_tensor_zeros(YT_F32, node->out[i]->ndim, node->out[i]->shape);
         yt_set_grad_enabled(was);
         if (node->out_grad[i]) yt_tensor_keep(node->out_grad[i]);
