@@ -14,6 +14,7 @@
 #include <cairo.h>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "data/synth.h"
 #include "io/durable.h"
 
@@ -63,16 +64,10 @@ typedef struct {
     uint64_t s;
 } rng;
 
-static uint64_t rng_next(rng *r)
-{
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(rng *r) { return yt_splitmix64(&r->s); }
 
 /* [0, 1) with 53 random bits: exact in double on every machine. */
-static double rng_unit(rng *r) { return (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0); }
+static double rng_unit(rng *r) { return yt_unit_from_bits(rng_next(r)); }
 static double rng_uniform(rng *r, double lo, double hi) { return lo + (hi - lo) * rng_unit(r); }
 /* Integer in [lo, hi] (inclusive). */
 static int rng_int(rng *r, int lo, int hi) { return lo + (int)(rng_next(r) % (uint64_t)(hi - lo + 1)); }

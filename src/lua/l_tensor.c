@@ -6,6 +6,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "core/rng.h"
 #include "lua/yt_lua.h"
 #include "ops/shape_ops.h"
 
@@ -175,23 +176,19 @@ static int l_full(lua_State *L)
     return 1;
 }
 
-/* A per-Lua-state generator for rand/randn so scripts are reproducible with yt.manual_seed. */
-static unsigned long long rng_state = 0x9E3779B97F4A7C15ULL;
+/* The generator of yt.rand/yt.randn, seeded by yt.manual_seed: ONE per process (not per Lua state), shared by every
+ * Lua state that loads the module and not thread-safe, like torch's default CPU generator. The trainer seeds it
+ * (init_seeds) before building the model, so weight initialisation is reproducible; get/set_rng_state save it in
+ * checkpoints. The data pipeline and augmentations do not use it (they derive their own per-sample streams). */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
 
-static uint64_t rng_next(void)
-{
-    /* splitmix64 */
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(void) { return yt_splitmix64((uint64_t *)&rng_state); }
 
-static double rng_uniform(void) { return (rng_next() >> 11) * (1.0 / 9007199254740992.0); }
+static double rng_uniform(void) { return yt_unit_from_bits(rng_next()); }
 
 static int l_manual_seed(lua_State *L)
 {
-    rng_state = (unsigned long long)luaL_checkinteger(L, 1);
+    rng_state = (uint64_t)luaL_checkinteger(L, 1);
     return 0;
 }
 
