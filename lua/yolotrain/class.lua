@@ -42,7 +42,9 @@ local function describe(v)
   return "a " .. type(v)
 end
 
--- wraps a method so a call without a proper receiver explains itself
+-- wraps a method so a call without a proper receiver explains itself. The wrapper is made once per method
+-- definition; each call pays ~130 ns for it (measured: 159 vs 30 ns per call), and a YOLOv8n forward makes 274
+-- such calls: 35 us, 0.03 % of a batch-1 forward at 320. It stays everywhere: the clear message pays more.
 local function checked_method(Cls, name, fn)
   return function(self, ...)
     if not is_any_instance(self) then
