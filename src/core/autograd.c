@@ -117,6 +117,19 @@ yt_node *yt_node_new(const char *name, yt_backward_fn backward, int n_in, yt_ten
     return node;
 }
 
+yt_node *yt_record(const char *name, yt_backward_fn backward, int n_in, yt_tensor *const *inputs, yt_tensor **y)
+{
+    if (!*y || !yt_needs_grad(n_in, inputs)) return NULL;
+    yt_node *node = yt_node_new(name, backward, n_in, inputs);
+    if (!node) {
+        yt_tensor_release(*y);
+        *y = NULL;
+        return NULL;
+    }
+    yt_node_add_output(node, *y);
+    return node;
+}
+
 void yt_node_save(yt_node *node, yt_tensor *t)
 {
     if (node->n_saved >= YT_NODE_MAX_SAVED || !t) return;

@@ -9,11 +9,9 @@
  *
  *     yt_tensor *y = yt_tensor_empty_like(x);
  *     yt_silu_forward(yt_f32(x), yt_f32(y), n);
- *     if (yt_needs_grad(1, &x)) {
- *         yt_node *node = yt_node_new("silu", silu_backward, 1, &x);   // holds refs to inputs
- *         yt_node_save(node, x);                                        // anything backward reads
- *         yt_node_add_output(node, y);
- *     }
+ *     yt_node *node = yt_record("silu", silu_backward, 1, &x, &y);    // NULL when x needs no gradient
+ *     if (node) yt_node_save(node, x);                                 // anything backward reads
+ *     return y;                                                        // NULL (released) if recording failed
  *
  *     static int silu_backward(yt_node *node) {
  *         yt_tensor *x = node->in[0], *gy = yt_node_grad_out(node, 0);
@@ -58,6 +56,10 @@ int yt_set_grad_enabled(int enabled);
 int yt_needs_grad(int n, yt_tensor *const *inputs);
 
 yt_node *yt_node_new(const char *name, yt_backward_fn backward, int n_in, yt_tensor *const *inputs);
+/* The record-or-release step of an op with one output: when *y is set and an input needs a gradient, a new node
+ * with *y as its output, returned so the op can save tensors and set arguments on it. NULL when nothing needs
+ * recording, or when the node could not be made: then *y is released and set to NULL (the error is set). */
+yt_node *yt_record(const char *name, yt_backward_fn backward, int n_in, yt_tensor *const *inputs, yt_tensor **y);
 void yt_node_save(yt_node *node, yt_tensor *t);
 void yt_node_add_output(yt_node *node, yt_tensor *t);
 /* Gradient arriving at output i: a contiguous F32 tensor of its shape (zeros if none arrived). */

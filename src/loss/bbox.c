@@ -301,18 +301,12 @@ yt_tensor *yt_bbox_iou(yt_tensor *a, yt_tensor *b, yt_iou_kind kind, int xywh)
                 yt_bbox_iou_forward(yt_f32(ac) + 4 * i, yt_f32(bc), yt_f32(y) + i, 1, kind, xywh);
         }
         yt_tensor *ins[2] = {a, b};
-        if (yt_needs_grad(2, ins)) {
-            yt_node *node = yt_node_new("bbox_iou", iou_backward, 2, ins);
-            if (node) {
-                yt_node_save(node, ac);
-                yt_node_save(node, bc);
-                node->iarg[0] = kind;
-                node->iarg[1] = xywh;
-                yt_node_add_output(node, y);
-            } else {
-                yt_tensor_release(y);
-                y = NULL;
-            }
+        yt_node *node = yt_record("bbox_iou", iou_backward, 2, ins, &y);
+        if (node) {
+            yt_node_save(node, ac);
+            yt_node_save(node, bc);
+            node->iarg[0] = kind;
+            node->iarg[1] = xywh;
         }
     }
     yt_tensor_release(ac);

@@ -523,16 +523,11 @@ static int make_loss(loss_ctx *c, yt_tensor *const *preds, int need_grad, float 
         for (int k = 0; k < 3; k++) loss_items[k] = (float)items[k];
     float total = (float)((items[0] + items[1] + items[2]) * (double)c->B);
     yt_tensor *loss = yt_tensor_from_data(YT_F32, 0, NULL, &total);
+    yt_node *node = need_grad ? yt_record("detect_loss", loss_backward, c->nl, preds, &loss) : NULL;
     if (!loss) return -1;
-    if (need_grad) {
-        yt_node *node = yt_node_new("detect_loss", loss_backward, c->nl, preds);
-        if (!node) {
-            yt_tensor_release(loss);
-            return -1;
-        }
+    if (node) {
         node->iarg[0] = c->nl;
         for (int l = 0; l < c->nl; l++) yt_node_save(node, c->grads[l]);
-        yt_node_add_output(node, loss);
     }
     if (extras) {
         extras->target_scores_sum = (float)c->tss;
@@ -658,17 +653,11 @@ yt_tensor *yt_dfl_loss(yt_tensor *pred_dist, yt_tensor *target)
             for (int k = 0; k < 4; k++) s += dfl_side(px + (4 * i + k) * R, 1, R, pt[4 * i + k], NULL, 1, 0);
             py[i] = (float)(s / 4.0);
         }
-        if (yt_needs_grad(1, &pred_dist)) {
-            yt_node *node = yt_node_new("dfl_loss", dfl_backward, 1, &pred_dist);
-            if (node) {
-                yt_node_save(node, xc);
-                yt_node_save(node, tc);
-                node->iarg[0] = R;
-                yt_node_add_output(node, y);
-            } else {
-                yt_tensor_release(y);
-                y = NULL;
-            }
+        yt_node *node = yt_record("dfl_loss", dfl_backward, 1, &pred_dist, &y);
+        if (node) {
+            yt_node_save(node, xc);
+            yt_node_save(node, tc);
+            node->iarg[0] = R;
         }
     }
     yt_tensor_release(xc);
@@ -730,19 +719,13 @@ yt_tensor *yt_bce_with_logits(yt_tensor *pred, yt_tensor *target, yt_tensor *wei
         float v = (float)s;
         y = yt_tensor_from_data(YT_F32, 0, NULL, &v);
         yt_tensor *ins[2] = {pred, target};
-        if (y && yt_needs_grad(2, ins)) {
-            yt_node *node = yt_node_new("bce_with_logits", bce_backward, 2, ins);
-            if (node) {
-                yt_node_save(node, xc);
-                yt_node_save(node, tc);
-                if (wc) yt_node_save(node, wc);
-                else node->saved[2] = NULL;
-                node->iarg[0] = last;
-                yt_node_add_output(node, y);
-            } else {
-                yt_tensor_release(y);
-                y = NULL;
-            }
+        yt_node *node = yt_record("bce_with_logits", bce_backward, 2, ins, &y);
+        if (node) {
+            yt_node_save(node, xc);
+            yt_node_save(node, tc);
+            if (wc) yt_node_save(node, wc);
+            else node->saved[2] = NULL;
+            node->iarg[0] = last;
         }
     }
     yt_tensor_release(xc);

@@ -62,17 +62,9 @@ static yt_tensor *elementwise(const char *name, yt_tensor *x, void (*forward)(co
     yt_tensor *y = yt_tensor_empty_like(xc);
     if (y) {
         forward(yt_f32(xc), yt_f32(y), (size_t)yt_numel(xc));
-        if (yt_needs_grad(1, &xc)) {
-            yt_node *node = yt_node_new(name, backward, 1, &xc);
-            if (node) {
-                /* saving the output makes no cycle: the node holds y, y points back weakly */
-                yt_node_save(node, save_output ? y : xc);
-                yt_node_add_output(node, y);
-            } else {
-                yt_tensor_release(y);
-                y = NULL;
-            }
-        }
+        yt_node *node = yt_record(name, backward, 1, &xc, &y);
+        /* saving the output makes no cycle: the node holds y, y points back weakly */
+        if (node) yt_node_save(node, save_output ? y : xc);
     }
     yt_tensor_release(xc);
     return y;

@@ -398,18 +398,13 @@ yt_tensor *yt_binary(yt_binary_op op, yt_tensor *a, yt_tensor *b)
         }
     }
     yt_tensor *in[2] = {a, b};
-    if (yt_needs_grad(2, in)) {
-        yt_node *node = yt_node_new(name, binary_backward, 2, in);
-        if (!node) {
-            yt_tensor_release(y);
-            return NULL;
-        }
+    yt_node *node = yt_record(name, binary_backward, 2, in, &y);
+    if (node) {
         node->iarg[0] = op;
         if (op == YT_BIN_MUL || op == YT_BIN_DIV) {
             yt_node_save(node, a);
             yt_node_save(node, b);
         }
-        yt_node_add_output(node, y);
     }
     return y;
 }
@@ -463,25 +458,19 @@ yt_tensor *yt_unary(yt_unary_op op, yt_tensor *x, double p0, double p1)
     yt_tensor *y = yt_tensor_empty_like(xc);
     if (y) {
         yt_unary_forward(op, yt_f32(xc), yt_f32(y), (size_t)yt_numel(xc), (float)p0, (float)p1);
-        if (yt_needs_grad(1, &xc)) {
-            yt_node *node = yt_node_new(name, unary_backward, 1, &xc);
-            if (!node) {
-                yt_tensor_release(y);
-                y = NULL;
-            } else {
-                node->iarg[0] = op;
-                node->iarg[1] = node->iarg[2] = -1;
-                node->farg[0] = p0;
-                node->farg[1] = p1;
-                if (unary_needs_x(op)) {
-                    node->iarg[1] = node->n_saved;
-                    yt_node_save(node, xc);
-                }
-                if (unary_needs_y(op)) {
-                    node->iarg[2] = node->n_saved;
-                    yt_node_save(node, y);
-                }
-                yt_node_add_output(node, y);
+        yt_node *node = yt_record(name, unary_backward, 1, &xc, &y);
+        if (node) {
+            node->iarg[0] = op;
+            node->iarg[1] = node->iarg[2] = -1;
+            node->farg[0] = p0;
+            node->farg[1] = p1;
+            if (unary_needs_x(op)) {
+                node->iarg[1] = node->n_saved;
+                yt_node_save(node, xc);
+            }
+            if (unary_needs_y(op)) {
+                node->iarg[2] = node->n_saved;
+                yt_node_save(node, y);
             }
         }
     }

@@ -120,17 +120,11 @@ yt_tensor *yt_max_pool2d(yt_tensor *x, int kh, int kw, int sh, int sw, int ph, i
     yt_tensor *y = yt_tensor_empty(YT_F32, 4, ys);
     if (y) {
         yt_max_pool2d_forward(yt_f32(xc), yt_f32(y), &s);
-        if (yt_needs_grad(1, &xc)) {
-            yt_node *node = yt_node_new("max_pool2d", max_pool2d_backward, 1, &xc);
-            if (node) {
-                int64_t a[6] = {kh, kw, sh, sw, ph, pw};
-                for (int i = 0; i < 6; i++) node->iarg[i] = a[i];
-                yt_node_save(node, xc);
-                yt_node_add_output(node, y);
-            } else {
-                yt_tensor_release(y);
-                y = NULL;
-            }
+        yt_node *node = yt_record("max_pool2d", max_pool2d_backward, 1, &xc, &y);
+        if (node) {
+            int64_t a[6] = {kh, kw, sh, sw, ph, pw};
+            for (int i = 0; i < 6; i++) node->iarg[i] = a[i];
+            yt_node_save(node, xc);
         }
     }
     yt_tensor_release(xc);

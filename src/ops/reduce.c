@@ -162,18 +162,12 @@ static yt_tensor *sum_impl(const char *what, yt_tensor *x, int dim, int all, int
         } else {
             yt_sum_forward(yt_f32(xc), yt_f32(y), g.outer, g.n, g.inner, scale);
         }
-        if (yt_needs_grad(1, &xc)) {
-            yt_node *node = yt_node_new(what, sum_backward, 1, &xc);
-            if (!node) {
-                yt_tensor_release(y);
-                y = NULL;
-            } else {
-                node->iarg[0] = g.outer;
-                node->iarg[1] = g.n;
-                node->iarg[2] = g.inner;
-                node->farg[0] = scale;
-                yt_node_add_output(node, y);
-            }
+        yt_node *node = yt_record(what, sum_backward, 1, &xc, &y);
+        if (node) {
+            node->iarg[0] = g.outer;
+            node->iarg[1] = g.n;
+            node->iarg[2] = g.inner;
+            node->farg[0] = scale;
         }
     }
     yt_tensor_release(xc);
@@ -222,19 +216,16 @@ static yt_tensor *maxmin_impl(const char *what, yt_tensor *x, int dim, int all, 
         yt_tensor_release(xc);
         return idx;
     }
-    if (yt_needs_grad(1, &xc)) {
-        yt_node *node = yt_node_new(what, maxmin_backward, 1, &xc);
-        if (!node) {
-            yt_tensor_release(y);
-            yt_tensor_release(idx);
-            yt_tensor_release(xc);
-            return NULL;
-        }
+    yt_node *node = yt_record(what, maxmin_backward, 1, &xc, &y);
+    if (node) {
         node->iarg[0] = g.outer;
         node->iarg[1] = g.n;
         node->iarg[2] = g.inner;
         yt_node_save(node, idx);
-        yt_node_add_output(node, y);
+    } else if (!y) {
+        yt_tensor_release(idx);
+        yt_tensor_release(xc);
+        return NULL;
     }
     yt_tensor_release(xc);
     if (indices) *indices = idx;

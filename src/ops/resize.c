@@ -74,16 +74,8 @@ yt_tensor *yt_upsample_nearest(yt_tensor *x, int scale)
     if (y) {
         yt_upsample_nearest_forward(yt_f32(xc), yt_f32(y), (size_t)(xc->shape[0] * xc->shape[1]),
                                     (int)xc->shape[2], (int)xc->shape[3], scale);
-        if (yt_needs_grad(1, &xc)) {
-            yt_node *node = yt_node_new("upsample_nearest", upsample_backward, 1, &xc);
-            if (node) {
-                node->iarg[0] = scale;
-                yt_node_add_output(node, y);
-            } else {
-                yt_tensor_release(y);
-                y = NULL;
-            }
-        }
+        yt_node *node = yt_record("upsample_nearest", upsample_backward, 1, &xc, &y);
+        if (node) node->iarg[0] = scale;
     }
     yt_tensor_release(xc);
     return y;

@@ -79,15 +79,7 @@ yt_tensor *yt_reshape(yt_tensor *t, int ndim, const int64_t *shape)
         v->ndim = ndim;
         for (int d = 0; d < ndim; d++) v->shape[d] = sh[d];
         yt_tensor_set_contiguous_strides(v);
-        if (yt_needs_grad(1, &src)) {
-            yt_node *node = yt_node_new("reshape", reshape_backward, 1, &src);
-            if (!node) {
-                yt_tensor_release(v);
-                v = NULL;
-            } else {
-                yt_node_add_output(node, v);
-            }
-        }
+        yt_record("reshape", reshape_backward, 1, &src, &v);
     }
     yt_tensor_release(src);
     return v;
@@ -143,15 +135,12 @@ yt_tensor *yt_narrow(yt_tensor *t, int dim, int64_t start, int64_t length)
             yt_tensor_release(c);
             return v;
         }
-        yt_node *node = yt_node_new("narrow", narrow_backward, 1, &t);
-        if (!node) {
-            yt_tensor_release(v);
-            return NULL;
+        yt_node *node = yt_record("narrow", narrow_backward, 1, &t, &v);
+        if (node) {
+            node->iarg[0] = dim;
+            node->iarg[1] = start;
+            node->iarg[2] = length;
         }
-        node->iarg[0] = dim;
-        node->iarg[1] = start;
-        node->iarg[2] = length;
-        yt_node_add_output(node, v);
     }
     return v;
 }
@@ -180,14 +169,7 @@ yt_tensor *yt_contiguous(yt_tensor *t)
     yt_tensor *c = yt_tensor_empty(t->dtype, t->ndim, t->shape);
     if (!c) return NULL;
     yt_tensor_copy_(c, t);
-    if (yt_needs_grad(1, &t)) {
-        yt_node *node = yt_node_new("contiguous", contiguous_backward, 1, &t);
-        if (!node) {
-            yt_tensor_release(c);
-            return NULL;
-        }
-        yt_node_add_output(node, c);
-    }
+    yt_record("contiguous", contiguous_backward, 1, &t, &c);
     return c;
 }
 
@@ -251,16 +233,9 @@ yt_tensor *yt_permute(yt_tensor *t, const int *perm)
         v->shape[d] = src->shape[perm[d]];
         v->stride[d] = src->stride[perm[d]];
     }
-    if (yt_needs_grad(1, &src)) {
-        yt_node *node = yt_node_new("permute", permute_backward, 1, &src);
-        if (!node) {
-            yt_tensor_release(v);
-            yt_tensor_release(src);
-            return NULL;
-        }
+    yt_node *node = yt_record("permute", permute_backward, 1, &src, &v);
+    if (node)
         for (int d = 0; d < src->ndim; d++) node->iarg[d] = perm[d];
-        yt_node_add_output(node, v);
-    }
     yt_tensor_release(src);
     return v;
 }
@@ -569,18 +544,12 @@ yt_tensor *yt_index_select(yt_tensor *x, int dim, const yt_tensor *index)
                 for (int64_t k = 0; k < m; k++)
                     memcpy(dst + (size_t)(o * m + k) * row, src + (size_t)(o * s + idx[k]) * row, row);
         }
-        if (x->dtype == YT_F32 && yt_needs_grad(1, &xc)) {
-            yt_node *node = yt_node_new("index_select", index_select_backward, 1, &xc);
-            if (!node) {
-                yt_tensor_release(y);
-                y = NULL;
-            } else {
-                node->iarg[0] = outer;
-                node->iarg[1] = s;
-                node->iarg[2] = inner;
-                yt_node_save(node, ic);
-                yt_node_add_output(node, y);
-            }
+        yt_node *node = x->dtype == YT_F32 ? yt_record("index_select", index_select_backward, 1, &xc, &y) : NULL;
+        if (node) {
+            node->iarg[0] = outer;
+            node->iarg[1] = s;
+            node->iarg[2] = inner;
+            yt_node_save(node, ic);
         }
     }
     yt_tensor_release(xc);

@@ -122,19 +122,13 @@ static yt_tensor *softmax_impl(const char *what, yt_tensor *x, int dim, int is_l
             if (is_log) yt_log_softmax_forward(yt_f32(xc), yt_f32(y), outer, n, inner);
             else yt_softmax_forward(yt_f32(xc), yt_f32(y), outer, n, inner);
         }
-        if (yt_needs_grad(1, &xc)) {
-            yt_node *node = yt_node_new(what, softmax_backward, 1, &xc);
-            if (!node) {
-                yt_tensor_release(y);
-                y = NULL;
-            } else {
-                node->iarg[0] = outer;
-                node->iarg[1] = n;
-                node->iarg[2] = inner;
-                node->iarg[3] = is_log;
-                yt_node_save(node, y);
-                yt_node_add_output(node, y);
-            }
+        yt_node *node = yt_record(what, softmax_backward, 1, &xc, &y);
+        if (node) {
+            node->iarg[0] = outer;
+            node->iarg[1] = n;
+            node->iarg[2] = inner;
+            node->iarg[3] = is_log;
+            yt_node_save(node, y);
         }
     }
     yt_tensor_release(xc);
