@@ -40,28 +40,6 @@ static double sum_over_ranks(double local, void *userdata)
 }
 #endif
 
-static double opt_num(lua_State *L, int idx, const char *key, double def)
-{
-    if (lua_isnoneornil(L, idx)) return def;
-    lua_getfield(L, idx, key);
-    double v = def;
-    if (!lua_isnil(L, -1)) {
-        if (!lua_isnumber(L, -1)) luaL_error(L, "option '%s' must be a number", key);
-        v = lua_tonumber(L, -1);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-static int opt_bool(lua_State *L, int idx, const char *key, int def)
-{
-    if (lua_isnoneornil(L, idx)) return def;
-    lua_getfield(L, idx, key);
-    int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
 static void set_tensor_field(lua_State *L, int tbl, const char *key, yt_tensor *t)
 {
     if (!t) return;
@@ -100,19 +78,19 @@ static int l_detect_loss(lua_State *L)
     yt_detect_targets tg = {batch_field(L, 2, "batch_idx"), batch_field(L, 2, "cls"), batch_field(L, 2, "bboxes")};
 
     yt_detect_loss_cfg cfg;
-    int reg_max = (int)opt_num(L, 3, "reg_max", 16);
+    int reg_max = (int)yt_lua_opt_number_field(L, 3, "reg_max", 16);
     int nc_default = preds[0]->ndim == 4 ? (int)preds[0]->shape[1] - 4 * reg_max : 0;
-    yt_detect_loss_cfg_default(&cfg, (int)opt_num(L, 3, "nc", nc_default));
+    yt_detect_loss_cfg_default(&cfg, (int)yt_lua_opt_number_field(L, 3, "nc", nc_default));
     cfg.reg_max = reg_max;
     cfg.nl = nl;
-    cfg.box = (float)opt_num(L, 3, "box", 7.5);
-    cfg.cls = (float)opt_num(L, 3, "cls", 0.5);
-    cfg.dfl = (float)opt_num(L, 3, "dfl", 1.5);
-    cfg.topk = (int)opt_num(L, 3, "topk", 10);
-    cfg.alpha = (float)opt_num(L, 3, "alpha", 0.5);
-    cfg.beta = (float)opt_num(L, 3, "beta", 6.0);
+    cfg.box = (float)yt_lua_opt_number_field(L, 3, "box", 7.5);
+    cfg.cls = (float)yt_lua_opt_number_field(L, 3, "cls", 0.5);
+    cfg.dfl = (float)yt_lua_opt_number_field(L, 3, "dfl", 1.5);
+    cfg.topk = (int)yt_lua_opt_number_field(L, 3, "topk", 10);
+    cfg.alpha = (float)yt_lua_opt_number_field(L, 3, "alpha", 0.5);
+    cfg.beta = (float)yt_lua_opt_number_field(L, 3, "beta", 6.0);
     for (int l = 0; l < YT_DETECT_MAX_LEVELS; l++) cfg.strides[l] = (float)(8 << l);
-    int want_extras = opt_bool(L, 3, "extras", 0);
+    int want_extras = yt_lua_opt_bool_field(L, 3, "extras", 0);
     if (!lua_isnoneornil(L, 3)) {
         lua_getfield(L, 3, "strides");
         if (!lua_isnil(L, -1)) {
@@ -156,7 +134,7 @@ static int l_detect_loss(lua_State *L)
         }
     }
     cfg.cls_pw = pw;
-    if (opt_bool(L, 3, "global_norm", 0)) {
+    if (yt_lua_opt_bool_field(L, 3, "global_norm", 0)) {
 #ifdef YT_HAVE_MPI
         if (yt_dist_is_initialized() && yt_dist_size() > 1) cfg.reduce_score_sum = sum_over_ranks;
 #else
@@ -218,11 +196,11 @@ static int l_bbox_iou(lua_State *L)
 {
     yt_tensor *a = yt_lua_check_tensor(L, 1), *b = yt_lua_check_tensor(L, 2);
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-    int xywh = opt_bool(L, 3, "xywh", 0);
+    int xywh = yt_lua_opt_bool_field(L, 3, "xywh", 0);
     yt_iou_kind kind = YT_IOU;
-    if (opt_bool(L, 3, "ciou", 0) || opt_bool(L, 3, "CIoU", 0)) kind = YT_CIOU;
-    else if (opt_bool(L, 3, "diou", 0) || opt_bool(L, 3, "DIoU", 0)) kind = YT_DIOU;
-    else if (opt_bool(L, 3, "giou", 0) || opt_bool(L, 3, "GIoU", 0)) kind = YT_GIOU;
+    if (yt_lua_opt_bool_field(L, 3, "ciou", 0) || yt_lua_opt_bool_field(L, 3, "CIoU", 0)) kind = YT_CIOU;
+    else if (yt_lua_opt_bool_field(L, 3, "diou", 0) || yt_lua_opt_bool_field(L, 3, "DIoU", 0)) kind = YT_DIOU;
+    else if (yt_lua_opt_bool_field(L, 3, "giou", 0) || yt_lua_opt_bool_field(L, 3, "GIoU", 0)) kind = YT_GIOU;
     yt_lua_push_tensor(L, yt_bbox_iou(a, b, kind, xywh));
     return 1;
 }
@@ -234,11 +212,11 @@ static int l_task_aligned_assign(lua_State *L)
     if (!lua_isnoneornil(L, 7)) luaL_checktype(L, 7, LUA_TTABLE);
     yt_tal_cfg cfg;
     int64_t C = in[0]->ndim == 3 ? in[0]->shape[2] : 0;
-    yt_tal_cfg_default(&cfg, (int)opt_num(L, 7, "num_classes", (double)C));
-    cfg.topk = (int)opt_num(L, 7, "topk", 10);
-    cfg.alpha = (float)opt_num(L, 7, "alpha", 0.5);
-    cfg.beta = (float)opt_num(L, 7, "beta", 6.0);
-    cfg.eps = (float)opt_num(L, 7, "eps", 1e-9);
+    yt_tal_cfg_default(&cfg, (int)yt_lua_opt_number_field(L, 7, "num_classes", (double)C));
+    cfg.topk = (int)yt_lua_opt_number_field(L, 7, "topk", 10);
+    cfg.alpha = (float)yt_lua_opt_number_field(L, 7, "alpha", 0.5);
+    cfg.beta = (float)yt_lua_opt_number_field(L, 7, "beta", 6.0);
+    cfg.eps = (float)yt_lua_opt_number_field(L, 7, "eps", 1e-9);
     yt_tal_result r;
     if (yt_task_aligned_assign(in[0], in[1], in[2], in[3], in[4], in[5], &cfg, &r) < 0) return yt_lua_core_error(L);
     push_assign(L, &r);

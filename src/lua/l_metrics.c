@@ -16,14 +16,12 @@ int yt_draw_detections(uint8_t *px, int h, int w, const float *rows, int n, cons
 int yt_plot_results(const char *path, int nplots, const char *const *titles, const double *x, int npts,
                     const double *y, const double *ysmooth, const char *label);
 
-/* Scratch memory owned by a userdata on the Lua stack (freed by the GC even when an error is raised). */
-static void *scratch(lua_State *L, size_t n) { return lua_newuserdatauv(L, n ? n : 1, 0); }
 
 /* Flattens any tensor (any dtype, any strides) to doubles in row-major order, into scratch memory. */
 static double *flat_f64(lua_State *L, const yt_tensor *t, int64_t *n_out)
 {
     int64_t n = yt_numel(t);
-    double *o = scratch(L, (size_t)n * sizeof *o);
+    double *o = yt_lua_new_scratch(L, (size_t)n * sizeof *o, NULL);
     int64_t idx[YT_MAX_DIMS] = {0};
     for (int64_t i = 0; i < n; i++) {
         int64_t off = t->offset;
@@ -40,28 +38,6 @@ static double *flat_f64(lua_State *L, const yt_tensor *t, int64_t *n_out)
 
 static const char *shape_of(const yt_tensor *t, char *b, size_t n) { return yt_shape_str(t, b, n); }
 
-static int opt_bool_field(lua_State *L, int idx, const char *k, int def)
-{
-    if (lua_isnoneornil(L, idx)) return def;
-    lua_getfield(L, idx, k);
-    int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
-static double opt_num_field(lua_State *L, int idx, const char *k, double def)
-{
-    if (lua_isnoneornil(L, idx)) return def;
-    lua_getfield(L, idx, k);
-    double v = def;
-    if (!lua_isnil(L, -1)) {
-        int ok;
-        v = lua_tonumberx(L, -1, &ok);
-        if (!ok) luaL_error(L, "option '%s' must be a number", k);
-    }
-    lua_pop(L, 1);
-    return v;
-}
 
 /* yt.nms(prediction, {conf=0.25, iou=0.45, max_det=300, max_nms=30000, multi_label=false, agnostic=false,
  *                     classes={...}}) -> { (n,6) tensor per image } */
@@ -71,20 +47,20 @@ static int l_nms(lua_State *L)
     if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
     yt_nms_opts o;
     yt_nms_opts_default(&o);
-    o.conf_thres = (float)opt_num_field(L, 2, "conf", o.conf_thres);
-    o.iou_thres = opt_num_field(L, 2, "iou", o.iou_thres);
-    double md = opt_num_field(L, 2, "max_det", o.max_det), mn = opt_num_field(L, 2, "max_nms", o.max_nms);
+    o.conf_thres = (float)yt_lua_opt_number_field(L, 2, "conf", o.conf_thres);
+    o.iou_thres = yt_lua_opt_number_field(L, 2, "iou", o.iou_thres);
+    double md = yt_lua_opt_number_field(L, 2, "max_det", o.max_det), mn = yt_lua_opt_number_field(L, 2, "max_nms", o.max_nms);
     if (md < 0 || md > 1e9 || mn < 0 || mn > 1e9) return luaL_error(L, "nms: max_det/max_nms out of range");
     o.max_det = (int)md;
     o.max_nms = (int)mn;
-    o.multi_label = opt_bool_field(L, 2, "multi_label", 0);
-    o.agnostic = opt_bool_field(L, 2, "agnostic", 0);
+    o.multi_label = yt_lua_opt_bool_field(L, 2, "multi_label", 0);
+    o.agnostic = yt_lua_opt_bool_field(L, 2, "agnostic", 0);
     int64_t *classes = NULL;
     if (!lua_isnoneornil(L, 2)) {
         lua_getfield(L, 2, "classes");
         if (lua_istable(L, -1)) {
             int n = (int)luaL_len(L, -1);
-            classes = scratch(L, (size_t)n * sizeof *classes);
+            classes = yt_lua_new_scratch(L, (size_t)n * sizeof *classes, NULL);
             for (int i = 0; i < n; i++) {
                 lua_geti(L, -2, i + 1);
                 int ok;
@@ -96,7 +72,7 @@ static int l_nms(lua_State *L)
             o.n_classes = n;
         } else if (lua_isinteger(L, -1)) {
             lua_Integer c = lua_tointeger(L, -1);
-            classes = scratch(L, sizeof *classes);
+            classes = yt_lua_new_scratch(L, sizeof *classes, NULL);
             classes[0] = c;
             o.classes = classes;
             o.n_classes = 1;
@@ -109,7 +85,7 @@ static int l_nms(lua_State *L)
         return luaL_error(L, "nms: prediction must be (B, 4 + nc, A), got %s", shape_of(pred, b, sizeof b));
     }
     int B = (int)pred->shape[0];
-    yt_tensor **out = scratch(L, (size_t)B * sizeof *out);
+    yt_tensor **out = yt_lua_new_scratch(L, (size_t)B * sizeof *out, NULL);
     if (yt_nms(pred, &o, out) < 0) return yt_lua_core_error(L);
     lua_createtable(L, B, 0);
     for (int b = 0; b < B; b++) {
@@ -161,9 +137,10 @@ static int l_ap_per_class(lua_State *L)
     int64_t k, m;
     double *tpd = flat_f64(L, tp, &k), *cd = flat_f64(L, conf, &k), *pcd = flat_f64(L, pc, &k);
     double *tcd = flat_f64(L, tc, &m);
-    uint8_t *tpu = scratch(L, (size_t)n * niou);
-    float *cf = scratch(L, (size_t)n * sizeof(float));
-    int64_t *pci = scratch(L, (size_t)n * sizeof(int64_t)), *tci = scratch(L, (size_t)m * sizeof(int64_t));
+    uint8_t *tpu = yt_lua_new_scratch(L, (size_t)n * niou, NULL);
+    float *cf = yt_lua_new_scratch(L, (size_t)n * sizeof(float), NULL);
+    int64_t *pci = yt_lua_new_scratch(L, (size_t)n * sizeof(int64_t), NULL);
+    int64_t *tci = yt_lua_new_scratch(L, (size_t)m * sizeof(int64_t), NULL);
     for (int64_t i = 0; i < n * niou; i++) tpu[i] = tpd[i] != 0;
     for (int64_t i = 0; i < n; i++) {
         cf[i] = (float)cd[i];
@@ -213,12 +190,12 @@ static float *rows_f32(lua_State *L, const yt_tensor *t, int k, const char *what
     char b[96];
     if (t->ndim == 1 && t->shape[0] == 0) {
         *n_out = 0;
-        return scratch(L, 4);
+        return yt_lua_new_scratch(L, 4, NULL);
     }
     if (t->ndim != 2 || t->shape[1] < k)
         luaL_error(L, "%s: expected (N, %d), got %s", what, k, shape_of(t, b, sizeof b));
     int64_t n = t->shape[0];
-    float *o = scratch(L, (size_t)n * k * sizeof *o);
+    float *o = yt_lua_new_scratch(L, (size_t)n * k * sizeof *o, NULL);
     for (int64_t i = 0; i < n; i++)
         for (int j = 0; j < k; j++)
             o[i * k + j] = (float)yt_tensor_elem_f64(t, t->offset + i * t->stride[0] + j * t->stride[1]);
@@ -238,14 +215,14 @@ static int l_confusion_matrix_update(lua_State *L)
         !yt_is_contiguous(mt))
         return luaL_error(L, "confusion_matrix_update: matrix must be a contiguous square float64 (nc+1, nc+1), got %s",
                           shape_of(mt, b, sizeof b));
-    float conf = (float)opt_num_field(L, 5, "conf", 0.25), iou = (float)opt_num_field(L, 5, "iou", 0.45);
+    float conf = (float)yt_lua_opt_number_field(L, 5, "conf", 0.25), iou = (float)yt_lua_opt_number_field(L, 5, "iou", 0.45);
     int nc = (int)mt->shape[0] - 1;
     int64_t nd = 0, ng, ngc;
     float *dets = dt ? rows_f32(L, dt, 6, "confusion_matrix_update detections", &nd) : NULL;
     float *boxes = rows_f32(L, gb, 4, "confusion_matrix_update gt_bboxes", &ng);
     double *cls = flat_f64(L, gc, &ngc);
     if (ngc != ng) return luaL_error(L, "confusion_matrix_update: %d GT boxes but %d classes", (int)ng, (int)ngc);
-    int64_t *ci = scratch(L, (size_t)ng * sizeof *ci);
+    int64_t *ci = yt_lua_new_scratch(L, (size_t)ng * sizeof *ci, NULL);
     for (int64_t i = 0; i < ng; i++) ci[i] = (int64_t)cls[i];
     if (yt_confusion_matrix_update(yt_f64(mt), nc, dets, nd, boxes, ci, ng, conf, iou) < 0)
         return yt_lua_core_error(L);
@@ -256,7 +233,7 @@ static int l_confusion_matrix_update(lua_State *L)
 /* Names for class ids 0..nc-1 from a table that is either 0-based ({[0]="person", ...}) or a 1-based list. */
 static const char **class_names(lua_State *L, int idx, int nc)
 {
-    const char **nm = scratch(L, (size_t)(nc ? nc : 1) * sizeof *nm);
+    const char **nm = yt_lua_new_scratch(L, (size_t)(nc ? nc : 1) * sizeof *nm, NULL);
     for (int i = 0; i < nc; i++) nm[i] = NULL;
     if (idx == 0 || !lua_istable(L, idx)) return nm;
     lua_geti(L, idx, 0);
@@ -284,7 +261,7 @@ static int l_plot_confusion_matrix(lua_State *L)
     int nc = (int)mt->shape[0] - 1;
     int64_t n;
     double *m = flat_f64(L, mt, &n);
-    int normalize = opt_bool_field(L, 3, "normalize", 1);
+    int normalize = yt_lua_opt_bool_field(L, 3, "normalize", 1);
     const char **nm;
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
@@ -305,7 +282,7 @@ static const char **row_labels(lua_State *L, int opts, int k)
     luaL_checktype(L, opts, LUA_TTABLE);
     lua_getfield(L, opts, "names");
     int t = lua_gettop(L);
-    const char **nm = scratch(L, (size_t)(k ? k : 1) * sizeof *nm);
+    const char **nm = yt_lua_new_scratch(L, (size_t)(k ? k : 1) * sizeof *nm, NULL);
     for (int i = 0; i < k; i++) {
         nm[i] = NULL;
         if (!lua_istable(L, t)) continue;
@@ -341,7 +318,7 @@ static int l_plot_pr_curve(lua_State *L)
     double *a = flat_f64(L, ap, &na);
     int cols = ap->ndim == 2 ? (int)ap->shape[1] : 1;
     if (na != (int64_t)k * cols) return luaL_error(L, "plot_pr_curve: ap must have one row per curve");
-    double *a50 = scratch(L, (size_t)k * sizeof *a50);
+    double *a50 = yt_lua_new_scratch(L, (size_t)k * sizeof *a50, NULL);
     for (int i = 0; i < k; i++) a50[i] = a[i * cols];
     const char **nm = row_labels(L, 5, k);
     int rc = yt_plot_pr_curve(path, x, (int)npts, y, k, a50, nm);
@@ -384,7 +361,7 @@ static int l_draw_detections(lua_State *L)
                           yt_dtype_name(img->dtype), shape_of(img, b, sizeof b));
     int64_t n;
     float *rows = rows_f32(L, rt, 6, "draw_detections rows", &n);
-    const char **labels = scratch(L, (size_t)(n ? n : 1) * sizeof *labels);
+    const char **labels = yt_lua_new_scratch(L, (size_t)(n ? n : 1) * sizeof *labels, NULL);
     for (int64_t i = 0; i < n; i++) labels[i] = NULL;
     if (lua_istable(L, 3)) {
         for (int64_t i = 0; i < n; i++) {
@@ -396,9 +373,9 @@ static int l_draw_detections(lua_State *L)
     int H = (int)img->shape[0], W = (int)img->shape[1];
     double auto_lw = floor((H + W) / 2.0 * 0.003 + 0.5);
     if (auto_lw < 2) auto_lw = 2;
-    double lw = opt_num_field(L, 4, "line_width", auto_lw);
+    double lw = yt_lua_opt_number_field(L, 4, "line_width", auto_lw);
     if (!(lw > 0)) lw = auto_lw;
-    double fs = opt_num_field(L, 4, "font_size", 0);
+    double fs = yt_lua_opt_number_field(L, 4, "font_size", 0);
     if (!(fs > 0)) fs = fmax(12.0, lw * 6.0);
     yt_tensor *out = yt_contiguous(img);
     if (!out) return yt_lua_core_error(L);
@@ -432,7 +409,7 @@ static int l_save_image(lua_State *L)
 
 static double *number_list(lua_State *L, int idx, int n, const char *what)
 {
-    double *o = scratch(L, (size_t)(n ? n : 1) * sizeof *o);
+    double *o = yt_lua_new_scratch(L, (size_t)(n ? n : 1) * sizeof *o, NULL);
     for (int i = 0; i < n; i++) {
         lua_geti(L, idx, i + 1);
         int ok;
@@ -454,17 +431,17 @@ static int l_plot_results(lua_State *L)
     int k = (int)luaL_len(L, 2), npts = (int)luaL_len(L, 3);
     if (k < 1 || k > 64) return luaL_error(L, "plot_results: 1..64 plots, got %d", k);
     if ((int)luaL_len(L, 4) != k) return luaL_error(L, "plot_results: %d titles but %d series", k, (int)luaL_len(L, 4));
-    const char **titles = scratch(L, (size_t)k * sizeof *titles);
+    const char **titles = yt_lua_new_scratch(L, (size_t)k * sizeof *titles, NULL);
     for (int i = 0; i < k; i++) {
         lua_geti(L, 2, i + 1);
         titles[i] = lua_tostring(L, -1);
         lua_pop(L, 1); /* strings stay alive in the titles table */
     }
     double *x = number_list(L, 3, npts, "x");
-    double *y = scratch(L, (size_t)(k * (npts ? npts : 1)) * sizeof *y);
+    double *y = yt_lua_new_scratch(L, (size_t)(k * (npts ? npts : 1)) * sizeof *y, NULL);
     double *ys = NULL;
     int smooth = lua_istable(L, 5);
-    if (smooth) ys = scratch(L, (size_t)(k * (npts ? npts : 1)) * sizeof *ys);
+    if (smooth) ys = yt_lua_new_scratch(L, (size_t)(k * (npts ? npts : 1)) * sizeof *ys, NULL);
     for (int i = 0; i < k; i++) {
         lua_geti(L, 4, i + 1);
         if (!lua_istable(L, -1)) return luaL_error(L, "plot_results: series %d is not a list", i + 1);

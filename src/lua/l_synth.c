@@ -19,21 +19,6 @@
 #include "data/synth.h"
 #include "lua/yt_lua.h"
 
-static int opt_int(lua_State *L, int t, const char *k, int def)
-{
-    lua_getfield(L, t, k);
-    int v = def;
-    if (!lua_isnil(L, -1)) {
-        int ok;
-        lua_Integer x = lua_tointegerx(L, -1, &ok);
-        if (!ok) luaL_error(L, "synth option '%s' must be an integer", k);
-        if (x < -2147483647 || x > 2147483647) luaL_error(L, "synth option '%s' is out of range", k);
-        v = (int)x;
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
 /* Reads the options table at idx (or none) into cfg; raises on bad input. */
 static void check_cfg(lua_State *L, int idx, yt_synth_cfg *cfg)
 {
@@ -59,9 +44,9 @@ static void check_cfg(lua_State *L, int idx, yt_synth_cfg *cfg)
         cfg->seed = (uint64_t)s;
     }
     lua_pop(L, 1);
-    cfg->n_train = opt_int(L, idx, "n_train", cfg->n_train);
-    cfg->n_val = opt_int(L, idx, "n_val", cfg->n_val);
-    cfg->imgsz = opt_int(L, idx, "imgsz", cfg->imgsz);
+    cfg->n_train = yt_lua_opt_int_field(L, idx, "n_train", cfg->n_train);
+    cfg->n_val = yt_lua_opt_int_field(L, idx, "n_val", cfg->n_val);
+    cfg->imgsz = yt_lua_opt_int_field(L, idx, "imgsz", cfg->imgsz);
     lua_getfield(L, idx, "classes");
     if (lua_type(L, -1) == LUA_TTABLE) {
         int n = (int)luaL_len(L, -1);

@@ -14,26 +14,6 @@ typedef struct {
     yt_tensor *t;
 } tensor_box;
 
-int yt_lua_core_error(lua_State *L)
-{
-    luaL_where(L, 1);
-    lua_pushstring(L, yt_last_error());
-    lua_concat(L, 2);
-    return lua_error(L);
-}
-
-void *yt_lua_new_scratch(lua_State *L, size_t size, lua_CFunction gc)
-{
-    void *p = lua_newuserdatauv(L, size ? size : 1, 0);
-    memset(p, 0, size ? size : 1);
-    if (!gc) return p;
-    lua_newtable(L);
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
-    return p;
-}
-
 void yt_lua_push_tensor(lua_State *L, yt_tensor *t)
 {
     if (!t) yt_lua_core_error(L);
@@ -58,32 +38,6 @@ yt_tensor *yt_lua_opt_tensor(lua_State *L, int idx)
 {
     if (lua_isnoneornil(L, idx)) return NULL;
     return yt_lua_check_tensor(L, idx);
-}
-
-int yt_lua_check_shape(lua_State *L, int idx, int64_t *shape)
-{
-    int ndim = 0;
-    if (lua_istable(L, idx)) {
-        ndim = (int)luaL_len(L, idx);
-        if (ndim > YT_MAX_DIMS) luaL_argerror(L, idx, "too many dimensions");
-        for (int d = 0; d < ndim; d++) {
-            lua_geti(L, idx, d + 1);
-            int ok;
-            lua_Integer v = lua_tointegerx(L, -1, &ok);
-            if (!ok || v < -1) luaL_argerror(L, idx, "shape entries must be non-negative integers");
-            shape[d] = v;
-            lua_pop(L, 1);
-        }
-    } else {
-        int top = lua_gettop(L);
-        for (int i = idx; i <= top && lua_type(L, i) == LUA_TNUMBER; i++) {
-            if (ndim >= YT_MAX_DIMS) luaL_argerror(L, i, "too many dimensions");
-            lua_Integer v = luaL_checkinteger(L, i);
-            if (v < -1) luaL_argerror(L, i, "sizes must be non-negative");
-            shape[ndim++] = v;
-        }
-    }
-    return ndim;
 }
 
 void yt_lua_push_shape(lua_State *L, const yt_tensor *t)

@@ -18,8 +18,14 @@ void yt_lua_push_tensor(lua_State *L, yt_tensor *t);
 /* The tensor at idx (raises a Lua error for a non-tensor or a released tensor). No new reference. */
 yt_tensor *yt_lua_check_tensor(lua_State *L, int idx);
 yt_tensor *yt_lua_opt_tensor(lua_State *L, int idx); /* nil/none -> NULL */
+/* ---- boundary-wide helpers (l_aux.c) ---- */
 /* Raises the current core error as a Lua error (with the caller's file:line). Never returns. */
 int yt_lua_core_error(lua_State *L);
+/* Fields of an options table at t (none/nil: every field takes its default). A field of the wrong type raises
+ * "option '<k>' must be a number" (or an integer: whole and within int range). Booleans: Lua truthiness. */
+double yt_lua_opt_number_field(lua_State *L, int t, const char *k, double def);
+int yt_lua_opt_int_field(lua_State *L, int t, const char *k, int def);
+int yt_lua_opt_bool_field(lua_State *L, int t, const char *k, int def);
 /* Reads a shape from a table {d1, d2, ...} or from the integer arguments starting at idx. Returns ndim. */
 int yt_lua_check_shape(lua_State *L, int idx, int64_t *shape);
 /* Pushes a table of integers for the shape. */
