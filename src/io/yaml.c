@@ -695,3 +695,202 @@ int yt_yaml_resolve(const yt_yaml_node *n, const char *where, yt_yaml_value *out
     classify(n->value, n->length, out);
     return 0;
 }
+
+/* ---- writing: a document through libyaml's emitter ---- */
+
+#define WRITER_MAX_DEPTH 128
+
+struct yt_yaml_writer {
+    yaml_emitter_t emitter;
+    int initialized;
+    char *text;
+    size_t len, cap;
+    int depth;
+    int failed;
+};
+
+static int writer_output(void *data, unsigned char *buffer, size_t size)
+{
+    yt_yaml_writer *w = data;
+    if (w->len + size + 1 > w->cap) {
+        size_t cap = w->cap ? w->cap : 512;
+        while (cap < w->len + size + 1) cap *= 2;
+        char *t = realloc(w->text, cap);
+        if (!t) return 0; /* libyaml reports a write error */
+        w->text = t;
+        w->cap = cap;
+    }
+    memcpy(w->text + w->len, buffer, size);
+    w->len += size;
+    w->text[w->len] = 0;
+    return 1;
+}
+
+/* Hands one event to the emitter; after the first failure every call fails with the same error. */
+static int emit(yt_yaml_writer *w, yaml_event_t *ev, int ok)
+{
+    if (w->failed) return -1;
+    if (!ok) {
+        w->failed = 1;
+        return yt_error("yaml writer: out of memory");
+    }
+    if (!yaml_emitter_emit(&w->emitter, ev)) {
+        w->failed = 1;
+        return yt_error("yaml writer: %s", w->emitter.problem ? w->emitter.problem : "emitter error");
+    }
+    return 0;
+}
+
+yt_yaml_writer *yt_yaml_writer_new(void)
+{
+    yt_yaml_writer *w = calloc(1, sizeof *w);
+    if (!w || !yaml_emitter_initialize(&w->emitter)) {
+        free(w);
+        yt_error("yaml writer: out of memory");
+        return NULL;
+    }
+    w->initialized = 1;
+    yaml_emitter_set_output(&w->emitter, writer_output, w);
+    yaml_emitter_set_unicode(&w->emitter, 1);
+    yaml_emitter_set_width(&w->emitter, -1); /* never fold long scalars */
+    yaml_emitter_set_indent(&w->emitter, 2);
+    yaml_event_t ev;
+    if (emit(w, &ev, yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING)) < 0 ||
+        emit(w, &ev, yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1)) < 0) {
+        yt_yaml_writer_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void yt_yaml_writer_free(yt_yaml_writer *w)
+{
+    if (!w) return;
+    if (w->initialized) yaml_emitter_delete(&w->emitter);
+    free(w->text);
+    free(w);
+}
+
+static int open_collection(yt_yaml_writer *w)
+{
+    if (w->depth >= WRITER_MAX_DEPTH) {
+        w->failed = 1;
+        return yt_error("yaml writer: nesting deeper than %d levels", WRITER_MAX_DEPTH);
+    }
+    w->depth++;
+    return 0;
+}
+
+int yt_yaml_write_map_begin(yt_yaml_writer *w)
+{
+    yaml_event_t ev;
+    if (open_collection(w) < 0) return -1;
+    return emit(w, &ev, yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE));
+}
+
+int yt_yaml_write_seq_begin(yt_yaml_writer *w, int flow)
+{
+    yaml_event_t ev;
+    if (open_collection(w) < 0) return -1;
+    return emit(w, &ev, yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+                                                              flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE));
+}
+
+int yt_yaml_write_map_end(yt_yaml_writer *w)
+{
+    yaml_event_t ev;
+    w->depth--;
+    return emit(w, &ev, yaml_mapping_end_event_initialize(&ev));
+}
+
+int yt_yaml_write_seq_end(yt_yaml_writer *w)
+{
+    yaml_event_t ev;
+    w->depth--;
+    return emit(w, &ev, yaml_sequence_end_event_initialize(&ev));
+}
+
+static int write_scalar(yt_yaml_writer *w, const char *s, size_t n, yaml_scalar_style_t style)
+{
+    yaml_event_t ev;
+    return emit(w, &ev, yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)n, 1, 1, style));
+}
+
+/* Characters a plain string may hold in every context it is written in (keys, values, flow sequences). */
+static int plain_safe_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+           c == '/' || c == '-' || c == '+' || c == ' ' || c == '(' || c == ')' || c == '=' || c >= 0x80;
+}
+
+/* Quoted unless the plain text reads back as this same string (not a number, bool or null) and holds nothing
+ * YAML could take for syntax. */
+static int needs_quotes(const char *s, size_t n)
+{
+    if (n == 0 || n > INT32_MAX) return 1;
+    if (yt_yaml_plain_type(s, n) != YT_YAML_STR) return 1;
+    if (s[0] == ' ' || s[n - 1] == ' ' || s[0] == '(' || s[0] == '=') return 1;
+    /* a leading '-' or '+' is fine before a letter, digit or dot (-foo), never alone or before a space or dash */
+    if ((s[0] == '-' || s[0] == '+') && (n == 1 || s[1] == ' ' || s[1] == '-')) return 1;
+    for (size_t i = 0; i < n; i++)
+        if (!plain_safe_char((unsigned char)s[i])) return 1;
+    return 0;
+}
+
+int yt_yaml_write_string(yt_yaml_writer *w, const char *s, size_t n)
+{
+    if (n > INT32_MAX) {
+        w->failed = 1;
+        return yt_error("yaml writer: a %zu-byte string is too long", n);
+    }
+    return write_scalar(w, s, n, needs_quotes(s, n) ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_PLAIN_SCALAR_STYLE);
+}
+
+int yt_yaml_write_int(yt_yaml_writer *w, long long v)
+{
+    char t[32];
+    int n = snprintf(t, sizeof t, "%lld", v);
+    return write_scalar(w, t, (size_t)n, YAML_PLAIN_SCALAR_STYLE);
+}
+
+/* The shortest text that reads back to the same double, always with a '.' (PyYAML's 1.0, 1.0e+20) so that it
+ * reads back as a float. */
+int yt_yaml_write_double(yt_yaml_writer *w, double v)
+{
+    char tmp[64], out[72];
+    if (v != v) return write_scalar(w, ".nan", 4, YAML_PLAIN_SCALAR_STYLE);
+    if (isinf(v)) return v > 0 ? write_scalar(w, ".inf", 4, YAML_PLAIN_SCALAR_STYLE)
+                               : write_scalar(w, "-.inf", 5, YAML_PLAIN_SCALAR_STYLE);
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v) break;
+    }
+    char *e = strchr(tmp, 'e');
+    if (strchr(tmp, '.')) snprintf(out, sizeof out, "%s", tmp);
+    else if (e) snprintf(out, sizeof out, "%.*s.0%s", (int)(e - tmp), tmp, e);
+    else snprintf(out, sizeof out, "%s.0", tmp);
+    return write_scalar(w, out, strlen(out), YAML_PLAIN_SCALAR_STYLE);
+}
+
+int yt_yaml_write_bool(yt_yaml_writer *w, int b)
+{
+    return b ? write_scalar(w, "true", 4, YAML_PLAIN_SCALAR_STYLE) : write_scalar(w, "false", 5, YAML_PLAIN_SCALAR_STYLE);
+}
+
+int yt_yaml_write_null(yt_yaml_writer *w) { return write_scalar(w, "null", 4, YAML_PLAIN_SCALAR_STYLE); }
+
+int yt_yaml_writer_finish(yt_yaml_writer *w, const char **text, size_t *len)
+{
+    yaml_event_t ev;
+    if (w->depth != 0) {
+        w->failed = 1;
+        return yt_error("yaml writer: %d collections left open", w->depth);
+    }
+    if (emit(w, &ev, yaml_document_end_event_initialize(&ev, 1)) < 0 ||
+        emit(w, &ev, yaml_stream_end_event_initialize(&ev)) < 0)
+        return -1;
+    if (!yaml_emitter_flush(&w->emitter)) return yt_error("yaml writer: out of memory");
+    *text = w->text ? w->text : "";
+    *len = w->len;
+    return 0;
+}

@@ -54,4 +54,26 @@ int yt_yaml_resolve(const yt_yaml_node *n, const char *where, yt_yaml_value *out
 /* The same rules on a bare plain text (used by writers to decide whether a string needs quotes). */
 yt_yaml_type yt_yaml_plain_type(const char *s, size_t len);
 
+/* ---- writing ----
+ * A document built by calls in document order (a map's entries as key, value, key, value ...), rendered by
+ * libyaml's emitter in block style with 2-space indents, sequences inside maps unindented (PyYAML's layout), flow
+ * sequences where the caller asks, no line folding. Strings are plain when they read back as the same string,
+ * double-quoted otherwise; doubles are the shortest text that reads back exactly, always as floats. Each call
+ * returns 0, or -1 with yt_error (after a failure every later call fails too). */
+typedef struct yt_yaml_writer yt_yaml_writer;
+
+yt_yaml_writer *yt_yaml_writer_new(void); /* NULL + yt_error when out of memory */
+void yt_yaml_writer_free(yt_yaml_writer *w);
+int yt_yaml_write_map_begin(yt_yaml_writer *w);
+int yt_yaml_write_map_end(yt_yaml_writer *w);
+int yt_yaml_write_seq_begin(yt_yaml_writer *w, int flow);
+int yt_yaml_write_seq_end(yt_yaml_writer *w);
+int yt_yaml_write_string(yt_yaml_writer *w, const char *s, size_t n);
+int yt_yaml_write_int(yt_yaml_writer *w, long long v);
+int yt_yaml_write_double(yt_yaml_writer *w, double v);
+int yt_yaml_write_bool(yt_yaml_writer *w, int b);
+int yt_yaml_write_null(yt_yaml_writer *w);
+/* Ends the document: *text is the NUL-terminated YAML (owned by w, valid until yt_yaml_writer_free). */
+int yt_yaml_writer_finish(yt_yaml_writer *w, const char **text, size_t *len);
+
 #endif

@@ -168,7 +168,8 @@ static int l_load_yaml_string(lua_State *L)
 }
 
 /* ------------------------------------------------------------------------------------------------------------
- * Lua -> YAML text
+ * Lua -> YAML text: this file decides the layout (which tables are maps, which arrays go inline, key order) and
+ * io/yaml.c's writer renders it through libyaml.
  * ------------------------------------------------------------------------------------------------------------ */
 
 static int is_null(lua_State *L, int idx)
@@ -199,6 +200,7 @@ static int is_array(lua_State *L, int idx)
 }
 
 #define FLOW_LEVELS 16
+#define BLOCK_DEPTH 100
 
 static int is_scalar_value(lua_State *L, int idx)
 {
@@ -223,182 +225,64 @@ static int flowable(lua_State *L, int idx, int levels)
     return 1;
 }
 
-static int plain_safe_char(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-           c == '/' || c == '-' || c == '+' || c == ' ' || c == '(' || c == ')' || c == '=' || c >= 0x80;
-}
+typedef struct {
+    yt_yaml_writer *w;
+} writer_box;
 
-static int needs_quotes(const char *s, size_t n)
+static int writer_box_gc(lua_State *L)
 {
-    if (n == 0) return 1;
-    if (yt_yaml_plain_type(s, n) != YT_YAML_STR) return 1;
-    if (s[0] == ' ' || s[n - 1] == ' ' || s[0] == '-' || s[0] == '+' || s[0] == '(' || s[0] == '=') {
-        /* a leading '-' or '+' is fine before a letter/digit/dot (e.g. -foo), never alone or before a space */
-        if ((s[0] == '-' || s[0] == '+') && n > 1 && s[1] != ' ' && s[1] != '-') {
-            /* falls through to the character check */
-        } else {
-            return 1;
-        }
-    }
-    for (size_t i = 0; i < n; i++)
-        if (!plain_safe_char((unsigned char)s[i])) return 1;
+    writer_box *b = lua_touserdata(L, 1);
+    yt_yaml_writer_free(b->w);
+    b->w = NULL;
     return 0;
 }
 
-static void add_string(luaL_Buffer *b, const char *s, size_t n)
+static void check_write(lua_State *L, int rc)
 {
-    if (!needs_quotes(s, n)) {
-        luaL_addlstring(b, s, n);
-        return;
-    }
-    luaL_addchar(b, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char tmp[8];
-        switch (c) {
-        case '"': luaL_addstring(b, "\\\""); break;
-        case '\\': luaL_addstring(b, "\\\\"); break;
-        case '\n': luaL_addstring(b, "\\n"); break;
-        case '\t': luaL_addstring(b, "\\t"); break;
-        case '\r': luaL_addstring(b, "\\r"); break;
-        default:
-            if (c < 0x20 || c == 0x7f) {
-                snprintf(tmp, sizeof tmp, "\\x%02x", c);
-                luaL_addstring(b, tmp);
-            } else {
-                luaL_addchar(b, (char)c);
-            }
-        }
-    }
-    luaL_addchar(b, '"');
+    if (rc < 0) yt_lua_core_error(L);
 }
 
-static void add_number(lua_State *L, luaL_Buffer *b, int idx)
-{
-    char tmp[64];
-    if (lua_isinteger(L, idx)) {
-        snprintf(tmp, sizeof tmp, "%lld", (long long)lua_tointeger(L, idx));
-        luaL_addstring(b, tmp);
-        return;
-    }
-    double v = lua_tonumber(L, idx);
-    if (v != v) {
-        luaL_addstring(b, ".nan");
-        return;
-    }
-    if (isinf(v)) {
-        luaL_addstring(b, v > 0 ? ".inf" : "-.inf");
-        return;
-    }
-    /* shortest text that reads back to the same double */
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        if (strtod(tmp, NULL) == v) break;
-    }
-    /* make sure it reads back as a float, PyYAML style (1.0, 1.0e+20) */
-    char out[72];
-    char *e = strchr(tmp, 'e');
-    if (!strchr(tmp, '.')) {
-        if (e) {
-            size_t m = (size_t)(e - tmp);
-            snprintf(out, sizeof out, "%.*s.0%s", (int)m, tmp, e);
-        } else {
-            snprintf(out, sizeof out, "%s.0", tmp);
-        }
-    } else {
-        snprintf(out, sizeof out, "%s", tmp);
-    }
-    luaL_addstring(b, out);
-}
-
-/* Scalars only (including nil/yt.null). The value is at idx; it is not popped. */
-static void add_scalar(lua_State *L, luaL_Buffer *b, int idx)
+/* Scalars only (including nil/yt.null). */
+static void write_scalar(lua_State *L, yt_yaml_writer *w, int idx)
 {
     switch (lua_type(L, idx)) {
-    case LUA_TNIL: luaL_addstring(b, "null"); return;
-    case LUA_TBOOLEAN: luaL_addstring(b, lua_toboolean(L, idx) ? "true" : "false"); return;
-    case LUA_TNUMBER: add_number(L, b, idx); return;
+    case LUA_TNIL: check_write(L, yt_yaml_write_null(w)); return;
+    case LUA_TBOOLEAN: check_write(L, yt_yaml_write_bool(w, lua_toboolean(L, idx))); return;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) check_write(L, yt_yaml_write_int(w, (long long)lua_tointeger(L, idx)));
+        else check_write(L, yt_yaml_write_double(w, lua_tonumber(L, idx)));
+        return;
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        add_string(b, s, n);
+        check_write(L, yt_yaml_write_string(w, s, n));
         return;
     }
     default:
         if (is_null(L, idx)) {
-            luaL_addstring(b, "null");
+            check_write(L, yt_yaml_write_null(w));
             return;
         }
         luaL_error(L, "dump_yaml: cannot write a %s", luaL_typename(L, idx));
     }
 }
 
-/* The writer renders into a growing C string owned by a userdata (freed by __gc even when a Lua error is raised
- * midway), since a luaL_Buffer forbids pushing values between its calls. */
-typedef struct {
-    char *s;
-    size_t n, cap;
-} strbuf;
-
-static int strbuf_gc(lua_State *L)
-{
-    strbuf *sb = lua_touserdata(L, 1);
-    free(sb->s);
-    sb->s = NULL;
-    return 0;
-}
-
-static void sb_add(lua_State *L, strbuf *sb, const char *s, size_t n)
-{
-    if (sb->n + n + 1 > sb->cap) {
-        size_t nc = sb->cap ? sb->cap : 256;
-        while (nc < sb->n + n + 1) nc *= 2;
-        char *ns = realloc(sb->s, nc);
-        if (!ns) luaL_error(L, "dump_yaml: out of memory");
-        sb->s = ns;
-        sb->cap = nc;
-    }
-    memcpy(sb->s + sb->n, s, n);
-    sb->n += n;
-    sb->s[sb->n] = 0;
-}
-
-/* Renders a scalar through a temporary luaL_Buffer and appends it. */
-static void sb_scalar(lua_State *L, strbuf *sb, int idx)
-{
-    idx = lua_absindex(L, idx);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    add_scalar(L, &b, idx);
-    luaL_pushresult(&b);
-    size_t n;
-    const char *s = lua_tolstring(L, -1, &n);
-    sb_add(L, sb, s, n);
-    lua_pop(L, 1);
-}
-
-static void sb_indent(lua_State *L, strbuf *sb, int indent)
-{
-    for (int i = 0; i < indent; i++) sb_add(L, sb, " ", 1);
-}
-
-static void write_flow(lua_State *L, strbuf *sb, int idx)
+/* A scalar, or an array of flow-able values as a flow sequence ([a, b, [c]]). */
+static void write_flow(lua_State *L, yt_yaml_writer *w, int idx)
 {
     idx = lua_absindex(L, idx);
     if (!lua_istable(L, idx)) {
-        sb_scalar(L, sb, idx);
+        write_scalar(L, w, idx);
         return;
     }
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-    sb_add(L, sb, "[", 1);
+    check_write(L, yt_yaml_write_seq_begin(w, 1));
     for (lua_Integer i = 1; i <= n; i++) {
-        if (i > 1) sb_add(L, sb, ", ", 2);
         lua_rawgeti(L, idx, i);
-        write_flow(L, sb, -1);
+        write_flow(L, w, -1);
         lua_pop(L, 1);
     }
-    sb_add(L, sb, "]", 1);
+    check_write(L, yt_yaml_write_seq_end(w));
 }
 
 /* Key sorting: numbers < strings < booleans. */
@@ -492,73 +376,51 @@ static void push_sorted_keys(lua_State *L, int tidx, int order_idx)
     lua_pop(L, 1); /* placed */
 }
 
-static void write_block(lua_State *L, strbuf *sb, int idx, int indent, int order_idx, int depth);
+static void write_block(lua_State *L, yt_yaml_writer *w, int idx, int order_idx, int depth);
 
-static void write_key(lua_State *L, strbuf *sb, int kidx)
-{
-    sb_scalar(L, sb, kidx);
-    sb_add(L, sb, ":", 1);
-}
-
-/* A value after "key:" (nested_flow 0: only scalars and arrays of scalars go inline) or "- " (nested_flow 1:
- * any flow-able array goes inline), else newline + nested block. So a model's layer list is written one layer
- * per line: `backbone:` / `  - [-1, 1, Conv, [64, 3, 2]]`. */
-static void write_value(lua_State *L, strbuf *sb, int vidx, int indent, int depth, int nested_flow)
+/* A value after a key (nested_flow 0: only scalars and arrays of scalars go inline) or in a sequence
+ * (nested_flow 1: any flow-able array goes inline), else a nested block. So a model's layer list is written one
+ * layer per line: `backbone:` / `- [-1, 1, Conv, [64, 3, 2]]`. */
+static void write_value(lua_State *L, yt_yaml_writer *w, int vidx, int depth, int nested_flow)
 {
     vidx = lua_absindex(L, vidx);
     if (flowable(L, vidx, nested_flow ? FLOW_LEVELS : 1)) {
-        sb_add(L, sb, " ", 1);
-        write_flow(L, sb, vidx);
-        sb_add(L, sb, "\n", 1);
+        write_flow(L, w, vidx);
         return;
     }
     if (!lua_istable(L, vidx)) luaL_error(L, "dump_yaml: cannot write a %s", luaL_typename(L, vidx));
-    /* non-empty map, or an array containing maps */
-    sb_add(L, sb, "\n", 1);
-    write_block(L, sb, vidx, indent + 2, 0, depth + 1);
+    write_block(L, w, vidx, 0, depth + 1); /* a non-empty map, or an array holding maps */
 }
 
-static void write_block(lua_State *L, strbuf *sb, int idx, int indent, int order_idx, int depth)
+static void write_block(lua_State *L, yt_yaml_writer *w, int idx, int order_idx, int depth)
 {
-    if (depth > 100) luaL_error(L, "dump_yaml: nesting deeper than 100 levels (a cycle?)");
+    if (depth > BLOCK_DEPTH) luaL_error(L, "dump_yaml: nesting deeper than %d levels (a cycle?)", BLOCK_DEPTH);
     luaL_checkstack(L, 10, "dump_yaml: too deep");
     idx = lua_absindex(L, idx);
     if (is_array(L, idx)) {
         lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+        check_write(L, yt_yaml_write_seq_begin(w, 0));
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, idx, i);
-            sb_indent(L, sb, indent);
-            sb_add(L, sb, "-", 1);
-            if (!flowable(L, -1, FLOW_LEVELS) && !is_array(L, -1)) {
-                /* a map: its first key goes on the dash line */
-                sb_add(L, sb, " ", 1);
-                size_t mark = sb->n;
-                write_block(L, sb, -1, indent + 2, 0, depth + 1);
-                /* drop the indentation written before the first key */
-                size_t skip = (size_t)(indent + 2);
-                if (sb->n >= mark + skip) {
-                    memmove(sb->s + mark, sb->s + mark + skip, sb->n - mark - skip + 1);
-                    sb->n -= skip;
-                }
-            } else {
-                write_value(L, sb, -1, indent, depth, 1);
-            }
+            write_value(L, w, -1, depth, 1);
             lua_pop(L, 1);
         }
+        check_write(L, yt_yaml_write_seq_end(w));
         return;
     }
     push_sorted_keys(L, idx, order_idx);
     int keys = lua_gettop(L);
     lua_Integer n = (lua_Integer)lua_rawlen(L, keys);
+    check_write(L, yt_yaml_write_map_begin(w));
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, keys, i);
-        sb_indent(L, sb, indent);
-        write_key(L, sb, lua_gettop(L));
+        write_scalar(L, w, lua_gettop(L));
         lua_pushvalue(L, -1);
         lua_rawget(L, idx);
-        write_value(L, sb, -1, indent, depth, 0);
+        write_value(L, w, -1, depth, 0);
         lua_pop(L, 2);
     }
+    check_write(L, yt_yaml_write_map_end(w));
     lua_pop(L, 1);
 }
 
@@ -570,15 +432,15 @@ static int l_dump_yaml(lua_State *L)
         luaL_checktype(L, 2, LUA_TTABLE);
         order_idx = 2;
     }
-    strbuf *sb = yt_lua_new_scratch(L, sizeof *sb, strbuf_gc);
-    if (lua_istable(L, 1) && !flowable(L, 1, 1)) {
-        write_block(L, sb, 1, 0, order_idx, 0);
-    } else {
-        /* a scalar or a flow array document */
-        write_flow(L, sb, 1);
-        sb_add(L, sb, "\n", 1);
-    }
-    lua_pushlstring(L, sb->s ? sb->s : "", sb->n);
+    writer_box *b = yt_lua_new_scratch(L, sizeof *b, writer_box_gc);
+    b->w = yt_yaml_writer_new();
+    if (!b->w) return yt_lua_core_error(L);
+    if (lua_istable(L, 1) && !flowable(L, 1, 1)) write_block(L, b->w, 1, order_idx, 0);
+    else write_flow(L, b->w, 1); /* a scalar or a flow array document */
+    const char *text;
+    size_t len;
+    check_write(L, yt_yaml_writer_finish(b->w, &text, &len));
+    lua_pushlstring(L, text, len);
     return 1;
 }
 
