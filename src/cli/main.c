@@ -15,8 +15,14 @@
 #include "lua/yt_lua.h"
 #include "lua/yt_repl.h"
 
+/* The source tree's lua/: set only in the build tree's executable, so an installed one depends on no checkout. */
 #ifndef YT_SOURCE_LUA_DIR
 #define YT_SOURCE_LUA_DIR ""
+#endif
+/* The installed engine, relative to the executable's directory (CMake derives it from the GNUInstallDirs layout),
+ * or absolute when the install was configured with absolute directories. */
+#ifndef YT_EXE_LUA_DIR
+#define YT_EXE_LUA_DIR "../share/yolotrain/lua"
 #endif
 
 #define EXIT_INTERRUPTED 130 /* 128 + SIGINT, what a shell reports for a process stopped by Ctrl-C */
@@ -138,7 +144,29 @@ static void add_lua_dir(luaL_Buffer *b, const char *dir, size_t len)
     luaL_addstring(b, "/?/init.lua;");
 }
 
-/* package.path = $YOLOTRAIN_LUA_PATH dirs, <exe>/../share/yolotrain/lua, the source tree's lua/, then the default. */
+/* The installed engine's folder: YT_EXE_LUA_DIR from the directory of the running executable (its real path,
+ * wherever the tree was moved), resolved to a clean absolute path (tracebacks show no "bin/.."). out has PATH_MAX
+ * bytes. Returns 0, or -1 when there is no such folder. */
+static int installed_lua_dir(char out[PATH_MAX])
+{
+    char dir[PATH_MAX];
+    if (YT_EXE_LUA_DIR[0] == '/') {
+        if (snprintf(dir, sizeof dir, "%s", YT_EXE_LUA_DIR) >= (int)sizeof dir) return -1;
+    } else {
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n <= 0) return -1;
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (!slash) return -1;
+        *slash = '\0';
+        if (snprintf(dir, sizeof dir, "%s/%s", exe, YT_EXE_LUA_DIR) >= (int)sizeof dir) return -1;
+    }
+    return realpath(dir, out) && is_dir(out) ? 0 : -1;
+}
+
+/* package.path = $YOLOTRAIN_LUA_PATH dirs, the installed engine (<exe dir>/../share/yolotrain/lua), the source
+ * tree's lua/ (build tree only), then the default. */
 static void set_lua_path(lua_State *L)
 {
     lua_getglobal(L, "package");
@@ -153,17 +181,8 @@ static void set_lua_path(lua_State *L)
         env = end ? end + 1 : NULL;
     }
 
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        static const char share[] = "/../share/yolotrain/lua";
-        if (slash && (size_t)(slash - exe) + sizeof share <= sizeof exe) {
-            strcpy(slash, share);
-            if (is_dir(exe)) add_lua_dir(&b, exe, strlen(exe));
-        }
-    }
+    char installed[PATH_MAX];
+    if (installed_lua_dir(installed) == 0) add_lua_dir(&b, installed, strlen(installed));
 
     add_lua_dir(&b, YT_SOURCE_LUA_DIR, strlen(YT_SOURCE_LUA_DIR));
     lua_getfield(L, -2, "path");

@@ -18,6 +18,13 @@ function M.cpu()
   return { model = model, features = features }
 end
 
+-- The folder the engine's Lua files are loaded from: an installed tree, a checkout's lua/ or $YOLOTRAIN_LUA_PATH.
+function M.engine_dir()
+  local dir = debug.getinfo(1, "S").source:match("^@(.-)/?yolotrain/utils/checks%.lua$")
+  if dir == nil then return "unknown" end
+  return require("yolotrain.utils").absolute(dir == "" and "." or dir)
+end
+
 -- One {label, value} row per fact.
 function M.rows()
   local cpu = M.cpu()
@@ -25,6 +32,7 @@ function M.rows()
   return {
     { "yolotrain", tostring(yt.version) },
     { "Lua", _VERSION },
+    { "engine", M.engine_dir() },
     { "CPU", string.format("%s, %d cores", cpu.model, yt.sys.nproc()) },
     { "CPU features", #cpu.features > 0 and table.concat(cpu.features, " ") or "none of avx2/avx512" },
     { "threads", string.format("%d (OpenMP and OpenBLAS; OMP_NUM_THREADS=%s)", threads,
