@@ -1,4 +1,4 @@
-/* yt.dist: data-parallel communication over MPI for Lua (src/dist/dist.h). Always present; without MPI at build
+/* yt.dist: data-parallel communication over MPI for Lua (src/distributed/dist.h). Always present; without MPI at build
  * time (YT_HAVE_MPI undefined) yt.dist.available is false and every collective raises a clear error.
  *
  *   yt.dist.available                 true when built with OpenMPI
@@ -30,7 +30,7 @@
 #ifdef YT_HAVE_MPI
 
 #include "core/error.h"
-#include "dist/dist.h"
+#include "distributed/dist.h"
 
 #define DIST_SENTINEL "yt.dist.sentinel"
 

@@ -28,7 +28,7 @@
 #include "loss/detect_loss.h"
 #include "lua/yt_lua.h"
 #ifdef YT_HAVE_MPI
-#include "dist/dist.h"
+#include "distributed/dist.h"
 #include "ops/shape_ops.h"
 
 /* opts.global_norm: normalise by the target-score sum of the whole data-parallel batch */

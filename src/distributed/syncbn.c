@@ -12,7 +12,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
-#include "dist/dist.h"
+#include "distributed/dist.h"
 #include "ops/batchnorm.h"
 #include "ops/shape_ops.h"
 

@@ -1,5 +1,5 @@
 /* Data-parallel communication over MPI: see dist.h. */
-#include "dist/dist.h"
+#include "distributed/dist.h"
 
 #include <errno.h>
 #include <math.h>
