@@ -1,6 +1,7 @@
-/* Machine probes used by benchmarks: the reference rate all speed targets are ratios of. */
-#ifndef YT_BENCH_H
-#define YT_BENCH_H
+/* The machine, measured: a monotonic clock, this process's memory use, and the sgemm rate every speed target is
+ * a ratio of (benchmarks and memory tests). */
+#ifndef YT_CORE_MACHINE_H
+#define YT_CORE_MACHINE_H
 
 /* GFLOP/s of single-precision n x n x n sgemm through OpenBLAS with the current thread count, best of
  * repeated runs lasting at least min_seconds in total. */

@@ -1,4 +1,4 @@
-#include "core/bench.h"
+#include "core/machine.h"
 
 #include <cblas.h>
 #include <stdio.h>

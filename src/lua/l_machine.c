@@ -1,5 +1,5 @@
 /* Machine probes for benchmarks and memory tests: yt.sgemm_gflops(n, seconds), yt.now(), yt.rss(), yt.peak_rss(). */
-#include "core/bench.h"
+#include "core/machine.h"
 #include "lua/yt_lua.h"
 
 static int l_sgemm_gflops(lua_State *L)
@@ -33,7 +33,7 @@ static const luaL_Reg functions[] = {
     {"sgemm_gflops", l_sgemm_gflops}, {"now", l_now}, {"rss", l_rss}, {"peak_rss", l_peak_rss}, {NULL, NULL},
 };
 
-void yt_lua_open_bench(lua_State *L, int module_index)
+void yt_lua_open_machine(lua_State *L, int module_index)
 {
     lua_pushvalue(L, module_index);
     luaL_setfuncs(L, functions, 0);
