@@ -4,9 +4,10 @@
 #        YT_SANITIZE=1 bash scripts/setup.sh   (ASan+UBSan build in build-asan/)
 #        YT_TSAN=1 bash scripts/setup.sh       (ThreadSanitizer build in build-tsan/, OpenMP off)
 #        YT_FUZZ=1 bash scripts/setup.sh       (libFuzzer harnesses with clang in build-fuzz/; see scripts/fuzz.sh)
-#        YT_TEST_DEPS=1 bash scripts/setup.sh  (also what the tests run exports with: onnx and OpenCV for Debian's
-#                                               python3, onnxruntime from npm into tests/onnx; strace, which watches
-#                                               an installed tree's file accesses; scripts/test.sh sets it)
+#        YT_TEST_DEPS=1 bash scripts/setup.sh  (also what the tests check files with: onnx and OpenCV for Debian's
+#                                               python3, onnxruntime from npm into tests/onnx, protobuf and protoc
+#                                               for the TensorBoard reader, strace, which watches an installed
+#                                               tree's file accesses; scripts/test.sh sets it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ packages=(build-essential cmake pkg-config git
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
 [ "${YT_FUZZ:-0}" = "1" ] && packages+=(clang libclang-rt-dev)
 if [ "${YT_TEST_DEPS:-0}" = "1" ]; then
-  packages+=(python3 python3-numpy python3-onnx python3-opencv strace)
+  packages+=(python3 python3-numpy python3-onnx python3-opencv python3-protobuf protobuf-compiler strace)
   command -v npm >/dev/null || packages+=(nodejs npm)
 fi
 missing=()

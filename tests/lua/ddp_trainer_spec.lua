@@ -1,5 +1,6 @@
 -- Data-parallel training through the stock trainer: 2 ranks x batch 8 and 1 process x batch 16 from the same seed
--- end with the same weights (synchronised BatchNorm; the loss is normalised over the whole batch on every rank).
+-- end with the same weights (synchronised BatchNorm; the loss is normalised over the whole batch on every rank),
+-- and only rank 0 writes TensorBoard's event file.
 local yt = require("yolotrain.core")
 local helpers = require("helpers")
 
@@ -23,6 +24,17 @@ describe("Detection_Trainer under 2 ranks", function()
     local ok2, _, out2 = helpers.run(string.format("cd '%s' && OMP_NUM_THREADS=1 timeout 600 '%s' %s batch=16 " ..
       "ranks=2 name=two", dir, helpers.yolotrain, common))
     assert(ok2, out2)
+    -- TensorBoard logs on rank 0 only: one event file, one start line
+    for _, run in ipairs({ "one", "two" }) do
+      local events = 0
+      for _, f in ipairs(yt.sys.listdir(dir .. "/" .. run)) do
+        if f:match("^events%.out%.tfevents%.") then events = events + 1 end
+      end
+      assert.are.equal(1, events, run)
+    end
+    -- (under mpirun a rank's stdout is a terminal: the prefix is coloured)
+    local _, starts = out2:gsub("Start with 'tensorboard %-%-logdir", "")
+    assert.are.equal(1, starts, out2)
     -- the epoch checkpoint keeps the raw fp32 training weights (the finished run's last is stripped to F16)
     local a = yt.load_safetensors(dir .. "/one/weights/epoch0.safetensors")
     local b = yt.load_safetensors(dir .. "/two/weights/epoch0.safetensors")

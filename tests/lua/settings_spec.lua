@@ -1,5 +1,6 @@
 -- User settings (lua/yolotrain/utils/settings.lua) and `yolotrain settings`: where the file lives, defaults outside
--- the source tree, validated updates written atomically, and the engine using runs_dir and datasets_dir.
+-- the source tree, values checked by kind (folders, booleans), updates written atomically, and the engine using
+-- runs_dir and datasets_dir (tensorboard_spec.lua covers the tensorboard setting's effect).
 local helpers = require("helpers")
 
 -- Runs yolotrain with a private config folder (and data home) so the user's own settings never take part.
@@ -22,6 +23,7 @@ describe("settings", function()
     assert.matches("datasets_dir%s+" .. dir .. "/data/yolotrain/datasets\n", out)
     assert.matches("weights_dir%s+" .. dir .. "/data/yolotrain/weights\n", out)
     assert.matches("runs_dir%s+runs\n", out)
+    assert.matches("tensorboard%s+true\n", out)
     assert.is_nil(io.open(dir .. "/cfg/settings.yaml"))
   end)
 
@@ -51,7 +53,8 @@ describe("settings", function()
     local ok, rc, out = yolotrain(env, "settings run_dir=/x")
     assert.is_false(ok)
     assert.equals(1, rc)
-    assert.matches("'run_dir' is not a setting; settings are settings_version, datasets_dir, weights_dir, runs_dir", out)
+    assert.matches("'run_dir' is not a setting; settings are settings_version, datasets_dir, weights_dir, runs_dir, " ..
+      "tensorboard", out)
     assert.equals(before, helpers.read_file(dir .. "/cfg/settings.yaml"))
     helpers.write_file(dir .. "/cfg/settings.yaml", "runs_dir: [1, 2\n")
     ok, rc, out = yolotrain(env, "settings")
@@ -61,6 +64,35 @@ describe("settings", function()
     ok, _, out = yolotrain(env, "settings")
     assert.is_false(ok)
     assert.matches("settings.yaml: 'datasets_dir' must be a folder name", out, 1, true)
+  end)
+
+  it("checks each setting by its kind: tensorboard is true or false, from the command line or the file", function()
+    local ok, _, out = yolotrain(env, "settings tensorboard=false")
+    assert.is_true(ok, out)
+    assert.matches("tensorboard%s+false\n", out)
+    assert.matches("tensorboard: false\n", helpers.read_file(dir .. "/cfg/settings.yaml"))
+    ok, _, out = yolotrain(env, "settings tensorboard=True")
+    assert.is_true(ok, out)
+    assert.matches("tensorboard%s+true\n", out)
+    local before = helpers.read_file(dir .. "/cfg/settings.yaml")
+    local rc
+    ok, rc, out = yolotrain(env, "settings tensorboard=maybe")
+    assert.is_false(ok)
+    assert.equals(1, rc)
+    assert.matches("'tensorboard' must be true or false, not maybe", out, 1, true)
+    assert.equals(before, helpers.read_file(dir .. "/cfg/settings.yaml"))
+    -- a folder is not a boolean, nor a boolean a folder
+    ok, _, out = yolotrain(env, "settings runs_dir=")
+    assert.is_false(ok)
+    assert.matches("'runs_dir' must be a folder name, not ", out, 1, true)
+    helpers.write_file(dir .. "/cfg/settings.yaml", "tensorboard: 3\n")
+    ok, _, out = yolotrain(env, "settings")
+    assert.is_false(ok)
+    assert.matches(dir .. "/cfg/settings.yaml: 'tensorboard' must be true or false, not 3", out, 1, true)
+    helpers.write_file(dir .. "/cfg/settings.yaml", "weights_dir: true\n")
+    ok, _, out = yolotrain(env, "settings")
+    assert.is_false(ok)
+    assert.matches("settings.yaml: 'weights_dir' must be a folder name, not true", out, 1, true)
   end)
 
   it("puts run directories under runs_dir and generated datasets under datasets_dir", function()

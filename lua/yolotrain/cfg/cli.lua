@@ -18,7 +18,7 @@ Usage: yolotrain [TASK] MODE key=value ...
   TASK  detect (the default; the only task yolotrain implements)
   MODE  train | val | predict | export (format=onnx, or format=safetensors from a .pt)
   also  yolotrain help | version | checks (this machine: versions, threads, CPU) | cfg (every argument)
-        yolotrain settings [key=value ...] [reset]   (datasets_dir, weights_dir, runs_dir; see docs/cli.md)
+        yolotrain settings [key=value ...] [reset]   (datasets_dir, weights_dir, runs_dir, tensorboard: docs/cli.md)
 
 Examples:
   yolotrain detect train data=coco128.yaml model=yolov8n.yaml epochs=3 imgsz=320

@@ -52,6 +52,7 @@ local defaults = {
   { "ranks", 1, "int" },              -- data-parallel processes (re-launches itself under mpirun)
   { "sync_bn", false, "bool" },       -- synchronised BatchNorm statistics across ranks
   { "callback_errors", "stop", "str" }, -- "stop": a failing callback stops the run; "warn": warn and go on
+  { "tensorboard", NONE, "bool" },    -- TensorBoard event files in the run directory; None: the user setting
 }
 
 local M = { NONE = NONE, order = {}, values = {}, kinds = {} }

@@ -58,6 +58,8 @@ function Engine_Trainer:init(cfg, overrides, _callbacks)
   self.world_size = tonumber(os.getenv("OMPI_COMM_WORLD_SIZE") or os.getenv("WORLD_SIZE") or "1") or 1
   if self.world_size <= 1 then self.rank = -1 end
   self:check_resume(overrides or {})
+  -- TensorBoard and any other integration, on the process that logs (as Ultralytics: RANK -1 or 0)
+  if self:is_main() then callbacks.add_integration_callbacks(self) end
   self.validator, self.metrics, self.plots = nil, nil, {}
   -- the same seed on every rank and in a single process (Ultralytics adds the rank): rank 0's initial weights,
   -- broadcast to all, are then those of a single-process run, and data randomness is keyed on positions
@@ -720,7 +722,7 @@ local function resume_save_dir(path, ckpt_args, overrides)
 end
 
 -- resume=true (newest last under the project) or resume=<path>: the run's own arguments come back from the
--- checkpoint; imgsz, batch, workers and ranks may be overridden.
+-- checkpoint; imgsz, batch, workers, ranks, device and tensorboard may be overridden.
 function Engine_Trainer:check_resume(overrides)
   local resume = self.args.resume
   if not resume then return end
@@ -766,7 +768,7 @@ function Engine_Trainer:check_resume(overrides)
   if not args.save_dir then
     for _, k in ipairs({ "project", "name" }) do args[k] = overrides[k] end
   end
-  for _, k in ipairs({ "imgsz", "batch", "workers", "ranks", "device" }) do
+  for _, k in ipairs({ "imgsz", "batch", "workers", "ranks", "device", "tensorboard" }) do
     if overrides[k] ~= nil then args[k] = overrides[k] end
   end
   args.resume = true

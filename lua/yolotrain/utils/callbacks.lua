@@ -27,6 +27,30 @@ function M.get_default_callbacks()
   return t
 end
 
+-- The integrations a trainer gets (Ultralytics' add_integration_callbacks), each a module returning
+-- { callbacks = event -> function, enabled = function(trainer) -> boolean }.
+M.integrations = { "yolotrain.utils.callbacks.tensorboard" }
+
+-- Adds the callbacks of every enabled integration to the instance, each once (a callbacks table shared by two
+-- instances gets them once). The functions are the modules' own, so a recipe can find and remove them:
+--   local tb = require("yolotrain.utils.callbacks.tensorboard")
+--   for event, fn in pairs(tb.callbacks) do trainer:remove_callback(event, fn) end
+function M.add_integration_callbacks(instance)
+  for _, name in ipairs(M.integrations) do
+    local integration = require(name)
+    if integration.enabled(instance) then
+      local events = {}
+      for event in pairs(integration.callbacks) do events[#events + 1] = event end
+      table.sort(events)
+      for _, event in ipairs(events) do
+        local fn, list, present = integration.callbacks[event], instance.callbacks[event], false
+        for _, f in ipairs(list) do present = present or f == fn end
+        if not present then list[#list + 1] = fn end
+      end
+    end
+  end
+end
+
 local function closest(name)
   local best, best_d
   for _, e in ipairs(M.events) do
@@ -71,6 +95,17 @@ function M.mixin(Cls)
   function Cls:clear_callback(event)
     M.check_event(event, 2)
     self.callbacks[event] = {}
+  end
+
+  -- Removes every entry of fn from the event's callbacks; returns how many there were.
+  function Cls:remove_callback(event, fn)
+    M.check_event(event, 2)
+    local kept, removed = {}, 0
+    for _, f in ipairs(self.callbacks[event]) do
+      if f == fn then removed = removed + 1 else kept[#kept + 1] = f end
+    end
+    self.callbacks[event] = kept
+    return removed
   end
 
   -- Calls every callback of the event with self. A raising callback: its error and traceback are reported;

@@ -1,4 +1,5 @@
--- User settings, as Ultralytics' settings file: where datasets, weights and runs go, for every run of this user.
+-- User settings, as Ultralytics' settings file: where datasets, weights and runs go, and whether trainings log to
+-- TensorBoard, for every run of this user.
 --
 --   local settings = require("yolotrain.utils.settings")
 --   settings.get("datasets_dir")         -- an absolute folder: downloaded and generated datasets go here
@@ -33,24 +34,48 @@ local function data_home()
   return utils.join(getenv("XDG_DATA_HOME") or utils.join(home(), ".local/share"), "yolotrain")
 end
 
--- Every setting, in the order the file and `yolotrain settings` list them: {key, default(), meaning}.
+-- How each kind of setting is checked: check(value) -> the value to keep, or nil when it is not of the kind
+-- (`what` names the kind in the error); store(value), when given, is what `update` writes for a change.
+local function folder_name(v) return type(v) == "string" and v ~= "" and v or nil end
+local KINDS = {
+  version = { what = "a version", check = function(v) return tostring(v) end },
+  -- a relative folder given to `update` is made absolute: it must not depend on where a later run starts
+  folder = { what = "a folder name", check = folder_name, store = function(v) return utils.absolute(v) end },
+  -- kept as given: relative to the working directory of each run
+  relative_folder = { what = "a folder name", check = folder_name },
+  -- YAML's booleans from the file; "true"/"false" (any case) from `yolotrain settings key=value`
+  bool = {
+    what = "true or false",
+    check = function(v)
+      if type(v) == "boolean" then return v end
+      local low = type(v) == "string" and v:lower() or nil
+      if low == "true" then return true elseif low == "false" then return false end
+      return nil
+    end,
+  },
+}
+
+-- Every setting, in the order the file and `yolotrain settings` list them.
 M.SETTINGS = {
-  { "settings_version", function() return "1" end, "format of this file" },
-  { "datasets_dir", function() return utils.join(data_home(), "datasets") end,
-    "where downloaded and generated datasets go, and where a dataset YAML's relative 'path' is looked for" },
-  { "weights_dir", function() return utils.join(data_home(), "weights") end,
-    "where named weights (model=yolov8n.pt) are downloaded to and looked for" },
-  { "runs_dir", function() return "runs" end,
-    "the folder of run directories (<runs_dir>/<task>/<name>); relative to the working directory unless absolute" },
+  { key = "settings_version", kind = "version", default = function() return "1" end, meaning = "format of this file" },
+  { key = "datasets_dir", kind = "folder", default = function() return utils.join(data_home(), "datasets") end,
+    meaning = "where downloaded and generated datasets go, and where a dataset YAML's relative 'path' is looked for" },
+  { key = "weights_dir", kind = "folder", default = function() return utils.join(data_home(), "weights") end,
+    meaning = "where named weights (model=yolov8n.pt) are downloaded to and looked for" },
+  { key = "runs_dir", kind = "relative_folder", default = function() return "runs" end,
+    meaning = "the folder of run directories (<runs_dir>/<task>/<name>); relative to the working directory unless " ..
+      "absolute" },
+  { key = "tensorboard", kind = "bool", default = function() return true end,
+    meaning = "trainings write TensorBoard event files into their run directory (tensorboard= overrides it per run)" },
 }
 local BY_KEY = {}
-for _, s in ipairs(M.SETTINGS) do BY_KEY[s[1]] = s end
+for _, s in ipairs(M.SETTINGS) do BY_KEY[s.key] = s end
 
 function M.file() return utils.join(M.config_dir(), "settings.yaml") end
 
 local function defaults()
   local out = {}
-  for _, s in ipairs(M.SETTINGS) do out[s[1]] = s[2]() end
+  for _, s in ipairs(M.SETTINGS) do out[s.key] = s.default() end
   return out
 end
 
@@ -58,15 +83,14 @@ local function check_value(key, value, where)
   local s = BY_KEY[key]
   if s == nil then
     local names = {}
-    for _, x in ipairs(M.SETTINGS) do names[#names + 1] = x[1] end
+    for _, x in ipairs(M.SETTINGS) do names[#names + 1] = x.key end
     error(string.format("%s'%s' is not a setting; settings are %s", where, tostring(key),
       table.concat(names, ", ")), 0)
   end
-  if key == "settings_version" then return tostring(value) end
-  if type(value) ~= "string" or value == "" then
-    error(string.format("%s'%s' must be a folder name, not %s", where, key, tostring(value)), 0)
-  end
-  return value
+  local kind = KINDS[s.kind]
+  local v = kind.check(value)
+  if v == nil then error(string.format("%s'%s' must be %s, not %s", where, key, kind.what, tostring(value)), 0) end
+  return v
 end
 
 -- All settings: the defaults, with the file's values over them. A malformed file is an error naming it.
@@ -89,7 +113,7 @@ end
 
 local function save(values)
   local order = {}
-  for _, s in ipairs(M.SETTINGS) do order[#order + 1] = s[1] end
+  for _, s in ipairs(M.SETTINGS) do order[#order + 1] = s.key end
   utils.mkdir_p(M.config_dir())
   utils.atomic_write(M.file(), yt.dump_yaml(values, order))
 end
@@ -99,8 +123,8 @@ function M.update(changes)
   local values = M.load()
   for k, v in pairs(changes) do
     v = check_value(k, v, "")
-    if k ~= "settings_version" and k ~= "runs_dir" then v = utils.absolute(v) end
-    values[k] = v
+    local store = KINDS[BY_KEY[k].kind].store
+    values[k] = store and store(v) or v
   end
   save(values)
   return values
@@ -127,7 +151,7 @@ function M.cli(words)
   if next(changes) ~= nil then M.update(changes) end
   local values = M.load()
   io.stdout:write("Settings: ", M.file(), utils.exists(M.file()) and "" or " (not written yet: all defaults)", "\n")
-  for _, s in ipairs(M.SETTINGS) do io.stdout:write(string.format("  %-17s %s\n", s[1], tostring(values[s[1]]))) end
+  for _, s in ipairs(M.SETTINGS) do io.stdout:write(string.format("  %-17s %s\n", s.key, tostring(values[s.key]))) end
   return 0
 end
 
