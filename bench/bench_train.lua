@@ -1,0 +1,161 @@
+-- The whole training step of YOLOv8n as the trainer runs it, per phase, on real augmented coco128 batches
+-- (pre-loaded; the loader is timed on its own): uint8 -> float, forward, the v8 detection loss, backward, then
+-- clipping + optimizer + EMA. Prints ms per image per phase, the effective rate (Ultralytics' count: 3x the forward
+-- GFLOPs per image) as a fraction of this machine's sgemm rate measured in the same run, and the peak RSS of the
+-- step. With peer=true it also runs Ultralytics' own train_tput (../shared/peer) at the same size, batch and
+-- thread count, and prints the ratio.
+--
+--   OMP_NUM_THREADS=1 build/yolotrain bench/bench_train.lua [imgsz=320,640] [batch=16] [steps=3] [peer=true]
+--       [data=<data.yaml>] [workers=N]
+local yt = require("yolotrain")
+local cjson = require("cjson")
+local detect = require("yolotrain.models.yolo.detect")
+local utils = require("yolotrain.utils")
+
+local HERE = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local SHARED = HERE .. "../../shared"
+
+-- ---- arguments ----
+local opts = { imgsz = "320,640", batch = "16", steps = "3", peer = "false", workers = "2",
+  data = SHARED .. "/datasets/coco128/data.yaml" }
+for _, a in ipairs(arg or {}) do
+  local k, v = a:match("^([%w_]+)=(.*)$")
+  if not k or opts[k] == nil then error("bench_train: unknown argument '" .. a .. "'", 0) end
+  opts[k] = v
+end
+local sizes = {}
+for s in opts.imgsz:gmatch("%d+") do sizes[#sizes + 1] = tonumber(s) end
+local batch, steps = tonumber(opts.batch), tonumber(opts.steps)
+local threads = yt.sys.get_num_threads()
+
+-- ---- helpers ----
+local function median(xs)
+  local t = {}
+  for i, v in ipairs(xs) do t[i] = v end
+  table.sort(t)
+  local n = #t
+  return n % 2 == 1 and t[(n + 1) // 2] or (t[n // 2] + t[n // 2 + 1]) / 2
+end
+
+-- VmHWM restarts from the current RSS (Linux: /proc/self/clear_refs "5"), so each size reports its own peak.
+local function reset_peak_rss()
+  local f = io.open("/proc/self/clear_refs", "w")
+  if f then f:write("5"); f:close() end
+end
+
+local function keep_batch(b)
+  for _, k in ipairs({ "img", "cls", "bboxes", "batch_idx" }) do b[k]:keep() end
+  return b
+end
+
+local function free_batch(b)
+  for _, k in ipairs({ "img", "cls", "bboxes", "batch_idx" }) do b[k]:free() end
+end
+
+-- A trainer set up exactly as for training (model, loss, optimizer, EMA, loader), in a scratch run directory.
+local function make_trainer(imgsz, dir)
+  local t = detect.Detection_Trainer{ overrides = { model = "yolov8n.yaml", data = opts.data, imgsz = imgsz,
+    batch = batch, epochs = 1, workers = tonumber(opts.workers), plots = false, val = false, verbose = false,
+    tensorboard = false, project = dir, name = "bench", exist_ok = true, seed = 0 } }
+  t:_setup_train()
+  return t
+end
+
+-- Ultralytics' train_tput at the same settings: the median seconds per phase and its peak RSS, or nil + reason.
+local function run_peer(imgsz)
+  local script = SHARED .. "/peer/peer_bench.py"
+  if not utils.exists(script) or not utils.exists("/tmp/peer/ultralytics-8.2.100") then
+    return nil, "the peer is not set up (see ../shared/peer/README.md)"
+  end
+  local cmd = string.format("PEER_THREADS=%d /usr/bin/python3 '%s' train_tput --imgsz %d --batch %d --warmup 1 " ..
+    "--steps %d 2>&1", threads, script, imgsz, batch, steps)
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  p:close()
+  local line = out:match("@@JSON@@([^\n]+)")
+  if not line then return nil, "no result from the peer:\n" .. out:sub(-2000) end
+  return cjson.decode(line)
+end
+
+-- ---- the run ----
+local sgemm = yt.sgemm_gflops(1024, 2.0)
+print(string.format("yolotrain %s, %d thread(s); machine sgemm (1024^3, same run): %.1f GFLOP/s", yt.version,
+  threads, sgemm))
+print("precision: float32 (bf16 mixed precision is not implemented yet; amp=true runs float32)")
+
+local dir = os.tmpname()
+os.remove(dir)
+utils.mkdir_p(dir)
+for _, imgsz in ipairs(sizes) do
+  reset_peak_rss()
+  local trainer = make_trainer(imgsz, dir)
+  local model = trainer.model
+  local _, _, _, gflops640 = model:info(false)
+  local fwd_gflops = gflops640 * (imgsz / 640) ^ 2 -- per image, Ultralytics' counting
+
+  -- the loader, on its own: batches of the first epoch as they arrive
+  local batches, t_data = {}, {}
+  local iter = trainer:_iterate(trainer.train_loader)
+  for i = 1, steps + 1 do
+    local t0 = yt.now()
+    local b = iter()
+    if not b then error("bench_train: the dataset has fewer than " .. (steps + 1) .. " batches", 0) end
+    t_data[i] = yt.now() - t0
+    batches[i] = keep_batch(b)
+  end
+
+  model:train()
+  local phases = { "preprocess", "forward", "loss", "backward", "optimizer" }
+  local times = {}
+  for _, p in ipairs(phases) do times[p] = {} end
+  local t_step = {}
+  for i = 1, steps + 1 do -- the first step warms up (allocations, caches) and is not counted
+    yt.scope_begin()
+    local t = { yt.now() }
+    local b = {}
+    for k, v in pairs(batches[i]) do b[k] = v end
+    b = trainer:preprocess_batch(b)
+    t[2] = yt.now()
+    local preds = model:predict(b.img)
+    t[3] = yt.now()
+    local loss = model:loss(b, preds)
+    t[4] = yt.now()
+    loss:backward()
+    t[5] = yt.now()
+    trainer:optimizer_step()
+    t[6] = yt.now()
+    yt.scope_end()
+    if i > 1 then
+      for j, p in ipairs(phases) do times[p][#times[p] + 1] = t[j + 1] - t[j] end
+      t_step[#t_step + 1] = t[6] - t[1]
+    end
+  end
+  local step = median(t_step)
+  local rate = 3 * fwd_gflops * batch / step
+  print(string.format("\nimgsz %d, batch %d, %d timed steps (medians), ms per image:", imgsz, batch, steps))
+  print(string.format("  data (loader, %d workers, not in the step) %7.1f", trainer.train_loader.num_workers or 0,
+    1000 * median({ table.unpack(t_data, 2) }) / batch))
+  for _, p in ipairs(phases) do print(string.format("  %-40s %7.1f", p, 1000 * median(times[p]) / batch)) end
+  print(string.format("  %-40s %7.1f   = %.1f GFLOP/s effective, %.0f%% of the sgemm rate", "step", 1000 * step / batch,
+    rate, 100 * rate / sgemm))
+  print(string.format("  peak RSS %.0f MB", yt.peak_rss() / 1e6))
+
+  if opts.peer == "true" then
+    local r, why = run_peer(imgsz)
+    if not r then
+      print("  peer: " .. why)
+    else
+      local m = r.step_s_median
+      local theirs = m.total or (m.fwd + m.loss + m.bwd + m.opt)
+      print(string.format("  Ultralytics train_tput, same run: step %.1f ms/img (fwd %.1f, loss %.1f, bwd %.1f, " ..
+        "opt+EMA %.1f), peak RSS %.0f MB", 1000 * theirs / batch, 1000 * m.fwd / batch, 1000 * m.loss / batch,
+        1000 * m.bwd / batch, 1000 * m.opt / batch, r.peak_rss_main_MB or 0))
+      print(string.format("  yolotrain / Ultralytics speed: x%.2f (%.0f%% vs %.0f%% of the sgemm rate)", theirs / step,
+        100 * rate / sgemm, 100 * 3 * fwd_gflops * batch / theirs / sgemm))
+    end
+  end
+  for _, b in ipairs(batches) do free_batch(b) end
+  trainer.train_loader:close()
+  if trainer.test_loader and trainer.test_loader.close then trainer.test_loader:close() end
+end
+os.execute("rm -rf '" .. dir .. "'")
