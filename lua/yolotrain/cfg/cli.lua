@@ -28,8 +28,8 @@ Examples:
   yolotrain detect train data=coco128.yaml model=yolov8n.pt epochs=3      (Ultralytics weights, read as data)
   yolotrain detect export model=best.safetensors format=onnx imgsz=640
 
-Arguments are Ultralytics' (see lua/yolotrain/cfg/default.lua): `key=value`, `key = value`, true/false/none,
-numbers and [lists]; a bare boolean key means true. `yolotrain cfg` prints every argument with its default.]]
+Arguments are Ultralytics' (see docs/reference.md): `key=value`, `key = value`, true/false/none, numbers and
+[lists]; a bare boolean key means true. `yolotrain cfg` prints every argument with its default and meaning.]]
 
 local function err_out(msg)
   io.stderr:write("yolotrain: ", tostring(msg), "\n")
@@ -37,15 +37,19 @@ local function err_out(msg)
   return 1
 end
 
+-- Every argument as YAML (key: default), its meaning as a comment, under a comment naming its group.
 local function print_cfg()
   local d = cfgmod.defaults
-  for _, k in ipairs(d.order) do
-    local v = d.values[k]
-    local s
-    if v == d.NONE then s = "null"
-    elseif type(v) == "table" then s = "[" .. table.concat(v, ", ") .. "]"
-    else s = tostring(v) end
-    io.stdout:write(k, ": ", s, "\n")
+  for i, g in ipairs(d.groups) do
+    io.stdout:write(i > 1 and "\n" or "", "# ", g.title, "\n")
+    for _, k in ipairs(g.keys) do
+      local v = d.values[k]
+      local s
+      if v == d.NONE then s = "null"
+      elseif type(v) == "table" then s = "[" .. table.concat(v, ", ") .. "]"
+      else s = tostring(v) end
+      io.stdout:write(k, ": ", s, "  # ", d.meanings[k], "\n")
+    end
   end
 end
 

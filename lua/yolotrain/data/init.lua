@@ -279,6 +279,8 @@ function M.plot_batch(batch, names, path)
   return yt.data_plot_batch(batch, names or {}, path)
 end
 
+M.Dataset, M.Loader = Dataset, Loader -- the metatables of what build_yolo_dataset / build_dataloader return
+
 M.load_image = yt.data_load_image
 M.letterbox = yt.data_letterbox
 M.list_images = yt.data_list_images

@@ -142,6 +142,7 @@ local box_props = {
   cls = function(self) return column_tensor(self.rows, function(r) return r[6] end) end,
   shape = function(self) return { #self.rows, 6 } end,
 }
+M.BOX_PROPERTIES = box_props -- name -> getter: what boxes.<name> computes (docs/reference.md lists them)
 
 Boxes.__index = function(self, k)
   local m = Boxes[k]
