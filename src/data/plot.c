@@ -8,14 +8,16 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "data/image.h"
+#include "metrics/canvas.h"
 
-/* 20-colour palette (the one Ultralytics' plots use), RGB hex */
-static const uint32_t PALETTE[20] = {0xFF3838, 0xFF9D97, 0xFF701F, 0xFFB21D, 0xCFD231, 0x48F90A, 0x92CC17,
-                                     0x3DDB86, 0x1A9334, 0x00D4BB, 0x2C99A8, 0x00C2FF, 0x344593, 0x6473FF,
-                                     0x0018EC, 0x8438FF, 0x520085, 0xCB38FF, 0xFF95C8, 0xFF37C7};
+#define CONF_THRES 0.25f /* predictions drawn: conf above this (Ultralytics' plot_images) */
 
-static void set_rgb(cairo_t *cr, uint32_t c) { cairo_set_source_rgb(cr, (c >> 16 & 255) / 255.0, (c >> 8 & 255) / 255.0, (c & 255) / 255.0); }
+void yt_plot_box_label(char *buf, size_t size, const char *name, int cls, const float *conf)
+{
+    if (!buf || size == 0) return;
+    int k = name ? snprintf(buf, size, "%.100s", name) : snprintf(buf, size, "%d", cls);
+    if (conf && k >= 0 && (size_t)k < size) snprintf(buf + k, size - (size_t)k, " %.2f", *conf);
+}
 
 int yt_plot_batch(const yt_plot_batch_args *a, const char *path)
 {
@@ -39,7 +41,7 @@ int yt_plot_batch(const yt_plot_batch_args *a, const char *path)
     cairo_set_source_rgb(cr, 1, 1, 1);
     cairo_paint(cr);
     double fs = fmax(10.0, fmin(th, tw) / 22.0);
-    cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_select_font_face(cr, YT_PLOT_FONT, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
     size_t plane = (size_t)a->H * a->W;
     for (int k = 0; k < bs; k++) {
         int ox = (k % ns) * tw, oy = (k / ns) * th;
@@ -81,22 +83,21 @@ int yt_plot_batch(const yt_plot_batch_args *a, const char *path)
         /* boxes */
         for (int j = 0; j < a->N; j++) {
             if ((int)a->batch_idx[j] != k) continue;
-            if (a->conf && a->conf[j] < 0.25f) continue;
+            if (a->conf && !(a->conf[j] > CONF_THRES)) continue;
             const float *b = a->bboxes + 4 * j;
             double sx = a->boxes_in_pixels ? 1 : a->W, sy = a->boxes_in_pixels ? 1 : a->H;
             double x1 = (b[0] - b[2] / 2) * sx * scale + ox, y1 = (b[1] - b[3] / 2) * sy * scale + oy;
             double bw = b[2] * sx * scale, bh = b[3] * sy * scale;
             int c = (int)a->cls[j];
-            uint32_t col = PALETTE[(c < 0 ? -c : c) % 20];
-            set_rgb(cr, col);
+            uint8_t col[3];
+            yt_plot_class_color(c, col);
+            cairo_set_source_rgb(cr, col[0] / 255.0, col[1] / 255.0, col[2] / 255.0);
             cairo_set_line_width(cr, fmax(1.0, fmin(th, tw) / 200.0));
             cairo_rectangle(cr, x1, y1, bw, bh);
             cairo_stroke(cr);
-            char label[160];
+            char label[128];
             const char *name = (a->names && c >= 0 && c < a->nnames && a->names[c]) ? a->names[c] : NULL;
-            if (name) snprintf(label, sizeof label, "%s", name);
-            else snprintf(label, sizeof label, "%d", c);
-            if (a->conf) snprintf(label + strlen(label), sizeof label - strlen(label), " %.1f", a->conf[j]);
+            yt_plot_box_label(label, sizeof label, name, c, a->conf ? a->conf + j : NULL);
             double lfs = fs * 0.8;
             cairo_set_font_size(cr, lfs);
             cairo_text_extents_t ext;
@@ -104,31 +105,12 @@ int yt_plot_batch(const yt_plot_batch_args *a, const char *path)
             double ty = y1 - lfs - 4 >= oy ? y1 - lfs - 4 : y1;
             cairo_rectangle(cr, x1, ty, ext.x_advance + 4, lfs + 4);
             cairo_fill(cr);
-            cairo_set_source_rgb(cr, 1, 1, 1);
+            double gray = yt_plot_text_gray(col);
+            cairo_set_source_rgb(cr, gray, gray, gray);
             cairo_move_to(cr, x1 + 2, ty + lfs);
             cairo_show_text(cr, label);
         }
     }
-    cairo_destroy(cr);
     cairo_surface_destroy(tile);
-    cairo_surface_flush(cs);
-    /* surface -> RGB -> file */
-    uint8_t *rgb = malloc((size_t)MH * MW * 3 + 1);
-    if (!rgb) {
-        cairo_surface_destroy(cs);
-        return yt_error("plot_batch: out of memory");
-    }
-    uint8_t *d = cairo_image_surface_get_data(cs);
-    int st = cairo_image_surface_get_stride(cs);
-    for (int y = 0; y < MH; y++) {
-        const uint32_t *row = (const uint32_t *)(d + (size_t)y * st);
-        for (int x = 0; x < MW; x++) {
-            uint8_t *o = rgb + ((size_t)y * MW + x) * 3;
-            o[0] = row[x] >> 16 & 255, o[1] = row[x] >> 8 & 255, o[2] = row[x] & 255;
-        }
-    }
-    cairo_surface_destroy(cs);
-    int rc = yt_image_save(path, rgb, MH, MW, 90);
-    free(rgb);
-    return rc;
+    return yt_canvas_save(cs, cr, path);
 }

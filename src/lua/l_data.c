@@ -4,7 +4,8 @@
  *   data_loader(ds, batch, workers, shuffle, seed[, world, rank]) -> Loader userdata (sharded when world > 1)
  *   data_load_image(path)                          -> uint8 tensor H x W x 3 (RGB, EXIF applied)
  *   data_letterbox(img, H, W [, scaleup])          -> uint8 tensor H x W x 3, {r, dw, dh, left, top}
- *   data_plot_batch(batch, names, path)            -> writes a JPEG/PNG grid with boxes and names
+ *   data_plot_batch(batch, names, path [, conf])   -> writes a JPEG/PNG grid with boxes, names (and confidences)
+ *   plot_box_label(name | nil, cls [, conf])       -> "person" / "person 0.87", the text on a plotted box
  * A batch is a table: img (uint8 B x 3 x H x W), cls (N x 1), bboxes (N x 4 normalised xywh), batch_idx (N),
  * im_file, ori_shape {{h,w}}, ratio_pad {{{rh,rw},{padw,padh}}}, resized_shape {{h,w}}. */
 #include <math.h>
@@ -233,6 +234,28 @@ static int ds_labels(lua_State *L)
     yt_lua_push_tensor(L, yt_tensor_from_data(YT_F32, 2, s4, e->xywhn ? e->xywhn : (const float *)"\0\0\0"));
     lua_setfield(L, -2, "bboxes");
     return 1;
+}
+
+/* ds:all_labels() -> cls (N, 1), bboxes (N, 4) normalised xywh: every image's labels in dataset order */
+static int ds_all_labels(lua_State *L)
+{
+    yt_dataset *ds = check_ds(L, 1);
+    int64_t n = 0;
+    for (int i = 0; i < ds->n; i++) n += ds->labels[i].n;
+    int64_t s1[2] = {n, 1}, s4[2] = {n, 4};
+    yt_tensor *cls = yt_tensor_empty(YT_F32, 2, s1);
+    yt_lua_push_tensor(L, cls);
+    yt_tensor *boxes = yt_tensor_empty(YT_F32, 2, s4);
+    yt_lua_push_tensor(L, boxes); /* both raise on a failed allocation; the first is then collected */
+    int64_t k = 0;
+    for (int i = 0; i < ds->n; i++) {
+        const yt_label_entry *e = ds->labels + i;
+        if (e->n < 1) continue;
+        memcpy(yt_f32(cls) + k, e->cls, (size_t)e->n * sizeof(float));
+        memcpy(yt_f32(boxes) + 4 * k, e->xywhn, (size_t)e->n * 4 * sizeof(float));
+        k += e->n;
+    }
+    return 2;
 }
 
 static int ds_batch_shapes(lua_State *L)
@@ -482,9 +505,10 @@ static int l_letterbox(lua_State *L)
     return 2;
 }
 
-/* plot_batch(batch, names, path [, conf_tensor]) */
+/* plot_batch(batch, names, path [, conf (N) float32: predictions, labelled with their confidence]) */
 static int l_plot_batch(lua_State *L)
 {
+    lua_settop(L, 4); /* conf stays at 4 (nil when not given) below the fields pushed next */
     luaL_checktype(L, 1, LUA_TTABLE);
     const char *path = luaL_checkstring(L, 3);
     lua_getfield(L, 1, "img");
@@ -526,6 +550,19 @@ static int l_plot_batch(lua_State *L)
         }
         cc = yt_contiguous(cls), bc = yt_contiguous(bb), ic = yt_contiguous(bi);
     }
+    /* confidences (predictions): one per box, shown on the labels */
+    yt_tensor *conf = yt_lua_opt_tensor(L, 4), *fc = NULL;
+    if (conf) {
+        if (conf->dtype != YT_F32 || yt_numel(conf) != N) {
+            yt_tensor_release(imgc);
+            yt_tensor_release(cc);
+            yt_tensor_release(bc);
+            yt_tensor_release(ic);
+            return luaL_error(L, "plot_batch: conf must be float32 with one value per box (%d), got %s %d",
+                              N, yt_dtype_name(conf->dtype), (int)yt_numel(conf));
+        }
+        fc = yt_contiguous(conf);
+    }
     /* names: table indexed from 0 (or a 1-based list) */
     const char *names[1024] = {0};
     int nn = 0;
@@ -561,6 +598,7 @@ static int l_plot_batch(lua_State *L)
     a.cls = cc ? yt_f32(cc) : NULL;
     a.bboxes = bc ? yt_f32(bc) : NULL;
     a.batch_idx = ic ? yt_f32(ic) : NULL;
+    a.conf = fc ? yt_f32(fc) : NULL;
     a.names = names;
     a.nnames = nn;
     a.paths = paths;
@@ -569,13 +607,26 @@ static int l_plot_batch(lua_State *L)
     yt_tensor_release(cc);
     yt_tensor_release(bc);
     yt_tensor_release(ic);
+    yt_tensor_release(fc);
     if (rc < 0) return yt_lua_core_error(L);
     return 0;
 }
 
+/* plot_box_label(name | nil, cls [, conf]) -> the text on a plotted box: "person" or "person 0.87" */
+static int l_plot_box_label(lua_State *L)
+{
+    const char *name = luaL_optstring(L, 1, NULL);
+    lua_Integer cls = luaL_checkinteger(L, 2);
+    float conf = (float)luaL_optnumber(L, 3, 0);
+    char buf[128];
+    yt_plot_box_label(buf, sizeof buf, name, (int)cls, lua_isnoneornil(L, 3) ? NULL : &conf);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
 static const luaL_Reg ds_methods[] = {
     {"size", ds_len}, {"summary", ds_summary}, {"msgs", ds_msgs}, {"im_files", ds_im_files},
-    {"labels", ds_labels}, {"batch_shapes", ds_batch_shapes}, {"close_mosaic", ds_close_mosaic},
+    {"labels", ds_labels}, {"all_labels", ds_all_labels}, {"batch_shapes", ds_batch_shapes}, {"close_mosaic", ds_close_mosaic},
     {"cache_stats", ds_cache_stats}, {"close", ds_gc}, {NULL, NULL},
 };
 
@@ -587,7 +638,7 @@ static const luaL_Reg loader_methods[] = {
 static const luaL_Reg functions[] = {
     {"data_list_images", l_list_images}, {"data_dataset", l_dataset}, {"data_loader", l_loader},
     {"data_load_image", l_load_image}, {"data_letterbox", l_letterbox}, {"data_plot_batch", l_plot_batch},
-    {NULL, NULL},
+    {"plot_box_label", l_plot_box_label}, {NULL, NULL},
 };
 
 void yt_lua_open_data(lua_State *L, int module_index)

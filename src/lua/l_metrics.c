@@ -1,20 +1,17 @@
-/* Lua binding of src/metrics: NMS, box IoU, matching, AP per class, confusion matrix, metric plots. */
+/* Lua binding of src/metrics: NMS, box IoU, matching, AP per class, confusion matrix, the run-directory plots. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "data/dataset.h"
+#include "data/image.h"
 #include "lua/yt_lua.h"
 #include "metrics/ap.h"
+#include "metrics/canvas.h"
 #include "metrics/nms.h"
-#include "data/image.h"
+#include "metrics/plots.h"
 #include "ops/shape_ops.h"
-
-/* Drawing helpers defined in src/metrics/plots.c (declared here: the metrics headers belong to the NMS/AP code). */
-int yt_draw_detections(uint8_t *px, int h, int w, const float *rows, int n, const char *const *labels, double lw,
-                       double fs);
-int yt_plot_results(const char *path, int nplots, const char *const *titles, const double *x, int npts,
-                    const double *y, const double *ysmooth, const char *label);
 
 
 /* Flattens any tensor (any dtype, any strides) to doubles in row-major order, into scratch memory. */
@@ -461,7 +458,58 @@ static int l_plot_results(lua_State *L)
     return 0;
 }
 
+/* yt.plot_labels(path, bboxes (N, 4) normalised xywh, cls (N) or (N, 1), {nc = at least max class + 1, names = {...}})
+ * -> labels.jpg; yt.plot_labels_correlogram(path, bboxes) -> labels_correlogram.jpg */
+static int l_plot_labels(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    yt_tensor *bt = yt_lua_check_tensor(L, 2), *ct = yt_lua_check_tensor(L, 3);
+    if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
+    int64_t n, ncls;
+    float *boxes = rows_f32(L, bt, 4, "plot_labels bboxes", &n);
+    double *cd = flat_f64(L, ct, &ncls);
+    if (ncls != n) return luaL_error(L, "plot_labels: %I boxes but %I classes", (lua_Integer)n, (lua_Integer)ncls);
+    float *cls = yt_lua_new_scratch(L, (size_t)n * sizeof *cls, NULL);
+    double top = -1;
+    for (int64_t i = 0; i < n; i++) {
+        cls[i] = (float)cd[i];
+        if (cd[i] > top) top = cd[i];
+    }
+    double nc = yt_lua_opt_number_field(L, 4, "nc", 1);
+    if (top >= nc) nc = floor(top) + 1; /* every class present gets its bar */
+    if (!(nc >= 1 && nc <= YT_DATA_MAX_CLASSES) || nc != floor(nc))
+        return luaL_error(L, "plot_labels: nc must be an integer in 1..%d, got %g", YT_DATA_MAX_CLASSES, nc);
+    const char **names = NULL;
+    if (!lua_isnoneornil(L, 4)) {
+        lua_getfield(L, 4, "names");
+        if (!lua_isnil(L, -1)) names = class_names(L, lua_gettop(L), (int)nc);
+    }
+    if (yt_plot_labels(path, cls, boxes, n, (int)nc, names) < 0) return yt_lua_core_error(L);
+    return 0;
+}
+
+static int l_plot_labels_correlogram(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    int64_t n;
+    float *boxes = rows_f32(L, yt_lua_check_tensor(L, 2), 4, "plot_labels_correlogram bboxes", &n);
+    if (yt_plot_labels_correlogram(path, boxes, n) < 0) return yt_lua_core_error(L);
+    return 0;
+}
+
+/* yt.plot_class_color(cls) -> r, g, b (0..255): the class colour of every plot */
+static int l_plot_class_color(lua_State *L)
+{
+    uint8_t rgb[3];
+    yt_plot_class_color((int)(luaL_checkinteger(L, 1) % 20), rgb);
+    for (int k = 0; k < 3; k++) lua_pushinteger(L, rgb[k]);
+    return 3;
+}
+
 static const luaL_Reg functions[] = {
+    {"plot_labels", l_plot_labels},
+    {"plot_labels_correlogram", l_plot_labels_correlogram},
+    {"plot_class_color", l_plot_class_color},
     {"draw_detections", l_draw_detections},
     {"save_image", l_save_image},
     {"plot_results", l_plot_results},

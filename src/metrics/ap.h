@@ -67,17 +67,4 @@ double yt_interp(double x, const double *xp, const double *fp, int64_t n, double
 int yt_confusion_matrix_update(double *matrix, int nc, const float *dets, int64_t nd, const float *gt_boxes,
                                const int64_t *gt_cls, int64_t ng, float conf_thres, float iou_thres);
 
-/* Plots (PNG via cairo). names: nc strings or NULL (class ids are printed). Return 0 or -1 with yt_error. */
-/* Confusion matrix heat map; normalize divides every column by its sum. */
-int yt_plot_confusion_matrix(const char *path, const double *matrix, int nc, const char *const *names,
-                             int normalize);
-/* Precision-recall curve: px (npts) recall grid, py (k, npts) precision per class, ap50 (k) per class,
- * labels (k) names per row (NULL = "class i"). The mean curve over the k rows is drawn thick. */
-int yt_plot_pr_curve(const char *path, const double *px, int npts, const double *py, int k, const double *ap50,
-                     const char *const *labels);
-/* A metric-confidence curve (F1, P or R): py (k, npts); the mean curve is smoothed (box filter) and labelled
- * with its maximum. */
-int yt_plot_mc_curve(const char *path, const double *px, int npts, const double *py, int k,
-                     const char *const *labels, const char *xlabel, const char *ylabel);
-
 #endif

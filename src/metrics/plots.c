@@ -1,5 +1,5 @@
-/* Metric plots drawn with cairo into PNG files: confusion matrix heat map, precision-recall curve and
- * metric-confidence curves (F1/P/R), laid out like Ultralytics' matplotlib figures. */
+/* Validation plots (confusion matrix heat map, precision-recall and metric-confidence curves), results.png and
+ * detections drawn on an image, laid out like Ultralytics' matplotlib figures (see plots.h). */
 #include <cairo.h>
 #include <math.h>
 #include <stdio.h>
@@ -7,16 +7,8 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/durable.h"
-#include "metrics/ap.h"
-
-#define FONT "DejaVu Sans"
-
-static const double TAB10[10][3] = {
-    {0.122, 0.467, 0.706}, {1.000, 0.498, 0.055}, {0.173, 0.627, 0.173}, {0.839, 0.153, 0.157},
-    {0.580, 0.404, 0.741}, {0.549, 0.337, 0.294}, {0.890, 0.467, 0.761}, {0.498, 0.498, 0.498},
-    {0.737, 0.741, 0.133}, {0.090, 0.745, 0.812},
-};
+#include "metrics/canvas.h"
+#include "metrics/plots.h"
 
 /* matplotlib "Blues" (sampled), v in [0, 1] */
 static void blues(double v, double *r, double *g, double *b)
@@ -33,52 +25,6 @@ static void blues(double v, double *r, double *g, double *b)
     *r = s[i][0] + f * (s[i + 1][0] - s[i][0]);
     *g = s[i][1] + f * (s[i + 1][1] - s[i][1]);
     *b = s[i][2] + f * (s[i + 1][2] - s[i][2]);
-}
-
-static void text_at(cairo_t *cr, double x, double y, const char *s, double size, double halign, double valign,
-                    double angle)
-{
-    cairo_text_extents_t e;
-    cairo_set_font_size(cr, size);
-    cairo_text_extents(cr, s, &e);
-    cairo_save(cr);
-    cairo_translate(cr, x, y);
-    cairo_rotate(cr, angle);
-    cairo_move_to(cr, -e.x_bearing - e.width * halign, -e.y_bearing - e.height * valign);
-    cairo_show_text(cr, s);
-    cairo_restore(cr);
-}
-
-/* Writes the PNG durably (a temporary, then yt_durable_rename): a kill mid-plot leaves the old plot or none. */
-static int finish(cairo_surface_t *surf, cairo_t *cr, const char *path)
-{
-    cairo_status_t st = cairo_status(cr);
-    cairo_destroy(cr);
-    char *tmp = yt_temp_path(path);
-    if (!tmp) {
-        cairo_surface_destroy(surf);
-        return yt_error_prefix("plot %s: ", path);
-    }
-    if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_write_to_png(surf, tmp);
-    cairo_surface_destroy(surf);
-    if (st != CAIRO_STATUS_SUCCESS) {
-        remove(tmp);
-        free(tmp);
-        return yt_error("plot %s: %s", path, cairo_status_to_string(st));
-    }
-    int rc = yt_durable_rename(tmp, path);
-    free(tmp);
-    return rc < 0 ? yt_error_prefix("plot %s: ", path) : 0;
-}
-
-static cairo_t *new_canvas(int w, int h, cairo_surface_t **surf)
-{
-    *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
-    cairo_t *cr = cairo_create(*surf);
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_paint(cr);
-    cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-    return cr;
 }
 
 int yt_plot_confusion_matrix(const char *path, const double *matrix, int nc, const char *const *names,
@@ -105,7 +51,7 @@ int yt_plot_confusion_matrix(const char *path, const double *matrix, int nc, con
     const double gw = W - left - right, gh = H - top - bottom;
     const double cw = gw / n, ch = gh / n;
     cairo_surface_t *surf;
-    cairo_t *cr = new_canvas(W, H, &surf);
+    cairo_t *cr = yt_canvas_new(W, H, &surf);
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++) {
             double v = a[i * n + j], r, g, b;
@@ -123,7 +69,7 @@ int yt_plot_confusion_matrix(const char *path, const double *matrix, int nc, con
                 double lum = 0.299 * r + 0.587 * g + 0.114 * b;
                 cairo_set_source_rgb(cr, lum < 0.5 ? 1 : 0, lum < 0.5 ? 1 : 0, lum < 0.5 ? 1 : 0);
                 double fs = fmin(cw, ch) * 0.32;
-                text_at(cr, left + (j + 0.5) * cw, top + (i + 0.5) * ch, buf, fs > 18 ? 18 : fs, 0.5, 0.5, 0);
+                yt_canvas_text(cr, left + (j + 0.5) * cw, top + (i + 0.5) * ch, buf, fs > 18 ? 18 : fs, 0.5, 0.5, 0);
             }
         }
     cairo_set_source_rgb(cr, 0, 0, 0);
@@ -139,13 +85,13 @@ int yt_plot_confusion_matrix(const char *path, const double *matrix, int nc, con
                 snprintf(buf, sizeof buf, "%d", k);
                 s = buf;
             }
-            text_at(cr, left + (k + 0.5) * cw, top + gh + 8, s, fs, 1.0, 0.5, -M_PI / 2); /* x: true */
-            text_at(cr, left - 8, top + (k + 0.5) * ch, s, fs, 1.0, 0.5, 0);               /* y: predicted */
+            yt_canvas_text(cr, left + (k + 0.5) * cw, top + gh + 8, s, fs, 1.0, 0.5, -M_PI / 2); /* x: true */
+            yt_canvas_text(cr, left - 8, top + (k + 0.5) * ch, s, fs, 1.0, 0.5, 0);               /* y: predicted */
         }
     }
-    text_at(cr, left + gw / 2, H - 30, "True", 20, 0.5, 0.5, 0);
-    text_at(cr, 30, top + gh / 2, "Predicted", 20, 0.5, 0.5, -M_PI / 2);
-    text_at(cr, left + gw / 2, 35, normalize ? "Confusion Matrix Normalized" : "Confusion Matrix", 24, 0.5, 0.5, 0);
+    yt_canvas_text(cr, left + gw / 2, H - 30, "True", 20, 0.5, 0.5, 0);
+    yt_canvas_text(cr, 30, top + gh / 2, "Predicted", 20, 0.5, 0.5, -M_PI / 2);
+    yt_canvas_text(cr, left + gw / 2, 35, normalize ? "Confusion Matrix Normalized" : "Confusion Matrix", 24, 0.5, 0.5, 0);
     /* colour bar */
     double bx = W - right + 40, bw = 30;
     for (int k = 0; k < 256; k++) {
@@ -162,10 +108,10 @@ int yt_plot_confusion_matrix(const char *path, const double *matrix, int nc, con
         char buf[32];
         double v = vmax * k / 5.0;
         snprintf(buf, sizeof buf, normalize ? "%.1f" : "%.0f", v);
-        text_at(cr, bx + bw + 6, top + gh * (1 - k / 5.0), buf, 14, 0, 0.5, 0);
+        yt_canvas_text(cr, bx + bw + 6, top + gh * (1 - k / 5.0), buf, 14, 0, 0.5, 0);
     }
     free(a);
-    return finish(surf, cr, path);
+    return yt_canvas_save(surf, cr, path);
 }
 
 /* Axes frame with ticks 0..1 on both axes; returns the plot rectangle. */
@@ -185,12 +131,12 @@ static void axes(cairo_t *cr, double x0, double y0, double w, double h, const ch
         cairo_move_to(cr, x0, y);
         cairo_line_to(cr, x0 - 6, y);
         cairo_stroke(cr);
-        text_at(cr, x, y0 + h + 10, buf, 15, 0.5, 0, 0);
-        text_at(cr, x0 - 10, y, buf, 15, 1, 0.5, 0);
+        yt_canvas_text(cr, x, y0 + h + 10, buf, 15, 0.5, 0, 0);
+        yt_canvas_text(cr, x0 - 10, y, buf, 15, 1, 0.5, 0);
     }
-    text_at(cr, x0 + w / 2, y0 + h + 45, xlabel, 18, 0.5, 0.5, 0);
-    text_at(cr, x0 - 60, y0 + h / 2, ylabel, 18, 0.5, 0.5, -M_PI / 2);
-    text_at(cr, x0 + w / 2, y0 - 25, title, 20, 0.5, 0.5, 0);
+    yt_canvas_text(cr, x0 + w / 2, y0 + h + 45, xlabel, 18, 0.5, 0.5, 0);
+    yt_canvas_text(cr, x0 - 60, y0 + h / 2, ylabel, 18, 0.5, 0.5, -M_PI / 2);
+    yt_canvas_text(cr, x0 + w / 2, y0 - 25, title, 20, 0.5, 0.5, 0);
 }
 
 static void polyline(cairo_t *cr, double x0, double y0, double w, double h, const double *px, const double *py,
@@ -214,7 +160,7 @@ static void legend(cairo_t *cr, double x, double y, int idx, const double *rgb, 
     cairo_line_to(cr, x + 28, yy);
     cairo_stroke(cr);
     cairo_set_source_rgb(cr, 0, 0, 0);
-    text_at(cr, x + 36, yy, label, 13, 0, 0.5, 0);
+    yt_canvas_text(cr, x + 36, yy, label, 13, 0, 0.5, 0);
 }
 
 static int curve_plot(const char *path, const double *px, int npts, const double *py, int k, const double *ap50,
@@ -247,14 +193,14 @@ static int curve_plot(const char *path, const double *px, int npts, const double
     const int W = 1350, H = 900;
     const double x0 = 110, y0 = 70, w = 850, h = 720;
     cairo_surface_t *surf;
-    cairo_t *cr = new_canvas(W, H, &surf);
+    cairo_t *cr = yt_canvas_new(W, H, &surf);
     axes(cr, x0, y0, w, h, xlabel, ylabel, title);
     cairo_save(cr);
     cairo_rectangle(cr, x0, y0, w, h);
     cairo_clip(cr);
     const double grey[3] = {0.5, 0.5, 0.5};
     for (int c = 0; c < k; c++) {
-        const double *col = k < 21 ? TAB10[c % 10] : grey;
+        const double *col = k < 21 ? YT_TAB10[c % 10] : grey;
         cairo_set_source_rgb(cr, col[0], col[1], col[2]);
         cairo_set_line_width(cr, 1.2);
         polyline(cr, x0, y0, w, h, px, py + (size_t)c * npts, npts);
@@ -273,7 +219,7 @@ static int curve_plot(const char *path, const double *px, int npts, const double
             const char *nm = labels && labels[c] ? labels[c] : (snprintf(nb, sizeof nb, "class %d", c), nb);
             if (pr_mode) snprintf(buf, sizeof buf, "%.40s %.3f", nm, ap50 ? ap50[c] : 0.0);
             else snprintf(buf, sizeof buf, "%.40s", nm);
-            legend(cr, x0 + w + 25, y0 + 10, li++, TAB10[c % 10], 1.2, buf);
+            legend(cr, x0 + w + 25, y0 + 10, li++, YT_TAB10[c % 10], 1.2, buf);
         }
     if (k > 0) {
         char buf[128];
@@ -291,7 +237,7 @@ static int curve_plot(const char *path, const double *px, int npts, const double
     }
     free(mean);
     free(sm);
-    return finish(surf, cr, path);
+    return yt_canvas_save(surf, cr, path);
 }
 
 int yt_plot_pr_curve(const char *path, const double *px, int npts, const double *py, int k, const double *ap50,
@@ -310,17 +256,6 @@ int yt_plot_mc_curve(const char *path, const double *px, int npts, const double 
 }
 
 /* ---- detections drawn on an image (predictor Results.plot) ---- */
-
-/* Ultralytics' default 20-colour palette (hex 042AFF, 0BDBEB, ...), class c uses entry c % 20. */
-static const unsigned PALETTE[20] = {0x042AFF, 0x0BDBEB, 0xF3F3F3, 0x00DFB7, 0x111F68, 0xFF6FDD, 0xFF444F,
-                                     0xCCED00, 0x00F344, 0xBD00FF, 0x00B4FF, 0xDD00BA, 0x00FFFF, 0x26C000,
-                                     0x01FFB3, 0x7D24FF, 0x7B0068, 0xFF1B6C, 0xFC6D2F, 0xA2FF0B};
-
-void yt_plot_class_color(int cls, uint8_t rgb[3])
-{
-    unsigned c = PALETTE[((cls % 20) + 20) % 20];
-    rgb[0] = (uint8_t)(c >> 16), rgb[1] = (uint8_t)(c >> 8), rgb[2] = (uint8_t)c;
-}
 
 int yt_draw_detections(uint8_t *px, int h, int w, const float *rows, int n, const char *const *labels, double lw,
                        double fs)
@@ -341,7 +276,7 @@ int yt_draw_detections(uint8_t *px, int h, int w, const float *rows, int n, cons
     }
     cairo_surface_mark_dirty(surf);
     cairo_t *cr = cairo_create(surf);
-    cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_select_font_face(cr, YT_PLOT_FONT, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
     cairo_set_line_join(cr, CAIRO_LINE_JOIN_MITER);
     for (int i = 0; i < n; i++) {
         const float *r = rows + (size_t)i * 6;
@@ -365,8 +300,7 @@ int yt_draw_detections(uint8_t *px, int h, int w, const float *rows, int n, cons
         double ly = outside ? y1 - th : y1;
         cairo_rectangle(cr, x1, ly, tw, th);
         cairo_fill(cr);
-        double lum = 0.299 * cr_ + 0.587 * cg + 0.114 * cb;
-        double tc = lum > 0.6 ? 0.0 : 1.0; /* dark text on light colours */
+        double tc = yt_plot_text_gray(c);
         cairo_set_source_rgb(cr, tc, tc, tc);
         cairo_move_to(cr, x1 + lw / 3 + 1, ly + 1 + fe.ascent);
         cairo_show_text(cr, label);
@@ -387,14 +321,6 @@ int yt_draw_detections(uint8_t *px, int h, int w, const float *rows, int n, cons
 }
 
 /* ---- results.png: training curves in a grid ---- */
-
-/* "nice" axis ticks covering [lo, hi]: step 1/2/5 x 10^k, about 5 intervals */
-static double nice_step(double span)
-{
-    if (!(span > 0)) return 1;
-    double raw = span / 5, p = pow(10, floor(log10(raw))), f = raw / p;
-    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
-}
 
 static void series_path(cairo_t *cr, const double *x, const double *y, int n, double x0, double y0, double w,
                         double h, double xlo, double xhi, double ylo, double yhi)
@@ -419,7 +345,7 @@ int yt_plot_results(const char *path, int nplots, const char *const *titles, con
     const int ncols = nplots < 5 ? nplots : 5, nrows = (nplots + ncols - 1) / ncols;
     const double cw = 360, chh = 360, W = cw * ncols, H = chh * nrows;
     cairo_surface_t *surf;
-    cairo_t *cr = new_canvas((int)W, (int)H, &surf);
+    cairo_t *cr = yt_canvas_new((int)W, (int)H, &surf);
     double xlo = 0, xhi = 1;
     if (npts > 0) {
         xlo = xhi = x[0];
@@ -441,8 +367,8 @@ int yt_plot_results(const char *path, int nplots, const char *const *titles, con
         cairo_set_line_width(cr, 1);
         cairo_rectangle(cr, x0, y0, w, h);
         cairo_stroke(cr);
-        text_at(cr, x0 + w / 2, oy + 20, titles && titles[p] ? titles[p] : "", 15, 0.5, 0.5, 0);
-        double ys_ = nice_step(yhi - ylo);
+        yt_canvas_text(cr, x0 + w / 2, oy + 20, titles && titles[p] ? titles[p] : "", 15, 0.5, 0.5, 0);
+        double ys_ = yt_canvas_nice_step(yhi - ylo);
         for (double t = ceil(ylo / ys_) * ys_; t <= yhi + 1e-12; t += ys_) {
             char buf[32];
             double py = y0 + h - h * (t - ylo) / (yhi - ylo);
@@ -450,9 +376,9 @@ int yt_plot_results(const char *path, int nplots, const char *const *titles, con
             cairo_move_to(cr, x0 - 4, py);
             cairo_line_to(cr, x0, py);
             cairo_stroke(cr);
-            text_at(cr, x0 - 6, py, buf, 11, 1, 0.5, 0);
+            yt_canvas_text(cr, x0 - 6, py, buf, 11, 1, 0.5, 0);
         }
-        double xs = nice_step(xhi - xlo);
+        double xs = yt_canvas_nice_step(xhi - xlo);
         if (xs < 1) xs = 1;
         for (double t = ceil(xlo / xs) * xs; t <= xhi + 1e-12; t += xs) {
             char buf[32];
@@ -461,12 +387,12 @@ int yt_plot_results(const char *path, int nplots, const char *const *titles, con
             cairo_move_to(cr, px, y0 + h);
             cairo_line_to(cr, px, y0 + h + 4);
             cairo_stroke(cr);
-            text_at(cr, px, y0 + h + 7, buf, 11, 0.5, 0, 0);
+            yt_canvas_text(cr, px, y0 + h + 7, buf, 11, 0.5, 0, 0);
         }
         cairo_save(cr);
         cairo_rectangle(cr, x0, y0, w, h);
         cairo_clip(cr);
-        cairo_set_source_rgb(cr, TAB10[0][0], TAB10[0][1], TAB10[0][2]);
+        cairo_set_source_rgb(cr, YT_TAB10[0][0], YT_TAB10[0][1], YT_TAB10[0][2]);
         cairo_set_line_width(cr, 2);
         series_path(cr, x, yy, npts, x0, y0, w, h, xlo, xhi, ylo, yhi);
         cairo_stroke(cr);
@@ -478,7 +404,7 @@ int yt_plot_results(const char *path, int nplots, const char *const *titles, con
         }
         if (ys) {
             static const double dash[1] = {2.5};
-            cairo_set_source_rgb(cr, TAB10[1][0], TAB10[1][1], TAB10[1][2]);
+            cairo_set_source_rgb(cr, YT_TAB10[1][0], YT_TAB10[1][1], YT_TAB10[1][2]);
             cairo_set_dash(cr, dash, 1, 0);
             series_path(cr, x, ys, npts, x0, y0, w, h, xlo, xhi, ylo, yhi);
             cairo_stroke(cr);
@@ -486,9 +412,9 @@ int yt_plot_results(const char *path, int nplots, const char *const *titles, con
         }
         cairo_restore(cr);
         if (p == 1) { /* legend, as Ultralytics puts it on the second axes */
-            legend(cr, x0 + w - 120, y0 + 14, 0, TAB10[0], 2, label ? label : "results");
-            if (ys) legend(cr, x0 + w - 120, y0 + 14, 1, TAB10[1], 2, "smooth");
+            legend(cr, x0 + w - 120, y0 + 14, 0, YT_TAB10[0], 2, label ? label : "results");
+            if (ys) legend(cr, x0 + w - 120, y0 + 14, 1, YT_TAB10[1], 2, "smooth");
         }
     }
-    return finish(surf, cr, path);
+    return yt_canvas_save(surf, cr, path);
 }

@@ -1,7 +1,5 @@
 /* Metrics: box IoU, matching, AP per class, curves, confusion matrix. Parity with metrics.json (read by the small
  * JSON reader below) and metrics_curves.safetensors (Ultralytics 8.2.100). */
-#include <cairo.h>
-#include <dlfcn.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +8,7 @@
 
 #include "io/safetensors.h"
 #include "metrics/ap.h"
+#include "metrics/plots.h"
 #include "testutil.h"
 
 /* ---- a minimal JSON DOM, enough for the fixture ---- */
@@ -498,9 +497,6 @@ int main(void)
     test_ap_cases();
     test_confusion();
     test_plots();
-    /* drop cairo's and fontconfig's process-wide caches so LeakSanitizer reports only our own leaks */
-    cairo_debug_reset_static_data();
-    void (*fc_fini)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "FcFini");
-    if (fc_fini) fc_fini();
+    tu_drop_font_caches();
     return tu_finish();
 }

@@ -1,9 +1,19 @@
 #include "testutil.h"
 
+#include <cairo.h>
+#include <dlfcn.h>
+
 #include <math.h>
 #include <stdlib.h>
 
 int tu_passed, tu_failed;
+
+void tu_drop_font_caches(void)
+{
+    cairo_debug_reset_static_data();
+    void (*fc_fini)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "FcFini");
+    if (fc_fini) fc_fini();
+}
 
 int tu_finish(void)
 {

@@ -26,6 +26,10 @@ extern int tu_passed, tu_failed;
     CHECK(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.9g, %s = %.9g, tolerance %.3g", #a, (double)(a), \
           #b, (double)(b), (double)(tol))
 
+/* Drops cairo's and fontconfig's process-wide caches, so LeakSanitizer reports only our own leaks: call once at
+ * the end of a test that drew text. */
+void tu_drop_font_caches(void);
+
 /* Prints "N passed, N failed" and returns the exit code. */
 int tu_finish(void);
 

@@ -110,6 +110,22 @@ describe("yolotrain.data loader", function()
     end)
   end)
 
+  it("all_labels concatenates every image's labels in dataset order", function()
+    local ds = data.build_yolo_dataset({ imgsz = 128 }, info.val, 4, info, "val", false, 32)
+    local cls, boxes = ds:all_labels()
+    local want_cls, want_boxes = {}, {}
+    for i = 1, #ds do
+      local l = ds:labels(i)
+      for _, v in ipairs(l.cls:tolist()) do want_cls[#want_cls + 1] = v end
+      for _, v in ipairs(l.bboxes:tolist()) do want_boxes[#want_boxes + 1] = v end
+    end
+    assert.is_true(#want_cls > 100)
+    assert.are.same({ #want_cls, 1 }, cls:shape())
+    assert.are.same({ #want_cls, 4 }, boxes:shape())
+    assert.are.same(want_cls, cls:tolist())
+    assert.are.same(want_boxes, boxes:tolist())
+  end)
+
   it("plot_batch writes a PNG and a JPEG", function()
     local ds = data.build_yolo_dataset({ imgsz = 128 }, info.val, 4, info, "val", false, 32)
     local batch = data.build_dataloader(ds, 4, 0, false, -1, 0):next()

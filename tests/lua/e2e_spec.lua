@@ -13,7 +13,8 @@ describe("yolotrain detect train on coco128", function()
     assert(ok, out)
     local run = dir .. "/runs/e2e"
     for _, f in ipairs({ "args.yaml", "results.csv", "results.png", "weights/last.safetensors",
-      "weights/best.safetensors", "train_batch0.jpg", "confusion_matrix.png" }) do
+      "weights/best.safetensors", "train_batch0.jpg", "confusion_matrix.png", "labels.jpg", "labels_correlogram.jpg",
+      "val_batch0_labels.jpg", "val_batch0_pred.jpg" }) do
       assert.is_not_nil(yt.sys.stat(run .. "/" .. f), f .. " missing\n" .. out)
     end
     local csv = helpers.read_file(run .. "/results.csv")
@@ -30,6 +31,7 @@ describe("yolotrain detect train on coco128", function()
     assert.is_true(tonumber(cols[2]) > 0)
     assert.matches("2 epochs completed in", out, 1, true)
     assert.matches("Results saved to", out, 1, true)
+    assert.matches("Plotting labels to " .. run .. "/labels.jpg... ", out, 1, true)
     assert.matches("all%s+128%s+%d+", out)
     local args = yt.load_yaml(run .. "/args.yaml")
     assert.are.equal(160, args.imgsz)

@@ -50,4 +50,26 @@ function helpers.run(cmd)
   return rc == 0, rc, out
 end
 
+-- A small dataset (train = val) of the first n coco128 val images (symlinks), so specs stay fast; returns its folder.
+function helpers.coco_subset(n)
+  local coco = helpers.datasets_dir .. "/coco128"
+  local yt = require("yolotrain.core")
+  local dir = helpers.tmpdir()
+  local src = coco .. "/images/val2017"
+  assert(os.execute(string.format("mkdir -p '%s/images/val' '%s/labels/val'", dir, dir)))
+  local files = yt.sys.listdir(src)
+  table.sort(files)
+  local abs = yt.sys.realpath(coco)
+  for i = 1, n do
+    local f = files[i]
+    os.execute(string.format("ln -s '%s/images/val2017/%s' '%s/images/val/%s'", abs, f, dir, f))
+    local stem = f:gsub("%.jpg$", "")
+    os.execute(string.format("[ -f '%s/labels/val2017/%s.txt' ] && ln -s '%s/labels/val2017/%s.txt' '%s/labels/val/'",
+      abs, stem, abs, stem, dir))
+  end
+  local yaml = helpers.read_file(coco .. "/data.yaml")
+  helpers.write_file(dir .. "/data.yaml", "train: images/val\nval: images/val\n" .. yaml:match("(names:.*)$"))
+  return dir
+end
+
 return helpers

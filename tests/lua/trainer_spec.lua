@@ -387,3 +387,45 @@ describe("training arguments at work", function()
     assert.is_not_nil(m:init_criterion())
   end)
 end)
+
+describe("Detection_Trainer on a dataset", function()
+  local data_dir = helpers.coco_subset(8)
+
+  local function train(dir, plots)
+    local t = detect.Detection_Trainer{ overrides = { model = tiny_yaml(dir), data = data_dir, epochs = 1,
+      imgsz = 32, batch = 4, workers = 0, val = false, project = dir, name = "run", plots = plots,
+      verbose = false } }
+    t:train()
+    return t
+  end
+
+  it("plots=true writes labels.jpg and labels_correlogram.jpg from the training labels", function()
+    local dir = helpers.tmpdir()
+    local seen
+    local plotting = require("yolotrain.utils.plotting")
+    local plot_labels = plotting.plot_labels
+    plotting.plot_labels = function(boxes, cls, ...) -- what the trainer hands over
+      seen = { boxes = boxes:shape(), cls = cls:shape() }
+      return plot_labels(boxes, cls, ...)
+    end
+    local ok, t = pcall(train, dir, true)
+    plotting.plot_labels = plot_labels
+    assert(ok, t)
+    -- the 8 images hold 54 boxes (the validator spec's table says so too)
+    assert.are.same({ 54, 4 }, seen.boxes)
+    assert.are.same({ 54, 1 }, seen.cls)
+    local labels = yt.data_load_image(t.save_dir .. "/labels.jpg")
+    assert.are.same({ 1600, 1600, 3 }, labels:shape())
+    local correlogram = yt.data_load_image(t.save_dir .. "/labels_correlogram.jpg")
+    assert.are.same({ 2000, 2000, 3 }, correlogram:shape())
+    assert.is_not_nil(t.plots[t.save_dir .. "/labels.jpg"], "labels.jpg registered through on_plot")
+  end)
+
+  it("plots=false writes neither", function()
+    local dir = helpers.tmpdir()
+    local t = train(dir, false)
+    assert.is_not_nil(yt.sys.stat(t.save_dir .. "/results.csv"), "the run ran")
+    assert.is_nil(yt.sys.stat(t.save_dir .. "/labels.jpg"))
+    assert.is_nil(yt.sys.stat(t.save_dir .. "/labels_correlogram.jpg"))
+  end)
+end)

@@ -6,28 +6,7 @@ local detect = require("yolotrain.models.yolo.detect")
 local tasks = require("yolotrain.nn.tasks")
 local results = require("yolotrain.engine.results")
 
-local COCO = helpers.datasets_dir .. "/coco128"
 local INIT = helpers.parity_dir .. "/yolov8n_init.safetensors"
-
--- A small dataset of the first n coco128 val images (symlinks), so specs stay fast.
-local function subset(n)
-  local dir = helpers.tmpdir()
-  local src = COCO .. "/images/val2017"
-  assert(os.execute(string.format("mkdir -p '%s/images/val' '%s/labels/val'", dir, dir)))
-  local files = yt.sys.listdir(src)
-  table.sort(files)
-  local abs = yt.sys.realpath(COCO)
-  for i = 1, n do
-    local f = files[i]
-    os.execute(string.format("ln -s '%s/images/val2017/%s' '%s/images/val/%s'", abs, f, dir, f))
-    local stem = f:gsub("%.jpg$", "")
-    os.execute(string.format("[ -f '%s/labels/val2017/%s.txt' ] && ln -s '%s/labels/val2017/%s.txt' '%s/labels/val/'",
-      abs, stem, abs, stem, dir))
-  end
-  local yaml = helpers.read_file(COCO .. "/data.yaml")
-  helpers.write_file(dir .. "/data.yaml", "train: images/val\nval: images/val\n" .. yaml:match("(names:.*)$"))
-  return dir
-end
 
 -- Runs fn with io.stdout captured; returns fn's results and the text.
 local function capture(fn)
@@ -50,7 +29,7 @@ local function init_model()
   return m
 end
 
-local data_dir = subset(8)
+local data_dir = helpers.coco_subset(8)
 
 describe("Detection_Validator", function()
   it("validates yolov8n_init end to end: keys, zero metrics, the printed table and the Speed line", function()
@@ -191,6 +170,41 @@ describe("Detection_Validator", function()
     local ok, err = pcall(function() return v(nil, INIT) end)
     assert.is_false(ok)
     assert.truthy(tostring(err):find("pretrained=", 1, true))
+  end)
+end)
+
+describe("Detection_Validator:plot_predictions", function()
+  it("labels each predicted box with its name and confidence (2 decimals); labels plots keep names only", function()
+    assert.are.equal("person 0.87", yt.plot_box_label("person", 0, 0.8712))
+    assert.are.equal("person", yt.plot_box_label("person", 0))
+    assert.are.equal("3 0.50", yt.plot_box_label(nil, 3, 0.5))
+    local data = require("yolotrain.data")
+    local info = data.check_det_dataset(data_dir)
+    local ds = data.build_yolo_dataset({ imgsz = 160 }, info.val, 4, info, "val", true, 32)
+    local batch = data.build_dataloader(ds, 4, 0, false, -1, 0):next()
+    local dir = helpers.tmpdir()
+    local v = detect.Detection_Validator{ save_dir = dir, args = { plots = true } }
+    v.names = info.names
+    -- one prediction per image, in letterboxed pixels: x1 y1 x2 y2 conf cls
+    local preds, cls, boxes, bidx, conf = {}, {}, {}, {}, {}
+    local H, W = batch.img:shape(3), batch.img:shape(4)
+    for i = 1, batch.img:shape(1) do
+      preds[i] = results.ops.rows_tensor({ { 20, 40, 100, 110, 0.87, 0 } }, 6)
+      cls[i], boxes[i], bidx[i], conf[i] = { 0 }, { 60 / W, 75 / H, 80 / W, 70 / H }, i - 1, 0.87
+    end
+    v:plot_predictions(batch, preds, 0)
+    local function plot(c)
+      local path = dir .. (c and "/with_conf.jpg" or "/names_only.jpg")
+      yt.data_plot_batch({ img = batch.img, cls = results.ops.rows_tensor(cls, 1),
+        bboxes = results.ops.rows_tensor(boxes, 4), batch_idx = yt.tensor(bidx), im_file = batch.im_file },
+        info.names, path, c and yt.tensor(conf) or nil)
+      return yt.data_load_image(path)
+    end
+    local pred = yt.data_load_image(dir .. "/val_batch0_pred.jpg")
+    assert.are.equal(0, (pred:to("float32") - plot(true):to("float32")):abs():max():item(),
+      "val_batch0_pred.jpg is the plot with confidences")
+    assert.is_true((pred:to("float32") - plot(false):to("float32")):abs():max():item() > 50,
+      "and differs from the names-only plot")
   end)
 end)
 

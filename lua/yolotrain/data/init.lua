@@ -172,6 +172,8 @@ Dataset.__index = Dataset
 Dataset.__len = function(self) return #self._c end
 
 function Dataset:labels(i) return self._c:labels(i) end
+-- Every image's labels in dataset order, concatenated: cls (N, 1), bboxes (N, 4) normalised xywh.
+function Dataset:all_labels() return self._c:all_labels() end
 function Dataset:im_files() return self._c:im_files() end
 function Dataset:close_mosaic() self._c:close_mosaic() end
 function Dataset:summary() return self._c:summary() end

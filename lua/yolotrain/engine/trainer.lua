@@ -187,6 +187,8 @@ function Engine_Trainer:progress_string() return "" end
 function Engine_Trainer:plot_training_samples(batch, ni) end
 function Engine_Trainer:plot_training_labels() end
 function Engine_Trainer:plot_metrics() end
+-- Registers a plot written to the run directory (Ultralytics' on_plot): self.plots[path] = {data, timestamp}.
+function Engine_Trainer:on_plot(name, data) self.plots[name] = { data = data, timestamp = yt.now() } end
 
 -- ---- optimizer and schedule ----
 

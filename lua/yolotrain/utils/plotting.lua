@@ -1,11 +1,13 @@
--- Plots: annotated prediction images (boxes, class names, confidences) and results.png (training curves from
--- results.csv, Ultralytics' 2 x 5 grid). Drawing is done in C with cairo (src/metrics/plots.c).
+-- Plots: annotated prediction images (boxes, class names, confidences), results.png (training curves from
+-- results.csv, Ultralytics' 2 x 5 grid) and the training-label statistics (labels.jpg, labels_correlogram.jpg). Drawing is done in C with cairo (src/metrics/plots.c).
 --
 --   local plotting = require("yolotrain.utils.plotting")
 --   local img = plotting.draw_detections(orig_img, { {x1, y1, x2, y2, conf, cls}, ... }, names)
 --   plotting.save_image(img, "out.jpg")
 --   plotting.plot_results("runs/detect/train/results.csv")      -- writes results.png beside it
+--   plotting.plot_labels(boxes, cls, names, save_dir)           -- labels.jpg, labels_correlogram.jpg
 local yt = require("yolotrain.core")
+local utils = require("yolotrain.utils")
 
 local M = {}
 
@@ -17,12 +19,7 @@ local function name_of(names, c)
 end
 
 -- Ultralytics' class colour (palette entry c % 20) as r, g, b 0..255.
-local PALETTE = { "042AFF", "0BDBEB", "F3F3F3", "00DFB7", "111F68", "FF6FDD", "FF444F", "CCED00", "00F344", "BD00FF",
-  "00B4FF", "DD00BA", "00FFFF", "26C000", "01FFB3", "7D24FF", "7B0068", "FF1B6C", "FC6D2F", "A2FF0B" }
-function M.colors(c)
-  local h = PALETTE[(math.floor(c) % 20) + 1]
-  return tonumber(h:sub(1, 2), 16), tonumber(h:sub(3, 4), 16), tonumber(h:sub(5, 6), 16)
-end
+function M.colors(c) return yt.plot_class_color(math.floor(c)) end
 
 -- A copy of img ((H, W, 3) uint8) with the boxes drawn. rows: list of {x1, y1, x2, y2, conf, cls} in img pixels
 -- (or an (n, 6) tensor). opts: labels (true), conf (true), boxes (true), line_width (max(round((H+W)/2*0.003),2)),
@@ -50,9 +47,7 @@ function M.draw_detections(img, rows, names, opts)
       flat[n] = r[j]
     end
     if opts.labels ~= false then
-      local s = name_of(names, r[6])
-      if opts.conf ~= false then s = string.format("%s %.2f", s, r[5]) end
-      labels[i] = s
+      labels[i] = yt.plot_box_label(name_of(names, r[6]), math.floor(r[6]), opts.conf ~= false and r[5] or nil)
     else
       labels[i] = false
     end
@@ -65,6 +60,29 @@ end
 function M.save_image(img, path, quality)
   yt.save_image(img, path, quality or 95)
   return path
+end
+
+-- ---- training labels -> labels.jpg, labels_correlogram.jpg ----
+
+-- Ultralytics' plot_labels: labels.jpg (instances per class, the boxes to scale, x-y and width-height histograms)
+-- and labels_correlogram.jpg (the pair plot of x, y, width, height) in save_dir, from boxes (N, 4) normalised
+-- xywh and cls (N) or (N, 1). names: {[0] = "person", ...}; nc defaults to their count. on_plot(path) is told
+-- of labels.jpg. Returns the two paths.
+function M.plot_labels(boxes, cls, names, save_dir, on_plot)
+  save_dir = save_dir or "."
+  local nc = 0
+  if names then
+    for k in pairs(names) do
+      if math.type(k) == "integer" then nc = math.max(nc, names[0] ~= nil and k + 1 or k) end
+    end
+  end
+  local labels_jpg = utils.join(save_dir, "labels.jpg")
+  local correlogram_jpg = utils.join(save_dir, "labels_correlogram.jpg")
+  utils.log("Plotting labels to %s... ", labels_jpg)
+  yt.plot_labels_correlogram(correlogram_jpg, boxes)
+  yt.plot_labels(labels_jpg, boxes, cls, { nc = nc > 0 and nc or nil, names = names })
+  if on_plot then on_plot(labels_jpg) end
+  return labels_jpg, correlogram_jpg
 end
 
 -- ---- results.csv -> results.png ----

@@ -100,6 +100,18 @@ function Detection_Trainer:plot_training_samples(batch, ni)
   data.plot_batch(batch, self.data.names, utils.join(self.save_dir, string.format("train_batch%d.jpg", ni)))
 end
 
+-- labels.jpg and labels_correlogram.jpg from the training set's labels (Ultralytics' plot_training_labels).
+function Detection_Trainer:plot_training_labels()
+  local dataset = self.train_loader and self.train_loader.dataset
+  if not (dataset and dataset.all_labels) then
+    utils.log("WARNING: not plotting labels: the train loader's dataset has no all_labels()")
+    return
+  end
+  local cls, boxes = dataset:all_labels()
+  local plots = require("yolotrain.utils.plotting")
+  plots.plot_labels(boxes, cls, self.data.names, self.save_dir, function(p) self:on_plot(p) end)
+end
+
 function Detection_Trainer:plot_metrics()
   local plots = require("yolotrain.utils.plotting")
   plots.plot_results(self.csv, utils.join(self.save_dir, "results.png"))
