@@ -21,6 +21,8 @@ fi
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/fuzz/lsan.supp
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+# the Lua readers consult the user settings (datasets_dir): a private folder, never the user's own
+export YOLOTRAIN_CONFIG_DIR=$PWD/build-fuzz/config
 failed=()
 for name in "${names[@]}"; do
   work=build-fuzz/corpus/$name crashes=build-fuzz/crashes/$name

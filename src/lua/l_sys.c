@@ -2,6 +2,7 @@
  * (a flag-only SIGINT handler and the REPL). Documented in docs/cli.md. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -292,6 +294,53 @@ static int l_time(lua_State *L)
     return 1;
 }
 
+/* yt.sys.sleep(seconds): waits (a retry's back-off); an interrupting signal ends the wait early. */
+static int l_sleep(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    luaL_argcheck(L, s >= 0 && s <= 3600, 1, "seconds must be in 0..3600");
+    struct timespec ts = {(time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
+/* ---- file locks -------------------------------------------------------------------------------------------- */
+
+#define LOCK_MT "yt.FileLock"
+
+typedef struct {
+    int fd;
+} file_lock;
+
+static int lock_release(lua_State *L)
+{
+    file_lock *k = luaL_checkudata(L, 1, LOCK_MT);
+    if (k->fd >= 0) close(k->fd); /* closing drops the flock */
+    k->fd = -1;
+    return 0;
+}
+
+/* yt.sys.lock(path) -> lock: an exclusive flock on path (created when missing), waiting while another process
+ * holds it. Released by lock:unlock(), a to-be-closed variable, or collection. Serialises downloads of the same
+ * file by several processes (the ranks of a distributed run, two runs started at once). */
+static int l_lock(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    file_lock *k = lua_newuserdatauv(L, sizeof *k, 0);
+    k->fd = -1;
+    luaL_setmetatable(L, LOCK_MT);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return luaL_error(L, "cannot create the lock file %s: %s", path, strerror(errno));
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        close(fd);
+        return luaL_error(L, "cannot lock %s: %s", path, strerror(e));
+    }
+    k->fd = fd;
+    return 1;
+}
+
 static int l_getpid(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)getpid());
@@ -361,6 +410,8 @@ static const luaL_Reg sys_functions[] = {
     {"isatty", l_isatty},
     {"time", l_time},
     {"getpid", l_getpid},
+    {"sleep", l_sleep},
+    {"lock", l_lock},
     {"rename", l_rename},
     {"durable_rename", l_durable_rename},
     {"remove_stale_temps", l_remove_stale_temps},
@@ -380,6 +431,16 @@ static const luaL_Reg sys_functions[] = {
 
 void yt_lua_open_sys(lua_State *L, int module_index)
 {
+    luaL_newmetatable(L, LOCK_MT);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, lock_release);
+    lua_setfield(L, -2, "unlock");
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, lock_release);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, lock_release);
+    lua_setfield(L, -2, "__close");
+    lua_pop(L, 1);
     luaL_newlib(L, sys_functions);
     lua_setfield(L, module_index, "sys");
 }

@@ -91,9 +91,10 @@ function targets.results_csv(bytes)
   check(plotting.read_results, to_file("results.csv", bytes))
 end
 
--- A dataset YAML: keys, names/nc, paths (relative to the file's folder, which holds images/ and labels/).
+-- A dataset YAML: keys, names/nc, paths (relative to the file's folder, which holds images/ and labels/), and
+-- its download: refused or reported (autodownload off: a fuzzed URL is never fetched).
 function targets.data_yaml(bytes)
-  check(data.check_det_dataset, to_file("data.yaml", bytes))
+  check(data.check_det_dataset, to_file("data.yaml", bytes), { autodownload = false })
 end
 
 -- Returns nil, or the message of a runtime error the input caused.

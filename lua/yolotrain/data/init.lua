@@ -79,14 +79,119 @@ local function names_from(raw)
   return names, n
 end
 
---- Resolves a dataset YAML (or a folder holding data.yaml) into {path, train, val, test, names, nc, yaml_file}.
---- train/val/test become absolute paths (string or list). `path` defaults to the YAML's folder; a relative
---- `path` is taken relative to the YAML's folder.
 -- Datasets shipped as generators under datasets/ (data=shapes): generated on first use.
 local BUILTIN = { shapes = "shapes.lua", ["shapes.yaml"] = "shapes.lua" }
-local DATASETS_DIR = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "../../../datasets/"
+local SOURCE_DIR = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local DATASETS_DIR = SOURCE_DIR .. "../../../datasets/"
+-- Dataset YAMLs shipped in the Lua tree (coco128.yaml, coco8.yaml), as Ultralytics' cfg/datasets
+M.SHIPPED_DIR = normalize(SOURCE_DIR .. "../cfg/datasets")
 
-function M.check_det_dataset(dataset)
+local function shipped_names()
+  local names = {}
+  for _, n in ipairs(sys.listdir and sys.listdir(M.SHIPPED_DIR) or {}) do
+    if n:match("%.ya?ml$") then names[#names + 1] = n end
+  end
+  table.sort(names)
+  return names
+end
+
+-- data=NAME.yaml: the file of that name (relative to the working directory) first, then the shipped one.
+local function find_yaml(dataset)
+  if exists(dataset) or dataset:find("/", 1, true) then return dataset end
+  local shipped = join(M.SHIPPED_DIR, dataset)
+  if exists(shipped) then return shipped end
+  return nil
+end
+
+-- The dataset root: the YAML's folder when `path` is empty; a relative `path` against the YAML's folder when it
+-- exists there (datasets laid out beside their YAML), else against datasets_dir, as Ultralytics resolves it.
+local function dataset_root(yaml_file, path)
+  local root = dirname(yaml_file)
+  if path ~= nil and type(path) ~= "string" then
+    error(string.format("%s: 'path' must be a folder name, not %s", yaml_file, tostring(path)), 0)
+  end
+  if path == nil or path == "" then return root end
+  if is_abs(path) then return path end
+  local beside = normalize(join(root, path))
+  if exists(beside) then return beside end
+  return normalize(join(require("yolotrain.utils.settings").get("datasets_dir"), path))
+end
+
+-- train/val/test/minival made absolute against the root.
+local function resolve_splits(yaml_file, data, path, info)
+  for _, k in ipairs({ "train", "val", "test", "minival" }) do
+    local v = data[k]
+    if type(v) == "string" then
+      local x = normalize(join(path, v))
+      if not exists(x) and v:sub(1, 3) == "../" then x = normalize(join(path, v:sub(4))) end
+      info[k] = x
+    elseif v ~= nil and type(v) ~= "table" then
+      error(string.format("%s: '%s' must be a path or a list of paths, not %s", yaml_file, k, tostring(v)), 0)
+    elseif type(v) == "table" then
+      local out = {}
+      for i, s in ipairs(v) do out[i] = normalize(join(path, tostring(s))) end
+      info[k] = out
+    end
+  end
+end
+
+-- The first train or val path that does not exist (and its key), or nil.
+local function missing_split(info)
+  for _, k in ipairs({ "train", "val" }) do
+    local list = type(info[k]) == "table" and info[k] or { info[k] }
+    for _, p in ipairs(list) do
+      if not exists(p) then return p, k end
+    end
+  end
+  return nil
+end
+
+-- The URLs named in a text (for the message refusing a download: that is code).
+local function urls_in(text)
+  local out, seen = {}, {}
+  for u in text:gmatch("https?://[%w%-%._~:/%?#%[%]@!%$&%*%+,;=%%]+") do
+    u = u:gsub("[%.,;:'\"%)%]]+$", "")
+    if not seen[u] then seen[u] = true; out[#out + 1] = u end
+  end
+  return out
+end
+
+-- train/val are missing: fetch the dataset through its YAML's `download:` when that is a URL. Code (Python, or
+-- a "bash ..." command) is never run: the error says what to fetch by hand instead.
+local function download_missing(yaml_file, info, missing, key, opts)
+  local dl = info.download
+  local base = string.format("Dataset '%s': %s path '%s' does not exist", yaml_file, key, missing)
+  if dl == nil or dl == yt.null or dl == "" then error(base, 0) end
+  if type(dl) ~= "string" then
+    error(string.format("%s, and its 'download:' is not a URL (%s)", base, type(dl)), 0)
+  end
+  if not require("yolotrain.utils.downloads").is_url(dl) then
+    local urls = urls_in(dl)
+    local named = #urls > 0 and string.format(" (the code names %s)", table.concat(urls, ", ")) or ""
+    error(string.format("%s, and its 'download:' is code, which yolotrain never runs: download the dataset by " ..
+      "hand%s and put it so that %s exists", base, named, missing), 0)
+  end
+  if opts.autodownload == false then
+    error(string.format("%s (not downloading %s: autodownload is off)", base, dl), 0)
+  end
+  local downloads = require("yolotrain.utils.downloads")
+  downloads.log(string.format("Dataset '%s' images not found, missing path '%s'", yaml_file, missing))
+  downloads.download_dataset(dl, require("yolotrain.utils.settings").get("datasets_dir"), missing,
+    function() return missing_split(info) == nil end)
+  local still, k2 = missing_split(info)
+  if still then
+    error(string.format("Dataset '%s': %s path '%s' does not exist after downloading %s: its 'path:' must name " ..
+      "the folder the archive unpacks to", yaml_file, k2, still, dl), 0)
+  end
+end
+
+--- Resolves a dataset YAML (or a folder holding data.yaml) into {path, train, val, test, names, nc, yaml_file}.
+--- train/val/test become absolute paths (string or list). A bare YAML name not in the working directory is
+--- looked for among the shipped dataset YAMLs (coco128.yaml). `path` defaults to the YAML's folder (see
+--- dataset_root for a relative one). When train or val is missing and the YAML's `download:` is a URL, the dataset
+--- is downloaded into datasets_dir and unpacked there (opts.autodownload = false: an error instead).
+function M.check_det_dataset(dataset, opts)
+  opts = opts or {}
   if type(dataset) == "table" then return dataset end
   if type(dataset) ~= "string" or dataset == "" then error("data= must be a dataset YAML or a folder", 0) end
   if BUILTIN[dataset] and not exists(dataset) then
@@ -97,6 +202,12 @@ function M.check_det_dataset(dataset)
     if is_dir(dataset) then
       yaml_file = join(dataset, "data.yaml")
       if not exists(yaml_file) and exists(join(dataset, "data.yml")) then yaml_file = join(dataset, "data.yml") end
+    end
+  else
+    yaml_file = find_yaml(dataset)
+    if yaml_file == nil then
+      error(string.format("Dataset '%s' not found (no such YAML file here, nor among the shipped datasets: %s)",
+        dataset, table.concat(shipped_names(), ", ")), 0)
     end
   end
   if not exists(yaml_file) then error(string.format("Dataset '%s' not found (no such YAML file)", yaml_file), 0) end
@@ -130,37 +241,14 @@ function M.check_det_dataset(dataset)
   if data.nc ~= nil and math.tointeger(data.nc) ~= n then
     error(string.format("%s names length %d and 'nc: %s' must match.", yaml_file, n, tostring(data.nc)), 0)
   end
-  local root = dirname(yaml_file)
-  local path = data.path
-  if path ~= nil and type(path) ~= "string" then
-    error(string.format("%s: 'path' must be a folder name, not %s", yaml_file, tostring(path)), 0)
-  end
-  if path == nil or path == "" then path = root
-  elseif not is_abs(path) then path = normalize(join(root, path)) end
+  local path = dataset_root(yaml_file, data.path)
   local info = { yaml_file = yaml_file, path = path, names = names, nc = n }
   for k, v in pairs(data) do
     if info[k] == nil and k ~= "names" then info[k] = v end
   end
-  for _, k in ipairs({ "train", "val", "test", "minival" }) do
-    local v = data[k]
-    if type(v) == "string" then
-      local x = normalize(join(path, v))
-      if not exists(x) and v:sub(1, 3) == "../" then x = normalize(join(path, v:sub(4))) end
-      info[k] = x
-    elseif v ~= nil and type(v) ~= "table" then
-      error(string.format("%s: '%s' must be a path or a list of paths, not %s", yaml_file, k, tostring(v)), 0)
-    elseif type(v) == "table" then
-      local out = {}
-      for i, s in ipairs(v) do out[i] = normalize(join(path, tostring(s))) end
-      info[k] = out
-    end
-  end
-  for _, k in ipairs({ "train", "val" }) do
-    local list = type(info[k]) == "table" and info[k] or { info[k] }
-    for _, p in ipairs(list) do
-      if not exists(p) then error(string.format("Dataset '%s': %s path '%s' does not exist", yaml_file, k, p), 0) end
-    end
-  end
+  resolve_splits(yaml_file, data, path, info)
+  local missing, key = missing_split(info)
+  if missing then download_missing(yaml_file, info, missing, key, opts) end
   info.nc = n
   return info
 end

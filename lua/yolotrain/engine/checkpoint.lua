@@ -127,6 +127,9 @@ M.INHERITED_ARGS = { "imgsz", "data", "single_cls" }
 -- checked as on the command line; missing or unusable values are left out), and the .pt's license.
 function M.inherited_args(path)
   local out, train_args = {}, nil
+  if type(path) == "string" and path:match("%.pt$") then
+    path = require("yolotrain.utils.pt").locate(path) -- yolov8n.pt: its weights_dir copy, downloaded if need be
+  end
   if type(path) ~= "string" or not utils.exists(path) then return out end
   if path:match("%.pt$") then
     local ok, ckpt = pcall(yt.load_pt, path)

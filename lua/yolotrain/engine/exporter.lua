@@ -112,8 +112,7 @@ function Exporter:export_safetensors(model)
     error(string.format("format=safetensors converts a .pt checkpoint; model=%s is not one (yolotrain's own " ..
       "weights are safetensors already)", tostring(model)), 0)
   end
-  if not utils.exists(model) then error(string.format("model '%s' not found", model), 0) end
-  local out = pt.export_safetensors(model, self.file)
+  local out = pt.export_safetensors(model, self.file) -- finds or downloads the .pt (utils.pt.locate)
   log("safetensors: export success, saved as '%s' (%.1f MB)", out, (yt.sys.stat(out) or { size = 0 }).size / 1e6)
   return out
 end

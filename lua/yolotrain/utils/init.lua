@@ -156,6 +156,15 @@ function utils.commas(n)
   return (r:gsub("^,", ""):gsub("^%-,", "-"))
 end
 
+-- "1.23MB", as tqdm's unit_scale with unit_divisor 1024 (kB, MB, GB in steps of 1024)
+function utils.fmt_bytes(n)
+  local units = { "B", "kB", "MB", "GB", "TB" }
+  local i = 1
+  while n >= 1024 and i < #units do n, i = n / 1024, i + 1 end
+  if i == 1 then return string.format("%d%s", math.floor(n), units[i]) end
+  return string.format("%.2f%s", n, units[i])
+end
+
 -- Terminal colours only when stdout is a terminal (Ultralytics' colorstr).
 local COLORS = { blue = "\27[34m", bold = "\27[1m", red = "\27[31m", green = "\27[32m", yellow = "\27[33m",
   reset = "\27[0m" }

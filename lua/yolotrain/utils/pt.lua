@@ -16,9 +16,18 @@ local pt = {}
 
 function pt.is_pt(path) return type(path) == "string" and path:match("%.pt$") ~= nil end
 
+-- The file a .pt name stands for: the path itself when it exists, else (yolov8n.pt ...) the copy in the
+-- weights_dir setting, downloaded there from the Ultralytics assets release when missing (utils/downloads.lua).
+-- Every reader of .pt weights (training, val, predict, export, pretrained=) comes through here.
+function pt.locate(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return path end
+  return require("yolotrain.utils.downloads").attempt_download_asset(path)
+end
+
 -- The checkpoint as plain data and its model record (the pickled DetectionModel: state_dict, yaml, nc, names).
 function pt.load(path)
-  local ckpt = yt.load_pt(path)
+  local ckpt = yt.load_pt(pt.locate(path))
   if type(ckpt) ~= "table" then
     error(string.format("%s: not an Ultralytics checkpoint (its top level is not a dict)", path), 0)
   end

@@ -70,14 +70,15 @@ local function resolve_model(model, args, data)
         error(string.format("model=%s is a plain state dict without an architecture: give model=<model.yaml> " ..
           "pretrained=%s", model, model), 0)
       end
-    elseif model:match("%.pt$") then
-      if not utils.exists(model) then error(string.format("model '%s' not found", model), 0) end
+    elseif model:match("%.pt$") then -- found or downloaded by utils.pt.locate
       model = tasks.load_checkpoint_model(model)
     elseif model:match("%.ya?ml$") then
       local m = tasks.Detection_Model(model, { nc = data and data.nc or nil, verbose = false })
       local w = args.pretrained
       if type(w) == "string" then
-        if not utils.exists(w) then error(string.format("pretrained=%s not found", w), 0) end
+        if not w:match("%.pt$") and not utils.exists(w) then -- a .pt is found or downloaded by utils.pt.locate
+          error(string.format("pretrained=%s not found", w), 0)
+        end
         local loaded, total = m:load(w, false)
         log("Transferred %d/%d items from pretrained weights %s", loaded, total, w)
         if loaded == 0 then
