@@ -461,6 +461,16 @@ static int tfile_gc(lua_State *L)
     return 0;
 }
 
+/* Pushes the file's metadata as a table key -> string. */
+static void push_metadata(lua_State *L, const yt_tensor_file *f)
+{
+    lua_createtable(L, 0, f->n_meta);
+    for (int i = 0; i < f->n_meta; i++) {
+        lua_pushstring(L, f->meta_values[i]);
+        lua_setfield(L, -2, f->meta_keys[i]);
+    }
+}
+
 static int l_load_safetensors(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -474,11 +484,7 @@ static int l_load_safetensors(lua_State *L)
         yt_lua_push_tensor(L, t);
         lua_setfield(L, -2, b->f.items[i].name);
     }
-    lua_createtable(L, 0, b->f.n_meta);
-    for (int i = 0; i < b->f.n_meta; i++) {
-        lua_pushstring(L, b->f.meta_values[i]);
-        lua_setfield(L, -2, b->f.meta_keys[i]);
-    }
+    push_metadata(L, &b->f);
     yt_tensor_file_free(&b->f);
     b->loaded = 0;
     return 2;
@@ -490,11 +496,7 @@ static int l_load_safetensors_metadata(lua_State *L)
     tfile_box *b = yt_lua_new_scratch(L, sizeof *b, tfile_gc);
     if (yt_safetensors_load_metadata(path, &b->f) < 0) return yt_lua_core_error(L);
     b->loaded = 1;
-    lua_createtable(L, 0, b->f.n_meta);
-    for (int i = 0; i < b->f.n_meta; i++) {
-        lua_pushstring(L, b->f.meta_values[i]);
-        lua_setfield(L, -2, b->f.meta_keys[i]);
-    }
+    push_metadata(L, &b->f);
     yt_tensor_file_free(&b->f);
     b->loaded = 0;
     return 1;

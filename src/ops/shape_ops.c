@@ -11,20 +11,10 @@
 
 /* ---- views: reshape, narrow, contiguous, permute (the tensor header is core's; recording is here) ---- */
 
-static int backward_sum_into(yt_tensor *in, yt_tensor *g)
+/* The backward of reshape and contiguous: the output gradient is contiguous in the output's shape and holds the
+ * same elements in the same order as the input's (contiguous) gradient buffer, so in.grad += gy element-wise. */
+static int same_order_backward(yt_node *node)
 {
-    /* g has in's shape (contiguous): in.grad += g */
-    float *gx = yt_grad_accum(in);
-    if (!gx) return 0;
-    const float *gy = yt_f32(g);
-    int64_t n = yt_numel(g);
-    for (int64_t i = 0; i < n; i++) gx[i] += gy[i];
-    return 0;
-}
-
-static int reshape_backward(yt_node *node)
-{
-    /* a reshape's gradient is the output gradient with the input's shape: same memory order */
     yt_tensor *in = node->in[0], *gy = yt_node_grad_out(node, 0);
     if (!gy) return -1;
     float *gx = yt_grad_accum(in);
@@ -79,7 +69,7 @@ yt_tensor *yt_reshape(yt_tensor *t, int ndim, const int64_t *shape)
         v->ndim = ndim;
         for (int d = 0; d < ndim; d++) v->shape[d] = sh[d];
         yt_tensor_set_contiguous_strides(v);
-        yt_record("reshape", reshape_backward, 1, &src, &v);
+        yt_record("reshape", same_order_backward, 1, &src, &v);
     }
     yt_tensor_release(src);
     return v;
@@ -145,17 +135,6 @@ yt_tensor *yt_narrow(yt_tensor *t, int dim, int64_t start, int64_t length)
     return v;
 }
 
-static int contiguous_backward(yt_node *node)
-{
-    /* the output is a contiguous copy of a strided input: scatter the gradient back through the strides */
-    yt_tensor *in = node->in[0], *gy = yt_node_grad_out(node, 0);
-    if (!gy) return -1;
-    float *gx = yt_grad_accum(in);
-    if (!gx) return 0;
-    /* in's grad buffer is contiguous in in's shape, and so is gy: same element order */
-    return backward_sum_into(in, gy);
-}
-
 yt_tensor *yt_contiguous(yt_tensor *t)
 {
     if (yt_tensor_is_released(t)) {
@@ -169,7 +148,7 @@ yt_tensor *yt_contiguous(yt_tensor *t)
     yt_tensor *c = yt_tensor_empty(t->dtype, t->ndim, t->shape);
     if (!c) return NULL;
     yt_tensor_copy_(c, t);
-    yt_record("contiguous", contiguous_backward, 1, &t, &c);
+    yt_record("contiguous", same_order_backward, 1, &t, &c);
     return c;
 }
 

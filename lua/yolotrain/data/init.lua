@@ -32,23 +32,8 @@ local function join(a, b)
   return a .. "/" .. b
 end
 
-local sys = yt.sys or {}
-
-local function exists(p)
-  if sys.stat then return (sys.stat(p)) ~= nil end
-  local ok = os.rename(p, p)
-  return ok and true or false
-end
-
-local function is_dir(p)
-  if sys.stat then
-    local st = sys.stat(p)
-    return st ~= nil and st.is_dir == true
-  end
-  local f = io.open(p .. "/.", "r")
-  if f then f:close() return true end
-  return false
-end
+local sys = yt.sys
+local exists, is_dir = utils.exists, utils.is_dir
 
 M._normalize, M._join, M._dirname = normalize, join, dirname
 
@@ -88,7 +73,7 @@ M.SHIPPED_DIR = normalize(SOURCE_DIR .. "../cfg/datasets")
 
 local function shipped_names()
   local names = {}
-  for _, n in ipairs(sys.listdir and sys.listdir(M.SHIPPED_DIR) or {}) do
+  for _, n in ipairs(sys.listdir(M.SHIPPED_DIR) or {}) do
     if n:match("%.ya?ml$") then names[#names + 1] = n end
   end
   table.sort(names)
@@ -347,7 +332,7 @@ function Loader:close() self._c:close() end
 function M.build_dataloader(dataset, batch, workers, shuffle, rank, seed, world_size)
   if getmetatable(dataset) ~= Dataset then error("build_dataloader: dataset must come from build_yolo_dataset", 2) end
   batch = math.min(math.tointeger(batch) or 16, #dataset)
-  local ncpu = sys.nproc and sys.nproc() or 2
+  local ncpu = sys.nproc()
   local nw = math.min(ncpu, math.tointeger(workers) or 0)
   if dataset.rect and shuffle then
     M.log("WARNING 'rect=True' is incompatible with DataLoader shuffle, setting shuffle=False")
