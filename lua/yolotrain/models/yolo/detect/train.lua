@@ -18,10 +18,12 @@ function Detection_Trainer:get_dataset()
   return info
 end
 
+-- The dataset of a split: an instance of self.dataset_class (default data.YOLO_Dataset; a recipe sets it to its
+-- own data.Dataset subclass, or overrides build_dataset).
 function Detection_Trainer:build_dataset(img_path, mode, batch)
   local data = require("yolotrain.data")
   local gs = utils.max_stride(type(self.model) == "table" and self.model or {})
-  return data.build_yolo_dataset(self.args, img_path, batch, self.data, mode, mode == "val", gs)
+  return data.build_yolo_dataset(self.args, img_path, batch, self.data, mode, mode == "val", gs, self.dataset_class)
 end
 
 function Detection_Trainer:get_dataloader(dataset_path, batch_size, rank, mode)
