@@ -145,7 +145,6 @@ function Base_Dataset:set_rect()
   self:_set_im_files()
   self:_callable_labels()
   self.rect = true
-  self.batch_shapes_list = self._c:batch_shapes()
 end
 
 function Base_Dataset:build_transforms(hyp)
