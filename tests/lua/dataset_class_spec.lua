@@ -164,7 +164,7 @@ describe("data.Dataset subclasses", function()
   end)
 
   it("close_mosaic rebuilds the transforms from hyp with mosaic and mixup at 0", function()
-    local Seen, Base = data.Dataset:extend("Seen")
+    local Seen = data.Dataset:extend("Seen")
     function Seen:build_transforms(hyp)
       self.seen = self.seen or {}
       self.seen[#self.seen + 1] = hyp.mosaic

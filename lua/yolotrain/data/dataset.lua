@@ -10,8 +10,9 @@
 --   transforms = self:build_transforms(hyp)     what a sample goes through, declared as data (see below)
 --
 -- The transforms run in C on the loader threads (src/data/dataset.c); no Lua runs there. A list of steps, in order:
---   { "mosaic", p = }  { "letterbox", scaleup = }  { "random_perspective", degrees =, translate =, scale =, shear =,
---   perspective = }  { "mixup", p = }  { "random_hsv", hgain =, sgain =, vgain = }  { "flipud", p = }  { "fliplr", p = }
+--   { "mosaic", p = }  { "letterbox", scaleup = }
+--   { "random_perspective", degrees =, translate =, scale =, shear =, perspective = }  { "mixup", p = }
+--   { "random_hsv", hgain =, sgain =, vgain = }  { "flipud", p = }  { "fliplr", p = }
 -- Every parameter is given; a letterbox is required and only a mosaic may come before it (it sizes the images that
 -- are not a mosaic); a mixup blends with a partner that went through the steps before it.
 --
@@ -179,7 +180,8 @@ end
 function Base_Dataset:all_labels() return self._c:all_labels() end
 function Base_Dataset:batch_shapes() return self._c:batch_shapes() end
 function Base_Dataset:cache_stats() return self._c:cache_stats() end
-function Base_Dataset:summary() return self.scan_summary end
+-- The scan summary line and its counts { found, missing, empty, corrupt, from_cache, cache_path }.
+function Base_Dataset:summary() return self.scan_summary, self.scan_stats end
 function Base_Dataset:msgs() return self.scan_msgs or {} end
 
 ---------------------------------------------------------------------------------------------------------------
@@ -193,7 +195,9 @@ function YOLO_Dataset:get_labels()
   local labels, stats, msgs = yt.data_scan(self.im_files, { nc = self.nc, single_cls = self.single_cls,
     label_cache = self.label_cache, prefix = self.prefix })
   for _, m in ipairs(msgs) do log(m) end
-  if self.cache == "disk" then log(self.prefix .. "WARNING cache='disk' is not supported, caching images in RAM instead") end
+  if self.cache == "disk" then
+    log(self.prefix .. "WARNING cache='disk' is not supported, caching images in RAM instead")
+  end
   log(stats.summary)
   self.scan_stats, self.scan_summary, self.scan_msgs = stats, stats.summary, msgs
   self.labels = labels
