@@ -12,6 +12,9 @@
 #include <lualib.h>
 
 #include "cli/cli.h"
+#ifdef YT_HAVE_MPI
+#include "distributed/dist.h"
+#endif
 #include "lua/yt_lua.h"
 #include "lua/yt_repl.h"
 
@@ -396,6 +399,9 @@ int main(int argc, char **argv)
     fflush(stdout);
     signal(SIGINT, SIG_DFL); /* no handler may touch the state being closed */
     lua_close(L);
+#ifdef YT_HAVE_MPI
+    yt_dist_end(); /* MPI finalized after finished work, else the job aborted: decided here, not in a finaliser */
+#endif
     yt_cli_history_close();
     return o.status;
 }

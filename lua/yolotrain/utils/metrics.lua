@@ -11,6 +11,7 @@
 --   m.fitness, m.ap_class_index (list of class ids), m.keys, m.curves, m.curves_results
 -- Class ids are 0-based everywhere (as in the data and in Ultralytics); list positions are 1-based.
 local yt = require("yolotrain.core")
+local defaults = require("yolotrain.cfg.default")
 
 local M = {}
 
@@ -248,7 +249,7 @@ function M.ConfusionMatrix(opts, conf_, iou_thres_, task_)
   opts = opts or {}
   local nc = assert(opts.nc, "ConfusionMatrix: nc is required")
   local conf = opts.conf
-  if conf == nil or conf == 0.001 then conf = 0.25 end
+  if conf == nil or conf == 0.001 then conf = defaults.predict_conf end
   return setmetatable({
     nc = nc,
     conf = conf,
