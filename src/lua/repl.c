@@ -90,8 +90,68 @@ int yt_repl_take_prompt_interrupt(void)
 
 /* ---- protected calls --------------------------------------------------------------------------------------- */
 
+/* Is the frame one of the engine's Lua files (lua/yolotrain/...)? */
+static int engine_frame(const lua_Debug *ar)
+{
+    return ar->source && ar->source[0] == '@' && strstr(ar->source, "lua/yolotrain/") != NULL;
+}
+
+/* "in function 'name'", as luaL_traceback names a frame (without its search of the loaded modules). */
+static void push_frame_name(lua_State *L, const lua_Debug *ar)
+{
+    if (*ar->namewhat) lua_pushfstring(L, "%s '%s'", ar->namewhat, ar->name);
+    else if (*ar->what == 'm') lua_pushliteral(L, "main chunk");
+    else if (*ar->what != 'C') lua_pushfstring(L, "function <%s:%d>", ar->short_src, ar->linedefined);
+    else lua_pushliteral(L, "?");
+}
+
+void yt_repl_traceback(lua_State *L, lua_State *L1, const char *msg, int level)
+{
+    const char *mode = getenv("YT_TRACEBACK");
+    if (mode && strcmp(mode, "full") == 0) {
+        luaL_traceback(L, L1, msg, level);
+        return;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    if (msg) {
+        luaL_addstring(&b, msg);
+        luaL_addchar(&b, '\n');
+    }
+    luaL_addstring(&b, "stack traceback:");
+    int hidden = 0;
+    lua_Debug ar;
+    for (int lv = level; lua_getstack(L1, lv, &ar); lv++) {
+        if (!lua_getinfo(L1, "Slnt", &ar) || ar.currentline <= 0) continue; /* C functions: nothing to open */
+        if (engine_frame(&ar)) {
+            hidden++;
+            continue;
+        }
+        lua_pushfstring(L, "\n\t%s:%d: in ", ar.short_src, ar.currentline);
+        luaL_addvalue(&b);
+        push_frame_name(L, &ar);
+        luaL_addvalue(&b);
+    }
+    if (hidden) luaL_addstring(&b, "\n\t(engine frames hidden; YT_TRACEBACK=full shows them)");
+    luaL_pushresult(&b);
+}
+
+/* A table with an integer exit_status is a report made by the engine (its message, its own traceback if any, the
+ * status to exit with): it passes through handlers unchanged. */
+int yt_repl_is_report(lua_State *L, int index)
+{
+    if (lua_type(L, index) != LUA_TTABLE) return 0;
+    int is = lua_getfield(L, index, "exit_status") == LUA_TNUMBER && lua_isinteger(L, -1);
+    lua_pop(L, 1);
+    return is;
+}
+
 int yt_repl_msghandler(lua_State *L)
 {
+    if (yt_repl_is_report(L, 1)) {
+        lua_settop(L, 1);
+        return 1;
+    }
     const char *msg = NULL;
     if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER) {
         msg = lua_tostring(L, 1);
@@ -99,7 +159,7 @@ int yt_repl_msghandler(lua_State *L)
         msg = lua_tostring(L, -1); /* NULL when __tostring returned a non-string */
     }
     if (msg == NULL) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    luaL_traceback(L, L, msg, 1);
+    yt_repl_traceback(L, L, msg, 1);
     return 1;
 }
 
@@ -250,11 +310,11 @@ static int print_values(lua_State *L)
 
 static void report(lua_State *L)
 {
-    const char *msg = lua_tostring(L, -1);
+    const char *msg = luaL_tolstring(L, -1, NULL); /* a report object through its __tostring */
     fflush(stdout);
-    fprintf(stderr, "%s\n", msg ? msg : "(error object is not a string)");
+    fprintf(stderr, "%s\n", msg);
     fflush(stderr);
-    lua_pop(L, 1);
+    lua_pop(L, 2);
 }
 
 /* Reads one complete entry (a line plus continuation lines while the code is incomplete). Returns the malloc'ed
