@@ -396,10 +396,19 @@ function Engine_Trainer:_interactive_pause()
   end
 end
 
+-- Across ranks: every rank takes the stop any rank was asked for (a signal may reach one rank only).
+function Engine_Trainer:_agree_stop()
+  if not self.dist then return end
+  local agreed = self.dist:agree_stop(self.stop_reason)
+  if agreed and agreed ~= self.stop_reason then self:request_stop(agreed) end
+end
+
 -- Where a stopped training ended, for its last line: "at epoch 3/10, batch 17/128; last saved to ...".
 function Engine_Trainer:_stopped_where()
   local at = self.stopped_at or { epoch = (self.epoch or 0) + 1, batch = 0, nb = 0 }
-  local saved = self.last_saved and ("last saved to " .. self.last) or "last not saved (save=false)"
+  -- (under DDP rank 0 saves, for all ranks)
+  local saved = (self.last_saved or (not self:is_main() and self.args.save)) and ("last saved to " .. self.last) or
+      "last not saved (save=false)"
   return string.format("at epoch %d/%d, batch %d/%d; %s", at.epoch, self.epochs, at.batch, at.nb, saved)
 end
 
@@ -499,6 +508,7 @@ function Engine_Trainer:_do_train()
       collectgarbage("step", 0)
       i = i + 1
       self:_interactive_pause()
+      self:_agree_stop()
       if self.stop then break end
     end
     self.stopped_at = { epoch = epoch + 1, batch = i, nb = nb }
@@ -543,6 +553,7 @@ function Engine_Trainer:_do_train()
     self:run_callbacks("on_fit_epoch_end")
     -- a signal during validation or the save stops here, after the save
     if not self.stop_reason then self:_interactive_pause() end
+    self:_agree_stop()
     if self.world_size > 1 and self.dist then self.stop = self.dist:broadcast_stop(self.stop) end
     if self.stop then break end
     epoch = epoch + 1

@@ -28,8 +28,9 @@ M.STOPS = {
 function M.stopped(reason, where)
   local stop = M.STOPS[reason]
   if not stop then error(string.format("unknown stop reason '%s'", tostring(reason)), 2) end
-  return setmetatable({ message = stop.says .. " " .. where, exit_status = stop.exit_status, stop_reason = reason },
-    Report)
+  local r = M.report(stop.says .. " " .. where, stop.exit_status)
+  r.stop_reason = reason
+  return r
 end
 
 -- Is this Lua source one of the engine's files?
@@ -51,9 +52,14 @@ function M.user_where(level)
   end
 end
 
+-- A report of message (no traceback) that exits with exit_status.
+function M.report(message, exit_status)
+  return setmetatable({ message = tostring(message), exit_status = exit_status }, Report)
+end
+
 -- Refuses the user's input (a bad command-line word): one line, no traceback, exit status 1.
 function M.refuse(msg)
-  error(setmetatable({ message = tostring(msg), exit_status = 1 }, Report), 0)
+  error(M.report(msg, 1), 0)
 end
 
 -- Raises msg at the user's file:line (an error in how the engine was called, not in the engine).
