@@ -179,6 +179,24 @@ print("lr0 now " .. t.args.lr0 .. ", finished at epoch " .. (t.epoch + 1))
     assert.matches("lr0 now 0.02, finished at epoch 2", out, 1, true)
   end)
 
+  it("stops after the epoch's save when SIGTERM comes at the epoch end (validation, the save), exit 143", function()
+    local dir = helpers.tmpdir()
+    fake.tiny_yaml(dir)
+    local path = recipe(dir, [[
+local t = T{ overrides = { model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 4, imgsz = 32, batch = 4,
+  project = DIR, name = 'end', plots = false, verbose = false } }
+t:add_callback("on_model_save", function(tr) os.execute("kill -TERM " .. yt.sys.getpid()) end)
+t:train()
+]])
+    local ok, rc, out = helpers.run(string.format("'%s' '%s' </dev/null", helpers.yolotrain, path))
+    assert.is_false(ok, out)
+    assert.are.equal(143, rc, out)
+    local last = dir .. "/end/weights/last.safetensors"
+    assert.are.equal("Stopped by SIGTERM at epoch 1/4, batch 3/3; last saved to " .. last, last_line(out), out)
+    local _, meta = yt.load_safetensors(last)
+    assert.are.equal("0", meta.epoch)
+  end)
+
   it("stop() in the paused REPL saves last and ends the run as Ctrl-C does: 'Stopped by user', exit 130", function()
     if not helpers.run("command -v script") then
       pending("util-linux 'script' is not available to provide a terminal")
