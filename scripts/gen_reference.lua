@@ -410,6 +410,7 @@ M.MODULES = {
   { name = "yolotrain.data", short = "data" },
   { name = "yolotrain.engine.results", short = "results" },
   { name = "yolotrain.utils.torch_utils", short = "torch_utils" },
+  { name = "yolotrain.utils.errors", short = "errors" },
   { name = "yolotrain.utils.loss", short = "loss" },
   { name = "yolotrain.utils.onnx", short = "onnx" },
 }
