@@ -417,6 +417,7 @@ M.MODULES = {
   { name = "yolotrain.data", short = "data" },
   { name = "yolotrain.engine.results", short = "results" },
   { name = "yolotrain.utils.torch_utils", short = "torch_utils" },
+  { name = "yolotrain.utils.errors", short = "errors" },
   { name = "yolotrain.utils.loss", short = "loss" },
   { name = "yolotrain.utils.onnx", short = "onnx" },
 }
@@ -450,9 +451,26 @@ M.AREAS = {
 }
 M.NAMESPACES = { sys = "sys", dist = "dist", optim = "optim" } -- yt.<name> tables of functions
 
+-- The areas in src/lua/modules.def order, and the yt.<group> table each one's names are also in (or none).
+local function area_groups()
+  local order, group = {}, {}
+  for name, g in read("src/lua/modules.def"):gmatch("YT_LUA_MODULE%(([%w_]+),%s*([%w_\"]+)%)") do
+    order[#order + 1] = name
+    group[name] = g:match('^"([%w_]+)"$')
+  end
+  return order, group
+end
+
+-- The grouped name of yt.<k> when its area is grouped: yt.data_loader -> "data.loader" (see modules.def).
+local function grouped_name(k, g)
+  if not g then return nil end
+  local short = k:sub(1, #g + 1) == g .. "_" and k:sub(#g + 2) or k
+  return g .. "." .. short
+end
+
 local function area_files()
   local order = { "core" }
-  for name in read("src/lua/modules.def"):gmatch("YT_LUA_MODULE%(([%w_]+)%)") do order[#order + 1] = name end
+  for _, name in ipairs((area_groups())) do order[#order + 1] = name end
   local texts = {}
   for _, a in ipairs(order) do
     texts[a] = read(a == "core" and "src/lua/core.c" or ("src/lua/l_" .. a .. ".c"))
@@ -772,16 +790,32 @@ end
 
 local function yt_section()
   local area, order = yt_areas()
+  local _, group_of = area_groups()
+  local is_group, aliased = {}, {}
+  for _, g in pairs(group_of) do is_group[g] = true end
   local groups = {}
   for _, k in ipairs(sorted_keys(yt)) do
     local a = area[k]
-    groups[a] = groups[a] or {}
+    local grouped = k ~= group_of[a] and grouped_name(k, group_of[a])
+    if grouped then
+      aliased[grouped] = true
+      groups[a] = groups[a] or {}
+      table.insert(groups[a], yt_row("yt." .. grouped, yt[k]))
+    end
+  end
+  for _, k in ipairs(sorted_keys(yt)) do
+    local a = area[k]
     if M.NAMESPACES[k] then
-      for _, f in ipairs(sorted_keys(yt[k])) do table.insert(groups[a], yt_row("yt." .. k .. "." .. f, yt[k][f])) end
-    else
+      groups[a] = groups[a] or {}
+      for _, f in ipairs(sorted_keys(yt[k])) do
+        if not aliased[k .. "." .. f] then table.insert(groups[a], yt_row("yt." .. k .. "." .. f, yt[k][f])) end
+      end
+    elseif not group_of[a] and not is_group[k] then
+      groups[a] = groups[a] or {}
       table.insert(groups[a], yt_row("yt." .. k, yt[k]))
     end
   end
+  for _, rows in pairs(groups) do table.sort(rows, function(x, y) return x.key < y.key end) end
   local parts = {}
   local names = {}
   for _, a in ipairs(order) do names[#names + 1] = a end
@@ -793,8 +827,13 @@ local function yt_section()
   for _, a in ipairs(names) do
     if groups[a] then
       local file = a == "core" and "src/lua/core.c" or (a == "other" and "?" or ("src/lua/l_" .. a .. ".c"))
-      parts[#parts + 1] = { heading = "#### " .. (M.AREAS[a] or a),
-        text = "From " .. code(file) .. ".", header = { "function", "what it does" }, rows = groups[a] }
+      local text = "From " .. code(file) .. "."
+      if group_of[a] then
+        text = text .. string.format(" Each is also at the top of the module under its old name (`yt.%s.x` is " ..
+          "`yt.%s_x` or `yt.x`), kept for one release.", group_of[a], group_of[a])
+      end
+      parts[#parts + 1] = { heading = "#### " .. (M.AREAS[a] or a), text = text,
+        header = { "function", "what it does" }, rows = groups[a] }
     end
   end
   return parts

@@ -8,6 +8,9 @@
 #                                               python3, onnxruntime from npm into tests/onnx, protobuf and protoc
 #                                               for the TensorBoard reader, strace, which watches an installed
 #                                               tree's file accesses; scripts/test.sh sets it)
+#        YT_LINT_DEPS=1 bash scripts/setup.sh  (also scripts/lint.sh's tools: clang-format, luacheck, StyLua from npm
+#                                               into scripts/lint; YT_SETUP_NO_BUILD=1 installs without building)
+#        YT_WERROR=1 bash scripts/setup.sh     (compiler warnings are errors: CI builds so)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +23,10 @@ packages=(build-essential cmake pkg-config git
 [ "${YT_FUZZ:-0}" = "1" ] && packages+=(clang libclang-rt-dev)
 if [ "${YT_TEST_DEPS:-0}" = "1" ]; then
   packages+=(python3 python3-numpy python3-onnx python3-opencv python3-protobuf protobuf-compiler strace)
+  command -v npm >/dev/null || packages+=(nodejs npm)
+fi
+if [ "${YT_LINT_DEPS:-0}" = "1" ]; then
+  packages+=(clang-format lua-check)
   command -v npm >/dev/null || packages+=(nodejs npm)
 fi
 missing=()
@@ -43,6 +50,15 @@ if [ "${YT_TEST_DEPS:-0}" = "1" ] && ! grep -qs "\"version\": \"$ort_version\"" 
   (cd tests/onnx && npm install --ignore-scripts --no-package-lock --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
+# StyLua's WASM build runs offline under node (its -bin twin downloads a binary at install)
+stylua_version=$(sed -n 's/.*"@johnnymorganz\/stylua": "\(.*\)".*/\1/p' scripts/lint/package.json)
+if [ "${YT_LINT_DEPS:-0}" = "1" ] && ! grep -qs "\"version\": \"$stylua_version\"" \
+    scripts/lint/node_modules/@johnnymorganz/stylua/package.json; then
+  echo "setup: installing StyLua $stylua_version into scripts/lint"
+  (cd scripts/lint && npm install --ignore-scripts --no-package-lock --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+[ "${YT_SETUP_NO_BUILD:-0}" = "1" ] && exit 0
+
 if [ "${YT_SANITIZE:-0}" = "1" ]; then
   build=build-asan
   flags=(-DYT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo)
@@ -57,6 +73,8 @@ else
   build=build
   flags=(-DCMAKE_BUILD_TYPE=Release)
 fi
-cmake -S . -B "$build" "${flags[@]}" >/dev/null
+werror=OFF
+[ "${YT_WERROR:-0}" = "1" ] && werror=ON
+cmake -S . -B "$build" "${flags[@]}" -DYT_WERROR=$werror >/dev/null
 cmake --build "$build" -j"$(nproc)"
 echo "setup: built $build/yolotrain"

@@ -12,6 +12,9 @@
 #include <lualib.h>
 
 #include "cli/cli.h"
+#ifdef YT_HAVE_MPI
+#include "distributed/dist.h"
+#endif
 #include "lua/yt_lua.h"
 #include "lua/yt_repl.h"
 
@@ -58,8 +61,10 @@ static const char usage_text[] =
     "Environment:\n"
     "  YOLOTRAIN_LUA_PATH    ':'-separated directories searched first for the yolotrain.* Lua modules\n"
     "  YOLOTRAIN_CONFIG_DIR  the folder of settings.yaml (default $XDG_CONFIG_HOME/yolotrain)\n"
+    "  YT_TRACEBACK=full     tracebacks keep the engine's frames (by default they start at the user's file:line)\n"
     "\n"
-    "Exit status: 0 on success, 1 on an error, 130 when Ctrl-C interrupted the recipe.\n";
+    "Exit status: 0 on success, 1 on an error, 130 when Ctrl-C (or stop() in the paused REPL) stopped a training\n"
+    "or interrupted the recipe, 143 when SIGTERM stopped a training (last is saved in both cases).\n";
 
 /* ---- options ----------------------------------------------------------------------------------------------- */
 
@@ -215,16 +220,25 @@ static void set_arg_table(lua_State *L, const cli_options *o)
 
 /* ---- running code ------------------------------------------------------------------------------------------ */
 
-/* Prints the error on top of the stack and returns the exit status it means. */
+/* Prints the error on top of the stack and returns the exit status it means: a report object's exit_status
+ * (printed as is when it is not 1: a stopped training's last line), 130 after Ctrl-C raised "interrupted", else 1. */
 static int report_error(lua_State *L)
 {
     int interrupted = yt_repl_take_interrupted();
-    const char *msg = lua_tostring(L, -1);
+    int status = interrupted ? EXIT_INTERRUPTED : 1;
+    if (yt_repl_is_report(L, -1)) {
+        lua_getfield(L, -1, "exit_status");
+        lua_Integer v = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        status = v < 1 || v > 255 ? 1 : (int)v;
+        if (interrupted && status == 1) status = EXIT_INTERRUPTED; /* a third Ctrl-C failed the step */
+    }
+    const char *msg = luaL_tolstring(L, -1, NULL);
     fflush(stdout);
-    fprintf(stderr, "yolotrain: %s\n", msg ? msg : "(error object is not a string)");
+    fprintf(stderr, "%s%s\n", status == 1 || interrupted ? "yolotrain: " : "", msg);
     fflush(stderr);
-    lua_pop(L, 1);
-    return interrupted ? EXIT_INTERRUPTED : 1;
+    lua_pop(L, 2);
+    return status;
 }
 
 /* Calls the function below the nargs arguments. Returns 0 or the exit status of the failure (printed). */
@@ -396,6 +410,9 @@ int main(int argc, char **argv)
     fflush(stdout);
     signal(SIGINT, SIG_DFL); /* no handler may touch the state being closed */
     lua_close(L);
+#ifdef YT_HAVE_MPI
+    yt_dist_end(); /* MPI finalized after finished work, else the job aborted: decided here, not in a finaliser */
+#endif
     yt_cli_history_close();
     return o.status;
 }

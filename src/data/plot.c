@@ -9,8 +9,8 @@
 
 #include "core/error.h"
 #include "metrics/canvas.h"
+#include "metrics/nms.h"
 
-#define CONF_THRES 0.25f /* predictions drawn: conf above this (Ultralytics' plot_images) */
 
 void yt_plot_box_label(char *buf, size_t size, const char *name, int cls, const float *conf)
 {
@@ -83,7 +83,7 @@ int yt_plot_batch(const yt_plot_batch_args *a, const char *path)
         /* boxes */
         for (int j = 0; j < a->N; j++) {
             if ((int)a->batch_idx[j] != k) continue;
-            if (a->conf && !(a->conf[j] > CONF_THRES)) continue;
+            if (a->conf && !(a->conf[j] > YT_PREDICT_CONF)) continue;
             const float *b = a->bboxes + 4 * j;
             double sx = a->boxes_in_pixels ? 1 : a->W, sy = a->boxes_in_pixels ? 1 : a->H;
             double x1 = (b[0] - b[2] / 2) * sx * scale + ox, y1 = (b[1] - b[3] / 2) * sy * scale + oy;

@@ -26,6 +26,7 @@ static struct {
     char broken[1024];  /* non-empty after a failed collective */
     float *bucket[2];  /* gradient buckets, grown on demand */
     size_t bucket_cap;
+    int exit_ok;       /* the work finished: yt_dist_end may finalize */
 } D = {.size = 1, .timeout = 1800.0};
 
 static int mpi_fail(int rc, const char *what)
@@ -383,6 +384,19 @@ void yt_dist_abort(const char *msg, int code)
     MPI_Initialized(&inited);
     MPI_Finalized(&finalized);
     if (inited && !finalized) MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
+}
+
+void yt_dist_set_exit_ok(int ok) { D.exit_ok = ok; }
+
+void yt_dist_end(void)
+{
+    if (!yt_dist_is_initialized() || yt_dist_is_finalized()) return;
+    if (D.broken[0]) yt_dist_abort("aborting the job after the communication failure reported above", 1);
+    else if (!D.exit_ok)
+        yt_dist_abort("this rank is exiting without having finished its distributed work (an error outside "
+                      "training, or yt.dist.finalize() not called): aborting the job",
+                      1);
+    else if (yt_dist_finalize() < 0) yt_dist_abort(yt_last_error(), 1);
 }
 
 int yt_dist_finalize(void)

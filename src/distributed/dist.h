@@ -63,4 +63,11 @@ void yt_dist_abort(const char *msg, int code);
 int yt_dist_finalize(void);
 int yt_dist_is_finalized(void);
 
+/* Whether this rank finished its distributed work (the trainer says so after the last barrier); reset by init. */
+void yt_dist_set_exit_ok(int ok);
+/* The end of a process that may have initialised MPI, called by the program after its work (never from a
+ * finaliser): finalizes MPI when the work finished, and otherwise aborts the job with a message, so a rank that
+ * ends on an error never leaves the others waiting in a collective. Nothing to do when MPI is not initialised. */
+void yt_dist_end(void);
+
 #endif

@@ -15,13 +15,14 @@
  *   yt.dist.identical(tensors)                   -> true when bitwise equal on every rank
  *   yt.dist.sync_batch_norm(x, weight, bias, running_mean, running_var [, momentum = 0.1, eps = 1e-5]) -> y
  *   yt.dist.abort(msg [, code = 1])              prints msg with the rank and ends every rank (MPI_Abort)
- *   yt.dist.set_exit_ok(flag)                    at exit (lua_close): finalize when true, abort when false
+ *   yt.dist.set_exit_ok(flag)                    at exit: finalize when true, abort when false
  *   yt.dist.finalize()
  *   yt.dist.broken()                             -> message of the failure that broke communication, or nil
  *
- * At exit, a process that initialised MPI finalizes it when set_exit_ok(true) was called after the last init
- * (the trainer does so when training succeeded), and otherwise aborts the job with a message: a rank that ends
- * on an error never leaves the others waiting in a collective. */
+ * At exit (the program's yt_dist_end, after the Lua state is closed: never a finaliser), a process that
+ * initialised MPI finalizes it when set_exit_ok(true) was called after the last init (the trainer does so when
+ * training succeeded), and otherwise aborts the job with a message: a rank that ends on an error never leaves the
+ * others waiting in a collective. A host program other than yolotrain calls yt_dist_end itself. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,47 +33,16 @@
 #include "core/error.h"
 #include "distributed/dist.h"
 
-#define DIST_SENTINEL "yt.dist.sentinel"
-
-static int exit_ok;
-
 static int check_rc(lua_State *L, int rc)
 {
     if (rc < 0) return yt_lua_core_error(L);
     return rc;
 }
 
-/* Closing the Lua state (end of the program) finalizes or aborts MPI. */
-static int sentinel_gc(lua_State *L)
-{
-    if (!yt_dist_is_initialized() || yt_dist_is_finalized()) return 0;
-    const char *broken = yt_dist_broken();
-    if (broken) {
-        yt_dist_abort("aborting the job after the communication failure reported above", 1);
-    } else if (!exit_ok) {
-        yt_dist_abort("this rank is exiting without having finished its distributed work (an error outside "
-                      "training, or yt.dist.finalize() not called): aborting the job",
-                      1);
-    } else if (yt_dist_finalize() < 0) {
-        yt_dist_abort(yt_last_error(), 1);
-    }
-    return 0;
-}
-
 static int l_init(lua_State *L)
 {
     check_rc(L, yt_dist_init());
-    exit_ok = 0;
-    if (luaL_newmetatable(L, DIST_SENTINEL)) {
-        lua_pushcfunction(L, sentinel_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pop(L, 1);
-        lua_newuserdatauv(L, 1, 0);
-        luaL_setmetatable(L, DIST_SENTINEL);
-        lua_setfield(L, LUA_REGISTRYINDEX, DIST_SENTINEL ".instance");
-    } else {
-        lua_pop(L, 1);
-    }
+    yt_dist_set_exit_ok(0);
     lua_pushinteger(L, yt_dist_rank());
     lua_pushinteger(L, yt_dist_size());
     return 2;
@@ -253,7 +223,7 @@ static int l_abort(lua_State *L)
 
 static int l_set_exit_ok(lua_State *L)
 {
-    exit_ok = lua_toboolean(L, 1);
+    yt_dist_set_exit_ok(lua_toboolean(L, 1));
     return 0;
 }
 

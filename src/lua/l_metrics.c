@@ -212,7 +212,7 @@ static int l_confusion_matrix_update(lua_State *L)
         !yt_is_contiguous(mt))
         return luaL_error(L, "confusion_matrix_update: matrix must be a contiguous square float64 (nc+1, nc+1), got %s",
                           shape_of(mt, b, sizeof b));
-    float conf = (float)yt_lua_opt_number_field(L, 5, "conf", 0.25), iou = (float)yt_lua_opt_number_field(L, 5, "iou", 0.45);
+    float conf = (float)yt_lua_opt_number_field(L, 5, "conf", YT_PREDICT_CONF), iou = (float)yt_lua_opt_number_field(L, 5, "iou", 0.45);
     int nc = (int)mt->shape[0] - 1;
     int64_t nd = 0, ng, ngc;
     float *dets = dt ? rows_f32(L, dt, 6, "confusion_matrix_update detections", &nd) : NULL;

@@ -42,12 +42,24 @@ static lua_State *volatile sys_target;  /* thread that installed the handler (fo
 static struct sigaction sys_saved;      /* disposition before install */
 static int sys_installed;
 static int sys_target_ref = LUA_NOREF;  /* registry reference keeping sys_target from being collected */
+static atomic_int sys_terminations;     /* SIGTERMs since the last yt.sys.terminated() */
+static struct sigaction sys_saved_term; /* SIGTERM disposition before install */
 
 static void on_sigint_flag(int sig)
 {
     (void)sig;
     int n = atomic_fetch_add(&sys_interrupts, 1) + 1;
     if (n >= 3) yt_repl_arm_interrupt(sys_target); /* the step boundary never came: stop the Lua code now */
+}
+
+/* SIGTERM asks for the same clean stop as Ctrl-C, without a REPL; a second one ends the process at once. */
+static void on_sigterm_flag(int sig)
+{
+    if (atomic_fetch_add(&sys_terminations, 1) >= 1) {
+        /* blocked while this handler runs: delivered, with the default (fatal) action, when it returns */
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
 }
 
 static int l_install_interrupt_handler(lua_State *L)
@@ -65,7 +77,17 @@ static int l_install_interrupt_handler(lua_State *L)
     lua_pushthread(L);
     sys_target_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     sys_target = L;
-    if (sigaction(SIGINT, &sa, &sys_saved) != 0) {
+    atomic_store(&sys_terminations, 0);
+    struct sigaction st = sa;
+    st.sa_handler = on_sigterm_flag;
+    int failed = sigaction(SIGINT, &sa, &sys_saved) != 0;
+    if (!failed && sigaction(SIGTERM, &st, &sys_saved_term) != 0) {
+        failed = 1;
+        int e = errno;
+        sigaction(SIGINT, &sys_saved, NULL);
+        errno = e;
+    }
+    if (failed) {
         int e = errno;
         sys_target = NULL;
         luaL_unref(L, LUA_REGISTRYINDEX, sys_target_ref);
@@ -84,6 +106,7 @@ static int l_restore_interrupt_handler(lua_State *L)
         return 1;
     }
     sigaction(SIGINT, &sys_saved, NULL);
+    sigaction(SIGTERM, &sys_saved_term, NULL);
     sys_installed = 0;
     sys_target = NULL;
     luaL_unref(L, LUA_REGISTRYINDEX, sys_target_ref);
@@ -98,6 +121,22 @@ static int l_interrupted(lua_State *L)
     lua_pushboolean(L, n > 0);
     lua_pushinteger(L, n);
     return 2;
+}
+
+static int l_terminated(lua_State *L)
+{
+    int n = atomic_exchange(&sys_terminations, 0);
+    lua_pushboolean(L, n > 0);
+    return 1;
+}
+
+/* yt.sys.traceback([msg [, level]]): the traceback without the engine's frames (YT_TRACEBACK=full: all of them). */
+static int l_traceback(lua_State *L)
+{
+    const char *msg = luaL_optstring(L, 1, NULL);
+    int level = (int)luaL_optinteger(L, 2, 1);
+    yt_repl_traceback(L, L, msg, level);
+    return 1;
 }
 
 static int l_interrupt_count(lua_State *L)
@@ -406,6 +445,8 @@ static const luaL_Reg sys_functions[] = {
     {"restore_interrupt_handler", l_restore_interrupt_handler},
     {"interrupted", l_interrupted},
     {"interrupt_count", l_interrupt_count},
+    {"terminated", l_terminated},
+    {"traceback", l_traceback},
     {"repl", l_repl},
     {"isatty", l_isatty},
     {"time", l_time},

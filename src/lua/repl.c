@@ -90,8 +90,121 @@ int yt_repl_take_prompt_interrupt(void)
 
 /* ---- protected calls --------------------------------------------------------------------------------------- */
 
+/* Is the frame one of the engine's Lua files (lua/yolotrain/...)? */
+static int engine_frame(const lua_Debug *ar)
+{
+    return ar->source && ar->source[0] == '@' && strstr(ar->source, "lua/yolotrain/") != NULL;
+}
+
+/* "in function 'name'", as luaL_traceback names a frame (without its search of the loaded modules). */
+static void push_frame_name(lua_State *L, const lua_Debug *ar)
+{
+    if (*ar->namewhat) lua_pushfstring(L, "%s '%s'", ar->namewhat, ar->name);
+    else if (*ar->what == 'm') lua_pushliteral(L, "main chunk");
+    else if (*ar->what != 'C') lua_pushfstring(L, "function <%s:%d>", ar->short_src, ar->linedefined);
+    else lua_pushliteral(L, "?");
+}
+
+/* Is the frame one the trimmed traceback shows (a Lua function outside the engine)? Fills ar's fields. */
+static int user_frame(lua_State *L1, lua_Debug *ar)
+{
+    return lua_getinfo(L1, "Slnt", ar) && ar->currentline > 0 && !engine_frame(ar);
+}
+
+#define TRACE_HEAD 10   /* user frames shown before, and after, the gap of a deep stack, as luaL_traceback does */
+#define TRACE_TAIL 11
+#define TRACE_WINDOW 64 /* levels looked at from each end of a deep stack (lua_getstack costs its level) */
+
+/* The deepest existing level of L1 (a binary search, as luaL_traceback finds it). */
+static int last_level(lua_State *L1)
+{
+    lua_Debug ar;
+    int li = 1, le = 1;
+    while (lua_getstack(L1, le, &ar)) {
+        li = le;
+        le *= 2;
+    }
+    while (li < le) {
+        int m = (li + le) / 2;
+        if (lua_getstack(L1, m, &ar)) li = m + 1;
+        else le = m;
+    }
+    return le - 1;
+}
+
+/* Appends the user frames of levels [from, to] to out (at most max), counts the engine frames in *hidden. */
+static int user_levels(lua_State *L1, int from, int to, int *out, int max, int *hidden)
+{
+    int n = 0;
+    lua_Debug ar;
+    for (int lv = from; lv <= to && n < max && lua_getstack(L1, lv, &ar); lv++) {
+        if (user_frame(L1, &ar)) out[n++] = lv;
+        else if (ar.currentline > 0) (*hidden)++; /* an engine frame; C functions have nothing to open */
+    }
+    return n;
+}
+
+static void add_frame(lua_State *L, luaL_Buffer *b, lua_State *L1, int lv)
+{
+    lua_Debug ar;
+    if (!lua_getstack(L1, lv, &ar) || !lua_getinfo(L1, "Slnt", &ar)) return;
+    lua_pushfstring(L, "\n\t%s:%d: in ", ar.short_src, ar.currentline);
+    luaL_addvalue(b);
+    push_frame_name(L, &ar);
+    luaL_addvalue(b);
+}
+
+void yt_repl_traceback(lua_State *L, lua_State *L1, const char *msg, int level)
+{
+    const char *mode = getenv("YT_TRACEBACK");
+    if (mode && strcmp(mode, "full") == 0) {
+        luaL_traceback(L, L1, msg, level);
+        return;
+    }
+    /* the user frames among the first and the last TRACE_WINDOW levels (all levels when there are not more) */
+    int last = last_level(L1), hidden = 0;
+    int head[2 * TRACE_WINDOW], tail[TRACE_WINDOW];
+    int deep = last - level + 1 > 2 * TRACE_WINDOW;
+    int nh = user_levels(L1, level, deep ? level + TRACE_WINDOW - 1 : last, head, 2 * TRACE_WINDOW, &hidden);
+    int nt = deep ? user_levels(L1, last - TRACE_WINDOW + 1, last, tail, TRACE_WINDOW, &hidden) : 0;
+    if (!deep && nh > TRACE_HEAD + TRACE_TAIL) { /* one shallow stack with many user frames: its two ends */
+        nt = TRACE_TAIL;
+        memcpy(tail, head + nh - TRACE_TAIL, sizeof(int) * TRACE_TAIL);
+        nh = TRACE_HEAD;
+        deep = 1;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    if (msg) {
+        luaL_addstring(&b, msg);
+        luaL_addchar(&b, '\n');
+    }
+    luaL_addstring(&b, "stack traceback:");
+    for (int i = 0; i < nh && (!deep || i < TRACE_HEAD); i++) add_frame(L, &b, L1, head[i]);
+    if (deep) {
+        luaL_addstring(&b, "\n\t...\t(levels skipped)");
+        for (int i = nt > TRACE_TAIL ? nt - TRACE_TAIL : 0; i < nt; i++) add_frame(L, &b, L1, tail[i]);
+    }
+    if (hidden) luaL_addstring(&b, "\n\t(engine frames hidden; YT_TRACEBACK=full shows them)");
+    luaL_pushresult(&b);
+}
+
+/* A table with an integer exit_status is a report made by the engine (its message, its own traceback if any, the
+ * status to exit with): it passes through handlers unchanged. */
+int yt_repl_is_report(lua_State *L, int index)
+{
+    if (lua_type(L, index) != LUA_TTABLE) return 0;
+    int is = lua_getfield(L, index, "exit_status") == LUA_TNUMBER && lua_isinteger(L, -1);
+    lua_pop(L, 1);
+    return is;
+}
+
 int yt_repl_msghandler(lua_State *L)
 {
+    if (yt_repl_is_report(L, 1)) {
+        lua_settop(L, 1);
+        return 1;
+    }
     const char *msg = NULL;
     if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER) {
         msg = lua_tostring(L, 1);
@@ -99,7 +212,7 @@ int yt_repl_msghandler(lua_State *L)
         msg = lua_tostring(L, -1); /* NULL when __tostring returned a non-string */
     }
     if (msg == NULL) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    luaL_traceback(L, L, msg, 1);
+    yt_repl_traceback(L, L, msg, 1);
     return 1;
 }
 
@@ -250,11 +363,11 @@ static int print_values(lua_State *L)
 
 static void report(lua_State *L)
 {
-    const char *msg = lua_tostring(L, -1);
+    const char *msg = luaL_tolstring(L, -1, NULL); /* a report object through its __tostring */
     fflush(stdout);
-    fprintf(stderr, "%s\n", msg ? msg : "(error object is not a string)");
+    fprintf(stderr, "%s\n", msg);
     fflush(stderr);
-    lua_pop(L, 1);
+    lua_pop(L, 2);
 }
 
 /* Reads one complete entry (a line plus continuation lines while the code is incomplete). Returns the malloc'ed

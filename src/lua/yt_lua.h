@@ -44,7 +44,7 @@ void *yt_lua_new_scratch(lua_State *L, size_t size, lua_CFunction gc);
 /* Adds methods to tensors from another binding file (names starting with "__" become metamethods). */
 void yt_lua_add_tensor_methods(lua_State *L, const luaL_Reg *fns);
 
-#define YT_LUA_MODULE(name) void yt_lua_open_##name(lua_State *L, int module_index);
+#define YT_LUA_MODULE(name, group) void yt_lua_open_##name(lua_State *L, int module_index);
 #include "lua/modules.def"
 #undef YT_LUA_MODULE
 

@@ -29,8 +29,19 @@ void yt_repl_set_editor(const yt_line_editor *editor);
  * this to learn whether it was Ctrl-C: returns 1 once per Ctrl-C and clears the flag. */
 int yt_repl_take_prompt_interrupt(void);
 
-/* Message handler for lua_pcall: turns the error object into a string (strings as they are, __tostring for objects
- * that have one, "(error object is a <type> value)" otherwise) and appends a traceback. */
+/* Pushes msg (may be NULL) and the traceback of L1 from level on, as luaL_traceback does, but without the frames
+ * of the engine (Lua files under lua/yolotrain/) and of C functions, so that the first frame is the user's
+ * file:line; a last line says when engine frames were left out. YT_TRACEBACK=full in the environment: every
+ * frame (luaL_traceback). */
+void yt_repl_traceback(lua_State *L, lua_State *L1, const char *msg, int level);
+
+/* 1 if the value at index is a report object: a table with an integer exit_status (the engine's errors and stops,
+ * yolotrain.utils.errors), which carries its message, its own traceback if any, and the status to exit with. */
+int yt_repl_is_report(lua_State *L, int index);
+
+/* Message handler for lua_pcall: a report object passes through unchanged; any other error object becomes a string
+ * (strings as they are, __tostring for objects that have one, "(error object is a <type> value)" otherwise)
+ * followed by yt_repl_traceback. */
 int yt_repl_msghandler(lua_State *L);
 
 /* lua_pcall with yt_repl_msghandler, during which the first Ctrl-C makes the running Lua code raise the error

@@ -9,7 +9,7 @@
 void yt_nms_opts_default(yt_nms_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->conf_thres = 0.25f;
+    o->conf_thres = YT_PREDICT_CONF;
     o->iou_thres = 0.45;
     o->max_det = 300;
     o->max_nms = 30000;

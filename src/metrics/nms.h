@@ -22,7 +22,10 @@ typedef struct {
     int n_classes;
 } yt_nms_opts;
 
-/* conf 0.25, iou 0.45, max_det 300, max_nms 30000, best class only, class-aware, all classes. */
+/* The confidence a prediction needs by default (Ultralytics' predict and plots default); validation passes its own. */
+#define YT_PREDICT_CONF 0.25f
+
+/* conf YT_PREDICT_CONF, iou 0.45, max_det 300, max_nms 30000, best class only, class-aware, all classes. */
 void yt_nms_opts_default(yt_nms_opts *o);
 
 /* Greedy suppression of n boxes already sorted by descending score.

@@ -1,6 +1,7 @@
 -- Data-parallel training through the stock trainer: 2 ranks x batch 8 and 1 process x batch 16 from the same seed
 -- end with the same weights (synchronised BatchNorm; the loss is normalised over the whole batch on every rank),
--- and only rank 0 writes TensorBoard's event file.
+-- and only rank 0 writes TensorBoard's event file; a rank that dies or hangs ends the job in bounded time, and SIGTERM
+-- to one rank stops every rank at the same step.
 local yt = require("yolotrain.core")
 local helpers = require("helpers")
 
@@ -104,5 +105,39 @@ t:train()
     local out = broken_rank_then_resume("STOP", "hung")
     assert.matches("YT_DIST_TIMEOUT", out, 1, true)
     assert.matches("rank 0", out, 1, true)
+  end)
+
+  it("stops every rank at the same step when SIGTERM reaches one of them: last saved, exit 143", function()
+    if not mpi_ok() then
+      pending("built without MPI")
+      return
+    end
+    local coco = helpers.datasets_dir .. "/coco128"
+    local dir = helpers.tmpdir()
+    helpers.write_file(dir .. "/recipe.lua", [==[
+local yt = require("yolotrain")
+local cfg = require("yolotrain.cfg")
+local detect = require("yolotrain.models.yolo.detect")
+local t = detect.Detection_Trainer{ overrides = cfg.recipe_overrides({}, arg) }
+t:add_callback("on_train_batch_end", function(tr)
+  if tr.rank == 1 and tr.epoch == 1 and tr.ni == 2 then os.execute("kill -TERM " .. yt.sys.getpid()) end
+end)
+t:train()
+]==])
+    local common = string.format("data='%s' model=yolov8n.yaml epochs=3 imgsz=64 batch=16 nbs=16 fraction=0.25 " ..
+      "workers=1 val=false plots=false project='%s' name=term", coco, dir)
+    local t0 = yt.now()
+    local ok, rc, out = helpers.run(string.format("cd '%s' && OMP_NUM_THREADS=1 YT_DIST_TIMEOUT=20 timeout 300 '%s' " ..
+      "recipe.lua %s ranks=2", dir, helpers.yolotrain, common))
+    local elapsed = yt.now() - t0
+    assert.is_false(ok, out)
+    assert.are.equal(143, rc, out)
+    assert(elapsed < 60, string.format("the job took %.0f s to end: a rank waited for the other", elapsed))
+    local last = dir .. "/term/weights/last.safetensors"
+    -- rank 0 was not signalled: it stopped because rank 1 was, at the same step (epoch 2, batch 1 of 2)
+    assert.matches("Stopped by SIGTERM at epoch 2/3, batch 1/2; last saved to " .. last, out, 1, true)
+    assert.is_nil(out:find("this rank failed", 1, true), out)
+    local _, meta = yt.load_safetensors(last)
+    assert.are.equal("1", meta.epoch)
   end)
 end)

@@ -1,5 +1,6 @@
 -- Training that is killed or interrupted: kill -9 mid-epoch then resume gives the uninterrupted result
--- bitwise; Ctrl-C pauses into the REPL with `trainer` in scope (cont() resumes), or stops and saves last.
+-- bitwise; Ctrl-C pauses into the REPL with `trainer` in scope (cont() resumes, stop() stops), or without a
+-- terminal stops; SIGINT, SIGTERM and stop() save last, say where they stopped and exit 130, 143, 130.
 local yt = require("yolotrain.core")
 local helpers = require("helpers")
 local fake = require("fake_training")
@@ -72,32 +73,82 @@ t:train()
     same_weights(full.last, resumed.last)
   end)
 
-  it("stops at the next step boundary on Ctrl-C without a terminal, saving last", function()
-    local dir = helpers.tmpdir()
+  -- A recipe of 4 epochs of 3 batches that writes its pid mid-step at epoch 2, batch 2, so the signal arrives there.
+  local function signalled_recipe(dir, name)
     fake.tiny_yaml(dir)
-    local path = recipe(dir, [[
-local t = T{ overrides = { model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 50, imgsz = 32, batch = 4,
-  project = DIR, name = 'ctrlc', plots = false, verbose = false } }
+    return recipe(dir, string.format([[
+local t = T{ overrides = { model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 4, imgsz = 32, batch = 4,
+  project = DIR, name = %q, plots = false, verbose = false, nbs = 8, warmup_epochs = 1, close_mosaic = 1 } }
 t:add_callback("on_train_batch_end", function(tr)
   if tr.epoch == 1 and tr.ni == 4 then
     local f = io.open(DIR .. "/pid", "w"); f:write(yt.sys.getpid()); f:close()
     local t0 = yt.now()
-    while yt.now() - t0 < 3 do end -- Ctrl-C arrives now, mid-step; the loop acts on it at the step boundary
+    while yt.now() - t0 < 3 do end -- the signal arrives now, mid-step; the loop acts on it at the step boundary
   end
 end)
 t:train()
-print("finished at epoch " .. (t.epoch + 1))
-]])
-    local ok, rc, out = helpers.run(string.format(
-      "(while [ ! -s '%s/pid' ]; do sleep 0.1; done; kill -INT $(cat '%s/pid')) & '%s' '%s' </dev/null; wait",
-      dir, dir, helpers.yolotrain, path))
-    assert.is_true(ok, out)
-    assert.matches("Interrupted: saving last and stopping", out, 1, true)
-    assert.matches("finished at epoch 2", out, 1, true)
-    local _, meta = yt.load_safetensors(dir .. "/ctrlc/weights/last.safetensors")
-    assert.are.equal("1", meta.epoch)
-  end)
+print("after train()")
+]], name))
+  end
 
+  local function last_line(out)
+    local last
+    for line in out:gmatch("[^\n]+") do last = line end
+    return last
+  end
+
+  -- Resumes a stopped run in-process from the epoch after the one stopped in, to the end; returns its last.
+  local function resume(last)
+    local T = fake.make_trainer_class({ nb = 3 })
+    local resumed = T{ overrides = { resume = last } }
+    resumed:train()
+    assert.are.equal(2, resumed.start_epoch)
+    return resumed.last
+  end
+
+  -- The same run stopped in-process by request_stop at the same step, then resumed: the reference weights.
+  local reference
+  local function reference_last()
+    if reference then return reference end
+    local dir = helpers.tmpdir()
+    local T = fake.make_trainer_class({ nb = 3 })
+    local o = common(dir, "ref")
+    o.epochs = 4
+    local t = T{ overrides = o }
+    t:add_callback("on_train_batch_end", function(tr)
+      if tr.epoch == 1 and tr.ni == 4 then tr:request_stop("interrupt") end
+    end)
+    local ok, err = pcall(t.train, t)
+    assert.is_false(ok)
+    assert.are.equal(130, err.exit_status)
+    reference = resume(t.last)
+    return reference
+  end
+
+  for _, case in ipairs({
+    { signal = "INT", status = 130, says = "Interrupted: saving last and stopping", by = "Stopped by Ctrl-C" },
+    { signal = "TERM", status = 143, says = "Terminated: saving last and stopping", by = "Stopped by SIGTERM" },
+  }) do
+    it("stops at the next step boundary on SIG" .. case.signal .. " without a terminal, saves last, exits " ..
+      case.status, function()
+      local dir = helpers.tmpdir()
+      local path = signalled_recipe(dir, "sig")
+      local ok, rc, out = helpers.run(string.format(
+        "((while [ ! -s '%s/pid' ]; do sleep 0.1; done; kill -%s $(cat '%s/pid')) & '%s' '%s' </dev/null; " ..
+        "st=$?; wait; exit $st)", dir, case.signal, dir, helpers.yolotrain, path))
+      assert.is_false(ok, out)
+      assert.are.equal(case.status, rc, out)
+      assert.matches(case.says, out, 1, true)
+      local last = dir .. "/sig/weights/last.safetensors"
+      assert.are.equal(case.by .. " at epoch 2/4, batch 2/3; last saved to " .. last, last_line(out), out)
+      assert.is_nil(out:find("epochs completed", 1, true), out)
+      assert.is_nil(out:find("after train()", 1, true), "train() raises the stop: " .. out)
+      assert.is_nil(out:find("stack traceback", 1, true), out)
+      local _, meta = yt.load_safetensors(last)
+      assert.are.equal("1", meta.epoch)
+      same_weights(reference_last(), resume(last))
+    end)
+  end
   it("pauses into the REPL on a terminal: trainer is in scope and cont() resumes", function()
     if not helpers.run("command -v script") then
       pending("util-linux 'script' is not available to provide a terminal")
@@ -126,5 +177,58 @@ print("lr0 now " .. t.args.lr0 .. ", finished at epoch " .. (t.epoch + 1))
     assert.matches("Training paused", out, 1, true)
     assert.matches("epoch in repl\t1", out, 1, true)
     assert.matches("lr0 now 0.02, finished at epoch 2", out, 1, true)
+  end)
+
+  it("stops after the epoch's save when SIGTERM comes at the epoch end (validation, the save), exit 143", function()
+    local dir = helpers.tmpdir()
+    fake.tiny_yaml(dir)
+    local path = recipe(dir, [[
+local t = T{ overrides = { model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 4, imgsz = 32, batch = 4,
+  project = DIR, name = 'end', plots = false, verbose = false } }
+t:add_callback("on_model_save", function(tr) os.execute("kill -TERM " .. yt.sys.getpid()) end)
+t:train()
+]])
+    local ok, rc, out = helpers.run(string.format("'%s' '%s' </dev/null", helpers.yolotrain, path))
+    assert.is_false(ok, out)
+    assert.are.equal(143, rc, out)
+    local last = dir .. "/end/weights/last.safetensors"
+    assert.are.equal("Stopped by SIGTERM at epoch 1/4, batch 3/3; last saved to " .. last, last_line(out), out)
+    local _, meta = yt.load_safetensors(last)
+    assert.are.equal("0", meta.epoch)
+  end)
+
+  it("stop() in the paused REPL saves last and ends the run as Ctrl-C does: 'Stopped by user', exit 130", function()
+    if not helpers.run("command -v script") then
+      pending("util-linux 'script' is not available to provide a terminal")
+      return
+    end
+    local dir = helpers.tmpdir()
+    fake.tiny_yaml(dir)
+    local path = recipe(dir, [[
+local t = T{ overrides = { model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 2, imgsz = 32, batch = 4,
+  project = DIR, name = 'stop', plots = false, verbose = false } }
+t:add_callback("on_train_batch_end", function(tr)
+  if tr.epoch == 0 and tr.ni == 1 then
+    local f = io.open(DIR .. "/pid", "w"); f:write(yt.sys.getpid()); f:close()
+    local t0 = yt.now()
+    while yt.now() - t0 < 3 do end
+  end
+end)
+t:train()
+print("after train()")
+]])
+    helpers.write_file(dir .. "/input", "stop()\n")
+    local ok, rc, out = helpers.run(string.format("(while [ ! -s '%s/pid' ]; do sleep 0.1; done; " ..
+      "kill -INT $(cat '%s/pid'); sleep 4; cat '%s/input'; sleep 2) | timeout 120 script -qfec \"'%s' '%s'\" /dev/null",
+      dir, dir, dir, helpers.yolotrain, path))
+    out = out:gsub("\r", "")
+    assert.is_false(ok, out)
+    assert.are.equal(130, rc, out)
+    assert.matches("Training paused", out, 1, true)
+    local last = dir .. "/stop/weights/last.safetensors"
+    assert.are.equal("Stopped by user at epoch 1/2, batch 2/3; last saved to " .. last, last_line(out), out)
+    assert.is_nil(out:find("after train()", 1, true), out)
+    local _, meta = yt.load_safetensors(last)
+    assert.are.equal("0", meta.epoch)
   end)
 end)

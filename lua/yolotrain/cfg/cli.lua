@@ -6,6 +6,7 @@
 --   yolotrain detect val model=yolov8n.yaml pretrained=yolov8n.safetensors data=coco128.yaml
 --   yolotrain detect predict model=best.safetensors source=images/ conf=0.25 save_txt=true
 local cfgmod = require("yolotrain.cfg")
+local errors = require("yolotrain.utils.errors")
 
 local M = {}
 
@@ -178,6 +179,8 @@ function M.main(words)
     return err_out(string.format("invalid task '%s': yolotrain implements the detect task only", tostring(task)))
   end
   local rok, res = pcall(M.run, task, mode, overrides)
+  -- a training stopped by a signal or stop(): the executable prints its line and exits with its status
+  if not rok and errors.is_report(res) and res.exit_status ~= 1 then error(res, 0) end
   if not rok then return err_out(message_of(res)) end
   return res
 end

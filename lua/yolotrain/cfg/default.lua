@@ -7,6 +7,10 @@ local NONE = setmetatable({}, { __tostring = function() return "None" end, __nam
 -- The batch size AutoBatch gives on a CPU: Ultralytics measures accelerator memory, and on a CPU uses this one.
 local AUTOBATCH_CPU = 16
 
+-- The confidence a detection needs when predicting, plotting predictions and counting the confusion matrix
+-- (Ultralytics' predict default; validation keeps every detection above 0.001 for the mAP).
+local PREDICT_CONF = 0.25
+
 -- A string starts a group; then { key, default, kind, meaning } in args.yaml order. kind: "float" (any number),
 -- "fraction" (0..1), "int", "bool", "str", "any".
 local defaults = {
@@ -77,7 +81,7 @@ local defaults = {
   { "save_json", false, "bool", "accepted for compatibility; no COCO JSON is written" },
   { "save_hybrid", false, "bool", "not supported: ignored with a warning" },
   { "conf", NONE, "fraction",
-    "minimum confidence of a detection (default: 0.001 when validating, 0.25 when predicting)" },
+    string.format("minimum confidence of a detection (default: 0.001 when validating, %g when predicting)", PREDICT_CONF) },
   { "iou", 0.7, "fraction", "IoU above which non-maximum suppression drops the lower-scoring box" },
   { "max_det", 300, "int", "at most this many detections per image" },
   { "half", false, "bool", "accepted for compatibility: inference runs in float32 (export warns and turns it off)" },
@@ -189,6 +193,7 @@ M.minimum = {
   ranks = 1, warmup_epochs = 0, mask_ratio = 1, time = 0, workspace = 0,
 }
 M.autobatch_cpu = AUTOBATCH_CPU
+M.predict_conf = PREDICT_CONF
 
 -- A fresh table of defaults (NONE becomes nil in it; use M.order to walk every key).
 function M.copy()

@@ -1,6 +1,7 @@
 -- Training arguments: defaults, validation of overrides (as Ultralytics' get_cfg), and the command-line
 -- grammar (key=value, `a = b` spacing, true/false/none, numbers, lists; a bare boolean key means true).
 local defaults = require("yolotrain.cfg.default")
+local errors = require("yolotrain.utils.errors")
 
 local cfg = { NONE = defaults.NONE, defaults = defaults }
 
@@ -43,10 +44,16 @@ function cfg.similar_keys(key)
   return out
 end
 
+-- Raises msg: at the user's file:line (the recipe line that gave the argument, not the engine's) unless level is 0.
+local function raise(msg, level)
+  if level == 0 then error(msg, 0) end
+  errors.raise_at_user(msg)
+end
+
 local function unknown_key_error(key, level)
   local sim = cfg.similar_keys(key)
   local hint = #sim > 0 and (" Similar arguments are i.e. " .. table.concat(sim, ", ") .. ".") or ""
-  error(string.format("'%s' is not a valid yolotrain argument.%s", key, hint), level or 3)
+  raise(string.format("'%s' is not a valid yolotrain argument.%s", key, hint), level)
 end
 
 local function is_int(v) return math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v) and v == v) end
@@ -55,10 +62,10 @@ local function is_int(v) return math.type(v) == "integer" or (type(v) == "number
 function cfg.check_value(k, v, level)
   level = level or 3
   local kind = defaults.kinds[k]
-  if kind == nil then unknown_key_error(k, level > 0 and level + 1 or 0) end
+  if kind == nil then unknown_key_error(k, level) end
   if v == nil or v == defaults.NONE then return nil end
   local function bad(expect, example)
-    error(string.format("'%s=%s' is of invalid type %s. Valid '%s' types are %s (i.e. '%s=%s')", k, tostring(v),
+    raise(string.format("'%s=%s' is of invalid type %s. Valid '%s' types are %s (i.e. '%s=%s')", k, tostring(v),
       type(v), k, expect, k, example), level)
   end
   if kind == "float" then
@@ -66,7 +73,7 @@ function cfg.check_value(k, v, level)
   elseif kind == "fraction" then
     if type(v) ~= "number" then bad("float", "0.5") end
     if v < 0 or v > 1 then
-      error(string.format("'%s=%s' is an invalid value. Valid '%s' values are between 0.0 and 1.0.", k, tostring(v), k),
+      raise(string.format("'%s=%s' is an invalid value. Valid '%s' values are between 0.0 and 1.0.", k, tostring(v), k),
         level)
     end
   elseif kind == "int" then
@@ -81,7 +88,7 @@ function cfg.check_value(k, v, level)
   if min and type(v) == "number" and not (v >= min) and not cfg.is_autobatch(k, v) then
     local what = kind == "int" and "integers" or "numbers"
     local extra = k == "batch" and " (or -1, or a fraction 0 < batch < 1, for AutoBatch)" or ""
-    error(string.format("'%s=%s' is an invalid value. Valid '%s' values are %s >= %s%s.", k, tostring(v), k, what,
+    raise(string.format("'%s=%s' is an invalid value. Valid '%s' values are %s >= %s%s.", k, tostring(v), k, what,
       tostring(min), extra), level)
   end
   return v
@@ -207,7 +214,10 @@ function cfg.parse_args(words)
     if k then
       k = k:gsub("^%-%-", ""):gsub("%s+$", "")
       if v == "" then error(string.format("missing '%s' value", k), 0) end
-      if defaults.kinds[k] == nil then unknown_key_error(k, 0) end
+      if defaults.kinds[k] == nil then
+        local ok, err = pcall(unknown_key_error, k, 0)
+        error(w .. ": " .. err, 0)
+      end
       overrides[k] = cfg.smart_value(v)
     elseif TASKS[w] then
       task = w
@@ -236,7 +246,9 @@ function cfg.recipe_overrides(recipe_defaults, argv)
     local w = argv[i]
     if w:find("=", 1, true) or w == "=" then words[#words + 1] = w else positional[#positional + 1] = w end
   end
-  local _, _, parsed = cfg.parse_args(cfg.merge_equals_args(words))
+  -- a bad word is the user's input, not a bug: one line naming it, no traceback
+  local ok, err, _, parsed = pcall(cfg.parse_args, cfg.merge_equals_args(words))
+  if not ok then errors.refuse(err) end
   local out = {}
   for k, v in pairs(recipe_defaults or {}) do out[k] = v end
   for k, v in pairs(parsed) do out[k] = v end

@@ -19,6 +19,7 @@
 --                                   rank and abort the whole job (MPI_Abort) so no rank is left waiting
 local yt = require("yolotrain.core")
 local class = require("yolotrain.class")
+local errors = require("yolotrain.utils.errors")
 
 local M = {}
 
@@ -152,6 +153,15 @@ function M.relaunch(trainer, ranks)
   io.stdout:write(string.format("DDP: launching %d ranks: %s\n", ranks, cmd))
   io.stdout:flush()
   local ok, how, code = os.execute(cmd)
+  if not ok and how == "exit" then
+    -- the ranks stopped at a signal or stop() and saved last: exit as they did (errors.STOPS), not as a failure
+    for _, stop in pairs(errors.STOPS) do
+      if code == stop.exit_status then
+        error(errors.report(string.format("DDP: the %d ranks stopped (exit status %d) where rank 0's line above " ..
+          "says; last is %s", ranks, code, tostring(trainer.last)), code), 0)
+      end
+    end
+  end
   if not ok then
     error(string.format("distributed training with %d ranks failed (mpirun %s %s); the messages above name the " ..
       "rank and the cause; the last checkpoint (%s) is intact", ranks, tostring(how), tostring(code),
@@ -253,6 +263,17 @@ end
 
 function Dist:broadcast_stop(flag)
   return yt.dist.allreduce_numbers({ flag and 1 or 0 }, "max")[1] > 0
+end
+
+-- The stop reason (Engine_Trainer:request_stop) every rank takes at a step boundary: the strongest any rank has
+-- (terminate > interrupt > user), or nil; so all ranks leave the loop at the same step.
+local STOP_ORDER = { "user", "interrupt", "terminate" }
+function Dist:agree_stop(reason)
+  local code = 0
+  for k, r in ipairs(STOP_ORDER) do
+    if r == reason then code = k end
+  end
+  return STOP_ORDER[math.tointeger(yt.dist.allreduce_numbers({ code }, "max")[1])]
 end
 
 function Dist:broadcast_string(s, root) return yt.dist.broadcast_string(s, root or 0) end

@@ -42,7 +42,7 @@ function Engine_Predictor:init(cfg, overrides, _callbacks)
   self.args = cfgmod.get_cfg(overrides, base)
   self.args.mode = "predict"
   if overrides.batch == nil and not (cfg and cfg.batch) then self.args.batch = 1 end -- Model.predict's default
-  if self.args.conf == nil then self.args.conf = 0.25 end
+  if self.args.conf == nil then self.args.conf = cfgmod.defaults.predict_conf end
   self.save_dir = self:get_save_dir()
   self.done_warmup = false
   self.model = nil

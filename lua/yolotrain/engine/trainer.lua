@@ -17,6 +17,7 @@ local callbacks = require("yolotrain.utils.callbacks")
 local utils = require("yolotrain.utils")
 local checkpoint = require("yolotrain.engine.checkpoint")
 local torch_utils = require("yolotrain.utils.torch_utils")
+local errors = require("yolotrain.utils.errors")
 local cjson = require("cjson")
 
 local Engine_Trainer = class.Object:extend("Engine_Trainer")
@@ -343,6 +344,7 @@ function Engine_Trainer:_setup_train()
   self:_setup_scheduler()
   self.stopper = require("yolotrain.utils.early_stopping")(self.args.patience)
   self.stop = false
+  self.stop_reason, self.stopped_at, self.last_saved = nil, nil, nil
   self:resume_training(ckpt)
   self:run_callbacks("on_pretrain_routine_end")
 end
@@ -361,22 +363,53 @@ function Engine_Trainer:_dataset_size(loader)
   return #loader * self.batch_size
 end
 
+-- Ends training at the next step boundary, saving last; reason: "interrupt" (SIGINT), "terminate" (SIGTERM) or "user" (stop()).
+function Engine_Trainer:request_stop(reason)
+  self.stop = true
+  self.interrupted = true
+  self.stop_reason = reason
+end
+
+-- At a step boundary: SIGTERM stops; Ctrl-C pauses into the REPL on a terminal (cont() resumes, stop() stops, as
+-- a second Ctrl-C does) and stops otherwise.
 function Engine_Trainer:_interactive_pause()
-  if not (yt.sys and yt.sys.interrupted and yt.sys.interrupted()) then return end
+  if not (yt.sys and yt.sys.interrupted) then return end
+  if yt.sys.terminated and yt.sys.terminated() then
+    log("\nTerminated: saving last and stopping.")
+    self:request_stop("terminate")
+    return
+  end
+  if not yt.sys.interrupted() then return end
   if not yt.sys.isatty(0) then
     log("\nInterrupted: saving last and stopping.")
-    self.stop = true
-    self.interrupted = true
+    self:request_stop("interrupt")
     return
   end
   log("\nTraining paused at epoch %d. `trainer` is in scope: cont() resumes, stop() saves last and exits.",
     self.epoch + 1)
   local env = setmetatable({ trainer = self, yt = yt }, { __index = _G })
   local action = yt.sys.repl(env, "yolotrain (paused)")
-  if action == "stop" or (yt.sys.interrupt_count and yt.sys.interrupt_count() > 1) then
-    self.stop = true
-    self.interrupted = true
+  if action == "stop" then
+    self:request_stop("user")
+  elseif yt.sys.interrupt_count and yt.sys.interrupt_count() > 1 then
+    self:request_stop("interrupt")
   end
+end
+
+-- Across ranks: every rank takes the stop any rank was asked for (a signal may reach one rank only).
+function Engine_Trainer:_agree_stop()
+  if not self.dist then return end
+  local agreed = self.dist:agree_stop(self.stop_reason)
+  if agreed and agreed ~= self.stop_reason then self:request_stop(agreed) end
+end
+
+-- Where a stopped training ended, for its last line: "at epoch 3/10, batch 17/128; last saved to ...".
+function Engine_Trainer:_stopped_where()
+  local at = self.stopped_at or { epoch = (self.epoch or 0) + 1, batch = 0, nb = 0 }
+  -- (under DDP rank 0 saves, for all ranks)
+  local saved = (self.last_saved or (not self:is_main() and self.args.save)) and ("last saved to " .. self.last) or
+      "last not saved (save=false)"
+  return string.format("at epoch %d/%d, batch %d/%d; %s", at.epoch, self.epochs, at.batch, at.nb, saved)
 end
 
 function Engine_Trainer:_do_train()
@@ -465,27 +498,20 @@ function Engine_Trainer:_do_train()
           if self.args.plots and plot_at[ni] then self:plot_training_samples(batch, ni) end
         end
         self:run_callbacks("on_train_batch_end")
-      end, function(e)
-        if type(e) == "table" then return e end
-        local msg = tostring(e)
-        if not msg:find("at epoch %d+, batch %d+") then
-          msg = string.format("training failed at epoch %d, batch %d: %s", epoch + 1, i + 1, msg)
-        end
-        if utils.exists(self.last) and not msg:find(self.last, 1, true) then
-          msg = msg .. string.format("\nthe last checkpoint (%s) is intact", self.last)
-        end
-        return debug.traceback(msg, 2)
-      end)
+      end, errors.capture)
       yt.scope_end()
       if not ok then
         if pbar then pbar:close() end
+        if err.at_batch == nil then err.at_epoch, err.at_batch = epoch + 1, i + 1 end
         error(err, 0)
       end
       collectgarbage("step", 0)
       i = i + 1
       self:_interactive_pause()
+      self:_agree_stop()
       if self.stop then break end
     end
+    self.stopped_at = { epoch = epoch + 1, batch = i, nb = nb }
     if pbar then pbar:close() end
     self.lr = {}
     for j = 1, 3 do self.lr["lr/pg" .. (j - 1)] = self.optimizer:get_group(j).lr end
@@ -508,6 +534,7 @@ function Engine_Trainer:_do_train()
       end
       if self.args.save or final_epoch then
         self:save_model()
+        self.last_saved = true
         self:run_callbacks("on_model_save")
       end
     end
@@ -524,13 +551,19 @@ function Engine_Trainer:_do_train()
       self.stop = self.stop or epoch >= self.epochs
     end
     self:run_callbacks("on_fit_epoch_end")
+    -- a signal during validation or the save stops here, after the save
+    if not self.stop_reason then self:_interactive_pause() end
+    self:_agree_stop()
     if self.world_size > 1 and self.dist then self.stop = self.dist:broadcast_stop(self.stop) end
     if self.stop then break end
     epoch = epoch + 1
   end
   if yt.sys and yt.sys.restore_interrupt_handler then yt.sys.restore_interrupt_handler() end
   if self:is_main() then
-    log("\n%d epochs completed in %.3f hours.", epoch - self.start_epoch + 1, (yt.now() - self.train_time_start) / 3600)
+    if not self.stop_reason then
+      log("\n%d epochs completed in %.3f hours.", epoch - self.start_epoch + 1,
+        (yt.now() - self.train_time_start) / 3600)
+    end
     if not self.interrupted then self:final_eval() end
     if self.args.plots then self:plot_metrics() end
     self:run_callbacks("on_train_end")
@@ -548,22 +581,27 @@ function Engine_Trainer:DDP_or_normally_train()
   if self.world_size > 1 and not self.dist then
     self.dist = require("yolotrain.engine.distributed").init(self)
   end
-  local ok, err = xpcall(function() self:_do_train() end, function(e)
-    if type(e) == "table" and e.callback_error then return e end
-    if type(e) == "table" then return e end
-    return debug.traceback(tostring(e), 2)
-  end)
+  local ok, err = xpcall(function() self:_do_train() end, errors.capture)
   if yt.sys and yt.sys.restore_interrupt_handler then yt.sys.restore_interrupt_handler() end
-  if self.dist then self.dist:finish(ok, not ok and (type(err) == "table" and err.message or tostring(err)) or nil) end
-  if not ok then
-    if type(err) == "table" and (err.callback_error or err.write_error) then
-      local saved = utils.exists(self.last) and string.format("the last checkpoint (%s) is intact", self.last) or
-          "no checkpoint had been saved yet"
-      error(err.message .. "\ntraining stopped; " .. saved, 0)
-    end
-    error(err, 0)
-  end
+  if self.dist then self.dist:finish(ok, not ok and err.message or nil) end
+  if not ok then error(self:_training_failure(err), 0) end
+  -- stopped early by a signal or stop(): the executable prints the report's line and exits with its status
+  if self.stop_reason then error(errors.stopped(self.stop_reason, self:_stopped_where()), 0) end
   return self.metrics
+end
+
+-- The error of a failed training, said once: the epoch and batch of the step that failed, and what became of last.
+function Engine_Trainer:_training_failure(err)
+  if err.at_batch and not err.message:find("at epoch %d+, batch %d+") then
+    err.message = string.format("training failed at epoch %d, batch %d: %s", err.at_epoch, err.at_batch, err.message)
+  end
+  if (err.at_batch or err.callback_error or err.write_error) and not err.training_stopped then
+    local saved = utils.exists(self.last) and string.format("the last checkpoint (%s) is intact", self.last) or
+        "no checkpoint had been saved yet"
+    err.message = err.message .. "\ntraining stopped; " .. saved
+    err.training_stopped = true
+  end
+  return err
 end
 
 function Engine_Trainer:train() return self:DDP_or_normally_train() end

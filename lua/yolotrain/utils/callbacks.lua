@@ -1,6 +1,7 @@
 -- Callback events of the trainer, validator and predictor: Ultralytics' names, fired at its points.
 -- Unlike Ultralytics, optimizer_step, on_before_zero_grad and on_params_update are fired too.
 local M = {}
+local errors = require("yolotrain.utils.errors")
 
 M.events = {
   -- trainer
@@ -114,14 +115,17 @@ function M.mixin(Cls)
     local list = self.callbacks[event]
     if not list then return end
     for i = 1, #list do
-      local ok, err = xpcall(list[i], debug.traceback, self)
+      local ok, err = xpcall(list[i], errors.capture, self)
       if not ok then
         local mode = self.args and self.args.callback_errors or "stop"
-        local msg = string.format("callback %d of '%s' failed: %s", i, event, tostring(err))
+        if not err.callback_error then
+          err.message = string.format("callback %d of '%s' failed: %s", i, event, err.message)
+          err.callback_error, err.event = true, event
+        end
         if mode == "warn" then
-          io.stderr:write("WARNING: " .. msg .. "\n")
+          io.stderr:write("WARNING: " .. tostring(err) .. "\n")
         else
-          error({ callback_error = true, event = event, message = msg }, 0)
+          error(err, 0)
         end
       end
     end

@@ -12,6 +12,7 @@
 -- Class ids are 0-based everywhere (as in the data and in Ultralytics); list positions are 1-based.
 local yt = require("yolotrain.core")
 local class = require("yolotrain.class")
+local defaults = require("yolotrain.cfg.default")
 
 local M = {}
 
@@ -239,7 +240,7 @@ function M.ConfusionMatrix(opts, conf_, iou_thres_, task_)
   opts = opts or {}
   local nc = assert(opts.nc, "ConfusionMatrix: nc is required")
   local conf = opts.conf
-  if conf == nil or conf == 0.001 then conf = 0.25 end
+  if conf == nil or conf == 0.001 then conf = defaults.predict_conf end
   return setmetatable({
     nc = nc,
     conf = conf,

@@ -13,6 +13,9 @@ local metrics_mod = require("yolotrain.utils.metrics")
 local results = require("yolotrain.engine.results")
 local utils = require("yolotrain.utils")
 
+-- Predictions drawn on the val batch images: those a prediction would keep (the C plotter draws the same).
+local PLOT_CONF = require("yolotrain.cfg.default").predict_conf
+
 local ops = results.ops
 local log = Engine_Validator.log
 
@@ -345,7 +348,7 @@ function Detection_Validator:plot_predictions(batch, preds, ni)
     local rows = ops.tensor_rows(pred)
     for i, r in ipairs(rows) do
       if i > self.args.max_det then break end
-      if r[5] > 0.25 then
+      if r[5] > PLOT_CONF then
         local b = ops.xyxy2xywh(r)
         cls[#cls + 1] = { r[6] }
         boxes[#boxes + 1] = { b[1] / W, b[2] / H, b[3] / W, b[4] / H }
