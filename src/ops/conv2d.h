@@ -19,9 +19,23 @@ typedef struct {
     int O, KH, KW;      /* weights */
     int sh, sw, ph, pw; /* stride, padding */
     int OH, OW;         /* output (filled by yt_conv2d_shape_init) */
-    int strategy;       /* parallelisation: 0 = automatic, 1 = images in parallel with single-threaded
+    int strategy;       /* GEMM path's parallelisation: 0 = automatic, 1 = images in parallel with single-threaded
                            BLAS calls, 2 = images in sequence with multithreaded BLAS (for benchmarks) */
+    int backend;        /* 0 = the process's choice (yt_conv2d_backend), else YT_CONV_GEMM or YT_CONV_DNNL */
 } yt_conv2d_shape;
+
+/* The two implementations of the raw kernels below: im2col + OpenBLAS sgemm (this file's header comment), and
+ * oneDNN's convolution primitives (src/ops/conv2d_dnnl.h). oneDNN is the default; the environment variable
+ * YT_CONV=gemm (or yt_conv2d_set_backend) selects the GEMM path for the whole process. Shapes oneDNN does not
+ * take (yt_conv2d_dnnl_supports) and calls from inside an OpenMP parallel region always run the GEMM path. */
+enum { YT_CONV_GEMM = 1, YT_CONV_DNNL = 2 };
+/* The process's backend: yt_conv2d_set_backend's, else YT_CONV's (read once), else YT_CONV_DNNL. Returns -1
+ * (with yt_error naming the variable) when YT_CONV holds something other than "gemm" or "dnnl". */
+int yt_conv2d_backend(void);
+/* YT_CONV_GEMM, YT_CONV_DNNL, or 0 to go back to YT_CONV / the default. Returns -1 on another value. */
+int yt_conv2d_set_backend(int backend);
+/* "gemm" / "dnnl" */
+const char *yt_conv2d_backend_name(int backend);
 
 /* Fills OH/OW from the other fields; returns -1 (with yt_error) on invalid sizes. */
 int yt_conv2d_shape_init(yt_conv2d_shape *s);
