@@ -459,13 +459,38 @@ done:
     return rc;
 }
 
+/* Images per oneDNN call: the batch is cut into equal chunks whose largest activation (input or output) stays
+ * under CHUNK_BYTES, so the reordered copies a call holds stay small (and in cache) whatever the batch and image
+ * size. At least one image per thread. The chunking is fixed by the shape: results stay reproducible. */
+#define CHUNK_BYTES ((size_t)16 << 20)
+static int chunk_images(const yt_conv2d_shape *s)
+{
+    size_t per = (size_t)s->C * s->H * s->W;
+    size_t py = (size_t)s->O * s->OH * s->OW;
+    if (py > per) per = py;
+    per *= sizeof(float);
+    size_t cap = CHUNK_BYTES / (per ? per : 1);
+    size_t nt = (size_t)omp_get_max_threads();
+    if (cap < nt) cap = nt;
+    if (cap < 1) cap = 1;
+    if (cap >= (size_t)s->N) return s->N;
+    size_t chunks = ((size_t)s->N + cap - 1) / cap;
+    return (int)(((size_t)s->N + chunks - 1) / chunks);
+}
+
 int yt_conv2d_dnnl_forward(const float *x, float *y, const float *w, const float *b, const yt_conv2d_shape *s)
 {
-    if (s->N == 0) return 0;
-    call c;
-    int rc = call_begin(&c, s) < 0 ? -1 : run_pass(&c, PASS_FWD, x, w, b, y);
-    call_end(&c);
-    return rc;
+    const size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * s->OH * s->OW;
+    const int step = chunk_images(s);
+    for (int n0 = 0; n0 < s->N; n0 += step) {
+        yt_conv2d_shape sc = *s;
+        sc.N = s->N - n0 < step ? s->N - n0 : step;
+        call c;
+        int rc = call_begin(&c, &sc) < 0 ? -1 : run_pass(&c, PASS_FWD, x + n0 * xs, w, b, y + n0 * ys);
+        call_end(&c);
+        if (rc < 0) return -1;
+    }
+    return 0;
 }
 
 /* gb[o] += sum over images and positions of gy, in double, as the GEMM path does. */
@@ -489,12 +514,19 @@ int yt_conv2d_dnnl_backward(const float *x, const float *gy, float *gx, const fl
                             const yt_conv2d_shape *s)
 {
     if (s->N == 0 || (!gx && !gw && !gb)) return 0;
-    call c;
-    int rc = call_begin(&c, s);
-    if (rc == 0 && gx) rc = run_pass(&c, PASS_BWD_DATA, gy, w, NULL, gx);
-    if (rc == 0 && gw) rc = run_pass(&c, PASS_BWD_WEIGHTS, x, gy, NULL, gw);
-    call_end(&c);
-    if (rc < 0) return -1;
+    const size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * s->OH * s->OW;
+    const int step = chunk_images(s);
+    for (int n0 = 0; n0 < s->N && (gx || gw); n0 += step) {
+        yt_conv2d_shape sc = *s;
+        sc.N = s->N - n0 < step ? s->N - n0 : step;
+        /* both passes of a chunk share the reordered gy; gw accumulates chunk by chunk */
+        call c;
+        int rc = call_begin(&c, &sc);
+        if (rc == 0 && gx) rc = run_pass(&c, PASS_BWD_DATA, gy + n0 * ys, w, NULL, gx + n0 * xs);
+        if (rc == 0 && gw) rc = run_pass(&c, PASS_BWD_WEIGHTS, x + n0 * xs, gy + n0 * ys, NULL, gw);
+        call_end(&c);
+        if (rc < 0) return -1;
+    }
     if (gb) bias_grad(gy, gb, s);
     return 0;
 }

@@ -4,7 +4,9 @@
  * Inside, oneDNN picks its own (blocked) layouts; each call reorders its inputs into them and its outputs back,
  * and those reorders are part of the measured time. Primitives are created once per (shape, pass, thread count)
  * and kept in a bounded cache (least recently used entries are dropped); the scratch memory of a call (reordered
- * tensors, oneDNN's scratchpad) is taken from the tensor block cache and returned when the call ends.
+ * tensors, oneDNN's scratchpad) is taken from the tensor block cache and returned when the call ends. A batch
+ * whose activations are large runs as a few calls on equal chunks of its images (conv2d_dnnl.c: chunk_images),
+ * which bounds that scratch memory.
  * The bias gradient is summed here in double, as in the GEMM path. */
 #ifndef YT_OPS_CONV2D_DNNL_H
 #define YT_OPS_CONV2D_DNNL_H

@@ -500,6 +500,7 @@ int main(void)
     check_dnnl_vs_gemm(4, 32, 20, 32, 3, 1);
     check_dnnl_vs_gemm(4, 64, 20, 64, 1, 1);
     check_dnnl_vs_gemm(2, 3, 64, 16, 3, 2); /* the first layer: 3 input channels */
+    check_dnnl_vs_gemm(5, 16, 256, 16, 3, 1); /* 4 MB per image: the batch runs in unequal chunks (3 + 2) */
     check_dnnl_cache();
 
     check_tensor_level(YT_CONV_GEMM);

@@ -18,6 +18,13 @@ function M.cpu()
   return { model = model, features = features }
 end
 
+-- Which convolution backend runs (YT_CONV), or why none can.
+function M.conv_backend()
+  local ok, b = pcall(yt.sys.conv_backend)
+  if not ok then return tostring(b) end
+  return b == "dnnl" and "oneDNN (YT_CONV=gemm: im2col + OpenBLAS)" or "im2col + OpenBLAS (YT_CONV=gemm)"
+end
+
 -- The folder the engine's Lua files are loaded from: an installed tree, a checkout's lua/ or $YOLOTRAIN_LUA_PATH.
 function M.engine_dir()
   local dir = debug.getinfo(1, "S").source:match("^@(.-)/?yolotrain/utils/checks%.lua$")
@@ -38,6 +45,7 @@ function M.rows()
     { "threads", string.format("%d (OpenMP and OpenBLAS; OMP_NUM_THREADS=%s)", threads,
       tostring(yt.sys.getenv("OMP_NUM_THREADS") or "unset")) },
     { "precision", "float32 training and inference (amp=true runs float32)" },
+    { "convolutions", M.conv_backend() },
     { "weights", "safetensors; Ultralytics .pt read as data; ONNX export" },
     { "RAM in use", string.format("%.1f MB RSS", (yt.sys.rss() or 0) / 1e6) },
   }
