@@ -5,8 +5,9 @@
 -- step. With peer=true it also runs Ultralytics' own train_tput (../shared/peer) at the same size, batch and
 -- thread count, and prints the ratio.
 --
--- With conv=gemm,dnnl the timed steps alternate between the two convolution backends, step by step in the same
--- process (so a change in the machine's load hits both alike), and each backend gets its own table and the ratio.
+-- With conv=gemm,dnnl (any two of gemm, dnnl, dnnl_all) the timed steps alternate between two convolution
+-- backends, step by step in the same process (so a change in the machine's load hits both alike), and each backend
+-- gets its own table and the ratio.
 --
 --   OMP_NUM_THREADS=1 build/yolotrain bench/bench_train.lua [imgsz=320,640] [batch=16] [steps=3] [peer=true]
 --       [data=<data.yaml>] [workers=N] [conv=gemm,dnnl]
@@ -31,7 +32,9 @@ for s in opts.imgsz:gmatch("%d+") do sizes[#sizes + 1] = tonumber(s) end
 local batch, steps = tonumber(opts.batch), tonumber(opts.steps)
 local backends = {}
 for b in opts.conv:gmatch("[^,]+") do
-  if b ~= "gemm" and b ~= "dnnl" then error("bench_train: conv=" .. opts.conv .. ": expected gemm and/or dnnl", 0) end
+  if b ~= "gemm" and b ~= "dnnl" and b ~= "dnnl_all" then
+    error("bench_train: conv=" .. opts.conv .. ": expected two or one of gemm, dnnl, dnnl_all", 0)
+  end
   backends[#backends + 1] = b
 end
 if #backends == 0 then backends[1] = yt.sys.conv_backend() end

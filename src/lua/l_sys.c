@@ -403,7 +403,7 @@ static int l_get_num_threads(lua_State *L)
     return 1;
 }
 
-/* "dnnl" or "gemm": the convolution backend (YT_CONV; an invalid value raises its error) */
+/* "dnnl", "dnnl_all" or "gemm": the convolution backend (YT_CONV; an invalid value raises its error) */
 static int l_conv_backend(lua_State *L)
 {
     int b = yt_conv2d_backend();
@@ -412,11 +412,15 @@ static int l_conv_backend(lua_State *L)
     return 1;
 }
 
-/* set_conv_backend("gemm" | "dnnl" | nil): nil goes back to YT_CONV's choice (benchmarks compare the two) */
+/* set_conv_backend("gemm" | "dnnl" | "dnnl_all" | nil): nil goes back to YT_CONV's choice (benchmarks compare) */
 static int l_set_conv_backend(lua_State *L)
 {
-    static const char *const names[] = {"gemm", "dnnl", NULL};
-    int b = lua_isnoneornil(L, 1) ? 0 : (luaL_checkoption(L, 1, NULL, names) == 0 ? YT_CONV_GEMM : YT_CONV_DNNL);
+    int b = 0;
+    if (!lua_isnoneornil(L, 1)) {
+        const char *name = luaL_checkstring(L, 1);
+        b = yt_conv2d_backend_of(name);
+        if (b < 0) return luaL_error(L, "conv backend '%s': expected gemm, dnnl or dnnl_all", name);
+    }
     yt_conv2d_set_backend(b);
     return 0;
 }

@@ -20,12 +20,10 @@ static int backend_from_env(void)
     int b = parsed;
     if (b == 0) {
         const char *v = getenv("YT_CONV");
-        if (!v || !*v || strcmp(v, "dnnl") == 0) b = YT_CONV_DNNL;
-        else if (strcmp(v, "gemm") == 0) b = YT_CONV_GEMM;
-        else b = -1;
+        b = (!v || !*v) ? YT_CONV_DNNL : yt_conv2d_backend_of(v);
         parsed = b;
     }
-    if (b < 0) return yt_error("YT_CONV=%s: expected gemm or dnnl", getenv("YT_CONV") ? getenv("YT_CONV") : "");
+    if (b < 0) return yt_error("YT_CONV=%s: expected gemm, dnnl or dnnl_all", getenv("YT_CONV") ? getenv("YT_CONV") : "");
     return b;
 }
 
@@ -37,21 +35,34 @@ int yt_conv2d_backend(void)
 
 int yt_conv2d_set_backend(int backend)
 {
-    if (backend != 0 && backend != YT_CONV_GEMM && backend != YT_CONV_DNNL)
-        return yt_error("conv2d: unknown backend %d (expected %d = gemm or %d = dnnl)", backend, YT_CONV_GEMM,
-                        YT_CONV_DNNL);
+    if (backend != 0 && backend != YT_CONV_GEMM && backend != YT_CONV_DNNL && backend != YT_CONV_DNNL_ALL)
+        return yt_error("conv2d: unknown backend %d (expected YT_CONV_GEMM, YT_CONV_DNNL or YT_CONV_DNNL_ALL)",
+                        backend);
     backend_override = backend;
     return 0;
 }
 
-const char *yt_conv2d_backend_name(int backend) { return backend == YT_CONV_GEMM ? "gemm" : "dnnl"; }
+static const char *const backend_names[] = {NULL, "gemm", "dnnl", "dnnl_all"};
 
-/* 1 = run oneDNN, 0 = the GEMM path, -1 = error */
-static int use_dnnl(const yt_conv2d_shape *s)
+const char *yt_conv2d_backend_name(int backend)
+{
+    return backend >= YT_CONV_GEMM && backend <= YT_CONV_DNNL_ALL ? backend_names[backend] : "unknown";
+}
+
+int yt_conv2d_backend_of(const char *name)
+{
+    for (int b = YT_CONV_GEMM; b <= YT_CONV_DNNL_ALL; b++)
+        if (strcmp(name, backend_names[b]) == 0) return b;
+    return -1;
+}
+
+/* Whether this pass runs on oneDNN: 1 yes, 0 the GEMM path, -1 error (a bad YT_CONV) */
+static int use_dnnl(const yt_conv2d_shape *s, int forward)
 {
     int b = s->backend ? s->backend : yt_conv2d_backend();
     if (b < 0) return -1;
-    return b == YT_CONV_DNNL && yt_conv2d_dnnl_supports(s);
+    if (b == YT_CONV_GEMM || (forward && b != YT_CONV_DNNL_ALL)) return 0;
+    return yt_conv2d_dnnl_supports(s);
 }
 
 int yt_conv2d_shape_init(yt_conv2d_shape *s)
@@ -213,7 +224,7 @@ int yt_conv2d_forward(const float *x, float *y, const float *w, const float *b, 
     const size_t CKK = (size_t)s->C * s->KH * s->KW, P = (size_t)s->OH * s->OW;
     const size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * P;
     if (s->N == 0) return 0;
-    int dnnl = use_dnnl(s);
+    int dnnl = use_dnnl(s, 1);
     if (dnnl) return dnnl < 0 ? -1 : yt_conv2d_dnnl_forward(x, y, w, b, s);
     int strategy = choose_strategy(s);
     int pw = is_pointwise(s);
@@ -283,7 +294,7 @@ int yt_conv2d_backward(const float *x, const float *gy, float *gx, const float *
     const size_t CKK = (size_t)s->C * s->KH * s->KW, P = (size_t)s->OH * s->OW, O = (size_t)s->O;
     const size_t xs = (size_t)s->C * s->H * s->W, ys = O * P;
     if (s->N == 0 || (!gx && !gw && !gb)) return 0;
-    int dnnl = use_dnnl(s);
+    int dnnl = use_dnnl(s, 0);
     if (dnnl) return dnnl < 0 ? -1 : yt_conv2d_dnnl_backward(x, gy, gx, w, gw, gb, s);
     const int pw = is_pointwise(s);
     const int need_col = !pw && (gx || gw);

@@ -89,11 +89,12 @@ static float *rand_buf(size_t n, float lo, float hi)
     return p;
 }
 
-/* The raw-kernel variants every check runs: the GEMM path with both parallel strategies, and oneDNN. */
-#define N_VARIANTS 3
-static const int variant_backend[N_VARIANTS] = {YT_CONV_GEMM, YT_CONV_GEMM, YT_CONV_DNNL};
-static const int variant_strategy[N_VARIANTS] = {1, 2, 0};
-static const char *const variant_name[N_VARIANTS] = {"gemm strategy 1", "gemm strategy 2", "dnnl"};
+/* The raw-kernel variants every check runs: the GEMM path with both parallel strategies, oneDNN's backward
+ * (dnnl, the default) and oneDNN for every pass (dnnl_all). */
+#define N_VARIANTS 4
+static const int variant_backend[N_VARIANTS] = {YT_CONV_GEMM, YT_CONV_GEMM, YT_CONV_DNNL, YT_CONV_DNNL_ALL};
+static const int variant_strategy[N_VARIANTS] = {1, 2, 0, 0};
+static const char *const variant_name[N_VARIANTS] = {"gemm strategy 1", "gemm strategy 2", "dnnl", "dnnl_all"};
 
 /* Raw kernels against the double reference, for every variant; gradients accumulate onto a nonzero starting
  * value to check +=. */
@@ -360,14 +361,14 @@ static void check_parity(void)
     yt_tensor_file_free(&init);
 }
 
-/* oneDNN against the GEMM path on one YOLOv8-like layer, forward and both gradients; a second oneDNN run on the
+/* oneDNN (every pass) against the GEMM path on one YOLOv8-like layer, forward and both gradients; a second oneDNN run on the
  * same inputs is bit-identical (training must be reproducible at a fixed thread count). */
 static void check_dnnl_vs_gemm(int N, int C, int HW, int O, int k, int stride)
 {
     yt_conv2d_shape s = {N, C, HW, HW, O, k, k, stride, stride, k / 2, k / 2, 0, 0, 0, YT_CONV_GEMM};
     yt_conv2d_shape_init(&s);
     yt_conv2d_shape sd = s;
-    sd.backend = YT_CONV_DNNL;
+    sd.backend = YT_CONV_DNNL_ALL;
     CHECK(yt_conv2d_dnnl_supports(&sd), "oneDNN takes N%d C%d %dx%d O%d k%d s%d", N, C, HW, HW, O, k, stride);
     size_t nx = (size_t)N * C * HW * HW, nw = (size_t)O * C * k * k, ny = (size_t)N * O * s.OH * s.OW;
     float *x = rand_buf(nx, -1, 1), *w = rand_buf(nw, -0.2f, 0.2f), *b = rand_buf(O, -1, 1), *gy = rand_buf(ny, -1, 1);
@@ -392,7 +393,8 @@ static void check_dnnl_vs_gemm(int N, int C, int HW, int O, int k, int stride)
         }
         d[q] /= m[q] > 0 ? m[q] : 1;
     }
-    CHECK(d[0] < 1e-5 && d[1] < 1e-5 && d[2] < 1e-5 && d[3] < 1e-6,
+    /* gw: up to N*OH*OW = 327680 terms per weight; check_long_sums bounds that sum at 1e-4 too */
+    CHECK(d[0] < 1e-5 && d[1] < 1e-5 && d[2] < 1e-4 && d[3] < 1e-6,
           "N%d C%d %d O%d k%d s%d: dnnl vs gemm rel diff y %.3g gx %.3g gw %.3g gb %.3g", N, C, HW, O, k, stride, d[0],
           d[1], d[2], d[3]);
     CHECK(memcmp(y[1], y[2], ny * 4) == 0 && memcmp(gx[1], gx[2], nx * 4) == 0 &&
@@ -414,7 +416,7 @@ static void check_dnnl_cache(void)
     for (int i = 0; i < (int)(sizeof w / sizeof w[0]); i++) w[i] = (float)(i % 5) * 0.1f;
     memset(gx, 0, sizeof gx);
     memset(gw, 0, sizeof gw);
-    yt_conv2d_shape s = {2, 3, 6, 6, 2, 3, 3, 1, 1, 1, 1, 0, 0, 0, YT_CONV_DNNL};
+    yt_conv2d_shape s = {2, 3, 6, 6, 2, 3, 3, 1, 1, 1, 1, 0, 0, 0, YT_CONV_DNNL_ALL};
     yt_conv2d_shape_init(&s);
     for (int r = 0; r < 3; r++) {
         CHECK(yt_conv2d_forward(x, y, w, NULL, &s) == 0, "forward: %s", yt_last_error());
@@ -424,7 +426,7 @@ static void check_dnnl_cache(void)
     /* more shapes than the bound: the oldest entries go */
     int made = 0;
     for (int hw = 1; made <= YT_CONV2D_DNNL_CACHE_MAX + 8; hw++) {
-        yt_conv2d_shape t = {1, 1, hw, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, YT_CONV_DNNL};
+        yt_conv2d_shape t = {1, 1, hw, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, YT_CONV_DNNL_ALL};
         yt_conv2d_shape_init(&t);
         float *a = calloc((size_t)hw, 4), *c = calloc((size_t)hw, 4), k1 = 1.0f;
         CHECK(yt_conv2d_forward(a, c, &k1, NULL, &t) == 0, "forward %d: %s", hw, yt_last_error());
@@ -445,6 +447,9 @@ static void check_backend_switch(void)
     CHECK(strcmp(yt_conv2d_backend_name(YT_CONV_GEMM), "gemm") == 0, "name gemm");
     CHECK(yt_conv2d_set_backend(YT_CONV_DNNL) == 0 && yt_conv2d_backend() == YT_CONV_DNNL, "set dnnl");
     CHECK(strcmp(yt_conv2d_backend_name(YT_CONV_DNNL), "dnnl") == 0, "name dnnl");
+    CHECK(yt_conv2d_backend_of("dnnl_all") == YT_CONV_DNNL_ALL && yt_conv2d_backend_of("gemm") == YT_CONV_GEMM &&
+              yt_conv2d_backend_of("dnnl") == YT_CONV_DNNL && yt_conv2d_backend_of("blas") == -1,
+          "names to backends");
     CHECK(yt_conv2d_set_backend(0) == 0, "back to the environment's choice");
     /* shapes oneDNN does not take run the GEMM path: right padding implied by the output size is negative */
     yt_conv2d_shape s = {1, 1, 6, 6, 1, 1, 1, 2, 2, 0, 0, 0, 0, 0, YT_CONV_DNNL};
@@ -500,10 +505,11 @@ int main(void)
     check_dnnl_vs_gemm(4, 32, 20, 32, 3, 1);
     check_dnnl_vs_gemm(4, 64, 20, 64, 1, 1);
     check_dnnl_vs_gemm(2, 3, 64, 16, 3, 2); /* the first layer: 3 input channels */
-    check_dnnl_vs_gemm(5, 16, 256, 16, 3, 1); /* 4 MB per image: the batch runs in unequal chunks (3 + 2) */
+    check_dnnl_vs_gemm(5, 16, 256, 16, 3, 1); /* 4 MB per image: the batch runs in chunks, the last one smaller */
     check_dnnl_cache();
 
     check_tensor_level(YT_CONV_GEMM);
     check_tensor_level(YT_CONV_DNNL);
+    check_tensor_level(YT_CONV_DNNL_ALL);
     return tu_finish();
 }

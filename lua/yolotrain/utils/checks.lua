@@ -22,7 +22,9 @@ end
 function M.conv_backend()
   local ok, b = pcall(yt.sys.conv_backend)
   if not ok then return tostring(b) end
-  return b == "dnnl" and "oneDNN (YT_CONV=gemm: im2col + OpenBLAS)" or "im2col + OpenBLAS (YT_CONV=gemm)"
+  local what = { gemm = "im2col + OpenBLAS", dnnl = "backward on oneDNN, forward im2col + OpenBLAS",
+    dnnl_all = "oneDNN" }
+  return string.format("%s (YT_CONV=%s; gemm, dnnl or dnnl_all)", what[b] or b, b)
 end
 
 -- The folder the engine's Lua files are loaded from: an installed tree, a checkout's lua/ or $YOLOTRAIN_LUA_PATH.
