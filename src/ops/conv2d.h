@@ -27,7 +27,8 @@ typedef struct {
 /* The implementations of the raw kernels below: im2col + OpenBLAS sgemm (this file's header comment), and
  * oneDNN's convolution primitives (src/ops/conv2d_dnnl.h). The environment variable YT_CONV (or
  * yt_conv2d_set_backend) chooses for the whole process:
- *   dnnl (the default)  backward data and backward weights on oneDNN, the forward pass on the GEMM path
+ *   dnnl (the default)  backward data and backward weights of k x k convolutions on oneDNN; their forward pass,
+ *                       and every pass of 1x1 ones (a plain sgemm per image, faster here), on the GEMM path
  *   dnnl_all            the forward pass on oneDNN too
  *   gemm                everything on the GEMM path
  * Why the default keeps the forward on GEMM: oneDNN's direct kernels sum a k x k convolution's C*k*k products in
