@@ -22,7 +22,7 @@ end
 function M.conv_backend()
   local ok, b = pcall(yt.sys.conv_backend)
   if not ok then return tostring(b) end
-  local what = { gemm = "im2col + OpenBLAS", dnnl = "backward on oneDNN, forward im2col + OpenBLAS",
+  local what = { gemm = "im2col + OpenBLAS", dnnl = "k x k backward on oneDNN, the rest im2col + OpenBLAS",
     dnnl_all = "oneDNN" }
   return string.format("%s (YT_CONV=%s; gemm, dnnl or dnnl_all)", what[b] or b, b)
 end
