@@ -401,6 +401,14 @@ void yt_loader_set_epoch(yt_loader *l, int epoch)
     l->epoch = epoch;
 }
 
+void yt_loader_set_mosaic(yt_loader *l, double probability)
+{
+    if (l->ds->cfg.mosaic == probability) return;
+    stop_workers(l); /* batches built with the old probability but not yet taken are built again */
+    l->ds->cfg.mosaic = probability;
+    if (l->pass_active) start_workers(l);
+}
+
 void yt_loader_close_mosaic(yt_loader *l)
 {
     if (l->ds->cfg.mosaic == 0 && l->ds->cfg.mixup == 0) return;

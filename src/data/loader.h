@@ -46,6 +46,8 @@ int yt_loader_next(yt_loader *l, yt_batch **out);
 void yt_loader_set_epoch(yt_loader *l, int epoch);
 /* Disables mosaic and mixup from the next batch built on. */
 void yt_loader_close_mosaic(yt_loader *l);
+/* Sets the mosaic probability of the batches not yet taken (a live change of the `mosaic` argument). */
+void yt_loader_set_mosaic(yt_loader *l, double probability);
 /* Builds batch b of epoch e directly (no threads). */
 int yt_loader_build_batch(yt_loader *l, int epoch, int b, yt_batch **out, char *err, size_t errlen);
 

@@ -455,6 +455,15 @@ static int loader_close_mosaic(lua_State *L)
     return 0;
 }
 
+static int loader_set_mosaic(lua_State *L)
+{
+    yt_loader *l = check_loader_box(L, 1)->l;
+    double p = luaL_checknumber(L, 2);
+    luaL_argcheck(L, p >= 0 && p <= 1, 2, "the mosaic probability must be between 0 and 1");
+    yt_loader_set_mosaic(l, p);
+    return 0;
+}
+
 /* ---- images ---- */
 
 static int l_load_image(lua_State *L)
@@ -632,7 +641,7 @@ static const luaL_Reg ds_methods[] = {
 
 static const luaL_Reg loader_methods[] = {
     {"next", loader_next}, {"build", loader_build}, {"set_epoch", loader_set_epoch}, {"epoch", loader_epoch},
-    {"close_mosaic", loader_close_mosaic}, {"close", loader_gc}, {"len", loader_len}, {NULL, NULL},
+    {"close_mosaic", loader_close_mosaic}, {"set_mosaic", loader_set_mosaic}, {"close", loader_gc}, {"len", loader_len}, {NULL, NULL},
 };
 
 static const luaL_Reg functions[] = {

@@ -321,6 +321,8 @@ function Loader:next() return self._c:next() end
 function Loader:set_epoch(e) self._c:set_epoch(e) end
 function Loader:epoch() return self._c:epoch() end
 function Loader:close_mosaic() self._c:close_mosaic(); self.dataset.mosaic_closed = true end
+-- The mosaic probability of the batches not yet taken (trainer:set{mosaic=}); a closed mosaic stays closed.
+function Loader:set_mosaic(p) if not self.dataset.mosaic_closed then self._c:set_mosaic(p) end end
 function Loader:reset() self._c:set_epoch(self._c:epoch()) end
 function Loader:dataset_size() return #self.dataset end
 function Loader:build(epoch, i) return self._c:build(epoch, i) end

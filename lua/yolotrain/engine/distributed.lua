@@ -14,6 +14,7 @@
 --   d:allreduce_grads(trainer)      after each backward: average the gradients of trainer.trainable_params
 --   d:broadcast_stop(flag)          at each epoch end: true on every rank when any rank wants to stop
 --   d:broadcast_string(s)           rank 0's string (e.g. the run directory)
+--   d:allreduce_max(list)           elementwise max of numbers over the ranks (stop flags, queued live changes)
 --   d:in_sync(tensors)              true when the tensors are bitwise equal on every rank
 --   d:finish(ok, err)               ok: wait for every rank, allow a clean MPI exit; not ok: print err with the
 --                                   rank and abort the whole job (MPI_Abort) so no rank is left waiting
@@ -254,6 +255,9 @@ end
 function Dist:broadcast_stop(flag)
   return yt.dist.allreduce_numbers({ flag and 1 or 0 }, "max")[1] > 0
 end
+
+-- Elementwise maximum of a list of numbers over the ranks (the step-boundary flags of live control).
+function Dist:allreduce_max(list) return yt.dist.allreduce_numbers(list, "max") end
 
 function Dist:broadcast_string(s, root) return yt.dist.broadcast_string(s, root or 0) end
 

@@ -18,6 +18,7 @@ local utils = require("yolotrain.utils")
 local checkpoint = require("yolotrain.engine.checkpoint")
 local torch_utils = require("yolotrain.utils.torch_utils")
 local cjson = require("cjson")
+local live = require("yolotrain.engine.live")
 
 local Engine_Trainer = class.Object:extend("Engine_Trainer")
 callbacks.mixin(Engine_Trainer)
@@ -98,6 +99,7 @@ function Engine_Trainer:init(cfg, overrides, _callbacks)
   self.csv = utils.join(self.save_dir, "results.csv")
   self.plot_idx = { 0, 1, 2 }
   self.stop = false
+  self.live_changes = self.live_changes or {}
 end
 
 function Engine_Trainer:is_main() return self.rank == -1 or self.rank == 0 end
@@ -117,7 +119,108 @@ function Engine_Trainer:save_args()
   end
   map.save_dir = self.args.save_dir
   order[#order + 1] = "save_dir"
+  -- the live changes (trainer:set), oldest first; the values above are the current ones
+  if self.live_changes and #self.live_changes > 0 then
+    local history = {}
+    for i, e in ipairs(self.live_changes) do
+      history[i] = { epoch = e.epoch + 1, batch = e.batch, key = e.key, value = e.value, old = e.old }
+    end
+    map[cfgmod.HISTORY_KEY] = history
+    order[#order + 1] = cfgmod.HISTORY_KEY
+  end
   utils.atomic_write(utils.join(self.save_dir, "args.yaml"), yt.dump_yaml(map, order))
+end
+
+-- ---- control: stop, live changes, attach ----
+
+-- Ends training at the next step boundary, saving last; reason: "interrupt" (SIGINT), "terminate" (SIGTERM) or "user" (stop()).
+function Engine_Trainer:request_stop(reason)
+  self.stop = true
+  self.interrupted = true
+  self.stop_reason = reason
+end
+
+-- trainer:set{lr0 = 0.002, epochs = 50, ...}: changes that hold (yolotrain.engine.live). Each key is checked as on
+-- the command line and all are checked before any applies; keys the running training cannot change are refused
+-- with the reason. Applied now (under ranks=N: on every rank at the next step boundary), logged, written to
+-- args.yaml's history and the checkpoints, replayed by resume. Returns the history entries it added.
+function Engine_Trainer:set(changes)
+  local list = live.check(self, changes)
+  if self.dist then
+    self._live_pending = self._live_pending or {}
+    for _, c in ipairs(list) do self._live_pending[#self._live_pending + 1] = c end
+    log("set: %d change(s) queued for every rank at the next step boundary", #list)
+    return list
+  end
+  return self:_apply_live(list)
+end
+
+function Engine_Trainer:_apply_live(list)
+  if self.epoch == nil then -- not training yet: the arguments of the training to come
+    for _, c in ipairs(list) do live.apply(self, c[1], c[2]) end
+    return {}
+  end
+  local added = {}
+  for _, c in ipairs(list) do
+    local old = live.apply(self, c[1], c[2])
+    local e = { epoch = self.epoch, batch = self.batch_i or 0, ni = self.ni or -1, key = c[1], value = c[2], old = old }
+    self.live_changes[#self.live_changes + 1] = e
+    added[#added + 1] = e
+    if self:is_main() then
+      log("set: %s=%s (was %s) at epoch %d, batch %d", c[1], tostring(c[2]), tostring(old), self.epoch + 1, e.batch)
+    end
+  end
+  self:_apply_schedule_now()
+  if self:is_main() then self:save_args() end
+  return added
+end
+
+-- The learning rates (and warmup momentum) of the current step again, after a change of the schedule.
+function Engine_Trainer:_apply_schedule_now()
+  if not (self.optimizer and self.lf and self.epoch) then return end
+  if self.ni and self.nw and self.ni <= self.nw then
+    self:warmup(self.ni, self.nw, self.epoch)
+  else
+    self:scheduler_step(self.epoch)
+  end
+end
+
+-- Under ranks=N, at every step boundary: rank 0's queued changes and any rank's stop reach every rank, so all
+-- apply them at the same step.
+function Engine_Trainer:_sync_step()
+  local pending = self._live_pending or {}
+  local flags = self.dist:allreduce_max({ self.stop and 1 or 0, #pending })
+  if flags[2] > 0 then
+    local lines = {}
+    for _, c in ipairs(pending) do lines[#lines + 1] = c[1] .. "\t" .. live.encode(c[2]) end
+    local text = self.dist:broadcast_string(table.concat(lines, "\n"))
+    local list = {}
+    for line in text:gmatch("[^\n]+") do
+      local k, v = line:match("^([^\t]+)\t(.*)$")
+      list[#list + 1] = { k, live.decode(v) }
+    end
+    self._live_pending = {}
+    self:_apply_live(list)
+  end
+  if flags[1] > 0 and not self.stop then self:request_stop(self.stop_reason or "user") end
+end
+
+-- Serves `yolotrain attach` on the process that logs; a socket it may not use is a warning, not a failure.
+function Engine_Trainer:_start_attach()
+  if not (self:is_main() and yt.control) then return end
+  local ok, a = pcall(function() return require("yolotrain.engine.attach").serve(self) end)
+  if ok then
+    self.attach = a
+  else
+    log("WARNING: attach: %s; training without the attach socket", tostring(a))
+  end
+end
+
+function Engine_Trainer:_stop_attach(why)
+  if self.attach then
+    self.attach:close(why)
+    self.attach = nil
+  end
 end
 
 -- The dataset dictionary (data.yaml resolved). Detection_Trainer reads YOLO datasets.
@@ -365,17 +468,19 @@ function Engine_Trainer:_interactive_pause()
   if not (yt.sys and yt.sys.interrupted and yt.sys.interrupted()) then return end
   if not yt.sys.isatty(0) then
     log("\nInterrupted: saving last and stopping.")
-    self.stop = true
-    self.interrupted = true
+    self:request_stop("interrupt")
     return
   end
-  log("\nTraining paused at epoch %d. `trainer` is in scope: cont() resumes, stop() saves last and exits.",
-    self.epoch + 1)
-  local env = setmetatable({ trainer = self, yt = yt }, { __index = _G })
+  log("\nTraining paused at epoch %d. `trainer` is in scope: cont() resumes, stop() saves last and exits, " ..
+    "help() lists the rest.", self.epoch + 1)
+  local repl = require("yolotrain.repl")
+  local env = setmetatable({ trainer = self, yt = yt, help = function(obj) print(repl.help(obj)) end,
+    save = function() return self:save_last() end }, { __index = _G })
   local action = yt.sys.repl(env, "yolotrain (paused)")
-  if action == "stop" or (yt.sys.interrupt_count and yt.sys.interrupt_count() > 1) then
-    self.stop = true
-    self.interrupted = true
+  if action == "stop" then
+    self:request_stop("user")
+  elseif yt.sys.interrupt_count and yt.sys.interrupt_count() > 1 then
+    self:request_stop("interrupt")
   end
 end
 
@@ -383,6 +488,7 @@ function Engine_Trainer:_do_train()
   self:_setup_train()
   local nb = #self.train_loader
   local nw = (self.args.warmup_epochs > 0) and math.max(utils.round_half_even(self.args.warmup_epochs * nb), 100) or -1
+  self.nw = nw
   self.last_opt_step = self.last_opt_step or -1
   self.epoch_time = nil
   self.epoch_time_start = yt.now()
@@ -402,6 +508,7 @@ function Engine_Trainer:_do_train()
   local plot_at = {}
   for _, v in ipairs(self.plot_idx) do plot_at[v] = true end
   if yt.sys and yt.sys.install_interrupt_handler then yt.sys.install_interrupt_handler() end
+  self:_start_attach()
 
   local epoch = self.start_epoch
   while true do
@@ -410,7 +517,9 @@ function Engine_Trainer:_do_train()
     self:scheduler_step(epoch)
     self.model:train()
     if self.train_loader.set_epoch then self.train_loader:set_epoch(epoch) end
-    if epoch == self:mosaic_close_epoch() then self:_close_dataloader_mosaic() end
+    -- at or after (close_mosaic may have changed live): once
+    local close_at = self:mosaic_close_epoch()
+    if close_at and epoch >= close_at and not self.mosaic_closed then self:_close_dataloader_mosaic() end
     local pbar
     if self:is_main() then
       log("%s", self:progress_string())
@@ -483,7 +592,10 @@ function Engine_Trainer:_do_train()
       end
       collectgarbage("step", 0)
       i = i + 1
+      self.batch_i = i
       self:_interactive_pause()
+      if self.attach then self.attach:poll() end
+      if self.dist then self:_sync_step() end
       if self.stop then break end
     end
     if pbar then pbar:close() end
@@ -553,6 +665,7 @@ function Engine_Trainer:DDP_or_normally_train()
     if type(e) == "table" then return e end
     return debug.traceback(tostring(e), 2)
   end)
+  self:_stop_attach(ok and "the training ended" or "the training failed")
   if yt.sys and yt.sys.restore_interrupt_handler then yt.sys.restore_interrupt_handler() end
   if self.dist then self.dist:finish(ok, not ok and (type(err) == "table" and err.message or tostring(err)) or nil) end
   if not ok then
@@ -627,6 +740,28 @@ end
 
 -- Writes last (always), best (when this epoch is the best) and epochN (save_period) atomically.
 function Engine_Trainer:save_model()
+  self:_write_last()
+  if self.best_fitness ~= nil and self.best_fitness == self.fitness then
+    utils.atomic_copy(self.last, self.best)
+  end
+  -- as Ultralytics: epoch0, epochN, epoch2N, ... (0-based epoch numbers)
+  if self.save_period > 0 and self.epoch % self.save_period == 0 then
+    utils.atomic_copy(self.last, utils.join(self.wdir, string.format("epoch%d.safetensors", self.epoch)))
+  end
+end
+
+-- save() of the REPLs: last.safetensors now, between two steps (as a stop would leave it: resuming from it goes
+-- on with the next epoch). Returns its path.
+function Engine_Trainer:save_last()
+  if not (self.ema and self.optimizer and self.epoch) then
+    error("save(): there is nothing to save before the first step (or on a rank other than 0)", 0)
+  end
+  self:_write_last()
+  log("Saved %s at epoch %d, batch %d", self.last, self.epoch + 1, self.batch_i or 0)
+  return self.last
+end
+
+function Engine_Trainer:_write_last()
   local tensors = {}
   prefixed("model.", self.ema.ema:state_dict_list(), tensors)
   prefixed("train_model.", self.model:state_dict_list(), tensors)
@@ -662,18 +797,12 @@ function Engine_Trainer:save_model()
     names = cjson.encode(self:names_list()),
     nc = tostring(self.model.nc or ""),
     rng_state = tostring(yt.get_rng_state and yt.get_rng_state() or ""),
+    live_changes = live.encode_history(self.live_changes),
     date = os.date("!%Y-%m-%dT%H:%M:%SZ"),
     version = yt.version,
   }
   local ok, err = pcall(yt.save_safetensors, self.last, tensors, meta)
   if not ok then utils.write_error(self.last, err) end
-  if self.best_fitness ~= nil and self.best_fitness == self.fitness then
-    utils.atomic_copy(self.last, self.best)
-  end
-  -- as Ultralytics: epoch0, epochN, epoch2N, ... (0-based epoch numbers)
-  if self.save_period > 0 and self.epoch % self.save_period == 0 then
-    utils.atomic_copy(self.last, utils.join(self.wdir, string.format("epoch%d.safetensors", self.epoch)))
-  end
 end
 
 function Engine_Trainer:names_list()
@@ -775,14 +904,24 @@ function Engine_Trainer:check_resume(overrides)
   end
   args.resume = true
   args.model = path
+  -- the live changes replay in resume_training: the training is set up with the values it started with
+  local changes = live.decode_history(meta.live_changes, path)
+  for i = #changes, 1, -1 do args[changes[i].key] = changes[i].old end
   self.args = args
   self.resume_path = path
+  self.resume_live_changes = changes
 end
 
 -- Restores optimizer, EMA, epoch, best fitness and the raw training weights from a checkpoint.
 function Engine_Trainer:resume_training(ckpt)
   if not ckpt or not self.args.resume then return end
   local meta, tensors = ckpt.meta, ckpt.tensors
+  -- the live changes of the run so far, in their order, as they were applied (the groups are restored below)
+  for _, e in ipairs(self.resume_live_changes or {}) do
+    live.apply(self, e.key, e.value)
+    self.live_changes[#self.live_changes + 1] = e
+  end
+  if #self.live_changes > 0 and self:is_main() then self:save_args() end
   local epoch = checkpoint.counter(ckpt.path, meta, "epoch", -1)
   local start_epoch = epoch + 1
   if start_epoch >= self.epochs then
@@ -824,6 +963,7 @@ function Engine_Trainer:mosaic_close_epoch()
 end
 
 function Engine_Trainer:_close_dataloader_mosaic()
+  self.mosaic_closed = true
   if self.train_loader and self.train_loader.close_mosaic then
     if self:is_main() then log("Closing dataloader mosaic") end
     self.train_loader:close_mosaic()
