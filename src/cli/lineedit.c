@@ -40,10 +40,16 @@ static char *cli_read_line(const char *prompt, int *status)
     rl_callback_handler_install(prompt, on_line);
     while (!line_done) {
         int fd = fileno(rl_instream ? rl_instream : stdin);
+        int watch = yt_repl_watch_fd();
         fd_set fds;
         FD_ZERO(&fds);
         FD_SET(fd, &fds);
-        int r = select(fd + 1, &fds, NULL, NULL, NULL);
+        if (watch >= 0) FD_SET(watch, &fds);
+        int r = select((watch > fd ? watch : fd) + 1, &fds, NULL, NULL, NULL);
+        if (r > 0 && watch >= 0 && FD_ISSET(watch, &fds)) {
+            got_eof = 1; /* the other end spoke first (attach: the training ended) */
+            break;
+        }
         if (r < 0) {
             if (errno != EINTR) {
                 got_eof = 1;

@@ -556,8 +556,13 @@ static int l_attach(lua_State *L)
         return 1;
     }
     yt_repl_set_completer(client_complete, &c);
+    yt_repl_set_watch_fd(fd);
     yt_repl_run_remote(L, isatty(STDIN_FILENO) ? hello : NULL, client_eval, &c);
+    yt_repl_set_watch_fd(-1);
     yt_repl_set_completer(NULL, NULL);
+    /* the input ended because the training spoke: say what it said (its goodbye) */
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (!c.ended && poll(&p, 1, 0) > 0) print_replies(&c, NULL);
     free(hello);
     close(fd);
     lua_pushinteger(L, 0);

@@ -2,6 +2,7 @@
 #include "lua/yt_repl.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,9 +129,75 @@ int yt_repl_pcall(lua_State *L, int nargs, int nresults)
 
 /* ---- line editors ------------------------------------------------------------------------------------------ */
 
+static int watch_fd = -1;
+
+void yt_repl_set_watch_fd(int fd) { watch_fd = fd; }
+int yt_repl_watch_fd(void) { return watch_fd; }
+
+/* With a watched descriptor: reads standard input unbuffered, so that poll() sees what is left, and ends the input
+ * when the watched descriptor becomes readable. */
+static char *fd_read_line(const char *prompt, int *status)
+{
+    static char buf[65536];
+    static size_t have;
+    int tty = isatty(STDIN_FILENO);
+    if (tty) {
+        fputs(prompt, stdout);
+        fflush(stdout);
+    }
+    for (;;) {
+        char *nl = memchr(buf, '\n', have);
+        if (nl || have == sizeof buf) {
+            size_t n = nl ? (size_t)(nl - buf) : have;
+            char *line = malloc(n + 1);
+            if (!line) {
+                *status = YT_LINE_EOF;
+                return NULL;
+            }
+            memcpy(line, buf, n);
+            line[n] = '\0';
+            if (n > 0 && line[n - 1] == '\r') line[n - 1] = '\0';
+            size_t used = nl ? n + 1 : n;
+            memmove(buf, buf + used, have - used);
+            have -= used;
+            *status = YT_LINE_OK;
+            return line;
+        }
+        struct pollfd p[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = watch_fd, .events = POLLIN}};
+        int r = poll(p, 2, -1);
+        if (r < 0 && errno == EINTR) {
+            if (yt_repl_take_prompt_interrupt()) {
+                have = 0;
+                if (tty) fputc('\n', stdout);
+                *status = YT_LINE_CANCELLED;
+                return NULL;
+            }
+            continue;
+        }
+        if (r < 0 || (p[1].revents & (POLLIN | POLLHUP | POLLERR))) break;
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = read(STDIN_FILENO, buf + have, sizeof buf - have);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                if (have > 0) { /* a last line without its newline */
+                    buf[have] = '\n';
+                    have++;
+                    continue;
+                }
+                break;
+            }
+            have += (size_t)n;
+        }
+    }
+    if (tty) fputc('\n', stdout);
+    *status = YT_LINE_EOF;
+    return NULL;
+}
+
 /* Without an editor: prompts only on a terminal, reads with stdio. */
 static char *stdio_read_line(const char *prompt, int *status)
 {
+    if (watch_fd >= 0) return fd_read_line(prompt, status);
     int tty = isatty(STDIN_FILENO);
     for (;;) {
         if (tty) {

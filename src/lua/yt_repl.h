@@ -62,6 +62,11 @@ int yt_repl_run(lua_State *L, int env_index, const char *banner, int controls);
 int yt_repl_run_remote(lua_State *L, const char *banner, int (*eval)(void *ud, const char *src, size_t len),
                        void *ud);
 
+/* A descriptor the line editors also wait on while they read (-1: none): when it becomes readable, the read ends
+ * as at end of input (YT_LINE_EOF). attach watches its connection, so the training ending ends the session. */
+void yt_repl_set_watch_fd(int fd);
+int yt_repl_watch_fd(void);
+
 /* Tab completion: returns a malloc'ed NULL-terminated array of malloc'ed candidates that start with text (which
  * may be a dotted path such as "trainer.ar"), or NULL. yt_repl_run installs one that asks yolotrain.repl.complete
  * in its state; attach installs one that asks the training. The line editor calls yt_repl_complete. */

@@ -44,8 +44,8 @@ function M.check(trainer, changes)
   local list = {}
   for k, v in pairs(changes) do
     if type(k) ~= "string" then error(string.format("trainer:set: keys are argument names, got %s", tostring(k)), 0) end
+    if not is_live[k] and cfgmod.defaults.kinds[k] then refuse(k) end
     local value = cfgmod.check_value(k, v, 0) -- unknown keys get the CLI's "similar arguments" hint
-    if not is_live[k] then refuse(k) end
     if value == nil then error(string.format("trainer:set{%s=...}: a value is needed", k), 0) end
     if k == "epochs" and trainer.epoch and value < trainer.epoch + 1 then
       error(string.format("'epochs=%d' is an invalid value: epoch %d is running (epochs counts them from 1)", value,

@@ -532,6 +532,7 @@ function Engine_Trainer:_do_train()
       local ni = i + nb * epoch
       if ni <= nw then self:warmup(ni, nw, epoch) end
       self.ni = ni
+      self.batch_i = i + 1 -- the batch of this step, from 1: at the step boundary, the batches done this epoch
       yt.scope_begin()
       local ok, err = xpcall(function()
         batch = self:preprocess_batch(batch)
@@ -592,7 +593,6 @@ function Engine_Trainer:_do_train()
       end
       collectgarbage("step", 0)
       i = i + 1
-      self.batch_i = i
       self:_interactive_pause()
       if self.attach then self.attach:poll() end
       if self.dist then self:_sync_step() end
