@@ -245,7 +245,7 @@ function M.help(obj)
   for _, C in ipairs(chain) do
     local Cn = tostring(rawget(C, "__name"))
     for k, v in pairs(C) do
-      if type(k) == "string" and type(v) == "function" and not k:match("^__") and not seen[k] then
+      if type(k) == "string" and type(v) == "function" and not k:match("^_") and not seen[k] then
         seen[k] = true
         methods[#methods + 1] = { k, describe(ref, Cn, k, ":") }
       end
@@ -307,10 +307,13 @@ function M.complete(text, env)
   local base
   if prefix then
     base = env
+    local first = true
     for part in prefix:gmatch("[^%.:]+") do
       if type(base) ~= "table" and type(base) ~= "userdata" then return {} end
       local ok, v = pcall(function() return M.index(base, tonumber(part) and math.tointeger(tonumber(part)) or part) end)
       if not ok then return {} end
+      if v == nil and first then v = _G[part] end
+      first = false
       base = v
       if base == nil then return {} end
     end
