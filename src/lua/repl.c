@@ -347,7 +347,7 @@ static int incomplete_error(lua_State *L, const char *src, size_t len)
     return luaL_loadbufferx(L, src, len, "=stdin", "t");
 }
 
-/* repr(v) of the yolotrain.repl module (tables, classes, tensors and modules shown as values), or NULL pushed
+/* repr(v) of the yolotrain.repl module (tables, classes, tensors and modules shown as values), or nil pushed
  * when the engine is not on the path: tostring then. Leaves one value pushed. */
 static void push_repr_function(lua_State *L)
 {
@@ -372,7 +372,7 @@ static int print_values(lua_State *L)
     for (int i = 1; i <= n; i++) {
         size_t len;
         const char *s = NULL;
-        if (!lua_isnil(L, repr)) {
+        if (!lua_isnil(L, repr) && lua_type(L, i) != LUA_TSTRING) { /* a string shows as itself, as in lua */
             lua_pushvalue(L, repr);
             lua_pushvalue(L, i);
             if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) s = lua_tolstring(L, -1, &len);

@@ -96,7 +96,8 @@ function Attach:eval(src)
   elseif r.n > 1 then
     local parts = {}
     for i = 2, r.n do
-      local ok, text = pcall(repl.repr, r[i])
+      local ok, text = true, r[i] -- a string shows as itself, as in the local REPL
+      if type(r[i]) ~= "string" then ok, text = pcall(repl.repr, r[i]) end
       parts[#parts + 1] = ok and text or tostring(r[i])
     end
     s:send("out", table.concat(parts, "\t") .. "\n")
