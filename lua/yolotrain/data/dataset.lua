@@ -162,6 +162,18 @@ function Base_Dataset:close_mosaic(hyp)
   self.mosaic_closed = true
 end
 
+-- A live change of the mosaic probability (trainer:set{mosaic=}): the transforms are built again with it from
+-- the next batch built; a closed mosaic stays closed.
+function Base_Dataset:set_mosaic(p)
+  local h = {}
+  for k, v in pairs(self.hyp or {}) do h[k] = v end
+  h.mosaic = p
+  self.hyp = h
+  if self.mosaic_closed then return end
+  self.transforms = self:build_transforms(h)
+  self._c:set_transforms(self.transforms)
+end
+
 -- im_files from the labels (a list; calling it, ds:im_files(), gives the same list as before)
 local callable_list = { __call = function(t) return t end }
 function Base_Dataset:_set_im_files()

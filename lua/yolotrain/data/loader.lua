@@ -57,4 +57,10 @@ function Loader:close_mosaic()
   self._c:restart()
 end
 
+-- The mosaic probability of the batches not yet taken (trainer:set{mosaic=}); a closed mosaic stays closed.
+function Loader:set_mosaic(p)
+  self.dataset:set_mosaic(p)
+  self._c:restart()
+end
+
 return Loader
