@@ -20,7 +20,9 @@ local s = yt.control.serve(dir .. "/bench.sock")
 local polls = {}
 for _ = 1, repeats do
   local n, t0 = 100000, yt.now()
-  for _ = 1, n do s:poll() end
+  for _ = 1, n do
+    s:poll()
+  end
   polls[#polls + 1] = (yt.now() - t0) / n
 end
 s:close()
@@ -28,8 +30,20 @@ s:close()
 -- a small training's step, with the socket served and without it
 local T = fake.make_trainer_class({ nb = 20 })
 local function step_time(serve, k)
-  local t = T{ overrides = { model = fake.tiny_yaml(dir), data = "fake", epochs = 1, imgsz = 32, batch = 4,
-    project = dir, name = "r" .. k, plots = false, verbose = false, val = false } }
+  local t = T {
+    overrides = {
+      model = fake.tiny_yaml(dir),
+      data = "fake",
+      epochs = 1,
+      imgsz = 32,
+      batch = 4,
+      project = dir,
+      name = "r" .. k,
+      plots = false,
+      verbose = false,
+      val = false,
+    },
+  }
   if not serve then t._start_attach = function() end end
   local times, t0 = {}, nil
   t:add_callback("on_train_batch_start", function() t0 = yt.now() end)
@@ -47,6 +61,15 @@ for k = 1, repeats do
   with[#with + 1] = step_time(true, 2 * k + 1)
 end
 local p, a, b = median(polls), median(with), median(without)
-print(string.format("idle poll: %.2f us; step (epoch time / batches): %.2f ms with the socket, %.2f ms without " ..
-  "(ratio %.3f); one poll is %.5f%% of a step", p * 1e6, a * 1e3, b * 1e3, a / b, 100 * p / b))
+print(
+  string.format(
+    "idle poll: %.2f us; step (epoch time / batches): %.2f ms with the socket, %.2f ms without "
+      .. "(ratio %.3f); one poll is %.5f%% of a step",
+    p * 1e6,
+    a * 1e3,
+    b * 1e3,
+    a / b,
+    100 * p / b
+  )
+)
 os.execute("rm -rf '" .. dir .. "'")

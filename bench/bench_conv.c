@@ -128,8 +128,8 @@ static int run(int nv, const int *backend, const int *strategy, int batch, int i
     memset(tot, 0, nv * sizeof *tot);
     for (int li = 0; li < NLAYERS; li++) {
         const layer *L = &layers[li];
-        yt_conv2d_shape s = {batch, L->C, imgsz / L->div, imgsz / L->div, L->O, L->k, L->k, L->s, L->s,
-                             L->k / 2, L->k / 2, 0, 0, 0, 0};
+        yt_conv2d_shape s = {
+            batch, L->C, imgsz / L->div, imgsz / L->div, L->O, L->k, L->k, L->s, L->s, L->k / 2, L->k / 2, 0, 0, 0, 0};
         if (yt_conv2d_shape_init(&s) < 0) {
             fprintf(stderr, "%s: %s\n", L->name, yt_last_error());
             return -1;
@@ -180,7 +180,14 @@ static int run(int nv, const int *backend, const int *strategy, int batch, int i
             tot[v].layer_fwd[li] = tf[v];
             tot[v].layer_step[li] = ts[v];
         }
-        free(x); free(w); free(b); free(y); free(gy); free(gx); free(gw); free(gb);
+        free(x);
+        free(w);
+        free(b);
+        free(y);
+        free(gy);
+        free(gx);
+        free(gw);
+        free(gb);
     }
     return 0;
 }

@@ -49,8 +49,9 @@ int main(int argc, char **argv)
         t0 = now();
         for (int i = 0; i < 50; i++) yt_hsv_augment(dst, 240 * 320, 0.015, 0.7, 0.4, &rng);
         double hs = (now() - t0) / 50 * 1e3;
-        printf("stage cost (1 thread): decode %.2f ms/img (coco128 ~640x480), resize->320 %.2f ms, HSV 320x240 %.2f ms\n",
-               dec, rs, hs);
+        printf(
+            "stage cost (1 thread): decode %.2f ms/img (coco128 ~640x480), resize->320 %.2f ms, HSV 320x240 %.2f ms\n",
+            dec, rs, hs);
         free(dst);
         yt_image_free(&im);
     }
@@ -95,8 +96,10 @@ int main(int argc, char **argv)
                     return 1;
                 }
                 double dt = now() - t0;
-                if (e == 0) first += dt, imgs_first += imgs;
-                else rest += dt, imgs_rest += imgs;
+                if (e == 0)
+                    first += dt, imgs_first += imgs;
+                else
+                    rest += dt, imgs_rest += imgs;
             }
             printf("imgsz %d, workers %d: epoch 0 (cold decode cache) %.1f img/s, epochs 1-%d %.1f img/s "
                    "(cache hits %lld, misses %lld)\n",

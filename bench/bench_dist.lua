@@ -11,7 +11,11 @@ local opts = { imgsz = 320, batch = 16, steps = 3 }
 local role
 for i = 1, #(arg or {}) do
   local k, v = tostring(arg[i]):match("^(%w+)=(.*)$")
-  if k == "role" then role = v elseif k then opts[k] = tonumber(v) end
+  if k == "role" then
+    role = v
+  elseif k then
+    opts[k] = tonumber(v)
+  end
 end
 
 local function median(t)
@@ -62,7 +66,9 @@ local function worker(dist_mode)
   comm = 0
   if d then yt.dist.barrier() end
   local t0 = yt.now()
-  for _ = 1, opts.steps do step() end
+  for _ = 1, opts.steps do
+    step()
+  end
   if d then yt.dist.barrier() end
   local elapsed = yt.now() - t0
   local ips = opts.steps * opts.batch / elapsed
@@ -82,8 +88,16 @@ local function worker(dist_mode)
     end
   end
   if rank == 0 then
-    print(string.format("RESULT ips=%.4f comm=%.4f allreduce=%.6f floats=%d threads=%d", ips, comm / opts.steps,
-      d and median(ar) or 0, nfloats, yt.sys.get_num_threads()))
+    print(
+      string.format(
+        "RESULT ips=%.4f comm=%.4f allreduce=%.6f floats=%d threads=%d",
+        ips,
+        comm / opts.steps,
+        d and median(ar) or 0,
+        nfloats,
+        yt.sys.get_num_threads()
+      )
+    )
   end
   if d then d:finish(true) end
 end
@@ -101,24 +115,53 @@ local function run(cmd)
   local out = f:read("a")
   f:close()
   local r = {}
-  for k, v in (out:match("RESULT ([^\n]*)") or ""):gmatch("(%w+)=([%d%.]+)") do r[k] = tonumber(v) end
+  for k, v in (out:match("RESULT ([^\n]*)") or ""):gmatch("(%w+)=([%d%.]+)") do
+    r[k] = tonumber(v)
+  end
   if not r.ips then error("benchmark worker failed:\n" .. out, 0) end
   return r
 end
 
-print(string.format("YOLOv8n training steps at imgsz %d, global batch %d, %d timed steps (after 1 warm-up)",
-  opts.imgsz, opts.batch, opts.steps))
+print(
+  string.format(
+    "YOLOv8n training steps at imgsz %d, global batch %d, %d timed steps (after 1 warm-up)",
+    opts.imgsz,
+    opts.batch,
+    opts.steps
+  )
+)
 local single = run(string.format("OMP_NUM_THREADS=2 %s %s role=single %s", q(exe), q(me), common))
 print(string.format("1 process x 2 threads, batch %d:     %7.2f images/s", opts.batch, single.ips))
 if not yt.dist.available then
   print("2 ranks: skipped (" .. (yt.dist.unavailable_reason or "no MPI") .. ")")
   return
 end
-local multi = run(string.format("env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " ..
-  "mpirun -np 2 --oversubscribe --bind-to none %s %s role=rank %s", q(exe), q(me), common))
-print(string.format("2 ranks x 1 thread, batch %d each:   %7.2f images/s (gradient averaging %.1f ms per step)",
-  opts.batch // 2, multi.ips, multi.comm * 1000))
+local multi = run(
+  string.format(
+    "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 "
+      .. "mpirun -np 2 --oversubscribe --bind-to none %s %s role=rank %s",
+    q(exe),
+    q(me),
+    common
+  )
+)
+print(
+  string.format(
+    "2 ranks x 1 thread, batch %d each:   %7.2f images/s (gradient averaging %.1f ms per step)",
+    opts.batch // 2,
+    multi.ips,
+    multi.comm * 1000
+  )
+)
 print(string.format("ratio 2 ranks / 1 process:           %7.3f", multi.ips / single.ips))
-print(string.format("one allreduce of YOLOv8n's gradients (%d floats, %.1f MB, 2 ranks, buckets of %s MB): %.2f ms " ..
-  "(%.2f GB/s of gradient)", multi.floats, multi.floats * 4 / 1e6, tostring(distributed.DEFAULT_BUCKET_MB),
-  multi.allreduce * 1000, multi.floats * 4 / multi.allreduce / 1e9))
+print(
+  string.format(
+    "one allreduce of YOLOv8n's gradients (%d floats, %.1f MB, 2 ranks, buckets of %s MB): %.2f ms "
+      .. "(%.2f GB/s of gradient)",
+    multi.floats,
+    multi.floats * 4 / 1e6,
+    tostring(distributed.DEFAULT_BUCKET_MB),
+    multi.allreduce * 1000,
+    multi.floats * 4 / multi.allreduce / 1e9
+  )
+)

@@ -6,12 +6,13 @@ local tasks = require("yolotrain.nn.tasks")
 
 local batch = tonumber(arg and arg[1]) or 16
 local sizes = {}
-for i = 2, #(arg or {}) do sizes[#sizes + 1] = tonumber(arg[i]) end
+for i = 2, #(arg or {}) do
+  sizes[#sizes + 1] = tonumber(arg[i])
+end
 if #sizes == 0 then sizes = { 320, 640 } end
 
 local sgemm = yt.sgemm_gflops(1024, 2.0)
-print(string.format("machine sgemm (1024^3, %s threads): %.1f GFLOP/s",
-  os.getenv("OMP_NUM_THREADS") or "all", sgemm))
+print(string.format("machine sgemm (1024^3, %s threads): %.1f GFLOP/s", os.getenv("OMP_NUM_THREADS") or "all", sgemm))
 
 local model = tasks.Detection_Model("yolov8n.yaml", { nc = 80 })
 local _, _, _, gflops640 = model:info(false)
@@ -47,9 +48,20 @@ for _, s in ipairs(sizes) do
   end)
   local fwd_rate = fwd_flops * batch / t_fwd
   local step_rate = 3 * fwd_flops * batch / t_step
-  print(string.format("imgsz %d batch %d: forward %.1f ms/img (%.1f GFLOP/s, %.0f%% of sgemm) | " ..
-    "forward+backward %.1f ms/img (%.1f GFLOP/s, %.0f%% of sgemm) | peak RSS %.0f MB",
-    s, batch, 1000 * t_fwd / batch, fwd_rate, 100 * fwd_rate / sgemm, 1000 * t_step / batch, step_rate,
-    100 * step_rate / sgemm, yt.peak_rss() / 1e6))
+  print(
+    string.format(
+      "imgsz %d batch %d: forward %.1f ms/img (%.1f GFLOP/s, %.0f%% of sgemm) | "
+        .. "forward+backward %.1f ms/img (%.1f GFLOP/s, %.0f%% of sgemm) | peak RSS %.0f MB",
+      s,
+      batch,
+      1000 * t_fwd / batch,
+      fwd_rate,
+      100 * fwd_rate / sgemm,
+      1000 * t_step / batch,
+      step_rate,
+      100 * step_rate / sgemm,
+      yt.peak_rss() / 1e6
+    )
+  )
   images:free()
 end

@@ -16,7 +16,9 @@ local EVERY, WARMUP_FRACTION, RSS_GROWTH_LIMIT = 100, 0.25, 0.02
 
 local function count_entries(dir)
   local n = 0
-  for _ in pairs(yt.sys.listdir(dir)) do n = n + 1 end
+  for _ in pairs(yt.sys.listdir(dir)) do
+    n = n + 1
+  end
   return n
 end
 
@@ -35,19 +37,40 @@ end
 local function soak(name, extra)
   local train_images = 400 -- the shapes dataset's train split
   local per_epoch = math.ceil(train_images / opts.batch)
-  local overrides = { model = "yolov8n.yaml", data = "shapes", imgsz = opts.imgsz, batch = opts.batch,
-    epochs = math.ceil(opts.steps / per_epoch), val = false, plots = false, verbose = false,
-    project = yt.sys.getenv("TMPDIR") or "/tmp", name = "yt_soak_" .. name, exist_ok = true, close_mosaic = 0 }
-  for k, v in pairs(extra) do overrides[k] = v end
-  local trainer = detect.Detection_Trainer{ overrides = overrides }
+  local overrides = {
+    model = "yolov8n.yaml",
+    data = "shapes",
+    imgsz = opts.imgsz,
+    batch = opts.batch,
+    epochs = math.ceil(opts.steps / per_epoch),
+    val = false,
+    plots = false,
+    verbose = false,
+    project = yt.sys.getenv("TMPDIR") or "/tmp",
+    name = "yt_soak_" .. name,
+    exist_ok = true,
+    close_mosaic = 0,
+  }
+  for k, v in pairs(extra) do
+    overrides[k] = v
+  end
+  local trainer = detect.Detection_Trainer { overrides = overrides }
   local samples, step = {}, 0
   trainer:add_callback("on_train_batch_end", function(t)
     step = step + 1
     if step % EVERY == 0 then
       local s = sample(step)
       samples[#samples + 1] = s
-      print(string.format("%-22s step %5d  rss %7.1f MB  fds %4d  threads %3d", name, s.step, s.rss / 2 ^ 20,
-        s.fds, s.threads))
+      print(
+        string.format(
+          "%-22s step %5d  rss %7.1f MB  fds %4d  threads %3d",
+          name,
+          s.step,
+          s.rss / 2 ^ 20,
+          s.fds,
+          s.threads
+        )
+      )
       io.stdout:flush()
     end
     if step >= opts.steps then t.stop = true end
@@ -65,12 +88,25 @@ local function judge(name, samples)
   local first = math.max(1, math.floor(#samples * WARMUP_FRACTION))
   local base, last = samples[first], samples[#samples]
   local max_rss = base.rss
-  for i = first, #samples do max_rss = math.max(max_rss, samples[i].rss) end
+  for i = first, #samples do
+    max_rss = math.max(max_rss, samples[i].rss)
+  end
   local growth = (max_rss - base.rss) / base.rss
   local flat = growth < RSS_GROWTH_LIMIT and last.fds == base.fds and last.threads == base.threads
-  print(string.format("%s: after step %d, RSS grew %.2f %% (limit %.0f %%), fds %d -> %d, threads %d -> %d: %s",
-    name, base.step, growth * 100, RSS_GROWTH_LIMIT * 100, base.fds, last.fds, base.threads, last.threads,
-    flat and "FLAT" or "GROWING"))
+  print(
+    string.format(
+      "%s: after step %d, RSS grew %.2f %% (limit %.0f %%), fds %d -> %d, threads %d -> %d: %s",
+      name,
+      base.step,
+      growth * 100,
+      RSS_GROWTH_LIMIT * 100,
+      base.fds,
+      last.fds,
+      base.threads,
+      last.threads,
+      flat and "FLAT" or "GROWING"
+    )
+  )
   return flat
 end
 

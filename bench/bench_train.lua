@@ -20,15 +20,24 @@ local HERE = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local SHARED = HERE .. "../../shared"
 
 -- ---- arguments ----
-local opts = { imgsz = "320,640", batch = "16", steps = "3", peer = "false", workers = "2", conv = "",
-  data = SHARED .. "/datasets/coco128/data.yaml" }
+local opts = {
+  imgsz = "320,640",
+  batch = "16",
+  steps = "3",
+  peer = "false",
+  workers = "2",
+  conv = "",
+  data = SHARED .. "/datasets/coco128/data.yaml",
+}
 for _, a in ipairs(arg or {}) do
   local k, v = a:match("^([%w_]+)=(.*)$")
   if not k or opts[k] == nil then error("bench_train: unknown argument '" .. a .. "'", 0) end
   opts[k] = v
 end
 local sizes = {}
-for s in opts.imgsz:gmatch("%d+") do sizes[#sizes + 1] = tonumber(s) end
+for s in opts.imgsz:gmatch("%d+") do
+  sizes[#sizes + 1] = tonumber(s)
+end
 local batch, steps = tonumber(opts.batch), tonumber(opts.steps)
 local backends = {}
 for b in opts.conv:gmatch("[^,]+") do
@@ -43,7 +52,9 @@ local threads = yt.sys.get_num_threads()
 -- ---- helpers ----
 local function median(xs)
   local t = {}
-  for i, v in ipairs(xs) do t[i] = v end
+  for i, v in ipairs(xs) do
+    t[i] = v
+  end
   table.sort(t)
   local n = #t
   return n % 2 == 1 and t[(n + 1) // 2] or (t[n // 2] + t[n // 2 + 1]) / 2
@@ -52,23 +63,45 @@ end
 -- VmHWM restarts from the current RSS (Linux: /proc/self/clear_refs "5"), so each size reports its own peak.
 local function reset_peak_rss()
   local f = io.open("/proc/self/clear_refs", "w")
-  if f then f:write("5"); f:close() end
+  if f then
+    f:write("5")
+    f:close()
+  end
 end
 
 local function keep_batch(b)
-  for _, k in ipairs({ "img", "cls", "bboxes", "batch_idx" }) do b[k]:keep() end
+  for _, k in ipairs({ "img", "cls", "bboxes", "batch_idx" }) do
+    b[k]:keep()
+  end
   return b
 end
 
 local function free_batch(b)
-  for _, k in ipairs({ "img", "cls", "bboxes", "batch_idx" }) do b[k]:free() end
+  for _, k in ipairs({ "img", "cls", "bboxes", "batch_idx" }) do
+    b[k]:free()
+  end
 end
 
 -- A trainer set up exactly as for training (model, loss, optimizer, EMA, loader), in a scratch run directory.
 local function make_trainer(imgsz, dir)
-  local t = detect.Detection_Trainer{ overrides = { model = "yolov8n.yaml", data = opts.data, imgsz = imgsz,
-    batch = batch, epochs = 1, workers = tonumber(opts.workers), plots = false, val = false, verbose = false,
-    tensorboard = false, project = dir, name = "bench", exist_ok = true, seed = 0 } }
+  local t = detect.Detection_Trainer {
+    overrides = {
+      model = "yolov8n.yaml",
+      data = opts.data,
+      imgsz = imgsz,
+      batch = batch,
+      epochs = 1,
+      workers = tonumber(opts.workers),
+      plots = false,
+      val = false,
+      verbose = false,
+      tensorboard = false,
+      project = dir,
+      name = "bench",
+      exist_ok = true,
+      seed = 0,
+    },
+  }
   t:_setup_train()
   return t
 end
@@ -79,8 +112,14 @@ local function run_peer(imgsz)
   if not utils.exists(script) or not utils.exists("/tmp/peer/ultralytics-8.2.100") then
     return nil, "the peer is not set up (see ../shared/peer/README.md)"
   end
-  local cmd = string.format("PEER_THREADS=%d /usr/bin/python3 '%s' train_tput --imgsz %d --batch %d --warmup 1 " ..
-    "--steps %d 2>&1", threads, script, imgsz, batch, steps)
+  local cmd = string.format(
+    "PEER_THREADS=%d /usr/bin/python3 '%s' train_tput --imgsz %d --batch %d --warmup 1 " .. "--steps %d 2>&1",
+    threads,
+    script,
+    imgsz,
+    batch,
+    steps
+  )
   local p = io.popen(cmd)
   local out = p:read("a")
   p:close()
@@ -91,8 +130,14 @@ end
 
 -- ---- the run ----
 local sgemm = yt.sgemm_gflops(1024, 2.0)
-print(string.format("yolotrain %s, %d thread(s); machine sgemm (1024^3, same run): %.1f GFLOP/s", yt.version,
-  threads, sgemm))
+print(
+  string.format(
+    "yolotrain %s, %d thread(s); machine sgemm (1024^3, same run): %.1f GFLOP/s",
+    yt.version,
+    threads,
+    sgemm
+  )
+)
 print("precision: float32 (bf16 mixed precision is not implemented yet; amp=true runs float32)")
 print("convolutions: " .. table.concat(backends, " and ") .. (#backends > 1 and ", alternating step by step" or ""))
 
@@ -122,7 +167,9 @@ for _, imgsz in ipairs(sizes) do
   local times, t_step = {}, {}
   for _, be in ipairs(backends) do
     times[be], t_step[be] = {}, {}
-    for _, p in ipairs(phases) do times[be][p] = {} end
+    for _, p in ipairs(phases) do
+      times[be][p] = {}
+    end
   end
   for i = 1, steps + 1 do -- the first step of each backend warms up (allocations, caches) and is not counted
     for _, be in ipairs(backends) do
@@ -130,7 +177,9 @@ for _, imgsz in ipairs(sizes) do
       yt.scope_begin()
       local t = { yt.now() }
       local b = {}
-      for k, v in pairs(batches[i]) do b[k] = v end
+      for k, v in pairs(batches[i]) do
+        b[k] = v
+      end
       b = trainer:preprocess_batch(b)
       t[2] = yt.now()
       local preds = model:predict(b.img)
@@ -143,7 +192,9 @@ for _, imgsz in ipairs(sizes) do
       t[6] = yt.now()
       yt.scope_end()
       if i > 1 then
-        for j, p in ipairs(phases) do times[be][p][#times[be][p] + 1] = t[j + 1] - t[j] end
+        for j, p in ipairs(phases) do
+          times[be][p][#times[be][p] + 1] = t[j + 1] - t[j]
+        end
         t_step[be][#t_step[be] + 1] = t[6] - t[1]
       end
     end
@@ -153,23 +204,54 @@ for _, imgsz in ipairs(sizes) do
   for _, be in ipairs(backends) do
     step = median(t_step[be])
     local rate = 3 * fwd_gflops * batch / step
-    print(string.format("\nimgsz %d, batch %d, %d timed steps (medians), convolutions %s, ms per image:", imgsz, batch,
-      steps, be))
-    print(string.format("  data (loader, %d workers, not in the step) %7.1f", trainer.train_loader.num_workers or 0,
-      1000 * median({ table.unpack(t_data, 2) }) / batch))
-    for _, p in ipairs(phases) do print(string.format("  %-40s %7.1f", p, 1000 * median(times[be][p]) / batch)) end
-    print(string.format("  %-40s %7.1f   = %.1f GFLOP/s effective, %.0f%% of the sgemm rate", "step",
-      1000 * step / batch, rate, 100 * rate / sgemm))
+    print(
+      string.format(
+        "\nimgsz %d, batch %d, %d timed steps (medians), convolutions %s, ms per image:",
+        imgsz,
+        batch,
+        steps,
+        be
+      )
+    )
+    print(
+      string.format(
+        "  data (loader, %d workers, not in the step) %7.1f",
+        trainer.train_loader.num_workers or 0,
+        1000 * median({ table.unpack(t_data, 2) }) / batch
+      )
+    )
+    for _, p in ipairs(phases) do
+      print(string.format("  %-40s %7.1f", p, 1000 * median(times[be][p]) / batch))
+    end
+    print(
+      string.format(
+        "  %-40s %7.1f   = %.1f GFLOP/s effective, %.0f%% of the sgemm rate",
+        "step",
+        1000 * step / batch,
+        rate,
+        100 * rate / sgemm
+      )
+    )
   end
   if #backends == 2 then
     local a, b = backends[1], backends[2]
-    print(string.format("  %s / %s step time: x%.2f (forward x%.2f, backward x%.2f); per-step ratios: %s", a, b,
-      median(t_step[a]) / median(t_step[b]), median(times[a].forward) / median(times[b].forward),
-      median(times[a].backward) / median(times[b].backward), (function()
-        local r = {}
-        for k = 1, #t_step[a] do r[k] = string.format("%.2f", t_step[a][k] / t_step[b][k]) end
-        return table.concat(r, " ")
-      end)()))
+    print(
+      string.format(
+        "  %s / %s step time: x%.2f (forward x%.2f, backward x%.2f); per-step ratios: %s",
+        a,
+        b,
+        median(t_step[a]) / median(t_step[b]),
+        median(times[a].forward) / median(times[b].forward),
+        median(times[a].backward) / median(times[b].backward),
+        (function()
+          local r = {}
+          for k = 1, #t_step[a] do
+            r[k] = string.format("%.2f", t_step[a][k] / t_step[b][k])
+          end
+          return table.concat(r, " ")
+        end)()
+      )
+    )
   end
   print(string.format("  peak RSS %.0f MB%s", yt.peak_rss() / 1e6, #backends > 1 and " (both backends)" or ""))
   local rate = 3 * fwd_gflops * batch / step
@@ -181,14 +263,31 @@ for _, imgsz in ipairs(sizes) do
     else
       local m = r.step_s_median
       local theirs = m.total or (m.fwd + m.loss + m.bwd + m.opt)
-      print(string.format("  Ultralytics train_tput, same run: step %.1f ms/img (fwd %.1f, loss %.1f, bwd %.1f, " ..
-        "opt+EMA %.1f), peak RSS %.0f MB", 1000 * theirs / batch, 1000 * m.fwd / batch, 1000 * m.loss / batch,
-        1000 * m.bwd / batch, 1000 * m.opt / batch, r.peak_rss_main_MB or 0))
-      print(string.format("  yolotrain / Ultralytics speed: x%.2f (%.0f%% vs %.0f%% of the sgemm rate)", theirs / step,
-        100 * rate / sgemm, 100 * 3 * fwd_gflops * batch / theirs / sgemm))
+      print(
+        string.format(
+          "  Ultralytics train_tput, same run: step %.1f ms/img (fwd %.1f, loss %.1f, bwd %.1f, "
+            .. "opt+EMA %.1f), peak RSS %.0f MB",
+          1000 * theirs / batch,
+          1000 * m.fwd / batch,
+          1000 * m.loss / batch,
+          1000 * m.bwd / batch,
+          1000 * m.opt / batch,
+          r.peak_rss_main_MB or 0
+        )
+      )
+      print(
+        string.format(
+          "  yolotrain / Ultralytics speed: x%.2f (%.0f%% vs %.0f%% of the sgemm rate)",
+          theirs / step,
+          100 * rate / sgemm,
+          100 * 3 * fwd_gflops * batch / theirs / sgemm
+        )
+      )
     end
   end
-  for _, b in ipairs(batches) do free_batch(b) end
+  for _, b in ipairs(batches) do
+    free_batch(b)
+  end
   trainer.train_loader:close()
   if trainer.test_loader and trainer.test_loader.close then trainer.test_loader:close() end
 end

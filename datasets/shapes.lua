@@ -17,8 +17,16 @@ return function(dir, opts)
   dir = (dir or default_dir()):gsub("(.)/+$", "%1")
   opts = opts or {}
   if yt.synth_is_complete(dir, opts) then return dir .. "/data.yaml" end
-  io.write(string.format("Generating the shapes dataset (%d train + %d val images, %dx%d) into %s ... ",
-    opts.n_train or 400, opts.n_val or 100, opts.imgsz or 160, opts.imgsz or 160, dir))
+  io.write(
+    string.format(
+      "Generating the shapes dataset (%d train + %d val images, %dx%d) into %s ... ",
+      opts.n_train or 400,
+      opts.n_val or 100,
+      opts.imgsz or 160,
+      opts.imgsz or 160,
+      dir
+    )
+  )
   io.flush()
   local t0 = yt.now()
   local yaml = yt.synth_generate(dir, opts)

@@ -18,7 +18,9 @@ function Curriculum_Dataset:get_labels()
   for _, l in ipairs(labels) do
     if not self.augment or l.cls:numel() >= 2 then -- the filter is for training only
       local cls = l.cls:tolist()
-      for k, c in ipairs(cls) do cls[k] = { REMAP[math.tointeger(c)] } end
+      for k, c in ipairs(cls) do
+        cls[k] = { REMAP[math.tointeger(c)] }
+      end
       if #cls > 0 then l.cls = yt.tensor(cls) end
       kept[#kept + 1] = l
     end
@@ -32,14 +34,18 @@ end
 local Curriculum_Trainer = detect.Detection_Trainer:extend("Curriculum_Trainer")
 Curriculum_Trainer.dataset_class = Curriculum_Dataset
 
-local overrides = cfg.recipe_overrides({ data = "shapes", model = "yolov8n.yaml", epochs = 2, imgsz = 160,
-  name = "custom_dataloader" }, arg)
-local trainer = Curriculum_Trainer{ overrides = overrides }
+local overrides = cfg.recipe_overrides(
+  { data = "shapes", model = "yolov8n.yaml", epochs = 2, imgsz = 160, name = "custom_dataloader" },
+  arg
+)
+local trainer = Curriculum_Trainer { overrides = overrides }
 trainer:train()
 
 local ds = trainer.train_loader.dataset
 assert(ds:is_instance(Curriculum_Dataset), "the trainer did not build the custom dataset")
 local crosses = 0
-for _, c in ipairs((ds:all_labels()):tolist()) do crosses = crosses + (c == 3 and 1 or 0) end
+for _, c in ipairs((ds:all_labels()):tolist()) do
+  crosses = crosses + (c == 3 and 1 or 0)
+end
 print(string.format("custom_dataloader: %d training images, %d labels of class 3 left after the remap", #ds, crosses))
 assert(crosses == 0, "the class remap did not reach the loader")

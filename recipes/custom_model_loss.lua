@@ -1,8 +1,6 @@
 -- A Detection_Model subclass with its own loss, composed from the loss pieces yolotrain exposes.
 -- MyLoss = the v8 detection loss plus a small L2 penalty on the class logits' mean (a toy regulariser showing
 -- that any differentiable expression of the predictions can join the loss).
-local yt = require("yolotrain")
-local class = require("yolotrain.class")
 local cfg = require("yolotrain.cfg")
 local detect = require("yolotrain.models.yolo.detect")
 local tasks = require("yolotrain.nn.tasks")
@@ -32,10 +30,13 @@ function CustomTrainer:build_model(model_cfg, weights)
   return m
 end
 
-local overrides = cfg.recipe_overrides({ data = "shapes", model = "yolov8n.yaml", epochs = 3, imgsz = 160,
-  name = "custom_model_loss" }, arg)
-local trainer = CustomTrainer{ overrides = overrides }
+local overrides = cfg.recipe_overrides(
+  { data = "shapes", model = "yolov8n.yaml", epochs = 3, imgsz = 160, name = "custom_model_loss" },
+  arg
+)
+local trainer = CustomTrainer { overrides = overrides }
 trainer:train()
 assert(trainer.model.criterion.last_penalty ~= nil, "the custom loss was not used")
-print(string.format("custom loss: last penalty %.3g; best weights %s", trainer.model.criterion.last_penalty,
-  trainer.best))
+print(
+  string.format("custom loss: last penalty %.3g; best weights %s", trainer.model.criterion.last_penalty, trainer.best)
+)

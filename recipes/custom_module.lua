@@ -15,17 +15,19 @@ function Scale:forward(x) return x * self.weight end
 function Scale:onnx(g, x) return g:op("Mul", { x, g:param(self.weight, "weight") }) end
 
 -- channels: output = input channels; args in the YAML: [init_value]
-modules.register("Scale", Scale, { channels = function(c1, args)
-  table.insert(args, 1, c1)
-  return c1
-end })
+modules.register("Scale", Scale, {
+  channels = function(c1, args)
+    table.insert(args, 1, c1)
+    return c1
+  end,
+})
 
 local here = debug.getinfo(1, "S").source:sub(2):match("(.*/)") or "./"
 local yaml = here .. "custom_module.yaml"
 
-local overrides = cfg.recipe_overrides({ data = "shapes", model = yaml, epochs = 2, imgsz = 160,
-  name = "custom_module" }, arg)
-local trainer = detect.Detection_Trainer{ overrides = overrides }
+local overrides =
+  cfg.recipe_overrides({ data = "shapes", model = yaml, epochs = 2, imgsz = 160, name = "custom_module" }, arg)
+local trainer = detect.Detection_Trainer { overrides = overrides }
 trainer:train()
 local sd = trainer.model:state_dict()
 assert(sd["model.10.weight"], "the Scale layer is not in the model")

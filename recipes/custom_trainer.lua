@@ -5,7 +5,7 @@ local cfg = require("yolotrain.cfg")
 local detect = require("yolotrain.models.yolo.detect")
 local tasks = require("yolotrain.nn.tasks")
 
-local CustomTrainer, Base = detect.Detection_Trainer:extend("CustomTrainer")
+local CustomTrainer = detect.Detection_Trainer:extend("CustomTrainer")
 
 function CustomTrainer:build_model(model_cfg, weights, verbose)
   local model = tasks.Detection_Model(model_cfg or "yolov8n.yaml", { nc = self.data.nc, verbose = verbose })
@@ -16,9 +16,11 @@ function CustomTrainer:build_model(model_cfg, weights, verbose)
   return model
 end
 
-local overrides = cfg.recipe_overrides({ data = "shapes", model = "yolov8n.yaml", epochs = 3, imgsz = 160,
-  name = "custom_trainer" }, arg)
-local trainer = CustomTrainer{ overrides = overrides }
+local overrides = cfg.recipe_overrides(
+  { data = "shapes", model = "yolov8n.yaml", epochs = 3, imgsz = 160, name = "custom_trainer" },
+  arg
+)
+local trainer = CustomTrainer { overrides = overrides }
 trainer:DDP_or_normally_train()
 assert(trainer.built_by_recipe, "build_model override was not used")
 print(trainer.best)

@@ -7,12 +7,26 @@ local cfg = require("yolotrain.cfg")
 local detect = require("yolotrain.models.yolo.detect")
 
 local overrides = cfg.recipe_overrides({
-  model = "yolov8n.yaml", data = "shapes", epochs = 20, imgsz = 160, batch = 16, nbs = 16, workers = 2,
-  name = "quickstart", close_mosaic = 5, plots = true,
+  model = "yolov8n.yaml",
+  data = "shapes",
+  epochs = 20,
+  imgsz = 160,
+  batch = 16,
+  nbs = 16,
+  workers = 2,
+  name = "quickstart",
+  close_mosaic = 5,
+  plots = true,
 }, arg)
 
-local trainer = detect.Detection_Trainer{ overrides = overrides }
+local trainer = detect.Detection_Trainer { overrides = overrides }
 trainer:train()
 local m = trainer.metrics or {}
-print(string.format("quickstart: mAP50 %.3f, mAP50-95 %.3f; best weights: %s", m["metrics/mAP50(B)"] or 0,
-  m["metrics/mAP50-95(B)"] or 0, trainer.best))
+print(
+  string.format(
+    "quickstart: mAP50 %.3f, mAP50-95 %.3f; best weights: %s",
+    m["metrics/mAP50(B)"] or 0,
+    m["metrics/mAP50-95(B)"] or 0,
+    trainer.best
+  )
+)

@@ -9,7 +9,7 @@ local function log_model(trainer)
   print(string.format("epoch %d done; latest weights: %s", trainer.epoch + 1, trainer.last))
 end
 
-local trainer = detect.Detection_Trainer{ overrides = overrides }
+local trainer = detect.Detection_Trainer { overrides = overrides }
 trainer:add_callback("on_train_epoch_end", log_model)
 trainer:DDP_or_normally_train()
 print(trainer.best)

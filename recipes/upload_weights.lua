@@ -10,11 +10,16 @@ local words = {}
 local every = 10
 for i = 1, #arg do
   local n = arg[i]:match("^every=(%d+)$")
-  if n then every = tonumber(n) else words[#words + 1] = arg[i] end
+  if n then
+    every = tonumber(n)
+  else
+    words[#words + 1] = arg[i]
+  end
 end
-local overrides, positional = cfg.recipe_overrides({ data = "shapes", model = "yolov8n.yaml", epochs = 10,
-  imgsz = 160, name = "upload" }, words)
-local destination = positional[1] or error("usage: upload_weights.lua <destination folder> [every=N] [key=value ...]", 0)
+local overrides, positional =
+  cfg.recipe_overrides({ data = "shapes", model = "yolov8n.yaml", epochs = 10, imgsz = 160, name = "upload" }, words)
+local destination = positional[1]
+  or error("usage: upload_weights.lua <destination folder> [every=N] [key=value ...]", 0)
 utils.mkdir_p(destination)
 
 local function upload(trainer)
@@ -25,6 +30,6 @@ local function upload(trainer)
   print(string.format("uploaded %s -> %s", trainer.last, target))
 end
 
-local trainer = detect.Detection_Trainer{ overrides = overrides }
+local trainer = detect.Detection_Trainer { overrides = overrides }
 trainer:add_callback("on_model_save", upload)
 trainer:train()

@@ -4,11 +4,14 @@
 --   build/yolotrain recipes/validate.lua      (defaults: Ultralytics' init weights of yolov8n on coco128)
 local cfg = require("yolotrain.cfg")
 local detect = require("yolotrain.models.yolo.detect")
-local here = (debug.getinfo(1, "S").source:sub(2):match("(.*/)") or "./") .. "../"  -- the repository
+local here = (debug.getinfo(1, "S").source:sub(2):match("(.*/)") or "./") .. "../" -- the repository
 
 local overrides = cfg.recipe_overrides({
-  model = "yolov8n.yaml", pretrained = here .. "../shared/parity/yolov8n_init.safetensors",
-  data = here .. "../shared/datasets/coco128", imgsz = 320, batch = 16,
+  model = "yolov8n.yaml",
+  pretrained = here .. "../shared/parity/yolov8n_init.safetensors",
+  data = here .. "../shared/datasets/coco128",
+  imgsz = 320,
+  batch = 16,
 }, arg)
 
 -- A validator subclass: count the images each batch had (any overridable step works the same way).
@@ -18,13 +21,20 @@ function Counting:update_metrics(preds, batch)
   return Base.update_metrics(self, preds, batch)
 end
 
-local validator = Counting{ args = overrides }
-validator:add_callback("on_val_end", function(v)
-  print(string.format("on_val_end: %d images in %d batches", v.images_seen, v.nb_run))
-end)
+local validator = Counting { args = overrides }
+validator:add_callback(
+  "on_val_end",
+  function(v) print(string.format("on_val_end: %d images in %d batches", v.images_seen, v.nb_run)) end
+)
 local metrics = validator(nil, overrides.model)
-print(string.format("mAP50 %.4f  mAP50-95 %.4f  fitness %.4f", metrics["metrics/mAP50(B)"],
-  metrics["metrics/mAP50-95(B)"], metrics.fitness or validator.metrics.fitness))
+print(
+  string.format(
+    "mAP50 %.4f  mAP50-95 %.4f  fitness %.4f",
+    metrics["metrics/mAP50(B)"],
+    metrics["metrics/mAP50-95(B)"],
+    metrics.fitness or validator.metrics.fitness
+  )
+)
 for c, m in pairs(metrics.maps) do
   if m > 0 then print(string.format("  class %d (%s): mAP50-95 %.4f", c, validator.names[c], m)) end
 end

@@ -120,7 +120,9 @@ end
 function M.parse_rows(body, full)
   local rows, by_key = {}, {}
   local lines = {}
-  for line in (body .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = line end
+  for line in (body .. "\n"):gmatch("(.-)\n") do
+    lines[#lines + 1] = line
+  end
   for i, line in ipairs(lines) do
     local cells = M.split_row(line)
     local next_cells = lines[i + 1] and M.split_row(lines[i + 1])
@@ -143,19 +145,29 @@ local function render(spec, old, report)
   local out = {}
   for pi, part in ipairs(spec.parts) do
     if pi > 1 then out[#out + 1] = "" end
-    if part.heading then out[#out + 1] = part.heading; out[#out + 1] = "" end
-    if part.text then out[#out + 1] = part.text; out[#out + 1] = "" end
+    if part.heading then
+      out[#out + 1] = part.heading
+      out[#out + 1] = ""
+    end
+    if part.text then
+      out[#out + 1] = part.text
+      out[#out + 1] = ""
+    end
     if #part.rows == 0 then
       out[#out + 1] = part.empty or "(none)"
     else
       out[#out + 1] = "| " .. table.concat(part.header, " | ") .. " |"
       local sep = {}
-      for i = 1, #part.header do sep[i] = "---" end
+      for i = 1, #part.header do
+        sep[i] = "---"
+      end
       out[#out + 1] = "| " .. table.concat(sep, " | ") .. " |"
       for _, row in ipairs(part.rows) do
         local prev = old[row.key]
         local by_hand = false
-        for _, c in ipairs(row.cells) do by_hand = by_hand or type(c) == "table" end
+        for _, c in ipairs(row.cells) do
+          by_hand = by_hand or type(c) == "table"
+        end
         if not prev and by_hand then report.added[#report.added + 1] = spec.name .. ": " .. row.key end
         local cells = {}
         for i, c in ipairs(row.cells) do
@@ -183,7 +195,11 @@ function M.unwrap(fn)
   while true do
     local name, v = debug.getupvalue(fn, i)
     if not name then break end
-    if name == "fn" then inner = v elseif name == "Cls" then has_cls = true end
+    if name == "fn" then
+      inner = v
+    elseif name == "Cls" then
+      has_cls = true
+    end
     i = i + 1
   end
   if inner and has_cls and type(inner) == "function" then return inner, true end
@@ -196,7 +212,9 @@ function M.params(fn)
   local info = debug.getinfo(fn, "Su")
   if info.what == "C" then return nil end
   local names = {}
-  for i = 1, info.nparams do names[i] = debug.getlocal(fn, i) end
+  for i = 1, info.nparams do
+    names[i] = debug.getlocal(fn, i)
+  end
   if info.isvararg then names[#names + 1] = "..." end
   return names, info.short_src, info.linedefined
 end
@@ -204,12 +222,10 @@ end
 local RECEIVERS = { self = true, Cls = true, Parent = true }
 
 -- "Name:method(a, b)" for a class's functions whose first parameter is the receiver, else "Name.fn(a, b)".
-local function signature(prefix, name, fn, plain)
+local function signature(prefix, name, fn, as_function)
   local p = M.params(fn)
   if not p then return prefix .. "." .. name .. "(…)" end
-  if not plain and RECEIVERS[p[1]] then
-    return prefix .. ":" .. name .. "(" .. table.concat(p, ", ", 2) .. ")"
-  end
+  if not as_function and RECEIVERS[p[1]] then return prefix .. ":" .. name .. "(" .. table.concat(p, ", ", 2) .. ")" end
   return prefix .. "." .. name .. "(" .. table.concat(p, ", ") .. ")"
 end
 
@@ -274,12 +290,15 @@ end
 -- `var.m = function` bodies (up to the next top-level function).
 local function method_lines(text)
   local lines = {}
-  for line in (text .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = line:gsub("%-%-.*$", "") end
+  for line in (text .. "\n"):gmatch("(.-)\n") do
+    lines[#lines + 1] = line:gsub("%-%-.*$", "")
+  end
   local owner = {}
   local cur
   for i, line in ipairs(lines) do
     local v = line:match("^function ([%w_]+)[:.]") or line:match("^([%w_]+)%.[%w_]+%s*=%s*function")
-    if v then cur = v
+    if v then
+      cur = v
     elseif line:match("^local function") or line:match("^function [%w_]+%(") or line:match("^[%w_]+%(") then
       cur = nil
     end
@@ -302,9 +321,12 @@ function M.scan_attributes(file, var)
           if not r then break end
           rest = r
         end
-        if rest:match("^%s*=[^=]") then found[name] = true end
+        -- (the value may start on the next line)
+        if rest:match("^%s*=[^=]") or rest:match("^%s*=%s*$") then found[name] = true end
       end
-      for name in line:gmatch("rawset%(%s*self%s*,%s*\"([%w_]+)\"") do found[name] = true end
+      for name in line:gmatch('rawset%(%s*self%s*,%s*"([%w_]+)"') do
+        found[name] = true
+      end
     end
   end
   return found
@@ -316,7 +338,9 @@ function M.scan_constructor_fields(file, var)
   local found = {}
   for tbl in text:gmatch("setmetatable%(%s*(%b{})%s*,%s*" .. var .. "%s*%)") do
     local flat = tbl:sub(2, -2):gsub("%b{}", "{}"):gsub("%b()", "()")
-    for name in flat:gmatch("([%a_][%w_]*)%s*=[^=]") do found[name] = true end
+    for name in flat:gmatch("([%a_][%w_]*)%s*=[^=]") do
+      found[name] = true
+    end
   end
   return found
 end
@@ -327,11 +351,17 @@ local function scan_registered(file, var)
   local found, order = {}, {}
   for i, line in ipairs(lines) do
     if owner[i] == var then
-      for name in line:gmatch(":register_[%w_]+%(\"([%w_]+)\"") do
-        if not found[name] then found[name] = true; order[#order + 1] = name end
+      for name in line:gmatch(':register_[%w_]+%("([%w_]+)"') do
+        if not found[name] then
+          found[name] = true
+          order[#order + 1] = name
+        end
       end
-      for name in line:gmatch(":add_module%(\"([%w_]+)\"") do
-        if not found[name] then found[name] = true; order[#order + 1] = name end
+      for name in line:gmatch(':add_module%("([%w_]+)"') do
+        if not found[name] then
+          found[name] = true
+          order[#order + 1] = name
+        end
       end
     end
   end
@@ -345,7 +375,11 @@ local function lua_files()
     for _, n in ipairs(yt.sys.listdir(M.ROOT .. rel) or {}) do
       local p = rel .. "/" .. n
       local st = yt.sys.stat(M.ROOT .. p)
-      if st and st.is_dir then walk(p) elseif n:match("%.lua$") then out[#out + 1] = p end
+      if st and st.is_dir then
+        walk(p)
+      elseif n:match("%.lua$") then
+        out[#out + 1] = p
+      end
     end
   end
   walk("lua/yolotrain")
@@ -358,53 +392,145 @@ end
 -- The engine classes: the class, the file its methods are in, the local name they are defined on, how an
 -- object is written in examples, and the class whose attributes it inherits.
 M.CLASSES = {
-  { name = "Object", get = function() return class.Object end, file = "lua/yolotrain/class.lua", obj = "obj",
-    attrs = false },
-  { name = "Engine_Trainer", get = function() return require("yolotrain.engine.trainer") end,
-    file = "lua/yolotrain/engine/trainer.lua", obj = "trainer" },
-  { name = "Detection_Trainer", get = function() return require("yolotrain.models.yolo.detect.train") end,
-    file = "lua/yolotrain/models/yolo/detect/train.lua", obj = "trainer", parent = "Engine_Trainer" },
-  { name = "Optimizer", get = function() return require("yolotrain.engine.trainer").Optimizer end,
-    file = "lua/yolotrain/engine/trainer.lua", obj = "trainer.optimizer" },
-  { name = "ModelEMA", get = function() return require("yolotrain.utils.torch_utils").ModelEMA end,
-    file = "lua/yolotrain/utils/torch_utils.lua", obj = "trainer.ema" },
-  { name = "Engine_Validator", get = function() return require("yolotrain.engine.validator") end,
-    file = "lua/yolotrain/engine/validator.lua", obj = "validator" },
-  { name = "Detection_Validator", get = function() return require("yolotrain.models.yolo.detect.val") end,
-    file = "lua/yolotrain/models/yolo/detect/val.lua", obj = "validator", parent = "Engine_Validator" },
-  { name = "Engine_Predictor", get = function() return require("yolotrain.engine.predictor") end,
-    file = "lua/yolotrain/engine/predictor.lua", obj = "predictor" },
-  { name = "Detection_Predictor", get = function() return require("yolotrain.models.yolo.detect.predict") end,
-    file = "lua/yolotrain/models/yolo/detect/predict.lua", obj = "predictor", parent = "Engine_Predictor" },
-  { name = "Results", get = function() return require("yolotrain.engine.results").Results end,
-    file = "lua/yolotrain/engine/results.lua", obj = "r" },
-  { name = "Boxes", get = function() return require("yolotrain.engine.results").Boxes end,
-    file = "lua/yolotrain/engine/results.lua", obj = "r.boxes",
-    extra_attrs = function() return require("yolotrain.engine.results").BOX_PROPERTIES end },
-  { name = "Exporter", get = function() return require("yolotrain.engine.exporter") end,
-    file = "lua/yolotrain/engine/exporter.lua", obj = "exporter" },
-  { name = "Module", get = function() return require("yolotrain.nn.module") end,
-    file = "lua/yolotrain/nn/module.lua", obj = "m" },
-  { name = "Detection_Model", get = function() return require("yolotrain.nn.tasks").Detection_Model end,
-    file = "lua/yolotrain/nn/tasks.lua", obj = "model", parent = "Module" },
-  { name = "v8DetectionLoss", get = function() return require("yolotrain.utils.loss").v8DetectionLoss end,
-    file = "lua/yolotrain/utils/loss.lua", obj = "criterion" },
-  { name = "Graph", get = function() return require("yolotrain.utils.onnx").Graph end,
-    file = "lua/yolotrain/utils/onnx.lua", obj = "g" },
-  { name = "Base_Dataset", get = function() return require("yolotrain.data").Base_Dataset end,
-    file = "lua/yolotrain/data/dataset.lua", obj = "dataset" },
-  { name = "YOLO_Dataset", get = function() return require("yolotrain.data").YOLO_Dataset end,
-    file = "lua/yolotrain/data/dataset.lua", obj = "dataset", parent = "Base_Dataset" },
-  { name = "Loader", get = function() return require("yolotrain.data").Loader end,
-    file = "lua/yolotrain/data/loader.lua", obj = "loader" },
-  { name = "Metric", get = function() return require("yolotrain.utils.metrics").Metric end,
-    file = "lua/yolotrain/utils/metrics.lua", obj = "metric" },
-  { name = "DetMetrics", get = function() return require("yolotrain.utils.metrics").DetMetrics end,
-    file = "lua/yolotrain/utils/metrics.lua", obj = "metrics",
-    extra_attrs = function() return rawget(require("yolotrain.utils.metrics").DetMetrics, "__properties") end },
+  {
+    name = "Object",
+    get = function() return class.Object end,
+    file = "lua/yolotrain/class.lua",
+    obj = "obj",
+    attrs = false,
+  },
+  {
+    name = "Engine_Trainer",
+    get = function() return require("yolotrain.engine.trainer") end,
+    file = "lua/yolotrain/engine/trainer.lua",
+    obj = "trainer",
+  },
+  {
+    name = "Detection_Trainer",
+    get = function() return require("yolotrain.models.yolo.detect.train") end,
+    file = "lua/yolotrain/models/yolo/detect/train.lua",
+    obj = "trainer",
+    parent = "Engine_Trainer",
+  },
+  {
+    name = "Optimizer",
+    get = function() return require("yolotrain.engine.trainer").Optimizer end,
+    file = "lua/yolotrain/engine/trainer.lua",
+    obj = "trainer.optimizer",
+  },
+  {
+    name = "ModelEMA",
+    get = function() return require("yolotrain.utils.torch_utils").ModelEMA end,
+    file = "lua/yolotrain/utils/torch_utils.lua",
+    obj = "trainer.ema",
+  },
+  {
+    name = "Engine_Validator",
+    get = function() return require("yolotrain.engine.validator") end,
+    file = "lua/yolotrain/engine/validator.lua",
+    obj = "validator",
+  },
+  {
+    name = "Detection_Validator",
+    get = function() return require("yolotrain.models.yolo.detect.val") end,
+    file = "lua/yolotrain/models/yolo/detect/val.lua",
+    obj = "validator",
+    parent = "Engine_Validator",
+  },
+  {
+    name = "Engine_Predictor",
+    get = function() return require("yolotrain.engine.predictor") end,
+    file = "lua/yolotrain/engine/predictor.lua",
+    obj = "predictor",
+  },
+  {
+    name = "Detection_Predictor",
+    get = function() return require("yolotrain.models.yolo.detect.predict") end,
+    file = "lua/yolotrain/models/yolo/detect/predict.lua",
+    obj = "predictor",
+    parent = "Engine_Predictor",
+  },
+  {
+    name = "Results",
+    get = function() return require("yolotrain.engine.results").Results end,
+    file = "lua/yolotrain/engine/results.lua",
+    obj = "r",
+  },
+  {
+    name = "Boxes",
+    get = function() return require("yolotrain.engine.results").Boxes end,
+    file = "lua/yolotrain/engine/results.lua",
+    obj = "r.boxes",
+    extra_attrs = function() return require("yolotrain.engine.results").BOX_PROPERTIES end,
+  },
+  {
+    name = "Exporter",
+    get = function() return require("yolotrain.engine.exporter") end,
+    file = "lua/yolotrain/engine/exporter.lua",
+    obj = "exporter",
+  },
+  {
+    name = "Module",
+    get = function() return require("yolotrain.nn.module") end,
+    file = "lua/yolotrain/nn/module.lua",
+    obj = "m",
+  },
+  {
+    name = "Detection_Model",
+    get = function() return require("yolotrain.nn.tasks").Detection_Model end,
+    file = "lua/yolotrain/nn/tasks.lua",
+    obj = "model",
+    parent = "Module",
+  },
+  {
+    name = "v8DetectionLoss",
+    get = function() return require("yolotrain.utils.loss").v8DetectionLoss end,
+    file = "lua/yolotrain/utils/loss.lua",
+    obj = "criterion",
+  },
+  {
+    name = "Graph",
+    get = function() return require("yolotrain.utils.onnx").Graph end,
+    file = "lua/yolotrain/utils/onnx.lua",
+    obj = "g",
+  },
+  {
+    name = "Base_Dataset",
+    get = function() return require("yolotrain.data").Base_Dataset end,
+    file = "lua/yolotrain/data/dataset.lua",
+    obj = "dataset",
+  },
+  {
+    name = "YOLO_Dataset",
+    get = function() return require("yolotrain.data").YOLO_Dataset end,
+    file = "lua/yolotrain/data/dataset.lua",
+    obj = "dataset",
+    parent = "Base_Dataset",
+  },
+  {
+    name = "Loader",
+    get = function() return require("yolotrain.data").Loader end,
+    file = "lua/yolotrain/data/loader.lua",
+    obj = "loader",
+  },
+  {
+    name = "Metric",
+    get = function() return require("yolotrain.utils.metrics").Metric end,
+    file = "lua/yolotrain/utils/metrics.lua",
+    obj = "metric",
+  },
+  {
+    name = "DetMetrics",
+    get = function() return require("yolotrain.utils.metrics").DetMetrics end,
+    file = "lua/yolotrain/utils/metrics.lua",
+    obj = "metrics",
+    extra_attrs = function() return rawget(require("yolotrain.utils.metrics").DetMetrics, "__properties") end,
+  },
 }
 local CLASS_BY_NAME = {}
-for _, c in ipairs(M.CLASSES) do CLASS_BY_NAME[c.name] = c end
+for _, c in ipairs(M.CLASSES) do
+  CLASS_BY_NAME[c.name] = c
+end
 
 -- Module tables whose functions and values recipes use (classes in them have sections of their own).
 M.MODULES = {
@@ -454,7 +580,7 @@ M.NAMESPACES = { sys = "sys", dist = "dist", optim = "optim" } -- yt.<name> tabl
 -- The areas in src/lua/modules.def order, and the yt.<group> table each one's names are also in (or none).
 local function area_groups()
   local order, group = {}, {}
-  for name, g in read("src/lua/modules.def"):gmatch("YT_LUA_MODULE%(([%w_]+),%s*([%w_\"]+)%)") do
+  for name, g in read("src/lua/modules.def"):gmatch('YT_LUA_MODULE%(([%w_]+),%s*([%w_"]+)%)') do
     order[#order + 1] = name
     group[name] = g:match('^"([%w_]+)"$')
   end
@@ -470,7 +596,9 @@ end
 
 local function area_files()
   local order = { "core" }
-  for _, name in ipairs((area_groups())) do order[#order + 1] = name end
+  for _, name in ipairs((area_groups())) do
+    order[#order + 1] = name
+  end
   local texts = {}
   for _, a in ipairs(order) do
     texts[a] = read(a == "core" and "src/lua/core.c" or ("src/lua/l_" .. a .. ".c"))
@@ -487,13 +615,19 @@ local function yt_areas()
     if M.NAMESPACES[k] then
       area[k] = k
     else
-      local pat = "{\"" .. k .. "\","
+      local pat = '{"' .. k .. '",'
       for _, a in ipairs(order) do
-        if texts[a]:find(pat, 1, true) then area[k] = a break end
+        if texts[a]:find(pat, 1, true) then
+          area[k] = a
+          break
+        end
       end
       if not area[k] then
         for _, a in ipairs(order) do
-          if texts[a]:find("\"" .. k .. "\")", 1, true) then area[k] = a break end
+          if texts[a]:find('"' .. k .. '")', 1, true) then
+            area[k] = a
+            break
+          end
         end
       end
       area[k] = area[k] or "other"
@@ -520,12 +654,19 @@ end
 function M.commands()
   local list = read("src/cli/main.c"):match("static const char %*const commands%[%]%s*=%s*(%b{})")
   if not list then
-    error("gen_reference: src/cli/main.c has no `static const char *const commands[] = {...}` list " ..
-      "(update M.commands in scripts/gen_reference.lua)", 0)
+    error(
+      "gen_reference: src/cli/main.c has no `static const char *const commands[] = {...}` list "
+        .. "(update M.commands in scripts/gen_reference.lua)",
+      0
+    )
   end
   local out = {}
-  for w in list:gmatch("\"([^\"]+)\"") do out[#out + 1] = w end
-  for _, m in ipairs(require("yolotrain.cfg").MODE_LIST) do out[#out + 1] = m end
+  for w in list:gmatch('"([^"]+)"') do
+    out[#out + 1] = w
+  end
+  for _, m in ipairs(require("yolotrain.cfg").MODE_LIST) do
+    out[#out + 1] = m
+  end
   return out
 end
 
@@ -539,11 +680,13 @@ local FIRES = {
 local function fired_by()
   local by = {}
   for _, f in ipairs(lua_files()) do
-    for ev in read(f):gmatch("run_callbacks%(\"([%w_]+)\"%)") do
+    for ev in read(f):gmatch('run_callbacks%("([%w_]+)"%)') do
       by[ev] = by[ev] or {}
       local who = FIRES[f] or f
       local seen = false
-      for _, w in ipairs(by[ev]) do seen = seen or w == who end
+      for _, w in ipairs(by[ev]) do
+        seen = seen or w == who
+      end
       if not seen then table.insert(by[ev], who) end
     end
   end
@@ -562,8 +705,8 @@ local function events_section()
   return { { header = { "event", "passed to the callback", "fires", "fresh at that point" }, rows = rows } }
 end
 
-local KIND_TEXT = { float = "number", fraction = "number 0..1", int = "integer", bool = "bool", str = "string",
-  any = "any" }
+local KIND_TEXT =
+  { float = "number", fraction = "number 0..1", int = "integer", bool = "bool", str = "string", any = "any" }
 
 local function default_text(d, v)
   if v == d.NONE then return "null" end
@@ -581,8 +724,7 @@ local function cfg_section()
       if d.minimum[k] then kind = kind .. " >= " .. tostring(d.minimum[k]) end
       rows[#rows + 1] = { key = k, cells = { code(k), code(default_text(d, d.values[k])), kind, plain(d.meanings[k]) } }
     end
-    parts[#parts + 1] = { heading = "#### " .. g.title, header = { "key", "default", "type", "meaning" },
-      rows = rows }
+    parts[#parts + 1] = { heading = "#### " .. g.title, header = { "key", "default", "type", "meaning" }, rows = rows }
   end
   return parts
 end
@@ -600,14 +742,18 @@ local function settings_section()
       rows[#rows + 1] = { key = s.key, cells = { code(s.key), code(tostring(s.default())), plain(s.meaning) } }
     end
   end)
-  for i, k in ipairs(names) do yt.sys.setenv(k, saved[i]) end
+  for i, k in ipairs(names) do
+    yt.sys.setenv(k, saved[i])
+  end
   if not ok then error(err, 0) end
   return { { header = { "setting", "default", "meaning" }, rows = rows } }
 end
 
 local function commands_section()
   local rows = {}
-  for _, c in ipairs(M.commands()) do rows[#rows + 1] = { key = c, cells = { code(c), KEEP, KEEP } } end
+  for _, c in ipairs(M.commands()) do
+    rows[#rows + 1] = { key = c, cells = { code(c), KEEP, KEEP } }
+  end
   return { { header = { "command", "usage", "what it does" }, rows = rows } }
 end
 
@@ -636,9 +782,7 @@ local function member_rows(spec, Cls)
 end
 
 local function class_section(spec)
-  return function()
-    return { { header = { "member", "what it does" }, rows = member_rows(spec, spec.get()) } }
-  end
+  return function() return { { header = { "member", "what it does" }, rows = member_rows(spec, spec.get()) } } end
 end
 
 -- Attributes of spec's class, without those its ancestors' files already assign.
@@ -646,11 +790,15 @@ function M.class_attributes(spec)
   local var = spec.var or spec.name
   local found = spec.plain and M.scan_constructor_fields(spec.file, var) or M.scan_attributes(spec.file, var)
   if spec.extra_attrs then
-    for k in pairs(spec.extra_attrs()) do found[k] = true end
+    for k in pairs(spec.extra_attrs()) do
+      found[k] = true
+    end
   end
   local p = spec.parent and CLASS_BY_NAME[spec.parent]
   while p do
-    for k in pairs(M.scan_attributes(p.file, p.var or p.name)) do found[k] = nil end
+    for k in pairs(M.scan_attributes(p.file, p.var or p.name)) do
+      found[k] = nil
+    end
     p = p.parent and CLASS_BY_NAME[p.parent]
   end
   local Cls = spec.get()
@@ -667,8 +815,13 @@ local function attrs_section(spec)
     for _, k in ipairs(M.class_attributes(spec)) do
       rows[#rows + 1] = { key = k, cells = { code(spec.obj .. "." .. k), KEEP } }
     end
-    return { { header = { "attribute", "what it holds" }, rows = rows,
-      empty = "(none of its own beyond " .. tostring(spec.parent) .. "'s)" } }
+    return {
+      {
+        header = { "attribute", "what it holds" },
+        rows = rows,
+        empty = "(none of its own beyond " .. tostring(spec.parent) .. "'s)",
+      },
+    }
   end
 end
 
@@ -680,10 +833,13 @@ local function module_section(spec)
       local v = mod[k]
       if not (spec.classes == false and class.is_class(v)) then
         local first
-        if type(v) == "function" then first = code(signature(spec.short, k, v, true))
-        elseif class.is_class(v) then first = code(spec.short .. "." .. k) .. " (class " ..
-          tostring(rawget(v, "__name")) .. ")"
-        else first = code(spec.short .. "." .. k) end
+        if type(v) == "function" then
+          first = code(signature(spec.short, k, v, true))
+        elseif class.is_class(v) then
+          first = code(spec.short .. "." .. k) .. " (class " .. tostring(rawget(v, "__name")) .. ")"
+        else
+          first = code(spec.short .. "." .. k)
+        end
         rows[#rows + 1] = { key = k, cells = { first, KEEP } }
       end
     end
@@ -714,8 +870,16 @@ local function layers_section()
       local init = rawget(C, "init")
       local ctor = init and (k .. "(" .. args_of(init, true) .. ")") or (k .. "()")
       local held = scan_registered("lua/yolotrain/nn/modules.lua", k)
-      rows[#rows + 1] = { key = k, cells = { code(k), code(ctor), #methods > 0 and table.concat(methods, ", ") or "",
-        #held > 0 and table.concat(held, ", ") or "-", KEEP } }
+      rows[#rows + 1] = {
+        key = k,
+        cells = {
+          code(k),
+          code(ctor),
+          #methods > 0 and table.concat(methods, ", ") or "",
+          #held > 0 and table.concat(held, ", ") or "-",
+          KEEP,
+        },
+      }
       if rows[#rows].cells[3] == "" then rows[#rows].cells[3] = "-" end
     end
   end
@@ -735,10 +899,17 @@ local function yaml_section()
   local rows = {}
   for _, k in ipairs(sorted_keys(modules.registry)) do
     local r = modules.registry[k]
-    local rule = r.spec.channels and "spec.channels(c1, args) gives the output channels" or
-        (KIND_RULE[r.spec.kind] or tostring(r.spec.kind))
-    rows[#rows + 1] = { key = k, cells = { code(k), code(tostring(rawget(r.cls, "__name"))),
-      code(r.spec.channels and "channels" or tostring(r.spec.kind)), rule } }
+    local rule = r.spec.channels and "spec.channels(c1, args) gives the output channels"
+      or (KIND_RULE[r.spec.kind] or tostring(r.spec.kind))
+    rows[#rows + 1] = {
+      key = k,
+      cells = {
+        code(k),
+        code(tostring(rawget(r.cls, "__name"))),
+        code(r.spec.channels and "channels" or tostring(r.spec.kind)),
+        rule,
+      },
+    }
   end
   return { { header = { "YAML name", "class", "kind", "arguments and channels" }, rows = rows } }
 end
@@ -750,8 +921,13 @@ local function tensor_methods_section()
     local fn = mt.__methods[k]
     local as = yt_name_of(fn)
     if as then
-      rows[#rows + 1] = { key = k, cells = { code("t:" .. k .. "(…)"),
-        string.format("`yt.%s(t, …)` as a method (see [yt.*](#6-tensors-and-yt))", as) } }
+      rows[#rows + 1] = {
+        key = k,
+        cells = {
+          code("t:" .. k .. "(…)"),
+          string.format("`yt.%s(t, …)` as a method (see [yt.*](#6-tensors-and-yt))", as),
+        },
+      }
     else
       rows[#rows + 1] = { key = k, cells = { keep_or(code("t:" .. k .. "(…)")), KEEP } }
     end
@@ -773,13 +949,17 @@ end
 -- The fields of a tensor: the names l_tensor.c's __index / __newindex compare the key with.
 function M.tensor_fields()
   local found = {}
-  for k in read("src/lua/l_tensor.c"):gmatch("strcmp%(k, \"([%w_]+)\"%)") do found[k] = true end
+  for k in read("src/lua/l_tensor.c"):gmatch('strcmp%(k, "([%w_]+)"%)') do
+    found[k] = true
+  end
   return sorted_keys(found)
 end
 
 local function tensor_fields_section()
   local rows = {}
-  for _, k in ipairs(M.tensor_fields()) do rows[#rows + 1] = { key = k, cells = { code("t." .. k), KEEP } } end
+  for _, k in ipairs(M.tensor_fields()) do
+    rows[#rows + 1] = { key = k, cells = { code("t." .. k), KEEP } }
+  end
   return { { header = { "field", "what it is" }, rows = rows } }
 end
 
@@ -792,7 +972,9 @@ local function yt_section()
   local area, order = yt_areas()
   local _, group_of = area_groups()
   local is_group, aliased = {}, {}
-  for _, g in pairs(group_of) do is_group[g] = true end
+  for _, g in pairs(group_of) do
+    is_group[g] = true
+  end
   local groups = {}
   for _, k in ipairs(sorted_keys(yt)) do
     local a = area[k]
@@ -815,13 +997,19 @@ local function yt_section()
       table.insert(groups[a], yt_row("yt." .. k, yt[k]))
     end
   end
-  for _, rows in pairs(groups) do table.sort(rows, function(x, y) return x.key < y.key end) end
+  for _, rows in pairs(groups) do
+    table.sort(rows, function(x, y) return x.key < y.key end)
+  end
   local parts = {}
   local names = {}
-  for _, a in ipairs(order) do names[#names + 1] = a end
+  for _, a in ipairs(order) do
+    names[#names + 1] = a
+  end
   for _, ns in ipairs({ "sys", "dist", "other" }) do
     local seen = false
-    for _, a in ipairs(names) do seen = seen or a == ns end
+    for _, a in ipairs(names) do
+      seen = seen or a == ns
+    end
     if not seen then names[#names + 1] = ns end
   end
   for _, a in ipairs(names) do
@@ -829,11 +1017,20 @@ local function yt_section()
       local file = a == "core" and "src/lua/core.c" or (a == "other" and "?" or ("src/lua/l_" .. a .. ".c"))
       local text = "From " .. code(file) .. "."
       if group_of[a] then
-        text = text .. string.format(" Each is also at the top of the module under its old name (`yt.%s.x` is " ..
-          "`yt.%s_x` or `yt.x`), kept for one release.", group_of[a], group_of[a])
+        text = text
+          .. string.format(
+            " Each is also at the top of the module under its old name (`yt.%s.x` is "
+              .. "`yt.%s_x` or `yt.x`), kept for one release.",
+            group_of[a],
+            group_of[a]
+          )
       end
-      parts[#parts + 1] = { heading = "#### " .. (M.AREAS[a] or a), text = text,
-        header = { "function", "what it does" }, rows = groups[a] }
+      parts[#parts + 1] = {
+        heading = "#### " .. (M.AREAS[a] or a),
+        text = text,
+        header = { "function", "what it does" },
+        rows = groups[a],
+      }
     end
   end
   return parts
@@ -851,8 +1048,13 @@ local function userdata_section(spec)
     for _, k in ipairs({ "__len", "__close", "__tostring" }) do
       if mt[k] then rows[#rows + 1] = { key = k, cells = { code(k), KEEP } } end
     end
-    return { { header = { "method", "what it does" }, rows = rows,
-      text = string.format("`%s` returns one (metatable `%s`).", spec.made, spec.mt) } }
+    return {
+      {
+        header = { "method", "what it does" },
+        rows = rows,
+        text = string.format("`%s` returns one (metatable `%s`).", spec.made, spec.mt),
+      },
+    }
   end
 end
 
@@ -863,36 +1065,57 @@ function M.section_specs()
     { name = "events", what = "callback event", source = "lua/yolotrain/utils/callbacks.lua", build = events_section },
     { name = "cfg", what = "argument (key=value)", source = "lua/yolotrain/cfg/default.lua", build = cfg_section },
     { name = "settings", what = "user setting", source = "lua/yolotrain/utils/settings.lua", build = settings_section },
-    { name = "commands", what = "yolotrain command", source = "src/cli/main.c (commands[]) and cfg.MODE_LIST",
-      build = commands_section },
+    {
+      name = "commands",
+      what = "yolotrain command",
+      source = "src/cli/main.c (commands[]) and cfg.MODE_LIST",
+      build = commands_section,
+    },
   }
   for _, c in ipairs(M.CLASSES) do
-    specs[#specs + 1] = { name = "class:" .. c.name, what = c.name .. " member", source = c.file,
-      build = class_section(c) }
+    specs[#specs + 1] =
+      { name = "class:" .. c.name, what = c.name .. " member", source = c.file, build = class_section(c) }
     if c.attrs ~= false then
-      specs[#specs + 1] = { name = "attrs:" .. c.name, what = c.name .. " attribute", source = c.file,
-        build = attrs_section(c) }
+      specs[#specs + 1] =
+        { name = "attrs:" .. c.name, what = c.name .. " attribute", source = c.file, build = attrs_section(c) }
     end
   end
   for _, m in ipairs(M.MODULES) do
-    specs[#specs + 1] = { name = "module:" .. m.name, what = m.name .. " name", source = m.name,
-      build = module_section(m) }
+    specs[#specs + 1] =
+      { name = "module:" .. m.name, what = m.name .. " name", source = m.name, build = module_section(m) }
   end
-  specs[#specs + 1] = { name = "layers", what = "layer class", source = "lua/yolotrain/nn/modules.lua",
-    build = layers_section }
-  specs[#specs + 1] = { name = "yaml", what = "model YAML module", source = "lua/yolotrain/nn/modules.lua registry",
-    build = yaml_section }
-  specs[#specs + 1] = { name = "tensor:methods", what = "tensor method", source = "yt.Tensor metatable (src/lua)",
-    build = tensor_methods_section }
-  specs[#specs + 1] = { name = "tensor:fields", what = "tensor field", source = "src/lua/l_tensor.c",
-    build = tensor_fields_section }
-  specs[#specs + 1] = { name = "tensor:meta", what = "tensor metamethod", source = "yt.Tensor metatable",
-    build = tensor_meta_section }
-  specs[#specs + 1] = { name = "yt", what = "yt.* function or value", source = "require('yolotrain.core')",
-    full = true, build = yt_section }
+  specs[#specs + 1] =
+    { name = "layers", what = "layer class", source = "lua/yolotrain/nn/modules.lua", build = layers_section }
+  specs[#specs + 1] = {
+    name = "yaml",
+    what = "model YAML module",
+    source = "lua/yolotrain/nn/modules.lua registry",
+    build = yaml_section,
+  }
+  specs[#specs + 1] = {
+    name = "tensor:methods",
+    what = "tensor method",
+    source = "yt.Tensor metatable (src/lua)",
+    build = tensor_methods_section,
+  }
+  specs[#specs + 1] =
+    { name = "tensor:fields", what = "tensor field", source = "src/lua/l_tensor.c", build = tensor_fields_section }
+  specs[#specs + 1] =
+    { name = "tensor:meta", what = "tensor metamethod", source = "yt.Tensor metatable", build = tensor_meta_section }
+  specs[#specs + 1] = {
+    name = "yt",
+    what = "yt.* function or value",
+    source = "require('yolotrain.core')",
+    full = true,
+    build = yt_section,
+  }
   for _, u in ipairs(M.USERDATA) do
-    specs[#specs + 1] = { name = "udata:" .. u.mt, what = u.mt .. " method", source = u.mt .. " metatable",
-      build = userdata_section(u) }
+    specs[#specs + 1] = {
+      name = "udata:" .. u.mt,
+      what = u.mt .. " method",
+      source = u.mt .. " metatable",
+      build = userdata_section(u),
+    }
   end
   return specs
 end
@@ -901,7 +1124,9 @@ end
 function M.expected_keys(spec)
   local keys = {}
   for _, part in ipairs(spec.build()) do
-    for _, row in ipairs(part.rows) do keys[#keys + 1] = row.key end
+    for _, row in ipairs(part.rows) do
+      keys[#keys + 1] = row.key
+    end
   end
   return keys
 end
@@ -913,7 +1138,9 @@ end
 function M.update(text)
   local report = { added = {}, removed = {}, unknown = {}, missing = {}, undocumented = {} }
   local specs, by_name = M.section_specs(), {}
-  for _, s in ipairs(specs) do by_name[s.name] = s end
+  for _, s in ipairs(specs) do
+    by_name[s.name] = s
+  end
   local present = {}
   local out, pos = {}, 1
   for _, sec in ipairs(M.sections(text)) do
@@ -928,7 +1155,11 @@ function M.update(text)
       local parts = spec.build()
       local body = render({ name = sec.name, parts = parts }, old, report)
       local now = {}
-      for _, part in ipairs(parts) do for _, r in ipairs(part.rows) do now[r.key] = true end end
+      for _, part in ipairs(parts) do
+        for _, r in ipairs(part.rows) do
+          now[r.key] = true
+        end
+      end
       for _, r in ipairs(old_rows) do
         if not now[r.key] then report.removed[#report.removed + 1] = sec.name .. ": " .. r.key end
       end
@@ -967,8 +1198,16 @@ local function main(argv)
   list("added (describe them)", report.added)
   list("removed", report.removed)
   list("sections the generator does not know (left as they are)", report.unknown)
-  list("sections missing from " .. M.DOC .. " (add `" .. BEGIN .. "NAME -->` and `" .. END ..
-    "NAME -->` where each belongs)", report.missing)
+  list(
+    "sections missing from "
+      .. M.DOC
+      .. " (add `"
+      .. BEGIN
+      .. "NAME -->` and `"
+      .. END
+      .. "NAME -->` where each belongs)",
+    report.missing
+  )
   list("still UNDOCUMENTED", report.undocumented)
   if check then
     if new ~= text or #report.missing > 0 or #report.unknown > 0 then
@@ -991,8 +1230,6 @@ local function main(argv)
   return 0
 end
 
-if arg and arg[0] and arg[0]:match("gen_reference%.lua$") then
-  os.exit(main(arg))
-end
+if arg and arg[0] and arg[0]:match("gen_reference%.lua$") then os.exit(main(arg)) end
 
 return M

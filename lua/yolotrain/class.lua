@@ -12,8 +12,28 @@
 local class = {}
 
 local METAMETHODS = {
-  "__add", "__sub", "__mul", "__div", "__mod", "__pow", "__unm", "__idiv", "__band", "__bor", "__bxor",
-  "__shl", "__shr", "__bnot", "__concat", "__len", "__eq", "__lt", "__le", "__call", "__tostring", "__close",
+  "__add",
+  "__sub",
+  "__mul",
+  "__div",
+  "__mod",
+  "__pow",
+  "__unm",
+  "__idiv",
+  "__band",
+  "__bor",
+  "__bxor",
+  "__shl",
+  "__shr",
+  "__bnot",
+  "__concat",
+  "__len",
+  "__eq",
+  "__lt",
+  "__le",
+  "__call",
+  "__tostring",
+  "__close",
 }
 
 local is_class = setmetatable({}, { __mode = "k" })
@@ -49,8 +69,16 @@ local function checked_method(Cls, name, fn)
   return function(self, ...)
     if not is_any_instance(self) then
       local cname = rawget(Cls, "__name") or "object"
-      error(string.format("%s.%s called with %s as self: use obj:%s(...) (a ':' not a '.')", cname, name,
-        describe(self), name), 2)
+      error(
+        string.format(
+          "%s.%s called with %s as self: use obj:%s(...) (a ':' not a '.')",
+          cname,
+          name,
+          describe(self),
+          name
+        ),
+        2
+      )
     end
     return fn(self, ...)
   end
@@ -106,9 +134,7 @@ end
 
 -- Creates a subclass; returns it and its parent.
 local function extend(Parent, name)
-  if not is_class[Parent] then
-    error("extend: call it on a class, as Parent:extend(\"Name\")", 2)
-  end
+  if not is_class[Parent] then error('extend: call it on a class, as Parent:extend("Name")', 2) end
   local Cls = { __name = name or ((rawget(Parent, "__name") or "Object") .. "_subclass"), __parent = Parent }
   for _, mm in ipairs(METAMETHODS) do
     local inherited = Parent[mm]

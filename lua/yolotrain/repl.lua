@@ -22,9 +22,7 @@ end
 local function class_name(v)
   if type(v) ~= "table" then return nil end
   local mt = getmetatable(v)
-  if type(mt) == "table" and type(rawget(mt, "__name")) == "string" and mt ~= v then
-    return rawget(mt, "__name")
-  end
+  if type(mt) == "table" and type(rawget(mt, "__name")) == "string" and mt ~= v then return rawget(mt, "__name") end
   return nil
 end
 
@@ -52,11 +50,17 @@ local function module_repr(m)
   end
   local nparams = 0
   local ok = pcall(function()
-    for _, p in m:named_parameters() do nparams = nparams + p:numel() end
+    for _, p in m:named_parameters() do
+      nparams = nparams + p:numel()
+    end
   end)
   local nchildren = #(rawget(m, "_child_names") or {})
-  return string.format("%s(%d children, %s parameters)", m:class_name() or "Module", nchildren,
-    ok and tostring(nparams) or "?")
+  return string.format(
+    "%s(%d children, %s parameters)",
+    m:class_name() or "Module",
+    nchildren,
+    ok and tostring(nparams) or "?"
+  )
 end
 
 local function key_repr(k)
@@ -105,7 +109,9 @@ local function repr(v, depth, opts, seen, indent)
   local head = name and (name .. " ") or ""
   if depth <= 0 then
     local n = 0
-    for _ in pairs(v) do n = n + 1 end
+    for _ in pairs(v) do
+      n = n + 1
+    end
     return string.format("%s{...%d}", head, n)
   end
   seen[v] = true
@@ -157,7 +163,10 @@ local function reference_path()
   local candidates = { lua_dir .. "/../docs/reference.md", lua_dir .. "/../../doc/yolotrain/reference.md" }
   for _, p in ipairs(candidates) do
     local f = io.open(p, "r")
-    if f then f:close() return p end
+    if f then
+      f:close()
+      return p
+    end
   end
   return nil
 end
@@ -185,8 +194,11 @@ end
 M.COMMANDS = {
   { "help([obj])", "this text, or what obj offers (methods, fields, from docs/reference.md)" },
   { "trainer", "the running Detection_Trainer: trainer.epoch, trainer.args, trainer.model, trainer.optimizer ..." },
-  { "trainer:set{k = v, ...}", "a live change that holds (lr0, lrf, momentum, weight_decay, mosaic, epochs, " ..
-    "patience, save_period, close_mosaic); logged in args.yaml's history, restored by resume" },
+  {
+    "trainer:set{k = v, ...}",
+    "a live change that holds (lr0, lrf, momentum, weight_decay, mosaic, epochs, "
+      .. "patience, save_period, close_mosaic); logged in args.yaml's history, restored by resume",
+  },
   { "pause()", "(attach) hold the training at this step boundary until cont()" },
   { "cont()", "carry on training" },
   { "save()", "(attach) write weights/last.safetensors now" },
@@ -218,7 +230,9 @@ function M.help(obj)
   local function add(fmt, ...) out[#out + 1] = string.format(fmt, ...) end
   if obj == nil then
     add("Commands (the training keeps its own state; an error in an entry never stops it):")
-    for _, c in ipairs(M.COMMANDS) do add("  %-26s %s", c[1], c[2]) end
+    for _, c in ipairs(M.COMMANDS) do
+      add("  %-26s %s", c[1], c[2])
+    end
     add("Tab completes names, fields and methods; help(trainer), help(trainer.model), help(yt) list what they offer.")
     return table.concat(out, "\n")
   end
@@ -227,7 +241,9 @@ function M.help(obj)
     add("%s", M.repr(obj))
     if type(obj) == "userdata" and getmetatable(obj) and type(getmetatable(obj).__index) == "table" then
       local names = {}
-      for k in pairs(getmetatable(obj).__index) do names[#names + 1] = tostring(k) end
+      for k in pairs(getmetatable(obj).__index) do
+        names[#names + 1] = tostring(k)
+      end
       table.sort(names)
       add("methods: %s", table.concat(names, ", "))
     end
@@ -237,7 +253,9 @@ function M.help(obj)
   local cname = (#chain > 0 and rawget(chain[1], "__name")) or nil
   if cname then
     local names = {}
-    for _, C in ipairs(chain) do names[#names + 1] = tostring(rawget(C, "__name")) end
+    for _, C in ipairs(chain) do
+      names[#names + 1] = tostring(rawget(C, "__name"))
+    end
     add("%s (%s)", cname, table.concat(names, " < "))
   end
   -- methods: every function of the class chain, the nearest definition first
@@ -254,7 +272,9 @@ function M.help(obj)
   table.sort(methods, function(a, b) return a[1] < b[1] end)
   if #methods > 0 then
     add("methods:")
-    for _, m in ipairs(methods) do add("  :%-24s %s", m[1], m[2] or "") end
+    for _, m in ipairs(methods) do
+      add("  :%-24s %s", m[1], m[2] or "")
+    end
   end
   local fields = {}
   for k, v in pairs(obj) do
@@ -310,7 +330,9 @@ function M.complete(text, env)
     local first = true
     for part in prefix:gmatch("[^%.:]+") do
       if type(base) ~= "table" and type(base) ~= "userdata" then return {} end
-      local ok, v = pcall(function() return M.index(base, tonumber(part) and math.tointeger(tonumber(part)) or part) end)
+      local ok, v = pcall(
+        function() return M.index(base, tonumber(part) and math.tointeger(tonumber(part)) or part) end
+      )
       if not ok then return {} end
       if v == nil and first then v = _G[part] end
       first = false
@@ -322,11 +344,15 @@ function M.complete(text, env)
   end
   local names = members(base)
   if not prefix or prefix == "" then
-    for k in pairs(_G) do if type(k) == "string" then names[k] = true end end
+    for k in pairs(_G) do
+      if type(k) == "string" then names[k] = true end
+    end
     -- a REPL environment names what its __index function finds: the tables listed in its metatable's __names
     local mt = getmetatable(base)
     for _, t in ipairs(type(mt) == "table" and rawget(mt, "__names") or {}) do
-      for k in pairs(t) do if type(k) == "string" then names[k] = true end end
+      for k in pairs(t) do
+        if type(k) == "string" then names[k] = true end
+      end
     end
   end
   local out = {}

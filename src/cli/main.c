@@ -265,8 +265,10 @@ static int run_require(lua_State *L, const char *spec)
     lua_pushstring(L, mod);
     yt_repl_take_interrupted();
     if (yt_repl_pcall(L, 1, 1) != LUA_OK) return report_error(L);
-    if (eq) lua_pushlstring(L, spec, (size_t)(eq - spec));
-    else lua_pushstring(L, mod);
+    if (eq)
+        lua_pushlstring(L, spec, (size_t)(eq - spec));
+    else
+        lua_pushstring(L, mod);
     lua_insert(L, -2);
     lua_setglobal(L, lua_tostring(L, -2));
     lua_pop(L, 1);
@@ -276,7 +278,8 @@ static int run_require(lua_State *L, const char *spec)
 static int run_script(lua_State *L, const cli_options *o)
 {
     const char *name = o->argv[o->script];
-    if (strcmp(name, "-") == 0) name = NULL; /* stdin */
+    if (strcmp(name, "-") == 0)
+        name = NULL; /* stdin */
     else if (is_dir(name)) {
         fprintf(stderr, "yolotrain: cannot run %s: it is a directory\n", name);
         return 1;
@@ -348,14 +351,15 @@ static void run_repl(lua_State *L)
     if (lua_getglobal(L, "yt") == LUA_TNIL) {
         lua_getglobal(L, "require");
         lua_pushliteral(L, "yolotrain");
-        if (lua_pcall(L, 1, 1, 0) == LUA_OK) lua_setglobal(L, "yt");
-        else lua_pop(L, 1); /* no engine on the path: the REPL still works */
+        if (lua_pcall(L, 1, 1, 0) == LUA_OK)
+            lua_setglobal(L, "yt");
+        else
+            lua_pop(L, 1); /* no engine on the path: the REPL still works */
     }
     lua_pop(L, 1);
     char banner[160];
-    snprintf(banner, sizeof banner,
-             "yolotrain %s (%s)  yt = require(\"yolotrain\"); Ctrl-C interrupts, Ctrl-D exits", YT_VERSION,
-             LUA_RELEASE);
+    snprintf(banner, sizeof banner, "yolotrain %s (%s)  yt = require(\"yolotrain\"); Ctrl-C interrupts, Ctrl-D exits",
+             YT_VERSION, LUA_RELEASE);
     yt_repl_run(L, 0, tty ? banner : NULL, 0);
 }
 
@@ -386,8 +390,10 @@ static int protected_main(lua_State *L)
         if (isatty(STDIN_FILENO)) {
             run_repl(L);
         } else {
-            if (luaL_loadfilex(L, NULL, "t") != LUA_OK) o->status = report_error(L);
-            else o->status = run_call(L, 0);
+            if (luaL_loadfilex(L, NULL, "t") != LUA_OK)
+                o->status = report_error(L);
+            else
+                o->status = run_call(L, 0);
         }
     }
     return 0;

@@ -175,8 +175,10 @@ float *yt_grad_accum(yt_tensor *t)
 {
     if (!t || !t->requires_grad) return NULL;
     yt_tensor **slot;
-    if (t->grad_fn && !t->grad_fn->consumed) slot = &t->grad_fn->out_grad[t->grad_fn_output];
-    else slot = &t->grad;
+    if (t->grad_fn && !t->grad_fn->consumed)
+        slot = &t->grad_fn->out_grad[t->grad_fn_output];
+    else
+        slot = &t->grad;
     if (!*slot) {
         int depth = yt_scope_depth();
         (void)depth;

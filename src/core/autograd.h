@@ -36,17 +36,17 @@ struct yt_node {
     const char *name;
     yt_backward_fn backward;
     int n_in;
-    yt_tensor *in[YT_NODE_MAX_IN];       /* owned refs; backward accumulates into their grads */
+    yt_tensor *in[YT_NODE_MAX_IN]; /* owned refs; backward accumulates into their grads */
     int n_out;
-    yt_tensor *out[YT_NODE_MAX_OUT];     /* weak: cleared when the output tensor dies */
+    yt_tensor *out[YT_NODE_MAX_OUT];      /* weak: cleared when the output tensor dies */
     yt_tensor *out_grad[YT_NODE_MAX_OUT]; /* gradients arriving at the outputs (owned) */
     int n_saved;
     yt_tensor *saved[YT_NODE_MAX_SAVED]; /* owned refs */
     int64_t iarg[8];                     /* op parameters (stride, padding, dim, ...) */
     double farg[8];
-    void *ctx;                           /* op-specific state, freed with free_ctx */
+    void *ctx; /* op-specific state, freed with free_ctx */
     void (*free_ctx)(void *ctx);
-    int consumed;                        /* its backward ran or the tape was cleared */
+    int consumed; /* its backward ran or the tape was cleared */
 };
 
 /* Grad mode (per thread). set returns the previous value. */

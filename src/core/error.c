@@ -33,9 +33,6 @@ int yt_error_prefix(const char *fmt, ...)
     return -1;
 }
 
-const char *yt_last_error(void)
-{
-    return error_message[0] ? error_message : "unknown error";
-}
+const char *yt_last_error(void) { return error_message[0] ? error_message : "unknown error"; }
 
 void yt_clear_error(void) { error_message[0] = '\0'; }

@@ -26,9 +26,9 @@ typedef struct {
 
 void yt_rng_seed(yt_rng *r, uint64_t a, uint64_t b, uint64_t c);
 uint64_t yt_rng_next(yt_rng *r);
-double yt_rng_u01(yt_rng *r);                      /* [0, 1) */
+double yt_rng_u01(yt_rng *r); /* [0, 1) */
 double yt_rng_uniform(yt_rng *r, double lo, double hi);
-int64_t yt_rng_int(yt_rng *r, int64_t n);          /* [0, n) */
+int64_t yt_rng_int(yt_rng *r, int64_t n); /* [0, n) */
 double yt_rng_normal(yt_rng *r);
 double yt_rng_beta(yt_rng *r, double a, double b); /* a, b >= 1 */
 

@@ -21,10 +21,13 @@ const char *yt_dtype_name(yt_dtype dt) { return (unsigned)dt < YT_DTYPE_COUNT ? 
 
 int yt_dtype_from_name(const char *name)
 {
-    static const struct { const char *name; yt_dtype dt; } names[] = {
-        {"F32", YT_F32}, {"float32", YT_F32}, {"float", YT_F32}, {"F64", YT_F64}, {"float64", YT_F64},
-        {"double", YT_F64}, {"I64", YT_I64}, {"int64", YT_I64}, {"long", YT_I64}, {"U8", YT_U8},
-        {"uint8", YT_U8}, {"byte", YT_U8},
+    static const struct {
+        const char *name;
+        yt_dtype dt;
+    } names[] = {
+        {"F32", YT_F32},     {"float32", YT_F32}, {"float", YT_F32}, {"F64", YT_F64},
+        {"float64", YT_F64}, {"double", YT_F64},  {"I64", YT_I64},   {"int64", YT_I64},
+        {"long", YT_I64},    {"U8", YT_U8},       {"uint8", YT_U8},  {"byte", YT_U8},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(names[i].name, name) == 0) return (int)names[i].dt;
@@ -325,7 +328,8 @@ static void copy_strided(char *dst, const yt_tensor *dt_, const char *src, const
 int yt_tensor_copy_(yt_tensor *dst, const yt_tensor *src)
 {
     if (yt_tensor_is_released(dst) || yt_tensor_is_released(src)) return yt_error("attempt to use a released tensor");
-    if (dst->dtype != src->dtype) return yt_error("copy: dtype %s into %s", yt_dtype_name(src->dtype), yt_dtype_name(dst->dtype));
+    if (dst->dtype != src->dtype)
+        return yt_error("copy: dtype %s into %s", yt_dtype_name(src->dtype), yt_dtype_name(dst->dtype));
     if (!yt_same_shape(dst, src)) {
         char a[128], b[128];
         return yt_error("copy: shape %s into %s", yt_shape_str(src, a, sizeof a), yt_shape_str(dst, b, sizeof b));
@@ -357,11 +361,16 @@ yt_tensor *yt_tensor_clone(const yt_tensor *t)
 static double load_as_double(const void *base, yt_dtype dt, int64_t i)
 {
     switch (dt) {
-    case YT_F32: return ((const float *)base)[i];
-    case YT_F64: return ((const double *)base)[i];
-    case YT_I64: return (double)((const int64_t *)base)[i];
-    case YT_U8: return ((const uint8_t *)base)[i];
-    default: return 0;
+    case YT_F32:
+        return ((const float *)base)[i];
+    case YT_F64:
+        return ((const double *)base)[i];
+    case YT_I64:
+        return (double)((const int64_t *)base)[i];
+    case YT_U8:
+        return ((const uint8_t *)base)[i];
+    default:
+        return 0;
     }
 }
 
@@ -392,11 +401,20 @@ yt_tensor *yt_tensor_to(const yt_tensor *t, yt_dtype dt, double scale)
         for (int64_t i = 0; i < n; i++) {
             double v = load_as_double(in, s->dtype, i) * scale;
             switch (dt) {
-            case YT_F32: ((float *)o)[i] = (float)v; break;
-            case YT_F64: ((double *)o)[i] = v; break;
-            case YT_I64: ((int64_t *)o)[i] = (int64_t)v; break;
-            case YT_U8: ((uint8_t *)o)[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); break;
-            default: break;
+            case YT_F32:
+                ((float *)o)[i] = (float)v;
+                break;
+            case YT_F64:
+                ((double *)o)[i] = v;
+                break;
+            case YT_I64:
+                ((int64_t *)o)[i] = (int64_t)v;
+                break;
+            case YT_U8:
+                ((uint8_t *)o)[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                break;
+            default:
+                break;
             }
         }
     }

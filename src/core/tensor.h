@@ -32,10 +32,10 @@ typedef struct yt_tensor {
     yt_storage *storage;         /* NULL once released by its scope */
     /* autograd */
     int requires_grad;
-    int kept;                    /* exempt from scope release */
-    struct yt_tensor *grad;      /* accumulated gradient: contiguous F32, same shape; owned */
-    yt_node *grad_fn;            /* node that produced this tensor (NULL for leaves); owned */
-    int grad_fn_output;          /* which output of grad_fn this is */
+    int kept;               /* exempt from scope release */
+    struct yt_tensor *grad; /* accumulated gradient: contiguous F32, same shape; owned */
+    yt_node *grad_fn;       /* node that produced this tensor (NULL for leaves); owned */
+    int grad_fn_output;     /* which output of grad_fn this is */
 } yt_tensor;
 
 size_t yt_dtype_size(yt_dtype dt);

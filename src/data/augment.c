@@ -265,7 +265,8 @@ static inline void sample_px(const uint8_t *src, int sh, int sw, int X, int Y, u
     int w00 = (32 - fx) * (32 - fy), w01 = fx * (32 - fy), w10 = (32 - fx) * fy, w11 = fx * fy;
     if (sx >= 0 && sy >= 0 && sx + 1 < sw && sy + 1 < sh) {
         const uint8_t *p = src + ((size_t)sy * sw + sx) * 3, *q = p + (size_t)sw * 3;
-        for (int c = 0; c < 3; c++) d[c] = (uint8_t)((p[c] * w00 + p[c + 3] * w01 + q[c] * w10 + q[c + 3] * w11 + 512) >> 10);
+        for (int c = 0; c < 3; c++)
+            d[c] = (uint8_t)((p[c] * w00 + p[c + 3] * w01 + q[c] * w10 + q[c + 3] * w11 + 512) >> 10);
         return;
     }
     if (sx < -1 || sy < -1 || sx >= sw || sy >= sh) {
@@ -279,7 +280,8 @@ static inline void sample_px(const uint8_t *src, int sh, int sw, int X, int Y, u
         int xx = xs[k & 1], yy = ys[k >> 1];
         t[k] = (xx >= 0 && yy >= 0 && xx < sw && yy < sh) ? src + ((size_t)yy * sw + xx) * 3 : pad;
     }
-    for (int c = 0; c < 3; c++) d[c] = (uint8_t)((t[0][c] * w00 + t[1][c] * w01 + t[2][c] * w10 + t[3][c] * w11 + 512) >> 10);
+    for (int c = 0; c < 3; c++)
+        d[c] = (uint8_t)((t[0][c] * w00 + t[1][c] * w01 + t[2][c] * w10 + t[3][c] * w11 + 512) >> 10);
 }
 
 void yt_warp_u8(const uint8_t *src, int sh, int sw, uint8_t *dst, int dh, int dw, const double M[9], int persp)
@@ -468,9 +470,12 @@ void yt_hsv_apply(uint8_t *px, size_t npix, double rh, double rs, double rv)
         int diff = v - vmin;
         int s = (diff * sdiv[v] + (1 << 11)) >> 12;
         int h;
-        if (v == r) h = g - b;
-        else if (v == g) h = b - r + 2 * diff;
-        else h = r - g + 4 * diff;
+        if (v == r)
+            h = g - b;
+        else if (v == g)
+            h = b - r + 2 * diff;
+        else
+            h = r - g + 4 * diff;
         h = (h * hdiv[diff] + (1 << 11)) >> 12;
         if (h < 0) h += 180;
         /* LUTs */
@@ -482,8 +487,10 @@ void yt_hsv_apply(uint8_t *px, size_t npix, double rh, double rs, double rv)
             fb = fg = fr = fv;
         } else {
             float fh = H * (6.f / 180.f);
-            if (fh < 0) fh += 6;
-            else if (fh >= 6) fh -= 6;
+            if (fh < 0)
+                fh += 6;
+            else if (fh >= 6)
+                fh -= 6;
             int sector = (int)floorf(fh);
             fh -= sector;
             if ((unsigned)sector >= 6u) sector = 0, fh = 0;

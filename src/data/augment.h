@@ -14,14 +14,13 @@
 #define YT_SEG_PTS 1000
 #define YT_PAD_VALUE 114
 
-
 /* ---- instances ---- */
 typedef struct {
     int n, cap;
-    int has_seg;   /* every instance has a YT_SEG_PTS-point polygon */
-    float *cls;    /* n */
-    float *box;    /* n x 4: x1 y1 x2 y2 pixels */
-    float *seg;    /* n x YT_SEG_PTS x 2 pixels (when has_seg) */
+    int has_seg; /* every instance has a YT_SEG_PTS-point polygon */
+    float *cls;  /* n */
+    float *box;  /* n x 4: x1 y1 x2 y2 pixels */
+    float *seg;  /* n x YT_SEG_PTS x 2 pixels (when has_seg) */
 } yt_inst;
 
 int yt_inst_reserve(yt_inst *in, int cap, int with_seg);
@@ -32,7 +31,7 @@ void yt_inst_clip(yt_inst *in, float w, float h);
 void yt_inst_remove_zero_area(yt_inst *in);
 
 typedef struct {
-    uint8_t *px;         /* h x w x 3 RGB, owned (malloc) */
+    uint8_t *px; /* h x w x 3 RGB, owned (malloc) */
     int h, w;
     yt_inst inst;
     /* Meta for the batch (per Ultralytics' keys). */
@@ -50,9 +49,9 @@ typedef struct {
     const uint8_t *px;
     int h, w;
     int n;
-    const float *cls;    /* n */
-    const float *xywhn;  /* n x 4 normalised cx cy w h */
-    const float *segn;   /* n x YT_SEG_PTS x 2 normalised, or NULL */
+    const float *cls;   /* n */
+    const float *xywhn; /* n x 4 normalised cx cy w h */
+    const float *segn;  /* n x YT_SEG_PTS x 2 normalised, or NULL */
     int ori_h, ori_w;
 } yt_labeled_view;
 

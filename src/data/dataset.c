@@ -82,7 +82,8 @@ static int walk_dir(const char *dir, yt_strlist *out, int depth)
         snprintf(p, len, "%s/%s", dir, e->d_name);
         struct stat st;
         if (stat(p, &st) == 0) {
-            if (S_ISDIR(st.st_mode)) rc = walk_dir(p, out, depth + 1);
+            if (S_ISDIR(st.st_mode))
+                rc = walk_dir(p, out, depth + 1);
             else if (S_ISREG(st.st_mode) && is_image_name(e->d_name) && yt_strlist_push(out, p) < 0)
                 rc = yt_error("out of memory listing %s", dir);
         }
@@ -110,8 +111,10 @@ static int list_txt(const char *path, yt_strlist *out)
     char parent[4096];
     snprintf(parent, sizeof parent, "%s", path);
     char *slash = strrchr(parent, '/');
-    if (slash) slash[1] = 0;
-    else strcpy(parent, "./");
+    if (slash)
+        slash[1] = 0;
+    else
+        strcpy(parent, "./");
     char line[8192];
     int rc = 0;
     while (fgets(line, sizeof line, f)) {
@@ -121,8 +124,10 @@ static int list_txt(const char *path, yt_strlist *out)
         while (n && isspace((unsigned char)s[n - 1])) s[--n] = 0;
         if (!n || !is_image_name(s)) continue;
         char full[12288];
-        if (strncmp(s, "./", 2) == 0) snprintf(full, sizeof full, "%s%s", parent, s + 2);
-        else snprintf(full, sizeof full, "%s", s);
+        if (strncmp(s, "./", 2) == 0)
+            snprintf(full, sizeof full, "%s%s", parent, s + 2);
+        else
+            snprintf(full, sizeof full, "%s", s);
         if (yt_strlist_push(out, full) < 0) {
             rc = yt_error("out of memory");
             break;
@@ -140,11 +145,16 @@ int yt_data_list_images(const char *const *paths, int npaths, yt_strlist *out)
         if (!p) return yt_error("out of memory");
         struct stat st;
         int rc = 0;
-        if (stat(p, &st) != 0) rc = yt_error("%s does not exist", p);
-        else if (S_ISDIR(st.st_mode)) rc = walk_dir(p, out, 0);
-        else if (strlen(p) > 4 && strcasecmp(p + strlen(p) - 4, ".txt") == 0) rc = list_txt(p, out);
-        else if (is_image_name(p)) rc = yt_strlist_push(out, p) < 0 ? yt_error("out of memory") : 0;
-        else rc = yt_error("%s is not a folder, an image list (.txt) or an image", p);
+        if (stat(p, &st) != 0)
+            rc = yt_error("%s does not exist", p);
+        else if (S_ISDIR(st.st_mode))
+            rc = walk_dir(p, out, 0);
+        else if (strlen(p) > 4 && strcasecmp(p + strlen(p) - 4, ".txt") == 0)
+            rc = list_txt(p, out);
+        else if (is_image_name(p))
+            rc = yt_strlist_push(out, p) < 0 ? yt_error("out of memory") : 0;
+        else
+            rc = yt_error("%s is not a folder, an image list (.txt) or an image", p);
         free(p);
         if (rc < 0) {
             yt_strlist_free(out);
@@ -231,10 +241,14 @@ int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e
         int ntok = 0;
         size_t p = pos;
         while (p < end) {
-            while (p < end && (text[p] == ' ' || text[p] == '\t' || text[p] == '\r' || text[p] == '\v' || text[p] == '\f')) p++;
+            while (p < end &&
+                   (text[p] == ' ' || text[p] == '\t' || text[p] == '\r' || text[p] == '\v' || text[p] == '\f'))
+                p++;
             if (p >= end) break;
             size_t q = p;
-            while (q < end && !(text[q] == ' ' || text[q] == '\t' || text[q] == '\r' || text[q] == '\v' || text[q] == '\f')) q++;
+            while (q < end &&
+                   !(text[q] == ' ' || text[q] == '\t' || text[q] == '\r' || text[q] == '\v' || text[q] == '\f'))
+                q++;
             size_t tl = q - p;
             if (tl >= sizeof tok) tl = sizeof tok - 1;
             memcpy(tok, text + p, tl);
@@ -293,8 +307,8 @@ int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e
             goto fail;
         }
         if (c >= nc) {
-            yt_error("Label class %.0f exceeds dataset class count %d. Possible class labels are 0-%d",
-                         (double)c, nc, nc - 1);
+            yt_error("Label class %.0f exceeds dataset class count %d. Possible class labels are 0-%d", (double)c, nc,
+                     nc - 1);
             goto fail;
         }
         float box[4];
@@ -312,8 +326,7 @@ int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e
                     goto fail;
                 }
                 if (v[k] > 1 || v[k + 1] > 1) {
-                    yt_error("non-normalized or out of bounds coordinates (polygon point on label %d)",
-                                 r + 1);
+                    yt_error("non-normalized or out of bounds coordinates (polygon point on label %d)", r + 1);
                     goto fail;
                 }
                 x1 = fminf(x1, v[k]), x2 = fmaxf(x2, v[k]), y1 = fminf(y1, v[k + 1]), y2 = fmaxf(y2, v[k + 1]);
@@ -346,7 +359,8 @@ int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e
         if (!drop) goto oom;
         for (int i = 0; i < nrows; i++)
             for (int j = 0; j < i && !drop[i]; j++)
-                if (!drop[j] && e->cls[i] == e->cls[j] && memcmp(e->xywhn + 4 * i, e->xywhn + 4 * j, sizeof(float) * 4) == 0)
+                if (!drop[j] && e->cls[i] == e->cls[j] &&
+                    memcmp(e->xywhn + 4 * i, e->xywhn + 4 * j, sizeof(float) * 4) == 0)
                     drop[i] = 1;
         int m = 0;
         size_t pin = 0, pout = 0;
@@ -420,9 +434,9 @@ static int build_segn(yt_label_entry *e)
 /* ---- verification of one image + label ---- */
 
 typedef struct {
-    int status;   /* 0 ok, 1 corrupt */
+    int status; /* 0 ok, 1 corrupt */
     int missing, empty, found;
-    char *msg;    /* warning (may be set for ok images too) */
+    char *msg; /* warning (may be set for ok images too) */
     yt_label_entry e;
 } scan_result;
 
@@ -453,8 +467,8 @@ static void verify_one(const char *im_file, const char *lb_file, int nc, const c
         goto corrupt;
     }
     if (info.format == YT_IMFMT_JPEG && !info.jpeg_has_eoi)
-        snprintf(warn, sizeof warn, "%sWARNING ⚠️ %s: corrupt JPEG (no end-of-image marker), decoded anyway", prefix,
-                 im_file);
+        snprintf(warn, sizeof warn, "%sWARNING ⚠️ %s: corrupt JPEG (no end-of-image marker), decoded anyway",
+                 prefix, im_file);
     r->e.h = h;
     r->e.w = w;
     uint8_t *buf = NULL;
@@ -469,8 +483,8 @@ static void verify_one(const char *im_file, const char *lb_file, int nc, const c
         if (rc < 0) goto failed;
         if (r->e.n == 0) r->empty = 1;
         if (ndup)
-            snprintf(warn + strlen(warn), sizeof warn - strlen(warn), "%s%sWARNING ⚠️ %s: %d duplicate labels removed",
-                     warn[0] ? "\n" : "", prefix, im_file, ndup);
+            snprintf(warn + strlen(warn), sizeof warn - strlen(warn),
+                     "%s%sWARNING ⚠️ %s: %d duplicate labels removed", warn[0] ? "\n" : "", prefix, im_file, ndup);
     } else {
         r->missing = 1;
     }
@@ -538,8 +552,10 @@ static int cache_write(const char *path, uint64_t hash, const yt_scan_stats *st,
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else strcpy(dir, ".");
+    if (slash)
+        *slash = 0;
+    else
+        strcpy(dir, ".");
     struct stat dst;
     if (stat(dir, &dst) != 0 || !(dst.st_mode & 0222) || access(dir, W_OK) != 0) return -1;
     char *tmp = yt_temp_path(path);
@@ -549,8 +565,8 @@ static int cache_write(const char *path, uint64_t hash, const yt_scan_stats *st,
         free(tmp);
         return -1;
     }
-    int bad = wr(f, CACHE_MAGIC, 8) || wr(f, &hash, 8) || wr_i32(f, st->nf) || wr_i32(f, st->nm) ||
-              wr_i32(f, st->ne) || wr_i32(f, st->nc) || wr_i32(f, msgs->n);
+    int bad = wr(f, CACHE_MAGIC, 8) || wr(f, &hash, 8) || wr_i32(f, st->nf) || wr_i32(f, st->nm) || wr_i32(f, st->ne) ||
+              wr_i32(f, st->nc) || wr_i32(f, msgs->n);
     for (int i = 0; i < msgs->n && !bad; i++) bad = wr_str(f, msgs->v[i]);
     bad = bad || wr_i32(f, ne);
     for (int i = 0; i < ne && !bad; i++) {
@@ -712,8 +728,10 @@ static void cache_path_of(const char *lb0, char *out, size_t n)
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", lb0);
     char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else strcpy(dir, ".");
+    if (slash)
+        *slash = 0;
+    else
+        strcpy(dir, ".");
     snprintf(out, n, "%s.yt.cache", dir);
 }
 
@@ -738,8 +756,10 @@ static int scan_files(const char *const *files, char **lbs, int nfiles, const yt
             yt_strlist_push(&out->msgs, r->msg);
             free(r->msg);
         }
-        if (r->status == 0 && rc == 0) out->entries[out->n++] = r->e;
-        else if (r->status == 0) yt_label_entry_free(&r->e);
+        if (r->status == 0 && rc == 0)
+            out->entries[out->n++] = r->e;
+        else if (r->status == 0)
+            yt_label_entry_free(&r->e);
     }
     free(res);
     return rc;
@@ -776,8 +796,8 @@ int yt_data_scan_labels(const char *const *files, int nfiles, const yt_scan_cfg 
                 snprintf(dir, sizeof dir, "%s", st->cache_path);
                 char *slash = strrchr(dir, '/');
                 if (slash) *slash = 0;
-                strlist_pushf(&out->msgs, "%sWARNING ⚠️ Cache directory %s is not writeable, cache not saved.", prefix,
-                              dir);
+                strlist_pushf(&out->msgs, "%sWARNING ⚠️ Cache directory %s is not writeable, cache not saved.",
+                              prefix, dir);
             }
         }
     }
@@ -833,7 +853,8 @@ static void cache_clear(yt_dataset *ds)
 int yt_dataset_set_rect(yt_dataset *ds, int *order_out)
 {
     const yt_dataset_cfg *c = &ds->cfg;
-    if (c->batch_size < 1 || c->stride < 1) return yt_error("rect: invalid batch %d or stride %d", c->batch_size, c->stride);
+    if (c->batch_size < 1 || c->stride < 1)
+        return yt_error("rect: invalid batch %d or stride %d", c->batch_size, c->stride);
     for (int t = 0; t < ds->ntf; t++)
         if (ds->tf[t].kind == YT_TF_MOSAIC && ds->tf[t].p > 0)
             return yt_error("rect: the dataset's transforms hold a mosaic (rect batches take whole images)");
@@ -863,10 +884,11 @@ int yt_dataset_set_rect(yt_dataset *ds, int *order_out)
             maxi = fmax(maxi, ar);
         }
         double sh[2] = {1, 1};
-        if (maxi < 1) sh[0] = maxi, sh[1] = 1;
-        else if (mini > 1) sh[0] = 1, sh[1] = 1 / mini;
-        for (int k = 0; k < 2; k++)
-            shapes[2 * b + k] = (int)ceil(sh[k] * c->imgsz / c->stride + c->pad) * c->stride;
+        if (maxi < 1)
+            sh[0] = maxi, sh[1] = 1;
+        else if (mini > 1)
+            sh[0] = 1, sh[1] = 1 / mini;
+        for (int k = 0; k < 2; k++) shapes[2 * b + k] = (int)ceil(sh[k] * c->imgsz / c->stride + c->pad) * c->stride;
     }
     free(ds->batch_shapes);
     ds->batch_shapes = shapes;
@@ -934,7 +956,8 @@ int yt_dataset_cache_all(yt_dataset *ds)
 #pragma omp parallel for schedule(dynamic, 2)
     for (int i = 0; i < ds->n; i++) {
         yt_image *im = yt_dataset_load_image(ds, i);
-        if (im) yt_image_release(im);
+        if (im)
+            yt_image_release(im);
         else {
 #pragma omp critical
             if (failed < 0) {
@@ -986,7 +1009,8 @@ void yt_dataset_set_cache_capacity(yt_dataset *ds, int cap)
     pthread_mutex_unlock(&ds->mu);
 }
 
-static const char *const TF_NAMES[] = {"mosaic", "letterbox", "random_perspective", "mixup", "random_hsv", "flipud", "fliplr"};
+static const char *const TF_NAMES[] = {"mosaic", "letterbox", "random_perspective", "mixup", "random_hsv",
+                                       "flipud", "fliplr"};
 
 int yt_dataset_set_transforms(yt_dataset *ds, const yt_transform *tf, int n)
 {
@@ -998,7 +1022,8 @@ int yt_dataset_set_transforms(yt_dataset *ds, const yt_transform *tf, int n)
         if (tf[t].kind == YT_TF_LETTERBOX && letterbox < 0) letterbox = t;
         if (letterbox < 0 && tf[t].kind != YT_TF_MOSAIC && tf[t].kind != YT_TF_LETTERBOX)
             return yt_error("transforms: step %d (%s) comes before the letterbox (only a mosaic may)", t + 1, name);
-        if (!(tf[t].p >= 0 && tf[t].p <= 1)) return yt_error("transforms: step %d (%s): p = %g is not in 0..1", t + 1, name, tf[t].p);
+        if (!(tf[t].p >= 0 && tf[t].p <= 1))
+            return yt_error("transforms: step %d (%s): p = %g is not in 0..1", t + 1, name, tf[t].p);
         if (tf[t].kind == YT_TF_MOSAIC && tf[t].p > 0 && ds->cfg.rect)
             return yt_error("transforms: step %d is a mosaic, which rect batches cannot take", t + 1);
     }
@@ -1040,8 +1065,10 @@ static yt_image *resize_long_side(yt_image *raw, int s, const char *what)
         if (h < 1) h = 1;
     }
     yt_image *im = yt_image_new(h, w);
-    if (im) yt_resize_linear_u8(raw->px, h0, w0, (size_t)w0 * 3, im->px, h, w, (size_t)w * 3);
-    else yt_error("out of memory for image %s", what);
+    if (im)
+        yt_resize_linear_u8(raw->px, h0, w0, (size_t)w0 * 3, im->px, h, w, (size_t)w * 3);
+    else
+        yt_error("out of memory for image %s", what);
     return im;
 }
 

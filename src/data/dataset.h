@@ -36,13 +36,13 @@ char *yt_data_label_path(const char *im_file);
 
 typedef struct {
     char *im_file;
-    int h, w;          /* image size after EXIF orientation */
-    int n;             /* instances */
-    float *cls;        /* n */
-    float *xywhn;      /* n x 4 */
-    int *poly_n;       /* points per polygon, or NULL (as read from the label file) */
-    float *poly;       /* concatenated normalised points (x, y) */
-    float *segn;       /* n x YT_SEG_PTS x 2 resampled polygons when every instance has one, else NULL */
+    int h, w;     /* image size after EXIF orientation */
+    int n;        /* instances */
+    float *cls;   /* n */
+    float *xywhn; /* n x 4 */
+    int *poly_n;  /* points per polygon, or NULL (as read from the label file) */
+    float *poly;  /* concatenated normalised points (x, y) */
+    float *segn;  /* n x YT_SEG_PTS x 2 resampled polygons when every instance has one, else NULL */
 } yt_label_entry;
 
 void yt_label_entry_free(yt_label_entry *e);
@@ -52,7 +52,7 @@ void yt_label_entry_free(yt_label_entry *e);
 int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e, int *ndup);
 
 typedef struct {
-    int nf, nm, ne, nc;      /* found, missing labels, empty labels, corrupt */
+    int nf, nm, ne, nc; /* found, missing labels, empty labels, corrupt */
     int from_cache;
     char cache_path[4096];
     char summary[4608];
@@ -67,7 +67,7 @@ int yt_label_cache_parse(const uint8_t *buf, size_t n, uint64_t hash, int nfiles
 
 /* ---- scanning: image files -> verified labels (Ultralytics' get_labels) ---- */
 typedef struct {
-    int nc;              /* classes must be < nc (any class id when single_cls: they all become 0 later) */
+    int nc; /* classes must be < nc (any class id when single_cls: they all become 0 later) */
     int single_cls;
     int use_label_cache; /* read and write "<labels folder>.yt.cache" */
     const char *prefix;  /* e.g. "train: ", put before every message */
@@ -77,7 +77,7 @@ typedef struct {
     yt_label_entry *entries; /* n valid images, in file order */
     int n;
     yt_scan_stats stats;
-    yt_strlist msgs;         /* warnings, for the caller to print */
+    yt_strlist msgs; /* warnings, for the caller to print */
 } yt_label_set;
 
 /* Verifies every image and label file (in parallel) or reads them from the label cache. 0, or -1 with yt_error
@@ -109,12 +109,12 @@ typedef struct {
 /* ---- datasets ---- */
 typedef struct {
     int imgsz;
-    int augment;       /* training set: its images are kept in the partner cache (mosaic / mixup) */
-    int rect;          /* set by yt_dataset_set_rect */
+    int augment; /* training set: its images are kept in the partner cache (mosaic / mixup) */
+    int rect;    /* set by yt_dataset_set_rect */
     int stride;
-    double pad;        /* rect padding: 0 train, 0.5 val */
+    double pad; /* rect padding: 0 train, 0.5 val */
     int batch_size;
-    int cache_ram;     /* keep every loaded image in memory */
+    int cache_ram; /* keep every loaded image in memory */
 } yt_dataset_cfg;
 
 /* Where images come from instead of their files (a Lua load_image): the image of sample i, any size (it is
@@ -126,12 +126,12 @@ typedef struct yt_dataset {
     yt_dataset_cfg cfg;
     int n;
     yt_label_entry *labels;
-    yt_scan_stats stats;           /* of the scan, when made by yt_dataset_open */
-    yt_strlist msgs;               /* warnings of that scan */
-    int nb;                        /* number of batches for rect */
-    int *batch_shapes;             /* nb x 2 (h, w) when rect */
-    int buffer_len;                /* mosaic source window (Ultralytics' max_buffer_length) */
-    yt_image_source source;        /* NULL: decode im_file */
+    yt_scan_stats stats;    /* of the scan, when made by yt_dataset_open */
+    yt_strlist msgs;        /* warnings of that scan */
+    int nb;                 /* number of batches for rect */
+    int *batch_shapes;      /* nb x 2 (h, w) when rect */
+    int buffer_len;         /* mosaic source window (Ultralytics' max_buffer_length) */
+    yt_image_source source; /* NULL: decode im_file */
     void *source_ctx;
     /* guarded by mu: the transforms (read once per sample) and the decoded-image cache (long side at imgsz) */
     pthread_mutex_t mu;

@@ -18,12 +18,18 @@
 const char *yt_imfmt_name(yt_imfmt f)
 {
     switch (f) {
-    case YT_IMFMT_JPEG: return "jpeg";
-    case YT_IMFMT_PNG: return "png";
-    case YT_IMFMT_BMP: return "bmp";
-    case YT_IMFMT_WEBP: return "webp";
-    case YT_IMFMT_TIFF: return "tiff";
-    default: return "unknown";
+    case YT_IMFMT_JPEG:
+        return "jpeg";
+    case YT_IMFMT_PNG:
+        return "png";
+    case YT_IMFMT_BMP:
+        return "bmp";
+    case YT_IMFMT_WEBP:
+        return "webp";
+    case YT_IMFMT_TIFF:
+        return "tiff";
+    default:
+        return "unknown";
     }
 }
 
@@ -32,12 +38,19 @@ const char *yt_imfmt_name(yt_imfmt f)
 static SDL_Surface *decode_as(yt_imfmt f, SDL_RWops *rw)
 {
     switch (f) {
-    case YT_IMFMT_JPEG: return IMG_LoadJPG_RW(rw);
-    case YT_IMFMT_PNG: return IMG_LoadPNG_RW(rw);
-    case YT_IMFMT_BMP: return IMG_LoadBMP_RW(rw);
-    case YT_IMFMT_WEBP: return IMG_LoadWEBP_RW(rw);
-    case YT_IMFMT_TIFF: return IMG_LoadTIF_RW(rw);
-    default: SDL_SetError("unsupported format"); return NULL;
+    case YT_IMFMT_JPEG:
+        return IMG_LoadJPG_RW(rw);
+    case YT_IMFMT_PNG:
+        return IMG_LoadPNG_RW(rw);
+    case YT_IMFMT_BMP:
+        return IMG_LoadBMP_RW(rw);
+    case YT_IMFMT_WEBP:
+        return IMG_LoadWEBP_RW(rw);
+    case YT_IMFMT_TIFF:
+        return IMG_LoadTIF_RW(rw);
+    default:
+        SDL_SetError("unsupported format");
+        return NULL;
     }
 }
 
@@ -47,17 +60,26 @@ double yt_pyround(double x) { return nearbyint(x); /* default rounding mode: tie
 
 static unsigned be16(const uint8_t *p) { return (unsigned)p[0] << 8 | p[1]; }
 static unsigned le16(const uint8_t *p) { return (unsigned)p[1] << 8 | p[0]; }
-static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
-static uint32_t le32(const uint8_t *p) { return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0]; }
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
 
 /* TIFF structure (EXIF payload or a .tif file): finds tags in IFD0. Returns 0 when the structure is readable. */
 static int tiff_ifd0(const uint8_t *t, size_t n, int *orientation, long *width, long *height)
 {
     if (n < 8) return -1;
     int le;
-    if (t[0] == 'I' && t[1] == 'I') le = 1;
-    else if (t[0] == 'M' && t[1] == 'M') le = 0;
-    else return -1;
+    if (t[0] == 'I' && t[1] == 'I')
+        le = 1;
+    else if (t[0] == 'M' && t[1] == 'M')
+        le = 0;
+    else
+        return -1;
     unsigned (*r16)(const uint8_t *) = le ? le16 : be16;
     uint32_t (*r32)(const uint8_t *) = le ? le32 : be32;
     if (r16(t + 2) != 42) return -1;
@@ -86,8 +108,14 @@ static int probe_jpeg(const uint8_t *b, size_t n, yt_image_info *info)
             return -1;
         }
         unsigned m = b[p + 1];
-        if (m == 0xFF) { p++; continue; }
-        if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { p += 2; continue; }
+        if (m == 0xFF) {
+            p++;
+            continue;
+        }
+        if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) {
+            p += 2;
+            continue;
+        }
         if (m == 0xD9 || m == 0xDA) break; /* end / start of scan: header done */
         unsigned len = be16(b + p + 2);
         if (len < 2 || p + 2 + len > n) {
@@ -132,7 +160,7 @@ static int check_png_chunks(const uint8_t *b, size_t n)
         uint32_t len = be32(b + p);
         if (len > 0x7fffffff || len > n - p - 12) {
             yt_error("truncated PNG: chunk '%.4s' of %u bytes at byte %zu runs past the end (%zu bytes)",
-                         (const char *)b + p + 4, (unsigned)len, p, n);
+                     (const char *)b + p + 4, (unsigned)len, p, n);
             return -1;
         }
         if (memcmp(b + p + 4, "IEND", 4) == 0) return 0;
@@ -224,8 +252,8 @@ int yt_image_probe_mem(const uint8_t *b, size_t n, yt_image_info *info)
     }
     if (info->w > YT_IMAGE_MAX_SIDE || info->h > YT_IMAGE_MAX_SIDE ||
         (long long)info->w * info->h > YT_IMAGE_MAX_PIXELS) {
-        yt_error("image too large: header announces %dx%d (limit %lld pixels, %d a side)", info->w,
-                     info->h, (long long)YT_IMAGE_MAX_PIXELS, YT_IMAGE_MAX_SIDE);
+        yt_error("image too large: header announces %dx%d (limit %lld pixels, %d a side)", info->w, info->h,
+                 (long long)YT_IMAGE_MAX_PIXELS, YT_IMAGE_MAX_SIDE);
         return -1;
     }
     if (info->format == YT_IMFMT_PNG && check_png_chunks(b, n) < 0) return -1;
@@ -249,8 +277,7 @@ int yt_read_file(const char *path, uint8_t **buf, size_t *n)
     }
     if ((unsigned long long)st.st_size > YT_MAX_INPUT_FILE_BYTES) {
         fclose(f);
-        yt_error("file too large: %lld bytes (limit %zu)", (long long)st.st_size,
-                     YT_MAX_INPUT_FILE_BYTES);
+        yt_error("file too large: %lld bytes (limit %zu)", (long long)st.st_size, YT_MAX_INPUT_FILE_BYTES);
         return -1;
     }
     size_t sz = (size_t)st.st_size;
@@ -324,14 +351,30 @@ int yt_image_orient(const yt_image *src, int o, yt_image *dst)
         for (int c = 0; c < dw; c++) {
             int sr, sc;
             switch (o) {
-            case 2: sr = r, sc = W - 1 - c; break;
-            case 3: sr = H - 1 - r, sc = W - 1 - c; break;
-            case 4: sr = H - 1 - r, sc = c; break;
-            case 5: sr = c, sc = r; break;
-            case 6: sr = H - 1 - c, sc = r; break;
-            case 7: sr = H - 1 - c, sc = W - 1 - r; break;
-            case 8: sr = c, sc = W - 1 - r; break;
-            default: sr = r, sc = c; break;
+            case 2:
+                sr = r, sc = W - 1 - c;
+                break;
+            case 3:
+                sr = H - 1 - r, sc = W - 1 - c;
+                break;
+            case 4:
+                sr = H - 1 - r, sc = c;
+                break;
+            case 5:
+                sr = c, sc = r;
+                break;
+            case 6:
+                sr = H - 1 - c, sc = r;
+                break;
+            case 7:
+                sr = H - 1 - c, sc = W - 1 - r;
+                break;
+            case 8:
+                sr = c, sc = W - 1 - r;
+                break;
+            default:
+                sr = r, sc = c;
+                break;
             }
             memcpy(d + ((size_t)r * dw + c) * 3, src->px + ((size_t)sr * W + sc) * 3, 3);
         }
@@ -375,8 +418,8 @@ int yt_image_decode_mem(const uint8_t *buf, size_t n, yt_image *out, yt_image_in
         return -1;
     }
     if (s->w != info.w || s->h != info.h) {
-        yt_error("corrupt %s: header says %dx%d, decoded %dx%d", yt_imfmt_name(info.format), info.w,
-                     info.h, s->w, s->h);
+        yt_error("corrupt %s: header says %dx%d, decoded %dx%d", yt_imfmt_name(info.format), info.w, info.h, s->w,
+                 s->h);
         SDL_FreeSurface(s);
         return -1;
     }
@@ -402,7 +445,8 @@ int yt_image_decode_mem(const uint8_t *buf, size_t n, yt_image *out, yt_image_in
         return -1;
     }
     if (SDL_MUSTLOCK(rgb)) SDL_LockSurface(rgb);
-    for (int y = 0; y < h; y++) memcpy(px + (size_t)y * w * 3, (uint8_t *)rgb->pixels + (size_t)y * rgb->pitch, (size_t)w * 3);
+    for (int y = 0; y < h; y++)
+        memcpy(px + (size_t)y * w * 3, (uint8_t *)rgb->pixels + (size_t)y * rgb->pitch, (size_t)w * 3);
     if (SDL_MUSTLOCK(rgb)) SDL_UnlockSurface(rgb);
     SDL_FreeSurface(rgb);
     out->px = px;
@@ -460,7 +504,9 @@ void yt_resize_linear_u8(const uint8_t *src, int sh, int sw, size_t sstride, uin
                 int sy = (int)((long long)y * sh / dh), sx = (int)((long long)x * sw / dw);
                 memcpy(dst + y * dstride + x * 3, src + sy * sstride + sx * 3, 3);
             }
-        free(xofs); free(xa); free(rows);
+        free(xofs);
+        free(xa);
+        free(rows);
         return;
     }
     for (int x = 0; x < dw; x++) {
@@ -484,8 +530,11 @@ void yt_resize_linear_u8(const uint8_t *src, int sh, int sw, size_t sstride, uin
         int b0 = coef_round(1.f - fy), b1 = coef_round(fy);
         int need[2] = {sy, sy + 1 < sh ? sy + 1 : sh - 1};
         if (have[0] != need[0] && have[1] == need[0]) { /* slide down one row */
-            int *t = rbuf[0]; rbuf[0] = rbuf[1]; rbuf[1] = t;
-            have[0] = have[1]; have[1] = -1;
+            int *t = rbuf[0];
+            rbuf[0] = rbuf[1];
+            rbuf[1] = t;
+            have[0] = have[1];
+            have[1] = -1;
         }
         for (int k = 0; k < 2; k++) {
             if (have[k] == need[k]) continue;
@@ -564,8 +613,10 @@ int yt_image_save(const char *path, const uint8_t *px, int h, int w, int quality
     char *tmp = yt_temp_path(path);
     if (!tmp) return -1;
     int rc = png ? save_png(tmp, px, h, w) : save_jpg(tmp, px, h, w, quality);
-    if (rc == 0) rc = yt_durable_rename(tmp, path);
-    else remove(tmp);
+    if (rc == 0)
+        rc = yt_durable_rename(tmp, path);
+    else
+        remove(tmp);
     free(tmp);
     return rc;
 }

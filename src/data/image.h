@@ -11,9 +11,9 @@
 #include <stdint.h>
 
 typedef struct yt_image {
-    int h, w;       /* pixels */
-    uint8_t *px;    /* h * w * 3 bytes, RGB, row-major */
-    int refcount;   /* for shared (heap) images; see yt_image_new */
+    int h, w;     /* pixels */
+    uint8_t *px;  /* h * w * 3 bytes, RGB, row-major */
+    int refcount; /* for shared (heap) images; see yt_image_new */
 } yt_image;
 
 typedef enum { YT_IMFMT_UNKNOWN = 0, YT_IMFMT_JPEG, YT_IMFMT_PNG, YT_IMFMT_BMP, YT_IMFMT_WEBP, YT_IMFMT_TIFF } yt_imfmt;
@@ -26,9 +26,9 @@ typedef enum { YT_IMFMT_UNKNOWN = 0, YT_IMFMT_JPEG, YT_IMFMT_PNG, YT_IMFMT_BMP, 
 /* Header facts, read without decoding. orientation = EXIF orientation 1..8 (1 when absent). */
 typedef struct {
     yt_imfmt format;
-    int w, h;           /* as stored (before EXIF rotation) */
+    int w, h; /* as stored (before EXIF rotation) */
     int orientation;
-    int jpeg_has_eoi;   /* JPEG only: the file ends with the FFD9 marker */
+    int jpeg_has_eoi; /* JPEG only: the file ends with the FFD9 marker */
 } yt_image_info;
 
 const char *yt_imfmt_name(yt_imfmt f);
@@ -54,8 +54,8 @@ int yt_image_load(const char *path, yt_image *out, yt_image_info *info);
 /* Heap image with refcount 1 (px allocated, uninitialised); NULL on allocation failure (no yt_error). */
 yt_image *yt_image_new(int h, int w);
 void yt_image_retain(yt_image *im);
-void yt_image_release(yt_image *im);   /* frees at refcount 0 */
-void yt_image_free(yt_image *im);      /* frees px of a stack image */
+void yt_image_release(yt_image *im); /* frees at refcount 0 */
+void yt_image_free(yt_image *im);    /* frees px of a stack image */
 
 /* Applies an EXIF orientation (1..8) to src, writing a new buffer into dst. */
 int yt_image_orient(const yt_image *src, int orientation, yt_image *dst);

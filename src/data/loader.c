@@ -13,17 +13,17 @@ struct yt_loader {
     int batch, workers, shuffle, nb;
     int world, rank, per_rank; /* data-parallel shard: this rank sees padded positions rank, rank+world, ... */
     uint64_t seed;
-    int epoch;          /* epoch of the current / next pass */
-    int pass_active;    /* a pass has started (order computed) */
-    int *order, *prev;  /* this epoch's order, the previous epoch's (NULL for epoch 0) */
+    int epoch;         /* epoch of the current / next pass */
+    int pass_active;   /* a pass has started (order computed) */
+    int *order, *prev; /* this epoch's order, the previous epoch's (NULL for epoch 0) */
     /* workers */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t *threads;
     int nthreads;
     int next_claim, next_take, depth, stop;
-    yt_batch **slots;   /* nb */
-    char **errs;        /* nb */
+    yt_batch **slots; /* nb */
+    char **errs;      /* nb */
 };
 
 void yt_batch_free(yt_batch *b)
@@ -198,8 +198,10 @@ static void *worker_main(void *arg)
         yt_batch *out = NULL;
         int rc = build_batch(l, l->order, l->prev, l->epoch, b, &out);
         pthread_mutex_lock(&l->mu);
-        if (rc < 0) l->errs[b] = strdup(yt_last_error()); /* this thread's message */
-        else l->slots[b] = out;
+        if (rc < 0)
+            l->errs[b] = strdup(yt_last_error()); /* this thread's message */
+        else
+            l->slots[b] = out;
         pthread_cond_broadcast(&l->cv);
     }
     pthread_mutex_unlock(&l->mu);
@@ -273,14 +275,17 @@ static int begin_pass(yt_loader *l)
 
 yt_loader *yt_loader_create(yt_dataset *ds, int batch, int workers, int shuffle, uint64_t seed)
 {
-    if (!ds || batch < 1 || workers < 0) return (yt_error("loader: invalid batch %d or workers %d", batch, workers), NULL);
+    if (!ds || batch < 1 || workers < 0)
+        return (yt_error("loader: invalid batch %d or workers %d", batch, workers), NULL);
     if (ds->source && workers > 0)
         return (yt_error("loader: the dataset's images come from a source that runs on the calling thread only: "
-                         "workers must be 0"), NULL);
+                         "workers must be 0"),
+                NULL);
     if (ds->cfg.rect && shuffle) return (yt_error("loader: rect batches cannot be shuffled"), NULL);
     /* a rect dataset smaller than its batch holds one batch of all its images */
     if (ds->cfg.rect && batch != ds->cfg.batch_size && !(batch == ds->n && ds->n < ds->cfg.batch_size))
-        return (yt_error("loader: rect dataset was built for batch %d, loader batch is %d", ds->cfg.batch_size, batch), NULL);
+        return (yt_error("loader: rect dataset was built for batch %d, loader batch is %d", ds->cfg.batch_size, batch),
+                NULL);
     yt_loader *l = calloc(1, sizeof *l);
     if (!l) return (yt_error("out of memory"), NULL);
     l->ds = ds;

@@ -12,15 +12,15 @@
 /* One collated batch in Ultralytics' layout. */
 typedef struct {
     int B;
-    yt_tensor *img;        /* U8 B x 3 x H x W (RGB) */
-    yt_tensor *cls;        /* F32 N x 1 */
-    yt_tensor *bboxes;     /* F32 N x 4, normalised cx cy w h */
-    yt_tensor *batch_idx;  /* F32 N */
-    char **im_file;        /* B */
-    int *ori_shape;        /* B x 2 (h, w) */
-    int *resized_shape;    /* B x 2 (h, w) of the final image */
-    double *ratio_pad;     /* B x 4: ratio h, ratio w, pad left, pad top */
-    int *index;            /* B dataset indices */
+    yt_tensor *img;       /* U8 B x 3 x H x W (RGB) */
+    yt_tensor *cls;       /* F32 N x 1 */
+    yt_tensor *bboxes;    /* F32 N x 4, normalised cx cy w h */
+    yt_tensor *batch_idx; /* F32 N */
+    char **im_file;       /* B */
+    int *ori_shape;       /* B x 2 (h, w) */
+    int *resized_shape;   /* B x 2 (h, w) of the final image */
+    double *ratio_pad;    /* B x 4: ratio h, ratio w, pad left, pad top */
+    int *index;           /* B dataset indices */
 } yt_batch;
 
 void yt_batch_free(yt_batch *b);
@@ -37,8 +37,8 @@ void yt_loader_destroy(yt_loader *l);
  * epoch order's position q*world + rank (wrapping to pad the last rows), so every rank has the same number of
  * batches and the union of the ranks' batch i is one process's batch i of world times the size. */
 int yt_loader_set_shard(yt_loader *l, int world, int rank);
-int yt_loader_len(const yt_loader *l);      /* batches per epoch (last one may be smaller) */
-int yt_loader_epoch(const yt_loader *l);    /* epoch of the current / next pass */
+int yt_loader_len(const yt_loader *l);   /* batches per epoch (last one may be smaller) */
+int yt_loader_epoch(const yt_loader *l); /* epoch of the current / next pass */
 /* Next batch of the current pass (starting one if needed): 1 with *out (caller frees), 0 at the end of the
  * pass (the epoch then advances by one), -1 on error (yt_error). */
 int yt_loader_next(yt_loader *l, yt_batch **out);

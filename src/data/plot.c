@@ -11,7 +11,6 @@
 #include "metrics/canvas.h"
 #include "metrics/nms.h"
 
-
 void yt_plot_box_label(char *buf, size_t size, const char *name, int cls, const float *conf)
 {
     if (!buf || size == 0) return;

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 typedef struct {
-    const uint8_t *img;     /* B x 3 x H x W RGB */
+    const uint8_t *img; /* B x 3 x H x W RGB */
     int B, H, W;
     int N;
     const float *cls;       /* N */
@@ -19,8 +19,8 @@ typedef struct {
     const char *const *names; /* class names indexed by class id, or NULL */
     int nnames;
     const char *const *paths; /* B file names shown on the tiles, or NULL */
-    int max_subplots;       /* 16 */
-    int max_size;           /* 1920 */
+    int max_subplots;         /* 16 */
+    int max_size;             /* 1920 */
 } yt_plot_batch_args;
 
 /* The text on a box: the class name (the id when name is NULL), then the confidence to two decimals when conf

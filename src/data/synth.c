@@ -43,7 +43,8 @@ int yt_synth_shape_from_name(const char *name)
 int yt_synth_check_cfg(const yt_synth_cfg *cfg)
 {
     if (!cfg) return yt_error("synth: no configuration");
-    if (cfg->n_train < 1 || cfg->n_train > 1000000) return yt_error("synth: n_train must be 1..1000000 (got %d)", cfg->n_train);
+    if (cfg->n_train < 1 || cfg->n_train > 1000000)
+        return yt_error("synth: n_train must be 1..1000000 (got %d)", cfg->n_train);
     if (cfg->n_val < 0 || cfg->n_val > 1000000) return yt_error("synth: n_val must be 0..1000000 (got %d)", cfg->n_val);
     if (cfg->imgsz < 32 || cfg->imgsz > 1024) return yt_error("synth: imgsz must be 32..1024 (got %d)", cfg->imgsz);
     if (cfg->n_classes < 1 || cfg->n_classes > YT_SYNTH_MAX_CLASSES)
@@ -160,24 +161,32 @@ static void make_background(rng *r, int S, uint32_t *bg)
 static const double tri_v[3][2] = {{0.0, -1.0}, {-0.8660254037844386, 0.5}, {0.8660254037844386, 0.5}};
 static const double sq_v[4][2] = {{-1, -1}, {1, -1}, {1, 1}, {-1, 1}};
 #define CROSS_A 0.32
-static const double cross_v[12][2] = {{-CROSS_A, -1}, {CROSS_A, -1}, {CROSS_A, -CROSS_A}, {1, -CROSS_A},
-                                      {1, CROSS_A},   {CROSS_A, CROSS_A}, {CROSS_A, 1}, {-CROSS_A, 1},
-                                      {-CROSS_A, CROSS_A}, {-1, CROSS_A}, {-1, -CROSS_A}, {-CROSS_A, -CROSS_A}};
+static const double cross_v[12][2] = {
+    {-CROSS_A, -1}, {CROSS_A, -1}, {CROSS_A, -CROSS_A}, {1, -CROSS_A}, {1, CROSS_A},   {CROSS_A, CROSS_A},
+    {CROSS_A, 1},   {-CROSS_A, 1}, {-CROSS_A, CROSS_A}, {-1, CROSS_A}, {-1, -CROSS_A}, {-CROSS_A, -CROSS_A}};
 
 static int shape_polygon(int kind, const double (**v)[2])
 {
     switch (kind) {
-    case YT_SHAPE_SQUARE: *v = sq_v; return 4;
-    case YT_SHAPE_TRIANGLE: *v = tri_v; return 3;
-    case YT_SHAPE_CROSS: *v = cross_v; return 12;
-    default: *v = NULL; return 0;
+    case YT_SHAPE_SQUARE:
+        *v = sq_v;
+        return 4;
+    case YT_SHAPE_TRIANGLE:
+        *v = tri_v;
+        return 3;
+    case YT_SHAPE_CROSS:
+        *v = cross_v;
+        return 12;
+    default:
+        *v = NULL;
+        return 0;
     }
 }
 
 /* Box of the rotated unit shape. */
 static void unit_box(const shape *p, double *bx0, double *by0, double *bx1, double *by1)
 {
-    const double (*v)[2];
+    const double(*v)[2];
     int n = shape_polygon(p->kind, &v);
     if (n == 0) { /* circle, ring */
         *bx0 = *by0 = -1.0;
@@ -295,13 +304,15 @@ static void draw_shape(cairo_t *cr, const shape *p)
         }
         cairo_set_fill_rule(cr, CAIRO_FILL_RULE_EVEN_ODD);
     } else {
-        const double (*v)[2];
+        const double(*v)[2];
         int n = shape_polygon(p->kind, &v);
         for (int i = 0; i < n; i++) {
             double x = p->cx + p->scale * (v[i][0] * p->c - v[i][1] * p->s);
             double y = p->cy + p->scale * (v[i][0] * p->s + v[i][1] * p->c);
-            if (i == 0) cairo_move_to(cr, x, y);
-            else cairo_line_to(cr, x, y);
+            if (i == 0)
+                cairo_move_to(cr, x, y);
+            else
+                cairo_line_to(cr, x, y);
         }
         cairo_close_path(cr);
         cairo_set_fill_rule(cr, CAIRO_FILL_RULE_WINDING);
@@ -364,8 +375,8 @@ static void scene_boxes(const scene *sc, yt_synth_box *boxes, int *n_boxes)
     if (n_boxes) *n_boxes = sc->n;
 }
 
-int yt_synth_render(const yt_synth_cfg *cfg, int split, int index, int with_shapes, uint8_t *rgb,
-                    yt_synth_box *boxes, int *n_boxes)
+int yt_synth_render(const yt_synth_cfg *cfg, int split, int index, int with_shapes, uint8_t *rgb, yt_synth_box *boxes,
+                    int *n_boxes)
 {
     if (yt_synth_check_cfg(cfg) < 0) return -1;
     if (split != YT_SYNTH_TRAIN && split != YT_SYNTH_VAL) return yt_error("synth: split must be train (0) or val (1)");
@@ -458,8 +469,9 @@ static int rm_tree(const char *path)
 /* The .complete marker: generator version and configuration. */
 static void marker_text(const yt_synth_cfg *cfg, char *buf, size_t cap)
 {
-    int n = snprintf(buf, cap, "yolotrain synth v%d\nseed=%llu\nn_train=%d\nn_val=%d\nimgsz=%d\nclasses=", YT_SYNTH_VERSION,
-                     (unsigned long long)cfg->seed, cfg->n_train, cfg->n_val, cfg->imgsz);
+    int n =
+        snprintf(buf, cap, "yolotrain synth v%d\nseed=%llu\nn_train=%d\nn_val=%d\nimgsz=%d\nclasses=", YT_SYNTH_VERSION,
+                 (unsigned long long)cfg->seed, cfg->n_train, cfg->n_val, cfg->imgsz);
     for (int i = 0; i < cfg->n_classes && n > 0 && (size_t)n < cap; i++)
         n += snprintf(buf + n, cap - n, "%s%s", i ? "," : "", shape_names[cfg->classes[i]]);
     if (n > 0 && (size_t)n < cap) snprintf(buf + n, cap - n, "\n");
@@ -565,8 +577,10 @@ static void yaml_quote(const char *s, char *out, size_t cap)
 int yt_synth_is_complete(const char *out_dir, const yt_synth_cfg *cfg_in)
 {
     yt_synth_cfg cfg;
-    if (cfg_in) cfg = *cfg_in;
-    else yt_synth_default_cfg(&cfg);
+    if (cfg_in)
+        cfg = *cfg_in;
+    else
+        yt_synth_default_cfg(&cfg);
     if (!out_dir || strlen(out_dir) >= PATH_MAX - 64) return 0;
     char marker[1024], path[PATH_MAX], have[1024];
     marker_text(&cfg, marker, sizeof marker);
@@ -579,8 +593,10 @@ int yt_synth_is_complete(const char *out_dir, const yt_synth_cfg *cfg_in)
 int yt_synth_generate(const char *out_dir, const yt_synth_cfg *cfg_in)
 {
     yt_synth_cfg cfg;
-    if (cfg_in) cfg = *cfg_in;
-    else yt_synth_default_cfg(&cfg);
+    if (cfg_in)
+        cfg = *cfg_in;
+    else
+        yt_synth_default_cfg(&cfg);
     if (yt_synth_check_cfg(&cfg) < 0) return -1;
     if (!out_dir || !*out_dir) return yt_error("synth: empty output directory");
 
@@ -627,12 +643,13 @@ int yt_synth_generate(const char *out_dir, const yt_synth_cfg *cfg_in)
     {
         char qpath[2 * PATH_MAX + 3], yaml[2 * PATH_MAX + 1024], path[PATH_MAX + 64];
         yaml_quote(final, qpath, sizeof qpath);
-        int n = snprintf(yaml, sizeof yaml,
-                         "# Synthetic shapes: a dataset generated by yolotrain (src/data/synth.c, datasets/README.md).\n"
-                         "# Generator v%d, seed %llu, %d train + %d val images of %dx%d. Regenerated, do not edit.\n"
-                         "path: %s\ntrain: images/train\nval: images/val\nnc: %d\nnames:\n",
-                         YT_SYNTH_VERSION, (unsigned long long)cfg.seed, cfg.n_train, cfg.n_val, cfg.imgsz, cfg.imgsz,
-                         qpath, cfg.n_classes);
+        int n =
+            snprintf(yaml, sizeof yaml,
+                     "# Synthetic shapes: a dataset generated by yolotrain (src/data/synth.c, datasets/README.md).\n"
+                     "# Generator v%d, seed %llu, %d train + %d val images of %dx%d. Regenerated, do not edit.\n"
+                     "path: %s\ntrain: images/train\nval: images/val\nnc: %d\nnames:\n",
+                     YT_SYNTH_VERSION, (unsigned long long)cfg.seed, cfg.n_train, cfg.n_val, cfg.imgsz, cfg.imgsz,
+                     qpath, cfg.n_classes);
         for (int i = 0; i < cfg.n_classes && n > 0 && (size_t)n < sizeof yaml; i++)
             n += snprintf(yaml + n, sizeof yaml - n, "  %d: %s\n", i, shape_names[cfg.classes[i]]);
         snprintf(path, sizeof path, "%s/data.yaml", tmp);
@@ -653,7 +670,8 @@ int yt_synth_generate(const char *out_dir, const yt_synth_cfg *cfg_in)
         rm_tree(tmp);
         return 0;
     }
-    if (state == 0) rmdir(final); /* empty directory */
+    if (state == 0)
+        rmdir(final); /* empty directory */
     else if (rename(final, old) != 0) {
         yt_error("%s: cannot move the outdated dataset aside: %s", final, strerror(errno));
         goto fail;

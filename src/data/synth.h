@@ -22,16 +22,22 @@
 #define YT_SYNTH_VERSION 1
 
 /* Shape kinds, the class names in data.yaml. */
-typedef enum { YT_SHAPE_CIRCLE = 0, YT_SHAPE_SQUARE, YT_SHAPE_TRIANGLE, YT_SHAPE_CROSS, YT_SHAPE_RING, YT_SHAPE_COUNT }
-    yt_synth_shape;
+typedef enum {
+    YT_SHAPE_CIRCLE = 0,
+    YT_SHAPE_SQUARE,
+    YT_SHAPE_TRIANGLE,
+    YT_SHAPE_CROSS,
+    YT_SHAPE_RING,
+    YT_SHAPE_COUNT
+} yt_synth_shape;
 #define YT_SYNTH_MAX_CLASSES YT_SHAPE_COUNT
 #define YT_SYNTH_MAX_OBJECTS 4
 
 typedef struct {
     uint64_t seed;
-    int n_train, n_val;   /* images per split (n_val may be 0; n_train >= 1) */
-    int imgsz;            /* image side in pixels, 32..1024 */
-    int n_classes;        /* 1..YT_SYNTH_MAX_CLASSES */
+    int n_train, n_val;                /* images per split (n_val may be 0; n_train >= 1) */
+    int imgsz;                         /* image side in pixels, 32..1024 */
+    int n_classes;                     /* 1..YT_SYNTH_MAX_CLASSES */
     int classes[YT_SYNTH_MAX_CLASSES]; /* class index -> shape kind (distinct kinds) */
 } yt_synth_cfg;
 
@@ -47,7 +53,7 @@ int yt_synth_shape_from_name(const char *name);
 int yt_synth_check_cfg(const yt_synth_cfg *cfg);
 
 typedef struct {
-    int cls;              /* class index (into cfg->classes) */
+    int cls;               /* class index (into cfg->classes) */
     double x0, y0, x1, y1; /* tight box in pixels (0..imgsz) */
 } yt_synth_box;
 
@@ -57,8 +63,8 @@ enum { YT_SYNTH_TRAIN = 0, YT_SYNTH_VAL = 1 };
  * boxes (may be NULL) receives up to YT_SYNTH_MAX_OBJECTS boxes in drawing order, *n_boxes their count.
  * with_shapes = 0 renders the background alone (the boxes are still reported): tests compare the two.
  * Returns 0, or -1 with yt_error. */
-int yt_synth_render(const yt_synth_cfg *cfg, int split, int index, int with_shapes, uint8_t *rgb,
-                    yt_synth_box *boxes, int *n_boxes);
+int yt_synth_render(const yt_synth_cfg *cfg, int split, int index, int with_shapes, uint8_t *rgb, yt_synth_box *boxes,
+                    int *n_boxes);
 
 /* 1 when out_dir already holds the dataset of cfg (cfg NULL = defaults), else 0 (missing, outdated, unreadable).
  * Never sets yt_error. */

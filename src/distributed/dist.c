@@ -16,17 +16,17 @@
 
 /* Process-wide, as MPI is. */
 static struct {
-    int own_init;      /* we called MPI_Init_thread */
-    int ready;         /* comm is usable */
+    int own_init; /* we called MPI_Init_thread */
+    int ready;    /* comm is usable */
     MPI_Comm comm;
     int rank, size;
     char host[MPI_MAX_PROCESSOR_NAME + 1];
-    double timeout;    /* seconds, <= 0 = forever */
+    double timeout; /* seconds, <= 0 = forever */
     int timeout_set;
-    char broken[1024];  /* non-empty after a failed collective */
+    char broken[1024]; /* non-empty after a failed collective */
     float *bucket[2];  /* gradient buckets, grown on demand */
     size_t bucket_cap;
-    int exit_ok;       /* the work finished: yt_dist_end may finalize */
+    int exit_ok; /* the work finished: yt_dist_end may finalize */
 } D = {.size = 1, .timeout = 1800.0};
 
 static int mpi_fail(int rc, const char *what)
@@ -127,10 +127,7 @@ static int wait_req(MPI_Request *req, const char *what, size_t count)
     }
 }
 
-static MPI_Op to_mpi_op(yt_dist_op op)
-{
-    return op == YT_DIST_MAX ? MPI_MAX : op == YT_DIST_MIN ? MPI_MIN : MPI_SUM;
-}
+static MPI_Op to_mpi_op(yt_dist_op op) { return op == YT_DIST_MAX ? MPI_MAX : op == YT_DIST_MIN ? MPI_MIN : MPI_SUM; }
 
 /* Large buffers go in chunks of at most INT_MAX/2 elements (MPI counts are int). */
 #define CHUNK ((size_t)1 << 28)
@@ -377,8 +374,10 @@ int yt_dist_tensors_identical(yt_tensor *const *ts, int n)
 void yt_dist_abort(const char *msg, int code)
 {
     fflush(stdout);
-    if (D.ready) fprintf(stderr, "\nyolotrain [rank %d/%d on %s]: %s\n", D.rank, D.size, D.host, msg ? msg : "");
-    else fprintf(stderr, "yolotrain: %s\n", msg ? msg : "");
+    if (D.ready)
+        fprintf(stderr, "\nyolotrain [rank %d/%d on %s]: %s\n", D.rank, D.size, D.host, msg ? msg : "");
+    else
+        fprintf(stderr, "yolotrain: %s\n", msg ? msg : "");
     fflush(stderr);
     int inited = 0, finalized = 0;
     MPI_Initialized(&inited);
@@ -391,12 +390,14 @@ void yt_dist_set_exit_ok(int ok) { D.exit_ok = ok; }
 void yt_dist_end(void)
 {
     if (!yt_dist_is_initialized() || yt_dist_is_finalized()) return;
-    if (D.broken[0]) yt_dist_abort("aborting the job after the communication failure reported above", 1);
+    if (D.broken[0])
+        yt_dist_abort("aborting the job after the communication failure reported above", 1);
     else if (!D.exit_ok)
         yt_dist_abort("this rank is exiting without having finished its distributed work (an error outside "
                       "training, or yt.dist.finalize() not called): aborting the job",
                       1);
-    else if (yt_dist_finalize() < 0) yt_dist_abort(yt_last_error(), 1);
+    else if (yt_dist_finalize() < 0)
+        yt_dist_abort(yt_last_error(), 1);
 }
 
 int yt_dist_finalize(void)

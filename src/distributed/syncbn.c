@@ -115,8 +115,8 @@ yt_tensor *yt_dist_sync_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *b
                                running_var ? yt_f32(running_var) : NULL, ctx->C, M, momentum, eps);
     y = yt_tensor_empty_like(xc);
     if (!y) goto fail;
-    yt_batch_norm_forward(yt_f32(xc), yt_f32(y), wc ? yt_f32(wc) : NULL, bc ? yt_f32(bc) : NULL, ctx->mean,
-                          ctx->invstd, ctx->N, ctx->C, HW);
+    yt_batch_norm_forward(yt_f32(xc), yt_f32(y), wc ? yt_f32(wc) : NULL, bc ? yt_f32(bc) : NULL, ctx->mean, ctx->invstd,
+                          ctx->N, ctx->C, HW);
 
     yt_tensor *ins[3] = {xc, wc, bc};
     if (yt_needs_grad(3, ins)) {

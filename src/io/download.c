@@ -32,10 +32,10 @@ struct yt_download {
     long http_status;
     uint64_t received, max_bytes;
     EVP_MD_CTX *sha;
-    char want_sha[65]; /* "" when not checked */
-    int write_errno;   /* a failed write(2) of the body */
-    int too_large;     /* the body passed max_bytes */
-    int space_checked; /* the announced size was compared with the free disk space */
+    char want_sha[65];                 /* "" when not checked */
+    int write_errno;                   /* a failed write(2) of the body */
+    int too_large;                     /* the body passed max_bytes */
+    int space_checked;                 /* the announced size was compared with the free disk space */
     uint64_t space_needed, space_free; /* when the disk has no room for it */
     char curl_msg[CURL_ERROR_SIZE];
     char error[1024]; /* the failure, kept for later polls */
@@ -56,10 +56,14 @@ static char *dup_str(const char *s)
 /* "1.5 MB" style sizes for messages */
 static void fmt_size(uint64_t n, char *out, size_t cap)
 {
-    if (n < 1024) snprintf(out, cap, "%" PRIu64 " bytes", n);
-    else if (n < (1ULL << 20)) snprintf(out, cap, "%.1f KiB", n / 1024.0);
-    else if (n < (1ULL << 30)) snprintf(out, cap, "%.1f MiB", n / (double)(1ULL << 20));
-    else snprintf(out, cap, "%.2f GiB", n / (double)(1ULL << 30));
+    if (n < 1024)
+        snprintf(out, cap, "%" PRIu64 " bytes", n);
+    else if (n < (1ULL << 20))
+        snprintf(out, cap, "%.1f KiB", n / 1024.0);
+    else if (n < (1ULL << 30))
+        snprintf(out, cap, "%.1f MiB", n / (double)(1ULL << 20));
+    else
+        snprintf(out, cap, "%.2f GiB", n / (double)(1ULL << 30));
 }
 
 /* The failure: message kept in d (later polls repeat it), .partial removed. Returns -1. */
@@ -129,10 +133,7 @@ static int parse_sha256(const char *s, char out[65])
     return 0;
 }
 
-static int is_http_url(const char *url)
-{
-    return strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
-}
+static int is_http_url(const char *url) { return strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0; }
 
 /* Opens .partial for writing, locked so that a second writer of the same dest in another process is refused
  * instead of interleaving its bytes; truncated only once the lock is held. */
@@ -144,8 +145,8 @@ static int open_partial(yt_download *d)
         int e = errno;
         close(d->fd);
         d->fd = -1;
-        if (e == EWOULDBLOCK) return yt_error("%s is being downloaded by another process (%s is locked)", d->dest,
-                                              d->partial);
+        if (e == EWOULDBLOCK)
+            return yt_error("%s is being downloaded by another process (%s is locked)", d->dest, d->partial);
         return yt_error("cannot lock %s: %s", d->partial, strerror(e));
     }
     if (ftruncate(d->fd, 0) != 0) {
@@ -284,8 +285,7 @@ static int finish(yt_download *d, CURLcode rc)
         fmt_size(d->space_free, have, sizeof have);
         return fail(d, 0, "%s: the file has %s but the disk holding %s has %s free", d->url, need, d->partial, have);
     }
-    if (d->write_errno)
-        return fail(d, 0, "%s: cannot write %s: %s", d->url, d->partial, strerror(d->write_errno));
+    if (d->write_errno) return fail(d, 0, "%s: cannot write %s: %s", d->url, d->partial, strerror(d->write_errno));
     if (rc == CURLE_HTTP_RETURNED_ERROR || (rc == CURLE_OK && status >= 400))
         return fail(d, status >= 500 || status == 429, "%s: the server answered HTTP %ld", d->url, status);
     if (rc != CURLE_OK) {
@@ -308,8 +308,8 @@ static int finish(yt_download *d, CURLcode rc)
         EVP_DigestFinal_ex(d->sha, md, &mdlen);
         for (unsigned i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
         if (strcmp(hex, d->want_sha) != 0)
-            return fail(d, 0, "%s: SHA-256 mismatch: expected %s, the %s received hash to %s", d->url, d->want_sha,
-                        got, hex);
+            return fail(d, 0, "%s: SHA-256 mismatch: expected %s, the %s received hash to %s", d->url, d->want_sha, got,
+                        hex);
     }
     if (close(d->fd) != 0) {
         d->fd = -1;
@@ -370,8 +370,7 @@ int yt_download_file(const char *url, const char *dest, const yt_download_opts *
     yt_download *d = yt_download_begin(url, dest, opts);
     if (!d) return -1;
     int rc;
-    while ((rc = yt_download_poll(d, 200)) == 1) {
-    }
+    while ((rc = yt_download_poll(d, 200)) == 1) {}
     yt_download_end(d);
     return rc;
 }

@@ -20,8 +20,8 @@
 #include <stdint.h>
 
 /* Defaults of the zero fields of yt_download_opts. */
-#define YT_DOWNLOAD_CONNECT_TIMEOUT_S 30L  /* to open the connection (DNS, TCP, TLS) */
-#define YT_DOWNLOAD_STALL_TIME_S 60L       /* give up when slower than YT_DOWNLOAD_STALL_BYTES/s for this long */
+#define YT_DOWNLOAD_CONNECT_TIMEOUT_S 30L /* to open the connection (DNS, TCP, TLS) */
+#define YT_DOWNLOAD_STALL_TIME_S 60L      /* give up when slower than YT_DOWNLOAD_STALL_BYTES/s for this long */
 #define YT_DOWNLOAD_STALL_BYTES 1024L
 #define YT_DOWNLOAD_MAX_BYTES (64ULL << 30) /* 64 GiB: larger than any dataset archive a YAML names */
 #define YT_DOWNLOAD_MAX_REDIRECTS 10L

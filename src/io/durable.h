@@ -22,9 +22,9 @@ int yt_durable_rename(const char *tmp, const char *path);
  * no longer exists; 0 otherwise (other names, this process, live processes). */
 int yt_is_stale_temp(const char *name);
 
-/* Removes the "<name>.tmp.<pid>" / "<name>.old.<pid>" files in dir whose writer process no longer exists (a killed run's half-written
- * checkpoints). Files of live processes and of this one are kept. Returns the number removed, or -1 when dir
- * cannot be read. */
+/* Removes the "<name>.tmp.<pid>" / "<name>.old.<pid>" files in dir whose writer process no longer exists (a killed
+ * run's half-written checkpoints). Files of live processes and of this one are kept. Returns the number removed, or -1
+ * when dir cannot be read. */
 int yt_remove_stale_temps(const char *dir);
 
 #endif

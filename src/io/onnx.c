@@ -131,7 +131,9 @@ static Onnx__AttributeProto *new_attr(const yt_onnx_attr *a)
         if (a->n) memcpy(p->floats, a->floats, a->n * sizeof *p->floats);
         p->n_floats = a->n;
         break;
-    default: yt_error("attribute %s: unknown kind %d", a->name, (int)a->kind); goto fail;
+    default:
+        yt_error("attribute %s: unknown kind %d", a->name, (int)a->kind);
+        goto fail;
     }
     return p;
 oom:
@@ -169,12 +171,14 @@ int yt_onnx_add_initializer(yt_onnx *m, const char *name, const yt_tensor *t)
 {
     if (!t || !t->storage) return yt_error("initializer %s: no tensor (released?)", name);
     if (t->dtype != YT_F32 && t->dtype != YT_I64)
-        return yt_error("initializer %s: dtype %s (ONNX export writes float32 and int64)", name, yt_dtype_name(t->dtype));
+        return yt_error("initializer %s: dtype %s (ONNX export writes float32 and int64)", name,
+                        yt_dtype_name(t->dtype));
     size_t numel = 1;
     for (int d = 0; d < t->ndim; d++) numel *= (size_t)t->shape[d];
     size_t nbytes = numel * yt_dtype_size(t->dtype);
     if (nbytes > YT_ONNX_MAX_BYTES - m->bytes)
-        return yt_error("initializer %s: the weights exceed the 2 GiB limit of an ONNX file without external data", name);
+        return yt_error("initializer %s: the weights exceed the 2 GiB limit of an ONNX file without external data",
+                        name);
     Onnx__GraphProto *g = m->graph;
     if (grow(&g->initializer, g->n_initializer, &m->init_cap, sizeof *g->initializer) < 0) return -1;
     Onnx__TensorProto *tp = calloc(1, sizeof *tp);

@@ -28,7 +28,13 @@ typedef struct yt_onnx yt_onnx;
 enum { YT_ONNX_FLOAT = 1, YT_ONNX_INT64 = 7 };
 enum { YT_ONNX_INPUT = 0, YT_ONNX_OUTPUT = 1 };
 
-typedef enum { YT_ONNX_ATTR_INT, YT_ONNX_ATTR_FLOAT, YT_ONNX_ATTR_STRING, YT_ONNX_ATTR_INTS, YT_ONNX_ATTR_FLOATS } yt_onnx_attr_kind;
+typedef enum {
+    YT_ONNX_ATTR_INT,
+    YT_ONNX_ATTR_FLOAT,
+    YT_ONNX_ATTR_STRING,
+    YT_ONNX_ATTR_INTS,
+    YT_ONNX_ATTR_FLOATS
+} yt_onnx_attr_kind;
 
 typedef struct {
     const char *name;

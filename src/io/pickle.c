@@ -56,9 +56,9 @@ static const struct {
     unsigned char code;
     const char *name;
 } refused_opcodes[] = {
-    {'I', "INT"},       {'L', "LONG"},        {'F', "FLOAT"},        {'S', "STRING"},       {'V', "UNICODE"},
-    {'P', "PERSID"},    {'g', "GET"},         {'p', "PUT"},          {'i', "INST"},         {'o', "OBJ"},
-    {0x82, "EXT1"},     {0x83, "EXT2"},       {0x84, "EXT4"},        {0x97, "NEXT_BUFFER"}, {0x98, "READONLY_BUFFER"},
+    {'I', "INT"},    {'L', "LONG"},  {'F', "FLOAT"}, {'S', "STRING"},       {'V', "UNICODE"},
+    {'P', "PERSID"}, {'g', "GET"},   {'p', "PUT"},   {'i', "INST"},         {'o', "OBJ"},
+    {0x82, "EXT1"},  {0x83, "EXT2"}, {0x84, "EXT4"}, {0x97, "NEXT_BUFFER"}, {0x98, "READONLY_BUFFER"},
 };
 
 struct yt_pickle {
@@ -143,7 +143,8 @@ static int add_item(yt_pickle *P, yt_pk *seq, yt_pk *item)
     return 0;
 }
 
-/* ---- the stack, marks and memo ------------------------------------------------------------------------------------ */
+/* ---- the stack, marks and memo ------------------------------------------------------------------------------------
+ */
 
 static size_t stack_floor(const yt_pickle *P) { return P->n_marks ? P->marks[P->n_marks - 1] : 0; }
 
@@ -194,7 +195,8 @@ static int memo_put(yt_pickle *P, uint64_t index)
 {
     yt_pk *v = top(P);
     if (!v) return -1;
-    if (index >= YT_PK_MAX_MEMO) return fail(P, "memo index %llu above the limit %d", (unsigned long long)index, YT_PK_MAX_MEMO);
+    if (index >= YT_PK_MAX_MEMO)
+        return fail(P, "memo index %llu above the limit %d", (unsigned long long)index, YT_PK_MAX_MEMO);
     if (index > P->n_memo)
         return fail(P, "memo index %llu out of order (the memo has %zu entries)", (unsigned long long)index, P->n_memo);
     if (index == P->n_memo) {
@@ -207,11 +209,13 @@ static int memo_put(yt_pickle *P, uint64_t index)
 
 static int memo_get(yt_pickle *P, uint64_t index)
 {
-    if (index >= P->n_memo) return fail(P, "memo index %llu not set (the memo has %zu entries)", (unsigned long long)index, P->n_memo);
+    if (index >= P->n_memo)
+        return fail(P, "memo index %llu not set (the memo has %zu entries)", (unsigned long long)index, P->n_memo);
     return push(P, P->memo[index]);
 }
 
-/* ---- reading the stream ------------------------------------------------------------------------------------------- */
+/* ---- reading the stream -------------------------------------------------------------------------------------------
+ */
 
 static int need(yt_pickle *P, uint64_t n)
 {
@@ -270,7 +274,8 @@ static int push_float(yt_pickle *P)
     return push(P, v);
 }
 
-/* ---- globals and calls ---------------------------------------------------------------------------------------------- */
+/* ---- globals and calls ----------------------------------------------------------------------------------------------
+ */
 
 static int lookup_global(const char *name, global_role *role, yt_pk_dtype *dtype)
 {
@@ -295,7 +300,8 @@ static int push_global(yt_pickle *P, const char *module, size_t mlen, const char
     snprintf(full, sizeof full, "%.*s.%.*s", (int)mlen, module, (int)nlen, name);
     global_role role;
     yt_pk_dtype dtype;
-    if (lookup_global(full, &role, &dtype) < 0) return fail(P, "global '%s' is not allowed (nothing is imported)", full);
+    if (lookup_global(full, &role, &dtype) < 0)
+        return fail(P, "global '%s' is not allowed (nothing is imported)", full);
     return push(P, new_string(P, YT_PK_GLOBAL, full, strlen(full)));
 }
 
@@ -330,7 +336,8 @@ static int rebuild_tensor(yt_pickle *P, const yt_pk *args)
 {
     if (args->n < 4) return fail(P, "_rebuild_tensor_v2 with %zu arguments", args->n);
     const yt_pk *storage = args->items[0], *size = args->items[2], *stride = args->items[3];
-    if (storage->kind != YT_PK_STORAGE) return fail(P, "_rebuild_tensor_v2 of a %s, not a storage", yt_pk_kind_name(storage->kind));
+    if (storage->kind != YT_PK_STORAGE)
+        return fail(P, "_rebuild_tensor_v2 of a %s, not a storage", yt_pk_kind_name(storage->kind));
     if (size->kind != YT_PK_TUPLE || stride->kind != YT_PK_TUPLE || size->n != stride->n)
         return fail(P, "_rebuild_tensor_v2: size and stride must be tuples of one length");
     if (size->n > YT_MAX_DIMS) return fail(P, "tensor of rank %zu (at most %d)", size->n, YT_MAX_DIMS);
@@ -347,9 +354,12 @@ static int rebuild_tensor(yt_pickle *P, const yt_pk *args)
             int_arg(P, stride->items[d], "tensor stride", &t->stride[d]) < 0)
             return -1;
         if (t->shape[d] < 0 || t->shape[d] > limit || t->stride[d] < 0 || t->stride[d] > limit)
-            return fail(P, "tensor size %lld / stride %lld out of range", (long long)t->shape[d], (long long)t->stride[d]);
-        if (t->shape[d] == 0) empty = 1;
-        else extent += (t->shape[d] - 1) * t->stride[d];
+            return fail(P, "tensor size %lld / stride %lld out of range", (long long)t->shape[d],
+                        (long long)t->stride[d]);
+        if (t->shape[d] == 0)
+            empty = 1;
+        else
+            extent += (t->shape[d] - 1) * t->stride[d];
         if (extent > limit) return fail(P, "tensor extent above 2^40 elements");
     }
     extent = empty ? 0 : extent + t->offset;
@@ -377,7 +387,8 @@ static int ordered_dict(yt_pickle *P, const yt_pk *args)
 
 static int copy_sequence(yt_pickle *P, const yt_pk *src, yt_pk_kind kind, const char *what)
 {
-    if (src->kind != YT_PK_LIST && src->kind != YT_PK_TUPLE) return fail(P, "%s of a %s", what, yt_pk_kind_name(src->kind));
+    if (src->kind != YT_PK_LIST && src->kind != YT_PK_TUPLE)
+        return fail(P, "%s of a %s", what, yt_pk_kind_name(src->kind));
     yt_pk *v = new_value(P, kind);
     if (!v) return -1;
     for (size_t k = 0; k < src->n; k++)
@@ -399,10 +410,12 @@ static int encode_latin1(yt_pickle *P, const yt_pk *args)
     size_t n = 0;
     for (size_t k = 0; k < text->len; k++) {
         unsigned char c = (unsigned char)text->s[k];
-        if (c < 0x80) out[n++] = (char)c;
+        if (c < 0x80)
+            out[n++] = (char)c;
         else if ((c & 0xE0) == 0xC0 && c <= 0xC3 && k + 1 < text->len)
             out[n++] = (char)(((c & 0x03) << 6) | ((unsigned char)text->s[++k] & 0x3F));
-        else return fail(P, "_codecs.encode: text is not latin-1");
+        else
+            return fail(P, "_codecs.encode: text is not latin-1");
     }
     out[n] = '\0';
     b->len = n;
@@ -422,13 +435,16 @@ static int op_reduce(yt_pickle *P)
     yt_pk *args = pop(P), *fn = args ? pop(P) : NULL;
     if (!fn) return -1;
     if (fn->kind != YT_PK_GLOBAL) return fail(P, "REDUCE of a %s, not a global", yt_pk_kind_name(fn->kind));
-    if (args->kind != YT_PK_TUPLE) return fail(P, "REDUCE arguments are a %s, not a tuple", yt_pk_kind_name(args->kind));
+    if (args->kind != YT_PK_TUPLE)
+        return fail(P, "REDUCE arguments are a %s, not a tuple", yt_pk_kind_name(args->kind));
     switch (role_of(fn, NULL)) {
-    case ROLE_REBUILD_TENSOR: return rebuild_tensor(P, args);
+    case ROLE_REBUILD_TENSOR:
+        return rebuild_tensor(P, args);
     case ROLE_REBUILD_PARAMETER:
         if (args->n < 1 || args->items[0]->kind != YT_PK_TENSOR) return fail(P, "_rebuild_parameter of a non-tensor");
         return push(P, args->items[0]);
-    case ROLE_ORDERED_DICT: return ordered_dict(P, args);
+    case ROLE_ORDERED_DICT:
+        return ordered_dict(P, args);
     case ROLE_SET:
         if (args->n == 0) return push(P, new_value(P, YT_PK_LIST));
         return copy_sequence(P, args->items[0], YT_PK_LIST, "set");
@@ -438,9 +454,12 @@ static int op_reduce(yt_pickle *P)
     case ROLE_DEVICE:
         if (args->n < 1 || args->items[0]->kind != YT_PK_STR) return fail(P, "torch.device of a non-string");
         return push(P, args->items[0]);
-    case ROLE_ENCODE: return encode_latin1(P, args);
-    case ROLE_STORAGE: return fail(P, "%s called outside a persistent id", fn->s);
-    case ROLE_CLASS: return new_object(P, fn, args);
+    case ROLE_ENCODE:
+        return encode_latin1(P, args);
+    case ROLE_STORAGE:
+        return fail(P, "%s called outside a persistent id", fn->s);
+    case ROLE_CLASS:
+        return new_object(P, fn, args);
     }
     return fail(P, "unreachable");
 }
@@ -477,7 +496,8 @@ static int op_persid(yt_pickle *P)
     const yt_pk *type = pid->items[1], *key = pid->items[2];
     yt_pk_dtype dtype;
     if (type->kind != YT_PK_GLOBAL || role_of(type, &dtype) != ROLE_STORAGE)
-        return fail(P, "persistent id with storage type %s", type->kind == YT_PK_GLOBAL ? type->s : yt_pk_kind_name(type->kind));
+        return fail(P, "persistent id with storage type %s",
+                    type->kind == YT_PK_GLOBAL ? type->s : yt_pk_kind_name(type->kind));
     if (key->kind != YT_PK_STR || key->len == 0 || key->len > 64) return fail(P, "storage key is not a short string");
     for (size_t k = 0; k < key->len; k++)
         if (!(key->s[k] >= '0' && key->s[k] <= '9') && !(key->s[k] >= 'a' && key->s[k] <= 'z') &&
@@ -553,7 +573,8 @@ static int push_collection_from_mark(yt_pickle *P, yt_pk_kind kind)
     return push(P, v);
 }
 
-/* ---- the interpreter loop ------------------------------------------------------------------------------------------ */
+/* ---- the interpreter loop ------------------------------------------------------------------------------------------
+ */
 
 static const char *refused_name(unsigned char op)
 {
@@ -574,52 +595,110 @@ static int step(yt_pickle *P, unsigned char op)
         if (need(P, 8) < 0) return -1;
         P->pos += 8;
         return 0;
-    case '(': return push_mark(P);
-    case '0': return pop(P) ? 0 : -1;
-    case '1': { size_t first = 0; if (pop_mark(P, &first) < 0) return -1; P->sp = first; return 0; }
-    case '2': { yt_pk *v = top(P); return v ? push(P, v) : -1; }
-    case 'N': return push(P, new_value(P, YT_PK_NONE));
-    case 0x88: case 0x89: {
+    case '(':
+        return push_mark(P);
+    case '0':
+        return pop(P) ? 0 : -1;
+    case '1': {
+        size_t first = 0;
+        if (pop_mark(P, &first) < 0) return -1;
+        P->sp = first;
+        return 0;
+    }
+    case '2': {
+        yt_pk *v = top(P);
+        return v ? push(P, v) : -1;
+    }
+    case 'N':
+        return push(P, new_value(P, YT_PK_NONE));
+    case 0x88:
+    case 0x89: {
         yt_pk *v = new_value(P, YT_PK_BOOL);
         if (v) v->i = op == 0x88;
         return push(P, v);
     }
-    case 'J': if (need(P, 4) < 0) return -1; return push_int(P, (int32_t)(uint32_t)read_le(P, 4));
-    case 'K': if (need(P, 1) < 0) return -1; return push_int(P, (int64_t)read_le(P, 1));
-    case 'M': if (need(P, 2) < 0) return -1; return push_int(P, (int64_t)read_le(P, 2));
-    case 0x8a: return push_long(P, 1);
-    case 0x8b: return push_long(P, 4);
-    case 'G': return push_float(P);
-    case 'X': return push_counted(P, 4, YT_PK_STR);
-    case 0x8c: return push_counted(P, 1, YT_PK_STR);
-    case 0x8d: return push_counted(P, 8, YT_PK_STR);
-    case 'T': return push_counted(P, 4, YT_PK_STR);
-    case 'U': return push_counted(P, 1, YT_PK_STR);
-    case 'B': return push_counted(P, 4, YT_PK_BYTES);
-    case 'C': return push_counted(P, 1, YT_PK_BYTES);
-    case 0x8e: return push_counted(P, 8, YT_PK_BYTES);
-    case 0x96: return push_counted(P, 8, YT_PK_BYTES);
-    case ')': return push(P, new_value(P, YT_PK_TUPLE));
-    case 't': { size_t first = 0; if (pop_mark(P, &first) < 0) return -1; return push_tuple_of(P, first); }
-    case 0x85: return push_last_n_as_tuple(P, 1);
-    case 0x86: return push_last_n_as_tuple(P, 2);
-    case 0x87: return push_last_n_as_tuple(P, 3);
-    case ']': return push(P, new_value(P, YT_PK_LIST));
-    case 'a': return op_append_one(P, 0);
-    case 'e': return op_extend(P, YT_PK_LIST, 0, "APPENDS");
-    case 'l': return push_collection_from_mark(P, YT_PK_LIST);
-    case '}': return push(P, new_value(P, YT_PK_DICT));
-    case 'd': return push_collection_from_mark(P, YT_PK_DICT);
-    case 's': return op_append_one(P, 1);
-    case 'u': return op_extend(P, YT_PK_DICT, 1, "SETITEMS");
-    case 0x8f: return push(P, new_value(P, YT_PK_LIST)); /* EMPTY_SET */
-    case 0x90: return op_extend(P, YT_PK_LIST, 0, "ADDITEMS");
-    case 0x91: return push_collection_from_mark(P, YT_PK_LIST); /* FROZENSET */
-    case 'h': if (need(P, 1) < 0) return -1; return memo_get(P, read_le(P, 1));
-    case 'j': if (need(P, 4) < 0) return -1; return memo_get(P, read_le(P, 4));
-    case 'q': if (need(P, 1) < 0) return -1; return memo_put(P, read_le(P, 1));
-    case 'r': if (need(P, 4) < 0) return -1; return memo_put(P, read_le(P, 4));
-    case 0x94: return memo_put(P, P->n_memo);
+    case 'J':
+        if (need(P, 4) < 0) return -1;
+        return push_int(P, (int32_t)(uint32_t)read_le(P, 4));
+    case 'K':
+        if (need(P, 1) < 0) return -1;
+        return push_int(P, (int64_t)read_le(P, 1));
+    case 'M':
+        if (need(P, 2) < 0) return -1;
+        return push_int(P, (int64_t)read_le(P, 2));
+    case 0x8a:
+        return push_long(P, 1);
+    case 0x8b:
+        return push_long(P, 4);
+    case 'G':
+        return push_float(P);
+    case 'X':
+        return push_counted(P, 4, YT_PK_STR);
+    case 0x8c:
+        return push_counted(P, 1, YT_PK_STR);
+    case 0x8d:
+        return push_counted(P, 8, YT_PK_STR);
+    case 'T':
+        return push_counted(P, 4, YT_PK_STR);
+    case 'U':
+        return push_counted(P, 1, YT_PK_STR);
+    case 'B':
+        return push_counted(P, 4, YT_PK_BYTES);
+    case 'C':
+        return push_counted(P, 1, YT_PK_BYTES);
+    case 0x8e:
+        return push_counted(P, 8, YT_PK_BYTES);
+    case 0x96:
+        return push_counted(P, 8, YT_PK_BYTES);
+    case ')':
+        return push(P, new_value(P, YT_PK_TUPLE));
+    case 't': {
+        size_t first = 0;
+        if (pop_mark(P, &first) < 0) return -1;
+        return push_tuple_of(P, first);
+    }
+    case 0x85:
+        return push_last_n_as_tuple(P, 1);
+    case 0x86:
+        return push_last_n_as_tuple(P, 2);
+    case 0x87:
+        return push_last_n_as_tuple(P, 3);
+    case ']':
+        return push(P, new_value(P, YT_PK_LIST));
+    case 'a':
+        return op_append_one(P, 0);
+    case 'e':
+        return op_extend(P, YT_PK_LIST, 0, "APPENDS");
+    case 'l':
+        return push_collection_from_mark(P, YT_PK_LIST);
+    case '}':
+        return push(P, new_value(P, YT_PK_DICT));
+    case 'd':
+        return push_collection_from_mark(P, YT_PK_DICT);
+    case 's':
+        return op_append_one(P, 1);
+    case 'u':
+        return op_extend(P, YT_PK_DICT, 1, "SETITEMS");
+    case 0x8f:
+        return push(P, new_value(P, YT_PK_LIST)); /* EMPTY_SET */
+    case 0x90:
+        return op_extend(P, YT_PK_LIST, 0, "ADDITEMS");
+    case 0x91:
+        return push_collection_from_mark(P, YT_PK_LIST); /* FROZENSET */
+    case 'h':
+        if (need(P, 1) < 0) return -1;
+        return memo_get(P, read_le(P, 1));
+    case 'j':
+        if (need(P, 4) < 0) return -1;
+        return memo_get(P, read_le(P, 4));
+    case 'q':
+        if (need(P, 1) < 0) return -1;
+        return memo_put(P, read_le(P, 1));
+    case 'r':
+        if (need(P, 4) < 0) return -1;
+        return memo_put(P, read_le(P, 4));
+    case 0x94:
+        return memo_put(P, P->n_memo);
     case 'c': {
         const char *module, *name;
         size_t mlen, nlen;
@@ -632,12 +711,18 @@ static int step(yt_pickle *P, unsigned char op)
         if (name->kind != YT_PK_STR || module->kind != YT_PK_STR) return fail(P, "STACK_GLOBAL of non-strings");
         return push_global(P, module->s, module->len, name->s, name->len);
     }
-    case 'R': return op_reduce(P);
-    case 0x81: return op_newobj(P, 0);
-    case 0x92: return op_newobj(P, 1);
-    case 'b': return op_build(P);
-    case 'Q': return op_persid(P);
-    default: return fail(P, "opcode %s (0x%02x) is not supported", refused_name(op), op);
+    case 'R':
+        return op_reduce(P);
+    case 0x81:
+        return op_newobj(P, 0);
+    case 0x92:
+        return op_newobj(P, 1);
+    case 'b':
+        return op_build(P);
+    case 'Q':
+        return op_persid(P);
+    default:
+        return fail(P, "opcode %s (0x%02x) is not supported", refused_name(op), op);
     }
 }
 
@@ -697,7 +782,8 @@ void yt_pickle_free(yt_pickle *P)
     free(P);
 }
 
-/* ---- lookups ------------------------------------------------------------------------------------------------------- */
+/* ---- lookups -------------------------------------------------------------------------------------------------------
+ */
 
 int yt_pk_is_str(const yt_pk *v, const char *s)
 {
@@ -714,8 +800,8 @@ int yt_pk_numpy_scalar(const yt_pk *v, double *f, int64_t *i, int *is_int)
     const yt_pk *dargs = dtype->items[0], *state = dtype->items[1];
     if (dargs->n < 1 || dargs->items[0]->kind != YT_PK_STR || dargs->items[0]->len != 2) return 0;
     /* the BUILD state (version, byte order, ...): '<' little-endian, '|' not applicable (one byte) */
-    if (state->kind != YT_PK_TUPLE || state->n < 2 || !(yt_pk_is_str(state->items[1], "<") ||
-                                                          yt_pk_is_str(state->items[1], "|")))
+    if (state->kind != YT_PK_TUPLE || state->n < 2 ||
+        !(yt_pk_is_str(state->items[1], "<") || yt_pk_is_str(state->items[1], "|")))
         return 0;
     char kind = dargs->items[0]->s[0];
     size_t size = (size_t)(dargs->items[0]->s[1] - '0');
@@ -726,10 +812,17 @@ int yt_pk_numpy_scalar(const yt_pk *v, double *f, int64_t *i, int *is_int)
     for (size_t k = 0; k < size; k++) u |= (uint64_t)b[k] << (8 * k);
     switch (kind) {
     case 'f':
-        if (size == 2) *f = yt_f16_to_f32((uint16_t)u);
-        else if (size == 4) { float x; uint32_t w = (uint32_t)u; memcpy(&x, &w, 4); *f = x; }
-        else if (size == 8) memcpy(f, &u, 8);
-        else return 0;
+        if (size == 2)
+            *f = yt_f16_to_f32((uint16_t)u);
+        else if (size == 4) {
+            float x;
+            uint32_t w = (uint32_t)u;
+            memcpy(&x, &w, 4);
+            *f = x;
+        } else if (size == 8)
+            memcpy(f, &u, 8);
+        else
+            return 0;
         *is_int = 0;
         return 1;
     case 'i': /* sign-extend */
@@ -743,7 +836,8 @@ int yt_pk_numpy_scalar(const yt_pk *v, double *f, int64_t *i, int *is_int)
         if (size != 1) return 0;
         *i = u != 0;
         break;
-    default: return 0;
+    default:
+        return 0;
     }
     *f = (double)*i;
     *is_int = 1;
@@ -768,7 +862,7 @@ const yt_pk *yt_pk_attr(const yt_pk *obj, const char *key)
 
 const char *yt_pk_kind_name(yt_pk_kind k)
 {
-    static const char *const names[] = {"None", "bool", "int", "float", "str", "bytes", "tuple",
+    static const char *const names[] = {"None", "bool", "int",    "float",  "str",     "bytes",  "tuple",
                                         "list", "dict", "global", "object", "storage", "tensor", "mark"};
     return (unsigned)k < sizeof names / sizeof *names ? names[k] : "?";
 }

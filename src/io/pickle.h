@@ -38,7 +38,17 @@ typedef enum {
     YT_PK_MARK     /* internal */
 } yt_pk_kind;
 
-typedef enum { YT_PK_F16, YT_PK_F32, YT_PK_F64, YT_PK_I64, YT_PK_I32, YT_PK_I16, YT_PK_I8, YT_PK_U8, YT_PK_BOOLS } yt_pk_dtype;
+typedef enum {
+    YT_PK_F16,
+    YT_PK_F32,
+    YT_PK_F64,
+    YT_PK_I64,
+    YT_PK_I32,
+    YT_PK_I16,
+    YT_PK_I8,
+    YT_PK_U8,
+    YT_PK_BOOLS
+} yt_pk_dtype;
 
 typedef struct yt_pk yt_pk;
 struct yt_pk {

@@ -39,7 +39,8 @@ static int check_byteorder(yt_pt *pt)
     char member[512];
     snprintf(member, sizeof member, "%sbyteorder", pt->prefix);
     if (yt_zip_find(pt->zip, member) < 0) return 0;
-    if (yt_zip_member_size(pt->zip, member) > 16) return yt_error("%s: byteorder member too large", yt_zip_name(pt->zip));
+    if (yt_zip_member_size(pt->zip, member) > 16)
+        return yt_error("%s: byteorder member too large", yt_zip_name(pt->zip));
     size_t n;
     char *text = yt_zip_read(pt->zip, member, &n);
     if (!text) return -1;
@@ -92,25 +93,35 @@ void yt_pt_close(yt_pt *pt)
     free(pt);
 }
 
-/* ---- tensors ------------------------------------------------------------------------------------------------------ */
+/* ---- tensors ------------------------------------------------------------------------------------------------------
+ */
 
 static float half_to_float(uint16_t h)
 {
     int sign = h >> 15, exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF;
     float v;
-    if (exponent == 0) v = ldexpf((float)mantissa, -24);
-    else if (exponent == 31) v = mantissa ? NAN : INFINITY;
-    else v = ldexpf((float)(mantissa | 0x400), exponent - 25);
+    if (exponent == 0)
+        v = ldexpf((float)mantissa, -24);
+    else if (exponent == 31)
+        v = mantissa ? NAN : INFINITY;
+    else
+        v = ldexpf((float)(mantissa | 0x400), exponent - 25);
     return sign ? -v : v;
 }
 
 static yt_dtype target_dtype(yt_pk_dtype dt)
 {
     switch (dt) {
-    case YT_PK_F16: case YT_PK_F32: return YT_F32;
-    case YT_PK_F64: return YT_F64;
-    case YT_PK_U8: case YT_PK_BOOLS: return YT_U8;
-    default: return YT_I64;
+    case YT_PK_F16:
+    case YT_PK_F32:
+        return YT_F32;
+    case YT_PK_F64:
+        return YT_F64;
+    case YT_PK_U8:
+    case YT_PK_BOOLS:
+        return YT_U8;
+    default:
+        return YT_I64;
     }
 }
 
@@ -118,15 +129,39 @@ static yt_dtype target_dtype(yt_pk_dtype dt)
 static void convert_element(const unsigned char *src, yt_pk_dtype dt, yt_tensor *out, int64_t k)
 {
     switch (dt) {
-    case YT_PK_F16: yt_f32(out)[k] = half_to_float((uint16_t)(src[0] | src[1] << 8)); break;
-    case YT_PK_F32: memcpy(&yt_f32(out)[k], src, 4); break;
-    case YT_PK_F64: memcpy(&yt_f64(out)[k], src, 8); break;
-    case YT_PK_I64: memcpy(&yt_i64(out)[k], src, 8); break;
-    case YT_PK_I32: { int32_t v; memcpy(&v, src, 4); yt_i64(out)[k] = v; break; }
-    case YT_PK_I16: { int16_t v; memcpy(&v, src, 2); yt_i64(out)[k] = v; break; }
-    case YT_PK_I8: yt_i64(out)[k] = (int8_t)src[0]; break;
-    case YT_PK_U8: yt_u8(out)[k] = src[0]; break;
-    case YT_PK_BOOLS: yt_u8(out)[k] = src[0] != 0; break;
+    case YT_PK_F16:
+        yt_f32(out)[k] = half_to_float((uint16_t)(src[0] | src[1] << 8));
+        break;
+    case YT_PK_F32:
+        memcpy(&yt_f32(out)[k], src, 4);
+        break;
+    case YT_PK_F64:
+        memcpy(&yt_f64(out)[k], src, 8);
+        break;
+    case YT_PK_I64:
+        memcpy(&yt_i64(out)[k], src, 8);
+        break;
+    case YT_PK_I32: {
+        int32_t v;
+        memcpy(&v, src, 4);
+        yt_i64(out)[k] = v;
+        break;
+    }
+    case YT_PK_I16: {
+        int16_t v;
+        memcpy(&v, src, 2);
+        yt_i64(out)[k] = v;
+        break;
+    }
+    case YT_PK_I8:
+        yt_i64(out)[k] = (int8_t)src[0];
+        break;
+    case YT_PK_U8:
+        yt_u8(out)[k] = src[0];
+        break;
+    case YT_PK_BOOLS:
+        yt_u8(out)[k] = src[0] != 0;
+        break;
     }
 }
 
@@ -212,7 +247,8 @@ static int in_list(const yt_pk *list, const yt_pk *key)
 {
     if (!list || list->kind != YT_PK_LIST) return 0;
     for (size_t k = 0; k < list->n; k++)
-        if (list->items[k]->kind == YT_PK_STR && list->items[k]->len == key->len && !memcmp(list->items[k]->s, key->s, key->len))
+        if (list->items[k]->kind == YT_PK_STR && list->items[k]->len == key->len &&
+            !memcmp(list->items[k]->s, key->s, key->len))
             return 1;
     return 0;
 }
@@ -221,26 +257,32 @@ static const yt_pk *module_dict(walk *w, const yt_pk *m, const char *prefix, con
 {
     const yt_pk *d = yt_pk_attr(m, attr);
     if (!d || d->kind != YT_PK_DICT)
-        yt_error("%s: module '%s' (%s) has no %s dict", yt_pt_name(w->pt), prefix, m->kind == YT_PK_OBJECT ? m->s : "?", attr);
+        yt_error("%s: module '%s' (%s) has no %s dict", yt_pt_name(w->pt), prefix, m->kind == YT_PK_OBJECT ? m->s : "?",
+                 attr);
     return d && d->kind == YT_PK_DICT ? d : NULL;
 }
 
 static int walk_module(walk *w, const yt_pk *m, const char *prefix, int depth)
 {
     if (depth > YT_PT_MAX_MODULE_DEPTH)
-        return yt_error("%s: modules nested deeper than %d (a cycle?) at '%.60s...'", yt_pt_name(w->pt), YT_PT_MAX_MODULE_DEPTH, prefix);
-    if (++w->visits > YT_PT_MAX_TENSORS) return yt_error("%s: more than %d modules", yt_pt_name(w->pt), YT_PT_MAX_TENSORS);
+        return yt_error("%s: modules nested deeper than %d (a cycle?) at '%.60s...'", yt_pt_name(w->pt),
+                        YT_PT_MAX_MODULE_DEPTH, prefix);
+    if (++w->visits > YT_PT_MAX_TENSORS)
+        return yt_error("%s: more than %d modules", yt_pt_name(w->pt), YT_PT_MAX_TENSORS);
     const yt_pk *params = module_dict(w, m, prefix, "_parameters");
     const yt_pk *buffers = params ? module_dict(w, m, prefix, "_buffers") : NULL;
     const yt_pk *children = buffers ? module_dict(w, m, prefix, "_modules") : NULL;
     if (!children) return -1;
     const yt_pk *non_persistent = yt_pk_attr(m, "_non_persistent_buffers_set");
     for (size_t k = 0; k + 1 < params->n; k += 2)
-        if (params->items[k]->kind != YT_PK_STR) return yt_error("%s: parameter name is not a string", yt_pt_name(w->pt));
-        else if (params->items[k + 1]->kind != YT_PK_NONE && add_tensor(w, prefix, params->items[k], params->items[k + 1]) < 0)
+        if (params->items[k]->kind != YT_PK_STR)
+            return yt_error("%s: parameter name is not a string", yt_pt_name(w->pt));
+        else if (params->items[k + 1]->kind != YT_PK_NONE &&
+                 add_tensor(w, prefix, params->items[k], params->items[k + 1]) < 0)
             return -1;
     for (size_t k = 0; k + 1 < buffers->n; k += 2)
-        if (buffers->items[k]->kind != YT_PK_STR) return yt_error("%s: buffer name is not a string", yt_pt_name(w->pt));
+        if (buffers->items[k]->kind != YT_PK_STR)
+            return yt_error("%s: buffer name is not a string", yt_pt_name(w->pt));
         else if (buffers->items[k + 1]->kind != YT_PK_NONE && !in_list(non_persistent, buffers->items[k]) &&
                  add_tensor(w, prefix, buffers->items[k], buffers->items[k + 1]) < 0)
             return -1;
@@ -248,7 +290,8 @@ static int walk_module(walk *w, const yt_pk *m, const char *prefix, int depth)
         const yt_pk *key = children->items[k], *child = children->items[k + 1];
         if (key->kind != YT_PK_STR) return yt_error("%s: module name is not a string", yt_pt_name(w->pt));
         if (child->kind == YT_PK_NONE) continue;
-        if (strlen(prefix) + key->len > 4096) return yt_error("%s: module names longer than 4096 bytes", yt_pt_name(w->pt));
+        if (strlen(prefix) + key->len > 4096)
+            return yt_error("%s: module names longer than 4096 bytes", yt_pt_name(w->pt));
         char *sub = malloc(strlen(prefix) + key->len + 2);
         if (!sub) return yt_error("out of memory");
         sprintf(sub, "%s%s.", prefix, key->s);

@@ -30,7 +30,7 @@ typedef struct {
     int count;       /* number of children (objects: number of key/value pairs) */
     int64_t ival;
     double dval;
-    char *str; /* J_STR: NUL-terminated, no embedded NULs (rejected) */
+    char *str;  /* J_STR: NUL-terminated, no embedded NULs (rejected) */
     size_t pos; /* byte offset in the header, for messages */
 } jnode;
 
@@ -53,8 +53,7 @@ static int jfail(jparser *p, const char *msg)
 
 static void jskip_ws(jparser *p)
 {
-    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
-        p->i++;
+    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r')) p->i++;
 }
 
 static int jnew(jparser *p, int type)
@@ -121,14 +120,30 @@ static int jparse_string(jparser *p, int *out)
         if (p->i >= p->n) break;
         char e = p->s[p->i++];
         switch (e) {
-        case '"': buf[o++] = '"'; break;
-        case '\\': buf[o++] = '\\'; break;
-        case '/': buf[o++] = '/'; break;
-        case 'b': buf[o++] = '\b'; break;
-        case 'f': buf[o++] = '\f'; break;
-        case 'n': buf[o++] = '\n'; break;
-        case 'r': buf[o++] = '\r'; break;
-        case 't': buf[o++] = '\t'; break;
+        case '"':
+            buf[o++] = '"';
+            break;
+        case '\\':
+            buf[o++] = '\\';
+            break;
+        case '/':
+            buf[o++] = '/';
+            break;
+        case 'b':
+            buf[o++] = '\b';
+            break;
+        case 'f':
+            buf[o++] = '\f';
+            break;
+        case 'n':
+            buf[o++] = '\n';
+            break;
+        case 'r':
+            buf[o++] = '\r';
+            break;
+        case 't':
+            buf[o++] = '\t';
+            break;
         case 'u': {
             unsigned cp;
             if (read_u4(p, &cp) < 0) {
@@ -156,7 +171,8 @@ static int jparse_string(jparser *p, int *out)
                 return jfail(p, "NUL character in string");
             }
             /* \uXXXX (6 raw bytes) encodes to at most 3 bytes, a pair (12 raw) to 4: fits */
-            if (cp < 0x80) buf[o++] = (char)cp;
+            if (cp < 0x80)
+                buf[o++] = (char)cp;
             else if (cp < 0x800) {
                 buf[o++] = (char)(0xC0 | (cp >> 6));
                 buf[o++] = (char)(0x80 | (cp & 0x3F));
@@ -172,7 +188,9 @@ static int jparse_string(jparser *p, int *out)
             }
             break;
         }
-        default: free(buf); return jfail(p, "bad escape in string");
+        default:
+            free(buf);
+            return jfail(p, "bad escape in string");
         }
     }
     if (p->i >= p->n) {
@@ -243,8 +261,10 @@ static int jparse_value(jparser *p, int *out);
 
 static void jappend(jparser *p, int parent, int *last, int child)
 {
-    if (*last < 0) p->nodes[parent].first_child = child;
-    else p->nodes[*last].next = child;
+    if (*last < 0)
+        p->nodes[parent].first_child = child;
+    else
+        p->nodes[*last].next = child;
     *last = child;
 }
 
@@ -377,16 +397,21 @@ static const char *stored_name(yt_dtype dt, storage how)
 static const char *dtype_to_st(yt_dtype dt)
 {
     switch (dt) {
-    case YT_F32: return "F32";
-    case YT_F64: return "F64";
-    case YT_I64: return "I64";
-    case YT_U8: return "U8";
-    default: return NULL;
+    case YT_F32:
+        return "F32";
+    case YT_F64:
+        return "F64";
+    case YT_I64:
+        return "I64";
+    case YT_U8:
+        return "U8";
+    default:
+        return NULL;
     }
 }
 
 typedef struct {
-    int node;      /* index of the name key node */
+    int node;       /* index of the name key node */
     yt_dtype dtype; /* of the tensor in memory */
     storage how;    /* in the file */
     int ndim;
@@ -445,8 +470,10 @@ static int parse_entry(const jparser *p, int key, uint64_t data_size, entry *e)
         if (p->nodes[c].type != J_INT || p->nodes[c].ival < 0)
             return yt_error("tensor '%s': shape entries must be non-negative integers", name);
         uint64_t d = (uint64_t)p->nodes[c].ival;
-        if (d && numel > UINT64_MAX / 16 / d) overflow = 1;
-        else numel *= d;
+        if (d && numel > UINT64_MAX / 16 / d)
+            overflow = 1;
+        else
+            numel *= d;
         e->shape[e->ndim++] = (int64_t)d;
     }
     if (overflow) return yt_error("tensor '%s': shape too large", name);
@@ -558,7 +585,8 @@ static int load_impl(const char *path, FILE *fp, yt_tensor_file *out, int metada
     /* offsets non-overlapping */
     if (rc == 0 && nent > 1) {
         entry *sorted = malloc((size_t)nent * sizeof *sorted);
-        if (!sorted) rc = yt_error("out of memory");
+        if (!sorted)
+            rc = yt_error("out of memory");
         else {
             memcpy(sorted, ents, (size_t)nent * sizeof *sorted);
             qsort(sorted, (size_t)nent, sizeof *sorted, cmp_entry_begin);
@@ -702,11 +730,21 @@ static void sb_json_string(sbuf *b, const char *s)
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         char tmp[8];
         switch (*c) {
-        case '"': sb_add(b, "\\\"", 2); break;
-        case '\\': sb_add(b, "\\\\", 2); break;
-        case '\n': sb_add(b, "\\n", 2); break;
-        case '\r': sb_add(b, "\\r", 2); break;
-        case '\t': sb_add(b, "\\t", 2); break;
+        case '"':
+            sb_add(b, "\\\"", 2);
+            break;
+        case '\\':
+            sb_add(b, "\\\\", 2);
+            break;
+        case '\n':
+            sb_add(b, "\\n", 2);
+            break;
+        case '\r':
+            sb_add(b, "\\r", 2);
+            break;
+        case '\t':
+            sb_add(b, "\\t", 2);
+            break;
         default:
             if (*c < 0x20) {
                 snprintf(tmp, sizeof tmp, "\\u%04x", *c);
@@ -816,7 +854,8 @@ static int save_impl(const char *path, const char *tmp, int n, const char *const
     int ok = fwrite(lenb, 1, 8, fp) == 8 && fwrite(h.s, 1, h.n, fp) == h.n;
     free(h.s);
     int oom = 0;
-    for (int i = 0; ok && i < n; i++) ok = write_tensor(fp, tensors[i], f32_as_f16 && tensors[i]->dtype == YT_F32, names[i], &oom);
+    for (int i = 0; ok && i < n; i++)
+        ok = write_tensor(fp, tensors[i], f32_as_f16 && tensors[i]->dtype == YT_F32, names[i], &oom);
     if (oom) {
         fclose(fp);
         remove(tmp);

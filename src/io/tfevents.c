@@ -67,8 +67,8 @@ void yt_tfrecord_frame(const void *data, size_t n, uint8_t *out)
 struct yt_tfevents {
     int fd;
     char *path;
-    off_t written;   /* bytes of whole records in the file */
-    uint8_t *queue;  /* framed records not yet written */
+    off_t written;  /* bytes of whole records in the file */
+    uint8_t *queue; /* framed records not yet written */
     size_t queued, cap;
 };
 
@@ -118,8 +118,8 @@ int yt_tfevents_flush(yt_tfevents *w)
             w->queued = 0;
             /* a record cut in the middle would end what a reader can read: drop the partial tail */
             if (done > 0 && ftruncate(w->fd, w->written) != 0)
-                return yt_error("cannot write %s: %s (and cannot cut its partial record off: %s)", w->path,
-                                strerror(e), strerror(errno));
+                return yt_error("cannot write %s: %s (and cannot cut its partial record off: %s)", w->path, strerror(e),
+                                strerror(errno));
             return yt_error("cannot write %s: %s", w->path, strerror(e));
         }
         done += (size_t)k;
@@ -144,8 +144,7 @@ static char *event_file_name(const char *dir, double wall_time)
         yt_error("out of memory");
         return NULL;
     }
-    snprintf(path, len, "%s/events.out.tfevents.%010lld.%s.%ld.%u", dir, (long long)wall_time, host,
-             (long)getpid(), n);
+    snprintf(path, len, "%s/events.out.tfevents.%010lld.%s.%ld.%u", dir, (long long)wall_time, host, (long)getpid(), n);
     return path;
 }
 

@@ -130,8 +130,9 @@ static int check_entry(unpacker *u, struct archive_entry *e, char *shown, size_t
 {
     const char *rawname = archive_entry_pathname(e);
     if (!rawname) rawname = archive_entry_pathname_utf8(e);
-    if (!rawname) return yt_error("%s: member %" PRIu64 " has a name that cannot be read; the archive is not unpacked",
-                                  u->archive, u->seen);
+    if (!rawname)
+        return yt_error("%s: member %" PRIu64 " has a name that cannot be read; the archive is not unpacked",
+                        u->archive, u->seen);
     snprintf(shown, cap, "%s", rawname); /* the entry's own strings change below */
     const char *raw = shown;
     char namebuf[PATH_MAX], hardbuf[PATH_MAX];
@@ -157,7 +158,8 @@ static int check_entry(unpacker *u, struct archive_entry *e, char *shown, size_t
         const char *target = archive_entry_symlink(e);
         if (!target || !*target) return refuse(u, raw, "is a symbolic link with no target");
         if (target[0] == '/') return refuse(u, raw, "is a symbolic link to an absolute path");
-        if (!link_stays_inside(name, target)) return refuse(u, raw, "is a symbolic link that leads outside the archive");
+        if (!link_stays_inside(name, target))
+            return refuse(u, raw, "is a symbolic link that leads outside the archive");
     } else if (type == AE_IFCHR || type == AE_IFBLK) {
         return refuse(u, raw, "is a device");
     } else if (type == AE_IFIFO) {
@@ -180,8 +182,10 @@ static int check_entry(unpacker *u, struct archive_entry *e, char *shown, size_t
         archive_entry_copy_hardlink(e, path);
     }
     /* the owner may always read, write and enter what was unpacked (and remove it); never set-id or sticky */
-    if (type == AE_IFDIR) archive_entry_set_perm(e, 0755);
-    else if (type == AE_IFREG) archive_entry_set_perm(e, (archive_entry_perm(e) & 0777) | 0600);
+    if (type == AE_IFDIR)
+        archive_entry_set_perm(e, 0755);
+    else if (type == AE_IFREG)
+        archive_entry_set_perm(e, (archive_entry_perm(e) & 0777) | 0600);
     archive_entry_set_uid(e, getuid());
     archive_entry_set_gid(e, getgid());
     return 1;
@@ -226,8 +230,8 @@ static int extract(unpacker *u, struct archive *in)
         int r = archive_read_next_header(in, &e);
         if (r == ARCHIVE_EOF) break;
         if (r < ARCHIVE_WARN) {
-            rc = yt_error("%s: not a readable zip or tar archive (after %" PRIu64 " members): %s", u->archive,
-                          u->seen, archive_error_string(in));
+            rc = yt_error("%s: not a readable zip or tar archive (after %" PRIu64 " members): %s", u->archive, u->seen,
+                          archive_error_string(in));
             break;
         }
         u->seen++;
@@ -285,8 +289,13 @@ static int unpack_with(struct archive *in, const char *name, const char *dir, co
         archive_read_free(in);
         return yt_error("%s: cannot unpack into %s: %s", name, dir, strerror(e));
     }
-    unpacker u = {name, root, lim && lim->max_bytes ? lim->max_bytes : YT_UNPACK_MAX_BYTES,
-                  lim && lim->max_entries ? lim->max_entries : YT_UNPACK_MAX_ENTRIES, 0, 0, 0};
+    unpacker u = {name,
+                  root,
+                  lim && lim->max_bytes ? lim->max_bytes : YT_UNPACK_MAX_BYTES,
+                  lim && lim->max_entries ? lim->max_entries : YT_UNPACK_MAX_ENTRIES,
+                  0,
+                  0,
+                  0};
     int rc = extract(&u, in);
     archive_read_free(in);
     if (stats) {
@@ -308,8 +317,8 @@ int yt_unpack_into(const char *archive, const char *dir, const yt_unpack_limits 
     return unpack_with(in, archive, dir, lim, stats);
 }
 
-int yt_unpack_buffer_into(const void *data, size_t size, const char *name, const char *dir,
-                          const yt_unpack_limits *lim, yt_unpack_stats *stats)
+int yt_unpack_buffer_into(const void *data, size_t size, const char *name, const char *dir, const yt_unpack_limits *lim,
+                          yt_unpack_stats *stats)
 {
     struct archive *in = reader_new(name);
     if (!in) return -1;
@@ -385,7 +394,8 @@ static int target_free(const char *archive, const char *target)
     if (lstat(target, &st) != 0) return 0;
     if (S_ISDIR(st.st_mode) && rmdir(target) == 0) return 0;
     return yt_error("%s: cannot unpack to %s, which exists already and is not an empty folder: move it away, or "
-                    "remove it to unpack again", archive, target);
+                    "remove it to unpack again",
+                    archive, target);
 }
 
 static int sync_dir(const char *dir)

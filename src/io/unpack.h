@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define YT_UNPACK_MAX_BYTES (256ULL << 30)  /* 256 GiB of members in all */
-#define YT_UNPACK_MAX_ENTRIES 4000000ULL    /* members, directories included */
+#define YT_UNPACK_MAX_BYTES (256ULL << 30) /* 256 GiB of members in all */
+#define YT_UNPACK_MAX_ENTRIES 4000000ULL   /* members, directories included */
 
 typedef struct {
     uint64_t max_bytes;   /* 0: YT_UNPACK_MAX_BYTES */
@@ -34,8 +34,8 @@ typedef struct {
 int yt_unpack_into(const char *archive, const char *dir, const yt_unpack_limits *lim, yt_unpack_stats *stats);
 
 /* The same from an archive held in memory; name is used in messages. */
-int yt_unpack_buffer_into(const void *data, size_t size, const char *name, const char *dir,
-                          const yt_unpack_limits *lim, yt_unpack_stats *stats);
+int yt_unpack_buffer_into(const void *data, size_t size, const char *name, const char *dir, const yt_unpack_limits *lim,
+                          yt_unpack_stats *stats);
 
 /* Unpacks archive into the folder parent, as Ultralytics' unzip_file lays it out: an archive whose members all lie
  * in one top-level folder gives parent/<that folder>; any other gives parent/<name>. Everything is extracted into a

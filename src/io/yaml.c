@@ -131,8 +131,10 @@ static int container_push(frame_t *f, yt_yaml_node *key, yt_yaml_node *child)
         if (ni) c->items = ni;
         if (ni && c->kind == YT_YAML_MAP) {
             yt_yaml_node **nk = realloc(c->keys, (size_t)nc * sizeof *nk);
-            if (nk) c->keys = nk;
-            else ni = NULL;
+            if (nk)
+                c->keys = nk;
+            else
+                ni = NULL;
         }
         if (!ni) {
             yt_yaml_free(key);
@@ -218,8 +220,8 @@ static int apply_merges(builder_t *b, frame_t *f)
             for (int j = 0; j < v->count; j++) ok &= v->items[j]->kind == YT_YAML_MAP;
         }
         if (!ok)
-            return yt_error("%s:%d:%d: a merge key (<<) needs a mapping or a sequence of mappings", b->where,
-                            v->line, v->column);
+            return yt_error("%s:%d:%d: a merge key (<<) needs a mapping or a sequence of mappings", b->where, v->line,
+                            v->column);
         nmerge++;
     }
     if (!nmerge) return 0;
@@ -311,7 +313,9 @@ static yt_yaml_node *load(yaml_parser_t *parser, const char *where)
         }
         const yaml_mark_t *m = &ev.start_mark;
         switch (ev.type) {
-        case YAML_STREAM_END_EVENT: done = 1; break;
+        case YAML_STREAM_END_EVENT:
+            done = 1;
+            break;
         case YAML_DOCUMENT_START_EVENT:
             in_doc = 1;
             docs++;
@@ -330,8 +334,10 @@ static yt_yaml_node *load(yaml_parser_t *parser, const char *where)
                 break;
             }
             yt_yaml_node *c = node_copy(b, target, m);
-            if (!c) rc = -1;
-            else rc = attach(b, c);
+            if (!c)
+                rc = -1;
+            else
+                rc = attach(b, c);
             break;
         }
         case YAML_SCALAR_EVENT: {
@@ -343,7 +349,8 @@ static yt_yaml_node *load(yaml_parser_t *parser, const char *where)
             n->length = strnlen((const char *)ev.data.scalar.value, ev.data.scalar.length);
             n->value = dup_n((const char *)ev.data.scalar.value, n->length);
             n->quoted = ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
-            if (ev.data.scalar.tag) n->tag = dup_n((const char *)ev.data.scalar.tag, strlen((const char *)ev.data.scalar.tag));
+            if (ev.data.scalar.tag)
+                n->tag = dup_n((const char *)ev.data.scalar.tag, strlen((const char *)ev.data.scalar.tag));
             if (!n->value || (ev.data.scalar.tag && !n->tag)) {
                 yt_yaml_free(n);
                 rc = yt_error("out of memory");
@@ -360,7 +367,8 @@ static yt_yaml_node *load(yaml_parser_t *parser, const char *where)
         case YAML_SEQUENCE_START_EVENT:
         case YAML_MAPPING_START_EVENT: {
             if (b->depth >= MAX_DEPTH) {
-                rc = yt_error("%s:%zu:%zu: nesting deeper than %d levels", where, m->line + 1, m->column + 1, MAX_DEPTH);
+                rc =
+                    yt_error("%s:%zu:%zu: nesting deeper than %d levels", where, m->line + 1, m->column + 1, MAX_DEPTH);
                 break;
             }
             int is_map = ev.type == YAML_MAPPING_START_EVENT;
@@ -400,7 +408,8 @@ static yt_yaml_node *load(yaml_parser_t *parser, const char *where)
             rc = attach(b, n);
             break;
         }
-        default: break;
+        default:
+            break;
         }
         yaml_event_delete(&ev);
     }
@@ -535,12 +544,18 @@ static int parse_int(const char *s, size_t n, int64_t *v, int *overflow)
     if (i >= n) return 0;
     int base = 10;
     size_t start;
-    if (n - i >= 2 && s[i] == '0' && s[i + 1] == 'b') base = 2, start = i + 2;
-    else if (n - i >= 2 && s[i] == '0' && s[i + 1] == 'x') base = 16, start = i + 2;
-    else if (s[i] == '0' && n - i >= 2) base = 8, start = i + 1;
-    else if (s[i] == '0') base = 10, start = i;
-    else if (is_digit(s[i])) base = 10, start = i;
-    else return 0;
+    if (n - i >= 2 && s[i] == '0' && s[i + 1] == 'b')
+        base = 2, start = i + 2;
+    else if (n - i >= 2 && s[i] == '0' && s[i + 1] == 'x')
+        base = 16, start = i + 2;
+    else if (s[i] == '0' && n - i >= 2)
+        base = 8, start = i + 1;
+    else if (s[i] == '0')
+        base = 10, start = i;
+    else if (is_digit(s[i]))
+        base = 10, start = i;
+    else
+        return 0;
     if (start >= n) return 0;
     uint64_t acc = 0;
     int nd = 0;
@@ -549,13 +564,19 @@ static int parse_int(const char *s, size_t n, int64_t *v, int *overflow)
         char c = s[k];
         if (c == '_') continue;
         int d;
-        if (is_digit(c)) d = c - '0';
-        else if (base == 16 && c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else if (base == 16 && c >= 'A' && c <= 'F') d = c - 'A' + 10;
-        else return 0;
+        if (is_digit(c))
+            d = c - '0';
+        else if (base == 16 && c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (base == 16 && c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return 0;
         if (d >= base) return 0;
-        if (acc > (UINT64_MAX - (uint64_t)d) / (uint64_t)base) *overflow = 1;
-        else acc = acc * (uint64_t)base + (uint64_t)d;
+        if (acc > (UINT64_MAX - (uint64_t)d) / (uint64_t)base)
+            *overflow = 1;
+        else
+            acc = acc * (uint64_t)base + (uint64_t)d;
         nd++;
     }
     if (nd == 0) return base == 8; /* "0_" style: zero */
@@ -792,8 +813,9 @@ int yt_yaml_write_seq_begin(yt_yaml_writer *w, int flow)
 {
     yaml_event_t ev;
     if (open_collection(w) < 0) return -1;
-    return emit(w, &ev, yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
-                                                              flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE));
+    return emit(w, &ev,
+                yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+                                                     flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE));
 }
 
 int yt_yaml_write_map_end(yt_yaml_writer *w)
@@ -859,22 +881,27 @@ int yt_yaml_write_double(yt_yaml_writer *w, double v)
 {
     char tmp[64], out[72];
     if (v != v) return write_scalar(w, ".nan", 4, YAML_PLAIN_SCALAR_STYLE);
-    if (isinf(v)) return v > 0 ? write_scalar(w, ".inf", 4, YAML_PLAIN_SCALAR_STYLE)
-                               : write_scalar(w, "-.inf", 5, YAML_PLAIN_SCALAR_STYLE);
+    if (isinf(v))
+        return v > 0 ? write_scalar(w, ".inf", 4, YAML_PLAIN_SCALAR_STYLE)
+                     : write_scalar(w, "-.inf", 5, YAML_PLAIN_SCALAR_STYLE);
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(tmp, sizeof tmp, "%.*g", prec, v);
         if (strtod(tmp, NULL) == v) break;
     }
     char *e = strchr(tmp, 'e');
-    if (strchr(tmp, '.')) snprintf(out, sizeof out, "%s", tmp);
-    else if (e) snprintf(out, sizeof out, "%.*s.0%s", (int)(e - tmp), tmp, e);
-    else snprintf(out, sizeof out, "%s.0", tmp);
+    if (strchr(tmp, '.'))
+        snprintf(out, sizeof out, "%s", tmp);
+    else if (e)
+        snprintf(out, sizeof out, "%.*s.0%s", (int)(e - tmp), tmp, e);
+    else
+        snprintf(out, sizeof out, "%s.0", tmp);
     return write_scalar(w, out, strlen(out), YAML_PLAIN_SCALAR_STYLE);
 }
 
 int yt_yaml_write_bool(yt_yaml_writer *w, int b)
 {
-    return b ? write_scalar(w, "true", 4, YAML_PLAIN_SCALAR_STYLE) : write_scalar(w, "false", 5, YAML_PLAIN_SCALAR_STYLE);
+    return b ? write_scalar(w, "true", 4, YAML_PLAIN_SCALAR_STYLE)
+             : write_scalar(w, "false", 5, YAML_PLAIN_SCALAR_STYLE);
 }
 
 int yt_yaml_write_null(yt_yaml_writer *w) { return write_scalar(w, "null", 4, YAML_PLAIN_SCALAR_STYLE); }

@@ -20,10 +20,10 @@ typedef struct yt_yaml_node {
     yt_yaml_kind kind;
     int line, column; /* 1-based position of the node's start */
     /* scalars */
-    char *value;      /* NUL-terminated (a scalar holding NUL is cut there) */
-    size_t length;    /* bytes in value */
-    int quoted;       /* not plain */
-    char *tag;        /* explicit tag or NULL */
+    char *value;   /* NUL-terminated (a scalar holding NUL is cut there) */
+    size_t length; /* bytes in value */
+    int quoted;    /* not plain */
+    char *tag;     /* explicit tag or NULL */
     /* sequences: items[0..count); maps: keys[0..count) -> items[0..count) in document order */
     int count;
     struct yt_yaml_node **items;

@@ -28,7 +28,8 @@ static int name_is_safe(const char *member)
 static int check_members(yt_zip *z)
 {
     zip_int64_t n = zip_get_num_entries(z->archive, 0);
-    if (n < 0 || n > YT_ZIP_MAX_MEMBERS) return yt_error("%s: %lld zip members (limit %d)", z->name, (long long)n, YT_ZIP_MAX_MEMBERS);
+    if (n < 0 || n > YT_ZIP_MAX_MEMBERS)
+        return yt_error("%s: %lld zip members (limit %d)", z->name, (long long)n, YT_ZIP_MAX_MEMBERS);
     for (zip_int64_t i = 0; i < n; i++) {
         const char *member = zip_get_name(z->archive, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
         if (!member) return yt_error("%s: zip member %lld has no name", z->name, (long long)i);
@@ -96,10 +97,7 @@ const char *yt_zip_member_name(const yt_zip *z, int64_t index)
     return zip_get_name(z->archive, (zip_uint64_t)index, ZIP_FL_ENC_RAW);
 }
 
-int64_t yt_zip_find(const yt_zip *z, const char *member)
-{
-    return zip_name_locate(z->archive, member, ZIP_FL_ENC_RAW);
-}
+int64_t yt_zip_find(const yt_zip *z, const char *member) { return zip_name_locate(z->archive, member, ZIP_FL_ENC_RAW); }
 
 const char *yt_zip_name(const yt_zip *z) { return z->name; }
 

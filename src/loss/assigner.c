@@ -273,11 +273,11 @@ int yt_task_aligned_assign(const yt_tensor *pd_scores, const yt_tensor *pd_bboxe
         return yt_error("task_aligned_assign: pd_scores %s, pd_bboxes %s and anc_points [%lld, 2] disagree",
                         yt_shape_str(pd_scores, s1, sizeof s1), yt_shape_str(pd_bboxes, s2, sizeof s2),
                         (long long)anc_points->shape[0]);
-    if (gt_labels->shape[0] != B || gt_bboxes->shape[0] != B || mask_gt->shape[0] != B ||
-        gt_labels->shape[1] != M || mask_gt->shape[1] != M)
+    if (gt_labels->shape[0] != B || gt_bboxes->shape[0] != B || mask_gt->shape[0] != B || gt_labels->shape[1] != M ||
+        mask_gt->shape[1] != M)
         return yt_error("task_aligned_assign: gt_labels %s, gt_bboxes %s and mask_gt need shapes [B,M,1], [B,M,4], "
-                        "[B,M,1] with B = %lld", yt_shape_str(gt_labels, s1, sizeof s1),
-                        yt_shape_str(gt_bboxes, s2, sizeof s2), (long long)B);
+                        "[B,M,1] with B = %lld",
+                        yt_shape_str(gt_labels, s1, sizeof s1), yt_shape_str(gt_bboxes, s2, sizeof s2), (long long)B);
     yt_tal_cfg cfg = *cfg_in;
     if (cfg.num_classes <= 0) cfg.num_classes = (int)C;
     if (cfg.num_classes != C)
@@ -328,10 +328,9 @@ int yt_task_aligned_assign(const yt_tensor *pd_scores, const yt_tensor *pd_bboxe
                 int64_t c = (int64_t)labels[m];
                 for (int64_t a = 0; a < A; a++) w[m * A + a] = scores[a * C + c];
             }
-            yt_tal_assign_image(w, yt_f32(pb) + b * A * 4, yt_f32(an), A, labels, yt_f32(gb) + b * M * 4, mask,
-                                (int)M, &cfg, yt_i64(out->target_labels) + b * A,
-                                yt_f32(out->target_bboxes) + b * A * 4, norm + b * A, yt_u8(out->fg_mask) + b * A,
-                                yt_i64(out->target_gt_idx) + b * A);
+            yt_tal_assign_image(w, yt_f32(pb) + b * A * 4, yt_f32(an), A, labels, yt_f32(gb) + b * M * 4, mask, (int)M,
+                                &cfg, yt_i64(out->target_labels) + b * A, yt_f32(out->target_bboxes) + b * A * 4,
+                                norm + b * A, yt_u8(out->fg_mask) + b * A, yt_i64(out->target_gt_idx) + b * A);
         }
         float *ts = yt_f32(out->target_scores);
         const int64_t *tl = yt_i64(out->target_labels);

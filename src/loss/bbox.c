@@ -189,8 +189,10 @@ float yt_bbox_iou_grad(const float b1[4], const float b2[4], yt_iou_kind kind, d
 
 static void to_xyxy1(const float *in, float *out, int xywh)
 {
-    if (xywh) yt_xywh2xyxy(in, out, 1);
-    else memcpy(out, in, 4 * sizeof *out);
+    if (xywh)
+        yt_xywh2xyxy(in, out, 1);
+    else
+        memcpy(out, in, 4 * sizeof *out);
 }
 
 void yt_bbox_iou_forward(const float *a, const float *b, float *out, int64_t n, yt_iou_kind kind, int xywh)
@@ -224,14 +226,18 @@ void yt_bbox_iou_backward(const float *a, const float *b, const float *gout, flo
         to_xyxy1(b + 4 * i, q, xywh);
         if (ga) {
             yt_bbox_iou_grad(p, q, kind, g);
-            if (xywh) grad_to_xywh(g, gw);
-            else memcpy(gw, g, sizeof gw);
+            if (xywh)
+                grad_to_xywh(g, gw);
+            else
+                memcpy(gw, g, sizeof gw);
             for (int j = 0; j < 4; j++) ga[4 * i + j] += (float)(gout[i] * gw[j]);
         }
         if (gb) {
             yt_bbox_iou_grad(q, p, kind, g);
-            if (xywh) grad_to_xywh(g, gw);
-            else memcpy(gw, g, sizeof gw);
+            if (xywh)
+                grad_to_xywh(g, gw);
+            else
+                memcpy(gw, g, sizeof gw);
             for (int j = 0; j < 4; j++) gb[4 * i + j] += (float)(gout[i] * gw[j]);
         }
     }

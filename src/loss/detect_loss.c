@@ -181,9 +181,8 @@ static void ctx_free(loss_ctx *c)
     yt_tensor_release(c->tbc);
     yt_tensor_release(c->tcc);
     yt_tensor_release(c->txc);
-    void *bufs[] = {c->anc,  c->anc_px, c->astride, c->pbox,  c->gtl,   c->gtb,      c->gtm,      c->work,
-                    c->norm, c->tboxes, c->tlab,    c->tidx,  c->count, c->fg,       c->cls_part, c->box_part,
-                    c->dfl_part};
+    void *bufs[] = {c->anc,    c->anc_px, c->astride, c->pbox,  c->gtl, c->gtb,      c->gtm,      c->work,    c->norm,
+                    c->tboxes, c->tlab,   c->tidx,    c->count, c->fg,  c->cls_part, c->box_part, c->dfl_part};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) free(bufs[k]);
 }
 
@@ -191,11 +190,13 @@ static int check_preds(loss_ctx *c, yt_tensor *const *preds)
 {
     const yt_detect_loss_cfg *cfg = c->cfg;
     const int nl = cfg->nl, R = cfg->reg_max, nc = cfg->nc;
-    if (nl < 1 || nl > YT_DETECT_MAX_LEVELS) return yt_error("detect_loss: %d levels (1 to %d)", nl, YT_DETECT_MAX_LEVELS);
+    if (nl < 1 || nl > YT_DETECT_MAX_LEVELS)
+        return yt_error("detect_loss: %d levels (1 to %d)", nl, YT_DETECT_MAX_LEVELS);
     if (R < 2 || R > 256) return yt_error("detect_loss: reg_max %d out of range [2, 256]", R);
     if (nc < 1) return yt_error("detect_loss: nc must be >= 1, got %d", nc);
     for (int l = 0; l < nl; l++)
-        if (!(cfg->strides[l] > 0)) return yt_error("detect_loss: stride of level %d is %g", l, (double)cfg->strides[l]);
+        if (!(cfg->strides[l] > 0))
+            return yt_error("detect_loss: stride of level %d is %g", l, (double)cfg->strides[l]);
     c->nl = nl, c->R = R, c->nc = nc;
     c->C = 4 * (int64_t)R + nc;
     int64_t B = -1;
@@ -723,8 +724,10 @@ yt_tensor *yt_bce_with_logits(yt_tensor *pred, yt_tensor *target, yt_tensor *wei
         if (node) {
             yt_node_save(node, xc);
             yt_node_save(node, tc);
-            if (wc) yt_node_save(node, wc);
-            else node->saved[2] = NULL;
+            if (wc)
+                yt_node_save(node, wc);
+            else
+                node->saved[2] = NULL;
             node->iarg[0] = last;
         }
     }

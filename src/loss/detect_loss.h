@@ -27,14 +27,14 @@
 #define YT_DETECT_MAX_LEVELS 8
 
 typedef struct {
-    int nc;                             /* classes (80) */
-    int reg_max;                        /* DFL bins (16) */
-    int nl;                             /* levels (3) */
+    int nc;                              /* classes (80) */
+    int reg_max;                         /* DFL bins (16) */
+    int nl;                              /* levels (3) */
     float strides[YT_DETECT_MAX_LEVELS]; /* 8, 16, 32 */
-    float box, cls, dfl;                /* gains 7.5, 0.5, 1.5 */
-    const float *cls_pw;                /* NULL or nc per-class weights of the BCE term (borrowed) */
-    int topk;                           /* assigner: 10 */
-    float alpha, beta;                  /* assigner: 0.5, 6.0 */
+    float box, cls, dfl;                 /* gains 7.5, 0.5, 1.5 */
+    const float *cls_pw;                 /* NULL or nc per-class weights of the BCE term (borrowed) */
+    int topk;                            /* assigner: 10 */
+    float alpha, beta;                   /* assigner: 0.5, 6.0 */
     /* NULL (default): run the assigner. Otherwise reuse this assignment (e.g. extras->assign of an earlier call
      * on the same shapes: fg_mask, target_labels, target_bboxes px, target_scores, target_gt_idx) -- the loss is
      * then a smooth function of preds, which is what finite-difference checks of the gradient need. */

@@ -41,7 +41,7 @@ typedef struct control_server {
     char *path;
     dev_t dev;
     ino_t ino;
-    char *in;   /* bytes received from the client not yet parsed */
+    char *in; /* bytes received from the client not yet parsed */
     size_t in_len, in_cap;
 } control_server;
 
@@ -226,16 +226,18 @@ static void clear_stale(lua_State *L, const char *path, const struct stat *st)
     }
     if (errno != ECONNREFUSED && errno != ENOENT)
         luaL_error(L, "%s: cannot tell whether it is stale: %s", path, msg[0] ? msg : strerror(errno));
-    if (unlink(path) != 0 && errno != ENOENT) luaL_error(L, "%s: cannot remove the stale socket: %s", path,
-                                                         strerror(errno));
+    if (unlink(path) != 0 && errno != ENOENT)
+        luaL_error(L, "%s: cannot remove the stale socket: %s", path, strerror(errno));
 }
 
 static int l_serve(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     struct stat st;
-    if (lstat(path, &st) == 0) clear_stale(L, path, &st);
-    else if (errno != ENOENT) return luaL_error(L, "%s: %s", path, strerror(errno));
+    if (lstat(path, &st) == 0)
+        clear_stale(L, path, &st);
+    else if (errno != ENOENT)
+        return luaL_error(L, "%s: %s", path, strerror(errno));
 
     control_server *s = lua_newuserdatauv(L, sizeof *s, 0);
     memset(s, 0, sizeof *s);
@@ -389,13 +391,20 @@ static int m_send(lua_State *L)
     size_t len;
     const char *text = luaL_optlstring(L, 3, "", &len);
     char k;
-    if (strcmp(kind, "out") == 0) k = 'O';
-    else if (strcmp(kind, "err") == 0) k = 'R';
-    else if (strcmp(kind, "done") == 0) k = 'D';
-    else if (strcmp(kind, "matches") == 0) k = 'L';
-    else if (strcmp(kind, "bye") == 0) k = 'X';
-    else if (strcmp(kind, "hello") == 0) k = 'H';
-    else return luaL_argerror(L, 2, "one of out, err, done, matches, bye, hello");
+    if (strcmp(kind, "out") == 0)
+        k = 'O';
+    else if (strcmp(kind, "err") == 0)
+        k = 'R';
+    else if (strcmp(kind, "done") == 0)
+        k = 'D';
+    else if (strcmp(kind, "matches") == 0)
+        k = 'L';
+    else if (strcmp(kind, "bye") == 0)
+        k = 'X';
+    else if (strcmp(kind, "hello") == 0)
+        k = 'H';
+    else
+        return luaL_argerror(L, 2, "one of out, err, done, matches, bye, hello");
     if (s->client_fd < 0) {
         lua_pushboolean(L, 0);
         return 1;
@@ -448,8 +457,15 @@ static int print_replies(attach_client *c, char **matches)
             return -1;
         }
         switch (kind) {
-        case 'O': fwrite(msg, 1, len, stdout); fflush(stdout); break;
-        case 'R': fflush(stdout); fwrite(msg, 1, len, stderr); fflush(stderr); break;
+        case 'O':
+            fwrite(msg, 1, len, stdout);
+            fflush(stdout);
+            break;
+        case 'R':
+            fflush(stdout);
+            fwrite(msg, 1, len, stderr);
+            fflush(stderr);
+            break;
         case 'X':
             fflush(stdout);
             fprintf(stderr, "%s\n", len ? msg : "the training ended");
@@ -462,8 +478,11 @@ static int print_replies(attach_client *c, char **matches)
                 return 0;
             }
             break;
-        case 'D': free(msg); return 0;
-        default: break;
+        case 'D':
+            free(msg);
+            return 0;
+        default:
+            break;
         }
         free(msg);
     }
@@ -531,8 +550,9 @@ static int l_attach(lua_State *L)
         return 1;
     }
     if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
-        fprintf(stderr, "yolotrain attach: %s is not an attach socket of yours (owner uid %d, mode %03o): refusing it\n",
-                path, (int)st.st_uid, (unsigned)(st.st_mode & 0777));
+        fprintf(stderr,
+                "yolotrain attach: %s is not an attach socket of yours (owner uid %d, mode %03o): refusing it\n", path,
+                (int)st.st_uid, (unsigned)(st.st_mode & 0777));
         lua_pushinteger(L, 1);
         return 1;
     }
@@ -540,7 +560,9 @@ static int l_attach(lua_State *L)
     int fd = connect_to(path, msg, sizeof msg);
     if (fd < 0) {
         fprintf(stderr, "yolotrain attach: %s: %s\n", path,
-                msg[0] ? msg : errno == ECONNREFUSED ? "no training serves it (a stale socket)" : strerror(errno));
+                msg[0]                  ? msg
+                : errno == ECONNREFUSED ? "no training serves it (a stale socket)"
+                                        : strerror(errno));
         lua_pushinteger(L, 1);
         return 1;
     }
@@ -570,8 +592,7 @@ static int l_attach(lua_State *L)
 }
 
 static const luaL_Reg server_methods[] = {
-    {"poll", m_poll}, {"send", m_send}, {"connected", m_connected}, {"path", m_path}, {"close", m_close},
-    {NULL, NULL},
+    {"poll", m_poll}, {"send", m_send}, {"connected", m_connected}, {"path", m_path}, {"close", m_close}, {NULL, NULL},
 };
 
 static const luaL_Reg control_functions[] = {

@@ -135,7 +135,8 @@ static int l_scan(lua_State *L)
     c.use_label_cache = yt_lua_bool_field(L, 2, "label_cache");
     lua_getfield(L, 2, "prefix");
     c.prefix = lua_isstring(L, -1) ? lua_tostring(L, -1) : ""; /* stays on the stack */
-    if (c.nc < 1 || c.nc > YT_DATA_MAX_CLASSES) return luaL_error(L, "scan: nc %d is not in 1..%d", c.nc, YT_DATA_MAX_CLASSES);
+    if (c.nc < 1 || c.nc > YT_DATA_MAX_CLASSES)
+        return luaL_error(L, "scan: nc %d is not in 1..%d", c.nc, YT_DATA_MAX_CLASSES);
     yt_strlist files;
     check_string_list(L, 1, &files);
     yt_label_set *set = yt_lua_new_scratch(L, sizeof *set, label_set_gc);
@@ -410,8 +411,10 @@ static void read_transform(lua_State *L, int t, int i, yt_transform *tf)
         tf->hsv[1] = yt_lua_number_field(L, t, "sgain");
         tf->hsv[2] = yt_lua_number_field(L, t, "vgain");
     } else {
-        luaL_error(L, "transforms[%d]: unknown transform '%s' (mosaic, letterbox, random_perspective, mixup, "
-                      "random_hsv, flipud, fliplr)", i, name);
+        luaL_error(L,
+                   "transforms[%d]: unknown transform '%s' (mosaic, letterbox, random_perspective, mixup, "
+                   "random_hsv, flipud, fliplr)",
+                   i, name);
     }
     lua_pop(L, 1);
 }
@@ -496,8 +499,10 @@ static yt_image *lua_image_source(void *ctx, int i)
     }
     yt_tensor *t = yt_lua_check_tensor(L, -1);
     yt_image *im = yt_image_new((int)t->shape[0], (int)t->shape[1]);
-    if (im) memcpy(im->px, yt_u8(t), (size_t)im->h * im->w * 3);
-    else yt_error("%s: out of memory for the image of load_image", file);
+    if (im)
+        memcpy(im->px, yt_u8(t), (size_t)im->h * im->w * 3);
+    else
+        yt_error("%s: out of memory for the image of load_image", file);
     lua_settop(L, top);
     return im;
 }
@@ -541,10 +546,14 @@ static int ds_index(lua_State *L)
 {
     yt_dataset *ds = check_ds(L, 1);
     const char *k = luaL_checkstring(L, 2);
-    if (strcmp(k, "rect") == 0) lua_pushboolean(L, ds->cfg.rect);
-    else if (strcmp(k, "augment") == 0) lua_pushboolean(L, ds->cfg.augment);
-    else if (strcmp(k, "imgsz") == 0) lua_pushinteger(L, ds->cfg.imgsz);
-    else if (strcmp(k, "batch_size") == 0) lua_pushinteger(L, ds->cfg.batch_size);
+    if (strcmp(k, "rect") == 0)
+        lua_pushboolean(L, ds->cfg.rect);
+    else if (strcmp(k, "augment") == 0)
+        lua_pushboolean(L, ds->cfg.augment);
+    else if (strcmp(k, "imgsz") == 0)
+        lua_pushinteger(L, ds->cfg.imgsz);
+    else if (strcmp(k, "batch_size") == 0)
+        lua_pushinteger(L, ds->cfg.batch_size);
     else {
         luaL_getmetatable(L, DATASET_MT);
         lua_getfield(L, -1, "__methods");
@@ -737,7 +746,8 @@ static int l_letterbox(lua_State *L)
     yt_tensor *t = yt_lua_check_tensor(L, 1);
     lua_Integer H = luaL_checkinteger(L, 2), W = luaL_checkinteger(L, 3);
     int scaleup = lua_isnoneornil(L, 4) ? 1 : lua_toboolean(L, 4);
-    if (t->dtype != YT_U8 || t->ndim != 3 || t->shape[2] != 3) return luaL_error(L, "letterbox: expected a uint8 H x W x 3 tensor");
+    if (t->dtype != YT_U8 || t->ndim != 3 || t->shape[2] != 3)
+        return luaL_error(L, "letterbox: expected a uint8 H x W x 3 tensor");
     luaL_argcheck(L, H >= 1 && W >= 1 && H <= 65536 && W <= 65536, 2, "invalid size");
     yt_tensor *c = yt_contiguous(t);
     if (!c) return yt_lua_core_error(L);
@@ -807,7 +817,8 @@ static int l_plot_batch(lua_State *L)
     yt_tensor *cc = NULL, *bc = NULL, *ic = NULL;
     if (cls && bb && bi) {
         N = (int)yt_numel(bi);
-        if (cls->dtype != YT_F32 || bb->dtype != YT_F32 || bi->dtype != YT_F32 || yt_numel(cls) != N || yt_numel(bb) != 4 * N) {
+        if (cls->dtype != YT_F32 || bb->dtype != YT_F32 || bi->dtype != YT_F32 || yt_numel(cls) != N ||
+            yt_numel(bb) != 4 * N) {
             yt_tensor_release(imgc);
             return luaL_error(L, "plot_batch: cls (N x 1), bboxes (N x 4), batch_idx (N) must be float32 and agree");
         }
@@ -821,8 +832,8 @@ static int l_plot_batch(lua_State *L)
             yt_tensor_release(cc);
             yt_tensor_release(bc);
             yt_tensor_release(ic);
-            return luaL_error(L, "plot_batch: conf must be float32 with one value per box (%d), got %s %d",
-                              N, yt_dtype_name(conf->dtype), (int)yt_numel(conf));
+            return luaL_error(L, "plot_batch: conf must be float32 with one value per box (%d), got %s %d", N,
+                              yt_dtype_name(conf->dtype), (int)yt_numel(conf));
         }
         fc = yt_contiguous(conf);
     }
@@ -888,21 +899,44 @@ static int l_plot_box_label(lua_State *L)
 }
 
 static const luaL_Reg ds_methods[] = {
-    {"size", ds_len}, {"im_files", ds_im_files}, {"labels", ds_labels}, {"all_labels", ds_all_labels},
-    {"batch_shapes", ds_batch_shapes}, {"set_rect", ds_set_rect}, {"set_transforms", ds_set_transforms},
-    {"close_mosaic", ds_close_mosaic}, {"cache_stats", ds_cache_stats}, {"cache_all", ds_cache_all},
-    {"decode_image", ds_decode_image}, {"set_image_source", ds_set_image_source}, {"close", ds_gc}, {NULL, NULL},
+    {"size", ds_len},
+    {"im_files", ds_im_files},
+    {"labels", ds_labels},
+    {"all_labels", ds_all_labels},
+    {"batch_shapes", ds_batch_shapes},
+    {"set_rect", ds_set_rect},
+    {"set_transforms", ds_set_transforms},
+    {"close_mosaic", ds_close_mosaic},
+    {"cache_stats", ds_cache_stats},
+    {"cache_all", ds_cache_all},
+    {"decode_image", ds_decode_image},
+    {"set_image_source", ds_set_image_source},
+    {"close", ds_gc},
+    {NULL, NULL},
 };
 
 static const luaL_Reg loader_methods[] = {
-    {"next", loader_next}, {"build", loader_build}, {"set_epoch", loader_set_epoch}, {"epoch", loader_epoch},
-    {"close_mosaic", loader_close_mosaic}, {"restart", loader_restart}, {"close", loader_gc}, {"len", loader_len}, {NULL, NULL},
+    {"next", loader_next},
+    {"build", loader_build},
+    {"set_epoch", loader_set_epoch},
+    {"epoch", loader_epoch},
+    {"close_mosaic", loader_close_mosaic},
+    {"restart", loader_restart},
+    {"close", loader_gc},
+    {"len", loader_len},
+    {NULL, NULL},
 };
 
 static const luaL_Reg functions[] = {
-    {"data_list_images", l_list_images}, {"data_scan", l_scan}, {"data_dataset", l_dataset}, {"data_loader", l_loader},
-    {"data_load_image", l_load_image}, {"data_letterbox", l_letterbox}, {"data_plot_batch", l_plot_batch},
-    {"plot_box_label", l_plot_box_label}, {NULL, NULL},
+    {"data_list_images", l_list_images},
+    {"data_scan", l_scan},
+    {"data_dataset", l_dataset},
+    {"data_loader", l_loader},
+    {"data_load_image", l_load_image},
+    {"data_letterbox", l_letterbox},
+    {"data_plot_batch", l_plot_batch},
+    {"plot_box_label", l_plot_box_label},
+    {NULL, NULL},
 };
 
 void yt_lua_open_data(lua_State *L, int module_index)

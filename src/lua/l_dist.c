@@ -81,8 +81,10 @@ static int l_timeout(lua_State *L)
 static int l_broken(lua_State *L)
 {
     const char *b = yt_dist_broken();
-    if (b) lua_pushstring(L, b);
-    else lua_pushnil(L);
+    if (b)
+        lua_pushstring(L, b);
+    else
+        lua_pushnil(L);
     return 1;
 }
 static int l_barrier(lua_State *L)

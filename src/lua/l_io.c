@@ -50,11 +50,20 @@ static int push_node(lua_State *L, const yt_yaml_node *n, const char *where, int
         yt_yaml_value v;
         if (yt_yaml_resolve(n, where, &v) < 0) return yt_lua_core_error(L);
         switch (v.type) {
-        case YT_YAML_NULL: return 0;
-        case YT_YAML_BOOL: lua_pushboolean(L, v.b); break;
-        case YT_YAML_INT: lua_pushinteger(L, (lua_Integer)v.i); break;
-        case YT_YAML_FLOAT: lua_pushnumber(L, v.f); break;
-        case YT_YAML_STR: lua_pushlstring(L, n->value, n->length); break;
+        case YT_YAML_NULL:
+            return 0;
+        case YT_YAML_BOOL:
+            lua_pushboolean(L, v.b);
+            break;
+        case YT_YAML_INT:
+            lua_pushinteger(L, (lua_Integer)v.i);
+            break;
+        case YT_YAML_FLOAT:
+            lua_pushnumber(L, v.f);
+            break;
+        case YT_YAML_STR:
+            lua_pushlstring(L, n->value, n->length);
+            break;
         }
         return 1;
     }
@@ -246,11 +255,17 @@ static void check_write(lua_State *L, int rc)
 static void write_scalar(lua_State *L, yt_yaml_writer *w, int idx)
 {
     switch (lua_type(L, idx)) {
-    case LUA_TNIL: check_write(L, yt_yaml_write_null(w)); return;
-    case LUA_TBOOLEAN: check_write(L, yt_yaml_write_bool(w, lua_toboolean(L, idx))); return;
+    case LUA_TNIL:
+        check_write(L, yt_yaml_write_null(w));
+        return;
+    case LUA_TBOOLEAN:
+        check_write(L, yt_yaml_write_bool(w, lua_toboolean(L, idx)));
+        return;
     case LUA_TNUMBER:
-        if (lua_isinteger(L, idx)) check_write(L, yt_yaml_write_int(w, (long long)lua_tointeger(L, idx)));
-        else check_write(L, yt_yaml_write_double(w, lua_tonumber(L, idx)));
+        if (lua_isinteger(L, idx))
+            check_write(L, yt_yaml_write_int(w, (long long)lua_tointeger(L, idx)));
+        else
+            check_write(L, yt_yaml_write_double(w, lua_tonumber(L, idx)));
         return;
     case LUA_TSTRING: {
         size_t n;
@@ -289,10 +304,14 @@ static void write_flow(lua_State *L, yt_yaml_writer *w, int idx)
 static int key_rank(lua_State *L, int idx)
 {
     switch (lua_type(L, idx)) {
-    case LUA_TNUMBER: return 0;
-    case LUA_TSTRING: return 1;
-    case LUA_TBOOLEAN: return 2;
-    default: return 3;
+    case LUA_TNUMBER:
+        return 0;
+    case LUA_TSTRING:
+        return 1;
+    case LUA_TBOOLEAN:
+        return 2;
+    default:
+        return 3;
     }
 }
 
@@ -435,8 +454,10 @@ static int l_dump_yaml(lua_State *L)
     writer_box *b = yt_lua_new_scratch(L, sizeof *b, writer_box_gc);
     b->w = yt_yaml_writer_new();
     if (!b->w) return yt_lua_core_error(L);
-    if (lua_istable(L, 1) && !flowable(L, 1, 1)) write_block(L, b->w, 1, order_idx, 0);
-    else write_flow(L, b->w, 1); /* a scalar or a flow array document */
+    if (lua_istable(L, 1) && !flowable(L, 1, 1))
+        write_block(L, b->w, 1, order_idx, 0);
+    else
+        write_flow(L, b->w, 1); /* a scalar or a flow array document */
     const char *text;
     size_t len;
     check_write(L, yt_yaml_writer_finish(b->w, &text, &len));
@@ -543,8 +564,10 @@ static int l_save_safetensors(lua_State *L)
         luaL_checktype(L, 4, LUA_TTABLE);
         lua_getfield(L, 4, "dtype");
         const char *dt = lua_tostring(L, -1);
-        if (dt && strcmp(dt, "F16") == 0) half = 1;
-        else if (dt && strcmp(dt, "F32") != 0) return luaL_error(L, "save_safetensors: dtype '%s' (F32 or F16)", dt);
+        if (dt && strcmp(dt, "F16") == 0)
+            half = 1;
+        else if (dt && strcmp(dt, "F32") != 0)
+            return luaL_error(L, "save_safetensors: dtype '%s' (F32 or F16)", dt);
         lua_pop(L, 1);
     }
     lua_settop(L, 3);
@@ -563,7 +586,8 @@ static int l_save_safetensors(lua_State *L)
         if (len != total) return luaL_argerror(L, 2, "mixes an array of {name, tensor} with named entries");
         for (lua_Integer i = 1; i <= len; i++) {
             lua_rawgeti(L, 2, i);
-            if (!lua_istable(L, -1)) return luaL_error(L, "save_safetensors: entry %d is not a {name, tensor} pair", (int)i);
+            if (!lua_istable(L, -1))
+                return luaL_error(L, "save_safetensors: entry %d is not a {name, tensor} pair", (int)i);
             lua_rawgeti(L, -1, 1);
             if (lua_type(L, -1) != LUA_TSTRING)
                 return luaL_error(L, "save_safetensors: entry %d: the name must be a string", (int)i);
@@ -629,9 +653,13 @@ static int l_save_safetensors(lua_State *L)
 }
 
 static const luaL_Reg io_functions[] = {
-    {"load_yaml", l_load_yaml}, {"load_yaml_string", l_load_yaml_string}, {"dump_yaml", l_dump_yaml},
-    {"load_safetensors", l_load_safetensors}, {"load_safetensors_metadata", l_load_safetensors_metadata},
-    {"save_safetensors", l_save_safetensors}, {NULL, NULL},
+    {"load_yaml", l_load_yaml},
+    {"load_yaml_string", l_load_yaml_string},
+    {"dump_yaml", l_dump_yaml},
+    {"load_safetensors", l_load_safetensors},
+    {"load_safetensors_metadata", l_load_safetensors_metadata},
+    {"save_safetensors", l_save_safetensors},
+    {NULL, NULL},
 };
 
 void yt_lua_open_io(lua_State *L, int module_index)

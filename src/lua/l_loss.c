@@ -127,7 +127,8 @@ static int l_detect_loss(lua_State *L)
             } else {
                 yt_tensor *w = yt_lua_check_tensor(L, t);
                 if (w->dtype != YT_F32 || yt_numel(w) != cfg.nc || !yt_is_contiguous(w))
-                    return luaL_error(L, "detect_loss: cls_pw must be a contiguous float32 tensor of %d values", cfg.nc);
+                    return luaL_error(L, "detect_loss: cls_pw must be a contiguous float32 tensor of %d values",
+                                      cfg.nc);
                 memcpy(pw, yt_f32(w), sizeof(float) * (size_t)cfg.nc);
             }
             /* the userdata stays on the stack until we return */
@@ -198,9 +199,12 @@ static int l_bbox_iou(lua_State *L)
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
     int xywh = yt_lua_opt_bool_field(L, 3, "xywh", 0);
     yt_iou_kind kind = YT_IOU;
-    if (yt_lua_opt_bool_field(L, 3, "ciou", 0) || yt_lua_opt_bool_field(L, 3, "CIoU", 0)) kind = YT_CIOU;
-    else if (yt_lua_opt_bool_field(L, 3, "diou", 0) || yt_lua_opt_bool_field(L, 3, "DIoU", 0)) kind = YT_DIOU;
-    else if (yt_lua_opt_bool_field(L, 3, "giou", 0) || yt_lua_opt_bool_field(L, 3, "GIoU", 0)) kind = YT_GIOU;
+    if (yt_lua_opt_bool_field(L, 3, "ciou", 0) || yt_lua_opt_bool_field(L, 3, "CIoU", 0))
+        kind = YT_CIOU;
+    else if (yt_lua_opt_bool_field(L, 3, "diou", 0) || yt_lua_opt_bool_field(L, 3, "DIoU", 0))
+        kind = YT_DIOU;
+    else if (yt_lua_opt_bool_field(L, 3, "giou", 0) || yt_lua_opt_bool_field(L, 3, "GIoU", 0))
+        kind = YT_GIOU;
     yt_lua_push_tensor(L, yt_bbox_iou(a, b, kind, xywh));
     return 1;
 }
@@ -231,7 +235,8 @@ static int l_make_anchors(lua_State *L)
     float offset = (float)luaL_optnumber(L, 3, 0.5);
     int nl = (int)luaL_len(L, 1);
     if (nl < 1 || nl > YT_DETECT_MAX_LEVELS) return luaL_argerror(L, 1, "1 to 8 levels");
-    if ((int)luaL_len(L, 2) != nl) return luaL_error(L, "make_anchors: %d levels but %d strides", nl, (int)luaL_len(L, 2));
+    if ((int)luaL_len(L, 2) != nl)
+        return luaL_error(L, "make_anchors: %d levels but %d strides", nl, (int)luaL_len(L, 2));
     int64_t hw[2 * YT_DETECT_MAX_LEVELS];
     float strides[YT_DETECT_MAX_LEVELS];
     for (int l = 0; l < nl; l++) {
@@ -270,8 +275,8 @@ static int l_dfl_loss(lua_State *L)
 
 static int l_bce_with_logits(lua_State *L)
 {
-    yt_lua_push_tensor(L, yt_bce_with_logits(yt_lua_check_tensor(L, 1), yt_lua_check_tensor(L, 2),
-                                             yt_lua_opt_tensor(L, 3)));
+    yt_lua_push_tensor(
+        L, yt_bce_with_logits(yt_lua_check_tensor(L, 1), yt_lua_check_tensor(L, 2), yt_lua_opt_tensor(L, 3)));
     return 1;
 }
 
@@ -290,8 +295,10 @@ static int box_convert(lua_State *L, int to_xyxy)
     if (!t) return yt_lua_core_error(L);
     yt_tensor *o = yt_tensor_empty_like(t);
     if (o) {
-        if (to_xyxy) yt_xywh2xyxy(yt_f32(t), yt_f32(o), yt_numel(t) / 4);
-        else yt_xyxy2xywh(yt_f32(t), yt_f32(o), yt_numel(t) / 4);
+        if (to_xyxy)
+            yt_xywh2xyxy(yt_f32(t), yt_f32(o), yt_numel(t) / 4);
+        else
+            yt_xyxy2xywh(yt_f32(t), yt_f32(o), yt_numel(t) / 4);
     }
     yt_tensor_release(t);
     yt_lua_push_tensor(L, o);
@@ -310,7 +317,8 @@ static int l_dist2bbox(lua_State *L)
     yt_tensor *dc = yt_contiguous(d), *ac = dc ? yt_contiguous(a) : NULL;
     yt_tensor *o = ac ? yt_tensor_empty_like(dc) : NULL;
     if (o)
-        for (int64_t r = 0; r < n / A; r++) yt_dist2bbox(yt_f32(dc) + 4 * A * r, yt_f32(ac), yt_f32(o) + 4 * A * r, A, xywh);
+        for (int64_t r = 0; r < n / A; r++)
+            yt_dist2bbox(yt_f32(dc) + 4 * A * r, yt_f32(ac), yt_f32(o) + 4 * A * r, A, xywh);
     yt_tensor_release(dc);
     yt_tensor_release(ac);
     yt_lua_push_tensor(L, o);

@@ -13,7 +13,6 @@
 #include "metrics/plots.h"
 #include "ops/shape_ops.h"
 
-
 /* Flattens any tensor (any dtype, any strides) to doubles in row-major order, into scratch memory. */
 static double *flat_f64(lua_State *L, const yt_tensor *t, int64_t *n_out)
 {
@@ -35,7 +34,6 @@ static double *flat_f64(lua_State *L, const yt_tensor *t, int64_t *n_out)
 
 static const char *shape_of(const yt_tensor *t, char *b, size_t n) { return yt_shape_str(t, b, n); }
 
-
 /* yt.nms(prediction, {conf=0.25, iou=0.45, max_det=300, max_nms=30000, multi_label=false, agnostic=false,
  *                     classes={...}}) -> { (n,6) tensor per image } */
 static int l_nms(lua_State *L)
@@ -46,7 +44,8 @@ static int l_nms(lua_State *L)
     yt_nms_opts_default(&o);
     o.conf_thres = (float)yt_lua_opt_number_field(L, 2, "conf", o.conf_thres);
     o.iou_thres = yt_lua_opt_number_field(L, 2, "iou", o.iou_thres);
-    double md = yt_lua_opt_number_field(L, 2, "max_det", o.max_det), mn = yt_lua_opt_number_field(L, 2, "max_nms", o.max_nms);
+    double md = yt_lua_opt_number_field(L, 2, "max_det", o.max_det),
+           mn = yt_lua_opt_number_field(L, 2, "max_nms", o.max_nms);
     if (md < 0 || md > 1e9 || mn < 0 || mn > 1e9) return luaL_error(L, "nms: max_det/max_nms out of range");
     o.max_det = (int)md;
     o.max_nms = (int)mn;
@@ -150,16 +149,23 @@ static int l_ap_per_class(lua_State *L)
     const int NP = YT_AP_CURVE_POINTS, nc = r.nc;
     int64_t s1[1] = {nc}, s2[2] = {nc, niou}, sc[2] = {nc, NP}, sx[1] = {NP};
     yt_tensor *t[14] = {
-        yt_tensor_from_data(YT_F64, 1, s1, r.tp),       yt_tensor_from_data(YT_F64, 1, s1, r.fp),
-        yt_tensor_from_data(YT_F64, 1, s1, r.p),        yt_tensor_from_data(YT_F64, 1, s1, r.r),
-        yt_tensor_from_data(YT_F64, 1, s1, r.f1),       yt_tensor_from_data(YT_F64, 2, s2, r.ap),
-        yt_tensor_from_data(YT_I64, 1, s1, r.ap_class_index), yt_tensor_from_data(YT_F64, 2, sc, r.p_curve),
-        yt_tensor_from_data(YT_F64, 2, sc, r.r_curve),  yt_tensor_from_data(YT_F64, 2, sc, r.f1_curve),
-        yt_tensor_from_data(YT_F64, 1, sx, r.x),        yt_tensor_from_data(YT_F64, 2, sc, r.prec_values),
-        yt_tensor_from_data(YT_I64, 1, s1, r.nt),       yt_tensor_from_data(YT_U8, 1, s1, r.has_prec),
+        yt_tensor_from_data(YT_F64, 1, s1, r.tp),
+        yt_tensor_from_data(YT_F64, 1, s1, r.fp),
+        yt_tensor_from_data(YT_F64, 1, s1, r.p),
+        yt_tensor_from_data(YT_F64, 1, s1, r.r),
+        yt_tensor_from_data(YT_F64, 1, s1, r.f1),
+        yt_tensor_from_data(YT_F64, 2, s2, r.ap),
+        yt_tensor_from_data(YT_I64, 1, s1, r.ap_class_index),
+        yt_tensor_from_data(YT_F64, 2, sc, r.p_curve),
+        yt_tensor_from_data(YT_F64, 2, sc, r.r_curve),
+        yt_tensor_from_data(YT_F64, 2, sc, r.f1_curve),
+        yt_tensor_from_data(YT_F64, 1, sx, r.x),
+        yt_tensor_from_data(YT_F64, 2, sc, r.prec_values),
+        yt_tensor_from_data(YT_I64, 1, s1, r.nt),
+        yt_tensor_from_data(YT_U8, 1, s1, r.has_prec),
     };
-    static const char *names[14] = {"tp", "fp", "p", "r", "f1", "ap", "ap_class_index", "p_curve", "r_curve",
-                                    "f1_curve", "x", "prec_values", "nt", "has_prec"};
+    static const char *names[14] = {"tp",      "fp",      "p",        "r", "f1",          "ap", "ap_class_index",
+                                    "p_curve", "r_curve", "f1_curve", "x", "prec_values", "nt", "has_prec"};
     int best = r.best_index;
     yt_ap_result_free(&r);
     int ok = 1;
@@ -212,7 +218,8 @@ static int l_confusion_matrix_update(lua_State *L)
         !yt_is_contiguous(mt))
         return luaL_error(L, "confusion_matrix_update: matrix must be a contiguous square float64 (nc+1, nc+1), got %s",
                           shape_of(mt, b, sizeof b));
-    float conf = (float)yt_lua_opt_number_field(L, 5, "conf", YT_PREDICT_CONF), iou = (float)yt_lua_opt_number_field(L, 5, "iou", 0.45);
+    float conf = (float)yt_lua_opt_number_field(L, 5, "conf", YT_PREDICT_CONF),
+          iou = (float)yt_lua_opt_number_field(L, 5, "iou", 0.45);
     int nc = (int)mt->shape[0] - 1;
     int64_t nd = 0, ng, ngc;
     float *dets = dt ? rows_f32(L, dt, 6, "confusion_matrix_update detections", &nd) : NULL;
@@ -221,8 +228,7 @@ static int l_confusion_matrix_update(lua_State *L)
     if (ngc != ng) return luaL_error(L, "confusion_matrix_update: %d GT boxes but %d classes", (int)ng, (int)ngc);
     int64_t *ci = yt_lua_new_scratch(L, (size_t)ng * sizeof *ci, NULL);
     for (int64_t i = 0; i < ng; i++) ci[i] = (int64_t)cls[i];
-    if (yt_confusion_matrix_update(yt_f64(mt), nc, dets, nd, boxes, ci, ng, conf, iou) < 0)
-        return yt_lua_core_error(L);
+    if (yt_confusion_matrix_update(yt_f64(mt), nc, dets, nd, boxes, ci, ng, conf, iou) < 0) return yt_lua_core_error(L);
     lua_pushvalue(L, 1);
     return 1;
 }
@@ -296,9 +302,12 @@ static double *curve_rows(lua_State *L, yt_tensor *py, int npts, int *k_out)
 {
     char b[96];
     int64_t n;
-    if (py->ndim == 1 && py->shape[0] == npts) *k_out = 1;
-    else if (py->ndim == 2 && py->shape[1] == npts) *k_out = (int)py->shape[0];
-    else luaL_error(L, "plot: curves must be (k, %d), got %s", npts, shape_of(py, b, sizeof b));
+    if (py->ndim == 1 && py->shape[0] == npts)
+        *k_out = 1;
+    else if (py->ndim == 2 && py->shape[1] == npts)
+        *k_out = (int)py->shape[0];
+    else
+        luaL_error(L, "plot: curves must be (k, %d), got %s", npts, shape_of(py, b, sizeof b));
     return flat_f64(L, py, &n);
 }
 
@@ -394,8 +403,8 @@ static int l_save_image(lua_State *L)
     lua_Integer q = luaL_optinteger(L, 3, 95);
     char b[96];
     if (img->dtype != YT_U8 || img->ndim != 3 || img->shape[2] != 3)
-        return luaL_error(L, "save_image: image must be a uint8 (H, W, 3) tensor, got %s %s",
-                          yt_dtype_name(img->dtype), shape_of(img, b, sizeof b));
+        return luaL_error(L, "save_image: image must be a uint8 (H, W, 3) tensor, got %s %s", yt_dtype_name(img->dtype),
+                          shape_of(img, b, sizeof b));
     yt_tensor *c = yt_contiguous(img);
     if (!c) return yt_lua_core_error(L);
     int rc = yt_image_save(path, yt_u8(c), (int)img->shape[0], (int)img->shape[1], (int)q);

@@ -86,8 +86,10 @@ static void read_attr(lua_State *L, yt_onnx_attr *a, const char *node, int keep)
     int t = lua_gettop(L);
     switch (lua_type(L, t)) {
     case LUA_TNUMBER:
-        if (lua_isinteger(L, t)) a->kind = YT_ONNX_ATTR_INT, a->i = lua_tointeger(L, t);
-        else a->kind = YT_ONNX_ATTR_FLOAT, a->f = (float)lua_tonumber(L, t);
+        if (lua_isinteger(L, t))
+            a->kind = YT_ONNX_ATTR_INT, a->i = lua_tointeger(L, t);
+        else
+            a->kind = YT_ONNX_ATTR_FLOAT, a->f = (float)lua_tonumber(L, t);
         break;
     case LUA_TSTRING:
         a->kind = YT_ONNX_ATTR_STRING;
@@ -106,17 +108,20 @@ static void read_attr(lua_State *L, yt_onnx_attr *a, const char *node, int keep)
         a->n = (size_t)len;
         if (floats) {
             float *v = lua_newuserdatauv(L, (size_t)(len ? len : 1) * sizeof *v, 0);
-            for (lua_Integer i = 1; i <= len; i++, lua_pop(L, 1)) v[i - 1] = (lua_rawgeti(L, t, i), (float)lua_tonumber(L, -1));
+            for (lua_Integer i = 1; i <= len; i++, lua_pop(L, 1))
+                v[i - 1] = (lua_rawgeti(L, t, i), (float)lua_tonumber(L, -1));
             a->kind = YT_ONNX_ATTR_FLOATS, a->floats = v;
         } else {
             int64_t *v = lua_newuserdatauv(L, (size_t)(len ? len : 1) * sizeof *v, 0);
-            for (lua_Integer i = 1; i <= len; i++, lua_pop(L, 1)) v[i - 1] = (lua_rawgeti(L, t, i), lua_tointeger(L, -1));
+            for (lua_Integer i = 1; i <= len; i++, lua_pop(L, 1))
+                v[i - 1] = (lua_rawgeti(L, t, i), lua_tointeger(L, -1));
             a->kind = YT_ONNX_ATTR_INTS, a->ints = v;
         }
         lua_rawseti(L, keep, (lua_Integer)lua_rawlen(L, keep) + 1);
         break;
     }
-    default: luaL_error(L, "node %s: attribute %s is a %s", node, a->name, luaL_typename(L, t));
+    default:
+        luaL_error(L, "node %s: attribute %s is a %s", node, a->name, luaL_typename(L, t));
     }
 }
 
@@ -171,9 +176,12 @@ static int add_value(lua_State *L, int which)
     const char *params[YT_MAX_DIMS] = {0};
     for (lua_Integer i = 1; i <= rank; i++) {
         lua_rawgeti(L, 3, i);
-        if (lua_type(L, -1) == LUA_TSTRING) params[i - 1] = lua_tostring(L, -1);
-        else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0) dims[i - 1] = lua_tointeger(L, -1);
-        else luaL_error(L, "%s: dimension %d is neither a size nor a name", name, (int)i);
+        if (lua_type(L, -1) == LUA_TSTRING)
+            params[i - 1] = lua_tostring(L, -1);
+        else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0)
+            dims[i - 1] = lua_tointeger(L, -1);
+        else
+            luaL_error(L, "%s: dimension %d is neither a size nor a name", name, (int)i);
         lua_pop(L, 1); /* the dims table keeps the strings alive */
     }
     if (yt_onnx_add_value(w->m, which, name, YT_ONNX_FLOAT, (int)rank, dims, params) < 0) return yt_lua_core_error(L);
@@ -199,10 +207,10 @@ static int writer_save(lua_State *L)
 
 void yt_lua_open_onnx(lua_State *L, int module_index)
 {
-    static const luaL_Reg methods[] = {
-        {"node", writer_node}, {"initializer", writer_initializer}, {"input", writer_input},
-        {"output", writer_output}, {"metadata", writer_metadata}, {"save", writer_save}, {"close", writer_close},
-        {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"node", writer_node},         {"initializer", writer_initializer},
+                                       {"input", writer_input},       {"output", writer_output},
+                                       {"metadata", writer_metadata}, {"save", writer_save},
+                                       {"close", writer_close},       {NULL, NULL}};
     if (luaL_newmetatable(L, WRITER_MT)) {
         luaL_newlib(L, methods);
         lua_setfield(L, -2, "__index");

@@ -31,10 +31,7 @@ static int check_dim(lua_State *L, int idx)
     return d > 0 ? (int)d - 1 : (int)d;
 }
 
-static int opt_dim(lua_State *L, int idx, int def_c)
-{
-    return lua_isnoneornil(L, idx) ? def_c : check_dim(L, idx);
-}
+static int opt_dim(lua_State *L, int idx, int def_c) { return lua_isnoneornil(L, idx) ? def_c : check_dim(L, idx); }
 
 /* Converts a 0-based I64 index tensor we own to 1-based in place. */
 static yt_tensor *one_based(yt_tensor *t)
@@ -57,10 +54,18 @@ static int arith_scalar(lua_State *L, yt_binary_op op, int ti, int si, int numbe
     double s = lua_tonumber(L, si);
     yt_tensor *y = NULL;
     switch (op) {
-    case YT_BIN_ADD: y = yt_add_scalar(x, s); break;
-    case YT_BIN_SUB: y = number_first ? yt_rsub_scalar(x, s) : yt_sub_scalar(x, s); break;
-    case YT_BIN_MUL: y = yt_mul_scalar(x, s); break;
-    case YT_BIN_DIV: y = number_first ? yt_rdiv_scalar(x, s) : yt_div_scalar(x, s); break;
+    case YT_BIN_ADD:
+        y = yt_add_scalar(x, s);
+        break;
+    case YT_BIN_SUB:
+        y = number_first ? yt_rsub_scalar(x, s) : yt_sub_scalar(x, s);
+        break;
+    case YT_BIN_MUL:
+        y = yt_mul_scalar(x, s);
+        break;
+    case YT_BIN_DIV:
+        y = number_first ? yt_rdiv_scalar(x, s) : yt_div_scalar(x, s);
+        break;
     }
     yt_lua_push_tensor(L, y);
     return 1;
@@ -77,8 +82,8 @@ static int arith(lua_State *L, yt_binary_op op)
     }
     if (ta && lua_type(L, 2) == LUA_TNUMBER) return arith_scalar(L, op, 1, 2, 0);
     if (tb && lua_type(L, 1) == LUA_TNUMBER) return arith_scalar(L, op, 2, 1, 1);
-    return luaL_error(L, "%s: expected tensors or a tensor and a number, got %s and %s", names[op],
-                      luaL_typename(L, 1), luaL_typename(L, 2));
+    return luaL_error(L, "%s: expected tensors or a tensor and a number, got %s and %s", names[op], luaL_typename(L, 1),
+                      luaL_typename(L, 2));
 }
 
 static int l_add(lua_State *L) { return arith(L, YT_BIN_ADD); }
@@ -113,8 +118,7 @@ static int l_pow(lua_State *L)
 static int l_clamp(lua_State *L)
 {
     yt_tensor *x = yt_lua_check_tensor(L, 1);
-    if (lua_isnoneornil(L, 2) && lua_isnoneornil(L, 3))
-        return luaL_error(L, "clamp: give at least one of min and max");
+    if (lua_isnoneornil(L, 2) && lua_isnoneornil(L, 3)) return luaL_error(L, "clamp: give at least one of min and max");
     double lo = lua_isnoneornil(L, 2) ? -HUGE_VAL : luaL_checknumber(L, 2);
     double hi = lua_isnoneornil(L, 3) ? HUGE_VAL : luaL_checknumber(L, 3);
     yt_lua_push_tensor(L, yt_clamp(x, lo, hi));
@@ -332,8 +336,8 @@ static int l_index_select(lua_State *L)
         p[i] = p[i] > 0 ? p[i] - 1 : p[i] + size;
         if (p[i] < 0 || p[i] >= size) {
             yt_tensor_release(idx);
-            return luaL_error(L, "index_select: index %d out of range 1..%d (or -%d..-1) in dimension %d",
-                              (int)given, (int)size, (int)size, dn + 1);
+            return luaL_error(L, "index_select: index %d out of range 1..%d (or -%d..-1) in dimension %d", (int)given,
+                              (int)size, (int)size, dn + 1);
         }
     }
     yt_tensor *y = yt_index_select(x, d, idx);
@@ -363,8 +367,10 @@ static int l_flatten(lua_State *L)
 static int l_squeeze(lua_State *L)
 {
     yt_tensor *x = yt_lua_check_tensor(L, 1);
-    if (lua_isnoneornil(L, 2)) yt_lua_push_tensor(L, yt_squeeze_all(x));
-    else yt_lua_push_tensor(L, yt_squeeze(x, check_dim(L, 2)));
+    if (lua_isnoneornil(L, 2))
+        yt_lua_push_tensor(L, yt_squeeze_all(x));
+    else
+        yt_lua_push_tensor(L, yt_squeeze(x, check_dim(L, 2)));
     return 1;
 }
 
@@ -377,20 +383,34 @@ static int l_unsqueeze(lua_State *L)
 
 /* both module functions and tensor methods */
 static const luaL_Reg ops_common[] = {
-    {"add", l_add},         {"sub", l_sub},
-    {"mul", l_mul},         {"div", l_div},
-    {"neg", l_neg},         {"exp", l_exp},
-    {"log", l_log},         {"sqrt", l_sqrt},
-    {"abs", l_abs},         {"pow", l_pow},
-    {"clamp", l_clamp},     {"sum", l_sum},
-    {"mean", l_mean},       {"max", l_max},
-    {"min", l_min},         {"argmax", l_argmax},
-    {"argmin", l_argmin},   {"split", l_split},
-    {"chunk", l_chunk},     {"softmax", l_softmax},
-    {"log_softmax", l_log_softmax}, {"silu", l_silu},
-    {"sigmoid", l_sigmoid}, {"transpose", l_transpose},
-    {"flatten", l_flatten}, {"squeeze", l_squeeze},
-    {"unsqueeze", l_unsqueeze}, {"index_select", l_index_select},
+    {"add", l_add},
+    {"sub", l_sub},
+    {"mul", l_mul},
+    {"div", l_div},
+    {"neg", l_neg},
+    {"exp", l_exp},
+    {"log", l_log},
+    {"sqrt", l_sqrt},
+    {"abs", l_abs},
+    {"pow", l_pow},
+    {"clamp", l_clamp},
+    {"sum", l_sum},
+    {"mean", l_mean},
+    {"max", l_max},
+    {"min", l_min},
+    {"argmax", l_argmax},
+    {"argmin", l_argmin},
+    {"split", l_split},
+    {"chunk", l_chunk},
+    {"softmax", l_softmax},
+    {"log_softmax", l_log_softmax},
+    {"silu", l_silu},
+    {"sigmoid", l_sigmoid},
+    {"transpose", l_transpose},
+    {"flatten", l_flatten},
+    {"squeeze", l_squeeze},
+    {"unsqueeze", l_unsqueeze},
+    {"index_select", l_index_select},
     {NULL, NULL},
 };
 
@@ -402,10 +422,8 @@ static const luaL_Reg ops_functions[] = {
 
 /* tensor metamethods only */
 static const luaL_Reg ops_operators[] = {
-    {"__add", l_add},       {"__sub", l_sub},
-    {"__mul", l_mul},       {"__div", l_div},
-    {"__unm", l_neg},       {"__pow", l_pow},
-    {NULL, NULL},
+    {"__add", l_add}, {"__sub", l_sub}, {"__mul", l_mul}, {"__div", l_div},
+    {"__unm", l_neg}, {"__pow", l_pow}, {NULL, NULL},
 };
 
 void yt_lua_open_ops(lua_State *L, int module_index)

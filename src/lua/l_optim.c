@@ -49,7 +49,6 @@ static optim_box *check_optim(lua_State *L, int idx)
     return b;
 }
 
-
 /* Reads an array of tensors at idx into a scratch block pushed on the stack. */
 static yt_tensor **tensor_array(lua_State *L, int idx, int *n_out)
 {
@@ -84,8 +83,8 @@ static int get_number_field(lua_State *L, int t, const char *k, double *out)
 /* Applies the hyperparameter fields of table t to g (params handled by the caller). */
 static void read_hyper(lua_State *L, int t, yt_param_group *g, int allow_params)
 {
-    static const char *const known[] = {"params", "lr", "momentum", "beta1", "beta2", "betas", "eps",
-                                        "weight_decay", "dampening", "nesterov", NULL};
+    static const char *const known[] = {"params", "lr",           "momentum",  "beta1",    "beta2", "betas",
+                                        "eps",    "weight_decay", "dampening", "nesterov", NULL};
     lua_pushnil(L);
     while (lua_next(L, t)) {
         lua_pop(L, 1);
@@ -93,8 +92,7 @@ static void read_hyper(lua_State *L, int t, yt_param_group *g, int allow_params)
         const char *k = lua_tostring(L, -1);
         int ok = 0;
         for (int i = 0; known[i]; i++) ok |= strcmp(k, known[i]) == 0;
-        if (!ok || (!allow_params && strcmp(k, "params") == 0))
-            luaL_error(L, "unknown parameter-group field '%s'", k);
+        if (!ok || (!allow_params && strcmp(k, "params") == 0)) luaL_error(L, "unknown parameter-group field '%s'", k);
     }
     get_number_field(L, t, "lr", &g->lr);
     get_number_field(L, t, "momentum", &g->momentum);
@@ -171,8 +169,7 @@ static int m_zero_grad(lua_State *L)
 static yt_param_group *check_group(lua_State *L, optim_box *b, int idx)
 {
     lua_Integer i = luaL_checkinteger(L, idx);
-    if (i < 1 || i > b->o->n_groups)
-        luaL_error(L, "group %d out of range 1..%d", (int)i, b->o->n_groups);
+    if (i < 1 || i > b->o->n_groups) luaL_error(L, "group %d out of range 1..%d", (int)i, b->o->n_groups);
     return &b->o->groups[i - 1];
 }
 
@@ -348,13 +345,22 @@ static int l_ema_update(lua_State *L)
 }
 
 static const luaL_Reg optim_methods[] = {
-    {"step", m_step}, {"zero_grad", m_zero_grad}, {"get_group", m_get_group}, {"set_group", m_set_group},
-    {"n_groups", m_n_groups}, {"kind", m_kind}, {"state_tensors", m_state_tensors},
-    {"load_state_tensors", m_load_state_tensors}, {NULL, NULL},
+    {"step", m_step},
+    {"zero_grad", m_zero_grad},
+    {"get_group", m_get_group},
+    {"set_group", m_set_group},
+    {"n_groups", m_n_groups},
+    {"kind", m_kind},
+    {"state_tensors", m_state_tensors},
+    {"load_state_tensors", m_load_state_tensors},
+    {NULL, NULL},
 };
 
 static const luaL_Reg top_functions[] = {
-    {"clip_grad_norm", l_clip_grad_norm}, {"ema_decay", l_ema_decay}, {"ema_update", l_ema_update}, {NULL, NULL},
+    {"clip_grad_norm", l_clip_grad_norm},
+    {"ema_decay", l_ema_decay},
+    {"ema_update", l_ema_update},
+    {NULL, NULL},
 };
 
 void yt_lua_open_optim(lua_State *L, int module_index)

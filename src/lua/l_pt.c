@@ -69,8 +69,13 @@ static void set_entries(converter *c, const yt_pk *dict, int depth, int skip_pri
             if (skip_private && key->s[0] == '_') continue;
             lua_pushlstring(L, key->s, key->len);
             break;
-        case YT_PK_INT: case YT_PK_BOOL: case YT_PK_FLOAT: push_value(c, key, depth + 1); break;
-        default: luaL_error(L, "%s: a dict key of type %s", yt_pt_name(c->pt), yt_pk_kind_name(key->kind));
+        case YT_PK_INT:
+        case YT_PK_BOOL:
+        case YT_PK_FLOAT:
+            push_value(c, key, depth + 1);
+            break;
+        default:
+            luaL_error(L, "%s: a dict key of type %s", yt_pt_name(c->pt), yt_pk_kind_name(key->kind));
         }
         push_value(c, value, depth + 1);
         lua_rawset(L, -3);
@@ -86,7 +91,8 @@ static void push_object(converter *c, const yt_pk *v, int depth)
     const yt_pk *state = v->items[1];
     if (state->kind == YT_PK_TUPLE && state->n == 2 && state->items[0]->kind == YT_PK_DICT) state = state->items[0];
     int module = yt_pt_is_module(v);
-    if (state->kind == YT_PK_DICT) set_entries(c, state, depth, module);
+    if (state->kind == YT_PK_DICT)
+        set_entries(c, state, depth, module);
     else {
         push_value(c, state, depth + 1);
         lua_setfield(L, -2, "__state");
@@ -105,12 +111,25 @@ static void push_value(converter *c, const yt_pk *v, int depth)
         luaL_error(L, "%s: values nested deeper than %d (a cycle?)", yt_pt_name(c->pt), YT_PK_MAX_DEPTH);
     luaL_checkstack(L, 8, "checkpoint nesting");
     switch (v->kind) {
-    case YT_PK_NONE: lua_pushvalue(L, c->null_idx); break;
-    case YT_PK_BOOL: lua_pushboolean(L, (int)v->i); break;
-    case YT_PK_INT: lua_pushinteger(L, (lua_Integer)v->i); break;
-    case YT_PK_FLOAT: lua_pushnumber(L, v->f); break;
-    case YT_PK_STR: case YT_PK_BYTES: case YT_PK_GLOBAL: lua_pushlstring(L, v->s, v->len); break;
-    case YT_PK_TUPLE: case YT_PK_LIST:
+    case YT_PK_NONE:
+        lua_pushvalue(L, c->null_idx);
+        break;
+    case YT_PK_BOOL:
+        lua_pushboolean(L, (int)v->i);
+        break;
+    case YT_PK_INT:
+        lua_pushinteger(L, (lua_Integer)v->i);
+        break;
+    case YT_PK_FLOAT:
+        lua_pushnumber(L, v->f);
+        break;
+    case YT_PK_STR:
+    case YT_PK_BYTES:
+    case YT_PK_GLOBAL:
+        lua_pushlstring(L, v->s, v->len);
+        break;
+    case YT_PK_TUPLE:
+    case YT_PK_LIST:
         lua_createtable(L, (int)v->n, 0);
         for (size_t k = 0; k < v->n; k++) {
             push_value(c, v->items[k], depth + 1);
@@ -125,13 +144,19 @@ static void push_value(converter *c, const yt_pk *v, int depth)
         double f;
         int64_t i;
         int is_int;
-        if (!yt_pk_numpy_scalar(v, &f, &i, &is_int)) push_object(c, v, depth);
-        else if (is_int) lua_pushinteger(L, (lua_Integer)i);
-        else lua_pushnumber(L, f);
+        if (!yt_pk_numpy_scalar(v, &f, &i, &is_int))
+            push_object(c, v, depth);
+        else if (is_int)
+            lua_pushinteger(L, (lua_Integer)i);
+        else
+            lua_pushnumber(L, f);
         break;
     }
-    case YT_PK_TENSOR: yt_lua_push_tensor(L, yt_pt_tensor(c->pt, v)); break;
-    default: luaL_error(L, "%s: a bare %s in the checkpoint", yt_pt_name(c->pt), yt_pk_kind_name(v->kind));
+    case YT_PK_TENSOR:
+        yt_lua_push_tensor(L, yt_pt_tensor(c->pt, v));
+        break;
+    default:
+        luaL_error(L, "%s: a bare %s in the checkpoint", yt_pt_name(c->pt), yt_pk_kind_name(v->kind));
     }
 }
 
@@ -145,8 +170,10 @@ static int l_load_pt(lua_State *L)
     if (!h->pt) return yt_lua_core_error(L);
     converter c = {L, h->pt, null_idx};
     const yt_pk *root = yt_pt_root(h->pt);
-    if (root->kind == YT_PK_NONE) lua_pushnil(L);
-    else push_value(&c, root, 0);
+    if (root->kind == YT_PK_NONE)
+        lua_pushnil(L);
+    else
+        push_value(&c, root, 0);
     yt_pt_close(h->pt);
     h->pt = NULL;
     return 1;

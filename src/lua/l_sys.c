@@ -39,9 +39,9 @@ static int push_errno(lua_State *L, const char *what)
 
 /* ---- interrupt handler for training ------------------------------------------------------------------------ */
 
-static atomic_int sys_interrupts;       /* Ctrl-C presses since the last yt.sys.interrupted() */
-static lua_State *volatile sys_target;  /* thread that installed the handler (forced interrupt on the 3rd press) */
-static struct sigaction sys_saved;      /* disposition before install */
+static atomic_int sys_interrupts;      /* Ctrl-C presses since the last yt.sys.interrupted() */
+static lua_State *volatile sys_target; /* thread that installed the handler (forced interrupt on the 3rd press) */
+static struct sigaction sys_saved;     /* disposition before install */
 static int sys_installed;
 static int sys_target_ref = LUA_NOREF;  /* registry reference keeping sys_target from being collected */
 static atomic_int sys_terminations;     /* SIGTERMs since the last yt.sys.terminated() */
@@ -210,7 +210,8 @@ static int l_durable_rename(lua_State *L)
     return 0;
 }
 
-/* yt.sys.remove_stale_temps(dir) -> n: removes "<name>.tmp.<pid>" / ".old.<pid>" files of processes that no longer exist. */
+/* yt.sys.remove_stale_temps(dir) -> n: removes "<name>.tmp.<pid>" / ".old.<pid>" files of processes that no longer
+ * exist. */
 static int l_remove_stale_temps(lua_State *L)
 {
     int n = yt_remove_stale_temps(luaL_checkstring(L, 1));
@@ -391,8 +392,10 @@ static int l_getpid(lua_State *L)
 static int l_getenv(lua_State *L)
 {
     const char *v = getenv(luaL_checkstring(L, 1));
-    if (v) lua_pushstring(L, v);
-    else lua_pushnil(L);
+    if (v)
+        lua_pushstring(L, v);
+    else
+        lua_pushnil(L);
     return 1;
 }
 

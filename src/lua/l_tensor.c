@@ -101,11 +101,20 @@ static void fill_value(yt_tensor *t, double v)
 {
     int64_t n = yt_numel(t);
     switch (t->dtype) {
-    case YT_F32: for (int64_t i = 0; i < n; i++) yt_f32(t)[i] = (float)v; break;
-    case YT_F64: for (int64_t i = 0; i < n; i++) yt_f64(t)[i] = v; break;
-    case YT_I64: for (int64_t i = 0; i < n; i++) yt_i64(t)[i] = (int64_t)v; break;
-    case YT_U8: for (int64_t i = 0; i < n; i++) yt_u8(t)[i] = (uint8_t)v; break;
-    default: break;
+    case YT_F32:
+        for (int64_t i = 0; i < n; i++) yt_f32(t)[i] = (float)v;
+        break;
+    case YT_F64:
+        for (int64_t i = 0; i < n; i++) yt_f64(t)[i] = v;
+        break;
+    case YT_I64:
+        for (int64_t i = 0; i < n; i++) yt_i64(t)[i] = (int64_t)v;
+        break;
+    case YT_U8:
+        for (int64_t i = 0; i < n; i++) yt_u8(t)[i] = (uint8_t)v;
+        break;
+    default:
+        break;
     }
 }
 
@@ -190,7 +199,8 @@ static void table_shape(lua_State *L, int idx, int64_t *shape, int *nd)
 static void table_fill(lua_State *L, int idx, yt_tensor *t, int d, int64_t *pos)
 {
     int64_t n = (int64_t)luaL_len(L, idx);
-    if (n != t->shape[d]) luaL_error(L, "tensor(): ragged table at depth %d (%d vs %d entries)", d + 1, (int)n, (int)t->shape[d]);
+    if (n != t->shape[d])
+        luaL_error(L, "tensor(): ragged table at depth %d (%d vs %d entries)", d + 1, (int)n, (int)t->shape[d]);
     for (int64_t i = 1; i <= n; i++) {
         lua_geti(L, idx, i);
         if (d + 1 < t->ndim) {
@@ -201,11 +211,20 @@ static void table_fill(lua_State *L, int idx, yt_tensor *t, int d, int64_t *pos)
             lua_Number v = lua_tonumberx(L, -1, &ok);
             if (!ok) luaL_error(L, "tensor(): non-number at element %d", (int)(*pos + 1));
             switch (t->dtype) {
-            case YT_F32: yt_f32(t)[*pos] = (float)v; break;
-            case YT_F64: yt_f64(t)[*pos] = v; break;
-            case YT_I64: yt_i64(t)[*pos] = (int64_t)v; break;
-            case YT_U8: yt_u8(t)[*pos] = (uint8_t)v; break;
-            default: break;
+            case YT_F32:
+                yt_f32(t)[*pos] = (float)v;
+                break;
+            case YT_F64:
+                yt_f64(t)[*pos] = v;
+                break;
+            case YT_I64:
+                yt_i64(t)[*pos] = (int64_t)v;
+                break;
+            case YT_U8:
+                yt_u8(t)[*pos] = (uint8_t)v;
+                break;
+            default:
+                break;
             }
             (*pos)++;
         }
@@ -237,9 +256,12 @@ static int l_tensor(lua_State *L)
 
 static void push_element(lua_State *L, const yt_tensor *t, int64_t off)
 {
-    if (t->dtype == YT_I64) lua_pushinteger(L, ((const int64_t *)t->storage->data)[off]);
-    else if (t->dtype == YT_U8) lua_pushinteger(L, ((const uint8_t *)t->storage->data)[off]);
-    else lua_pushnumber(L, yt_tensor_elem_f64(t, off));
+    if (t->dtype == YT_I64)
+        lua_pushinteger(L, ((const int64_t *)t->storage->data)[off]);
+    else if (t->dtype == YT_U8)
+        lua_pushinteger(L, ((const uint8_t *)t->storage->data)[off]);
+    else
+        lua_pushnumber(L, yt_tensor_elem_f64(t, off));
 }
 
 static int m_shape(lua_State *L)
@@ -355,8 +377,10 @@ static int m_tostring(lua_State *L)
         for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
         char num[48];
         const double v = yt_tensor_elem_f64(t, off);
-        if (t->dtype == YT_I64 || t->dtype == YT_U8) snprintf(num, sizeof num, "%s%.0f", i ? ", " : "", v);
-        else snprintf(num, sizeof num, "%s%.6g", i ? ", " : "", v);
+        if (t->dtype == YT_I64 || t->dtype == YT_U8)
+            snprintf(num, sizeof num, "%s%.0f", i ? ", " : "", v);
+        else
+            snprintf(num, sizeof num, "%s%.6g", i ? ", " : "", v);
         luaL_addstring(&buf, num);
         for (int d = t->ndim - 1; d >= 0; d--) {
             if (++idx[d] < t->shape[d]) break;
@@ -533,7 +557,8 @@ static int64_t element_offset(lua_State *L, yt_tensor *t, int first)
     for (int d = 0; d < t->ndim; d++) {
         lua_Integer i = luaL_checkinteger(L, first + d);
         if (i < 0) i += t->shape[d] + 1;
-        if (i < 1 || i > t->shape[d]) luaL_error(L, "index %d out of range 1..%d in dimension %d", (int)i, (int)t->shape[d], d + 1);
+        if (i < 1 || i > t->shape[d])
+            luaL_error(L, "index %d out of range 1..%d in dimension %d", (int)i, (int)t->shape[d], d + 1);
         off += (i - 1) * t->stride[d];
     }
     return off;
@@ -553,11 +578,20 @@ static int m_set(lua_State *L)
     int64_t off = element_offset(L, t, 3);
     char *base = t->storage->data;
     switch (t->dtype) {
-    case YT_F32: ((float *)base)[off] = (float)v; break;
-    case YT_F64: ((double *)base)[off] = v; break;
-    case YT_I64: ((int64_t *)base)[off] = (int64_t)v; break;
-    case YT_U8: ((uint8_t *)base)[off] = (uint8_t)v; break;
-    default: break;
+    case YT_F32:
+        ((float *)base)[off] = (float)v;
+        break;
+    case YT_F64:
+        ((double *)base)[off] = v;
+        break;
+    case YT_I64:
+        ((int64_t *)base)[off] = (int64_t)v;
+        break;
+    case YT_U8:
+        ((uint8_t *)base)[off] = (uint8_t)v;
+        break;
+    default:
+        break;
     }
     return 0;
 }
@@ -604,8 +638,10 @@ static int m_index(lua_State *L)
             return 1;
         }
         if (strcmp(k, "grad_fn") == 0) {
-            if (t->grad_fn) lua_pushstring(L, t->grad_fn->name);
-            else lua_pushnil(L);
+            if (t->grad_fn)
+                lua_pushstring(L, t->grad_fn->name);
+            else
+                lua_pushnil(L);
             return 1;
         }
         lua_pushnil(L);
@@ -624,7 +660,8 @@ static int m_index(lua_State *L)
         yt_tensor *row = yt_narrow(t, 0, i - 1, 1);
         if (!row) return yt_lua_core_error(L);
         yt_tensor *r = NULL;
-        if (yt_is_contiguous(row)) r = yt_reshape(row, t->ndim - 1, t->shape + 1);
+        if (yt_is_contiguous(row))
+            r = yt_reshape(row, t->ndim - 1, t->shape + 1);
         else {
             /* squeeze the leading 1 without copying */
             r = row;
@@ -637,8 +674,7 @@ static int m_index(lua_State *L)
         yt_lua_push_tensor(L, r);
         return 1;
     }
-    return luaL_error(L, "tensors are indexed by an integer (1-based) or a method name, not a %s",
-                      luaL_typename(L, 2));
+    return luaL_error(L, "tensors are indexed by an integer (1-based) or a method name, not a %s", luaL_typename(L, 2));
 }
 
 static int m_newindex(lua_State *L)
@@ -659,7 +695,8 @@ static int m_newindex(lua_State *L)
                 return 0;
             }
             yt_tensor *g = yt_lua_check_tensor(L, 3);
-            if (g->dtype != YT_F32 || yt_numel(g) != yt_numel(t)) return luaL_error(L, "grad must be float32 of the tensor's shape");
+            if (g->dtype != YT_F32 || yt_numel(g) != yt_numel(t))
+                return luaL_error(L, "grad must be float32 of the tensor's shape");
             yt_tensor *c = yt_tensor_clone(g);
             if (!c) return yt_lua_core_error(L);
             yt_tensor_keep(c);
@@ -675,7 +712,7 @@ static int m_newindex(lua_State *L)
         if (i < 1 || i > t->shape[0]) return luaL_error(L, "index %d out of range 1..%d", (int)i, (int)t->shape[0]);
         lua_Number v = luaL_checknumber(L, 3);
         lua_settop(L, 1);
-        lua_pushnumber(L, v);  /* m_set(t, value, index) */
+        lua_pushnumber(L, v); /* m_set(t, value, index) */
         lua_pushinteger(L, i);
         return m_set(L);
     }
@@ -761,27 +798,65 @@ static int l_is_tensor(lua_State *L)
 }
 
 static const luaL_Reg tensor_methods[] = {
-    {"shape", m_shape}, {"size", m_shape}, {"dim", m_dim}, {"numel", m_numel}, {"dtype", m_dtype},
-    {"item", m_item}, {"totable", m_totable}, {"tolist", m_tolist}, {"keep", m_keep}, {"clone", m_clone},
-    {"detach", m_detach}, {"contiguous", m_contiguous}, {"is_contiguous", m_is_contiguous},
-    {"reshape", m_reshape}, {"view", m_reshape}, {"narrow", m_narrow}, {"permute", m_permute},
-    {"copy_", m_copy_}, {"fill_", m_fill_}, {"zero_grad", m_zero_grad}, {"backward", m_backward},
-    {"requires_grad_", m_requires_grad_}, {"get", m_get}, {"set", m_set}, {"free", m_close},
-    {"data_ptr", m_data_ptr}, {"to", m_to}, {"float", m_float}, {NULL, NULL},
+    {"shape", m_shape},
+    {"size", m_shape},
+    {"dim", m_dim},
+    {"numel", m_numel},
+    {"dtype", m_dtype},
+    {"item", m_item},
+    {"totable", m_totable},
+    {"tolist", m_tolist},
+    {"keep", m_keep},
+    {"clone", m_clone},
+    {"detach", m_detach},
+    {"contiguous", m_contiguous},
+    {"is_contiguous", m_is_contiguous},
+    {"reshape", m_reshape},
+    {"view", m_reshape},
+    {"narrow", m_narrow},
+    {"permute", m_permute},
+    {"copy_", m_copy_},
+    {"fill_", m_fill_},
+    {"zero_grad", m_zero_grad},
+    {"backward", m_backward},
+    {"requires_grad_", m_requires_grad_},
+    {"get", m_get},
+    {"set", m_set},
+    {"free", m_close},
+    {"data_ptr", m_data_ptr},
+    {"to", m_to},
+    {"float", m_float},
+    {NULL, NULL},
 };
 
 static const luaL_Reg tensor_meta[] = {
-    {"__gc", m_gc}, {"__close", m_close}, {"__tostring", m_tostring}, {"__index", m_index},
-    {"__newindex", m_newindex}, {"__len", m_len}, {NULL, NULL},
+    {"__gc", m_gc},       {"__close", m_close},       {"__tostring", m_tostring},
+    {"__index", m_index}, {"__newindex", m_newindex}, {"__len", m_len},
+    {NULL, NULL},
 };
 
 static const luaL_Reg functions[] = {
-    {"zeros", l_zeros}, {"ones", l_ones}, {"full", l_full}, {"empty", l_empty}, {"rand", l_rand},
-    {"randn", l_randn}, {"tensor", l_tensor}, {"manual_seed", l_manual_seed}, {"backward", l_backward},
-    {"set_grad_enabled", l_set_grad_enabled}, {"is_grad_enabled", l_is_grad_enabled},
-    {"scope_begin", l_scope_begin}, {"scope_end", l_scope_end}, {"tape_clear", l_tape_clear},
-    {"tape_length", l_tape_length}, {"memory", l_memory}, {"is_tensor", l_is_tensor}, {"to_float", m_float},
-    {"get_rng_state", l_get_rng_state}, {"set_rng_state", l_set_rng_state}, {NULL, NULL},
+    {"zeros", l_zeros},
+    {"ones", l_ones},
+    {"full", l_full},
+    {"empty", l_empty},
+    {"rand", l_rand},
+    {"randn", l_randn},
+    {"tensor", l_tensor},
+    {"manual_seed", l_manual_seed},
+    {"backward", l_backward},
+    {"set_grad_enabled", l_set_grad_enabled},
+    {"is_grad_enabled", l_is_grad_enabled},
+    {"scope_begin", l_scope_begin},
+    {"scope_end", l_scope_end},
+    {"tape_clear", l_tape_clear},
+    {"tape_length", l_tape_length},
+    {"memory", l_memory},
+    {"is_tensor", l_is_tensor},
+    {"to_float", m_float},
+    {"get_rng_state", l_get_rng_state},
+    {"set_rng_state", l_set_rng_state},
+    {NULL, NULL},
 };
 
 void yt_lua_open_tensor(lua_State *L, int module_index)
@@ -807,8 +882,10 @@ void yt_lua_add_tensor_methods(lua_State *L, const luaL_Reg *fns)
     lua_getfield(L, -1, "__methods");
     for (const luaL_Reg *f = fns; f->name; f++) {
         lua_pushcfunction(L, f->func);
-        if (f->name[0] == '_' && f->name[1] == '_') lua_setfield(L, -3, f->name);
-        else lua_setfield(L, -2, f->name);
+        if (f->name[0] == '_' && f->name[1] == '_')
+            lua_setfield(L, -3, f->name);
+        else
+            lua_setfield(L, -2, f->name);
     }
     lua_pop(L, 2);
 }

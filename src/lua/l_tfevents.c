@@ -76,9 +76,11 @@ static int writer_gc(lua_State *L)
 
 void yt_lua_open_tfevents(lua_State *L, int module_index)
 {
-    static const luaL_Reg methods[] = {
-        {"path", writer_path}, {"scalar", writer_scalar}, {"flush", writer_flush}, {"close", writer_close},
-        {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"path", writer_path},
+                                       {"scalar", writer_scalar},
+                                       {"flush", writer_flush},
+                                       {"close", writer_close},
+                                       {NULL, NULL}};
     if (luaL_newmetatable(L, TFEVENTS_MT)) {
         luaL_newlib(L, methods);
         lua_setfield(L, -2, "__index");

@@ -100,10 +100,14 @@ static int engine_frame(const lua_Debug *ar)
 /* "in function 'name'", as luaL_traceback names a frame (without its search of the loaded modules). */
 static void push_frame_name(lua_State *L, const lua_Debug *ar)
 {
-    if (*ar->namewhat) lua_pushfstring(L, "%s '%s'", ar->namewhat, ar->name);
-    else if (*ar->what == 'm') lua_pushliteral(L, "main chunk");
-    else if (*ar->what != 'C') lua_pushfstring(L, "function <%s:%d>", ar->short_src, ar->linedefined);
-    else lua_pushliteral(L, "?");
+    if (*ar->namewhat)
+        lua_pushfstring(L, "%s '%s'", ar->namewhat, ar->name);
+    else if (*ar->what == 'm')
+        lua_pushliteral(L, "main chunk");
+    else if (*ar->what != 'C')
+        lua_pushfstring(L, "function <%s:%d>", ar->short_src, ar->linedefined);
+    else
+        lua_pushliteral(L, "?");
 }
 
 /* Is the frame one the trimmed traceback shows (a Lua function outside the engine)? Fills ar's fields. */
@@ -112,7 +116,7 @@ static int user_frame(lua_State *L1, lua_Debug *ar)
     return lua_getinfo(L1, "Slnt", ar) && ar->currentline > 0 && !engine_frame(ar);
 }
 
-#define TRACE_HEAD 10   /* user frames shown before, and after, the gap of a deep stack, as luaL_traceback does */
+#define TRACE_HEAD 10 /* user frames shown before, and after, the gap of a deep stack, as luaL_traceback does */
 #define TRACE_TAIL 11
 #define TRACE_WINDOW 64 /* levels looked at from each end of a deep stack (lua_getstack costs its level) */
 
@@ -127,8 +131,10 @@ static int last_level(lua_State *L1)
     }
     while (li < le) {
         int m = (li + le) / 2;
-        if (lua_getstack(L1, m, &ar)) li = m + 1;
-        else le = m;
+        if (lua_getstack(L1, m, &ar))
+            li = m + 1;
+        else
+            le = m;
     }
     return le - 1;
 }
@@ -139,8 +145,10 @@ static int user_levels(lua_State *L1, int from, int to, int *out, int max, int *
     int n = 0;
     lua_Debug ar;
     for (int lv = from; lv <= to && n < max && lua_getstack(L1, lv, &ar); lv++) {
-        if (user_frame(L1, &ar)) out[n++] = lv;
-        else if (ar.currentline > 0) (*hidden)++; /* an engine frame; C functions have nothing to open */
+        if (user_frame(L1, &ar))
+            out[n++] = lv;
+        else if (ar.currentline > 0)
+            (*hidden)++; /* an engine frame; C functions have nothing to open */
     }
     return n;
 }
@@ -387,8 +395,10 @@ static char **local_complete(void *ud, const char *text)
     lua_pushliteral(L, "yolotrain.repl");
     if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1) && lua_getfield(L, -1, "complete") == LUA_TFUNCTION) {
         lua_pushstring(L, text);
-        if (c->env) lua_pushvalue(L, c->env);
-        else lua_pushglobaltable(L);
+        if (c->env)
+            lua_pushvalue(L, c->env);
+        else
+            lua_pushglobaltable(L);
         if (lua_pcall(L, 2, 1, 0) == LUA_OK && lua_istable(L, -1)) {
             lua_Integer n = luaL_len(L, -1);
             out = calloc((size_t)n + 1, sizeof *out);
@@ -488,8 +498,10 @@ static int print_values(lua_State *L)
         if (!lua_isnil(L, repr) && lua_type(L, i) != LUA_TSTRING) { /* a string shows as itself, as in lua */
             lua_pushvalue(L, repr);
             lua_pushvalue(L, i);
-            if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) s = lua_tolstring(L, -1, &len);
-            else lua_pop(L, 1);
+            if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
+                s = lua_tolstring(L, -1, &len);
+            else
+                lua_pop(L, 1);
         }
         if (!s) s = luaL_tolstring(L, i, &len);
         if (i > 1) fputc('\t', stdout);
@@ -580,8 +592,10 @@ int yt_repl_run(lua_State *L, int env_index, const char *banner, int controls)
     int env = 0, state = 0;
     if (env_index || controls) {
         if (luaL_loadbufferx(L, make_env_code, sizeof make_env_code - 1, "=(repl)", "t") != LUA_OK) lua_error(L);
-        if (env_index) lua_pushvalue(L, env_index);
-        else lua_pushnil(L);
+        if (env_index)
+            lua_pushvalue(L, env_index);
+        else
+            lua_pushnil(L);
         lua_pushglobaltable(L);
         lua_pushboolean(L, controls);
         lua_call(L, 3, 2);
@@ -632,8 +646,10 @@ int yt_repl_run(lua_State *L, int env_index, const char *banner, int controls)
         if (state) {
             lua_getfield(L, state, "result");
             const char *verdict = lua_tostring(L, -1);
-            if (verdict && strcmp(verdict, "stop") == 0) result = YT_REPL_STOP;
-            else if (verdict) result = YT_REPL_CONT;
+            if (verdict && strcmp(verdict, "stop") == 0)
+                result = YT_REPL_STOP;
+            else if (verdict)
+                result = YT_REPL_CONT;
         }
     }
     yt_repl_set_completer(saved_fn, saved_ud);
@@ -641,8 +657,7 @@ int yt_repl_run(lua_State *L, int env_index, const char *banner, int controls)
     return result;
 }
 
-int yt_repl_run_remote(lua_State *L, const char *banner, int (*eval)(void *ud, const char *src, size_t len),
-                       void *ud)
+int yt_repl_run_remote(lua_State *L, const char *banner, int (*eval)(void *ud, const char *src, size_t len), void *ud)
 {
     int top = lua_gettop(L);
     if (banner) {

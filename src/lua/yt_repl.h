@@ -70,8 +70,7 @@ int yt_repl_run(lua_State *L, int env_index, const char *banner, int controls);
 
 /* The same loop, but each complete entry goes to eval (a chunk with a syntax error is reported here and not sent);
  * eval returns nonzero when the session is over. Used by `yolotrain attach` (src/lua/l_control.c). */
-int yt_repl_run_remote(lua_State *L, const char *banner, int (*eval)(void *ud, const char *src, size_t len),
-                       void *ud);
+int yt_repl_run_remote(lua_State *L, const char *banner, int (*eval)(void *ud, const char *src, size_t len), void *ud);
 
 /* A descriptor the line editors also wait on while they read (-1: none): when it becomes readable, the read ends
  * as at end of input (YT_LINE_EOF). attach watches its connection, so the training ending ends the session. */

@@ -91,8 +91,8 @@ yt_tensor *yt_box_iou(const yt_tensor *a, const yt_tensor *b)
 
 /* ---- matching ---- */
 
-int yt_match_predictions_forward(const int64_t *pred_cls, int64_t n, const int64_t *gt_cls, int64_t m,
-                                 const float *iou, const float *iouv, int niou, uint8_t *correct)
+int yt_match_predictions_forward(const int64_t *pred_cls, int64_t n, const int64_t *gt_cls, int64_t m, const float *iou,
+                                 const float *iouv, int niou, uint8_t *correct)
 {
     memset(correct, 0, (size_t)n * niou);
     if (n == 0 || m == 0) return 0;
@@ -101,8 +101,7 @@ int yt_match_predictions_forward(const int64_t *pred_cls, int64_t n, const int64
     if (!best_g || !taken) {
         free(best_g);
         free(taken);
-        return yt_error("match_predictions: out of memory (%lld predictions, %lld GT)", (long long)n,
-                        (long long)m);
+        return yt_error("match_predictions: out of memory (%lld predictions, %lld GT)", (long long)n, (long long)m);
     }
     for (int t = 0; t < niou; t++) {
         const float thr = iouv[t];
@@ -145,9 +144,12 @@ static int64_t *class_ids(const yt_tensor *t, const char *what, int64_t *n_out)
         return NULL;
     }
     int64_t n;
-    if (t->ndim == 1) n = t->shape[0];
-    else if (t->ndim == 2 && t->shape[1] == 1) n = t->shape[0];
-    else if (t->ndim == 0) n = 1;
+    if (t->ndim == 1)
+        n = t->shape[0];
+    else if (t->ndim == 2 && t->shape[1] == 1)
+        n = t->shape[0];
+    else if (t->ndim == 0)
+        n = 1;
     else {
         yt_error("%s: expected a vector of class ids, got %s", what, yt_shape_str(t, sb, sizeof sb));
         return NULL;
@@ -162,11 +164,21 @@ static int64_t *class_ids(const yt_tensor *t, const char *what, int64_t *n_out)
     for (int64_t i = 0; i < n; i++) {
         int64_t e = t->offset + i * st;
         switch (t->dtype) {
-        case YT_F32: o[i] = (int64_t)((const float *)base)[e]; break;
-        case YT_F64: o[i] = (int64_t)((const double *)base)[e]; break;
-        case YT_I64: o[i] = ((const int64_t *)base)[e]; break;
-        case YT_U8: o[i] = ((const uint8_t *)base)[e]; break;
-        default: o[i] = 0; break;
+        case YT_F32:
+            o[i] = (int64_t)((const float *)base)[e];
+            break;
+        case YT_F64:
+            o[i] = (int64_t)((const double *)base)[e];
+            break;
+        case YT_I64:
+            o[i] = ((const int64_t *)base)[e];
+            break;
+        case YT_U8:
+            o[i] = ((const uint8_t *)base)[e];
+            break;
+        default:
+            o[i] = 0;
+            break;
         }
     }
     *n_out = n;
@@ -263,8 +275,10 @@ double yt_interp(double x, const double *xp, const double *fp, int64_t n, double
     int64_t lo = 0, hi = n;
     while (lo < hi) {
         int64_t mid = lo + ((hi - lo) >> 1);
-        if (x >= xp[mid]) lo = mid + 1;
-        else hi = mid;
+        if (x >= xp[mid])
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     int64_t j = lo - 1;
     if (j >= n - 1) return fp[n - 1];
@@ -343,8 +357,8 @@ int yt_ap_per_class(const uint8_t *tp, int64_t n, int niou, const float *conf, c
     const int NP = YT_AP_CURVE_POINTS;
     const double eps = 1e-16;
     memset(out, 0, sizeof *out);
-    if (n < 0 || nt < 0 || niou < 1) return yt_error("ap_per_class: bad sizes (n %lld, nt %lld, niou %d)",
-                                                     (long long)n, (long long)nt, niou);
+    if (n < 0 || nt < 0 || niou < 1)
+        return yt_error("ap_per_class: bad sizes (n %lld, nt %lld, niou %d)", (long long)n, (long long)nt, niou);
     out->niou = niou;
 
     /* unique GT classes and their counts */
@@ -386,8 +400,8 @@ int yt_ap_per_class(const uint8_t *tp, int64_t n, int niou, const float *conf, c
     double *fmean = calloc(NP, sizeof(double)), *yp = malloc((NP + 100) * sizeof(double));
     int rcode = 0;
     if (!out->ap_class_index || !out->nt || !out->tp || !out->fp || !out->p || !out->r || !out->f1 || !out->ap ||
-        !out->x || !out->p_curve || !out->r_curve || !out->f1_curve || !out->prec_values || !out->has_prec ||
-        !xp || !recall || !precision || !rc || !pc || !mrec || !mpre || !cnt || !fmean || !yp) {
+        !out->x || !out->p_curve || !out->r_curve || !out->f1_curve || !out->prec_values || !out->has_prec || !xp ||
+        !recall || !precision || !rc || !pc || !mrec || !mpre || !cnt || !fmean || !yp) {
         rcode = yt_error("ap_per_class: out of memory (%lld predictions, %d classes)", (long long)n, nc);
         goto done;
     }
@@ -416,8 +430,10 @@ int yt_ap_per_class(const uint8_t *tp, int64_t n, int niou, const float *conf, c
             if (pred_cls[i] != c) continue;
             xp[n_p] = -(double)conf[i];
             for (int j = 0; j < niou; j++) {
-                if (tp[i * niou + j]) cnt[j]++;
-                else cnt[niou + j]++;
+                if (tp[i * niou + j])
+                    cnt[j]++;
+                else
+                    cnt[niou + j]++;
                 double tpc = (double)cnt[j], fpc = (double)cnt[niou + j];
                 recall[n_p * niou + j] = tpc / ((double)n_l + eps);
                 precision[n_p * niou + j] = tpc / (tpc + fpc);
@@ -443,8 +459,7 @@ int yt_ap_per_class(const uint8_t *tp, int64_t n, int niou, const float *conf, c
             out->ap[(size_t)ci * niou + j] = yt_compute_ap(rc, pc, n_p, mrec, mpre);
             if (j == 0) {
                 double *pv = out->prec_values + (size_t)ci * NP;
-                for (int q = 0; q < NP; q++)
-                    pv[q] = yt_interp(out->x[q], mrec, mpre, n_p + 2, mpre[0], mpre[n_p + 1]);
+                for (int q = 0; q < NP; q++) pv[q] = yt_interp(out->x[q], mrec, mpre, n_p + 2, mpre[0], mpre[n_p + 1]);
                 out->has_prec[ci] = 1;
             }
         }

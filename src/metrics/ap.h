@@ -24,8 +24,8 @@ yt_tensor *yt_box_iou(const yt_tensor *a, const yt_tensor *b);
  * iou: (m, n) IoU of GT rows against prediction columns. Per threshold: the pairs with the same class and
  * IoU >= threshold; each prediction keeps its highest-IoU GT; then each GT keeps the pair with the lowest
  * prediction index. correct: (n, niou), 1 = true positive at that threshold. Returns 0 or -1 (out of memory). */
-int yt_match_predictions_forward(const int64_t *pred_cls, int64_t n, const int64_t *gt_cls, int64_t m,
-                                 const float *iou, const float *iouv, int niou, uint8_t *correct);
+int yt_match_predictions_forward(const int64_t *pred_cls, int64_t n, const int64_t *gt_cls, int64_t m, const float *iou,
+                                 const float *iouv, int niou, uint8_t *correct);
 /* Tensor form: pred_cls (N) and gt_cls (M) or (M,1) of any dtype (class ids), iou (M,N) F32, iouv (K) F32 or
  * NULL (the 10 default thresholds) -> new (N,K) U8. */
 yt_tensor *yt_match_predictions(const yt_tensor *pred_cls, const yt_tensor *gt_cls, const yt_tensor *iou,
@@ -35,16 +35,16 @@ yt_tensor *yt_match_predictions(const yt_tensor *pred_cls, const yt_tensor *gt_c
  * GT (sorted ascending); "nc" below is their count. */
 typedef struct {
     int nc, niou;
-    int64_t *ap_class_index; /* (nc) class ids */
-    int64_t *nt;             /* (nc) GT count per class */
-    double *tp, *fp;         /* (nc) round(r * nt), round(tp / (p + eps) - tp) at best_index */
-    double *p, *r, *f1;      /* (nc) at best_index */
-    double *ap;              /* (nc, niou) */
-    double *x;               /* (1000) confidence grid 0..1 */
+    int64_t *ap_class_index;              /* (nc) class ids */
+    int64_t *nt;                          /* (nc) GT count per class */
+    double *tp, *fp;                      /* (nc) round(r * nt), round(tp / (p + eps) - tp) at best_index */
+    double *p, *r, *f1;                   /* (nc) at best_index */
+    double *ap;                           /* (nc, niou) */
+    double *x;                            /* (1000) confidence grid 0..1 */
     double *p_curve, *r_curve, *f1_curve; /* (nc, 1000) over confidence x */
-    double *prec_values;     /* (nc, 1000) precision envelope at recall x for IoU 0.5 (PR plot) */
-    uint8_t *has_prec;       /* (nc) 1 when the class had predictions (rows of prec_values computed) */
-    int best_index;          /* argmax of the smoothed mean F1 */
+    double *prec_values;                  /* (nc, 1000) precision envelope at recall x for IoU 0.5 (PR plot) */
+    uint8_t *has_prec;                    /* (nc) 1 when the class had predictions (rows of prec_values computed) */
+    int best_index;                       /* argmax of the smoothed mean F1 */
 } yt_ap_result;
 
 /* tp: (n, niou) 0/1; conf, pred_cls: (n); target_cls: (nt). Returns 0 or -1 with yt_error set. */

@@ -14,9 +14,8 @@
 #define JPEG_QUALITY 90
 
 const double YT_TAB10[10][3] = {
-    {0.122, 0.467, 0.706}, {1.000, 0.498, 0.055}, {0.173, 0.627, 0.173}, {0.839, 0.153, 0.157},
-    {0.580, 0.404, 0.741}, {0.549, 0.337, 0.294}, {0.890, 0.467, 0.761}, {0.498, 0.498, 0.498},
-    {0.737, 0.741, 0.133}, {0.090, 0.745, 0.812},
+    {0.122, 0.467, 0.706}, {1.000, 0.498, 0.055}, {0.173, 0.627, 0.173}, {0.839, 0.153, 0.157}, {0.580, 0.404, 0.741},
+    {0.549, 0.337, 0.294}, {0.890, 0.467, 0.761}, {0.498, 0.498, 0.498}, {0.737, 0.741, 0.133}, {0.090, 0.745, 0.812},
 };
 
 static const unsigned PALETTE[20] = {0x042AFF, 0x0BDBEB, 0xF3F3F3, 0x00DFB7, 0x111F68, 0xFF6FDD, 0xFF444F,
@@ -84,7 +83,8 @@ static int save_jpeg(cairo_surface_t *surf, const char *path)
     for (int y = 0; y < h; y++) {
         const uint32_t *row = (const uint32_t *)(d + (size_t)y * stride);
         uint8_t *o = rgb + (size_t)y * w * 3;
-        for (int x = 0; x < w; x++) o[3 * x] = row[x] >> 16 & 255, o[3 * x + 1] = row[x] >> 8 & 255, o[3 * x + 2] = row[x] & 255;
+        for (int x = 0; x < w; x++)
+            o[3 * x] = row[x] >> 16 & 255, o[3 * x + 1] = row[x] >> 8 & 255, o[3 * x + 2] = row[x] & 255;
     }
     int rc = yt_image_save(path, rgb, h, w, JPEG_QUALITY);
     free(rgb);
@@ -113,8 +113,10 @@ int yt_canvas_save(cairo_surface_t *surf, cairo_t *cr, const char *path)
     cairo_destroy(cr);
     if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_status(surf);
     int rc;
-    if (st != CAIRO_STATUS_SUCCESS) rc = yt_error("plot %s: %s", path, cairo_status_to_string(st));
-    else rc = ends_with_png(path) ? save_png(surf, path) : save_jpeg(surf, path);
+    if (st != CAIRO_STATUS_SUCCESS)
+        rc = yt_error("plot %s: %s", path, cairo_status_to_string(st));
+    else
+        rc = ends_with_png(path) ? save_png(surf, path) : save_jpeg(surf, path);
     cairo_surface_destroy(surf);
     return rc;
 }

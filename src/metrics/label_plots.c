@@ -131,8 +131,7 @@ static void ink(cairo_t *cr) { cairo_set_source_rgb(cr, 0.15, 0.15, 0.15); }
 
 /* Ticks every step over [lo, hi] on the bottom (axis 0) or left (axis 1) edge, labelled with `decimals` digits
  * when labelled. */
-static void ticks(cairo_t *cr, const frame *f, int axis, double lo, double hi, double step, int decimals,
-                  int labelled)
+static void ticks(cairo_t *cr, const frame *f, int axis, double lo, double hi, double step, int decimals, int labelled)
 {
     ink(cr);
     cairo_set_line_width(cr, 1.5);
@@ -246,7 +245,7 @@ static const char *fit_text(cairo_t *cr, const char *s, double maxw, char *buf, 
     while (len > 0) {
         while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80) len--; /* not inside a character */
         memcpy(buf, s, len);
-        memcpy(buf + len, "\xe2\x80\xa6", 4);                               /* "…" and the terminator */
+        memcpy(buf + len, "\xe2\x80\xa6", 4); /* "…" and the terminator */
         cairo_text_extents(cr, buf, &e);
         if (e.x_advance <= maxw) return buf;
         len--;
@@ -315,8 +314,7 @@ static void bars_panel(cairo_t *cr, double ox, double oy, double side, const int
 }
 
 /* The first YT_LABEL_PLOT_BOXES boxes centred in a white square, to scale, outlined in their class colours. */
-static void boxes_panel(cairo_t *cr, double ox, double oy, double side, const float *cls, const float *xywh,
-                        int64_t n)
+static void boxes_panel(cairo_t *cr, double ox, double oy, double side, const float *cls, const float *xywh, int64_t n)
 {
     double pad = 40, s = side - 2 * pad, cx = ox + side / 2, cy = oy + side / 2;
     cairo_set_line_width(cr, 1);
@@ -346,8 +344,7 @@ static void hist2d_panel(cairo_t *cr, double ox, double oy, double side, const i
     ylabel(cr, &f, yname, 85);
 }
 
-int yt_plot_labels(const char *path, const float *cls, const float *xywh, int64_t n, int nc,
-                   const char *const *names)
+int yt_plot_labels(const char *path, const float *cls, const float *xywh, int64_t n, int nc, const char *const *names)
 {
     if (n < 0) return yt_error("plot %s: %lld boxes", path, (long long)n);
     const int B = YT_LABEL_BINS;

@@ -29,8 +29,8 @@ static inline float iou_f32(const float *a, float area_a, const float *b, float 
     return inter / (area_a + area_b - inter);
 }
 
-int yt_nms_sorted_forward(const float *boxes, const int64_t *cls, int n, double iou_thres, int agnostic,
-                          int max_keep, int *keep)
+int yt_nms_sorted_forward(const float *boxes, const int64_t *cls, int n, double iou_thres, int agnostic, int max_keep,
+                          int *keep)
 {
     int nk = 0;
     for (int i = 0; i < n && nk < max_keep; i++) {

@@ -32,8 +32,8 @@ void yt_nms_opts_default(yt_nms_opts *o);
  * boxes: (n, 4) x1, y1, x2, y2; cls: (n) class ids (ignored when agnostic).
  * Writes the indices kept (ascending, i.e. descending score) to keep[] and returns their count (<= max_keep).
  * IoU is computed in float32 the way torchvision's CPU kernel does. */
-int yt_nms_sorted_forward(const float *boxes, const int64_t *cls, int n, double iou_thres, int agnostic,
-                          int max_keep, int *keep);
+int yt_nms_sorted_forward(const float *boxes, const int64_t *cls, int n, double iou_thres, int agnostic, int max_keep,
+                          int *keep);
 
 /* Runs NMS on every image of prediction. out[b] receives a new (n_b, 6) F32 tensor for b in 0..B-1 (the caller
  * passes an array of B pointers and releases each). Returns 0, or -1 with yt_error set (then out[] holds no

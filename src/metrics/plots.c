@@ -27,8 +27,7 @@ static void blues(double v, double *r, double *g, double *b)
     *b = s[i][2] + f * (s[i + 1][2] - s[i][2]);
 }
 
-int yt_plot_confusion_matrix(const char *path, const double *matrix, int nc, const char *const *names,
-                             int normalize)
+int yt_plot_confusion_matrix(const char *path, const double *matrix, int nc, const char *const *names, int normalize)
 {
     if (nc < 1) return yt_error("plot_confusion_matrix: nc must be >= 1");
     const int n = nc + 1;
@@ -86,12 +85,13 @@ int yt_plot_confusion_matrix(const char *path, const double *matrix, int nc, con
                 s = buf;
             }
             yt_canvas_text(cr, left + (k + 0.5) * cw, top + gh + 8, s, fs, 1.0, 0.5, -M_PI / 2); /* x: true */
-            yt_canvas_text(cr, left - 8, top + (k + 0.5) * ch, s, fs, 1.0, 0.5, 0);               /* y: predicted */
+            yt_canvas_text(cr, left - 8, top + (k + 0.5) * ch, s, fs, 1.0, 0.5, 0);              /* y: predicted */
         }
     }
     yt_canvas_text(cr, left + gw / 2, H - 30, "True", 20, 0.5, 0.5, 0);
     yt_canvas_text(cr, 30, top + gh / 2, "Predicted", 20, 0.5, 0.5, -M_PI / 2);
-    yt_canvas_text(cr, left + gw / 2, 35, normalize ? "Confusion Matrix Normalized" : "Confusion Matrix", 24, 0.5, 0.5, 0);
+    yt_canvas_text(cr, left + gw / 2, 35, normalize ? "Confusion Matrix Normalized" : "Confusion Matrix", 24, 0.5, 0.5,
+                   0);
     /* colour bar */
     double bx = W - right + 40, bw = 30;
     for (int k = 0; k < 256; k++) {
@@ -144,8 +144,10 @@ static void polyline(cairo_t *cr, double x0, double y0, double w, double h, cons
 {
     for (int i = 0; i < npts; i++) {
         double x = x0 + w * px[i], y = y0 + h - h * (py[i] != py[i] ? 0 : py[i]);
-        if (i == 0) cairo_move_to(cr, x, y);
-        else cairo_line_to(cr, x, y);
+        if (i == 0)
+            cairo_move_to(cr, x, y);
+        else
+            cairo_line_to(cr, x, y);
     }
     cairo_stroke(cr);
 }
@@ -164,8 +166,7 @@ static void legend(cairo_t *cr, double x, double y, int idx, const double *rgb, 
 }
 
 static int curve_plot(const char *path, const double *px, int npts, const double *py, int k, const double *ap50,
-                      const char *const *labels, const char *xlabel, const char *ylabel, const char *title,
-                      int pr_mode)
+                      const char *const *labels, const char *xlabel, const char *ylabel, const char *title, int pr_mode)
 {
     if (npts < 2 || k < 0) return yt_error("plot %s: need >= 2 points", path);
     double *mean = calloc((size_t)npts, sizeof *mean);
@@ -217,8 +218,10 @@ static int curve_plot(const char *path, const double *px, int npts, const double
         for (int c = 0; c < k; c++) {
             char buf[128], nb[32];
             const char *nm = labels && labels[c] ? labels[c] : (snprintf(nb, sizeof nb, "class %d", c), nb);
-            if (pr_mode) snprintf(buf, sizeof buf, "%.40s %.3f", nm, ap50 ? ap50[c] : 0.0);
-            else snprintf(buf, sizeof buf, "%.40s", nm);
+            if (pr_mode)
+                snprintf(buf, sizeof buf, "%.40s %.3f", nm, ap50 ? ap50[c] : 0.0);
+            else
+                snprintf(buf, sizeof buf, "%.40s", nm);
             legend(cr, x0 + w + 25, y0 + 10, li++, YT_TAB10[c % 10], 1.2, buf);
         }
     if (k > 0) {
@@ -246,13 +249,13 @@ int yt_plot_pr_curve(const char *path, const double *px, int npts, const double 
     return curve_plot(path, px, npts, py, k, ap50, labels, "Recall", "Precision", "Precision-Recall Curve", 1);
 }
 
-int yt_plot_mc_curve(const char *path, const double *px, int npts, const double *py, int k,
-                     const char *const *labels, const char *xlabel, const char *ylabel)
+int yt_plot_mc_curve(const char *path, const double *px, int npts, const double *py, int k, const char *const *labels,
+                     const char *xlabel, const char *ylabel)
 {
     char title[96];
     snprintf(title, sizeof title, "%.60s-Confidence Curve", ylabel ? ylabel : "Metric");
-    return curve_plot(path, px, npts, py, k, NULL, labels, xlabel ? xlabel : "Confidence",
-                      ylabel ? ylabel : "Metric", title, 0);
+    return curve_plot(path, px, npts, py, k, NULL, labels, xlabel ? xlabel : "Confidence", ylabel ? ylabel : "Metric",
+                      title, 0);
 }
 
 /* ---- detections drawn on an image (predictor Results.plot) ---- */
@@ -322,8 +325,8 @@ int yt_draw_detections(uint8_t *px, int h, int w, const float *rows, int n, cons
 
 /* ---- results.png: training curves in a grid ---- */
 
-static void series_path(cairo_t *cr, const double *x, const double *y, int n, double x0, double y0, double w,
-                        double h, double xlo, double xhi, double ylo, double yhi)
+static void series_path(cairo_t *cr, const double *x, const double *y, int n, double x0, double y0, double w, double h,
+                        double xlo, double xhi, double ylo, double yhi)
 {
     int pen = 0;
     for (int i = 0; i < n; i++) {
@@ -332,14 +335,16 @@ static void series_path(cairo_t *cr, const double *x, const double *y, int n, do
             continue;
         }
         double px = x0 + w * (x[i] - xlo) / (xhi - xlo), py = y0 + h - h * (y[i] - ylo) / (yhi - ylo);
-        if (!pen) cairo_move_to(cr, px, py);
-        else cairo_line_to(cr, px, py);
+        if (!pen)
+            cairo_move_to(cr, px, py);
+        else
+            cairo_line_to(cr, px, py);
         pen = 1;
     }
 }
 
-int yt_plot_results(const char *path, int nplots, const char *const *titles, const double *x, int npts,
-                    const double *y, const double *ysmooth, const char *label)
+int yt_plot_results(const char *path, int nplots, const char *const *titles, const double *x, int npts, const double *y,
+                    const double *ysmooth, const char *label)
 {
     if (nplots < 1 || npts < 0) return yt_error("plot_results: nothing to plot");
     const int ncols = nplots < 5 ? nplots : 5, nrows = (nplots + ncols - 1) / ncols;

@@ -11,21 +11,20 @@
 /* ---- validation (PNG) ---- */
 
 /* Confusion matrix heat map; normalize divides every column by its sum. */
-int yt_plot_confusion_matrix(const char *path, const double *matrix, int nc, const char *const *names,
-                             int normalize);
+int yt_plot_confusion_matrix(const char *path, const double *matrix, int nc, const char *const *names, int normalize);
 /* Precision-recall curve: px (npts) recall grid, py (k, npts) precision per class, ap50 (k) per class,
  * labels (k) names per row (NULL = "class i"). The mean curve over the k rows is drawn thick. */
 int yt_plot_pr_curve(const char *path, const double *px, int npts, const double *py, int k, const double *ap50,
                      const char *const *labels);
 /* A metric-confidence curve (F1, P or R): py (k, npts); the mean curve is smoothed (box filter) and labelled
  * with its maximum. */
-int yt_plot_mc_curve(const char *path, const double *px, int npts, const double *py, int k,
-                     const char *const *labels, const char *xlabel, const char *ylabel);
+int yt_plot_mc_curve(const char *path, const double *px, int npts, const double *py, int k, const char *const *labels,
+                     const char *xlabel, const char *ylabel);
 
 /* results.png: nplots panels of y (nplots, npts) against x (npts), NaN = no value; ysmooth (nplots, npts) or NULL
  * is drawn dashed; label names the series in the legend. */
-int yt_plot_results(const char *path, int nplots, const char *const *titles, const double *x, int npts,
-                    const double *y, const double *ysmooth, const char *label);
+int yt_plot_results(const char *path, int nplots, const char *const *titles, const double *x, int npts, const double *y,
+                    const double *ysmooth, const char *label);
 
 /* Boxes drawn on px (h x w x 3 RGB, in place): rows (n, 6) x1 y1 x2 y2 conf cls in pixels, labels (n) text or
  * NULL per box, line width lw and font size fs in pixels. */
@@ -64,8 +63,7 @@ int yt_label_correlogram_bins(const float *xywh, int64_t n, int64_t *diag, int64
 /* labels.jpg (1600 x 1600): instances per class as bars in the class colours (named when 0 < nc < 30), the
  * first YT_LABEL_PLOT_BOXES boxes centred and to scale, and the 2-D histograms of x-y and width-height.
  * cls (n) class ids 0..nc-1, xywh (n x 4) normalised boxes. */
-int yt_plot_labels(const char *path, const float *cls, const float *xywh, int64_t n, int nc,
-                   const char *const *names);
+int yt_plot_labels(const char *path, const float *cls, const float *xywh, int64_t n, int nc, const char *const *names);
 
 /* labels_correlogram.jpg (2000 x 2000): the lower-triangle pair plot of x, y, width, height (histograms on the
  * diagonal, 2-D histograms below it). */

@@ -146,14 +146,14 @@ static int backward_common(const float *x, const float *gy, float *gx, const flo
     return 0;
 }
 
-void yt_batch_norm_backward_train(const float *x, const float *gy, float *gx, const float *weight, float *gw,
-                                  float *gb, const double *mean, const double *invstd, int N, int C, size_t HW)
+void yt_batch_norm_backward_train(const float *x, const float *gy, float *gx, const float *weight, float *gw, float *gb,
+                                  const double *mean, const double *invstd, int N, int C, size_t HW)
 {
     backward_common(x, gy, gx, weight, gw, gb, mean, invstd, N, C, HW, 1);
 }
 
-void yt_batch_norm_backward_eval(const float *x, const float *gy, float *gx, const float *weight, float *gw,
-                                 float *gb, const double *mean, const double *invstd, int N, int C, size_t HW)
+void yt_batch_norm_backward_eval(const float *x, const float *gy, float *gx, const float *weight, float *gw, float *gb,
+                                 const double *mean, const double *invstd, int N, int C, size_t HW)
 {
     backward_common(x, gy, gx, weight, gw, gb, mean, invstd, N, C, HW, 0);
 }
@@ -232,7 +232,8 @@ int yt_batch_norm_check_args(const char *op, const yt_tensor *x, const yt_tensor
     size_t hw = 1;
     for (int d = 2; d < x->ndim; d++) hw *= (size_t)x->shape[d];
     const int64_t n64 = x->shape[0];
-    if (n64 > INT32_MAX || c64 > INT32_MAX) return yt_error("%s: input %s too large", op, yt_shape_str(x, bx, sizeof bx));
+    if (n64 > INT32_MAX || c64 > INT32_MAX)
+        return yt_error("%s: input %s too large", op, yt_shape_str(x, bx, sizeof bx));
     *N = (int)n64;
     *C = (int)c64;
     *HW = hw;
@@ -244,8 +245,8 @@ yt_tensor *yt_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *bias, yt_te
 {
     int N, C;
     size_t HW;
-    if (yt_batch_norm_check_args("batch_norm", x, weight, bias, running_mean, running_var, !training, momentum, eps,
-                                 &N, &C, &HW) < 0)
+    if (yt_batch_norm_check_args("batch_norm", x, weight, bias, running_mean, running_var, !training, momentum, eps, &N,
+                                 &C, &HW) < 0)
         return NULL;
     char bx[128];
     const double M = (double)N * (double)HW;
@@ -289,8 +290,8 @@ yt_tensor *yt_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *bias, yt_te
     }
     y = yt_tensor_empty_like(xc);
     if (!y) goto fail;
-    yt_batch_norm_forward(yt_f32(xc), yt_f32(y), wc ? yt_f32(wc) : NULL, bc ? yt_f32(bc) : NULL, ctx->mean,
-                          ctx->invstd, ctx->N, ctx->C, HW);
+    yt_batch_norm_forward(yt_f32(xc), yt_f32(y), wc ? yt_f32(wc) : NULL, bc ? yt_f32(bc) : NULL, ctx->mean, ctx->invstd,
+                          ctx->N, ctx->C, HW);
 
     yt_tensor *ins[3] = {xc, wc, bc};
     if (yt_needs_grad(3, ins)) {

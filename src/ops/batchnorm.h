@@ -25,11 +25,11 @@ void yt_batch_norm_forward(const float *x, float *y, const float *weight, const 
  *   gb += sum gy;  gw += sum gy * xhat;
  *   gx += weight * invstd * (gy - sum(gy) / M - xhat * sum(gy * xhat) / M)
  * Any of gx, gw, gb may be NULL. */
-void yt_batch_norm_backward_train(const float *x, const float *gy, float *gx, const float *weight, float *gw,
-                                  float *gb, const double *mean, const double *invstd, int N, int C, size_t HW);
+void yt_batch_norm_backward_train(const float *x, const float *gy, float *gx, const float *weight, float *gw, float *gb,
+                                  const double *mean, const double *invstd, int N, int C, size_t HW);
 /* Eval-mode backward (fixed statistics): gx += gy * weight * invstd; gw, gb as above. */
-void yt_batch_norm_backward_eval(const float *x, const float *gy, float *gx, const float *weight, float *gw,
-                                 float *gb, const double *mean, const double *invstd, int N, int C, size_t HW);
+void yt_batch_norm_backward_eval(const float *x, const float *gy, float *gx, const float *weight, float *gw, float *gb,
+                                 const double *mean, const double *invstd, int N, int C, size_t HW);
 
 /* Pieces of the kernels above, for callers that reduce per-channel sums across processes (dist/syncbn.c).
  * s[c] = sum over n, i of x (double accumulator). */

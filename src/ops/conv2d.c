@@ -25,7 +25,8 @@ static int backend_from_env(void)
         b = (!v || !*v) ? YT_CONV_DNNL : yt_conv2d_backend_of(v);
         parsed = b;
     }
-    if (b < 0) return yt_error("YT_CONV=%s: expected gemm, dnnl or dnnl_all", getenv("YT_CONV") ? getenv("YT_CONV") : "");
+    if (b < 0)
+        return yt_error("YT_CONV=%s: expected gemm, dnnl or dnnl_all", getenv("YT_CONV") ? getenv("YT_CONV") : "");
     return b;
 }
 
@@ -73,8 +74,8 @@ static int use_dnnl(const yt_conv2d_shape *s, int forward)
 int yt_conv2d_shape_init(yt_conv2d_shape *s)
 {
     if (s->N < 0 || s->C < 1 || s->H < 1 || s->W < 1 || s->O < 1 || s->KH < 1 || s->KW < 1)
-        return yt_error("conv2d: invalid sizes (N %d, C %d, H %d, W %d, O %d, kernel %dx%d)", s->N, s->C, s->H,
-                        s->W, s->O, s->KH, s->KW);
+        return yt_error("conv2d: invalid sizes (N %d, C %d, H %d, W %d, O %d, kernel %dx%d)", s->N, s->C, s->H, s->W,
+                        s->O, s->KH, s->KW);
     if (s->sh < 1 || s->sw < 1) return yt_error("conv2d: stride must be >= 1, got (%d, %d)", s->sh, s->sw);
     if (s->ph < 0 || s->pw < 0) return yt_error("conv2d: padding must be >= 0, got (%d, %d)", s->ph, s->pw);
     int64_t eh = (int64_t)s->H + 2 * (int64_t)s->ph - s->KH, ew = (int64_t)s->W + 2 * (int64_t)s->pw - s->KW;
@@ -209,8 +210,10 @@ static void forward_image(const float *xn, float *yn, const float *w, const floa
     const int CKK = s->C * s->KH * s->KW, P = s->OH * s->OW;
     const float *col = xn;
     if (!is_pointwise(s)) {
-        if (par) im2col_par(xn, colbuf, s);
-        else yt_im2col(xn, colbuf, s);
+        if (par)
+            im2col_par(xn, colbuf, s);
+        else
+            yt_im2col(xn, colbuf, s);
         col = colbuf;
     }
     float beta = 0.0f;
@@ -274,8 +277,10 @@ static void backward_image(const float *xn, const float *gyn, float *gxn, const 
     if (gw) {
         const float *col = xn;
         if (!pw) {
-            if (par) im2col_par(xn, colbuf, s);
-            else yt_im2col(xn, colbuf, s);
+            if (par)
+                im2col_par(xn, colbuf, s);
+            else
+                yt_im2col(xn, colbuf, s);
             col = colbuf;
         }
         /* gw (O, CKK) += gy_n (O, P) @ col^T (P, CKK) */
@@ -287,8 +292,10 @@ static void backward_image(const float *xn, const float *gyn, float *gxn, const 
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, P, O, 1.0f, w, CKK, gyn, P, 1.0f, gxn, P);
         } else {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, P, O, 1.0f, w, CKK, gyn, P, 0.0f, colbuf, P);
-            if (par) col2im_par(colbuf, gxn, s);
-            else yt_col2im_add(colbuf, gxn, s);
+            if (par)
+                col2im_par(colbuf, gxn, s);
+            else
+                yt_col2im_add(colbuf, gxn, s);
         }
     }
 }
@@ -421,9 +428,19 @@ yt_tensor *yt_conv2d(yt_tensor *x, yt_tensor *w, yt_tensor *b, int stride_h, int
         }
     }
     yt_conv2d_shape s = {
-        .N = (int)x->shape[0], .C = (int)x->shape[1], .H = (int)x->shape[2], .W = (int)x->shape[3],
-        .O = (int)w->shape[0], .KH = (int)w->shape[2], .KW = (int)w->shape[3],
-        .sh = stride_h, .sw = stride_w, .ph = pad_h, .pw = pad_w, .strategy = 0, .backend = 0,
+        .N = (int)x->shape[0],
+        .C = (int)x->shape[1],
+        .H = (int)x->shape[2],
+        .W = (int)x->shape[3],
+        .O = (int)w->shape[0],
+        .KH = (int)w->shape[2],
+        .KW = (int)w->shape[3],
+        .sh = stride_h,
+        .sw = stride_w,
+        .ph = pad_h,
+        .pw = pad_w,
+        .strategy = 0,
+        .backend = 0,
     };
     if (yt_conv2d_shape_init(&s) < 0) {
         yt_error_prefix("input %s, weight %s: ", yt_shape_str(x, bx, sizeof bx), yt_shape_str(w, bw, sizeof bw));

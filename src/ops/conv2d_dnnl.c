@@ -49,13 +49,13 @@ static int dnnl_fail(dnnl_status_t st, const char *what, const yt_conv2d_shape *
                     (int)st, s->N, s->C, s->H, s->W, s->O, s->KH, s->KW, s->sh, s->sw, s->ph, s->pw);
 }
 
-#define TRY(call, what)                                                                                          \
-    do {                                                                                                         \
-        dnnl_status_t st_ = (call);                                                                              \
-        if (st_ != dnnl_success) {                                                                               \
-            dnnl_fail(st_, what, s);                                                                             \
-            goto fail;                                                                                           \
-        }                                                                                                        \
+#define TRY(call, what)                                                                                                \
+    do {                                                                                                               \
+        dnnl_status_t st_ = (call);                                                                                    \
+        if (st_ != dnnl_success) {                                                                                     \
+            dnnl_fail(st_, what, s);                                                                                   \
+            goto fail;                                                                                                 \
+        }                                                                                                              \
     } while (0)
 
 static void port_destroy(port *p)
@@ -105,8 +105,10 @@ static int port_init(port *p, const dnnl_memory_desc_t *user, const dnnl_memory_
         TRY(dnnl_post_ops_append_sum(ops, 1.0f), "sum post-op");
         TRY(dnnl_primitive_attr_set_post_ops(attr, ops), "reorder post-ops");
     }
-    if (to_user) TRY(dnnl_reorder_primitive_desc_create(&rpd, prim, engine, user, engine, attr), "reorder");
-    else TRY(dnnl_reorder_primitive_desc_create(&rpd, user, engine, prim, engine, attr), "reorder");
+    if (to_user)
+        TRY(dnnl_reorder_primitive_desc_create(&rpd, prim, engine, user, engine, attr), "reorder");
+    else
+        TRY(dnnl_reorder_primitive_desc_create(&rpd, user, engine, prim, engine, attr), "reorder");
     TRY(dnnl_primitive_create(&p->reorder, rpd), "reorder primitive");
     dnnl_primitive_desc_destroy(rpd);
     if (ops) dnnl_post_ops_destroy(ops);
@@ -170,8 +172,8 @@ static entry *entry_create(const yt_conv2d_shape *s, int pass, int bias, int thr
             goto fail;
     } else if (pass == PASS_BWD_DATA) {
         dnnl_convolution_desc_t d;
-        TRY(dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &x_any, &w_any, &y_any, strides,
-                                                     padl, padr),
+        TRY(dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &x_any, &w_any, &y_any, strides, padl,
+                                                     padr),
             "backward data descriptor");
         TRY(dnnl_primitive_desc_create(&pd, &d, attr, engine, fpd), "backward data primitive descriptor");
         if (port_init(&e->ports[0], &y_user, query(pd, dnnl_query_diff_dst_md), 0, 0, s) < 0 ||

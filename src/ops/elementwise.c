@@ -12,96 +12,162 @@
 
 /* ---- raw kernels: unary ---- */
 
-#define UN_LOOP(EXPR)                                                          \
-    do {                                                                       \
-        _Pragma("omp parallel for schedule(static) if (n > PAR_MIN)")          \
-        for (size_t i = 0; i < n; i++) {                                       \
-            float v = x[i];                                                    \
-            y[i] = (EXPR);                                                     \
-        }                                                                      \
+#define UN_LOOP(EXPR)                                                                                                  \
+    do {                                                                                                               \
+        _Pragma("omp parallel for schedule(static) if (n > PAR_MIN)") for (size_t i = 0; i < n; i++)                   \
+        {                                                                                                              \
+            float v = x[i];                                                                                            \
+            y[i] = (EXPR);                                                                                             \
+        }                                                                                                              \
     } while (0)
 
 void yt_unary_forward(yt_unary_op op, const float *x, float *y, size_t n, float p0, float p1)
 {
     switch (op) {
-    case YT_UN_NEG: UN_LOOP(-v); break;
-    case YT_UN_EXP: UN_LOOP(expf(v)); break;
-    case YT_UN_LOG: UN_LOOP(logf(v)); break;
-    case YT_UN_SQRT: UN_LOOP(sqrtf(v)); break;
-    case YT_UN_ABS: UN_LOOP(fabsf(v)); break;
+    case YT_UN_NEG:
+        UN_LOOP(-v);
+        break;
+    case YT_UN_EXP:
+        UN_LOOP(expf(v));
+        break;
+    case YT_UN_LOG:
+        UN_LOOP(logf(v));
+        break;
+    case YT_UN_SQRT:
+        UN_LOOP(sqrtf(v));
+        break;
+    case YT_UN_ABS:
+        UN_LOOP(fabsf(v));
+        break;
     case YT_UN_POW:
         /* exact special cases, like PyTorch's pow kernel */
-        if (p0 == 2.0f) UN_LOOP(v * v);
-        else if (p0 == 3.0f) UN_LOOP(v * v * v);
-        else if (p0 == 1.0f) UN_LOOP(v);
-        else if (p0 == 0.0f) UN_LOOP(1.0f + 0.0f * v);
-        else if (p0 == 0.5f) UN_LOOP(sqrtf(v));
-        else if (p0 == -1.0f) UN_LOOP(1.0f / v);
-        else if (p0 == -2.0f) UN_LOOP(1.0f / (v * v));
-        else UN_LOOP(powf(v, p0));
+        if (p0 == 2.0f)
+            UN_LOOP(v * v);
+        else if (p0 == 3.0f)
+            UN_LOOP(v * v * v);
+        else if (p0 == 1.0f)
+            UN_LOOP(v);
+        else if (p0 == 0.0f)
+            UN_LOOP(1.0f + 0.0f * v);
+        else if (p0 == 0.5f)
+            UN_LOOP(sqrtf(v));
+        else if (p0 == -1.0f)
+            UN_LOOP(1.0f / v);
+        else if (p0 == -2.0f)
+            UN_LOOP(1.0f / (v * v));
+        else
+            UN_LOOP(powf(v, p0));
         break;
-    case YT_UN_CLAMP: UN_LOOP(v < p0 ? p0 : (v > p1 ? p1 : v)); break;
-    case YT_UN_ADDS: UN_LOOP(v + p0); break;
-    case YT_UN_MULS: UN_LOOP(v * p0); break;
-    case YT_UN_DIVS: UN_LOOP(v / p0); break;
-    case YT_UN_RSUBS: UN_LOOP(p0 - v); break;
-    case YT_UN_RDIVS: UN_LOOP(p0 / v); break;
-    default: break;
+    case YT_UN_CLAMP:
+        UN_LOOP(v < p0 ? p0 : (v > p1 ? p1 : v));
+        break;
+    case YT_UN_ADDS:
+        UN_LOOP(v + p0);
+        break;
+    case YT_UN_MULS:
+        UN_LOOP(v * p0);
+        break;
+    case YT_UN_DIVS:
+        UN_LOOP(v / p0);
+        break;
+    case YT_UN_RSUBS:
+        UN_LOOP(p0 - v);
+        break;
+    case YT_UN_RDIVS:
+        UN_LOOP(p0 / v);
+        break;
+    default:
+        break;
     }
 }
 
-#define UNB_LOOP(EXPR)                                                         \
-    do {                                                                       \
-        _Pragma("omp parallel for schedule(static) if (n > PAR_MIN)")          \
-        for (size_t i = 0; i < n; i++) gx[i] += (EXPR);                        \
+#define UNB_LOOP(EXPR)                                                                                                 \
+    do {                                                                                                               \
+        _Pragma("omp parallel for schedule(static) if (n > PAR_MIN)") for (size_t i = 0; i < n; i++) gx[i] += (EXPR);  \
     } while (0)
 
-void yt_unary_backward(yt_unary_op op, const float *x, const float *y, const float *gy, float *gx, size_t n,
-                       float p0, float p1)
+void yt_unary_backward(yt_unary_op op, const float *x, const float *y, const float *gy, float *gx, size_t n, float p0,
+                       float p1)
 {
     switch (op) {
-    case YT_UN_NEG: UNB_LOOP(-gy[i]); break;
-    case YT_UN_EXP: UNB_LOOP(gy[i] * y[i]); break;
-    case YT_UN_LOG: UNB_LOOP(gy[i] / x[i]); break;
-    case YT_UN_SQRT: UNB_LOOP(gy[i] / (2.0f * y[i])); break;
-    case YT_UN_ABS: UNB_LOOP(x[i] > 0 ? gy[i] : (x[i] < 0 ? -gy[i] : 0.0f)); break;
+    case YT_UN_NEG:
+        UNB_LOOP(-gy[i]);
+        break;
+    case YT_UN_EXP:
+        UNB_LOOP(gy[i] * y[i]);
+        break;
+    case YT_UN_LOG:
+        UNB_LOOP(gy[i] / x[i]);
+        break;
+    case YT_UN_SQRT:
+        UNB_LOOP(gy[i] / (2.0f * y[i]));
+        break;
+    case YT_UN_ABS:
+        UNB_LOOP(x[i] > 0 ? gy[i] : (x[i] < 0 ? -gy[i] : 0.0f));
+        break;
     case YT_UN_POW:
         if (p0 == 0.0f) break;
-        if (p0 == 1.0f) UNB_LOOP(gy[i]);
-        else if (p0 == 2.0f) UNB_LOOP(gy[i] * 2.0f * x[i]);
-        else if (p0 == 3.0f) UNB_LOOP(gy[i] * 3.0f * x[i] * x[i]);
-        else UNB_LOOP(gy[i] * p0 * powf(x[i], p0 - 1.0f));
+        if (p0 == 1.0f)
+            UNB_LOOP(gy[i]);
+        else if (p0 == 2.0f)
+            UNB_LOOP(gy[i] * 2.0f * x[i]);
+        else if (p0 == 3.0f)
+            UNB_LOOP(gy[i] * 3.0f * x[i] * x[i]);
+        else
+            UNB_LOOP(gy[i] * p0 * powf(x[i], p0 - 1.0f));
         break;
-    case YT_UN_CLAMP: UNB_LOOP((x[i] >= p0 && x[i] <= p1) ? gy[i] : 0.0f); break;
-    case YT_UN_ADDS: UNB_LOOP(gy[i]); break;
-    case YT_UN_MULS: UNB_LOOP(gy[i] * p0); break;
-    case YT_UN_DIVS: UNB_LOOP(gy[i] / p0); break;
-    case YT_UN_RSUBS: UNB_LOOP(-gy[i]); break;
-    case YT_UN_RDIVS: UNB_LOOP(-gy[i] * p0 / (x[i] * x[i])); break;
-    default: break;
+    case YT_UN_CLAMP:
+        UNB_LOOP((x[i] >= p0 && x[i] <= p1) ? gy[i] : 0.0f);
+        break;
+    case YT_UN_ADDS:
+        UNB_LOOP(gy[i]);
+        break;
+    case YT_UN_MULS:
+        UNB_LOOP(gy[i] * p0);
+        break;
+    case YT_UN_DIVS:
+        UNB_LOOP(gy[i] / p0);
+        break;
+    case YT_UN_RSUBS:
+        UNB_LOOP(-gy[i]);
+        break;
+    case YT_UN_RDIVS:
+        UNB_LOOP(-gy[i] * p0 / (x[i] * x[i]));
+        break;
+    default:
+        break;
     }
     (void)p1;
 }
 
 /* ---- raw kernels: binary, same shape ---- */
 
-#define BIN_LOOP(EXPR)                                                         \
-    do {                                                                       \
-        _Pragma("omp parallel for schedule(static) if (n > PAR_MIN)")          \
-        for (size_t i = 0; i < n; i++) {                                       \
-            float av = a[i], bv = b[i];                                        \
-            y[i] = (EXPR);                                                     \
-        }                                                                      \
+#define BIN_LOOP(EXPR)                                                                                                 \
+    do {                                                                                                               \
+        _Pragma("omp parallel for schedule(static) if (n > PAR_MIN)") for (size_t i = 0; i < n; i++)                   \
+        {                                                                                                              \
+            float av = a[i], bv = b[i];                                                                                \
+            y[i] = (EXPR);                                                                                             \
+        }                                                                                                              \
     } while (0)
 
 void yt_binary_forward(yt_binary_op op, const float *a, const float *b, float *y, size_t n)
 {
     switch (op) {
-    case YT_BIN_ADD: BIN_LOOP(av + bv); break;
-    case YT_BIN_SUB: BIN_LOOP(av - bv); break;
-    case YT_BIN_MUL: BIN_LOOP(av * bv); break;
-    case YT_BIN_DIV: BIN_LOOP(av / bv); break;
-    default: break;
+    case YT_BIN_ADD:
+        BIN_LOOP(av + bv);
+        break;
+    case YT_BIN_SUB:
+        BIN_LOOP(av - bv);
+        break;
+    case YT_BIN_MUL:
+        BIN_LOOP(av * bv);
+        break;
+    case YT_BIN_DIV:
+        BIN_LOOP(av / bv);
+        break;
+    default:
+        break;
     }
 }
 
@@ -112,20 +178,36 @@ void yt_binary_backward(yt_binary_op op, const float *a, const float *b, const f
     if (ga) {
         switch (op) {
         case YT_BIN_ADD:
-        case YT_BIN_SUB: UNB_LOOP(gy[i]); break;
-        case YT_BIN_MUL: UNB_LOOP(gy[i] * b[i]); break;
-        case YT_BIN_DIV: UNB_LOOP(gy[i] / b[i]); break;
-        default: break;
+        case YT_BIN_SUB:
+            UNB_LOOP(gy[i]);
+            break;
+        case YT_BIN_MUL:
+            UNB_LOOP(gy[i] * b[i]);
+            break;
+        case YT_BIN_DIV:
+            UNB_LOOP(gy[i] / b[i]);
+            break;
+        default:
+            break;
         }
     }
     gx = gb;
     if (gb) {
         switch (op) {
-        case YT_BIN_ADD: UNB_LOOP(gy[i]); break;
-        case YT_BIN_SUB: UNB_LOOP(-gy[i]); break;
-        case YT_BIN_MUL: UNB_LOOP(gy[i] * a[i]); break;
-        case YT_BIN_DIV: UNB_LOOP(-gy[i] * a[i] / (b[i] * b[i])); break;
-        default: break;
+        case YT_BIN_ADD:
+            UNB_LOOP(gy[i]);
+            break;
+        case YT_BIN_SUB:
+            UNB_LOOP(-gy[i]);
+            break;
+        case YT_BIN_MUL:
+            UNB_LOOP(gy[i] * a[i]);
+            break;
+        case YT_BIN_DIV:
+            UNB_LOOP(-gy[i] * a[i] / (b[i] * b[i]));
+            break;
+        default:
+            break;
         }
     }
 }
@@ -138,8 +220,10 @@ int yt_broadcast_shape(const char *op, const yt_tensor *a, const yt_tensor *b, i
     for (int d = 0; d < nd; d++) {
         int da = d - (nd - a->ndim), db = d - (nd - b->ndim);
         int64_t sa = da >= 0 ? a->shape[da] : 1, sb = db >= 0 ? b->shape[db] : 1;
-        if (sa == sb || sb == 1) shape[d] = sa;
-        else if (sa == 1) shape[d] = sb;
+        if (sa == sb || sb == 1)
+            shape[d] = sa;
+        else if (sa == 1)
+            shape[d] = sb;
         else {
             char x[128], y[128];
             return yt_error("%s: shapes %s and %s cannot be broadcast together (dimension %d: %lld vs %lld)", op,
@@ -162,8 +246,10 @@ static void bcast_strides(const yt_tensor *t, int nd, int64_t *st, int real)
     int off = nd - t->ndim;
     for (int d = 0; d < nd; d++) {
         int td = d - off;
-        if (td < 0 || t->shape[td] == 1) st[d] = 0;
-        else st[d] = real ? t->stride[td] : cst[td];
+        if (td < 0 || t->shape[td] == 1)
+            st[d] = 0;
+        else
+            st[d] = real ? t->stride[td] : cst[td];
     }
 }
 
@@ -219,32 +305,50 @@ static inline void iter_offsets(const iter_t *it, int64_t o, int64_t *off)
     }
 }
 
-static void binary_inner(yt_binary_op op, float *y, int64_t sy, const float *a, int64_t sa, const float *b,
-                         int64_t sb, int64_t n)
+static void binary_inner(yt_binary_op op, float *y, int64_t sy, const float *a, int64_t sa, const float *b, int64_t sb,
+                         int64_t n)
 {
-#define BIN_STRIDED(EXPR)                                                                   \
-    do {                                                                                    \
-        if (sy == 1 && sa == 1 && sb == 0) {                                                \
-            const float bv = b[0];                                                          \
-            for (int64_t i = 0; i < n; i++) { const float av = a[i]; y[i] = (EXPR); }       \
-        } else if (sy == 1 && sa == 0 && sb == 1) {                                         \
-            const float av = a[0];                                                          \
-            for (int64_t i = 0; i < n; i++) { const float bv = b[i]; y[i] = (EXPR); }       \
-        } else if (sy == 1 && sa == 1 && sb == 1) {                                         \
-            for (int64_t i = 0; i < n; i++) { const float av = a[i], bv = b[i]; y[i] = (EXPR); } \
-        } else {                                                                            \
-            for (int64_t i = 0; i < n; i++) {                                               \
-                const float av = a[i * sa], bv = b[i * sb];                                 \
-                y[i * sy] = (EXPR);                                                         \
-            }                                                                               \
-        }                                                                                   \
+#define BIN_STRIDED(EXPR)                                                                                              \
+    do {                                                                                                               \
+        if (sy == 1 && sa == 1 && sb == 0) {                                                                           \
+            const float bv = b[0];                                                                                     \
+            for (int64_t i = 0; i < n; i++) {                                                                          \
+                const float av = a[i];                                                                                 \
+                y[i] = (EXPR);                                                                                         \
+            }                                                                                                          \
+        } else if (sy == 1 && sa == 0 && sb == 1) {                                                                    \
+            const float av = a[0];                                                                                     \
+            for (int64_t i = 0; i < n; i++) {                                                                          \
+                const float bv = b[i];                                                                                 \
+                y[i] = (EXPR);                                                                                         \
+            }                                                                                                          \
+        } else if (sy == 1 && sa == 1 && sb == 1) {                                                                    \
+            for (int64_t i = 0; i < n; i++) {                                                                          \
+                const float av = a[i], bv = b[i];                                                                      \
+                y[i] = (EXPR);                                                                                         \
+            }                                                                                                          \
+        } else {                                                                                                       \
+            for (int64_t i = 0; i < n; i++) {                                                                          \
+                const float av = a[i * sa], bv = b[i * sb];                                                            \
+                y[i * sy] = (EXPR);                                                                                    \
+            }                                                                                                          \
+        }                                                                                                              \
     } while (0)
     switch (op) {
-    case YT_BIN_ADD: BIN_STRIDED(av + bv); break;
-    case YT_BIN_SUB: BIN_STRIDED(av - bv); break;
-    case YT_BIN_MUL: BIN_STRIDED(av * bv); break;
-    case YT_BIN_DIV: BIN_STRIDED(av / bv); break;
-    default: break;
+    case YT_BIN_ADD:
+        BIN_STRIDED(av + bv);
+        break;
+    case YT_BIN_SUB:
+        BIN_STRIDED(av - bv);
+        break;
+    case YT_BIN_MUL:
+        BIN_STRIDED(av * bv);
+        break;
+    case YT_BIN_DIV:
+        BIN_STRIDED(av / bv);
+        break;
+    default:
+        break;
     }
 #undef BIN_STRIDED
 }
@@ -254,36 +358,45 @@ static void binary_inner(yt_binary_op op, float *y, int64_t sy, const float *a, 
 static void grad_inner(yt_binary_op op, int target, const float *g, int64_t sg, const float *a, int64_t sa,
                        const float *b, int64_t sb, float *gx, double *acc, int64_t sx, int64_t n)
 {
-#define GLOOP(EXPR)                                                                         \
-    do {                                                                                    \
-        if (acc && sx == 0) {                                                               \
-            double s = 0;                                                                   \
-            for (int64_t i = 0; i < n; i++) s += (double)(EXPR);                            \
-            acc[0] += s;                                                                    \
-        } else if (acc) {                                                                   \
-            for (int64_t i = 0; i < n; i++) acc[i * sx] += (double)(EXPR);                  \
-        } else {                                                                            \
-            for (int64_t i = 0; i < n; i++) gx[i * sx] += (EXPR);                           \
-        }                                                                                   \
+#define GLOOP(EXPR)                                                                                                    \
+    do {                                                                                                               \
+        if (acc && sx == 0) {                                                                                          \
+            double s = 0;                                                                                              \
+            for (int64_t i = 0; i < n; i++) s += (double)(EXPR);                                                       \
+            acc[0] += s;                                                                                               \
+        } else if (acc) {                                                                                              \
+            for (int64_t i = 0; i < n; i++) acc[i * sx] += (double)(EXPR);                                             \
+        } else {                                                                                                       \
+            for (int64_t i = 0; i < n; i++) gx[i * sx] += (EXPR);                                                      \
+        }                                                                                                              \
     } while (0)
 #define G (g[i * sg])
 #define A (a[i * sa])
 #define B (b[i * sb])
     switch (op) {
-    case YT_BIN_ADD: GLOOP(G); break;
+    case YT_BIN_ADD:
+        GLOOP(G);
+        break;
     case YT_BIN_SUB:
-        if (target == 0) GLOOP(G);
-        else GLOOP(-G);
+        if (target == 0)
+            GLOOP(G);
+        else
+            GLOOP(-G);
         break;
     case YT_BIN_MUL:
-        if (target == 0) GLOOP(G * B);
-        else GLOOP(G * A);
+        if (target == 0)
+            GLOOP(G * B);
+        else
+            GLOOP(G * A);
         break;
     case YT_BIN_DIV:
-        if (target == 0) GLOOP(G / B);
-        else GLOOP(-G * A / (B * B));
+        if (target == 0)
+            GLOOP(G / B);
+        else
+            GLOOP(-G * A / (B * B));
         break;
-    default: break;
+    default:
+        break;
     }
 #undef G
 #undef A
@@ -322,8 +435,7 @@ static int binary_grad_into(yt_binary_op op, int target, yt_tensor *gy, const yt
             int64_t off[MAX_OPS];
             iter_offsets(&it, o, off);
             grad_inner(op, target, g + off[0], it.st[0][it.nd - 1], a ? a + off[1] : NULL, it.st[1][it.nd - 1],
-                       b ? b + off[2] : NULL, it.st[2][it.nd - 1], gx + off[3], NULL, it.st[3][it.nd - 1],
-                       it.inner);
+                       b ? b + off[2] : NULL, it.st[2][it.nd - 1], gx + off[3], NULL, it.st[3][it.nd - 1], it.inner);
         }
         return 0;
     }
@@ -355,8 +467,8 @@ static int binary_backward(yt_node *node)
         /* same shape and contiguous: the flat kernel */
         if (yt_numel(x) == yt_numel(gy) && (!av || (yt_same_shape(av, gy) && yt_is_contiguous(av))) &&
             (!bv || (yt_same_shape(bv, gy) && yt_is_contiguous(bv)))) {
-            yt_binary_backward(op, av ? yt_f32(av) : NULL, bv ? yt_f32(bv) : NULL, yt_f32(gy),
-                               target == 0 ? gx : NULL, target == 1 ? gx : NULL, (size_t)yt_numel(gy));
+            yt_binary_backward(op, av ? yt_f32(av) : NULL, bv ? yt_f32(bv) : NULL, yt_f32(gy), target == 0 ? gx : NULL,
+                               target == 1 ? gx : NULL, (size_t)yt_numel(gy));
             continue;
         }
         if (binary_grad_into(op, target, gy, av, bv, x, gx) < 0) return -1;
@@ -416,9 +528,9 @@ yt_tensor *yt_div(yt_tensor *a, yt_tensor *b) { return yt_binary(YT_BIN_DIV, a, 
 
 /* ---- unary ops ---- */
 
-static const char *unary_names[YT_UN_COUNT] = {"neg", "exp", "log", "sqrt", "abs", "pow",
-                                               "clamp", "add_scalar", "mul_scalar", "div_scalar",
-                                               "rsub_scalar", "rdiv_scalar"};
+static const char *unary_names[YT_UN_COUNT] = {"neg",        "exp",        "log",         "sqrt",
+                                               "abs",        "pow",        "clamp",       "add_scalar",
+                                               "mul_scalar", "div_scalar", "rsub_scalar", "rdiv_scalar"};
 
 /* which of x / y the backward reads */
 static int unary_needs_x(yt_unary_op op)

@@ -36,8 +36,8 @@ void yt_binary_backward(yt_binary_op op, const float *a, const float *b, const f
 /* x, y: n floats; p0, p1: the op's scalar parameters (see yt_unary_op) */
 void yt_unary_forward(yt_unary_op op, const float *x, float *y, size_t n, float p0, float p1);
 /* gx += gy * f'(x); y = f(x) is used where cheaper (exp, sqrt) */
-void yt_unary_backward(yt_unary_op op, const float *x, const float *y, const float *gy, float *gx, size_t n,
-                       float p0, float p1);
+void yt_unary_backward(yt_unary_op op, const float *x, const float *y, const float *gy, float *gx, size_t n, float p0,
+                       float p1);
 
 /* Broadcast shape of a and b into shape (YT_MAX_DIMS entries); returns ndim, or -1 with an error naming
  * both shapes (op is the op's name for the message). */

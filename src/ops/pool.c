@@ -90,9 +90,18 @@ static int max_pool2d_backward(yt_node *node)
     if (!gy) return -1;
     float *gx = yt_grad_accum(node->in[0]);
     if (!gx) return node->in[0] ? -1 : 0;
-    yt_pool2d_shape s = {(int)x->shape[0], (int)x->shape[1], (int)x->shape[2], (int)x->shape[3],
-                         (int)node->iarg[0], (int)node->iarg[1], (int)node->iarg[2], (int)node->iarg[3],
-                         (int)node->iarg[4], (int)node->iarg[5], 0, 0};
+    yt_pool2d_shape s = {(int)x->shape[0],
+                         (int)x->shape[1],
+                         (int)x->shape[2],
+                         (int)x->shape[3],
+                         (int)node->iarg[0],
+                         (int)node->iarg[1],
+                         (int)node->iarg[2],
+                         (int)node->iarg[3],
+                         (int)node->iarg[4],
+                         (int)node->iarg[5],
+                         0,
+                         0};
     if (yt_pool2d_shape_init(&s) < 0) return -1;
     yt_max_pool2d_backward(yt_f32(x), yt_f32(gy), gx, &s);
     return 0;
@@ -108,8 +117,8 @@ yt_tensor *yt_max_pool2d(yt_tensor *x, int kh, int kw, int sh, int sw, int ph, i
             return NULL;
         }
     }
-    yt_pool2d_shape s = {(int)x->shape[0], (int)x->shape[1], (int)x->shape[2], (int)x->shape[3], kh, kw, sh, sw,
-                         ph, pw, 0, 0};
+    yt_pool2d_shape s = {
+        (int)x->shape[0], (int)x->shape[1], (int)x->shape[2], (int)x->shape[3], kh, kw, sh, sw, ph, pw, 0, 0};
     if (yt_pool2d_shape_init(&s) < 0) {
         yt_error_prefix("input %s: ", yt_shape_str(x, b, sizeof b));
         return NULL;

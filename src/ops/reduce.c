@@ -63,8 +63,7 @@ void yt_sum_backward(const float *gy, float *gx, int64_t outer, int64_t n, int64
     }
 }
 
-void yt_maxmin_forward(const float *x, float *y, int64_t *idx, int64_t outer, int64_t n, int64_t inner,
-                       int is_min)
+void yt_maxmin_forward(const float *x, float *y, int64_t *idx, int64_t outer, int64_t n, int64_t inner, int is_min)
 {
 #pragma omp parallel for schedule(static) if (outer * n * inner > PAR_MIN)
     for (int64_t t = 0; t < outer * inner; t++) {
@@ -228,8 +227,10 @@ static yt_tensor *maxmin_impl(const char *what, yt_tensor *x, int dim, int all, 
         return NULL;
     }
     yt_tensor_release(xc);
-    if (indices) *indices = idx;
-    else yt_tensor_release(idx);
+    if (indices)
+        *indices = idx;
+    else
+        yt_tensor_release(idx);
     return y;
 }
 
@@ -243,7 +244,13 @@ yt_tensor *yt_min_dim(yt_tensor *x, int dim, int keepdim, yt_tensor **indices)
 {
     return maxmin_impl("min", x, dim, 0, keepdim, 1, indices, 1);
 }
-yt_tensor *yt_argmax(yt_tensor *x, int dim, int keepdim) { return maxmin_impl("argmax", x, dim, 0, keepdim, 0, NULL, 0); }
-yt_tensor *yt_argmin(yt_tensor *x, int dim, int keepdim) { return maxmin_impl("argmin", x, dim, 0, keepdim, 1, NULL, 0); }
+yt_tensor *yt_argmax(yt_tensor *x, int dim, int keepdim)
+{
+    return maxmin_impl("argmax", x, dim, 0, keepdim, 0, NULL, 0);
+}
+yt_tensor *yt_argmin(yt_tensor *x, int dim, int keepdim)
+{
+    return maxmin_impl("argmin", x, dim, 0, keepdim, 1, NULL, 0);
+}
 yt_tensor *yt_argmax_all(yt_tensor *x) { return maxmin_impl("argmax", x, 0, 1, 0, 0, NULL, 0); }
 yt_tensor *yt_argmin_all(yt_tensor *x) { return maxmin_impl("argmin", x, 0, 1, 0, 1, NULL, 0); }

@@ -14,8 +14,7 @@ void yt_sum_forward(const float *x, float *y, int64_t outer, int64_t n, int64_t 
 void yt_sum_backward(const float *gy, float *gx, int64_t outer, int64_t n, int64_t inner, double scale);
 /* idx(o, i) = index of the first max (is_min: min) along n; NaN counts as the extreme (it propagates).
  * y may be NULL. n must be > 0. */
-void yt_maxmin_forward(const float *x, float *y, int64_t *idx, int64_t outer, int64_t n, int64_t inner,
-                       int is_min);
+void yt_maxmin_forward(const float *x, float *y, int64_t *idx, int64_t outer, int64_t n, int64_t inner, int is_min);
 /* gx(o, idx(o,i), i) += gy(o, i) */
 void yt_maxmin_backward(const int64_t *idx, const float *gy, float *gx, int64_t outer, int64_t n, int64_t inner);
 

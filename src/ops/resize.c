@@ -72,8 +72,8 @@ yt_tensor *yt_upsample_nearest(yt_tensor *x, int scale)
     int64_t ys[4] = {xc->shape[0], xc->shape[1], xc->shape[2] * scale, xc->shape[3] * scale};
     yt_tensor *y = yt_tensor_empty(YT_F32, 4, ys);
     if (y) {
-        yt_upsample_nearest_forward(yt_f32(xc), yt_f32(y), (size_t)(xc->shape[0] * xc->shape[1]),
-                                    (int)xc->shape[2], (int)xc->shape[3], scale);
+        yt_upsample_nearest_forward(yt_f32(xc), yt_f32(y), (size_t)(xc->shape[0] * xc->shape[1]), (int)xc->shape[2],
+                                    (int)xc->shape[3], scale);
         yt_node *node = yt_record("upsample_nearest", upsample_backward, 1, &xc, &y);
         if (node) node->iarg[0] = scale;
     }

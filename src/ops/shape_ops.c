@@ -238,8 +238,7 @@ void yt_cat_forward(int n, const void *const *xs, const int64_t *sizes, void *y,
     }
 }
 
-void yt_cat_backward(int n, const float *gy, float *const *gxs, const int64_t *sizes, int64_t outer,
-                     int64_t inner)
+void yt_cat_backward(int n, const float *gy, float *const *gxs, const int64_t *sizes, int64_t outer, int64_t inner)
 {
     int64_t total = 0;
     for (int i = 0; i < n; i++) total += sizes[i];
@@ -315,8 +314,8 @@ yt_tensor *yt_cat(int n, yt_tensor *const *ts, int dim)
                 yt_error("cat: tensor %d is %s but tensor 1 is %s", i + 1, yt_dtype_name(t->dtype),
                          yt_dtype_name(t0->dtype));
             else
-                yt_error("cat: tensor %d has shape %s, tensor 1 has %s: they must match except in dimension %d",
-                         i + 1, yt_shape_str(t, a, sizeof a), yt_shape_str(t0, b, sizeof b), d + 1);
+                yt_error("cat: tensor %d has shape %s, tensor 1 has %s: they must match except in dimension %d", i + 1,
+                         yt_shape_str(t, a, sizeof a), yt_shape_str(t0, b, sizeof b), d + 1);
             return NULL;
         }
         total += t->shape[d];

@@ -11,7 +11,7 @@
 /* Views (share storage; recorded by autograd when the input needs a gradient). */
 yt_tensor *yt_reshape(yt_tensor *t, int ndim, const int64_t *shape); /* -1 allowed once; copies if not contiguous */
 yt_tensor *yt_narrow(yt_tensor *t, int dim, int64_t start, int64_t length);
-yt_tensor *yt_contiguous(yt_tensor *t); /* t itself (retained) when already contiguous */
+yt_tensor *yt_contiguous(yt_tensor *t);               /* t itself (retained) when already contiguous */
 yt_tensor *yt_permute(yt_tensor *t, const int *perm); /* view with permuted dims */
 
 /* Raw kernel of cat along a dim: inputs i viewed as (outer, sizes[i] * inner) contiguous blocks, written one after
@@ -19,8 +19,7 @@ yt_tensor *yt_permute(yt_tensor *t, const int *perm); /* view with permuted dims
 void yt_cat_forward(int n, const void *const *xs, const int64_t *sizes, void *y, int64_t outer, int64_t inner,
                     size_t esz);
 /* gx_i(o, k, j) += gy(o, offset_i + k, j) for each i with gxs[i] != NULL */
-void yt_cat_backward(int n, const float *gy, float *const *gxs, const int64_t *sizes, int64_t outer,
-                     int64_t inner);
+void yt_cat_backward(int n, const float *gy, float *const *gxs, const int64_t *sizes, int64_t outer, int64_t inner);
 
 /* Concatenates n tensors (same dtype, same shape except along dim). Any dtype; gradients for F32. */
 yt_tensor *yt_cat(int n, yt_tensor *const *ts, int dim);

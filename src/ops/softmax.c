@@ -119,8 +119,10 @@ static yt_tensor *softmax_impl(const char *what, yt_tensor *x, int dim, int is_l
     yt_tensor *y = yt_tensor_empty_like(xc);
     if (y) {
         if (yt_numel(y) > 0) {
-            if (is_log) yt_log_softmax_forward(yt_f32(xc), yt_f32(y), outer, n, inner);
-            else yt_softmax_forward(yt_f32(xc), yt_f32(y), outer, n, inner);
+            if (is_log)
+                yt_log_softmax_forward(yt_f32(xc), yt_f32(y), outer, n, inner);
+            else
+                yt_softmax_forward(yt_f32(xc), yt_f32(y), outer, n, inner);
         }
         yt_node *node = yt_record(what, softmax_backward, 1, &xc, &y);
         if (node) {

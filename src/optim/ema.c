@@ -4,10 +4,7 @@
 
 #include "core/error.h"
 
-double yt_ema_decay(int64_t updates, double decay, double tau)
-{
-    return decay * (1.0 - exp(-(double)updates / tau));
-}
+double yt_ema_decay(int64_t updates, double decay, double tau) { return decay * (1.0 - exp(-(double)updates / tau)); }
 
 int yt_ema_update(int n, yt_tensor *const *ema, yt_tensor *const *model, double d)
 {

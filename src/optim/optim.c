@@ -24,9 +24,12 @@ int yt_optim_kind_from_name(const char *name)
 const char *yt_optim_kind_name(yt_optim_kind kind)
 {
     switch (kind) {
-    case YT_OPTIM_SGD: return "SGD";
-    case YT_OPTIM_ADAM: return "Adam";
-    case YT_OPTIM_ADAMW: return "AdamW";
+    case YT_OPTIM_SGD:
+        return "SGD";
+    case YT_OPTIM_ADAM:
+        return "Adam";
+    case YT_OPTIM_ADAMW:
+        return "AdamW";
     }
     return "?";
 }
@@ -45,7 +48,8 @@ void yt_param_group_defaults(yt_optim_kind kind, yt_param_group *g)
 int yt_param_group_check(yt_optim_kind kind, const yt_param_group *g, int which)
 {
     if (!(g->lr >= 0) || isinf(g->lr))
-        return yt_error("%s group %d: invalid lr %g (SGD needs an explicit lr)", yt_optim_kind_name(kind), which, g->lr);
+        return yt_error("%s group %d: invalid lr %g (SGD needs an explicit lr)", yt_optim_kind_name(kind), which,
+                        g->lr);
     if (!(g->weight_decay >= 0) || isinf(g->weight_decay))
         return yt_error("%s group %d: invalid weight_decay %g", yt_optim_kind_name(kind), which, g->weight_decay);
     if (kind == YT_OPTIM_SGD) {
@@ -88,7 +92,7 @@ void yt_optim_free(yt_optimizer *o)
 
 static int cmp_ptr(const void *a, const void *b)
 {
-    uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
     return x < y ? -1 : x > y;
 }
 
@@ -126,7 +130,8 @@ yt_optimizer *yt_optim_new(yt_optim_kind kind, int n_groups, const yt_param_grou
             }
             if (p->dtype != YT_F32 || !yt_is_contiguous(p)) {
                 yt_error("%s group %d: parameter %d (%s %s) must be a contiguous float32 tensor",
-                         yt_optim_kind_name(kind), gi + 1, i + 1, yt_dtype_name(p->dtype), yt_shape_str(p, sb, sizeof sb));
+                         yt_optim_kind_name(kind), gi + 1, i + 1, yt_dtype_name(p->dtype),
+                         yt_shape_str(p, sb, sizeof sb));
                 return NULL;
             }
         }
@@ -212,7 +217,8 @@ static void sgd_update(float *p, const float *grad, float *buf, int64_t n, const
         if (use_wd) d = d + wd * p[i];
         if (use_mom) {
             float b;
-            if (first) b = d;
+            if (first)
+                b = d;
             else {
                 b = buf[i] * mom;
                 b = b + damp1 * d;
@@ -237,8 +243,10 @@ static void adam_update(float *p, const float *grad, float *m, float *v, int64_t
     for (int64_t i = 0; i < n; i++) {
         float pi = p[i], gi = grad[i];
         if (use_wd) {
-            if (decoupled) pi = pi * decay;
-            else gi = gi + wd * pi;
+            if (decoupled)
+                pi = pi * decay;
+            else
+                gi = gi + wd * pi;
         }
         float mi = m[i] * fb1;
         mi = mi + one_m_b1 * gi;
@@ -260,9 +268,11 @@ int yt_optim_step(yt_optimizer *o)
         for (int i = 0; i < g->n_params; i++) {
             const yt_tensor *p = g->params[i], *gr = p->grad;
             if (yt_tensor_is_released(p))
-                return yt_error("%s: parameter %d of group %d was released", yt_optim_kind_name(o->kind), i + 1, gi + 1);
+                return yt_error("%s: parameter %d of group %d was released", yt_optim_kind_name(o->kind), i + 1,
+                                gi + 1);
             if (!gr) continue;
-            if (yt_tensor_is_released(gr) || gr->dtype != YT_F32 || !yt_is_contiguous(gr) || yt_numel(gr) != yt_numel(p))
+            if (yt_tensor_is_released(gr) || gr->dtype != YT_F32 || !yt_is_contiguous(gr) ||
+                yt_numel(gr) != yt_numel(p))
                 return yt_error("%s: the gradient of parameter %d of group %d is not a contiguous float32 tensor of "
                                 "its shape",
                                 yt_optim_kind_name(o->kind), i + 1, gi + 1);
@@ -411,8 +421,9 @@ int yt_optim_state_import(yt_optimizer *o, int n, const char *const *names, yt_t
                     }
                 }
             } else if (w == 2) {
-                int64_t s = t->dtype == YT_I64 ? yt_i64(t)[0]
-                          : t->dtype == YT_F32 ? (int64_t)yt_f32(t)[0] : (int64_t)yt_f64(t)[0];
+                int64_t s = t->dtype == YT_I64   ? yt_i64(t)[0]
+                            : t->dtype == YT_F32 ? (int64_t)yt_f32(t)[0]
+                                                 : (int64_t)yt_f64(t)[0];
                 o->steps[k] = s < 0 ? 0 : s;
             } else {
                 yt_tensor *dst = w == 0 ? o->buf1[k] : o->buf2[k];

@@ -22,24 +22,24 @@ typedef enum { YT_OPTIM_SGD = 0, YT_OPTIM_ADAM, YT_OPTIM_ADAMW } yt_optim_kind;
 
 typedef struct {
     double lr;
-    double momentum;     /* SGD momentum; Adam/AdamW beta1 */
-    double beta2;        /* Adam/AdamW */
-    double eps;          /* Adam/AdamW */
+    double momentum; /* SGD momentum; Adam/AdamW beta1 */
+    double beta2;    /* Adam/AdamW */
+    double eps;      /* Adam/AdamW */
     double weight_decay;
-    double dampening;    /* SGD */
-    int nesterov;        /* SGD */
+    double dampening; /* SGD */
+    int nesterov;     /* SGD */
     int n_params;
-    yt_tensor **params;  /* owned array of retained references (in the optimizer's copy) */
+    yt_tensor **params; /* owned array of retained references (in the optimizer's copy) */
 } yt_param_group;
 
 typedef struct {
     yt_optim_kind kind;
     int n_groups;
     yt_param_group *groups;
-    int n_params;        /* over all groups */
-    yt_tensor **buf1;    /* per parameter: SGD momentum buffer / Adam exp_avg (NULL for SGD without momentum) */
-    yt_tensor **buf2;    /* per parameter: Adam exp_avg_sq (NULL for SGD) */
-    int64_t *steps;      /* per parameter: number of updates applied */
+    int n_params;     /* over all groups */
+    yt_tensor **buf1; /* per parameter: SGD momentum buffer / Adam exp_avg (NULL for SGD without momentum) */
+    yt_tensor **buf2; /* per parameter: Adam exp_avg_sq (NULL for SGD) */
+    int64_t *steps;   /* per parameter: number of updates applied */
 } yt_optimizer;
 
 /* "SGD", "Adam", "AdamW" (case-insensitive); -1 if unknown. */

@@ -98,8 +98,16 @@ static void check_forward(int N, int C, int H, int W, float offset)
     CHECK(memcmp(rm0, yt_f32(rm), C * sizeof *rm0) == 0 && memcmp(rv0, yt_f32(rv), C * sizeof *rv0) == 0,
           "eval changed the running stats");
     yt_tensor_release(y);
-    free(rm0); free(rv0); free(ry); free(mean); free(var);
-    yt_tensor_release(x); yt_tensor_release(w); yt_tensor_release(b); yt_tensor_release(rm); yt_tensor_release(rv);
+    free(rm0);
+    free(rv0);
+    free(ry);
+    free(mean);
+    free(var);
+    yt_tensor_release(x);
+    yt_tensor_release(w);
+    yt_tensor_release(b);
+    yt_tensor_release(rm);
+    yt_tensor_release(rv);
 }
 
 static void gradcheck_case(int ndim, const int64_t *xs, int affine, int training, int which)
@@ -162,7 +170,10 @@ static void check_large_backward(void)
     CHECK(ex < 1e-5 && ew < 1e-5 && eb < 1e-6, "large backward rel errs x %.3g w %.3g b %.3g", ex, ew, eb);
     printf("large BN backward: rel err x %.3g, weight %.3g, bias %.3g\n", ex, ew, eb);
     free(rgx);
-    yt_tensor_release(x); yt_tensor_release(w); yt_tensor_release(b); yt_tensor_release(gy);
+    yt_tensor_release(x);
+    yt_tensor_release(w);
+    yt_tensor_release(b);
+    yt_tensor_release(gy);
 }
 
 static void check_errors(void)
@@ -183,8 +194,12 @@ static void check_errors(void)
     y = yt_batch_norm(xo, w3, w3, rv, rv, 0, 0.1, 1e-5); /* eval with one value per channel is fine */
     CHECK(y != NULL, "eval single value: %s", yt_last_error());
     yt_tensor_release(y);
-    yt_tensor_release(x); yt_tensor_release(w4); yt_tensor_release(w3); yt_tensor_release(rv);
-    yt_tensor_release(xo); yt_tensor_release(xv);
+    yt_tensor_release(x);
+    yt_tensor_release(w4);
+    yt_tensor_release(w3);
+    yt_tensor_release(rv);
+    yt_tensor_release(xo);
+    yt_tensor_release(xv);
 }
 
 /* A known value: channel values 1, 3 -> mean 2, biased var 1; y = (x - 2) / sqrt(1 + eps). */
@@ -197,10 +212,12 @@ static void check_known(void)
     yt_tensor *y = yt_batch_norm(x, NULL, NULL, rm, rv, 1, 0.5, 1e-3);
     CHECK_CLOSE(yt_f32(y)[0], -1 / sqrt(1.001), 1e-6);
     CHECK_CLOSE(yt_f32(y)[1], 1 / sqrt(1.001), 1e-6);
-    CHECK_CLOSE(yt_f32(rm)[0], 1.0, 1e-7);       /* 0.5 * 0 + 0.5 * 2 */
+    CHECK_CLOSE(yt_f32(rm)[0], 1.0, 1e-7);           /* 0.5 * 0 + 0.5 * 2 */
     CHECK_CLOSE(yt_f32(rv)[0], 0.5 + 0.5 * 2, 1e-7); /* unbiased var of {1,3} = 2 */
     yt_tensor_release(y);
-    yt_tensor_release(x); yt_tensor_release(rm); yt_tensor_release(rv);
+    yt_tensor_release(x);
+    yt_tensor_release(rm);
+    yt_tensor_release(rv);
 }
 
 int main(void)

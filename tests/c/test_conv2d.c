@@ -98,8 +98,8 @@ static const char *const variant_name[N_VARIANTS] = {"gemm strategy 1", "gemm st
 
 /* Raw kernels against the double reference, for every variant; gradients accumulate onto a nonzero starting
  * value to check +=. */
-static void check_raw(int N, int C, int H, int W, int O, int KH, int KW, int sh, int sw, int ph, int pw,
-                      int with_bias, double tol)
+static void check_raw(int N, int C, int H, int W, int O, int KH, int KW, int sh, int sw, int ph, int pw, int with_bias,
+                      double tol)
 {
     for (int v = 0; v < N_VARIANTS; v++) {
         yt_conv2d_shape s = {N, C, H, W, O, KH, KW, sh, sw, ph, pw, 0, 0, variant_strategy[v], variant_backend[v]};
@@ -126,8 +126,8 @@ static void check_raw(int N, int C, int H, int W, int O, int KH, int KW, int sh,
         CHECK(yt_conv2d_backward(x, gy, gx, w, gw, with_bias ? gb : NULL, &s) == 0, "backward");
         double ey = rel_err(y, ry, ny), ex = rel_err(gx, rgx, nx), ew = rel_err(gw, rgw, nw);
         char desc[160];
-        snprintf(desc, sizeof desc, "N%d C%d %dx%d O%d k%dx%d s%d,%d p%d,%d bias%d %s", N, C, H, W, O, KH, KW, sh,
-                 sw, ph, pw, with_bias, variant_name[v]);
+        snprintf(desc, sizeof desc, "N%d C%d %dx%d O%d k%dx%d s%d,%d p%d,%d bias%d %s", N, C, H, W, O, KH, KW, sh, sw,
+                 ph, pw, with_bias, variant_name[v]);
         CHECK(ey <= tol, "%s: forward rel err %.3g", desc, ey);
         CHECK(ex <= tol, "%s: grad input rel err %.3g", desc, ex);
         CHECK(ew <= tol, "%s: grad weight rel err %.3g", desc, ew);
@@ -141,8 +141,18 @@ static void check_raw(int N, int C, int H, int W, int O, int KH, int KW, int sh,
         for (size_t i = 0; i < nw; i++) rgw[i] -= 0.25;
         ew = rel_err(gw, rgw, nw);
         CHECK(ew <= tol, "%s: grad weight only rel err %.3g", desc, ew);
-        free(x); free(w); free(b); free(gy); free(y); free(gx); free(gw); free(gb);
-        free(ry); free(rgx); free(rgw); free(rgb);
+        free(x);
+        free(w);
+        free(b);
+        free(gy);
+        free(y);
+        free(gx);
+        free(gw);
+        free(gb);
+        free(ry);
+        free(rgx);
+        free(rgw);
+        free(rgb);
     }
 }
 
@@ -190,7 +200,13 @@ static void check_long_sums(void)
         CHECK(ew <= 1e-4, "%s: 409600-term weight gradient rel err %.3g", variant_name[v], ew);
         CHECK(eb <= 1e-6, "%s: bias gradient rel err %.3g", variant_name[v], eb);
         printf("long sums (%s): weight grad rel err %.3g, bias grad rel err %.3g\n", variant_name[v], ew, eb);
-        free(x); free(gy); free(w); free(gw); free(gb); free(rgw); free(rgb);
+        free(x);
+        free(gy);
+        free(w);
+        free(gw);
+        free(gb);
+        free(rgw);
+        free(rgb);
     }
 }
 
@@ -218,8 +234,13 @@ static void check_errors(void)
     y = yt_conv2d(x, w3, NULL, 2, 1, 0, 2);
     CHECK(y && y->shape[0] == 2 && y->shape[1] == 6 && y->shape[2] == 3 && y->shape[3] == 10, "output shape");
     yt_tensor_release(y);
-    yt_tensor_release(x); yt_tensor_release(w1); yt_tensor_release(w2); yt_tensor_release(w3);
-    yt_tensor_release(b); yt_tensor_release(w4); yt_tensor_release(xb);
+    yt_tensor_release(x);
+    yt_tensor_release(w1);
+    yt_tensor_release(w2);
+    yt_tensor_release(w3);
+    yt_tensor_release(b);
+    yt_tensor_release(w4);
+    yt_tensor_release(xb);
 }
 
 /* A known value: 1x1 input 3x3 of ones, kernel of ones, padding 1 -> corner 4, edge 6, centre 9 (+ bias). */
@@ -229,10 +250,12 @@ static void check_known(void)
     yt_tensor *x = yt_tensor_full(4, xs, 1.0f), *w = yt_tensor_full(4, ws, 1.0f), *b = yt_tensor_full(1, bs, 0.5f);
     yt_tensor *y = yt_conv2d(x, w, b, 1, 1, 1, 1);
     const float *p = yt_f32(y);
-    CHECK(p[0] == 4.5f && p[1] == 6.5f && p[4] == 9.5f && p[8] == 4.5f, "known values %g %g %g %g", p[0], p[1],
-          p[4], p[8]);
+    CHECK(p[0] == 4.5f && p[1] == 6.5f && p[4] == 9.5f && p[8] == 4.5f, "known values %g %g %g %g", p[0], p[1], p[4],
+          p[8]);
     yt_tensor_release(y);
-    yt_tensor_release(x); yt_tensor_release(w); yt_tensor_release(b);
+    yt_tensor_release(x);
+    yt_tensor_release(w);
+    yt_tensor_release(b);
 }
 
 /* Non-contiguous input (a permuted view) gives the same result as its contiguous copy; memory returns to
@@ -246,7 +269,10 @@ static void check_views_and_memory(void)
     yt_tensor *xc = yt_tensor_clone(xv);
     yt_tensor *a = yt_conv2d(xv, w, NULL, 1, 2, 1, 0), *b = yt_conv2d(xc, w, NULL, 1, 2, 1, 0);
     CHECK(a && b && tu_max_abs_diff(a, b) == 0.0, "strided input differs");
-    yt_tensor_release(a); yt_tensor_release(b); yt_tensor_release(xv); yt_tensor_release(xc);
+    yt_tensor_release(a);
+    yt_tensor_release(b);
+    yt_tensor_release(xv);
+    yt_tensor_release(xc);
 
     size_t before = yt_bytes_in_use();
     w->requires_grad = 1;
@@ -264,7 +290,8 @@ static void check_views_and_memory(void)
     yt_tensor_release(w->grad);
     w->grad = NULL;
     CHECK(yt_bytes_in_use() == before, "bytes %zu vs %zu", yt_bytes_in_use(), before);
-    yt_tensor_release(xt); yt_tensor_release(w);
+    yt_tensor_release(xt);
+    yt_tensor_release(w);
 }
 
 /* max |a - ref| / max |ref| over two tensors of the same size (a may be a batch prefix of a larger tensor) */
@@ -299,7 +326,8 @@ static void parity_block(const yt_tensor_file *init, const yt_tensor_file *fw, i
     snprintf(lay, sizeof lay, "calib_layer.%d", k);
     yt_tensor *w = yt_tensor_file_get(init, n_w), *g = yt_tensor_file_get(init, n_g);
     yt_tensor *b = yt_tensor_file_get(init, n_b);
-    yt_tensor *rm = yt_tensor_clone(yt_tensor_file_get(init, n_rm)), *rv = yt_tensor_clone(yt_tensor_file_get(init, n_rv));
+    yt_tensor *rm = yt_tensor_clone(yt_tensor_file_get(init, n_rm)),
+              *rv = yt_tensor_clone(yt_tensor_file_get(init, n_rv));
     yt_tensor *after_rm = yt_tensor_file_get(fw, r_rm), *after_rv = yt_tensor_file_get(fw, r_rv);
     yt_tensor *cal_rm = yt_tensor_file_get(fw, c_rm), *cal_rv = yt_tensor_file_get(fw, c_rv);
     yt_tensor *ref_layer = yt_tensor_file_get(fw, lay);
@@ -327,8 +355,13 @@ static void parity_block(const yt_tensor_file *init, const yt_tensor_file *fw, i
     double e3 = rel_tensor(*out_eval, ref_layer);
     CHECK(e3 < 1e-5, "layer %d eval output (image 0): rel err %.3g", k, e3);
     printf("parity layer %d: eval output rel err %.2g\n", k, e3);
-    yt_tensor_release(y); yt_tensor_release(z); yt_tensor_release(tmp); yt_tensor_release(ye);
-    yt_tensor_release(ze); yt_tensor_release(rm); yt_tensor_release(rv);
+    yt_tensor_release(y);
+    yt_tensor_release(z);
+    yt_tensor_release(tmp);
+    yt_tensor_release(ye);
+    yt_tensor_release(ze);
+    yt_tensor_release(rm);
+    yt_tensor_release(rv);
 }
 
 static void check_parity(void)
@@ -361,8 +394,8 @@ static void check_parity(void)
     yt_tensor_file_free(&init);
 }
 
-/* oneDNN (every pass) against the GEMM path on one YOLOv8-like layer, forward and both gradients; a second oneDNN run on the
- * same inputs is bit-identical (training must be reproducible at a fixed thread count). */
+/* oneDNN (every pass) against the GEMM path on one YOLOv8-like layer, forward and both gradients; a second oneDNN run
+ * on the same inputs is bit-identical (training must be reproducible at a fixed thread count). */
 static void check_dnnl_vs_gemm(int N, int C, int HW, int O, int k, int stride)
 {
     yt_conv2d_shape s = {N, C, HW, HW, O, k, k, stride, stride, k / 2, k / 2, 0, 0, 0, YT_CONV_GEMM};
@@ -397,13 +430,19 @@ static void check_dnnl_vs_gemm(int N, int C, int HW, int O, int k, int stride)
     CHECK(d[0] < 1e-5 && d[1] < 1e-5 && d[2] < 1e-4 && d[3] < 1e-6,
           "N%d C%d %d O%d k%d s%d: dnnl vs gemm rel diff y %.3g gx %.3g gw %.3g gb %.3g", N, C, HW, O, k, stride, d[0],
           d[1], d[2], d[3]);
-    CHECK(memcmp(y[1], y[2], ny * 4) == 0 && memcmp(gx[1], gx[2], nx * 4) == 0 &&
-              memcmp(gw[1], gw[2], nw * 4) == 0 && memcmp(gb[1], gb[2], (size_t)O * 4) == 0,
+    CHECK(memcmp(y[1], y[2], ny * 4) == 0 && memcmp(gx[1], gx[2], nx * 4) == 0 && memcmp(gw[1], gw[2], nw * 4) == 0 &&
+              memcmp(gb[1], gb[2], (size_t)O * 4) == 0,
           "N%d C%d %d O%d k%d s%d: two oneDNN runs differ", N, C, HW, O, k, stride);
     for (int r = 0; r < 3; r++) {
-        free(y[r]); free(gx[r]); free(gw[r]); free(gb[r]);
+        free(y[r]);
+        free(gx[r]);
+        free(gw[r]);
+        free(gb[r]);
     }
-    free(x); free(w); free(b); free(gy);
+    free(x);
+    free(w);
+    free(b);
+    free(gy);
 }
 
 /* The primitive cache: one entry per (shape, pass), reused on the next call, and bounded. */
@@ -504,7 +543,7 @@ int main(void)
     check_dnnl_vs_gemm(4, 16, 40, 32, 3, 2);
     check_dnnl_vs_gemm(4, 32, 20, 32, 3, 1);
     check_dnnl_vs_gemm(4, 64, 20, 64, 1, 1);
-    check_dnnl_vs_gemm(2, 3, 64, 16, 3, 2); /* the first layer: 3 input channels */
+    check_dnnl_vs_gemm(2, 3, 64, 16, 3, 2);   /* the first layer: 3 input channels */
     check_dnnl_vs_gemm(5, 16, 256, 16, 3, 1); /* 4 MB per image: the batch runs in chunks, the last one smaller */
     check_dnnl_cache();
 

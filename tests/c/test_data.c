@@ -24,17 +24,31 @@ typedef struct {
 
 static void args_defaults(ds_args *a)
 {
-    *a = (ds_args){.imgsz = 640, .batch_size = 16, .nc = 80, .use_label_cache = 1, .prefix = "", .mosaic = 1.0,
-                   .translate = 0.1, .scale = 0.5, .fliplr = 0.5, .hsv_h = 0.015, .hsv_s = 0.7, .hsv_v = 0.4};
+    *a = (ds_args){.imgsz = 640,
+                   .batch_size = 16,
+                   .nc = 80,
+                   .use_label_cache = 1,
+                   .prefix = "",
+                   .mosaic = 1.0,
+                   .translate = 0.1,
+                   .scale = 0.5,
+                   .fliplr = 0.5,
+                   .hsv_h = 0.015,
+                   .hsv_s = 0.7,
+                   .hsv_v = 0.4};
 }
 
 /* Scan + dataset + the transforms the engine's build_transforms declares: training (mosaic and mixup off for rect)
  * or the validation letterbox. */
 static yt_dataset *open_ds(const char *const *files, int n, const ds_args *a)
 {
-    yt_scan_cfg scan = {.nc = a->nc, .single_cls = a->single_cls, .use_label_cache = a->use_label_cache,
-                        .prefix = a->prefix};
-    yt_dataset_cfg cfg = {.imgsz = a->imgsz, .augment = a->augment, .rect = a->rect, .stride = 32, .pad = a->pad,
+    yt_scan_cfg scan = {
+        .nc = a->nc, .single_cls = a->single_cls, .use_label_cache = a->use_label_cache, .prefix = a->prefix};
+    yt_dataset_cfg cfg = {.imgsz = a->imgsz,
+                          .augment = a->augment,
+                          .rect = a->rect,
+                          .stride = 32,
+                          .pad = a->pad,
                           .batch_size = a->batch_size};
     yt_dataset *ds = yt_dataset_open(files, n, &scan, &cfg);
     if (!ds) return NULL;
@@ -69,10 +83,7 @@ static int load_err(const char *path, yt_image *im, yt_image_info *info, char *e
 static uint8_t *st_file;
 static size_t st_size;
 
-static int st_open(const char *path)
-{
-    return yt_read_file(path, &st_file, &st_size);
-}
+static int st_open(const char *path) { return yt_read_file(path, &st_file, &st_size); }
 
 static const uint8_t *st_get(const char *name, int64_t *shape, int *nd)
 {
@@ -239,7 +250,8 @@ static void test_labels(void)
     CHECK(parse("80 0.5 0.5 0.2 0.2\n", 80, &e, &nd, err) < 0 && strstr(err, "exceeds"), "class == nc: %s", err);
     CHECK(parse("79 0.5 0.5 0.2 0.2\n", 80, &e, &nd, err) == 0, "class nc-1");
     yt_label_entry_free(&e);
-    CHECK(parse("3 0.5 0.5 0.2 0.2\n3 0.5 0.5 0.2 0.2\n2 0.5 0.5 0.2 0.2\n", 80, &e, &nd, err) == 0 && e.n == 2 && nd == 1,
+    CHECK(parse("3 0.5 0.5 0.2 0.2\n3 0.5 0.5 0.2 0.2\n2 0.5 0.5 0.2 0.2\n", 80, &e, &nd, err) == 0 && e.n == 2 &&
+              nd == 1,
           "duplicates n=%d nd=%d", e.n, nd);
     CHECK(e.cls[0] == 3 && e.cls[1] == 2, "order kept");
     yt_label_entry_free(&e);
@@ -284,8 +296,8 @@ static void test_corrupt_images(void)
     write_file(p, "\x89PNX\r\n\x1a\n0000000000000000000000", 30);
     CHECK(load_err(p, &im, NULL, err, sizeof err) < 0, "bad PNG header");
     /* a PNG header announcing 60000 x 60000 */
-    uint8_t big[64] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 0xEA, 0x60, 0, 0,
-                       0xEA, 0x60, 8, 2, 0, 0, 0};
+    uint8_t big[64] = {0x89, 'P', 'N', 'G',  '\r', '\n', 0x1a, '\n', 0,    0, 0, 13, 'I', 'H', 'D',
+                       'R',  0,   0,   0xEA, 0x60, 0,    0,    0xEA, 0x60, 8, 2, 0,  0,   0};
     snprintf(p, sizeof p, "%s/huge.png", tmpdir);
     write_file(p, big, 64);
     size_t before = yt_peak_bytes_in_use();
@@ -331,8 +343,8 @@ static void test_exif(void)
     char err[256];
     if (yt_read_file(p, &buf, &n) < 0) return;
     /* APP1 Exif, big-endian TIFF, one IFD entry: 0x0112 SHORT 1 = 6 */
-    static const uint8_t app1[] = {0xFF, 0xE1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0, 'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1,
-                                   0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0};
+    static const uint8_t app1[] = {0xFF, 0xE1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0, 'M', 'M', 0, 42, 0, 0, 0, 8,
+                                   0,    1,    0x01, 0x12, 0,   3,   0,   0,   0, 1, 0,   6,   0, 0,  0, 0, 0, 0};
     uint8_t *o = malloc(n + sizeof app1);
     memcpy(o, buf, 2);
     memcpy(o + 2, app1, sizeof app1);
@@ -373,8 +385,12 @@ static void make_fixture(const char *root)
     write_text(p, "not an image");
     snprintf(p, sizeof p, "%s/images/train/small.png", root);
     make_png(p, 8, 30, 0);
-    const char *labels[] = {"0 0.5 0.5 0.5 0.5\n", "1 0.3 0.3 0.2 0.2\r\n2 0.6 0.6 0.3 0.3\r\n",
-                            "1 0.3 0.3 0.2 0.2\n1 0.3 0.3 0.2 0.2\n", "2 0.1 0.2 0.5 0.2 0.3 0.6 0.1 0.2\n", NULL, ""};
+    const char *labels[] = {"0 0.5 0.5 0.5 0.5\n",
+                            "1 0.3 0.3 0.2 0.2\r\n2 0.6 0.6 0.3 0.3\r\n",
+                            "1 0.3 0.3 0.2 0.2\n1 0.3 0.3 0.2 0.2\n",
+                            "2 0.1 0.2 0.5 0.2 0.3 0.6 0.1 0.2\n",
+                            NULL,
+                            ""};
     for (int i = 0; i < 6; i++) {
         if (!labels[i]) continue;
         snprintf(p, sizeof p, "%s/labels/train/im%d.txt", root, i);
@@ -592,12 +608,14 @@ static void test_loader_determinism(void)
                 int rc[3];
                 for (int k = 0; k < 3; k++) rc[k] = yt_loader_next(ld[k], &b[k]);
                 if (rc[0] != 1 || rc[1] != 1 || rc[2] != 1) {
-                    CHECK(rc[0] == 0 && rc[1] == 0 && rc[2] == 0, "end rc %d %d %d: %s", rc[0], rc[1], rc[2], yt_last_error());
+                    CHECK(rc[0] == 0 && rc[1] == 0 && rc[2] == 0, "end rc %d %d %d: %s", rc[0], rc[1], rc[2],
+                          yt_last_error());
                     break;
                 }
                 same &= batches_equal(b[0], b[1]) && batches_equal(b[0], b[2]);
                 CHECK(b[0]->img->shape[2] == 160 && b[0]->img->shape[3] == 160, "size");
-                if (epoch == 0) first[count % 5] = b[0];
+                if (epoch == 0)
+                    first[count % 5] = b[0];
                 else {
                     differs_from_epoch0 |= !batches_equal(b[0], first[count % 5]);
                     yt_batch_free(b[0]);
@@ -719,9 +737,12 @@ static void test_boxes_follow_paint(void)
                                 inside += R[y * W + x] > G[y * W + x] + 40;
                     }
                     double frac = area ? (double)inside / area : 0;
-                    if (frac > 0.45) ok++;
+                    if (frac > 0.45)
+                        ok++;
                     else if (worst_px < 5)
-                        fprintf(stderr, "  %s: box %d (%.1f,%.1f,%.1f,%.1f) red fraction %.2f\n", names[mode], j, x1, y1, x2, y2, frac), worst_px++;
+                        fprintf(stderr, "  %s: box %d (%.1f,%.1f,%.1f,%.1f) red fraction %.2f\n", names[mode], j, x1,
+                                y1, x2, y2, frac),
+                            worst_px++;
                 }
                 /* no red pixel far outside every box of its image */
                 for (int k = 0; k < b->B; k++) {
@@ -733,7 +754,8 @@ static void test_boxes_follow_paint(void)
                             for (int j = 0; j < N && !covered; j++) {
                                 if ((int)yt_f32(b->batch_idx)[j] != k) continue;
                                 const float *bb = yt_f32(b->bboxes) + 4 * j;
-                                covered = fabs(x + 0.5 - bb[0] * W) <= bb[2] * W / 2 + 2 && fabs(y + 0.5 - bb[1] * H) <= bb[3] * H / 2 + 2;
+                                covered = fabs(x + 0.5 - bb[0] * W) <= bb[2] * W / 2 + 2 &&
+                                          fabs(y + 0.5 - bb[1] * H) <= bb[3] * H / 2 + 2;
                             }
                             if (!covered) uncovered++;
                             painted++;
@@ -791,7 +813,8 @@ static void test_rect(void)
     yt_batch *b;
     int nb = 0;
     while (l && yt_loader_next(l, &b) == 1) {
-        CHECK(b->img->shape[2] == ds->batch_shapes[2 * nb] && b->img->shape[3] == ds->batch_shapes[2 * nb + 1], "batch shape");
+        CHECK(b->img->shape[2] == ds->batch_shapes[2 * nb] && b->img->shape[3] == ds->batch_shapes[2 * nb + 1],
+              "batch shape");
         nb++;
         yt_batch_free(b);
     }

@@ -108,7 +108,8 @@ static void test_iou_grads(void)
                 double p[4] = {b1[0], b1[1], b1[2], b1[3]}, q[4] = {b2[0], b2[1], b2[2], b2[3]};
                 p[j] += sgn ? -h : h;
                 double e = 1e-7, w1 = p[2] - p[0], h1 = p[3] - p[1] + e, w2 = q[2] - q[0], h2 = q[3] - q[1] + e;
-                double iw = fmax(fmin(p[2], q[2]) - fmax(p[0], q[0]), 0), ih = fmax(fmin(p[3], q[3]) - fmax(p[1], q[1]), 0);
+                double iw = fmax(fmin(p[2], q[2]) - fmax(p[0], q[0]), 0),
+                       ih = fmax(fmin(p[3], q[3]) - fmax(p[1], q[1]), 0);
                 double inter = iw * ih, uni = w1 * h1 + w2 * h2 - inter + e, iou = inter / uni;
                 double cw = fmax(p[2], q[2]) - fmin(p[0], q[0]), ch = fmax(p[3], q[3]) - fmin(p[1], q[1]);
                 double c2 = cw * cw + ch * ch + e;
@@ -299,7 +300,8 @@ static void test_tiny_loss(void)
                 fg0 += fg[a];
                 fg1 += fg[A + a];
             }
-            CHECK(fg0 == 0 && fg1 > 0, "image 0 (no GT) has no foreground: %lld / %lld", (long long)fg0, (long long)fg1);
+            CHECK(fg0 == 0 && fg1 > 0, "image 0 (no GT) has no foreground: %lld / %lld", (long long)fg0,
+                  (long long)fg1);
             yt_tape_clear();
             yt_tensor_release(loss);
             yt_detect_loss_extras_free(&ex);
@@ -364,8 +366,7 @@ static double max_rel(const yt_tensor *a, const yt_tensor *ref)
 /* element mismatches; -1 (fails `== 0`) when the tensors cannot be compared */
 static int64_t count_diff_i64(const yt_tensor *a, const yt_tensor *b)
 {
-    if (!a || !b || a->dtype != b->dtype || yt_numel(a) != yt_numel(b) || !yt_is_contiguous(a) ||
-        !yt_is_contiguous(b))
+    if (!a || !b || a->dtype != b->dtype || yt_numel(a) != yt_numel(b) || !yt_is_contiguous(a) || !yt_is_contiguous(b))
         return -1;
     int64_t n = 0;
     for (int64_t i = 0; i < yt_numel(a); i++) n += yt_i64(a)[i] != yt_i64(b)[i];
@@ -375,8 +376,7 @@ static int64_t count_diff_i64(const yt_tensor *a, const yt_tensor *b)
 /* element mismatches; -1 (fails `== 0`) when the tensors cannot be compared */
 static int64_t count_diff_u8(const yt_tensor *a, const yt_tensor *b)
 {
-    if (!a || !b || a->dtype != b->dtype || yt_numel(a) != yt_numel(b) || !yt_is_contiguous(a) ||
-        !yt_is_contiguous(b))
+    if (!a || !b || a->dtype != b->dtype || yt_numel(a) != yt_numel(b) || !yt_is_contiguous(a) || !yt_is_contiguous(b))
         return -1;
     int64_t n = 0;
     for (int64_t i = 0; i < yt_numel(a); i++) n += yt_u8(a)[i] != yt_u8(b)[i];
@@ -441,11 +441,10 @@ static void test_parity(void)
         yt_tal_cfg cfg;
         yt_tal_cfg_default(&cfg, (int)nc);
         yt_tal_result r;
-        int rc = yt_task_aligned_assign(sc, yt_tensor_file_get(&f, "assigner_in.pd_bboxes"),
-                                        yt_tensor_file_get(&f, "assigner_in.anc_points"),
-                                        yt_tensor_file_get(&f, "assigner_in.gt_labels"),
-                                        yt_tensor_file_get(&f, "assigner_in.gt_bboxes"),
-                                        yt_tensor_file_get(&f, "assigner_in.mask_gt"), &cfg, &r);
+        int rc = yt_task_aligned_assign(
+            sc, yt_tensor_file_get(&f, "assigner_in.pd_bboxes"), yt_tensor_file_get(&f, "assigner_in.anc_points"),
+            yt_tensor_file_get(&f, "assigner_in.gt_labels"), yt_tensor_file_get(&f, "assigner_in.gt_bboxes"),
+            yt_tensor_file_get(&f, "assigner_in.mask_gt"), &cfg, &r);
         CHECK(rc == 0, "assigner: %s", yt_last_error());
         if (rc == 0) {
             compare_assignment("assigner (fixture inputs)", &r, &f);
@@ -488,7 +487,8 @@ static void test_parity(void)
             double dgl = tu_max_abs_diff(ex.gt_labels, yt_tensor_file_get(&f, "assigner_in.gt_labels"));
             double dmg = tu_max_abs_diff(ex.mask_gt, yt_tensor_file_get(&f, "assigner_in.mask_gt"));
             printf("  pd_bboxes max diff %.3g px, anchors %.3g, strides %.3g, gt_bboxes %.3g, gt_labels %.3g, "
-                   "mask_gt %.3g\n", dpb, dan, dst, dgb, dgl, dmg);
+                   "mask_gt %.3g\n",
+                   dpb, dan, dst, dgb, dgl, dmg);
             CHECK(dpb <= 1e-3, "pd_bboxes max diff %.3g", dpb);
             CHECK(dan == 0 && dst == 0 && dgl == 0 && dmg == 0, "anchors/strides/labels/mask exact");
             CHECK(dgb <= 1e-4, "gt_bboxes max diff %.3g", dgb);

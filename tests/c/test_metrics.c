@@ -91,8 +91,10 @@ static jv *jparse(void)
         char *end;
         v->t = J_NUM;
         v->num = strtod(jp, &end);
-        if (end == jp) jp++;
-        else jp = end;
+        if (end == jp)
+            jp++;
+        else
+            jp = end;
     }
     return v;
 }
@@ -428,8 +430,8 @@ static void test_confusion(void)
     memset(m, 0, sizeof m);
     const float gt[8] = {0, 0, 10, 10, 20, 20, 30, 30};
     int64_t gc[2] = {0, 1};
-    const float dets[24] = {0, 0, 10, 10, 0.9f, 0,  20, 20, 30, 30, 0.8f, 0,
-                            50, 50, 60, 60, 0.7f, 1, 0, 0, 10, 10, 0.1f, 1};
+    const float dets[24] = {0,  0,  10, 10, 0.9f, 0, 20, 20, 30, 30, 0.8f, 0,
+                            50, 50, 60, 60, 0.7f, 1, 0,  0,  10, 10, 0.1f, 1};
     CHECK(yt_confusion_matrix_update(m, 2, dets, 4, gt, gc, 2, 0.25f, 0.45f) == 0, "update");
     const double want[9] = {1, 1, 0, 0, 0, 1, 0, 0, 0};
     CHECK(!memcmp(m, want, sizeof m), "matrix [pred][true]: %g %g %g / %g %g %g / %g %g %g", m[0], m[1], m[2], m[3],
@@ -482,8 +484,7 @@ static void test_plots(void)
     for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
         struct stat st;
-        CHECK(stat(path, &st) == 0 && st.st_size > 10000, "%s written (%lld bytes)", files[i],
-              (long long)st.st_size);
+        CHECK(stat(path, &st) == 0 && st.st_size > 10000, "%s written (%lld bytes)", files[i], (long long)st.st_size);
         remove(path);
     }
     rmdir(dir);

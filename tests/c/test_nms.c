@@ -85,9 +85,9 @@ static void test_parity(void)
     /* a strided view gives the same result: prediction stored as (B, A, C) and permuted to (B, C, A) */
     {
         int perm[3] = {0, 2, 1};
-        yt_tensor *t = yt_permute(pred, perm);          /* (B, A, C) view */
-        yt_tensor *tc = yt_tensor_clone(t);             /* contiguous (B, A, C) */
-        yt_tensor *v = yt_permute(tc, perm);            /* strided (B, C, A) view */
+        yt_tensor *t = yt_permute(pred, perm); /* (B, A, C) view */
+        yt_tensor *tc = yt_tensor_clone(t);    /* contiguous (B, A, C) */
+        yt_tensor *v = yt_permute(tc, perm);   /* strided (B, C, A) view */
         CHECK(!yt_is_contiguous(v), "view is strided");
         run_variant("", "val", v, &f, 0.001f, 0.7, 1);
         yt_tensor_release(v);
@@ -126,8 +126,10 @@ static int64_t nms_count(yt_tensor *p, yt_nms_opts *o, yt_tensor **keep_out)
     yt_tensor *out[1];
     if (yt_nms(p, o, out) < 0) return -1;
     int64_t n = out[0]->shape[0];
-    if (keep_out) *keep_out = out[0];
-    else yt_tensor_release(out[0]);
+    if (keep_out)
+        *keep_out = out[0];
+    else
+        yt_tensor_release(out[0]);
     return n;
 }
 
@@ -182,8 +184,8 @@ static void test_edges(void)
     }
     /* multi_label, classes filter, max_det, max_nms, descending order */
     {
-        const float rows[] = {10, 10, 4, 4, 0.6f, 0.7f, 0.1f,   /* classes 0 and 1 above 0.5 */
-                              50, 50, 4, 4, 0.2f, 0.3f, 0.95f,  /* class 2 */
+        const float rows[] = {10, 10, 4, 4, 0.6f,  0.7f, 0.1f,  /* classes 0 and 1 above 0.5 */
+                              50, 50, 4, 4, 0.2f,  0.3f, 0.95f, /* class 2 */
                               90, 90, 4, 4, 0.55f, 0.0f, 0.0f}; /* class 0 */
         yt_tensor *p = make_pred(3, 3, rows);
         yt_nms_opts_default(&o);

@@ -65,10 +65,12 @@ static void test_round_trip(void)
         float want[6] = {0, 2, 4, 1, 3, 5};
         CHECK(t->n_dims == 2 && t->dims[0] == 2 && t->dims[1] == 3, "dims of w");
         CHECK(t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && t->raw_data.len == sizeof want &&
-                  !memcmp(t->raw_data.data, want, sizeof want), "raw data of w in logical order");
+                  !memcmp(t->raw_data.data, want, sizeof want),
+              "raw data of w in logical order");
         t = g->initializer[1];
         CHECK(t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 && t->raw_data.len == sizeof iv &&
-                  !memcmp(t->raw_data.data, iv, sizeof iv), "raw data of idx");
+                  !memcmp(t->raw_data.data, iv, sizeof iv),
+              "raw data of idx");
         CHECK(g->n_node == 1, "nodes");
         Onnx__NodeProto *n = g->node[0];
         CHECK(!strcmp(n->op_type, "Custom") && !strcmp(n->name, "/n"), "node names");
@@ -76,7 +78,8 @@ static void test_round_trip(void)
         CHECK(n->n_output == 2 && !strcmp(n->output[1], "z"), "outputs");
         CHECK(n->n_attribute == 5, "attributes");
         if (n->n_attribute == 5) {
-            CHECK(n->attribute[0]->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT && n->attribute[0]->i == -7, "int");
+            CHECK(n->attribute[0]->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT && n->attribute[0]->i == -7,
+                  "int");
             CHECK(n->attribute[1]->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT && n->attribute[1]->f == 1e-3f,
                   "float");
             CHECK(n->attribute[2]->s.len == 7 && !memcmp(n->attribute[2]->s.data, "nearest", 7), "string");
@@ -87,9 +90,11 @@ static void test_round_trip(void)
         Onnx__TensorShapeProto *s = g->input[0]->type->tensor_type->shape;
         CHECK(s->n_dim == 3 && s->dim[0]->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
                   !strcmp(s->dim[0]->dim_param, "batch") && s->dim[1]->dim_value == 3 &&
-                  !strcmp(s->dim[2]->dim_param, "width"), "symbolic and fixed dims");
+                  !strcmp(s->dim[2]->dim_param, "width"),
+              "symbolic and fixed dims");
         s = g->output[0]->type->tensor_type->shape;
-        CHECK(s->dim[0]->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && s->dim[0]->dim_value == 1,
+        CHECK(s->dim[0]->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+                  s->dim[0]->dim_value == 1,
               "fixed dims without names");
         CHECK(p->n_metadata_props == 1 && !strcmp(p->metadata_props[0]->value, "{0: 'a'}"), "metadata");
         onnx__model_proto__free_unpacked(p, NULL);

@@ -92,7 +92,7 @@ typedef struct {
     yt_optim_kind kind;
     double lr, momentum, beta2, eps;
     int nesterov;
-    double clip; /* 0 = none */
+    double clip;    /* 0 = none */
     int json_index; /* first group list of this variant in the JSON */
 } variant;
 
@@ -219,9 +219,9 @@ static void test_parity(void)
     CHECK(json != NULL, "optimizer_groups.json");
     if (ok && json) {
         /* the hyperparameters hard-coded below are those of the file */
-        CHECK(strstr(json, "\"lr\": 0.01,") && strstr(json, "\"momentum\": 0.937,") && strstr(json, "\"nesterov\": true") &&
-                  strstr(json, "\"lr\": 0.001,") && strstr(json, "\"eps\": 1e-08") &&
-                  strstr(json, "\"weight_decay\": 0.0005,") && strstr(json, "0.999"),
+        CHECK(strstr(json, "\"lr\": 0.01,") && strstr(json, "\"momentum\": 0.937,") &&
+                  strstr(json, "\"nesterov\": true") && strstr(json, "\"lr\": 0.001,") &&
+                  strstr(json, "\"eps\": 1e-08") && strstr(json, "\"weight_decay\": 0.0005,") && strstr(json, "0.999"),
               "hyperparameters in optimizer_groups.json");
         const variant vs[] = {
             {"sgd", YT_OPTIM_SGD, 0.01, 0.937, 0.999, 1e-8, 1, 0, 0},
@@ -268,8 +268,10 @@ static void ref_adam(double *p, double grads[STEPS][N], double lr, double b1, do
     for (int s = 0; s < steps; s++)
         for (int i = 0; i < N; i++) {
             double g = grads[s][i];
-            if (decoupled) p[i] *= 1 - lr * wd;
-            else g += wd * p[i];
+            if (decoupled)
+                p[i] *= 1 - lr * wd;
+            else
+                g += wd * p[i];
             m[i] = b1 * m[i] + (1 - b1) * g;
             v[i] = b2 * v[i] + (1 - b2) * g * g;
             double mh = m[i] / (1 - pow(b1, s + 1)), vh = v[i] / (1 - pow(b2, s + 1));
@@ -301,8 +303,10 @@ static void check_against_ref(const char *label, yt_optim_kind kind, yt_param_gr
         CHECK(yt_optim_step(o) == 0, "%s step", label);
         yt_optim_zero_grad(o, s % 2); /* both flavours */
     }
-    if (use_ref_sgd) ref_sgd(pr, grads, hp.lr, hp.momentum, hp.dampening, hp.weight_decay, hp.nesterov, STEPS);
-    else ref_adam(pr, grads, hp.lr, hp.momentum, hp.beta2, hp.eps, hp.weight_decay, kind == YT_OPTIM_ADAMW, STEPS);
+    if (use_ref_sgd)
+        ref_sgd(pr, grads, hp.lr, hp.momentum, hp.dampening, hp.weight_decay, hp.nesterov, STEPS);
+    else
+        ref_adam(pr, grads, hp.lr, hp.momentum, hp.beta2, hp.eps, hp.weight_decay, kind == YT_OPTIM_ADAMW, STEPS);
     double md = 0;
     for (int i = 0; i < N; i++) md = fmax(md, fabs(yt_f32(p)[i] - pr[i]));
     CHECK(md < 2e-6, "%s: max diff vs double reference %.3g", label, md);
@@ -495,7 +499,8 @@ static void test_clip(void)
 {
     int64_t s[] = {2}, s2[] = {1};
     float a[] = {3, 0}, b[] = {4};
-    yt_tensor *p = yt_tensor_zeros(YT_F32, 1, s), *q = yt_tensor_zeros(YT_F32, 1, s2), *r = yt_tensor_zeros(YT_F32, 1, s);
+    yt_tensor *p = yt_tensor_zeros(YT_F32, 1, s), *q = yt_tensor_zeros(YT_F32, 1, s2),
+              *r = yt_tensor_zeros(YT_F32, 1, s);
     p->grad = yt_tensor_from_data(YT_F32, 1, s, a);
     q->grad = yt_tensor_from_data(YT_F32, 1, s2, b);
     yt_tensor *ps[] = {p, q, r}; /* r has no grad */

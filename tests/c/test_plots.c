@@ -67,12 +67,12 @@ static void test_histograms(void)
 {
     const int B = YT_LABEL_BINS;
     /* placement: 0 -> first bin, 1 -> last bin, 0.51 -> bin 25, outliers clamped */
-    float pts[5 * 4] = {0, 0, 0.1f, 0.1f, 1, 1, 0.2f, 0.2f, 0.51f, 0.51f, 0.3f, 0.3f, -0.2f, 1.5f, 0.4f, 0.4f,
-                        0.999f, 0.001f, 0.5f, 0.5f};
+    float pts[5 * 4] = {0,    0,    0.1f,  0.1f, 1,    1,    0.2f,   0.2f,   0.51f, 0.51f,
+                        0.3f, 0.3f, -0.2f, 1.5f, 0.4f, 0.4f, 0.999f, 0.001f, 0.5f,  0.5f};
     int64_t h1[YT_LABEL_BINS], h2[YT_LABEL_BINS * YT_LABEL_BINS];
     CHECK(yt_label_hist1d(pts, 5, 0, B, h1) == 0, "hist1d: %s", yt_last_error());
-    CHECK(h1[0] == 2 && h1[25] == 1 && h1[B - 1] == 2 && sum(h1, B) == 5, "x bins %lld %lld %lld",
-          (long long)h1[0], (long long)h1[25], (long long)h1[B - 1]);
+    CHECK(h1[0] == 2 && h1[25] == 1 && h1[B - 1] == 2 && sum(h1, B) == 5, "x bins %lld %lld %lld", (long long)h1[0],
+          (long long)h1[25], (long long)h1[B - 1]);
     CHECK(yt_label_hist2d(pts, 5, 0, 1, B, h2) == 0, "hist2d: %s", yt_last_error());
     CHECK(h2[0] == 1 && h2[(B - 1) * B + B - 1] == 1 && h2[25 * B + 25] == 1 && h2[(B - 1) * B + 0] == 1 &&
               h2[0 * B + B - 1] == 1,
@@ -173,8 +173,7 @@ static void test_labels_jpg(void)
     CHECK(access(tmp_file("bad.jpg"), F_OK) != 0, "no file for a refused plot");
     CHECK(yt_plot_labels("/nonexistent-dir/labels.jpg", CLS, XYWH, NB, 3, names) < 0, "unwritable path fails");
     /* no labels at all still gives the figure (empty panels) */
-    CHECK(yt_plot_labels(tmp_file("empty.jpg"), NULL, NULL, 0, 3, names) == 0, "empty label set: %s",
-          yt_last_error());
+    CHECK(yt_plot_labels(tmp_file("empty.jpg"), NULL, NULL, 0, 3, names) == 0, "empty label set: %s", yt_last_error());
 }
 
 static void test_correlogram_jpg(void)
@@ -194,8 +193,10 @@ static void test_correlogram_jpg(void)
         for (int c = 0; c < 4; c++) {
             int x0 = (int)(left + c * pitch) + 4, y0 = (int)(top + r * pitch) + 4;
             int64_t ink = non_white(&im, x0, x0 + (int)cell - 8, y0, y0 + (int)cell - 8);
-            if (c <= r) CHECK(ink > 300, "cell (%d, %d) drawn (%lld px)", r, c, (long long)ink);
-            else CHECK(ink == 0, "cell (%d, %d) above the diagonal is blank (%lld px)", r, c, (long long)ink);
+            if (c <= r)
+                CHECK(ink > 300, "cell (%d, %d) drawn (%lld px)", r, c, (long long)ink);
+            else
+                CHECK(ink == 0, "cell (%d, %d) above the diagonal is blank (%lld px)", r, c, (long long)ink);
         }
     yt_image_free(&im);
 }
@@ -227,8 +228,16 @@ static void test_batch_conf(void)
     memset(img, 90, 3 * H * W);
     float cls[1] = {0}, box[4] = {0.5f, 0.6f, 0.5f, 0.4f}, bidx[1] = {0};
     const char *names[1] = {"person"};
-    yt_plot_batch_args a = {.img = img, .B = 1, .H = H, .W = W, .N = 1, .cls = cls, .bboxes = box,
-                            .batch_idx = bidx, .names = names, .nnames = 1};
+    yt_plot_batch_args a = {.img = img,
+                            .B = 1,
+                            .H = H,
+                            .W = W,
+                            .N = 1,
+                            .cls = cls,
+                            .bboxes = box,
+                            .batch_idx = bidx,
+                            .names = names,
+                            .nnames = 1};
     const char *p_gt = tmp_file("gt.png"), *p_pred = tmp_file("pred.png"), *p_low = tmp_file("low.png"),
                *p_none = tmp_file("none.png");
     CHECK(yt_plot_batch(&a, p_gt) == 0, "labels plot: %s", yt_last_error());
@@ -241,8 +250,8 @@ static void test_batch_conf(void)
     a.conf = NULL, a.N = 0;
     CHECK(yt_plot_batch(&a, p_none) == 0, "empty plot: %s", yt_last_error());
     yt_image gt = {0}, pred = {0}, lowi = {0}, none = {0};
-    if (yt_image_load(p_gt, &gt, NULL) < 0 || yt_image_load(p_pred, &pred, NULL) < 0 || yt_image_load(p_low, &lowi, NULL) < 0 ||
-        yt_image_load(p_none, &none, NULL) < 0) {
+    if (yt_image_load(p_gt, &gt, NULL) < 0 || yt_image_load(p_pred, &pred, NULL) < 0 ||
+        yt_image_load(p_low, &lowi, NULL) < 0 || yt_image_load(p_none, &none, NULL) < 0) {
         CHECK(0, "decode batch plots: %s", yt_last_error());
     } else {
         size_t n = (size_t)gt.w * gt.h * 3, diff = 0;
@@ -276,8 +285,8 @@ int main(void)
     test_correlogram_jpg();
     test_box_label();
     test_batch_conf();
-    const char *files[] = {"labels.jpg", "empty.jpg", "labels_correlogram.jpg", "gt.png", "pred.png", "low.png",
-                           "none.png"};
+    const char *files[] = {"labels.jpg", "empty.jpg", "labels_correlogram.jpg", "gt.png", "pred.png",
+                           "low.png",    "none.png"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) remove(tmp_file(files[i]));
     rmdir(dir);
     tu_drop_font_caches();

@@ -106,7 +106,8 @@ static void test_fixtures(void)
     yt_tensor_file_free(&expected);
 }
 
-/* ---- a tiny checkpoint written opcode by opcode ------------------------------------------------------------------- */
+/* ---- a tiny checkpoint written opcode by opcode -------------------------------------------------------------------
+ */
 
 typedef struct {
     unsigned char b[8192];
@@ -137,11 +138,14 @@ static void tensor(buf *p, const char *storage_type, const char *key, int numel,
 {
     global(p, "torch._utils", "_rebuild_tensor_v2");
     op(p, '(');
-    op(p, '('), str(p, "storage"), global(p, "torch", storage_type), str(p, key), str(p, "cpu"), int1(p, numel), op(p, 't');
+    op(p, '('), str(p, "storage"), global(p, "torch", storage_type), str(p, key), str(p, "cpu"), int1(p, numel),
+        op(p, 't');
     op(p, 'Q');
     int1(p, 0);
-    if (n == 1) int1(p, d0), op(p, 0x85), int1(p, s0), op(p, 0x85);
-    else int1(p, d0), int1(p, d1), op(p, 0x86), int1(p, s0), int1(p, s1), op(p, 0x86);
+    if (n == 1)
+        int1(p, d0), op(p, 0x85), int1(p, s0), op(p, 0x85);
+    else
+        int1(p, d0), int1(p, d1), op(p, 0x86), int1(p, s0), int1(p, s1), op(p, 0x86);
     op(p, 0x89);
     ordered_dict_begin(p), ordered_dict_end(p);
     op(p, 't'), op(p, 'R');
@@ -170,14 +174,17 @@ static size_t make_pickle(buf *p, int variant)
     if (variant == TEXT_OPCODE) str(p, "old"), p->n += (size_t)sprintf((char *)p->b + p->n, "I42\n");
     str(p, "model");
     global(p, "torch.nn.modules.conv", "Conv2d"), op(p, ')'), op(p, 0x81);
-    if (variant == HUGE_MEMO) op(p, 'r'), op(p, 0xff), op(p, 0xff), op(p, 0xff), op(p, 0x7f);
-    else op(p, 'q'), op(p, 0);
+    if (variant == HUGE_MEMO)
+        op(p, 'r'), op(p, 0xff), op(p, 0xff), op(p, 0xff), op(p, 0x7f);
+    else
+        op(p, 'q'), op(p, 0);
     op(p, '}'), op(p, '(');
     str(p, "_parameters"), ordered_dict_begin(p);
     str(p, "weight"), tensor(p, "HalfStorage", "0", 4, 2, 2, 2, 1, 2); /* a transposed view */
     ordered_dict_end(p);
     str(p, "_buffers"), ordered_dict_begin(p);
-    str(p, "running"), tensor(p, "FloatStorage", "1", variant == SHORT_STORAGE ? 100 : 3, 1, variant == EXTENT ? 5 : 3, 0, 1, 0);
+    str(p, "running"),
+        tensor(p, "FloatStorage", "1", variant == SHORT_STORAGE ? 100 : 3, 1, variant == EXTENT ? 5 : 3, 0, 1, 0);
     str(p, "np"), tensor(p, "FloatStorage", "1", 3, 1, 3, 0, 1, 0);
     ordered_dict_end(p);
     str(p, "_non_persistent_buffers_set"), global(p, "__builtin__", "set"), op(p, ']'), str(p, "np"), op(p, 'a'),
@@ -207,9 +214,9 @@ static void write_checkpoint(const char *path, const buf *pickle, const char *ex
         const void *data;
         size_t size;
     } members[] = {
-        {"ckpt/data.pkl", pickle->b, pickle->n},          {"ckpt/byteorder", "little", 6},
-        {"ckpt/data/0", half_data, sizeof half_data},     {"ckpt/data/1", float_data, sizeof float_data},
-        {"ckpt/data/2", long_data, sizeof long_data},     {extra_member, "x", 1},
+        {"ckpt/data.pkl", pickle->b, pickle->n},      {"ckpt/byteorder", "little", 6},
+        {"ckpt/data/0", half_data, sizeof half_data}, {"ckpt/data/1", float_data, sizeof float_data},
+        {"ckpt/data/2", long_data, sizeof long_data}, {extra_member, "x", 1},
     };
     for (size_t k = 0; k < sizeof members / sizeof *members; k++) {
         if (!members[k].name) continue;
@@ -249,8 +256,10 @@ static void expect_error(const char *label, const char *path, const char *needle
     if (pt) {
         yt_tensor_file sd;
         rc = yt_pt_state_dict(pt, yt_pk_dict_get(yt_pt_root(pt), "model"), &sd);
-        if (rc == 0) yt_tensor_file_free(&sd);
-        else CHECK(sd.count == 0 && sd.items == NULL, "%s: output left empty", label);
+        if (rc == 0)
+            yt_tensor_file_free(&sd);
+        else
+            CHECK(sd.count == 0 && sd.items == NULL, "%s: output left empty", label);
         yt_pt_close(pt);
     }
     CHECK(rc == -1, "%s: should fail", label);
@@ -322,8 +331,10 @@ static void patch_size(unsigned char *b, size_t n, const char *name, uint32_t si
 {
     size_t len = strlen(name);
     for (size_t k = 0; k + 46 + len <= n; k++) {
-        if (!memcmp(b + k, "PK\3\4", 4) && !memcmp(b + k + 30, name, len) && b[k + 26] == len) put_le32(b + k + 22, size);
-        if (!memcmp(b + k, "PK\1\2", 4) && !memcmp(b + k + 46, name, len) && b[k + 28] == len) put_le32(b + k + 24, size);
+        if (!memcmp(b + k, "PK\3\4", 4) && !memcmp(b + k + 30, name, len) && b[k + 26] == len)
+            put_le32(b + k + 22, size);
+        if (!memcmp(b + k, "PK\1\2", 4) && !memcmp(b + k + 46, name, len) && b[k + 28] == len)
+            put_le32(b + k + 24, size);
     }
 }
 
@@ -386,7 +397,8 @@ int main(void)
     test_fixtures();
     test_crafted_good();
     test_hostile_files();
-    if (getenv("YT_PT_KEEP")) printf("crafted files kept in %s\n", tmpdir);
+    if (getenv("YT_PT_KEEP"))
+        printf("crafted files kept in %s\n", tmpdir);
     else {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

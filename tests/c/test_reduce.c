@@ -15,12 +15,18 @@ static yt_tensor *f_red(yt_tensor **in, void *ud)
 {
     red_args *a = ud;
     switch (a->kind) {
-    case 0: return a->all ? yt_sum(in[0]) : yt_sum_dim(in[0], a->dim, a->keepdim);
-    case 1: return a->all ? yt_mean(in[0]) : yt_mean_dim(in[0], a->dim, a->keepdim);
-    case 2: return a->all ? yt_max(in[0]) : yt_max_dim(in[0], a->dim, a->keepdim, NULL);
-    case 3: return a->all ? yt_min(in[0]) : yt_min_dim(in[0], a->dim, a->keepdim, NULL);
-    case 4: return yt_softmax(in[0], a->dim);
-    default: return yt_log_softmax(in[0], a->dim);
+    case 0:
+        return a->all ? yt_sum(in[0]) : yt_sum_dim(in[0], a->dim, a->keepdim);
+    case 1:
+        return a->all ? yt_mean(in[0]) : yt_mean_dim(in[0], a->dim, a->keepdim);
+    case 2:
+        return a->all ? yt_max(in[0]) : yt_max_dim(in[0], a->dim, a->keepdim, NULL);
+    case 3:
+        return a->all ? yt_min(in[0]) : yt_min_dim(in[0], a->dim, a->keepdim, NULL);
+    case 4:
+        return yt_softmax(in[0], a->dim);
+    default:
+        return yt_log_softmax(in[0], a->dim);
     }
 }
 
@@ -165,9 +171,9 @@ int main(void)
 
     int64_t s[] = {3, 4, 5};
     red_args cases[] = {
-        {0, 0, 1, 0}, {0, 0, 0, 0}, {0, 1, 0, 1}, {0, -1, 0, 0}, {1, 0, 1, 0}, {1, 1, 0, 0}, {1, 2, 0, 1},
-        {2, 0, 1, 0}, {2, 1, 0, 0}, {2, -1, 0, 1}, {3, 0, 1, 0}, {3, 0, 0, 0}, {3, 2, 0, 1},
-        {4, 0, 0, 0}, {4, 1, 0, 0}, {4, -1, 0, 0}, {5, 0, 0, 0}, {5, 1, 0, 0}, {5, 2, 0, 0},
+        {0, 0, 1, 0}, {0, 0, 0, 0},  {0, 1, 0, 1},  {0, -1, 0, 0}, {1, 0, 1, 0}, {1, 1, 0, 0}, {1, 2, 0, 1},
+        {2, 0, 1, 0}, {2, 1, 0, 0},  {2, -1, 0, 1}, {3, 0, 1, 0},  {3, 0, 0, 0}, {3, 2, 0, 1}, {4, 0, 0, 0},
+        {4, 1, 0, 0}, {4, -1, 0, 0}, {5, 0, 0, 0},  {5, 1, 0, 0},  {5, 2, 0, 0},
     };
     static const char *kinds[] = {"sum", "mean", "max", "min", "softmax", "log_softmax"};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {

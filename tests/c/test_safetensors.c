@@ -259,9 +259,9 @@ static void test_hostile(void)
     expect_error("end < begin", p, "end < begin");
 
     p = tmp_path("hugedims.safetensors");
-    write_file(p,
-               "{\"a\": {\"dtype\": \"F32\", \"shape\": [4294967296, 4294967296, 4294967296], \"data_offsets\": [0, 16]}}",
-               data, 16);
+    write_file(
+        p, "{\"a\": {\"dtype\": \"F32\", \"shape\": [4294967296, 4294967296, 4294967296], \"data_offsets\": [0, 16]}}",
+        data, 16);
     expect_error("huge dims (overflow)", p, "too large");
     write_file(p, "{\"a\": {\"dtype\": \"F32\", \"shape\": [1000000000, 1000], \"data_offsets\": [0, 16]}}", data, 16);
     expect_error("huge dims (byte count)", p, "needs");
@@ -381,7 +381,8 @@ static void test_save_f16(void)
     CHECK(stat(path, &st) == 0 && st.st_size < 8 + 400 + 15 * 2 * 2 + 32, "F16 payload is 2 bytes a value");
     yt_tensor_file f;
     CHECK(yt_safetensors_load(path, &f) == 0, "load: %s", yt_last_error());
-    yt_tensor *la = yt_tensor_file_get(&f, "a"), *lt = yt_tensor_file_get(&f, "at"), *li = yt_tensor_file_get(&f, "ids");
+    yt_tensor *la = yt_tensor_file_get(&f, "a"), *lt = yt_tensor_file_get(&f, "at"),
+              *li = yt_tensor_file_get(&f, "ids");
     CHECK(la && la->dtype == YT_F32 && yt_numel(la) == 15, "a comes back F32 [3,5]");
     CHECK(lt && lt->shape[0] == 5 && lt->shape[1] == 3, "at comes back [5,3]");
     int bad = 0;

@@ -56,9 +56,9 @@ static yt_tensor *f_transpose(yt_tensor **in, void *ud)
 static yt_tensor *f_squeeze_chain(yt_tensor **in, void *ud)
 {
     (void)ud;
-    yt_tensor *a = yt_unsqueeze(in[0], -1);    /* (2,1,4,1) */
-    yt_tensor *b = yt_squeeze(a, 1);           /* (2,4,1) */
-    yt_tensor *c = yt_flatten(b, 0, -1);       /* (8) */
+    yt_tensor *a = yt_unsqueeze(in[0], -1); /* (2,1,4,1) */
+    yt_tensor *b = yt_squeeze(a, 1);        /* (2,4,1) */
+    yt_tensor *c = yt_flatten(b, 0, -1);    /* (8) */
     yt_tensor *y = yt_mul_scalar(c, 2);
     yt_tensor_release(a);
     yt_tensor_release(b);
@@ -77,8 +77,7 @@ static void test_cat_values(void)
     yt_tensor *y = yt_cat(2, ts, 1);
     CHECK(y && y->shape[1] == 3 && yt_numel(y) == 24, "cat shape");
     /* y[n=1, c=0] = a[1,0] = 4..7; y[n=1, c=1] = b[1,0] = 108.. */
-    CHECK(yt_f32(y)[12] == 4 && yt_f32(y)[16] == 108 && yt_f32(y)[23] == 115 && yt_f32(y)[4] == 100,
-          "cat values");
+    CHECK(yt_f32(y)[12] == 4 && yt_f32(y)[16] == 108 && yt_f32(y)[23] == 115 && yt_f32(y)[4] == 100, "cat values");
     yt_tensor_release(y);
 
     /* non-contiguous input */

@@ -209,10 +209,7 @@ static int read_labels(const char *path, double (*lab)[5], int max)
     return extra == EOF ? n : -1;
 }
 
-static int pxdiff(const uint8_t *a, const uint8_t *b)
-{
-    return abs(a[0] - b[0]) + abs(a[1] - b[1]) + abs(a[2] - b[2]);
-}
+static int pxdiff(const uint8_t *a, const uint8_t *b) { return abs(a[0] - b[0]) + abs(a[1] - b[1]) + abs(a[2] - b[2]); }
 
 /* Labels on disk equal the rendered boxes; the PNG equals the render; outside every box (1 px margin) the image
  * equals the background alone; inside, the shape fills a good part of its box and touches all four sides. */
@@ -234,14 +231,15 @@ static void test_pixels_match_boxes(void)
             CHECK(yt_synth_render(&cfg, split, i, 0, bg, bx2, &n2) == 0, "render bg: %s", yt_last_error());
             int same = n == n2 && n >= 1 && n <= 4;
             for (int k = 0; same && k < n; k++)
-                same = bx[k].cls == bx2[k].cls && bx[k].x0 == bx2[k].x0 && bx[k].y0 == bx2[k].y0 && bx[k].x1 == bx2[k].x1 &&
-                       bx[k].y1 == bx2[k].y1;
+                same = bx[k].cls == bx2[k].cls && bx[k].x0 == bx2[k].x0 && bx[k].y0 == bx2[k].y0 &&
+                       bx[k].x1 == bx2[k].x1 && bx[k].y1 == bx2[k].y1;
             CHECK(same, "image %d/%d: same scene with and without shapes", split, i);
 
             char p[1024];
             snprintf(p, sizeof p, "%s/images/%s/%06d.png", a, split ? "val" : "train", i);
             yt_image im = {0};
-            if (yt_image_load(p, &im, NULL) < 0 || im.w != S || im.h != S || memcmp(im.px, full, (size_t)S * S * 3) != 0)
+            if (yt_image_load(p, &im, NULL) < 0 || im.w != S || im.h != S ||
+                memcmp(im.px, full, (size_t)S * S * 3) != 0)
                 bad_png++;
             yt_image_free(&im);
 
@@ -255,7 +253,8 @@ static void test_pixels_match_boxes(void)
                 if (lab[k][0] != bx[k].cls || lab[k][0] < 0 || lab[k][0] >= cfg.n_classes) bad_label++;
                 if (lab[k][1] - lab[k][3] / 2 < 0 || lab[k][1] + lab[k][3] / 2 > 1 + 1e-6) bad_label++;
                 if (lab[k][2] - lab[k][4] / 2 < 0 || lab[k][2] + lab[k][4] / 2 > 1 + 1e-6) bad_label++;
-                if (fabs(lab[k][1] * S - (bx[k].x0 + bx[k].x1) / 2) > 1e-3 || fabs(lab[k][3] * S - (bx[k].x1 - bx[k].x0)) > 1e-3)
+                if (fabs(lab[k][1] * S - (bx[k].x0 + bx[k].x1) / 2) > 1e-3 ||
+                    fabs(lab[k][3] * S - (bx[k].x1 - bx[k].x0)) > 1e-3)
                     bad_label++;
             }
 
@@ -270,7 +269,8 @@ static void test_pixels_match_boxes(void)
                 }
             /* inside: a shape covers >= 25% of its box; each side has a shape pixel within 1.5 px */
             for (int k = 0; k < n; k++, boxes_seen++) {
-                int x0 = (int)floor(bx[k].x0), x1 = (int)ceil(bx[k].x1), y0 = (int)floor(bx[k].y0), y1 = (int)ceil(bx[k].y1);
+                int x0 = (int)floor(bx[k].x0), x1 = (int)ceil(bx[k].x1), y0 = (int)floor(bx[k].y0),
+                    y1 = (int)ceil(bx[k].y1);
                 int inside = 0, total = 0, left = 0, right = 0, top = 0, bottom = 0;
                 for (int y = y0; y < y1; y++)
                     for (int x = x0; x < x1; x++) {

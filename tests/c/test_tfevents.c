@@ -114,7 +114,8 @@ static void test_round_trip(void)
     CHECK(n == 1, "%d records after open", n);
     if (n == 1) {
         CHECK(ev[0]->what_case == TENSORBOARD__EVENT__WHAT_FILE_VERSION &&
-                  strcmp(ev[0]->file_version, YT_TFEVENTS_FILE_VERSION) == 0, "file_version record");
+                  strcmp(ev[0]->file_version, YT_TFEVENTS_FILE_VERSION) == 0,
+              "file_version record");
         CHECK(ev[0]->wall_time == 1700000000.25 && ev[0]->step == 0, "its wall time and step");
     }
     free_events(ev, n > 0 ? n : 0);

@@ -33,8 +33,10 @@ enum { ZIP, TAR_GZ, TAR_XZ, TAR };
 static int write_archive(const char *path, int kind, const member *m, int n)
 {
     struct archive *a = archive_write_new();
-    if (kind == ZIP) archive_write_set_format_zip(a);
-    else archive_write_set_format_pax_restricted(a);
+    if (kind == ZIP)
+        archive_write_set_format_zip(a);
+    else
+        archive_write_set_format_pax_restricted(a);
     if (kind == TAR_GZ) archive_write_add_filter_gzip(a);
     if (kind == TAR_XZ) archive_write_add_filter_xz(a);
     if (archive_write_open_filename(a, path) != ARCHIVE_OK) return -1;
@@ -44,12 +46,34 @@ static int write_archive(const char *path, int kind, const member *m, int n)
         archive_entry_set_pathname(e, m[i].name);
         size_t size = m[i].data ? strlen(m[i].data) : m[i].size;
         switch (m[i].type) {
-        case 'd': archive_entry_set_filetype(e, AE_IFDIR); archive_entry_set_perm(e, 0755); size = 0; break;
-        case 'l': archive_entry_set_filetype(e, AE_IFLNK); archive_entry_set_symlink(e, m[i].data); size = 0; break;
-        case 'h': archive_entry_set_filetype(e, AE_IFREG); archive_entry_set_hardlink(e, m[i].data); size = 0; break;
-        case 'c': archive_entry_set_filetype(e, AE_IFCHR); archive_entry_set_rdev(e, 0x0103); size = 0; break;
-        case 'p': archive_entry_set_filetype(e, AE_IFIFO); size = 0; break;
-        default: archive_entry_set_filetype(e, AE_IFREG); archive_entry_set_perm(e, 0644); break;
+        case 'd':
+            archive_entry_set_filetype(e, AE_IFDIR);
+            archive_entry_set_perm(e, 0755);
+            size = 0;
+            break;
+        case 'l':
+            archive_entry_set_filetype(e, AE_IFLNK);
+            archive_entry_set_symlink(e, m[i].data);
+            size = 0;
+            break;
+        case 'h':
+            archive_entry_set_filetype(e, AE_IFREG);
+            archive_entry_set_hardlink(e, m[i].data);
+            size = 0;
+            break;
+        case 'c':
+            archive_entry_set_filetype(e, AE_IFCHR);
+            archive_entry_set_rdev(e, 0x0103);
+            size = 0;
+            break;
+        case 'p':
+            archive_entry_set_filetype(e, AE_IFIFO);
+            size = 0;
+            break;
+        default:
+            archive_entry_set_filetype(e, AE_IFREG);
+            archive_entry_set_perm(e, 0644);
+            break;
         }
         archive_entry_set_size(e, (la_int64_t)size);
         if (archive_write_header(a, e) != ARCHIVE_OK) {
@@ -59,7 +83,8 @@ static int write_archive(const char *path, int kind, const member *m, int n)
             return -1;
         }
         if (m[i].type == 'f') {
-            if (m[i].data) archive_write_data(a, m[i].data, size);
+            if (m[i].data)
+                archive_write_data(a, m[i].data, size);
             else
                 for (size_t left = size; left > 0;) {
                     size_t k = left < sizeof zeros ? left : sizeof zeros;
@@ -115,8 +140,8 @@ static void case_dirs(const char *name, char *casedir, char *parent, char *archi
 }
 
 /* The archive is refused with a message naming it and the member, and parent is left empty. */
-static void expect_refused(const char *name, int kind, const member *m, int n, const char *bad_member,
-                           const char *why, const yt_unpack_limits *lim)
+static void expect_refused(const char *name, int kind, const member *m, int n, const char *bad_member, const char *why,
+                           const yt_unpack_limits *lim)
 {
     char casedir[1024], parent[1024], archive[1024], out[1024];
     case_dirs(name, casedir, parent, archive, kind == ZIP ? ".zip" : ".tar.gz");
@@ -126,8 +151,8 @@ static void expect_refused(const char *name, int kind, const member *m, int n, c
     if (getenv("VERBOSE")) fprintf(stderr, "%s: %s\n", name, msg);
     CHECK(rc == -1, "%s: unpacked, expected a refusal", name);
     CHECK(strstr(msg, archive) != NULL, "%s: message does not name the archive: %s", name, msg);
-    CHECK(bad_member == NULL || strstr(msg, bad_member) != NULL, "%s: message does not name '%s': %s", name,
-          bad_member, msg);
+    CHECK(bad_member == NULL || strstr(msg, bad_member) != NULL, "%s: message does not name '%s': %s", name, bad_member,
+          msg);
     CHECK(strstr(msg, why) != NULL, "%s: message does not say '%s': %s", name, why, msg);
     CHECK(count_entries(parent) == 0, "%s: %d entries left in the target's parent", name, count_entries(parent));
     CHECK(count_entries(casedir) == 2, "%s: something was written beside the target (%d entries)", name,
@@ -142,9 +167,13 @@ static void test_layouts(void)
 {
     char casedir[1024], parent[1024], archive[1024], out[1024], p[1200];
     /* one top-level folder: parent/<that folder>, as Ultralytics' coco128.zip gives datasets/coco128 */
-    member one[] = {{'d', "coco/", NULL, 0}, {'d', "coco/images/", NULL, 0}, {'f', "coco/images/a.txt", "A", 0},
-                    {'f', "coco/labels/a.txt", "0 0.5 0.5 0.1 0.1\n", 0}, {'f', "__MACOSX/._a", "junk", 0},
-                    {'f', "coco/.DS_Store", "junk", 0}, {'l', "coco/link", "images/a.txt", 0}};
+    member one[] = {{'d', "coco/", NULL, 0},
+                    {'d', "coco/images/", NULL, 0},
+                    {'f', "coco/images/a.txt", "A", 0},
+                    {'f', "coco/labels/a.txt", "0 0.5 0.5 0.1 0.1\n", 0},
+                    {'f', "__MACOSX/._a", "junk", 0},
+                    {'f', "coco/.DS_Store", "junk", 0},
+                    {'l', "coco/link", "images/a.txt", 0}};
     case_dirs("top", casedir, parent, archive, ".zip");
     CHECK(write_archive(archive, ZIP, one, 7) == 0, "zip");
     yt_unpack_stats st = {0};
@@ -275,8 +304,8 @@ static void test_sha256(void)
     CHECK(yt_sha256_file("/nonexistent/x", hex) == -1, "a missing file is an error");
     /* bad arguments are refused before anything is created */
     snprintf(p, sizeof p, "%s/dl.bin", tmpdir);
-    CHECK(yt_download_begin("ftp://127.0.0.1/x", p, NULL) == NULL && strstr(yt_last_error(), "http"),
-          "ftp refused: %s", yt_last_error());
+    CHECK(yt_download_begin("ftp://127.0.0.1/x", p, NULL) == NULL && strstr(yt_last_error(), "http"), "ftp refused: %s",
+          yt_last_error());
     yt_download_opts o = {.sha256 = "xyz"};
     CHECK(yt_download_begin("http://127.0.0.1:1/x", p, &o) == NULL && strstr(yt_last_error(), "64 hex"),
           "bad sha256 refused: %s", yt_last_error());

@@ -56,9 +56,9 @@ static void test_layout(void)
     yt_yaml_write_double(w, 0.01);
     yt_yaml_write_map_end(w);
     yt_yaml_write_map_end(w);
-    expect_text(w,
-                "task: detect\nimgsz: [640, 480]\nbackbone:\n- [-1, Conv]\n- k: true\n  n: null\nnested:\n  lr0: 0.01\n",
-                "layout");
+    expect_text(
+        w, "task: detect\nimgsz: [640, 480]\nbackbone:\n- [-1, Conv]\n- k: true\n  n: null\nnested:\n  lr0: 0.01\n",
+        "layout");
 }
 
 /* Writes one string as a document and reads it back. */
@@ -85,12 +85,13 @@ static void string_round_trip(const char *s, int expect_quoted)
 
 static void test_strings(void)
 {
-    const char *quoted[] = {"", "yes", "no", "true", "null", "~", "1e-3", "0x10", "12", "3.5", ".inf", "-", "- a",
-                            " lead", "trail ", "a: b", "a # c", "line1\nline2", "say \"hi\"", "[x]", "{x}", "*a",
-                            "&a", "!t", "%d", "@x", "`x`", "(x", "=x", "tab\there"};
+    const char *quoted[] = {"",      "yes",          "no",         "true", "null", "~",        "1e-3",   "0x10",
+                            "12",    "3.5",          ".inf",       "-",    "- a",  " lead",    "trail ", "a: b",
+                            "a # c", "line1\nline2", "say \"hi\"", "[x]",  "{x}",  "*a",       "&a",     "!t",
+                            "%d",    "@x",           "`x`",        "(x",   "=x",   "tab\there"};
     for (size_t i = 0; i < sizeof quoted / sizeof quoted[0]; i++) string_round_trip(quoted[i], 1);
-    const char *plain[] = {"detect", "yolov8n.yaml", "runs/detect/train", "-foo", "+x", "a b", "mAP50-95(B)",
-                           "caf\xc3\xa9"};
+    const char *plain[] = {"detect", "yolov8n.yaml", "runs/detect/train", "-foo",
+                           "+x",     "a b",          "mAP50-95(B)",       "caf\xc3\xa9"};
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) string_round_trip(plain[i], 0);
 }
 
@@ -106,8 +107,8 @@ static void test_doubles(void)
         if (yt_yaml_writer_finish(w, &text, &len) == 0) {
             yt_yaml_node *n = yt_yaml_load_string(text, len, "test");
             yt_yaml_value v;
-            CHECK(n && yt_yaml_resolve(n, "test", &v) == 0 && v.type == YT_YAML_FLOAT, "%.17g as %s is a float",
-                  vs[i], text);
+            CHECK(n && yt_yaml_resolve(n, "test", &v) == 0 && v.type == YT_YAML_FLOAT, "%.17g as %s is a float", vs[i],
+                  text);
             if (n && v.type == YT_YAML_FLOAT)
                 CHECK(memcmp(&v.f, &vs[i], sizeof v.f) == 0, "%.17g reads back as %.17g", vs[i], v.f);
             yt_yaml_free(n);

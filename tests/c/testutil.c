@@ -131,8 +131,10 @@ int tu_gradcheck(const char *name, tu_fn f, int n, yt_tensor **inputs, void *use
     }
     yt_set_grad_enabled(was);
     free(r);
-    if (ok) tu_passed++;
-    else tu_failed++;
+    if (ok)
+        tu_passed++;
+    else
+        tu_failed++;
     return ok;
 }
 

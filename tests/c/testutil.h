@@ -10,21 +10,21 @@
 
 extern int tu_passed, tu_failed;
 
-#define CHECK(cond, ...)                                                                  \
-    do {                                                                                  \
-        if (cond) {                                                                       \
-            tu_passed++;                                                                  \
-        } else {                                                                          \
-            tu_failed++;                                                                  \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);      \
-            fprintf(stderr, __VA_ARGS__);                                                 \
-            fprintf(stderr, "\n");                                                        \
-        }                                                                                 \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (cond) {                                                                                                    \
+            tu_passed++;                                                                                               \
+        } else {                                                                                                       \
+            tu_failed++;                                                                                               \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fprintf(stderr, "\n");                                                                                     \
+        }                                                                                                              \
     } while (0)
 
-#define CHECK_CLOSE(a, b, tol)                                                                        \
-    CHECK(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.9g, %s = %.9g, tolerance %.3g", #a, (double)(a), \
-          #b, (double)(b), (double)(tol))
+#define CHECK_CLOSE(a, b, tol)                                                                                         \
+    CHECK(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.9g, %s = %.9g, tolerance %.3g", #a, (double)(a), #b,       \
+          (double)(b), (double)(tol))
 
 /* Drops cairo's and fontconfig's process-wide caches, so LeakSanitizer reports only our own leaks: call once at
  * the end of a test that drew text. */

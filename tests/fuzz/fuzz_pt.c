@@ -24,8 +24,10 @@ static void read_checkpoint(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size >= 2 && data[0] == 'P' && data[1] == 'K') read_checkpoint(data, size);
-    else yt_pickle_free(yt_pickle_load(data, size, "fuzz.pkl"));
+    if (size >= 2 && data[0] == 'P' && data[1] == 'K')
+        read_checkpoint(data, size);
+    else
+        yt_pickle_free(yt_pickle_load(data, size, "fuzz.pkl"));
     yt_clear_error();
     return 0;
 }

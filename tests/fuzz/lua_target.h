@@ -34,7 +34,8 @@ static void count_line(lua_State *L, lua_Debug *ar)
 {
     if (!lua_getinfo(L, "S", ar)) return;
     /* a chunk's source string is interned: its address names the file */
-    uint64_t h = ((uint64_t)(uintptr_t)ar->source * 0x9E3779B97F4A7C15ULL) ^ ((uint64_t)ar->currentline * 0xC2B2AE3D27D4EB4FULL);
+    uint64_t h =
+        ((uint64_t)(uintptr_t)ar->source * 0x9E3779B97F4A7C15ULL) ^ ((uint64_t)ar->currentline * 0xC2B2AE3D27D4EB4FULL);
     lua_coverage[(h >> 32) % LUA_COVERAGE_SLOTS]++;
 }
 

@@ -49,8 +49,10 @@ static int run_dir(const char *dir, int *count)
     for (size_t i = 0; i < n; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (run_file(path) != 0) rc = -1;
-        else ++*count;
+        if (run_file(path) != 0)
+            rc = -1;
+        else
+            ++*count;
         free(names[i]);
     }
     free(names);

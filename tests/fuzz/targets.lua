@@ -17,8 +17,13 @@ function M.setup(tmpdir) dir = tmpdir end
 -- check ("bad argument #1 to 'tonumber'"). error() and a reader's own luaL_error are refusals, unless they carry a
 -- runtime error caught and re-raised further down ("<file>.lua:<line>: attempt to ..."; Lua's pattern matcher,
 -- unlike a plain find, gives libFuzzer no comparison to learn that text from).
-local WRAPPED_RUNTIME_ERRORS = { "%.lua:%d+: attempt to ", "%.lua:%d+: bad argument #", "%.lua:%d+: stack overflow",
-  "%.lua:%d+: table index is ", "%.lua:%d+: number has no integer representation" }
+local WRAPPED_RUNTIME_ERRORS = {
+  "%.lua:%d+: attempt to ",
+  "%.lua:%d+: bad argument #",
+  "%.lua:%d+: stack overflow",
+  "%.lua:%d+: table index is ",
+  "%.lua:%d+: number has no integer representation",
+}
 
 local function is_runtime_error(msg, raiser)
   if type(msg) ~= "string" then return true end -- error() with a non-string is never a message for a user
@@ -50,7 +55,9 @@ end
 
 local function lines(bytes)
   local out = {}
-  for w in (bytes .. "\n"):gmatch("([^\n]*)\n") do out[#out + 1] = w end
+  for w in (bytes .. "\n"):gmatch("([^\n]*)\n") do
+    out[#out + 1] = w
+  end
   return out
 end
 
@@ -87,15 +94,11 @@ end
 
 -- A run's results.csv, read back to draw results.png (at the end of training and on resume). The drawing itself
 -- (cairo, ~30 ms) is left to the specs: here it would cut the inputs per second a hundredfold.
-function targets.results_csv(bytes)
-  check(plotting.read_results, to_file("results.csv", bytes))
-end
+function targets.results_csv(bytes) check(plotting.read_results, to_file("results.csv", bytes)) end
 
 -- A dataset YAML: keys, names/nc, paths (relative to the file's folder, which holds images/ and labels/), and
 -- its download: refused or reported (autodownload off: a fuzzed URL is never fetched).
-function targets.data_yaml(bytes)
-  check(data.check_det_dataset, to_file("data.yaml", bytes), { autodownload = false })
-end
+function targets.data_yaml(bytes) check(data.check_det_dataset, to_file("data.yaml", bytes), { autodownload = false }) end
 
 -- Returns nil, or the message of a runtime error the input caused.
 function M.run(name, bytes)

@@ -6,13 +6,17 @@ local REPO = helpers.repo_dir
 
 local function wait_for(path, seconds)
   local t0 = yt.now()
-  while not yt.sys.stat(path) and yt.now() - t0 < seconds do yt.sys.sleep(0.05) end
+  while not yt.sys.stat(path) and yt.now() - t0 < seconds do
+    yt.sys.sleep(0.05)
+  end
   return yt.sys.stat(path) ~= nil
 end
 
 local function wait_gone(path, seconds)
   local t0 = yt.now()
-  while yt.sys.stat(path) and yt.now() - t0 < seconds do yt.sys.sleep(0.05) end
+  while yt.sys.stat(path) and yt.now() - t0 < seconds do
+    yt.sys.sleep(0.05)
+  end
   return yt.sys.stat(path) == nil
 end
 
@@ -20,7 +24,10 @@ end
 -- weight group (the one its optimizer step used) as "epoch ni lr" lines in DIR/lr.txt.
 local function start_training(dir, name, nb, epochs, step_sleep)
   local path = dir .. "/recipe.lua"
-  helpers.write_file(path, string.format([[
+  helpers.write_file(
+    path,
+    string.format(
+      [[
 package.path = %q .. "tests/lua/?.lua;" .. package.path
 local yt = require("yolotrain")
 local fake = require("fake_training")
@@ -37,9 +44,24 @@ t:add_callback("on_train_batch_end", function() yt.sys.sleep(%g) end)
 t:train()
 lr:close()
 print("finished at epoch " .. (t.epoch + 1) .. ", lr0 " .. t.args.lr0)
-]], REPO, nb, dir, epochs, name, step_sleep))
-  local h = io.popen(string.format("('%s' '%s' >'%s/train.log' 2>&1 </dev/null; echo $? >'%s/train.rc') & echo $!",
-    helpers.yolotrain, path, dir, dir))
+]],
+      REPO,
+      nb,
+      dir,
+      epochs,
+      name,
+      step_sleep
+    )
+  )
+  local h = io.popen(
+    string.format(
+      "('%s' '%s' >'%s/train.log' 2>&1 </dev/null; echo $? >'%s/train.rc') & echo $!",
+      helpers.yolotrain,
+      path,
+      dir,
+      dir
+    )
+  )
   local pid = h:read("l")
   h:close()
   return pid
@@ -74,7 +96,10 @@ describe("yolotrain attach", function()
 
     -- the client: entries with pauses between them, then it stays connected until killed
     local script = dir .. "/client.sh"
-    helpers.write_file(script, string.format([[
+    helpers.write_file(
+      script,
+      string.format(
+        [[
 {
   printf 'print("epoch", trainer.epoch)\n'
   printf 'local e = trainer:set{lr0 = 0.02}[1]; print("changed at", e.epoch, e.ni)\n'
@@ -86,7 +111,13 @@ describe("yolotrain attach", function()
   sleep 600
 } | '%s' attach '%s/run' >'%s/client.out' 2>'%s/client.err' &
 echo $!
-]], helpers.yolotrain, dir, dir, dir))
+]],
+        helpers.yolotrain,
+        dir,
+        dir,
+        dir
+      )
+    )
     local h = io.popen("sh '" .. script .. "'")
     local client = h:read("l")
     h:close()
@@ -120,9 +151,15 @@ echo $!
     local before, after = 0, 0
     for _, r in ipairs(lr_log(dir)) do
       local lr0 = r.ni > cni and 0.02 or 0.01
-      assert.is_true(math.abs(r.lr - lr0 * lf(r.epoch)) < 1e-12,
-        string.format("epoch %d step %d: lr %.17g, expected %g * lf", r.epoch, r.ni, r.lr, lr0))
-      if r.ni > cni then after = after + 1 else before = before + 1 end
+      assert.is_true(
+        math.abs(r.lr - lr0 * lf(r.epoch)) < 1e-12,
+        string.format("epoch %d step %d: lr %.17g, expected %g * lf", r.epoch, r.ni, r.lr, lr0)
+      )
+      if r.ni > cni then
+        after = after + 1
+      else
+        before = before + 1
+      end
     end
     assert.is_true(before > 0 and after > 20)
     -- args.yaml's history names the change
@@ -138,8 +175,14 @@ echo $!
     start_training(dir, "one", 10, 2, 0.05)
     local sock = dir .. "/one/attach.sock"
     assert.is_true(wait_for(sock, 60), helpers.read_file(dir .. "/train.log"))
-    os.execute(string.format("(printf 'print(\"first in\")\\n'; sleep 600) | '%s' attach '%s' >'%s/a.out' 2>&1 &",
-      helpers.yolotrain, sock, dir))
+    os.execute(
+      string.format(
+        "(printf 'print(\"first in\")\\n'; sleep 600) | '%s' attach '%s' >'%s/a.out' 2>&1 &",
+        helpers.yolotrain,
+        sock,
+        dir
+      )
+    )
     local t0 = yt.now()
     while not read_or_empty(dir .. "/a.out"):find("first in", 1, true) and yt.now() - t0 < 30 do
       yt.sys.sleep(0.1)
@@ -164,7 +207,10 @@ echo $!
     helpers.write_file(cfgdir .. "/settings.yaml", "runs_dir: " .. dir .. "/runs\n")
     -- the training's pid is that of the yolotrain process, which writes it down
     local path = dir .. "/recipe.lua"
-    helpers.write_file(path, string.format([[
+    helpers.write_file(
+      path,
+      string.format(
+        [[
 package.path = %q .. "tests/lua/?.lua;" .. package.path
 local yt = require("yolotrain")
 local fake = require("fake_training")
@@ -175,21 +221,43 @@ local t = T{ overrides = { model = fake.tiny_yaml(DIR), data = 'fake', epochs = 
 local f = io.open(DIR .. "/pid", "w"); f:write(yt.sys.getpid()); f:close()
 t:add_callback("on_train_batch_end", function() yt.sys.sleep(0.05) end)
 t:train()
-]], REPO, dir))
-    os.execute(string.format("YOLOTRAIN_CONFIG_DIR='%s' '%s' '%s' >'%s/train.log' 2>&1 </dev/null &", cfgdir,
-      helpers.yolotrain, path, dir))
+]],
+        REPO,
+        dir
+      )
+    )
+    os.execute(
+      string.format(
+        "YOLOTRAIN_CONFIG_DIR='%s' '%s' '%s' >'%s/train.log' 2>&1 </dev/null &",
+        cfgdir,
+        helpers.yolotrain,
+        path,
+        dir
+      )
+    )
     assert.is_true(wait_for(dir .. "/runs/detect/bypid/attach.sock", 60), helpers.read_file(dir .. "/train.log"))
     local pid = helpers.read_file(dir .. "/pid")
-    local ok, _, out = helpers.run(string.format("echo 'print(\"by pid\", trainer.args.name)' | " ..
-      "YOLOTRAIN_CONFIG_DIR='%s' '%s' attach %s", cfgdir, helpers.yolotrain, pid))
+    local ok, _, out = helpers.run(
+      string.format(
+        "echo 'print(\"by pid\", trainer.args.name)' | " .. "YOLOTRAIN_CONFIG_DIR='%s' '%s' attach %s",
+        cfgdir,
+        helpers.yolotrain,
+        pid
+      )
+    )
     assert.is_true(ok, out)
     assert.matches("by pid\tbypid", out, 1, true)
-    ok, _, out = helpers.run(string.format("echo 'print(\"newest\", trainer.args.name)' | " ..
-      "YOLOTRAIN_CONFIG_DIR='%s' '%s' attach", cfgdir, helpers.yolotrain))
+    ok, _, out = helpers.run(
+      string.format(
+        "echo 'print(\"newest\", trainer.args.name)' | " .. "YOLOTRAIN_CONFIG_DIR='%s' '%s' attach",
+        cfgdir,
+        helpers.yolotrain
+      )
+    )
     assert.is_true(ok, out)
     assert.matches("newest\tbypid", out, 1, true)
-    ok, _, out = helpers.run(string.format("echo 1 | YOLOTRAIN_CONFIG_DIR='%s' '%s' attach 1", cfgdir,
-      helpers.yolotrain))
+    ok, _, out =
+      helpers.run(string.format("echo 1 | YOLOTRAIN_CONFIG_DIR='%s' '%s' attach 1", cfgdir, helpers.yolotrain))
     assert.is_false(ok)
     assert.matches("process 1 serves no attach socket", out, 1, true)
     assert.is_true(wait_gone(dir .. "/runs/detect/bypid/attach.sock", 120))
@@ -206,8 +274,12 @@ describe("the control socket", function()
     assert.are.equal("600", mode:match("%d+"))
     assert.has_error(function() yt.control.serve(path) end, path .. " is in use: another training serves it")
     -- a socket whose server died (kill -9) is stale: the next server takes its place
-    os.execute(string.format("/usr/bin/python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); s.bind('%s')\"",
-      dir .. "/stale.sock"))
+    os.execute(
+      string.format(
+        "/usr/bin/python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); s.bind('%s')\"",
+        dir .. "/stale.sock"
+      )
+    )
     local s2 = yt.control.serve(dir .. "/stale.sock")
     assert.is_truthy(s2:path())
     s2:close()
@@ -219,8 +291,10 @@ describe("the control socket", function()
   it("refuses a path that is not a socket, and serves and connects through a long path", function()
     local dir = helpers.tmpdir()
     helpers.write_file(dir .. "/attach.sock", "not a socket")
-    assert.has_error(function() yt.control.serve(dir .. "/attach.sock") end,
-      dir .. "/attach.sock exists and is not a socket: refusing to serve the attach socket there")
+    assert.has_error(
+      function() yt.control.serve(dir .. "/attach.sock") end,
+      dir .. "/attach.sock exists and is not a socket: refusing to serve the attach socket there"
+    )
     assert.are.equal("not a socket", helpers.read_file(dir .. "/attach.sock"))
     local long = dir .. "/" .. string.rep("d", 120)
     os.execute("mkdir -p '" .. long .. "'")
@@ -230,7 +304,7 @@ describe("the control socket", function()
   end)
 
   it("refuses another user's socket on both sides, and another user cannot connect to ours", function()
-    local ok = helpers.run("[ \"$(id -u)\" = 0 ] && command -v setpriv && id nobody")
+    local ok = helpers.run('[ "$(id -u)" = 0 ] && command -v setpriv && id nobody')
     if not ok then
       pending("needs root and the user nobody to act as a second uid")
       return
@@ -239,16 +313,29 @@ describe("the control socket", function()
     os.execute("chmod 755 '" .. dir .. "' && chmod o+x \"$(dirname '" .. dir .. "')\"")
     -- a socket of nobody's: the training will not serve over it, the client will not attach to it
     local theirs = dir .. "/theirs.sock"
-    assert.is_true(helpers.run(string.format("chmod 777 '%s' && setpriv --reuid=nobody --regid=nogroup --clear-groups " ..
-      "/usr/bin/python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); s.bind('%s')\"", dir, theirs)))
+    assert.is_true(
+      helpers.run(
+        string.format(
+          "chmod 777 '%s' && setpriv --reuid=nobody --regid=nogroup --clear-groups "
+            .. "/usr/bin/python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); s.bind('%s')\"",
+          dir,
+          theirs
+        )
+      )
+    )
     assert.has_error(function() yt.control.serve(theirs) end)
     local ok2, _, out = helpers.run(string.format("echo 1 | '%s' attach '%s'", helpers.yolotrain, theirs))
     assert.is_false(ok2)
     assert.matches("is not an attach socket of yours", out, 1, true)
     -- ours, as nobody: the 0600 mode keeps them out
     local s = yt.control.serve(dir .. "/ours.sock")
-    local ok3, _, out3 = helpers.run(string.format("setpriv --reuid=nobody --regid=nogroup --clear-groups " ..
-      "/usr/bin/python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); s.connect('%s/ours.sock')\"", dir))
+    local ok3, _, out3 = helpers.run(
+      string.format(
+        "setpriv --reuid=nobody --regid=nogroup --clear-groups "
+          .. "/usr/bin/python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); s.connect('%s/ours.sock')\"",
+        dir
+      )
+    )
     assert.is_false(ok3)
     assert.matches("Permission denied", out3, 1, true)
     assert.is_nil(s:poll()) -- nobody reached the server

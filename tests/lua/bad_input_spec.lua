@@ -34,7 +34,9 @@ describe("bad input through yolotrain", function()
   end)
 
   it("a shape-mismatched state dict", function()
-    local rc, out = run_lua(dir, [[
+    local rc, out = run_lua(
+      dir,
+      [[
 local yt = require("yolotrain")
 local m = require("yolotrain.nn.tasks").Detection_Model("yolov8n.yaml", { nc = 80 })
 local sd = m:state_dict()
@@ -42,7 +44,8 @@ local bad = {}
 for k, v in pairs(sd) do bad[k] = v end
 bad["model.0.conv.weight"] = yt.zeros({ 2, 2 })
 m:load_state_dict(bad)
-]])
+]]
+    )
     assert.are.equal(1, rc)
     assert.matches("^yolotrain: recipe.lua:7: load_state_dict %(strict%)", out)
     assert.matches("model.0.conv.weight: checkpoint %[2, 2%], model %[16, 3, 3, 3%]", out)
@@ -62,8 +65,14 @@ m:load_state_dict(bad)
     }) do
       it(case[1] .. ": one line, exit 1, no run directory", function()
         local cwd = helpers.tmpdir()
-        local ok, rc, out = helpers.run(string.format("cd '%s' && '%s' detect train data=shapes model=yolov8n.yaml %s",
-          cwd, helpers.yolotrain, case[1]))
+        local ok, rc, out = helpers.run(
+          string.format(
+            "cd '%s' && '%s' detect train data=shapes model=yolov8n.yaml %s",
+            cwd,
+            helpers.yolotrain,
+            case[1]
+          )
+        )
         assert.are.equal(1, rc)
         assert.are.equal("yolotrain: " .. case[2], out:sub(1, #case[2] + 11))
         assert.is_nil((out:gsub("\n$", "")):find("\n"), "more than one line: " .. out)
@@ -74,11 +83,13 @@ m:load_state_dict(bad)
     it("cfg=<file.yaml> with a bad key: one line naming the file and key, no run directory", function()
       local cwd = helpers.tmpdir()
       helpers.write_file(cwd .. "/args.yaml", "epochs: 3\nepoch: 5\n")
-      local ok, rc, out = helpers.run(string.format("cd '%s' && '%s' detect train data=shapes cfg=args.yaml",
-        cwd, helpers.yolotrain))
+      local ok, rc, out =
+        helpers.run(string.format("cd '%s' && '%s' detect train data=shapes cfg=args.yaml", cwd, helpers.yolotrain))
       assert.are.equal(1, rc)
-      assert.are.equal("yolotrain: cfg=args.yaml: 'epoch' is not a valid yolotrain argument.",
-        out:match("^[^\n]*"):sub(1, 68))
+      assert.are.equal(
+        "yolotrain: cfg=args.yaml: 'epoch' is not a valid yolotrain argument.",
+        out:match("^[^\n]*"):sub(1, 68)
+      )
       assert.is_nil(io.open(cwd .. "/runs", "r"), "a run directory was created")
     end)
 

@@ -37,8 +37,17 @@ end)
 
 describe("command-line grammar", function()
   it("parses key=value with Ultralytics' value rules", function()
-    local task, mode, o = cfg.parse_args({ "detect", "train", "epochs=3", "lr0=0.02", "rect=true", "name=none",
-      "classes=[0,2]", "model=yolov8n.yaml", "cos_lr=False" })
+    local task, mode, o = cfg.parse_args({
+      "detect",
+      "train",
+      "epochs=3",
+      "lr0=0.02",
+      "rect=true",
+      "name=none",
+      "classes=[0,2]",
+      "model=yolov8n.yaml",
+      "cos_lr=False",
+    })
     assert.are.equal("detect", task)
     assert.are.equal("train", mode)
     assert.are.equal(3, o.epochs)
@@ -130,23 +139,29 @@ describe("a checkpoint's metadata given to resume=", function()
     assert.are.same({ epochs = 3 }, checkpoint.train_args("c.st", { train_args = '{"epochs": 3}' }))
     local ok, err = pcall(checkpoint.train_args, "c.st", { train_args = '{"epochs": 0}' })
     assert.is_false(ok)
-    assert.are.equal("resume=c.st: checkpoint train_args: 'epochs=0' is an invalid value. Valid 'epochs' values are " ..
-      "integers >= 1.", err)
+    assert.are.equal(
+      "resume=c.st: checkpoint train_args: 'epochs=0' is an invalid value. Valid 'epochs' values are "
+        .. "integers >= 1.",
+      err
+    )
     ok, err = pcall(checkpoint.train_args, "c.st", { train_args = "[1" })
     assert.is_false(ok)
     assert.matches("'train_args' is not a JSON object", err)
   end)
 
   it("takes at most the optimizer's groups, each a set of finite numbers", function()
-    local groups = checkpoint.optimizer_groups("c.st",
-      { optimizer_groups = '[{"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0005, "other": "x"}]' }, 3)
+    local groups = checkpoint.optimizer_groups(
+      "c.st",
+      { optimizer_groups = '[{"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0005, "other": "x"}]' },
+      3
+    )
     assert.are.same({ { lr = 0.01, momentum = 0.9, weight_decay = 0.0005 } }, groups)
     assert.are.same({}, checkpoint.optimizer_groups("c.st", {}, 3))
     for text, msg in pairs({
-      ['[{}, {}, {}, {}]'] = "has 4 groups, the optimizer 3",
+      ["[{}, {}, {}, {}]"] = "has 4 groups, the optimizer 3",
       ['[{"lr": "fast"}]'] = "group 1: lr is fast, not a finite number",
       ['[{"lr": 1e999}]'] = "group 1: lr is inf, not a finite number",
-      ['[7]'] = "group 1 is not an object",
+      ["[7]"] = "group 1 is not an object",
       ['{"lr"'] = "is not a JSON array",
     }) do
       local ok, err = pcall(checkpoint.optimizer_groups, "c.st", { optimizer_groups = text }, 3)

@@ -13,12 +13,23 @@ local function small_dataset(dir)
   for _, split in ipairs({ "train2017", "val2017" }) do
     os.execute(string.format("mkdir -p '%s/images/%s' '%s/labels/%s'", dir, split, dir, split))
     local names = {}
-    for _, name in ipairs(yt.sys.listdir(COCO .. "/images/" .. split)) do names[#names + 1] = name end
+    for _, name in ipairs(yt.sys.listdir(COCO .. "/images/" .. split)) do
+      names[#names + 1] = name
+    end
     table.sort(names)
     for i = 1, N_IMAGES do
       local stem = names[i]:gsub("%.jpg$", "")
-      os.execute(string.format("ln -s '%s/images/%s/%s' '%s/images/%s/%s'", yt.sys.realpath(COCO), split, names[i],
-        dir, split, names[i]))
+      os.execute(
+        string.format(
+          "ln -s '%s/images/%s/%s' '%s/images/%s/%s'",
+          yt.sys.realpath(COCO),
+          split,
+          names[i],
+          dir,
+          split,
+          names[i]
+        )
+      )
       local label = helpers.read_file(string.format("%s/labels/%s/%s.txt", COCO, split, stem))
       if label then helpers.write_file(string.format("%s/labels/%s/%s.txt", dir, split, stem), label) end
     end
@@ -49,13 +60,26 @@ t:train()
 ]==]
 
 local function train_args(data, project, name, extra)
-  return string.format("data='%s' model=yolov8n.yaml epochs=3 imgsz=64 batch=8 nbs=8 workers=1 plots=false " ..
-    "project='%s' name=%s exist_ok=true %s", data, project, name, extra or "")
+  return string.format(
+    "data='%s' model=yolov8n.yaml epochs=3 imgsz=64 batch=8 nbs=8 workers=1 plots=false "
+      .. "project='%s' name=%s exist_ok=true %s",
+    data,
+    project,
+    name,
+    extra or ""
+  )
 end
 
 local function run(dir, env, words)
-  return helpers.run(string.format("cd '%s' && OMP_NUM_THREADS=1 %s timeout 600 '%s' recipe.lua %s", dir, env or "",
-    helpers.yolotrain, words))
+  return helpers.run(
+    string.format(
+      "cd '%s' && OMP_NUM_THREADS=1 %s timeout 600 '%s' recipe.lua %s",
+      dir,
+      env or "",
+      helpers.yolotrain,
+      words
+    )
+  )
 end
 
 -- Every file of a run directory loads (weights, plots, args.yaml, results.csv); no temporary is left once the
@@ -151,8 +175,12 @@ describe("chaos resume", function()
     { "inside the label-cache write", "YT_CHAOS_KILL=.yt.cache:1", fresh_cache = true },
     { "during validation", "YT_CHAOS_AT=val:1" },
     { "inside the results.csv write", "YT_CHAOS_KILL=results.csv:2" },
-    { "while plotting training samples", "YT_CHAOS_KILL=train_batch1.jpg:1", extra = "plots=true",
-      before_checkpoint = true },
+    {
+      "while plotting training samples",
+      "YT_CHAOS_KILL=train_batch1.jpg:1",
+      extra = "plots=true",
+      before_checkpoint = true,
+    },
     -- last is written once per epoch, then a 4th time by the strip
     { "inside the final strip", "YT_CHAOS_KILL=last.safetensors:4", finished = true },
   }
@@ -184,8 +212,15 @@ describe("chaos resume", function()
       for k = 1, 20 do
         local name = "random" .. k
         local delay = 2 + math.random() * 25
-        local ok = helpers.run(string.format("cd '%s' && OMP_NUM_THREADS=1 timeout -s KILL %.1f '%s' recipe.lua %s",
-          dir, delay, helpers.yolotrain, train_args(data, dir, name)))
+        local ok = helpers.run(
+          string.format(
+            "cd '%s' && OMP_NUM_THREADS=1 timeout -s KILL %.1f '%s' recipe.lua %s",
+            dir,
+            delay,
+            helpers.yolotrain,
+            train_args(data, dir, name)
+          )
+        )
         local last = dir .. "/" .. name .. "/weights/last.safetensors"
         if not ok then
           if io.open(last, "rb") then

@@ -19,7 +19,7 @@ describe("class helper", function()
     assert.are.equal("lab", d.breed)
     local Opt = class.Object:extend("Opt")
     function Opt:init(t) self.t = t end
-    assert.are.equal(3, Opt{ 3 }.t[1])
+    assert.are.equal(3, Opt { 3 }.t[1])
   end)
 
   it("returns the parent from extend so parent calls never recurse", function()
@@ -30,9 +30,7 @@ describe("class helper", function()
     assert.are.equal("bo makes a sound: woof!", Puppy("bo"):speak())
   end)
 
-  it("inherits metamethods", function()
-    assert.are.equal("Animal(rex)", tostring(Dog("rex")))
-  end)
+  it("inherits metamethods", function() assert.are.equal("Animal(rex)", tostring(Dog("rex"))) end)
 
   it("tells instances of a class and its subclasses", function()
     local d = Dog("rex")
@@ -46,7 +44,7 @@ describe("class helper", function()
     local d = Dog("rex")
     local ok, err = pcall(function() return d.speak("loud") end)
     assert.is_false(ok)
-    assert.matches("Dog.speak called with the string \"loud\" as self: use obj:speak", err, 1, true)
+    assert.matches('Dog.speak called with the string "loud" as self: use obj:speak', err, 1, true)
   end)
 
   it("allows static functions", function()

@@ -4,9 +4,7 @@ local yt = require("yolotrain.core")
 
 local exe = helpers.yolotrain
 
-local function sh_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 -- Writes a recipe into a fresh directory and returns its path.
 local function recipe(code, name)
@@ -24,7 +22,9 @@ end
 
 local function lines_of(s)
   local t = {}
-  for line in s:gmatch("([^\n]*)\n") do t[#t + 1] = line end
+  for line in s:gmatch("([^\n]*)\n") do
+    t[#t + 1] = line
+  end
   return t
 end
 
@@ -60,8 +60,10 @@ describe("yolotrain executable", function()
     assert.is_nil(out:find("benchmark", 1, true), out)
     ok, rc, out = yolotrain("track source=x.mp4")
     assert.are.equal(1, rc)
-    assert.truthy(out:find("mode 'track' is not supported: yolotrain implements train, val, predict, export", 1,
-      true), out)
+    assert.truthy(
+      out:find("mode 'track' is not supported: yolotrain implements train, val, predict, export", 1, true),
+      out
+    )
   end)
 
   describe("recipes", function()
@@ -105,8 +107,13 @@ print("ok", yt.version)
       local dir = helpers.tmpdir()
       assert(os.execute("mkdir -p " .. sh_quote(dir .. "/yolotrain/probe")))
       helpers.write_file(dir .. "/yolotrain/probe/init.lua", 'return "from probe init"')
-      local ok, _, out = helpers.run("YOLOTRAIN_LUA_PATH=/nonexistent:" .. sh_quote(dir) .. " " .. sh_quote(exe)
-        .. [[ -e 'print((require("yolotrain.probe"))); print(require("yolotrain") == require("yolotrain.core"))' </dev/null]])
+      local ok, _, out = helpers.run(
+        "YOLOTRAIN_LUA_PATH=/nonexistent:"
+          .. sh_quote(dir)
+          .. " "
+          .. sh_quote(exe)
+          .. [[ -e 'print((require("yolotrain.probe"))); print(require("yolotrain") == require("yolotrain.core"))' </dev/null]]
+      )
       assert.is_true(ok, out)
       assert.is_true(has_line(out, "from probe init"), out)
       assert.is_true(has_line(out, "true"), out)
@@ -212,8 +219,18 @@ print("not interrupted")
     it("--help lists every form", function()
       local ok, _, out = yolotrain("--help")
       assert.is_true(ok, out)
-      for _, s in ipairs({ "usage: yolotrain", "recipe.lua", "-e code", "-i", "-l", "--version", "detect train",
-                           "train|val|predict", "YOLOTRAIN_LUA_PATH", "130" }) do
+      for _, s in ipairs({
+        "usage: yolotrain",
+        "recipe.lua",
+        "-e code",
+        "-i",
+        "-l",
+        "--version",
+        "detect train",
+        "train|val|predict",
+        "YOLOTRAIN_LUA_PATH",
+        "130",
+      }) do
         assert.is_truthy(out:find(s, 1, true), "help lacks " .. s)
       end
       local ok2, _, out2 = yolotrain("-h")
@@ -345,8 +362,10 @@ print("result", r, trainer.args.lr0, env.x, rawget(_G, "x"))
 ]]
 
     it("evaluates in the given environment and returns 'stop' from stop()", function()
-      local ok, _, out = yolotrain(sh_quote(recipe(script)),
-        "trainer.epoch\ntrainer.args.lr0 = 0.5\nx = 7\ntype(print)\nstop()\nprint('not reached')\n")
+      local ok, _, out = yolotrain(
+        sh_quote(recipe(script)),
+        "trainer.epoch\ntrainer.args.lr0 = 0.5\nx = 7\ntype(print)\nstop()\nprint('not reached')\n"
+      )
       assert.is_true(ok, out)
       assert.are.same({ "paused at epoch 3", "3", "function", "result\tstop\t0.5\t7\tnil" }, lines_of(out))
     end)
@@ -459,7 +478,10 @@ describe("yt.sys", function()
     assert.is_true((ys.gemm - ys.dnnl_all):abs():max():item() < 1e-4)
     assert.is_true((gs.gemm - gs.dnnl):abs():max():item() < 1e-4)
     assert.is_true((gs.gemm - gs.dnnl_all):abs():max():item() < 1e-4)
-    assert.has_error(function() sys.set_conv_backend("blas") end, "conv backend 'blas': expected gemm, dnnl or dnnl_all")
+    assert.has_error(
+      function() sys.set_conv_backend("blas") end,
+      "conv backend 'blas': expected gemm, dnnl or dnnl_all"
+    )
   end)
 
   it("mkdir_p, listdir (sorted), stat, rename, realpath", function()
@@ -468,7 +490,9 @@ describe("yt.sys", function()
     assert.is_true(sys.mkdir_p(deep))
     assert.is_true(sys.mkdir_p(deep .. "/")) -- exists already: fine
     assert.is_true(sys.stat(deep).is_dir)
-    for _, n in ipairs({ "zeta.txt", "alpha.txt", "Mid.txt" }) do helpers.write_file(deep .. "/" .. n, "12345") end
+    for _, n in ipairs({ "zeta.txt", "alpha.txt", "Mid.txt" }) do
+      helpers.write_file(deep .. "/" .. n, "12345")
+    end
     assert.are.same({ "Mid.txt", "alpha.txt", "zeta.txt" }, sys.listdir(deep))
     local st = sys.stat(deep .. "/alpha.txt")
     assert.are.same({ 5, false }, { st.size, st.is_dir })

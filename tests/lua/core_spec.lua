@@ -13,7 +13,9 @@ describe("yolotrain.core", function()
     assert.are.equal(yt.clip_grad_norm, yt.optim.clip_grad_norm)
     assert.is_function(yt.optim.new)
     local flat = {}
-    for k, v in pairs(yt) do flat[v] = flat[v] or k end
+    for k, v in pairs(yt) do
+      flat[v] = flat[v] or k
+    end
     local n = 0
     for _, g in ipairs(GROUPS) do
       assert.is_table(yt[g], g)

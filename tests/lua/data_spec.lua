@@ -61,9 +61,15 @@ describe("yolotrain.data loader", function()
       assert.are.equal(8, #batch.im_file)
       assert.are.equal(2, #batch.ori_shape[1])
       assert.are.equal(2, #batch.ratio_pad[1])
-      for _, v in ipairs(batch.bboxes:tolist()) do assert.is_true(v >= 0 and v <= 1.0001) end
-      for _, b in ipairs(batch.batch_idx:tolist()) do assert.is_true(b >= 0 and b < 8 and b == math.floor(b)) end
-      for _, c in ipairs(batch.cls:tolist()) do assert.is_true(c >= 0 and c < 80 and c == math.floor(c)) end
+      for _, v in ipairs(batch.bboxes:tolist()) do
+        assert.is_true(v >= 0 and v <= 1.0001)
+      end
+      for _, b in ipairs(batch.batch_idx:tolist()) do
+        assert.is_true(b >= 0 and b < 8 and b == math.floor(b))
+      end
+      for _, c in ipairs(batch.cls:tolist()) do
+        assert.is_true(c >= 0 and c < 80 and c == math.floor(c))
+      end
       boxes = boxes + N
     end
     assert.are.equal(16, n)
@@ -78,8 +84,22 @@ describe("yolotrain.data loader", function()
   end)
 
   it("gives identical batches for 0 and 2 workers with the same seed", function()
-    local a = data.build_dataloader(data.build_yolo_dataset({ imgsz = 128 }, info.train, 8, info, "train", false, 32), 8, 0, true, -1, 11)
-    local b = data.build_dataloader(data.build_yolo_dataset({ imgsz = 128 }, info.train, 8, info, "train", false, 32), 8, 2, true, -1, 11)
+    local a = data.build_dataloader(
+      data.build_yolo_dataset({ imgsz = 128 }, info.train, 8, info, "train", false, 32),
+      8,
+      0,
+      true,
+      -1,
+      11
+    )
+    local b = data.build_dataloader(
+      data.build_yolo_dataset({ imgsz = 128 }, info.train, 8, info, "train", false, 32),
+      8,
+      2,
+      true,
+      -1,
+      11
+    )
     for _ = 1, 3 do
       local x, y = a:next(), b:next()
       assert.are.same(x.im_file, y.im_file)
@@ -105,9 +125,9 @@ describe("yolotrain.data loader", function()
   end)
 
   it("refuses copy_paste > 0", function()
-    assert.has_error(function()
-      data.build_yolo_dataset({ imgsz = 160, copy_paste = 0.5 }, info.train, 8, info, "train", false, 32)
-    end)
+    assert.has_error(
+      function() data.build_yolo_dataset({ imgsz = 160, copy_paste = 0.5 }, info.train, 8, info, "train", false, 32) end
+    )
   end)
 
   it("all_labels concatenates every image's labels in dataset order", function()
@@ -116,8 +136,12 @@ describe("yolotrain.data loader", function()
     local want_cls, want_boxes = {}, {}
     for i = 1, #ds do
       local l = ds:labels(i)
-      for _, v in ipairs(l.cls:tolist()) do want_cls[#want_cls + 1] = v end
-      for _, v in ipairs(l.bboxes:tolist()) do want_boxes[#want_boxes + 1] = v end
+      for _, v in ipairs(l.cls:tolist()) do
+        want_cls[#want_cls + 1] = v
+      end
+      for _, v in ipairs(l.bboxes:tolist()) do
+        want_boxes[#want_boxes + 1] = v
+      end
     end
     assert.is_true(#want_cls > 100)
     assert.are.same({ #want_cls, 1 }, cls:shape())
@@ -143,7 +167,8 @@ describe("yolotrain.data loader", function()
   it("decodes a file only as the format its header says: a WebP header over an SVG body is refused", function()
     -- a lossy VP8 header announcing 257x257 (under the pixel limit; no NUL byte, so SDL2_image's SVG detector
     -- sees the rest), then an SVG asking for 16000x12000: detected as SVG, that is 192 Mpixel rasterised
-    local svg = '<svg xmlns="http://www.w3.org/2000/svg" width="16000" height="12000"><rect width="9" height="9"/></svg>'
+    local svg =
+      '<svg xmlns="http://www.w3.org/2000/svg" width="16000" height="12000"><rect width="9" height="9"/></svg>'
     local path = helpers.tmpdir() .. "/evil.webp"
     helpers.write_file(path, "RIFF\1\1\1\1WEBPVP8 \1\1\1\1\1\1\1\157\1\42\1\1\1\1" .. svg)
     local rss0, t0 = yt.sys.rss(), yt.now()

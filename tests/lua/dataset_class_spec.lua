@@ -8,21 +8,33 @@ data.log = function() end
 local info = data.check_det_dataset(helpers.datasets_dir .. "/coco128")
 
 local function build(Cls, cfg, mode, batch, rect)
-  return data.build_yolo_dataset(cfg or { imgsz = 64 }, info.val, batch or 8, info, mode or "val", rect or false, 32,
-    Cls)
+  return data.build_yolo_dataset(
+    cfg or { imgsz = 64 },
+    info.val,
+    batch or 8,
+    info,
+    mode or "val",
+    rect or false,
+    32,
+    Cls
+  )
 end
 
 -- every batch of one epoch (no shuffle)
 local function epoch(ds, batch, workers)
   local loader = data.build_dataloader(ds, batch or 8, workers or 0, false, -1, 5)
   local out = {}
-  for b in loader do out[#out + 1] = b end
+  for b in loader do
+    out[#out + 1] = b
+  end
   return out, loader
 end
 
 local function count(t, x)
   local n = 0
-  for _, v in ipairs(t) do n = n + (v == x and 1 or 0) end
+  for _, v in ipairs(t) do
+    n = n + (v == x and 1 or 0)
+  end
   return n
 end
 
@@ -34,7 +46,9 @@ describe("data.Dataset subclasses", function()
       for _, l in ipairs(Base.get_labels(self)) do
         if l.cls:numel() >= 3 then
           local c = {}
-          for k, v in ipairs(l.cls:tolist()) do c[k] = { v % 5 } end
+          for k, v in ipairs(l.cls:tolist()) do
+            c[k] = { v % 5 }
+          end
           l.cls = yt.tensor(c)
           kept[#kept + 1] = l
         end
@@ -47,7 +61,9 @@ describe("data.Dataset subclasses", function()
       local l = stock:labels(i)
       if l.cls:numel() >= 3 then
         want_files[l.im_file] = true
-        for _, v in ipairs(l.cls:tolist()) do want_cls[#want_cls + 1] = v % 5 end
+        for _, v in ipairs(l.cls:tolist()) do
+          want_cls[#want_cls + 1] = v % 5
+        end
       end
     end
     local ds = build(Few)
@@ -59,7 +75,9 @@ describe("data.Dataset subclasses", function()
         assert.is_true(want_files[f], f .. " should have been filtered out")
         files = files + 1
       end
-      for _, v in ipairs(b.cls:tolist()) do cls[#cls + 1] = v end
+      for _, v in ipairs(b.cls:tolist()) do
+        cls[#cls + 1] = v
+      end
     end
     assert.are.equal(#ds, files)
     assert.are.same(want_cls, cls) -- every kept box, remapped, in order (val letterbox drops none)
@@ -88,7 +106,9 @@ describe("data.Dataset subclasses", function()
     assert.is_true(mirrored, "fliplr p=1 must mirror every row")
     local pb, fb = plain.bboxes:tolist(), flipped.bboxes:tolist()
     assert.is_true(#pb > 0)
-    for k = 1, #pb, 4 do assert.is_true(math.abs(pb[k] - (1 - fb[k])) < 1e-5) end
+    for k = 1, #pb, 4 do
+      assert.is_true(math.abs(pb[k] - (1 - fb[k])) < 1e-5)
+    end
     -- a mosaic without the perspective crop is a 2s x 2s canvas; after the letterbox it never applies
     assert.are.same({ 8, 3, 128, 128 }, mosaic.img:shape())
     assert.are.same(plain.img:tolist(), late.img:tolist())
@@ -120,7 +140,11 @@ describe("data.Dataset subclasses", function()
     assert.are.equal(#ds, Blank.calls)
     local zeros, other = 0, 0
     for _, v in ipairs(batches[1].img:tolist()) do
-      if v == 0 then zeros = zeros + 1 elseif v ~= 114 then other = other + 1 end
+      if v == 0 then
+        zeros = zeros + 1
+      elseif v ~= 114 then
+        other = other + 1
+      end
     end
     assert.are.equal(0, other) -- the image (0) and the letterbox padding (114) only
     assert.is_true(zeros > 4 * 64 * 64)
@@ -159,7 +183,9 @@ describe("data.Dataset subclasses", function()
     end
     for i, b in ipairs(epoch(ds)) do
       assert.are.same({ shapes[i][1], shapes[i][2] }, { b.img:shape()[3], b.img:shape()[4] })
-      for k, f in ipairs(b.im_file) do assert.are.equal(ds.labels[(i - 1) * 8 + k].im_file, f) end
+      for k, f in ipairs(b.im_file) do
+        assert.are.equal(ds.labels[(i - 1) * 8 + k].im_file, f)
+      end
     end
   end)
 
@@ -193,7 +219,7 @@ describe("data.Dataset subclasses", function()
     assert.are.equal("mine", l:next().tag)
     local My_Metrics, DetMetrics = metrics.DetMetrics:extend("My_Metrics")
     function My_Metrics:summary_line() return "fitness " .. self.fitness end
-    local m = My_Metrics{ names = { [0] = "a" } }
+    local m = My_Metrics { names = { [0] = "a" } }
     assert.is_true(m:is_instance(DetMetrics))
     assert.are.equal("fitness 0.0", m:summary_line()) -- a property (fitness) of the parent reaches the subclass
     local My_Metric = metrics.Metric:extend("My_Metric")
@@ -201,8 +227,11 @@ describe("data.Dataset subclasses", function()
   end)
 
   it("the old positional form of data_dataset gives one clear error", function()
-    local ok, err = pcall(yt.data_dataset, { helpers.datasets_dir .. "/coco128/images/val2017/000000000139.jpg" },
-      { imgsz = 64, augment = false, stride = 32, pad = 0.5, batch_size = 1, cache_ram = false, nc = 80 })
+    local ok, err = pcall(
+      yt.data_dataset,
+      { helpers.datasets_dir .. "/coco128/images/val2017/000000000139.jpg" },
+      { imgsz = 64, augment = false, stride = 32, pad = 0.5, batch_size = 1, cache_ram = false, nc = 80 }
+    )
     assert.is_false(ok)
     assert.matches("takes the label table of data_scan", tostring(err), 1, true)
   end)

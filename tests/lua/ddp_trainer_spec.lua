@@ -5,9 +5,7 @@
 local yt = require("yolotrain.core")
 local helpers = require("helpers")
 
-local function mpi_ok()
-  return yt.dist and yt.dist.available and helpers.run("command -v mpirun")
-end
+local function mpi_ok() return yt.dist and yt.dist.available and helpers.run("command -v mpirun") end
 
 describe("Detection_Trainer under 2 ranks", function()
   it("matches one process with the whole batch after 5 optimizer steps", function()
@@ -17,13 +15,24 @@ describe("Detection_Trainer under 2 ranks", function()
     end
     local coco = helpers.datasets_dir .. "/coco128"
     local dir = helpers.tmpdir()
-    local common = string.format("detect train data='%s' model=yolov8n.yaml epochs=1 imgsz=64 nbs=16 " ..
-      "fraction=0.625 workers=1 val=false plots=false sync_bn=true seed=3 optimizer=SGD save_period=1 project='%s'", coco, dir)
-    local ok1, _, out1 = helpers.run(string.format("cd '%s' && OMP_NUM_THREADS=1 '%s' %s batch=16 name=one", dir,
-      helpers.yolotrain, common))
+    local common = string.format(
+      "detect train data='%s' model=yolov8n.yaml epochs=1 imgsz=64 nbs=16 "
+        .. "fraction=0.625 workers=1 val=false plots=false sync_bn=true seed=3 optimizer=SGD save_period=1 project='%s'",
+      coco,
+      dir
+    )
+    local ok1, _, out1 = helpers.run(
+      string.format("cd '%s' && OMP_NUM_THREADS=1 '%s' %s batch=16 name=one", dir, helpers.yolotrain, common)
+    )
     assert(ok1, out1)
-    local ok2, _, out2 = helpers.run(string.format("cd '%s' && OMP_NUM_THREADS=1 timeout 600 '%s' %s batch=16 " ..
-      "ranks=2 name=two", dir, helpers.yolotrain, common))
+    local ok2, _, out2 = helpers.run(
+      string.format(
+        "cd '%s' && OMP_NUM_THREADS=1 timeout 600 '%s' %s batch=16 " .. "ranks=2 name=two",
+        dir,
+        helpers.yolotrain,
+        common
+      )
+    )
     assert(ok2, out2)
     -- TensorBoard logs on rank 0 only: one event file, one start line
     for _, run in ipairs({ "one", "two" }) do
@@ -45,12 +54,16 @@ describe("Detection_Trainer under 2 ranks", function()
         local tb = b[name]
         local scale = math.max(ta:abs():max():item(), 1e-6)
         local d = (ta - tb):abs():max():item() / scale
-        if d > worst then worst, worst_name = d, name end
+        if d > worst then
+          worst, worst_name = d, name
+        end
         n = n + 1
       end
     end
     assert.is_true(n > 200)
-    print(string.format("\n  2 ranks vs 1 process after 5 steps: worst max|diff|/max|w| = %.3g (%s)", worst, worst_name))
+    print(
+      string.format("\n  2 ranks vs 1 process after 5 steps: worst max|diff|/max|w| = %.3g (%s)", worst, worst_name)
+    )
     assert(worst < 5e-4, string.format("%s differs by %.3g (relative)", worst_name, worst))
   end)
 
@@ -58,7 +71,10 @@ describe("Detection_Trainer under 2 ranks", function()
   local function broken_rank_then_resume(signal, name)
     local coco = helpers.datasets_dir .. "/coco128"
     local dir = helpers.tmpdir()
-    helpers.write_file(dir .. "/recipe.lua", string.format([==[
+    helpers.write_file(
+      dir .. "/recipe.lua",
+      string.format(
+        [==[
 local yt = require("yolotrain")
 local cfg = require("yolotrain.cfg")
 local detect = require("yolotrain.models.yolo.detect")
@@ -67,20 +83,34 @@ t:add_callback("on_train_batch_end", function(tr)
   if tr.rank == 1 and tr.epoch == 1 and tr.ni == 2 then os.execute("kill -%s " .. yt.sys.getpid()) end
 end)
 t:train()
-]==], signal))
-    local common = string.format("data='%s' model=yolov8n.yaml epochs=3 imgsz=64 batch=16 nbs=16 fraction=0.25 " ..
-      "workers=1 val=false plots=false project='%s' name=%s", coco, dir, name)
+]==],
+        signal
+      )
+    )
+    local common = string.format(
+      "data='%s' model=yolov8n.yaml epochs=3 imgsz=64 batch=16 nbs=16 fraction=0.25 "
+        .. "workers=1 val=false plots=false project='%s' name=%s",
+      coco,
+      dir,
+      name
+    )
     local t0 = yt.now()
-    local ok, _, out = helpers.run(string.format("cd '%s' && OMP_NUM_THREADS=1 YT_DIST_TIMEOUT=20 timeout 300 '%s' " ..
-      "recipe.lua %s ranks=2", dir, helpers.yolotrain, common))
+    local ok, _, out = helpers.run(
+      string.format(
+        "cd '%s' && OMP_NUM_THREADS=1 YT_DIST_TIMEOUT=20 timeout 300 '%s' " .. "recipe.lua %s ranks=2",
+        dir,
+        helpers.yolotrain,
+        common
+      )
+    )
     local elapsed = yt.now() - t0
     assert.is_false(ok, out)
     assert(elapsed < 120, string.format("the job took %.0f s to end", elapsed))
     local last = dir .. "/" .. name .. "/weights/last.safetensors"
     local _, meta = yt.load_safetensors(last)
     assert.are.equal("0", meta.epoch)
-    local ok2, _, out2 = helpers.run(string.format("cd '%s' && '%s' detect train resume='%s' ranks=1", dir,
-      helpers.yolotrain, last))
+    local ok2, _, out2 =
+      helpers.run(string.format("cd '%s' && '%s' detect train resume='%s' ranks=1", dir, helpers.yolotrain, last))
     assert(ok2, out2)
     assert.matches("Resuming training", out2, 1, true)
     assert.matches("Optimizer stripped from", out2, 1, true)
@@ -114,7 +144,9 @@ t:train()
     end
     local coco = helpers.datasets_dir .. "/coco128"
     local dir = helpers.tmpdir()
-    helpers.write_file(dir .. "/recipe.lua", [==[
+    helpers.write_file(
+      dir .. "/recipe.lua",
+      [==[
 local yt = require("yolotrain")
 local cfg = require("yolotrain.cfg")
 local detect = require("yolotrain.models.yolo.detect")
@@ -123,12 +155,23 @@ t:add_callback("on_train_batch_end", function(tr)
   if tr.rank == 1 and tr.epoch == 1 and tr.ni == 2 then os.execute("kill -TERM " .. yt.sys.getpid()) end
 end)
 t:train()
-]==])
-    local common = string.format("data='%s' model=yolov8n.yaml epochs=3 imgsz=64 batch=16 nbs=16 fraction=0.25 " ..
-      "workers=1 val=false plots=false project='%s' name=term", coco, dir)
+]==]
+    )
+    local common = string.format(
+      "data='%s' model=yolov8n.yaml epochs=3 imgsz=64 batch=16 nbs=16 fraction=0.25 "
+        .. "workers=1 val=false plots=false project='%s' name=term",
+      coco,
+      dir
+    )
     local t0 = yt.now()
-    local ok, rc, out = helpers.run(string.format("cd '%s' && OMP_NUM_THREADS=1 YT_DIST_TIMEOUT=20 timeout 300 '%s' " ..
-      "recipe.lua %s ranks=2", dir, helpers.yolotrain, common))
+    local ok, rc, out = helpers.run(
+      string.format(
+        "cd '%s' && OMP_NUM_THREADS=1 YT_DIST_TIMEOUT=20 timeout 300 '%s' " .. "recipe.lua %s ranks=2",
+        dir,
+        helpers.yolotrain,
+        common
+      )
+    )
     local elapsed = yt.now() - t0
     assert.is_false(ok, out)
     assert.are.equal(143, rc, out)

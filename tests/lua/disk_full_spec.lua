@@ -24,13 +24,20 @@ describe("a full disk", function()
     -- a YOLOv8n checkpoint is ~51 MB: last and best of epoch 1 fit, the temporary of epoch 2's last does not
     assert(os.execute(string.format("mount -t tmpfs -o size=130m tmpfs '%s'", mnt)), "mount failed")
     finally(function() os.execute(string.format("umount -l '%s'", mnt)) end)
-    local words = string.format("detect train data='%s/data.yaml' model=yolov8n.yaml epochs=3 imgsz=64 batch=16 " ..
-      "nbs=16 fraction=0.125 workers=1 plots=false project='%s' name=run", COCO, mnt)
-    local ok, rc, out = helpers.run(string.format("cd '%s' && OMP_NUM_THREADS=1 '%s' %s", dir, helpers.yolotrain, words))
+    local words = string.format(
+      "detect train data='%s/data.yaml' model=yolov8n.yaml epochs=3 imgsz=64 batch=16 "
+        .. "nbs=16 fraction=0.125 workers=1 plots=false project='%s' name=run",
+      COCO,
+      mnt
+    )
+    local ok, rc, out =
+      helpers.run(string.format("cd '%s' && OMP_NUM_THREADS=1 '%s' %s", dir, helpers.yolotrain, words))
     assert.is_false(ok, out)
     assert.are.equal(1, rc, out)
-    assert.matches("yolotrain: [^\n]*last.safetensors[^\n]*No space left on device\ntraining stopped; the last " ..
-      "checkpoint %(", out)
+    assert.matches(
+      "yolotrain: [^\n]*last.safetensors[^\n]*No space left on device\ntraining stopped; the last " .. "checkpoint %(",
+      out
+    )
     assert.is_nil(out:find("stack traceback", 1, true), "a full disk is not a bug: no traceback\n" .. out)
     assert.is_nil(out:find("%.lua:%d+:"), "no engine file:line in the message\n" .. out)
     local last = mnt .. "/run/weights/last.safetensors"
@@ -41,8 +48,9 @@ describe("a full disk", function()
     end
     -- free space (grow the file system), then resume
     assert(os.execute(string.format("mount -o remount,size=400m '%s'", mnt)), "remount failed")
-    local ok2, _, out2 = helpers.run(string.format("cd '%s' && OMP_NUM_THREADS=1 '%s' detect train resume='%s'", dir,
-      helpers.yolotrain, last))
+    local ok2, _, out2 = helpers.run(
+      string.format("cd '%s' && OMP_NUM_THREADS=1 '%s' detect train resume='%s'", dir, helpers.yolotrain, last)
+    )
     assert(ok2, out2)
     assert.matches("Resuming training", out2, 1, true)
     assert.matches("Optimizer stripped from", out2, 1, true)

@@ -5,8 +5,8 @@ local distributed = require("yolotrain.engine.distributed")
 
 local exe = helpers.yolotrain
 local function q(s) return distributed.shell_quote(s) end
-local MPIRUN = "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " ..
-  "mpirun -np 2 --oversubscribe --bind-to none "
+local MPIRUN = "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 "
+  .. "mpirun -np 2 --oversubscribe --bind-to none "
 local have_mpirun = os.execute("command -v mpirun >/dev/null 2>&1")
 local can_run = yt.dist.available and have_mpirun and io.open(exe, "rb") ~= nil
 
@@ -141,8 +141,11 @@ describe("distributed.relaunch", function()
     assert.equals("r.lua", words[3])
     assert.equals("b c", words[5])
     local env = { YT_MPI_HOSTFILE = "hosts.txt", YT_DIST_TIMEOUT = "60", YT_MPIRUN_ARGS = "--mca btl self,tcp" }
-    local cmd = distributed.mpirun_command(3, { "/x/yolotrain", "detect", "train", "ranks=3" },
-      function(k) return env[k] end)
+    local cmd = distributed.mpirun_command(
+      3,
+      { "/x/yolotrain", "detect", "train", "ranks=3" },
+      function(k) return env[k] end
+    )
     assert.matches("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", cmd, 1, true)
     assert.matches("mpirun -np 3 --oversubscribe", cmd, 1, true)
     assert.matches("--hostfile hosts.txt", cmd, 1, true)
@@ -175,8 +178,9 @@ describe("DDP over MPI (2 ranks, loopback)", function()
     local single, multi = dir .. "/single_" .. bn .. ".st", dir .. "/dist_" .. bn .. ".st"
     local ok, _, out = helpers.run(q(exe) .. " " .. q(dir .. "/equiv.lua") .. " single " .. bn .. " " .. q(single))
     assert(ok, out)
-    ok, _, out = helpers.run("timeout 120 " .. MPIRUN .. q(exe) .. " " .. q(dir .. "/equiv.lua") .. " dist " .. bn ..
-      " " .. q(multi))
+    ok, _, out = helpers.run(
+      "timeout 120 " .. MPIRUN .. q(exe) .. " " .. q(dir .. "/equiv.lua") .. " dist " .. bn .. " " .. q(multi)
+    )
     assert(ok, out)
     return single, multi, out
   end
@@ -204,8 +208,8 @@ describe("DDP over MPI (2 ranks, loopback)", function()
     local single = dir .. "/single_sync.st"
     if not io.open(single, "rb") then equiv("sync") end
     local multi = dir .. "/dist_local.st"
-    local ok, _, out = helpers.run("timeout 120 " .. MPIRUN .. q(exe) .. " " .. q(dir .. "/equiv.lua") ..
-      " dist local " .. q(multi))
+    local ok, _, out =
+      helpers.run("timeout 120 " .. MPIRUN .. q(exe) .. " " .. q(dir .. "/equiv.lua") .. " dist local " .. q(multi))
     assert(ok, out)
     assert.matches("rank 1 PARAMS_IN_SYNC true", out, 1, true)
     assert.is_true(max_diff(single, multi) > 1e-4)
@@ -213,8 +217,9 @@ describe("DDP over MPI (2 ranks, loopback)", function()
 
   local function fault(how, env, limit)
     local t0 = yt.now()
-    local ok, rc, out = helpers.run("timeout 120 env " .. (env or "") .. " " .. MPIRUN .. q(exe) .. " " ..
-      q(dir .. "/fault.lua") .. " " .. how)
+    local ok, rc, out = helpers.run(
+      "timeout 120 env " .. (env or "") .. " " .. MPIRUN .. q(exe) .. " " .. q(dir .. "/fault.lua") .. " " .. how
+    )
     local elapsed = yt.now() - t0
     assert.is_false(ok, out)
     assert.is_true(rc ~= 124, "the job hung until timeout(1) killed it:\n" .. out)
@@ -249,7 +254,9 @@ describe("a custom trainer under ranks=2", function()
       return
     end
     local dir = helpers.tmpdir()
-    helpers.write_file(dir .. "/recipe.lua", [==[
+    helpers.write_file(
+      dir .. "/recipe.lua",
+      [==[
 local cfg = require("yolotrain.cfg")
 local detect = require("yolotrain.models.yolo.detect")
 local My, Base = detect.Detection_Trainer:extend("My_Trainer")
@@ -265,9 +272,19 @@ t:add_callback("on_train_epoch_end", function(tr)
 end)
 t:train()
 print("SAVE_DIR rank=" .. t.rank .. " " .. t.save_dir)
-]==])
-    local ok, _, out = helpers.run("cd " .. q(dir) .. " && OMP_NUM_THREADS=1 timeout 300 " .. q(exe) ..
-      " recipe.lua data=" .. q(coco) .. " project=" .. q(dir .. "/runs") .. " name=ddp ranks=2")
+]==]
+    )
+    local ok, _, out = helpers.run(
+      "cd "
+        .. q(dir)
+        .. " && OMP_NUM_THREADS=1 timeout 300 "
+        .. q(exe)
+        .. " recipe.lua data="
+        .. q(coco)
+        .. " project="
+        .. q(dir .. "/runs")
+        .. " name=ddp ranks=2"
+    )
     assert(ok, out)
     assert.matches("CALLBACK rank=0 world=2", out, 1, true)
     assert.matches("CALLBACK rank=1 world=2", out, 1, true)

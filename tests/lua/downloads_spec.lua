@@ -21,7 +21,9 @@ local function exists(p) return yt.sys.stat(p) ~= nil end
 local function tree(dir)
   local out = {}
   local h = io.popen(string.format("cd '%s' && find . -mindepth 1 | sort", dir))
-  for l in h:lines() do out[#out + 1] = l:sub(3) end
+  for l in h:lines() do
+    out[#out + 1] = l:sub(3)
+  end
   h:close()
   return out
 end
@@ -36,8 +38,7 @@ end
 -- The server: serves root on a free port until stop().
 local function start_server(root)
   local portfile = root .. "/port"
-  local h = io.popen(string.format("python3 '%s' serve '%s' '%s' >/dev/null 2>&1 & echo $!", FIXTURE, root,
-    portfile))
+  local h = io.popen(string.format("python3 '%s' serve '%s' '%s' >/dev/null 2>&1 & echo $!", FIXTURE, root, portfile))
   local pid = h:read("l")
   h:close()
   local t0 = yt.now()
@@ -46,23 +47,31 @@ local function start_server(root)
     yt.sys.sleep(0.05)
   end
   local port = helpers.read_file(portfile)
-  return { pid = pid, url = "http://127.0.0.1:" .. port, root = root,
-    stop = function() os.execute("kill " .. pid .. " 2>/dev/null") end }
+  return {
+    pid = pid,
+    url = "http://127.0.0.1:" .. port,
+    root = root,
+    stop = function() os.execute("kill " .. pid .. " 2>/dev/null") end,
+  }
 end
 
 local function requests(server)
   local f = io.open(server.root .. "/requests.log")
   if not f then return {} end
   local out = {}
-  for l in f:lines() do out[#out + 1] = l end
+  for l in f:lines() do
+    out[#out + 1] = l
+  end
   f:close()
   return out
 end
 
 -- A port nothing listens on: bound and closed again by python.
 local function closed_port()
-  return sh("python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); " ..
-    "print(s.getsockname()[1]); s.close()'"):match("%d+")
+  return sh(
+    'python3 -c \'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); '
+      .. "print(s.getsockname()[1]); s.close()'"
+  ):match("%d+")
 end
 
 describe("downloads", function()
@@ -97,24 +106,32 @@ describe("downloads", function()
 
   describe("safe_download", function()
     local out
-    before_each(function()
-      out = helpers.tmpdir()
-    end)
+    before_each(function() out = helpers.tmpdir() end)
     after_each(function() os.execute("rm -rf '" .. out .. "'") end)
 
     it("follows a redirect and writes the whole file, checking its SHA-256 when given", function()
       local want = yt.sha256_file(served .. "/payload.bin")
       local dest = out .. "/sub/payload.bin"
-      assert.equal(dest, downloads.safe_download(server.url .. "/redirect/payload.bin", dest,
-        { sha256 = want:upper(), progress = false }))
+      assert.equal(
+        dest,
+        downloads.safe_download(
+          server.url .. "/redirect/payload.bin",
+          dest,
+          { sha256 = want:upper(), progress = false }
+        )
+      )
       assert.equal(helpers.read_file(served .. "/payload.bin"), helpers.read_file(dest))
       assert.same({ "sub", "sub/.payload.bin.lock", "sub/payload.bin" }, tree(out))
     end)
 
     it("refuses bytes whose SHA-256 is not the one given, leaving nothing at the final name", function()
       local dest = out .. "/payload.bin"
-      local ok, err = pcall(downloads.safe_download, server.url .. "/files/payload.bin", dest,
-        { sha256 = string.rep("ab", 32), progress = false })
+      local ok, err = pcall(
+        downloads.safe_download,
+        server.url .. "/files/payload.bin",
+        dest,
+        { sha256 = string.rep("ab", 32), progress = false }
+      )
       assert.is_false(ok)
       assert.matches("SHA%-256 mismatch: expected " .. string.rep("ab", 32), err)
       assert.matches("%. Download .*/files/payload.bin by hand and put it at " .. dest:gsub("%p", "%%%0"), err)
@@ -126,8 +143,8 @@ describe("downloads", function()
       local dest = out .. "/payload.bin"
       local logged = {}
       downloads.log = function(m) logged[#logged + 1] = m end
-      local ok, err = pcall(downloads.safe_download, server.url .. "/truncate/payload.bin", dest,
-        { retries = 1, progress = false })
+      local ok, err =
+        pcall(downloads.safe_download, server.url .. "/truncate/payload.bin", dest, { retries = 1, progress = false })
       downloads.log = function() end
       assert.is_false(ok)
       assert.matches("cut off", err)
@@ -147,8 +164,12 @@ describe("downloads", function()
 
     it("gives up on a transfer that stalls", function()
       local t0 = yt.now()
-      local ok, err = pcall(downloads.safe_download, server.url .. "/stall/payload.bin", out .. "/p.bin",
-        { retries = 0, stall_time = 1, stall_bytes = 1000, progress = false })
+      local ok, err = pcall(
+        downloads.safe_download,
+        server.url .. "/stall/payload.bin",
+        out .. "/p.bin",
+        { retries = 0, stall_time = 1, stall_bytes = 1000, progress = false }
+      )
       assert.is_false(ok)
       assert.matches("too slow", err)
       assert.is_true(yt.now() - t0 < 15)
@@ -156,8 +177,12 @@ describe("downloads", function()
     end)
 
     it("refuses a body over max_bytes", function()
-      local ok, err = pcall(downloads.safe_download, server.url .. "/files/payload.bin", out .. "/p.bin",
-        { max_bytes = 1000, progress = false })
+      local ok, err = pcall(
+        downloads.safe_download,
+        server.url .. "/files/payload.bin",
+        out .. "/p.bin",
+        { max_bytes = 1000, progress = false }
+      )
       assert.is_false(ok)
       assert.matches("larger than", err)
       assert.is_false(exists(out .. "/p.bin"))
@@ -185,10 +210,14 @@ describe("downloads", function()
       f:close()
       local text = helpers.read_file(tmp)
       local lines = {}
-      for l in text:gmatch("[^\n]+") do lines[#lines + 1] = l end
+      for l in text:gmatch("[^\n]+") do
+        lines[#lines + 1] = l
+      end
       assert.equal(2, #lines) -- not a terminal: a line per quarter reached
-      assert.truthy(lines[1]:find("x.zip  25% " .. string.rep("━", 5) .. string.rep("─", 15) .. " 512.00kB/2.00MB [",
-        1, true), lines[1])
+      assert.truthy(
+        lines[1]:find("x.zip  25% " .. string.rep("━", 5) .. string.rep("─", 15) .. " 512.00kB/2.00MB [", 1, true),
+        lines[1]
+      )
       assert.truthy(lines[2]:find("x.zip 100% " .. string.rep("━", 20) .. " 2.00MB/2.00MB [", 1, true), lines[2])
       assert.matches("%[%d%d:%d%d<%d%d:%d%d, [%d.]+[kMG]?B/s%]$", lines[2])
     end)
@@ -196,9 +225,7 @@ describe("downloads", function()
 
   describe("unpack", function()
     local parent
-    before_each(function()
-      parent = helpers.tmpdir()
-    end)
+    before_each(function() parent = helpers.tmpdir() end)
     after_each(function() os.execute("rm -rf '" .. parent .. "'") end)
 
     it("unpacks a zip with one top folder to that folder, and a flat one to its stem", function()
@@ -214,9 +241,11 @@ describe("downloads", function()
       assert.is_true(exists(parent .. "/mini/images/val/000003.png"))
     end)
 
-    for kind, want in pairs({ dotdot = "member 'ds/%.%./%.%./evil%.txt' has a '%.%.' component",
+    for kind, want in pairs({
+      dotdot = "member 'ds/%.%./%.%./evil%.txt' has a '%.%.' component",
       absolute = "member '/tmp/yt_download_spec_evil%.txt' has an absolute path",
-      bomb = "member 'ds/images/train/zeros%.bin' takes the unpacked size past its bound" }) do
+      bomb = "member 'ds/images/train/zeros%.bin' takes the unpacked size past its bound",
+    }) do
       it("refuses a " .. kind .. " zip naming the archive and the member, leaving nothing behind", function()
         local box = parent .. "/box"
         yt.sys.mkdir_p(box)
@@ -234,9 +263,18 @@ describe("downloads", function()
   describe("yolotrain with YOLOTRAIN_ASSETS_URL", function()
     local home, env
     local function yolotrain(args, mirror)
-      return helpers.run(string.format("cd '%s' && env YOLOTRAIN_CONFIG_DIR='%s/cfg' XDG_DATA_HOME='%s/data' " ..
-        "YOLOTRAIN_ASSETS_URL='%s' OMP_NUM_THREADS=2 '%s' %s", home, home, home, mirror or (server.url .. "/redirect"),
-        helpers.yolotrain, args))
+      return helpers.run(
+        string.format(
+          "cd '%s' && env YOLOTRAIN_CONFIG_DIR='%s/cfg' XDG_DATA_HOME='%s/data' "
+            .. "YOLOTRAIN_ASSETS_URL='%s' OMP_NUM_THREADS=2 '%s' %s",
+          home,
+          home,
+          home,
+          mirror or (server.url .. "/redirect"),
+          helpers.yolotrain,
+          args
+        )
+      )
     end
     before_each(function()
       home = helpers.tmpdir()
@@ -245,8 +283,12 @@ describe("downloads", function()
     after_each(function() os.execute("rm -rf '" .. home .. "'") end)
 
     it("data=coco8.yaml downloads the shipped YAML's archive into datasets_dir, unpacks it and trains", function()
-      local ok, _, out = yolotrain("detect train data=coco8.yaml model=yolov8n.yaml epochs=1 imgsz=64 batch=4 " ..
-        "workers=0 plots=false mosaic=0 project=" .. home .. "/runs name=t")
+      local ok, _, out = yolotrain(
+        "detect train data=coco8.yaml model=yolov8n.yaml epochs=1 imgsz=64 batch=4 "
+          .. "workers=0 plots=false mosaic=0 project="
+          .. home
+          .. "/runs name=t"
+      )
       assert.is_true(ok, out)
       assert.matches("Downloading " .. server.url .. "/redirect/coco8%.zip to '" .. env.datasets .. "/coco8%.zip'", out)
       assert.matches("Dataset download success", out)
@@ -256,28 +298,40 @@ describe("downloads", function()
       assert.is_true(exists(home .. "/runs/t/weights/last.safetensors"))
       -- a second run finds it and downloads nothing
       local before = #requests(server)
-      ok, _, out = yolotrain("detect val data=coco8.yaml model=" .. home .. "/runs/t/weights/last.safetensors " ..
-        "imgsz=64 batch=4 workers=0 plots=false")
+      ok, _, out = yolotrain(
+        "detect val data=coco8.yaml model="
+          .. home
+          .. "/runs/t/weights/last.safetensors "
+          .. "imgsz=64 batch=4 workers=0 plots=false"
+      )
       assert.is_true(ok, out)
       assert.not_matches("Downloading", out)
       assert.equal(before, #requests(server))
     end)
 
     it("model=yolov8n.pt downloads into weights_dir and loads; a data YAML's tar.gz download validates", function()
-      helpers.write_file(home .. "/mini.yaml", string.format(
-        "path: mini\ntrain: images/train\nval: images/val\nnames: [circle, square, triangle, cross]\n" ..
-        "download: %s/files/mini.tar.gz\n", server.url))
-      local ok, _, out = yolotrain("detect val data=mini.yaml model=yolov8n.pt imgsz=64 batch=4 workers=0 " ..
-        "plots=false single_cls=false")
+      helpers.write_file(
+        home .. "/mini.yaml",
+        string.format(
+          "path: mini\ntrain: images/train\nval: images/val\nnames: [circle, square, triangle, cross]\n"
+            .. "download: %s/files/mini.tar.gz\n",
+          server.url
+        )
+      )
+      local ok, _, out = yolotrain(
+        "detect val data=mini.yaml model=yolov8n.pt imgsz=64 batch=4 workers=0 " .. "plots=false single_cls=false"
+      )
       assert.is_true(ok, out)
-      assert.matches("Downloading " .. server.url .. "/redirect/yolov8n%.pt to '" .. env.weights .. "/yolov8n%.pt'", out)
+      assert.matches(
+        "Downloading " .. server.url .. "/redirect/yolov8n%.pt to '" .. env.weights .. "/yolov8n%.pt'",
+        out
+      )
       assert.equal(helpers.read_file(PT), helpers.read_file(env.weights .. "/yolov8n.pt"))
       assert.is_true(exists(env.datasets .. "/mini/images/val/000000.png"))
       assert.matches("all%s+4%s+%d+", out) -- the validation table
       assert.is_nil(has_partial(home))
       -- offline now: the weights_dir copy is used
-      ok, _, out = yolotrain("detect export model=yolov8n.pt format=safetensors",
-        "http://127.0.0.1:" .. closed_port())
+      ok, _, out = yolotrain("detect export model=yolov8n.pt format=safetensors", "http://127.0.0.1:" .. closed_port())
       assert.is_true(ok, out)
       assert.not_matches("Downloading", out)
       assert.is_true(exists(home .. "/yolov8n.safetensors"))
@@ -289,19 +343,39 @@ describe("downloads", function()
       assert.is_false(ok)
       assert.equal(1, rc)
       assert.not_matches("traceback", out)
-      assert.matches("yolotrain: Download failure: http://127%.0%.0%.1:" .. port .. "/yolov8s%.pt: .*by hand and " ..
-        "put it at " .. env.weights .. "/yolov8s%.pt", out)
+      assert.matches(
+        "yolotrain: Download failure: http://127%.0%.0%.1:"
+          .. port
+          .. "/yolov8s%.pt: .*by hand and "
+          .. "put it at "
+          .. env.weights
+          .. "/yolov8s%.pt",
+        out
+      )
       assert.is_false(exists(env.weights .. "/yolov8s.pt"))
       ok, rc, out = yolotrain("detect train data=coco8.yaml model=yolov8n.yaml", "http://127.0.0.1:" .. port)
       assert.equal(1, rc)
-      assert.matches("%. Download http://127%.0%.0%.1:" .. port .. "/coco8%.zip by hand and unpack it into " ..
-        env.datasets .. " %(so that " .. env.datasets .. "/coco8/images/train exists%)", out)
+      assert.matches(
+        "%. Download http://127%.0%.0%.1:"
+          .. port
+          .. "/coco8%.zip by hand and unpack it into "
+          .. env.datasets
+          .. " %(so that "
+          .. env.datasets
+          .. "/coco8/images/train exists%)",
+        out
+      )
       assert.not_matches("traceback", out)
     end)
 
     it("refuses an archive with a '..' member and leaves nothing outside datasets_dir", function()
-      helpers.write_file(home .. "/evil.yaml", string.format(
-        "path: ds\ntrain: images/train\nval: images/train\nnames: [a]\ndownload: %s/files/dotdot.zip\n", server.url))
+      helpers.write_file(
+        home .. "/evil.yaml",
+        string.format(
+          "path: ds\ntrain: images/train\nval: images/train\nnames: [a]\ndownload: %s/files/dotdot.zip\n",
+          server.url
+        )
+      )
       local ok, rc, out = yolotrain("detect train data=evil.yaml model=yolov8n.yaml")
       assert.is_false(ok)
       assert.equal(1, rc)
@@ -312,15 +386,22 @@ describe("downloads", function()
     end)
 
     it("never runs a download: that is code, and says what to fetch by hand", function()
-      helpers.write_file(home .. "/code.yaml", "path: voc\ntrain: images/train\nval: images/val\nnames: [a]\n" ..
-        "download: |\n  from ultralytics.utils.downloads import download\n" ..
-        "  download(['https://example.com/VOCtrainval.tar'], dir='images')\n")
+      helpers.write_file(
+        home .. "/code.yaml",
+        "path: voc\ntrain: images/train\nval: images/val\nnames: [a]\n"
+          .. "download: |\n  from ultralytics.utils.downloads import download\n"
+          .. "  download(['https://example.com/VOCtrainval.tar'], dir='images')\n"
+      )
       local ok, rc, out = yolotrain("detect train data=code.yaml model=yolov8n.yaml")
       assert.is_false(ok)
       assert.equal(1, rc)
-      assert.matches("its 'download:' is code, which yolotrain never runs: download the dataset by hand %(the " ..
-        "code names https://example%.com/VOCtrainval%.tar%) and put it so that " .. env.datasets ..
-        "/voc/images/train exists", out)
+      assert.matches(
+        "its 'download:' is code, which yolotrain never runs: download the dataset by hand %(the "
+          .. "code names https://example%.com/VOCtrainval%.tar%) and put it so that "
+          .. env.datasets
+          .. "/voc/images/train exists",
+        out
+      )
     end)
 
     it("keeps an unknown .pt name 'not found', with nothing requested", function()

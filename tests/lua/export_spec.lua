@@ -12,9 +12,7 @@ local ULTRALYTICS_ONNX = PT_DIR .. "/yolov8n_coco128.onnx"
 local ONNX_DIR = helpers.repo_dir .. "tests/onnx"
 local PYTHON = "/usr/bin/python3" -- Debian's, which has python3-onnx and python3-opencv
 
-local function sh(dir, args)
-  return helpers.run(string.format("cd '%s' && '%s' %s", dir, helpers.yolotrain, args))
-end
+local function sh(dir, args) return helpers.run(string.format("cd '%s' && '%s' %s", dir, helpers.yolotrain, args)) end
 
 -- Exports the .pt (copied into a fresh folder) with the given arguments; returns the .onnx path.
 local function export(args)
@@ -38,8 +36,9 @@ end
 local function run_ort(path, images)
   local dir = helpers.tmpdir()
   yt.save_safetensors(dir .. "/in.safetensors", { images = images })
-  local ok, _, out = helpers.run(string.format("node '%s/run_ort.js' '%s' '%s/in.safetensors' '%s/out.safetensors'",
-    ONNX_DIR, path, dir, dir))
+  local ok, _, out = helpers.run(
+    string.format("node '%s/run_ort.js' '%s' '%s/in.safetensors' '%s/out.safetensors'", ONNX_DIR, path, dir, dir)
+  )
   assert(ok, out)
   return yt.load_safetensors(dir .. "/out.safetensors").output0
 end
@@ -80,8 +79,12 @@ describe("ONNX export", function()
     assert.are.same(theirs.inputs, ours.inputs)
     assert.are.same(theirs.outputs, ours.outputs)
     local keys, their_keys = {}, {}
-    for k in pairs(ours.metadata) do keys[#keys + 1] = k end
-    for k in pairs(theirs.metadata) do their_keys[#their_keys + 1] = k end
+    for k in pairs(ours.metadata) do
+      keys[#keys + 1] = k
+    end
+    for k in pairs(theirs.metadata) do
+      their_keys[#their_keys + 1] = k
+    end
     table.sort(keys)
     table.sort(their_keys)
     assert.are.same(their_keys, keys)
@@ -175,7 +178,9 @@ describe("ONNX export", function()
     m.model.items[11] = Odd()
     m.model.items[11].i, m.model.items[11].f = 10, -1
     local dir = helpers.tmpdir()
-    local ok, err = pcall(function() Exporter{ overrides = { format = "onnx", imgsz = 64 }, file = dir .. "/x.onnx" }(m) end)
+    local ok, err = pcall(
+      function() Exporter { overrides = { format = "onnx", imgsz = 64 }, file = dir .. "/x.onnx" }(m) end
+    )
     assert.is_false(ok)
     assert.truthy(tostring(err):find("OddLayer", 1, true), err)
   end)

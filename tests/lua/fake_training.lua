@@ -48,8 +48,15 @@ function Fake_Loader:iter()
         boxes[#boxes + 1] = { 0.25 + 0.2 * k, 0.3 + 0.1 * ((b + i) % 4), 0.3, 0.25 }
       end
     end
-    return { img = img, batch_idx = yt.tensor(idx), cls = yt.tensor(cls), bboxes = yt.tensor(boxes),
-      im_file = {}, ori_shape = {}, ratio_pad = {} }
+    return {
+      img = img,
+      batch_idx = yt.tensor(idx),
+      cls = yt.tensor(cls),
+      bboxes = yt.tensor(boxes),
+      im_file = {},
+      ori_shape = {},
+      ratio_pad = {},
+    }
   end
 end
 
@@ -66,7 +73,9 @@ Fake_Validator.__call = function(self, trainer, model)
   -- a fitness that improves, then gets worse, so best and last differ
   local f = ({ 0.1, 0.3, 0.2, 0.25, 0.15 })[e + 1] or 0.1
   local m = { fitness = f, ["val/box_loss"] = 1, ["val/cls_loss"] = 2, ["val/dfl_loss"] = 3 }
-  for _, k in ipairs(KEYS) do m[k] = f end
+  for _, k in ipairs(KEYS) do
+    m[k] = f
+  end
   return m
 end
 
@@ -75,7 +84,9 @@ function M.make_trainer_class(opts)
   local T, Base = detect.Detection_Trainer:extend("Test_Trainer")
   function T:get_dataset()
     local names = {}
-    for i = 0, 79 do names[i] = "c" .. i end
+    for i = 0, 79 do
+      names[i] = "c" .. i
+    end
     return { nc = 80, names = names, train = "train", val = "val" }
   end
   function T:get_dataloader(path, batch_size, rank, mode)
@@ -98,6 +109,5 @@ function M.tiny_yaml(dir)
   f:close()
   return path
 end
-
 
 return M

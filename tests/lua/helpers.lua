@@ -42,7 +42,7 @@ end
 
 -- Runs a shell command, returns ok, exit code, combined output.
 function helpers.run(cmd)
-  local f = io.popen(cmd .. " 2>&1; echo \"__rc=$?\"")
+  local f = io.popen(cmd .. ' 2>&1; echo "__rc=$?"')
   local out = f:read("a")
   f:close()
   local rc = tonumber(out:match("__rc=(%d+)%s*$"))
@@ -64,8 +64,16 @@ function helpers.coco_subset(n)
     local f = files[i]
     os.execute(string.format("ln -s '%s/images/val2017/%s' '%s/images/val/%s'", abs, f, dir, f))
     local stem = f:gsub("%.jpg$", "")
-    os.execute(string.format("[ -f '%s/labels/val2017/%s.txt' ] && ln -s '%s/labels/val2017/%s.txt' '%s/labels/val/'",
-      abs, stem, abs, stem, dir))
+    os.execute(
+      string.format(
+        "[ -f '%s/labels/val2017/%s.txt' ] && ln -s '%s/labels/val2017/%s.txt' '%s/labels/val/'",
+        abs,
+        stem,
+        abs,
+        stem,
+        dir
+      )
+    )
   end
   local yaml = helpers.read_file(coco .. "/data.yaml")
   helpers.write_file(dir .. "/data.yaml", "train: images/val\nval: images/val\n" .. yaml:match("(names:.*)$"))

@@ -9,19 +9,35 @@ local REPO = helpers.repo_dir
 
 local function recipe(dir, body)
   local path = dir .. "/recipe.lua"
-  helpers.write_file(path, string.format([[
+  helpers.write_file(path, string.format(
+    [[
 package.path = %q .. "tests/lua/?.lua;" .. package.path
 local yt = require("yolotrain")
 local fake = require("fake_training")
 local T = fake.make_trainer_class({ nb = 3 })
 local DIR = %q
-]], REPO, dir) .. body)
+]],
+    REPO,
+    dir
+  ) .. body)
   return path
 end
 
 local function common(dir, name)
-  return { model = fake.tiny_yaml(dir), data = "fake", epochs = 3, imgsz = 32, batch = 4, project = dir, name = name,
-    plots = false, verbose = false, nbs = 8, warmup_epochs = 1, close_mosaic = 1 }
+  return {
+    model = fake.tiny_yaml(dir),
+    data = "fake",
+    epochs = 3,
+    imgsz = 32,
+    batch = 4,
+    project = dir,
+    name = name,
+    plots = false,
+    verbose = false,
+    nbs = 8,
+    warmup_epochs = 1,
+    close_mosaic = 1,
+  }
 end
 
 local function same_weights(path_a, path_b)
@@ -41,10 +57,13 @@ describe("interrupted training", function()
   it("resumes after kill -9 in the middle of an epoch to the uninterrupted weights", function()
     local dir = helpers.tmpdir()
     local T = fake.make_trainer_class({ nb = 3 })
-    local full = T{ overrides = common(dir, "full") }
+    local full = T { overrides = common(dir, "full") }
     full:train()
     local mark = dir .. "/in_epoch_2"
-    local path = recipe(dir, string.format([[
+    local path = recipe(
+      dir,
+      string.format(
+        [[
 local t = T{ overrides = %s }
 t:add_callback("on_train_batch_end", function(tr)
   if tr.epoch == 1 and tr.ni == 4 then
@@ -53,8 +72,12 @@ t:add_callback("on_train_batch_end", function(tr)
   end
 end)
 t:train()
-]], "{ model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 3, imgsz = 32, batch = 4, project = DIR, " ..
-      "name = 'part', plots = false, verbose = false, nbs = 8, warmup_epochs = 1, close_mosaic = 1 }", mark))
+]],
+        "{ model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 3, imgsz = 32, batch = 4, project = DIR, "
+          .. "name = 'part', plots = false, verbose = false, nbs = 8, warmup_epochs = 1, close_mosaic = 1 }",
+        mark
+      )
+    )
     local h = io.popen(string.format("'%s' '%s' >%s/log 2>&1 & echo $!", helpers.yolotrain, path, dir))
     local pid = h:read("l")
     h:close()
@@ -68,7 +91,7 @@ t:train()
     os.execute("sleep 0.2")
     local _, meta = yt.load_safetensors(dir .. "/part/weights/last.safetensors")
     assert.are.equal("0", meta.epoch)
-    local resumed = T{ overrides = { resume = dir .. "/part/weights/last.safetensors" } }
+    local resumed = T { overrides = { resume = dir .. "/part/weights/last.safetensors" } }
     resumed:train()
     same_weights(full.last, resumed.last)
   end)
@@ -76,7 +99,10 @@ t:train()
   -- A recipe of 4 epochs of 3 batches that writes its pid mid-step at epoch 2, batch 2, so the signal arrives there.
   local function signalled_recipe(dir, name)
     fake.tiny_yaml(dir)
-    return recipe(dir, string.format([[
+    return recipe(
+      dir,
+      string.format(
+        [[
 local t = T{ overrides = { model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 4, imgsz = 32, batch = 4,
   project = DIR, name = %q, plots = false, verbose = false, nbs = 8, warmup_epochs = 1, close_mosaic = 1 } }
 t:add_callback("on_train_batch_end", function(tr)
@@ -88,19 +114,24 @@ t:add_callback("on_train_batch_end", function(tr)
 end)
 t:train()
 print("after train()")
-]], name))
+]],
+        name
+      )
+    )
   end
 
   local function last_line(out)
     local last
-    for line in out:gmatch("[^\n]+") do last = line end
+    for line in out:gmatch("[^\n]+") do
+      last = line
+    end
     return last
   end
 
   -- Resumes a stopped run in-process from the epoch after the one stopped in, to the end; returns its last.
   local function resume(last)
     local T = fake.make_trainer_class({ nb = 3 })
-    local resumed = T{ overrides = { resume = last } }
+    local resumed = T { overrides = { resume = last } }
     resumed:train()
     assert.are.equal(2, resumed.start_epoch)
     return resumed.last
@@ -114,7 +145,7 @@ print("after train()")
     local T = fake.make_trainer_class({ nb = 3 })
     local o = common(dir, "ref")
     o.epochs = 4
-    local t = T{ overrides = o }
+    local t = T { overrides = o }
     t:add_callback("on_train_batch_end", function(tr)
       if tr.epoch == 1 and tr.ni == 4 then tr:request_stop("interrupt") end
     end)
@@ -129,25 +160,38 @@ print("after train()")
     { signal = "INT", status = 130, says = "Interrupted: saving last and stopping", by = "Stopped by Ctrl-C" },
     { signal = "TERM", status = 143, says = "Terminated: saving last and stopping", by = "Stopped by SIGTERM" },
   }) do
-    it("stops at the next step boundary on SIG" .. case.signal .. " without a terminal, saves last, exits " ..
-      case.status, function()
-      local dir = helpers.tmpdir()
-      local path = signalled_recipe(dir, "sig")
-      local ok, rc, out = helpers.run(string.format(
-        "((while [ ! -s '%s/pid' ]; do sleep 0.1; done; kill -%s $(cat '%s/pid')) & '%s' '%s' </dev/null; " ..
-        "st=$?; wait; exit $st)", dir, case.signal, dir, helpers.yolotrain, path))
-      assert.is_false(ok, out)
-      assert.are.equal(case.status, rc, out)
-      assert.matches(case.says, out, 1, true)
-      local last = dir .. "/sig/weights/last.safetensors"
-      assert.are.equal(case.by .. " at epoch 2/4, batch 2/3; last saved to " .. last, last_line(out), out)
-      assert.is_nil(out:find("epochs completed", 1, true), out)
-      assert.is_nil(out:find("after train()", 1, true), "train() raises the stop: " .. out)
-      assert.is_nil(out:find("stack traceback", 1, true), out)
-      local _, meta = yt.load_safetensors(last)
-      assert.are.equal("1", meta.epoch)
-      same_weights(reference_last(), resume(last))
-    end)
+    it(
+      "stops at the next step boundary on SIG"
+        .. case.signal
+        .. " without a terminal, saves last, exits "
+        .. case.status,
+      function()
+        local dir = helpers.tmpdir()
+        local path = signalled_recipe(dir, "sig")
+        local ok, rc, out = helpers.run(
+          string.format(
+            "((while [ ! -s '%s/pid' ]; do sleep 0.1; done; kill -%s $(cat '%s/pid')) & '%s' '%s' </dev/null; "
+              .. "st=$?; wait; exit $st)",
+            dir,
+            case.signal,
+            dir,
+            helpers.yolotrain,
+            path
+          )
+        )
+        assert.is_false(ok, out)
+        assert.are.equal(case.status, rc, out)
+        assert.matches(case.says, out, 1, true)
+        local last = dir .. "/sig/weights/last.safetensors"
+        assert.are.equal(case.by .. " at epoch 2/4, batch 2/3; last saved to " .. last, last_line(out), out)
+        assert.is_nil(out:find("epochs completed", 1, true), out)
+        assert.is_nil(out:find("after train()", 1, true), "train() raises the stop: " .. out)
+        assert.is_nil(out:find("stack traceback", 1, true), out)
+        local _, meta = yt.load_safetensors(last)
+        assert.are.equal("1", meta.epoch)
+        same_weights(reference_last(), resume(last))
+      end
+    )
   end
   it("pauses into the REPL on a terminal: trainer is in scope and cont() resumes", function()
     if not helpers.run("command -v script") then
@@ -156,7 +200,9 @@ print("after train()")
     end
     local dir = helpers.tmpdir()
     fake.tiny_yaml(dir)
-    local path = recipe(dir, [[
+    local path = recipe(
+      dir,
+      [[
 local t = T{ overrides = { model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 2, imgsz = 32, batch = 4,
   project = DIR, name = 'pause', plots = false, verbose = false } }
 t:add_callback("on_train_batch_end", function(tr)
@@ -168,12 +214,21 @@ t:add_callback("on_train_batch_end", function(tr)
 end)
 t:train()
 print("lr0 now " .. t.args.lr0 .. ", finished at epoch " .. (t.epoch + 1))
-]])
+]]
+    )
     local input = dir .. "/input"
     helpers.write_file(input, "print('epoch in repl', trainer.epoch + 1)\ntrainer.args.lr0 = 0.02\ncont()\n")
-    local ok, rc, out = helpers.run(string.format("(while [ ! -s '%s/pid' ]; do sleep 0.1; done; " ..
-      "kill -INT $(cat '%s/pid'); sleep 4; cat '%s'; sleep 20) | timeout 120 script -qfec \"'%s' '%s'\" /dev/null",
-      dir, dir, input, helpers.yolotrain, path))
+    local ok, rc, out = helpers.run(
+      string.format(
+        "(while [ ! -s '%s/pid' ]; do sleep 0.1; done; "
+          .. "kill -INT $(cat '%s/pid'); sleep 4; cat '%s'; sleep 20) | timeout 120 script -qfec \"'%s' '%s'\" /dev/null",
+        dir,
+        dir,
+        input,
+        helpers.yolotrain,
+        path
+      )
+    )
     assert.matches("Training paused", out, 1, true)
     assert.matches("epoch in repl\t1", out, 1, true)
     assert.matches("lr0 now 0.02, finished at epoch 2", out, 1, true)
@@ -182,12 +237,15 @@ print("lr0 now " .. t.args.lr0 .. ", finished at epoch " .. (t.epoch + 1))
   it("stops after the epoch's save when SIGTERM comes at the epoch end (validation, the save), exit 143", function()
     local dir = helpers.tmpdir()
     fake.tiny_yaml(dir)
-    local path = recipe(dir, [[
+    local path = recipe(
+      dir,
+      [[
 local t = T{ overrides = { model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 4, imgsz = 32, batch = 4,
   project = DIR, name = 'end', plots = false, verbose = false } }
 t:add_callback("on_model_save", function(tr) os.execute("kill -TERM " .. yt.sys.getpid()) end)
 t:train()
-]])
+]]
+    )
     local ok, rc, out = helpers.run(string.format("'%s' '%s' </dev/null", helpers.yolotrain, path))
     assert.is_false(ok, out)
     assert.are.equal(143, rc, out)
@@ -204,7 +262,9 @@ t:train()
     end
     local dir = helpers.tmpdir()
     fake.tiny_yaml(dir)
-    local path = recipe(dir, [[
+    local path = recipe(
+      dir,
+      [[
 local t = T{ overrides = { model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 2, imgsz = 32, batch = 4,
   project = DIR, name = 'stop', plots = false, verbose = false } }
 t:add_callback("on_train_batch_end", function(tr)
@@ -216,11 +276,20 @@ t:add_callback("on_train_batch_end", function(tr)
 end)
 t:train()
 print("after train()")
-]])
+]]
+    )
     helpers.write_file(dir .. "/input", "stop()\n")
-    local ok, rc, out = helpers.run(string.format("(while [ ! -s '%s/pid' ]; do sleep 0.1; done; " ..
-      "kill -INT $(cat '%s/pid'); sleep 4; cat '%s/input'; sleep 2) | timeout 120 script -qfec \"'%s' '%s'\" /dev/null",
-      dir, dir, dir, helpers.yolotrain, path))
+    local ok, rc, out = helpers.run(
+      string.format(
+        "(while [ ! -s '%s/pid' ]; do sleep 0.1; done; "
+          .. "kill -INT $(cat '%s/pid'); sleep 4; cat '%s/input'; sleep 2) | timeout 120 script -qfec \"'%s' '%s'\" /dev/null",
+        dir,
+        dir,
+        dir,
+        helpers.yolotrain,
+        path
+      )
+    )
     out = out:gsub("\r", "")
     assert.is_false(ok, out)
     assert.are.equal(130, rc, out)

@@ -24,9 +24,7 @@ head:
   - [[15, 18, 21], 1, Detect, [nc]] # Detect(P3, P4, P5)
 ]==]
 
-local function tmpfile(name)
-  return helpers.tmpdir() .. "/" .. name
-end
+local function tmpfile(name) return helpers.tmpdir() .. "/" .. name end
 
 describe("yt.load_yaml", function()
   it("reads an Ultralytics model YAML into nested tables", function()
@@ -94,23 +92,30 @@ lit: |
   line1
   line2
 ]])
-    assert.are.equal(42, v.i); assert.are.equal("integer", math.type(v.i))
+    assert.are.equal(42, v.i)
+    assert.are.equal("integer", math.type(v.i))
     assert.are.equal(-17, v.neg)
     assert.are.equal(31, v.hex)
     assert.are.equal(15, v.oct)
     assert.are.equal(5, v.bin)
     assert.are.equal(1000, v.under)
     assert.are.equal(0.01, v.f)
-    assert.are.equal(1e-3, v.e1); assert.are.equal("float", math.type(v.e1))
+    assert.are.equal(1e-3, v.e1)
+    assert.are.equal("float", math.type(v.e1))
     assert.are.equal(1000.0, v.e2)
-    assert.are.equal(500.0, v.e3); assert.are.equal("float", math.type(v.e3))
+    assert.are.equal(500.0, v.e3)
+    assert.are.equal("float", math.type(v.e3))
     assert.are.equal(3.0, v.dot)
     assert.are.equal(math.huge, v.inf)
     assert.are.equal(-math.huge, v.ninf)
     assert.is_true(v.nan ~= v.nan)
     assert.is_true(v.t1 and v.t2 and v.t3 and v.t4)
-    assert.are.equal(false, v.f1); assert.are.equal(false, v.f2); assert.are.equal(false, v.f3)
-    assert.is_nil(v.n1); assert.is_nil(v.n2); assert.is_nil(v.n3)
+    assert.are.equal(false, v.f1)
+    assert.are.equal(false, v.f2)
+    assert.are.equal(false, v.f3)
+    assert.is_nil(v.n1)
+    assert.is_nil(v.n2)
+    assert.is_nil(v.n3)
     assert.are.equal("123", v.s1)
     assert.are.equal("1.5", v.s2)
     assert.are.equal("true", v.s3)
@@ -123,15 +128,19 @@ lit: |
     assert.are.equal("2024-01-01", v.date) -- timestamps stay strings
     assert.are.equal(90, v.time) -- YAML 1.1 sexagesimal, as PyYAML
     -- sexagesimal beyond int64 becomes a float (as a long decimal integer does), never a wrapped integer
-    assert.are.equal("float", math.type(v.big_time)); assert.is_true(v.big_time > 5.9e21)
-    assert.are.equal("float", math.type(v.neg_big_time)); assert.is_true(v.neg_big_time < -5.9e21)
+    assert.are.equal("float", math.type(v.big_time))
+    assert.is_true(v.big_time > 5.9e21)
+    assert.are.equal("float", math.type(v.neg_big_time))
+    assert.is_true(v.neg_big_time < -5.9e21)
     assert.are.equal("12", v.str_tag)
-    assert.are.equal(3.0, v.float_tag); assert.are.equal("float", math.type(v.float_tag))
+    assert.are.equal(3.0, v.float_tag)
+    assert.are.equal("float", math.type(v.float_tag))
     assert.are.equal("line1\nline2\n", v.lit)
   end)
 
   it("returns each map's keys in file order on request", function()
-    local v, order = yt.load_yaml_string("z: 1\na:\n  y: 2\n  b: null\n  c: [{q: 1, p: 2}]\nm: 3\n", "t", { key_order = true })
+    local v, order =
+      yt.load_yaml_string("z: 1\na:\n  y: 2\n  b: null\n  c: [{q: 1, p: 2}]\nm: 3\n", "t", { key_order = true })
     assert.are.same({ "z", "a", "m" }, order[v])
     assert.are.same({ "y", "b", "c" }, order[v.a])
     assert.are.same({ "q", "p" }, order[v.a.c[1]])
@@ -195,8 +204,21 @@ list: [&x 3, *x]
   it("refuses an alias bomb instead of exhausting memory", function()
     local lines = { "a0: &a0 [x, x, x, x, x, x, x, x, x, x]" }
     for i = 1, 9 do
-      lines[#lines + 1] = string.format("a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]",
-        i, i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1)
+      lines[#lines + 1] = string.format(
+        "a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]",
+        i,
+        i,
+        i - 1,
+        i - 1,
+        i - 1,
+        i - 1,
+        i - 1,
+        i - 1,
+        i - 1,
+        i - 1,
+        i - 1,
+        i - 1
+      )
     end
     local ok, err = pcall(yt.load_yaml_string, table.concat(lines, "\n"), "bomb.yaml")
     assert.is_false(ok)
@@ -207,13 +229,29 @@ end)
 describe("yt.dump_yaml", function()
   it("round-trips through load_yaml_string", function()
     local value = {
-      task = "detect", epochs = 3, lr0 = 0.01, cos_lr = false, name = "", amp = true,
-      imgsz = 640, classes = yt.null, weird = "a: b # c", num_str = "1e-3", yes_str = "yes",
-      nested = { a = 1, b = { 1.5, "x", true } }, empty = {},
+      task = "detect",
+      epochs = 3,
+      lr0 = 0.01,
+      cos_lr = false,
+      name = "",
+      amp = true,
+      imgsz = 640,
+      classes = yt.null,
+      weird = "a: b # c",
+      num_str = "1e-3",
+      yes_str = "yes",
+      nested = { a = 1, b = { 1.5, "x", true } },
+      empty = {},
       backbone = { { -1, 1, "Conv", { 64, 3, 2 } }, { { -1, 6 }, 1, "Concat", { 1 } } },
-      maps = { { k = 1, j = "two" }, { z = 0.5 } }, inf = math.huge, small = 1e-20, big = 1e20,
-      multi = "line1\nline2", quote = 'say "hi"', names = { [0] = "person", [1] = "bicycle" },
-      dash = "-", neg = "-foo",
+      maps = { { k = 1, j = "two" }, { z = 0.5 } },
+      inf = math.huge,
+      small = 1e-20,
+      big = 1e20,
+      multi = "line1\nline2",
+      quote = 'say "hi"',
+      names = { [0] = "person", [1] = "bicycle" },
+      dash = "-",
+      neg = "-foo",
     }
     local text = yt.dump_yaml(value)
     local back = yt.load_yaml_string(text)
@@ -245,12 +283,16 @@ describe("safetensors from Lua", function()
   it("loads the parity init weights with metadata", function()
     local ts, meta = yt.load_safetensors(helpers.parity_dir .. "/yolov8n_init.safetensors")
     local n = 0
-    for _ in pairs(ts) do n = n + 1 end
+    for _ in pairs(ts) do
+      n = n + 1
+    end
     assert.are.equal(355, n)
     local dfl = ts["model.22.dfl.conv.weight"]
     assert.are.same({ 1, 16, 1, 1 }, dfl:shape())
     local vals = dfl:tolist()
-    for i = 1, 16 do assert.are.equal(i - 1, vals[i]) end
+    for i = 1, 16 do
+      assert.are.equal(i - 1, vals[i])
+    end
     assert.are.equal("int64", ts["model.0.bn.num_batches_tracked"]:dtype())
     assert.are.equal("8.2.100", meta.ultralytics_version)
   end)
@@ -260,16 +302,16 @@ describe("safetensors from Lua", function()
     local a = yt.tensor({ { 1, 2, 3 }, { 4, 5, 6 } })
     local b = yt.tensor({ 7, 8 }, "int64")
     local c = yt.tensor({ 250, 3 }, "uint8")
-    yt.save_safetensors(dir .. "/m.safetensors", { ["w.a"] = a, b = b, c = c }, { epoch = 3, note = "x\"y" })
+    yt.save_safetensors(dir .. "/m.safetensors", { ["w.a"] = a, b = b, c = c }, { epoch = 3, note = 'x"y' })
     local ts, meta = yt.load_safetensors(dir .. "/m.safetensors")
     assert.are.same({ { 1, 2, 3 }, { 4, 5, 6 } }, ts["w.a"]:totable())
     assert.are.same({ 7, 8 }, ts.b:totable())
     assert.are.equal("int64", ts.b:dtype())
     assert.are.same({ 250, 3 }, ts.c:totable())
     assert.are.equal("3", meta.epoch)
-    assert.are.equal("x\"y", meta.note)
+    assert.are.equal('x"y', meta.note)
     -- deterministic: the same table gives the same bytes
-    yt.save_safetensors(dir .. "/m2.safetensors", { c = c, b = b, ["w.a"] = a }, { note = "x\"y", epoch = 3 })
+    yt.save_safetensors(dir .. "/m2.safetensors", { c = c, b = b, ["w.a"] = a }, { note = 'x"y', epoch = 3 })
     assert.are.equal(helpers.read_file(dir .. "/m.safetensors"), helpers.read_file(dir .. "/m2.safetensors"))
 
     yt.save_safetensors(dir .. "/p.safetensors", { { "z", a }, { "a", b } })
@@ -318,8 +360,14 @@ describe("durable writes", function()
     local dead = tonumber(p:read("a"))
     p:close() -- that shell has exited: its pid is dead (reuse within this test is vanishingly unlikely)
     local me = yt.sys.getpid()
-    for _, n in ipairs({ "last.safetensors.tmp." .. dead, "best.safetensors.old." .. dead, "best.safetensors.tmp." .. me,
-      "x.tmp.1", "keep.safetensors", "odd.tmp.12ab" }) do
+    for _, n in ipairs({
+      "last.safetensors.tmp." .. dead,
+      "best.safetensors.old." .. dead,
+      "best.safetensors.tmp." .. me,
+      "x.tmp.1",
+      "keep.safetensors",
+      "odd.tmp.12ab",
+    }) do
       helpers.write_file(dir .. "/" .. n, "x")
     end
     assert.are.equal(2, yt.sys.remove_stale_temps(dir))

@@ -181,9 +181,14 @@ describe("detect_loss parity with Ultralytics 8.2.100", function()
 
   it("reproduces loss, loss_items, the assignment and grad_preds", function()
     local preds = {}
-    for l = 1, 3 do preds[l] = T["preds." .. (l - 1)]:clone():requires_grad_(true) end
-    local loss, items, ex = yt.detect_loss(preds, { batch_idx = T.batch_idx, cls = T.cls, bboxes = T.bboxes },
-      { box = 7.5, cls = 0.5, dfl = 1.5, nc = 80, reg_max = 16, strides = { 8, 16, 32 }, extras = true })
+    for l = 1, 3 do
+      preds[l] = T["preds." .. (l - 1)]:clone():requires_grad_(true)
+    end
+    local loss, items, ex = yt.detect_loss(
+      preds,
+      { batch_idx = T.batch_idx, cls = T.cls, bboxes = T.bboxes },
+      { box = 7.5, cls = 0.5, dfl = 1.5, nc = 80, reg_max = 16, strides = { 8, 16, 32 }, extras = true }
+    )
     local ref = T.loss_items:totable()
     for k = 1, 3 do
       assert.is_near(ref[k], items:totable()[k], 1e-5 * ref[k])
@@ -201,11 +206,22 @@ describe("detect_loss parity with Ultralytics 8.2.100", function()
   end)
 
   it("runs the assigner alone on the stored inputs", function()
-    local eo = ({ yt.detect_loss({ T["preds.0"], T["preds.1"], T["preds.2"] },
-      { batch_idx = T.batch_idx, cls = T.cls, bboxes = T.bboxes }, { extras = true }) })[3]
-    local r = yt.task_aligned_assign(eo.pd_scores, T["assigner_in.pd_bboxes"], T["assigner_in.anc_points"],
-      T["assigner_in.gt_labels"], T["assigner_in.gt_bboxes"], T["assigner_in.mask_gt"],
-      { topk = 10, alpha = 0.5, beta = 6 })
+    local eo = ({
+      yt.detect_loss(
+        { T["preds.0"], T["preds.1"], T["preds.2"] },
+        { batch_idx = T.batch_idx, cls = T.cls, bboxes = T.bboxes },
+        { extras = true }
+      ),
+    })[3]
+    local r = yt.task_aligned_assign(
+      eo.pd_scores,
+      T["assigner_in.pd_bboxes"],
+      T["assigner_in.anc_points"],
+      T["assigner_in.gt_labels"],
+      T["assigner_in.gt_bboxes"],
+      T["assigner_in.mask_gt"],
+      { topk = 10, alpha = 0.5, beta = 6 }
+    )
     assert.are.equal(0, count_diff(r.fg_mask, T.fg_mask))
     assert.are.equal(0, count_diff(r.target_gt_idx, T.target_gt_idx))
     assert.are.equal(0, count_diff(r.target_labels, T.target_labels))

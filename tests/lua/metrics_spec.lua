@@ -36,7 +36,9 @@ local function score_images(m)
     else
       tp = {}
     end
-    for _, c in ipairs(im.gt_cls) do all.target_cls[#all.target_cls + 1] = c end
+    for _, c in ipairs(im.gt_cls) do
+      all.target_cls[#all.target_cls + 1] = c
+    end
     per_image_tp[i] = tp
   end
   return all, per_image_tp
@@ -48,7 +50,9 @@ describe("metrics parity (metrics.json)", function()
 
   it("gives the IoU thresholds as float32", function()
     local v = yt.iou_thresholds():tolist()
-    for k = 1, 10 do assert.are.equal(m.iou_thresholds_float32[k], v[k]) end
+    for k = 1, 10 do
+      assert.are.equal(m.iou_thresholds_float32[k], v[k])
+    end
   end)
 
   it("matches predictions to GT exactly (tp_10 of every image)", function()
@@ -60,7 +64,9 @@ describe("metrics parity (metrics.json)", function()
 
   it("reproduces results, results_dict and per-class values within 1e-6", function()
     local names = {}
-    for c = 0, 79 do names[c] = "c" .. c end
+    for c = 0, 79 do
+      names[c] = "c" .. c
+    end
     local dm = metrics.DetMetrics({ names = names })
     dm:process(yt.tensor(all.tp, "uint8"), yt.tensor(all.conf), yt.tensor(all.pred_cls), yt.tensor(all.target_cls))
     local r = m.results
@@ -79,9 +85,10 @@ describe("metrics parity (metrics.json)", function()
     close(mr[4], r["mAP50-95"], "mAP50-95")
     close(dm.fitness, r.fitness, "fitness")
     local rd = dm.results_dict
-    for k, v in pairs(r.results_dict) do close(rd[k], v, k) end
-    assert.are.same({ "metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)" },
-      dm.keys)
+    for k, v in pairs(r.results_dict) do
+      close(rd[k], v, k)
+    end
+    assert.are.same({ "metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)" }, dm.keys)
     assert.are.equal(#m.per_class, #dm.ap_class_index)
     for i, pc in ipairs(m.per_class) do
       assert.are.equal(pc.class, dm.ap_class_index[i])
@@ -91,7 +98,9 @@ describe("metrics parity (metrics.json)", function()
       close(cr[3], pc.ap50, "ap50 " .. i)
       close(cr[4], pc.ap50_95, "ap " .. i)
       close(box.f1[i], pc.f1, "f1 " .. i)
-      for k = 1, 10 do close(box.all_ap[i][k], pc.ap_10[k], "ap_10 " .. i) end
+      for k = 1, 10 do
+        close(box.all_ap[i][k], pc.ap_10[k], "ap_10 " .. i)
+      end
       close(dm.maps[pc.class], pc.ap50_95, "maps " .. pc.class)
     end
     -- classes without GT get the mean mAP in maps
@@ -101,8 +110,12 @@ describe("metrics parity (metrics.json)", function()
   end)
 
   it("reproduces the curves of metrics_curves.safetensors within 1e-6", function()
-    local res = yt.ap_per_class(yt.tensor(all.tp, "uint8"), yt.tensor(all.conf), yt.tensor(all.pred_cls),
-      yt.tensor(all.target_cls))
+    local res = yt.ap_per_class(
+      yt.tensor(all.tp, "uint8"),
+      yt.tensor(all.conf),
+      yt.tensor(all.pred_cls),
+      yt.tensor(all.target_cls)
+    )
     local ref = yt.load_safetensors(helpers.parity_dir .. "/metrics_curves.safetensors")
     local maxd = 0
     for _, name in ipairs({ "x", "p_curve", "r_curve", "f1_curve", "ap" }) do
@@ -121,7 +134,9 @@ describe("metrics parity (metrics.json)", function()
   it("writes PR/F1/P/R curve plots and a confusion matrix", function()
     local dir = helpers.tmpdir()
     local names = {}
-    for c = 0, 79 do names[c] = "class" .. c end
+    for c = 0, 79 do
+      names[c] = "class" .. c
+    end
     local dm = metrics.DetMetrics({ names = names, save_dir = dir, plot = true })
     dm:process(yt.tensor(all.tp, "uint8"), yt.tensor(all.conf), yt.tensor(all.pred_cls), yt.tensor(all.target_cls))
     for _, f in ipairs({ "PR_curve.png", "F1_curve.png", "P_curve.png", "R_curve.png" }) do
@@ -136,7 +151,11 @@ describe("metrics parity (metrics.json)", function()
     end
     -- every GT lands in exactly one column entry
     local mt, total = cm.matrix:totable(), 0
-    for i = 1, 81 do for j = 1, 80 do total = total + mt[i][j] end end
+    for i = 1, 81 do
+      for j = 1, 80 do
+        total = total + mt[i][j]
+      end
+    end
     assert.are.equal(m.num_targets, total)
     local path = cm:plot(dir, names)
     assert.are.equal(dir .. "/confusion_matrix_normalized.png", path)
@@ -186,8 +205,12 @@ describe("metrics edge cases", function()
   it("fills the confusion matrix like Ultralytics", function()
     local cm = metrics.ConfusionMatrix(2)
     local gt = yt.tensor({ { 0, 0, 10, 10 }, { 20, 20, 30, 30 } })
-    local dets = yt.tensor({ { 0, 0, 10, 10, 0.9, 0 }, { 20, 20, 30, 30, 0.8, 0 }, { 50, 50, 60, 60, 0.7, 1 },
-      { 0, 0, 10, 10, 0.1, 1 } })
+    local dets = yt.tensor({
+      { 0, 0, 10, 10, 0.9, 0 },
+      { 20, 20, 30, 30, 0.8, 0 },
+      { 50, 50, 60, 60, 0.7, 1 },
+      { 0, 0, 10, 10, 0.1, 1 },
+    })
     cm:process_batch(dets, gt, yt.tensor({ 0, 1 }))
     assert.are.same({ { 1, 1, 0 }, { 0, 0, 1 }, { 0, 0, 0 } }, cm.matrix:totable())
     cm:process_batch(nil, gt, yt.tensor({ 0, 1 }))
@@ -216,7 +239,9 @@ describe("nms through Lua (nms.safetensors)", function()
         assert.are.equal(counts[b], out[b]:shape(1))
         local o = out[b]:totable()
         for k = 1, counts[b] do
-          for j = 1, 4 do assert(math.abs(o[k][j] - dets[b][k][j]) <= 1e-4) end
+          for j = 1, 4 do
+            assert(math.abs(o[k][j] - dets[b][k][j]) <= 1e-4)
+          end
           assert.are.equal(dets[b][k][5], o[k][5])
           assert.are.equal(dets[b][k][6], o[k][6])
         end
@@ -226,7 +251,9 @@ describe("nms through Lua (nms.safetensors)", function()
 
   it("honours classes, agnostic and max_det", function()
     local out = yt.nms(f.prediction, { conf = 0.25, iou = 0.45, classes = { 0 } })
-    for _, row in ipairs(out[1]:totable()) do assert.are.equal(0, row[6]) end
+    for _, row in ipairs(out[1]:totable()) do
+      assert.are.equal(0, row[6])
+    end
     local few = yt.nms(f.prediction, { conf = 0.25, max_det = 5 })
     assert.are.equal(5, few[1]:shape(1))
     local ag = yt.nms(f.prediction, { conf = 0.25, iou = 0.45, agnostic = true })

@@ -13,8 +13,10 @@ local function max_abs(a) return a:abs():max():item() end
 local function assert_close(a, ref, atol, rtol, what)
   assert.are.same(ref:shape(), a:shape(), what .. ": shape")
   local excess = ((a - ref):abs() - (ref:abs() * rtol + atol)):max():item()
-  assert(excess <= 0, string.format("%s: max diff %.3g exceeds the tolerance (max |ref| %.3g)", what,
-    max_abs_diff(a, ref), max_abs(ref)))
+  assert(
+    excess <= 0,
+    string.format("%s: max diff %.3g exceeds the tolerance (max |ref| %.3g)", what, max_abs_diff(a, ref), max_abs(ref))
+  )
 end
 
 local summary = cjson.decode(helpers.read_file(P .. "/yolov8n_summary.json"))
@@ -83,7 +85,9 @@ describe("Detection_Model (yolov8n)", function()
   it("reports missing, unexpected and mismatched keys", function()
     local m = tasks.Detection_Model("yolov8n.yaml", { nc = 80 })
     local sd = {}
-    for k, v in pairs(init_sd) do sd[k] = v end
+    for k, v in pairs(init_sd) do
+      sd[k] = v
+    end
     sd["model.0.conv.weight"] = nil
     sd["extra.weight"] = yt.zeros({ 1 })
     sd["model.1.conv.weight"] = yt.zeros({ 2, 2 })
@@ -196,14 +200,17 @@ describe("Detection_Model (yolov8n)", function()
   describe("bad input", function()
     it("names the unknown module and the YAML file", function()
       local dir = helpers.tmpdir()
-      helpers.write_file(dir .. "/bad.yaml", [==[
+      helpers.write_file(
+        dir .. "/bad.yaml",
+        [==[
 nc: 3
 backbone:
   - [-1, 1, Conv, [16, 3, 2]]
   - [-1, 1, Frobnicate, [32]]
 head:
   - [[0, 1], 1, Detect, [nc]]
-]==])
+]==]
+      )
       local ok, err = pcall(tasks.Detection_Model, dir .. "/bad.yaml")
       assert.is_false(ok)
       assert.matches("bad.yaml", err, 1, true)
@@ -222,7 +229,9 @@ head:
     it("takes the first scale the YAML lists when the file name has none (not the alphabetically first)", function()
       local dir = helpers.tmpdir()
       -- scales listed s, then l: a sorted pick would build the 'l' widths
-      helpers.write_file(dir .. "/tiny.yaml", [==[
+      helpers.write_file(
+        dir .. "/tiny.yaml",
+        [==[
 nc: 3
 scales:
   s: [0.33, 0.25, 1024]
@@ -231,7 +240,8 @@ backbone:
   - [-1, 1, Conv, [64, 3, 2]]
 head:
   - [[0], 1, Detect, [nc]]
-]==])
+]==]
+      )
       local d = tasks.yaml_model_load(dir .. "/tiny.yaml")
       assert.are.equal("s", d.scale)
       local m = tasks.Detection_Model(dir .. "/tiny.yaml", { verbose = false })

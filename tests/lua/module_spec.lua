@@ -28,9 +28,21 @@ describe("Module fields", function()
     local m = Pair(32)
     local n = m:num_params()
     assert.are.equal(2 * conv_params(32) + 32, n)
-    assert.are.same({ "gain", "cv1.conv.weight", "cv1.bn.weight", "cv1.bn.bias", "cv1.bn.running_mean",
-      "cv1.bn.running_var", "cv1.bn.num_batches_tracked", "cv2.conv.weight", "cv2.bn.weight", "cv2.bn.bias",
-      "cv2.bn.running_mean", "cv2.bn.running_var", "cv2.bn.num_batches_tracked" }, m:state_dict_names())
+    assert.are.same({
+      "gain",
+      "cv1.conv.weight",
+      "cv1.bn.weight",
+      "cv1.bn.bias",
+      "cv1.bn.running_mean",
+      "cv1.bn.running_var",
+      "cv1.bn.num_batches_tracked",
+      "cv2.conv.weight",
+      "cv2.bn.weight",
+      "cv2.bn.bias",
+      "cv2.bn.running_mean",
+      "cv2.bn.running_var",
+      "cv2.bn.num_batches_tracked",
+    }, m:state_dict_names())
     assert.are.equal("plain values stay plain", m.note)
     assert.is_true(yt.is_tensor(m.counter))
     assert.is_true(m.gain.requires_grad)
@@ -90,12 +102,16 @@ describe("Module fields", function()
   end)
 
   it("show a Lua-defined layer of a model YAML under its own class name and export it", function()
-    modules.register("Pair", Pair, { channels = function(c1, args)
-      table.insert(args, 1, c1)
-      return c1
-    end })
+    modules.register("Pair", Pair, {
+      channels = function(c1, args)
+        table.insert(args, 1, c1)
+        return c1
+      end,
+    })
     local dir = helpers.tmpdir()
-    helpers.write_file(dir .. "/pair.yaml", [==[
+    helpers.write_file(
+      dir .. "/pair.yaml",
+      [==[
 nc: 2
 backbone:
   - [-1, 1, Conv, [16, 3, 2]]
@@ -104,15 +120,18 @@ backbone:
   - [-1, 1, Conv, [64, 3, 2]]
 head:
   - [[1, 2, 3], 1, Detect, [nc]]
-]==])
+]==]
+    )
     local m = tasks.Detection_Model(dir .. "/pair.yaml", { verbose = false })
     local row
-    for _, r in ipairs(m.layer_rows) do if r:find("Pair", 1, true) then row = r end end
+    for _, r in ipairs(m.layer_rows) do
+      if r:find("Pair", 1, true) then row = r end
+    end
     assert.truthy(row and row:find(" Pair ", 1, true) and not row:find("yolotrain.nn.modules.Pair", 1, true), row)
     assert.are.equal(2 * conv_params(16) + 16, m.model.items[2]:num_params())
     assert.truthy(m:state_dict()["model.1.cv1.conv.weight"])
     local Exporter = require("yolotrain.engine.exporter")
-    local path = Exporter{ overrides = { format = "onnx", imgsz = 64 }, file = dir .. "/pair.onnx" }(m)
+    local path = Exporter { overrides = { format = "onnx", imgsz = 64 }, file = dir .. "/pair.onnx" }(m)
     assert.truthy(yt.sys.stat(path).size > 0)
   end)
 end)

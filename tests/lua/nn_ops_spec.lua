@@ -1,8 +1,6 @@
 local yt = require("yolotrain.core")
 
-local function close(a, b, tol)
-  return math.abs(a - b) <= (tol or 1e-5)
-end
+local function close(a, b, tol) return math.abs(a - b) <= (tol or 1e-5) end
 
 describe("nn ops", function()
   describe("conv2d", function()
@@ -66,8 +64,7 @@ describe("nn ops", function()
 
     it("uses the running stats in eval mode", function()
       local x = yt.tensor({ 1, 3 }):reshape({ 2, 1, 1, 1 })
-      local y = x:batch_norm(yt.tensor({ 2 }), yt.tensor({ 1 }), yt.tensor({ 1 }), yt.tensor({ 4 }), false, 0.03,
-        1e-3)
+      local y = x:batch_norm(yt.tensor({ 2 }), yt.tensor({ 1 }), yt.tensor({ 1 }), yt.tensor({ 4 }), false, 0.03, 1e-3)
       assert.is_true(close(y:get(1, 1, 1, 1), (1 - 1) / math.sqrt(4.001) * 2 + 1))
       assert.is_true(close(y:get(2, 1, 1, 1), (3 - 1) / math.sqrt(4.001) * 2 + 1))
     end)

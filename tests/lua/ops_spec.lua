@@ -7,7 +7,9 @@ local function close(a, b, tol)
     return
   end
   assert.are.equal(#b, #a)
-  for i = 1, #a do close(a[i], b[i], tol) end
+  for i = 1, #a do
+    close(a[i], b[i], tol)
+  end
 end
 
 local function grad_list(t) return t.grad:tolist() end
@@ -210,8 +212,8 @@ describe("autograd through the ops", function()
   it("matches the softmax Jacobian", function()
     local x = yt.tensor({ 0.5, -1, 2 }):requires_grad_()
     local s = x:softmax(1)
-    local w = yt.tensor({ 1, 0, 0 })
-    ;(s * w):sum():backward()
+    local w = yt.tensor({ 1, 0, 0 });
+    (s * w):sum():backward()
     local sv = s:tolist()
     close(grad_list(x), { sv[1] * (1 - sv[1]), -sv[1] * sv[2], -sv[1] * sv[3] })
   end)

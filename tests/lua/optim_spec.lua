@@ -2,9 +2,7 @@
 local yt = require("yolotrain.core")
 local helpers = require("helpers")
 
-local function close(a, b, tol)
-  return math.abs(a - b) <= (tol or 1e-6)
-end
+local function close(a, b, tol) return math.abs(a - b) <= (tol or 1e-6) end
 
 local function with_grad(values, grad)
   local p = yt.tensor(values)
@@ -15,7 +13,8 @@ end
 describe("yt.optim", function()
   it("SGD with nesterov momentum and L2 decay matches the torch formulas over two steps", function()
     local p = with_grad({ 1.0, -2.0 }, { 0.5, 0.25 })
-    local opt = yt.optim.new("SGD", { { params = { p }, lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 0.01 } })
+    local opt =
+      yt.optim.new("SGD", { { params = { p }, lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 0.01 } })
     opt:step()
     -- first step: buf = g + wd*p, p -= lr * (d + m*buf) = lr * (1+m) * d
     local d1 = { 0.5 + 0.01 * 1.0, 0.25 + 0.01 * -2.0 }
@@ -33,7 +32,8 @@ describe("yt.optim", function()
 
   it("AdamW first step is p*(1-lr*wd) - lr*sign(g)", function()
     local p = with_grad({ 1.0, 1.0 }, { 0.3, -4.0 })
-    local opt = yt.optim.new("adamw", { { params = { p }, lr = 0.001, betas = { 0.937, 0.999 }, weight_decay = 0.0005 } })
+    local opt =
+      yt.optim.new("adamw", { { params = { p }, lr = 0.001, betas = { 0.937, 0.999 }, weight_decay = 0.0005 } })
     opt:step()
     assert.is_true(close(p:get(1), 1.0 * (1 - 0.001 * 0.0005) - 0.001, 1e-7))
     assert.is_true(close(p:get(2), 1.0 * (1 - 0.001 * 0.0005) + 0.001, 1e-7))
@@ -96,7 +96,8 @@ describe("yt.optim", function()
     local a, oa = make()
     local grads = { { 1, 2, 3 }, { -1, 0.5, 0 }, { 0.1, 0.1, -3 }, { 2, -2, 1 } }
     for s = 1, 2 do
-      a.grad = yt.tensor(grads[s]); oa:step()
+      a.grad = yt.tensor(grads[s])
+      oa:step()
     end
     local path = helpers.tmpdir() .. "/opt.safetensors"
     yt.save_safetensors(path, oa:state_tensors())
@@ -104,8 +105,10 @@ describe("yt.optim", function()
     b:copy_(a)
     ob:load_state_tensors((yt.load_safetensors(path)))
     for s = 3, 4 do
-      a.grad = yt.tensor(grads[s]); oa:step()
-      b.grad = yt.tensor(grads[s]); ob:step()
+      a.grad = yt.tensor(grads[s])
+      oa:step()
+      b.grad = yt.tensor(grads[s])
+      ob:step()
     end
     assert.are.same(a:totable(), b:totable())
     assert.has_error(function() ob:load_state_tensors({ ["0.step"] = yt.tensor(1, "int64") }) end)

@@ -10,10 +10,19 @@ local INIT = helpers.parity_dir .. "/yolov8n_init.safetensors"
 
 -- the untrained model scores ~1e-4 at stride 32: a tiny conf yields boxes to check formats with
 local function predictor(extra)
-  local o = { model = "yolov8n.yaml", pretrained = INIT, imgsz = 160, conf = 1e-4, verbose = false,
-    save = false, project = helpers.tmpdir() }
-  for k, v in pairs(extra or {}) do o[k] = v end
-  return detect.Detection_Predictor{ overrides = o }
+  local o = {
+    model = "yolov8n.yaml",
+    pretrained = INIT,
+    imgsz = 160,
+    conf = 1e-4,
+    verbose = false,
+    save = false,
+    project = helpers.tmpdir(),
+  }
+  for k, v in pairs(extra or {}) do
+    o[k] = v
+  end
+  return detect.Detection_Predictor { overrides = o }
 end
 
 local function two_images()
@@ -40,7 +49,7 @@ end)
 describe("Detection_Predictor", function()
   it("writes annotated images and Ultralytics label files for a folder", function()
     local src = two_images()
-    local p = predictor{ save = true, save_txt = true, save_conf = true, name = "predict" }
+    local p = predictor { save = true, save_txt = true, save_conf = true, name = "predict" }
     local res = p(src)
     assert.are.equal(2, #res)
     local dir = p.save_dir
@@ -66,11 +75,13 @@ describe("Detection_Predictor", function()
   it("warns about a corrupt image of a folder, skips it and predicts the rest", function()
     local src = two_images()
     helpers.write_file(src .. "/000000000500.jpg", "\255\216\255\224 not really a jpeg")
-    local p = predictor{ save = false, verbose = true }
+    local p = predictor { save = false, verbose = true }
     local res = p(src)
     assert.are.equal(2, #res)
     assert.are.equal(2, p.seen)
-    for _, r in ipairs(res) do assert.is_nil(r.path:find("000000000500", 1, true)) end
+    for _, r in ipairs(res) do
+      assert.is_nil(r.path:find("000000000500", 1, true))
+    end
   end)
 
   it("gives Results with boxes in original pixels and every view", function()
@@ -87,7 +98,9 @@ describe("Detection_Predictor", function()
       assert.is_true(xyxy[i] >= 0 and xyxy[i + 2] <= 640 and xyxy[i + 1] >= 0 and xyxy[i + 3] <= 426)
       assert.is_true(math.abs(xyxyn[i + 2] - xyxy[i + 2] / 640) < 1e-6)
     end
-    for _, c in ipairs(r.boxes.conf:tolist()) do assert.is_true(c > 1e-4) end
+    for _, c in ipairs(r.boxes.conf:tolist()) do
+      assert.is_true(c > 1e-4)
+    end
     local js = cjson.decode(r:tojson())
     assert.are.equal(n, #js)
     assert.are.equal(r:summary()[1].name, js[1].name)
@@ -102,17 +115,29 @@ describe("Detection_Predictor", function()
   it("fires every predictor callback in order, per batch", function()
     local p = predictor()
     local seen = {}
-    for _, e in ipairs({ "on_predict_start", "on_predict_batch_start", "on_predict_postprocess_end",
-      "on_predict_batch_end", "on_predict_end" }) do
+    for _, e in ipairs({
+      "on_predict_start",
+      "on_predict_batch_start",
+      "on_predict_postprocess_end",
+      "on_predict_batch_end",
+      "on_predict_end",
+    }) do
       p:add_callback(e, function(pred)
         assert.are.equal(p, pred)
         seen[#seen + 1] = e
       end)
     end
     p(two_images())
-    assert.are.same({ "on_predict_start", "on_predict_batch_start", "on_predict_postprocess_end",
-      "on_predict_batch_end", "on_predict_batch_start", "on_predict_postprocess_end", "on_predict_batch_end",
-      "on_predict_end" }, seen)
+    assert.are.same({
+      "on_predict_start",
+      "on_predict_batch_start",
+      "on_predict_postprocess_end",
+      "on_predict_batch_end",
+      "on_predict_batch_start",
+      "on_predict_postprocess_end",
+      "on_predict_batch_end",
+      "on_predict_end",
+    }, seen)
   end)
 
   it("uses an overridden postprocess", function()
@@ -124,8 +149,8 @@ describe("Detection_Predictor", function()
       end
       return out
     end
-    local p = Mine{ overrides = { model = "yolov8n.yaml", pretrained = INIT, imgsz = 160, verbose = false,
-      save = false } }
+    local p =
+      Mine { overrides = { model = "yolov8n.yaml", pretrained = INIT, imgsz = 160, verbose = false, save = false } }
     local r = p(VAL .. "/000000000139.jpg")[1]
     assert.are.equal(1, #r.boxes)
     assert.are.same({ 7 }, r.boxes.cls:tolist())

@@ -12,9 +12,7 @@ local EPOCH1 = PT_DIR .. "/epoch1.pt"
 local COCO = yt.sys.realpath(helpers.datasets_dir .. "/coco128")
 local expected, expected_meta = yt.load_safetensors(PT_DIR .. "/expected.safetensors")
 
-local function sh(dir, args)
-  return helpers.run(string.format("cd '%s' && '%s' %s", dir, helpers.yolotrain, args))
-end
+local function sh(dir, args) return helpers.run(string.format("cd '%s' && '%s' %s", dir, helpers.yolotrain, args)) end
 
 -- every entry of sd equals expected[prefix .. name] exactly, and the two hold the same names
 local function assert_bitwise(sd, prefix)
@@ -73,7 +71,9 @@ describe("an Ultralytics .pt", function()
   it("builds its own architecture with its nc and names and reproduces Ultralytics' eval output", function()
     local m, ckpt = pt.load_model(BEST)
     assert.are.equal(80, m.nc)
-    for k, n in pairs(cjson.decode(expected_meta.names)) do assert.are.equal(n, m.names[tonumber(k)]) end
+    for k, n in pairs(cjson.decode(expected_meta.names)) do
+      assert.are.equal(n, m.names[tonumber(k)])
+    end
     assert.are.equal("yolov8n.yaml", m.yaml_file)
     assert.are.equal(cjson.decode(expected_meta.train_args).epochs, ckpt.train_args.epochs)
     m:eval()
@@ -113,8 +113,14 @@ describe("an Ultralytics .pt", function()
     assert.is_true(ok, out)
     assert.truthy(out:find("val: imgsz=128, single_cls=false from the training arguments of", 1, true), out)
     assert.truthy(out:find("\n%s+all%s+128%s+898%s"), out)
-    ok, rc, out = sh(dir, string.format("detect predict model='%s' source='%s/images/val2017/000000000139.jpg' " ..
-      "conf=0.01 save=false", BEST, COCO))
+    ok, rc, out = sh(
+      dir,
+      string.format(
+        "detect predict model='%s' source='%s/images/val2017/000000000139.jpg' " .. "conf=0.01 save=false",
+        BEST,
+        COCO
+      )
+    )
     assert.is_true(ok, out)
     assert.truthy(out:find("predict: imgsz=128 from the training arguments of", 1, true), out)
     assert.truthy(out:find("128x%d+ ") or out:find("%d+x128 "), out)
@@ -145,8 +151,7 @@ describe("training from a .pt", function()
       for i = 1, 8 do
         local stem = names[i]:gsub("%.jpg$", "")
         os.execute(string.format("ln -s '%s/images/%s/%s' '%s/images/%s/'", COCO, split, names[i], dir, split))
-        os.execute(string.format("cp '%s/labels/%s/%s.txt' '%s/labels/%s/' 2>/dev/null", COCO, split, stem, dir,
-          split))
+        os.execute(string.format("cp '%s/labels/%s/%s.txt' '%s/labels/%s/' 2>/dev/null", COCO, split, stem, dir, split))
       end
     end
     helpers.write_file(dir .. "/data.yaml", helpers.read_file(COCO .. "/data.yaml"))
@@ -155,12 +160,14 @@ describe("training from a .pt", function()
 
   local function first_step(overrides)
     local detect = require("yolotrain.models.yolo.detect")
-    local t = detect.Detection_Trainer{ overrides = overrides }
+    local t = detect.Detection_Trainer { overrides = overrides }
     local items
     t:add_callback("on_train_batch_end", function(tr)
       if not items then
         items = {}
-        for i, v in ipairs(tr.loss_items) do items[i] = v end
+        for i, v in ipairs(tr.loss_items) do
+          items[i] = v
+        end
       end
       tr.stop = true
     end)
@@ -176,17 +183,32 @@ describe("training from a .pt", function()
       if name:sub(1, 8) == "weights." then sd[name:sub(9)] = t end
     end
     yt.save_safetensors(dir .. "/weights.safetensors", sd)
-    local common = { data = data, epochs = 1, imgsz = 64, batch = 4, workers = 0, val = false, plots = false,
-      project = dir, exist_ok = true, seed = 0, deterministic = true, verbose = false }
+    local common = {
+      data = data,
+      epochs = 1,
+      imgsz = 64,
+      batch = 4,
+      workers = 0,
+      val = false,
+      plots = false,
+      project = dir,
+      exist_ok = true,
+      seed = 0,
+      deterministic = true,
+      verbose = false,
+    }
     local function with(extra)
       local o = {}
-      for k, v in pairs(common) do o[k] = v end
-      for k, v in pairs(extra) do o[k] = v end
+      for k, v in pairs(common) do
+        o[k] = v
+      end
+      for k, v in pairs(extra) do
+        o[k] = v
+      end
       return o
     end
-    local from_pt = first_step(with{ model = BEST, name = "pt" })
-    local from_st = first_step(with{ model = "yolov8n.yaml", pretrained = dir .. "/weights.safetensors",
-      name = "st" })
+    local from_pt = first_step(with { model = BEST, name = "pt" })
+    local from_st = first_step(with { model = "yolov8n.yaml", pretrained = dir .. "/weights.safetensors", name = "st" })
     assert.are.same(from_st, from_pt)
     print(string.format("\n  first loss items from the .pt: %.6f %.6f %.6f", from_pt[1], from_pt[2], from_pt[3]))
   end)
@@ -194,8 +216,16 @@ describe("training from a .pt", function()
   it("prints Ultralytics' transfer line and takes nc and names from data", function()
     local dir = helpers.tmpdir()
     local data = small_dataset(dir)
-    local ok, rc, out = helpers.run(string.format("cd '%s' && '%s' detect train model='%s' data='%s' epochs=1 " ..
-      "imgsz=64 batch=4 workers=0 val=false plots=false fraction=0.5", dir, helpers.yolotrain, BEST, data))
+    local ok, rc, out = helpers.run(
+      string.format(
+        "cd '%s' && '%s' detect train model='%s' data='%s' epochs=1 "
+          .. "imgsz=64 batch=4 workers=0 val=false plots=false fraction=0.5",
+        dir,
+        helpers.yolotrain,
+        BEST,
+        data
+      )
+    )
     assert.is_true(ok, out)
     assert.truthy(out:find("Transferred 355/355 items from pretrained weights", 1, true), out)
   end)

@@ -7,8 +7,9 @@ local SMALL = "epochs=1 imgsz=64 batch=8 workers=1 fraction=0.1 plots=false"
 
 local function run_recipe(name, args)
   local dir = helpers.tmpdir()
-  local ok, rc, out = helpers.run(string.format("cd '%s' && '%s' '%srecipes/%s' %s project='%s/runs'", dir, EXE, REPO,
-    name, args or SMALL, dir))
+  local ok, rc, out = helpers.run(
+    string.format("cd '%s' && '%s' '%srecipes/%s' %s project='%s/runs'", dir, EXE, REPO, name, args or SMALL, dir)
+  )
   return ok, out, dir
 end
 
@@ -50,8 +51,10 @@ describe("recipes", function()
 
   it("upload_weights.lua uploads complete checkpoints every N epochs", function()
     local dest = helpers.tmpdir() .. "/uploads"
-    local ok, out = run_recipe("upload_weights.lua", string.format("'%s' every=1 epochs=2 imgsz=64 batch=8 " ..
-      "workers=1 fraction=0.1 plots=false", dest))
+    local ok, out = run_recipe(
+      "upload_weights.lua",
+      string.format("'%s' every=1 epochs=2 imgsz=64 batch=8 " .. "workers=1 fraction=0.1 plots=false", dest)
+    )
     assert(ok, out)
     for e = 1, 2 do
       local tensors, meta = yt.load_safetensors(string.format("%s/epoch%d.safetensors", dest, e))
@@ -81,7 +84,9 @@ describe("validation and prediction recipes", function()
     local ok, out = run_recipe("predict.lua", "imgsz=160")
     assert(ok, out)
     local n = 0
-    for _ in out:gmatch("xywhn of the first box") do n = n + 1 end
+    for _ in out:gmatch("xywhn of the first box") do
+      n = n + 1
+    end
     assert.are.equal(3, n)
     local dir = out:match("saved to (%S+)")
     assert.is_not_nil(dir, out)

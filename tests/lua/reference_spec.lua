@@ -6,12 +6,30 @@ local helpers = require("helpers")
 local gen = dofile(helpers.repo_dir .. "scripts/gen_reference.lua")
 local FIX = "\n(run `build/yolotrain scripts/gen_reference.lua`, then describe what it added in docs/reference.md)"
 
-local ENGINE = { Object = true, Engine_Trainer = true, Detection_Trainer = true, Optimizer = true, ModelEMA = true,
-  Engine_Validator = true, Detection_Validator = true, Engine_Predictor = true, Detection_Predictor = true,
-  Results = true, Boxes = true, Exporter = true }
+local ENGINE = {
+  Object = true,
+  Engine_Trainer = true,
+  Detection_Trainer = true,
+  Optimizer = true,
+  ModelEMA = true,
+  Engine_Validator = true,
+  Detection_Validator = true,
+  Engine_Predictor = true,
+  Detection_Predictor = true,
+  Results = true,
+  Boxes = true,
+  Exporter = true,
+}
 local NN = { Module = true, Detection_Model = true, v8DetectionLoss = true, Graph = true }
-local DATA = { Base_Dataset = true, YOLO_Dataset = true, Loader = true, Metric = true, DetMetrics = true,
-  ["yt.DataDataset"] = true, ["yt.DataLoader"] = true }
+local DATA = {
+  Base_Dataset = true,
+  YOLO_Dataset = true,
+  Loader = true,
+  Metric = true,
+  DetMetrics = true,
+  ["yt.DataDataset"] = true,
+  ["yt.DataLoader"] = true,
+}
 
 -- The category of a section (every section has one: see the last test of the first block).
 local function category(name)
@@ -46,7 +64,9 @@ end
 local text = gen.load()
 local specs = gen.section_specs()
 local sections = {}
-for _, s in ipairs(gen.sections(text)) do sections[s.name] = s end
+for _, s in ipairs(gen.sections(text)) do
+  sections[s.name] = s
+end
 
 -- Every difference between the names the code has and the names docs/reference.md lists, in sections of `cat`.
 local function problems_of(cat)
@@ -55,24 +75,40 @@ local function problems_of(cat)
     if category(spec.name) == cat then
       local sec = sections[spec.name]
       if not sec then
-        out[#out + 1] = string.format("docs/reference.md has no section '%s' (%ss of %s): add " ..
-          "`<!-- generated:%s -->` and `<!-- /generated:%s -->` where it belongs", spec.name, spec.what, spec.source,
-          spec.name, spec.name)
+        out[#out + 1] = string.format(
+          "docs/reference.md has no section '%s' (%ss of %s): add "
+            .. "`<!-- generated:%s -->` and `<!-- /generated:%s -->` where it belongs",
+          spec.name,
+          spec.what,
+          spec.source,
+          spec.name,
+          spec.name
+        )
       else
         local rows = gen.parse_rows(sec.body, spec.full)
         local listed, expected = {}, {}
-        for _, r in ipairs(rows) do listed[r.key] = r end
+        for _, r in ipairs(rows) do
+          listed[r.key] = r
+        end
         for _, k in ipairs(gen.expected_keys(spec)) do
           expected[k] = true
           if not listed[k] then
-            out[#out + 1] = string.format("%s '%s' exists in code (%s) but docs/reference.md does not list it",
-              spec.what, k, spec.source)
+            out[#out + 1] = string.format(
+              "%s '%s' exists in code (%s) but docs/reference.md does not list it",
+              spec.what,
+              k,
+              spec.source
+            )
           end
         end
         for _, r in ipairs(rows) do
           if not expected[r.key] then
-            out[#out + 1] = string.format("docs/reference.md lists %s '%s', which no longer exists in %s", spec.what,
-              r.key, spec.source)
+            out[#out + 1] = string.format(
+              "docs/reference.md lists %s '%s', which no longer exists in %s",
+              spec.what,
+              r.key,
+              spec.source
+            )
           else
             for _, c in ipairs(r.cells) do
               if c:find(gen.UNDOC, 1, true) or c == "" then
@@ -102,8 +138,10 @@ describe("docs/reference.md", function()
     for _, k in ipairs(d.order) do
       if type(d.meanings[k]) ~= "string" or d.meanings[k] == "" then missing[#missing + 1] = k end
     end
-    assert(#missing == 0, "arguments without a meaning in lua/yolotrain/cfg/default.lua: " ..
-      table.concat(missing, ", "))
+    assert(
+      #missing == 0,
+      "arguments without a meaning in lua/yolotrain/cfg/default.lua: " .. table.concat(missing, ", ")
+    )
     assert_complete("cfg")
   end)
 
@@ -111,18 +149,22 @@ describe("docs/reference.md", function()
 
   it("lists every yolotrain command", function() assert_complete("commands") end)
 
-  it("lists every method and attribute of the trainer, validator, predictor and exporter classes", function()
-    assert_complete("engine")
-  end)
+  it(
+    "lists every method and attribute of the trainer, validator, predictor and exporter classes",
+    function() assert_complete("engine") end
+  )
 
-  it("lists the functions of the engine's modules (cfg, settings, callbacks, ...)", function()
-    assert_complete("modules")
-  end)
+  it(
+    "lists the functions of the engine's modules (cfg, settings, callbacks, ...)",
+    function() assert_complete("modules") end
+  )
 
   it("lists the loader's, the dataset classes' and the metrics classes' API", function() assert_complete("data") end)
 
-  it("lists Module's members, every layer class and YAML module, Detection_Model, the loss and the ONNX graph",
-    function() assert_complete("nn") end)
+  it(
+    "lists Module's members, every layer class and YAML module, Detection_Model, the loss and the ONNX graph",
+    function() assert_complete("nn") end
+  )
 
   it("lists every tensor method, field and metamethod", function() assert_complete("tensor") end)
 
@@ -143,7 +185,9 @@ describe("docs/reference.md", function()
     local new = gen.update(text)
     if new == text then return end
     local now = {}
-    for _, s in ipairs(gen.sections(new)) do now[s.name] = s.body end
+    for _, s in ipairs(gen.sections(new)) do
+      now[s.name] = s.body
+    end
     local stale = {}
     for _, s in ipairs(gen.sections(text)) do
       if now[s.name] ~= s.body then stale[#stale + 1] = s.name end
@@ -156,7 +200,9 @@ describe("README.md", function()
   it("says which call starts training and links docs/reference.md", function()
     local readme = helpers.read_file(helpers.repo_dir .. "README.md")
     assert.truthy(readme:find("(docs/reference.md)", 1, true), "README.md does not link docs/reference.md")
-    assert.truthy(readme:find("A recipe calls `trainer:train()`", 1, true),
-      "README.md does not say which of trainer:train() and trainer:DDP_or_normally_train() a recipe calls")
+    assert.truthy(
+      readme:find("A recipe calls `trainer:train()`", 1, true),
+      "README.md does not say which of trainer:train() and trainer:DDP_or_normally_train() a recipe calls"
+    )
   end)
 end)

@@ -5,10 +5,14 @@ local class = require("yolotrain.class")
 
 describe("repl.repr", function()
   it("shows nested tables within a bounded depth and width, and marks cycles", function()
-    assert.are.equal('{ 1, 2, { a = 1, b = { c = {...1} } }, x = "s" }',
-      repl.repr({ 1, 2, { a = 1, b = { c = { d = { e = 1 } } } }, x = "s" }))
+    assert.are.equal(
+      '{ 1, 2, { a = 1, b = { c = {...1} } }, x = "s" }',
+      repl.repr({ 1, 2, { a = 1, b = { c = { d = { e = 1 } } } }, x = "s" })
+    )
     local wide = {}
-    for i = 1, 30 do wide[i] = i end
+    for i = 1, 30 do
+      wide[i] = i
+    end
     assert.matches("24,%s+%.%.%. %(6 more%)", repl.repr(wide))
     local t = { name = "loop" }
     t.self = t
@@ -22,7 +26,9 @@ describe("repl.repr", function()
     assert.are.equal("Point { x = 1 }", repl.repr(Point(1)))
     assert.are.equal("class Point", repl.repr(Point))
     local values = {}
-    for i = 1, 100 do values[i] = i - 1.0 end
+    for i = 1, 100 do
+      values[i] = i - 1.0
+    end
     local r = repl.repr(yt.tensor(values))
     assert.matches("^tensor %[100%] float32", r)
     assert.matches("min 0 max 99 mean 49.5", r, 1, true)
@@ -46,7 +52,7 @@ describe("repl.help", function()
     local fake = require("fake_training")
     local T = fake.make_trainer_class({ nb = 1 })
     local dir = require("helpers").tmpdir()
-    local t = T{ overrides = { model = fake.tiny_yaml(dir), data = "fake", project = dir, name = "h", epochs = 1 } }
+    local t = T { overrides = { model = fake.tiny_yaml(dir), data = "fake", project = dir, name = "h", epochs = 1 } }
     local th = repl.help(t)
     assert.matches("^Test_Trainer %(Test_Trainer < Detection_Trainer < Engine_Trainer", th)
     assert.matches(":set%s+`trainer:set{key = value, ...}`", th)
@@ -57,8 +63,10 @@ end)
 
 describe("repl.complete", function()
   it("completes globals, fields, methods and REPL names", function()
-    local env = setmetatable({}, { __index = function(_, k) return ({ trainer = { args = {}, arm = 1 } })[k] end,
-      __names = { { trainer = true } } })
+    local env = setmetatable({}, {
+      __index = function(_, k) return ({ trainer = { args = {}, arm = 1 } })[k] end,
+      __names = { { trainer = true } },
+    })
     assert.are.same({ "trainer.args", "trainer.arm" }, repl.complete("trainer.ar", env))
     assert.are.same({ "trainer" }, repl.complete("trai", env))
     local got = repl.complete("string.fo", env)

@@ -4,9 +4,7 @@
 local helpers = require("helpers")
 
 -- Runs yolotrain with a private config folder (and data home) so the user's own settings never take part.
-local function yolotrain(env, args)
-  return helpers.run(string.format("env %s '%s' %s", env, helpers.yolotrain, args))
-end
+local function yolotrain(env, args) return helpers.run(string.format("env %s '%s' %s", env, helpers.yolotrain, args)) end
 
 describe("settings", function()
   local dir, env
@@ -53,15 +51,18 @@ describe("settings", function()
     local ok, rc, out = yolotrain(env, "settings run_dir=/x")
     assert.is_false(ok)
     assert.equals(1, rc)
-    assert.matches("'run_dir' is not a setting; settings are settings_version, datasets_dir, weights_dir, runs_dir, " ..
-      "tensorboard", out)
+    assert.matches(
+      "'run_dir' is not a setting; settings are settings_version, datasets_dir, weights_dir, runs_dir, "
+        .. "tensorboard",
+      out
+    )
     assert.equals(before, helpers.read_file(dir .. "/cfg/settings.yaml"))
     helpers.write_file(dir .. "/cfg/settings.yaml", "runs_dir: [1, 2\n")
     ok, rc, out = yolotrain(env, "settings")
     assert.is_false(ok)
     assert.matches(dir .. "/cfg/settings.yaml", out, 1, true)
     helpers.write_file(dir .. "/cfg/settings.yaml", "datasets_dir: 3\n")
-    ok, _, out = yolotrain(env, "settings")
+    ok, rc, out = yolotrain(env, "settings")
     assert.is_false(ok)
     assert.matches("settings.yaml: 'datasets_dir' must be a folder name", out, 1, true)
   end)
@@ -97,13 +98,16 @@ describe("settings", function()
 
   it("puts run directories under runs_dir and generated datasets under datasets_dir", function()
     yolotrain(env, string.format("settings runs_dir='%s/myruns' datasets_dir='%s/myds'", dir, dir))
-    local code = string.format([[
+    local code = string.format(
+      [[
       local utils = require('yolotrain.utils')
       io.write(utils.run_dir({ task = 'detect' }, 'train'), '\n')
       io.write(utils.run_dir({ task = 'detect', project = 'p' }, 'val'), '\n')
       local yaml = dofile('%sdatasets/shapes.lua')(nil, { n_train = 2, n_val = 1, imgsz = 64 })
-      io.write(yaml, '\n')]], helpers.repo_dir)
-    local ok, _, out = yolotrain(env, "-e \"" .. code:gsub('"', '\\"') .. "\"")
+      io.write(yaml, '\n')]],
+      helpers.repo_dir
+    )
+    local ok, _, out = yolotrain(env, '-e "' .. code:gsub('"', '\\"') .. '"')
     assert.is_true(ok, out)
     assert.matches(dir .. "/myruns/detect/train\n", out, 1, true)
     assert.matches("\np/val\n", out, 1, true)

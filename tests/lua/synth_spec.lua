@@ -6,14 +6,18 @@ local yt = require("yolotrain.core")
 local function list(dir)
   local out = {}
   local p = io.popen("ls '" .. dir .. "' 2>/dev/null")
-  for l in p:lines() do out[#out + 1] = l end
+  for l in p:lines() do
+    out[#out + 1] = l
+  end
   p:close()
   return out
 end
 
 local function lines(path)
   local t = {}
-  for l in io.lines(path) do t[#t + 1] = l end
+  for l in io.lines(path) do
+    t[#t + 1] = l
+  end
   return t
 end
 
@@ -55,7 +59,9 @@ describe("yt.synth_generate", function()
         assert.truthy(c, l)
         c, cx, cy, w, h = tonumber(c), tonumber(cx), tonumber(cy), tonumber(w), tonumber(h)
         assert.is_true(c >= 0 and c < 4)
-        for _, v in ipairs({ cx, cy, w, h }) do assert.is_true(v >= 0 and v <= 1) end
+        for _, v in ipairs({ cx, cy, w, h }) do
+          assert.is_true(v >= 0 and v <= 1)
+        end
         assert.is_true(w > 0.09 and h > 0.05 and w <= 0.4501 and h <= 0.4501, l)
         local b = boxes[k]
         assert.are.equal(b[1], c)
@@ -75,7 +81,10 @@ describe("yt.synth_generate", function()
     local other = helpers.tmpdir() .. "/again"
     assert.is_true(select(2, yt.synth_generate(other, SMALL)))
     assert.are.equal(before, helpers.read_file(other .. "/images/train/000003.png"))
-    assert.are.equal(helpers.read_file(dir .. "/labels/val/000002.txt"), helpers.read_file(other .. "/labels/val/000002.txt"))
+    assert.are.equal(
+      helpers.read_file(dir .. "/labels/val/000002.txt"),
+      helpers.read_file(other .. "/labels/val/000002.txt")
+    )
     os.execute("rm -rf '" .. other:match("(.*)/again$") .. "'")
   end)
 
@@ -87,13 +96,19 @@ describe("yt.synth_generate", function()
     for y = 1, 64 do
       for x = 1, 64 do
         local d = 0
-        for c = 1, 3 do d = d + math.abs(f[y][x][c] - g[y][x][c]) end
+        for c = 1, 3 do
+          d = d + math.abs(f[y][x][c] - g[y][x][c])
+        end
         local near = false
         for _, b in ipairs(boxes) do
           if x > b[2] - 1 and x - 1 < b[4] + 1 and y > b[3] - 1 and y - 1 < b[5] + 1 then near = true end
         end
         if d > 0 then
-          if near then diff_in = diff_in + 1 else diff_out = diff_out + 1 end
+          if near then
+            diff_in = diff_in + 1
+          else
+            diff_out = diff_out + 1
+          end
         end
       end
     end
@@ -135,7 +150,11 @@ describe("datasets/shapes.lua", function()
     local d = helpers.tmpdir()
     local out = {}
     local real_write = io.write
-    io.write = function(...) for _, s in ipairs({ ... }) do out[#out + 1] = tostring(s) end end
+    io.write = function(...)
+      for _, s in ipairs({ ... }) do
+        out[#out + 1] = tostring(s)
+      end
+    end
     local ok, y1 = pcall(ensure, d .. "/shapes/", SMALL)
     local first = table.concat(out)
     out = {}
@@ -145,8 +164,10 @@ describe("datasets/shapes.lua", function()
     assert.is_true(ok2, y2)
     assert.are.equal(d .. "/shapes/data.yaml", y1)
     assert.are.equal(y1, y2)
-    assert.truthy(first:match("^Generating the shapes dataset %(10 train %+ 4 val images, 64x64%) into .*done %([%d.]+ s%)\n$"),
-      first)
+    assert.truthy(
+      first:match("^Generating the shapes dataset %(10 train %+ 4 val images, 64x64%) into .*done %([%d.]+ s%)\n$"),
+      first
+    )
     local _, nl = first:gsub("\n", "")
     assert.are.equal(1, nl)
     assert.are.equal("", table.concat(out))

@@ -28,32 +28,46 @@ end
 local function read_events(files)
   local err = os.tmpname()
   local words = { PYTHON, "'" .. READER .. "'" }
-  for _, f in ipairs(files) do words[#words + 1] = "'" .. f .. "'" end
+  for _, f in ipairs(files) do
+    words[#words + 1] = "'" .. f .. "'"
+  end
   local p = io.popen(table.concat(words, " ") .. " 2>'" .. err .. "'")
   local out = p:read("a")
   local ok = p:close()
   local msg = helpers.read_file(err)
   os.remove(err)
   assert(ok, "the reader refused the file: " .. msg)
-  local files = cjson.decode(out)
-  for _, f in ipairs(files) do
-    for _, sc in ipairs(f.scalars) do sc.step = math.tointeger(sc.step) end
+  local decoded = cjson.decode(out)
+  for _, f in ipairs(decoded) do
+    for _, sc in ipairs(f.scalars) do
+      sc.step = math.tointeger(sc.step)
+    end
   end
-  return files
+  return decoded
 end
 
 -- results.csv as { columns = {...} (without epoch), rows = { [epoch] = { column -> number } } }
 local function read_csv(path)
   local lines = {}
-  for l in helpers.read_file(path):gmatch("[^\n]+") do lines[#lines + 1] = l end
+  for l in helpers.read_file(path):gmatch("[^\n]+") do
+    lines[#lines + 1] = l
+  end
   local header = {}
-  for c in lines[1]:gmatch("[^,]+") do header[#header + 1] = c end
+  for c in lines[1]:gmatch("[^,]+") do
+    header[#header + 1] = c
+  end
   local columns, rows = {}, {}
-  for i = 2, #header do columns[#columns + 1] = header[i] end
+  for i = 2, #header do
+    columns[#columns + 1] = header[i]
+  end
   for i = 2, #lines do
     local cells, row = {}, {}
-    for c in (lines[i] .. ","):gmatch("([^,]*),") do cells[#cells + 1] = c end
-    for j = 2, #header do row[header[j]] = tonumber(cells[j]) end
+    for c in (lines[i] .. ","):gmatch("([^,]*),") do
+      cells[#cells + 1] = c
+    end
+    for j = 2, #header do
+      row[header[j]] = tonumber(cells[j])
+    end
     rows[math.tointeger(tonumber(cells[1]))] = row
   end
   return { columns = columns, rows = rows, n = #lines - 1 }
@@ -66,7 +80,9 @@ local function tensorboard_view(files)
   for _, f in ipairs(files) do
     for _, s in ipairs(f.scalars) do
       local list = series[s.tag] or {}
-      while #list > 0 and list[#list].step >= s.step do list[#list] = nil end
+      while #list > 0 and list[#list].step >= s.step do
+        list[#list] = nil
+      end
       list[#list + 1] = { step = s.step, value = s.value }
       series[s.tag] = list
     end
@@ -89,7 +105,9 @@ local function epoch_tags(columns)
   end
   local all = {}
   for _, list in ipairs({ train, lr, fit }) do
-    for _, c in ipairs(list) do all[#all + 1] = c end
+    for _, c in ipairs(list) do
+      all[#all + 1] = c
+    end
   end
   return all, fit
 end
@@ -107,8 +125,16 @@ local function check_run(file, csv, final_tags)
       assert(s, string.format("record %d (%s of epoch %d) missing", at, tag, epoch))
       assert.are.equal(tag, s.tag, "record " .. at)
       assert.are.equal(epoch, s.step, tag)
-      assert(same_as_csv(s.value, csv.rows[epoch][tag]), string.format("%s at step %d: %.9g in the event file, %s " ..
-        "in results.csv", tag, epoch, s.value, tostring(csv.rows[epoch][tag])))
+      assert(
+        same_as_csv(s.value, csv.rows[epoch][tag]),
+        string.format(
+          "%s at step %d: %.9g in the event file, %s " .. "in results.csv",
+          tag,
+          epoch,
+          s.value,
+          tostring(csv.rows[epoch][tag])
+        )
+      )
     end
   end
   local final = {}
@@ -124,17 +150,36 @@ end
 
 local function fake_trainer(dir, name, extra)
   local T = fake.make_trainer_class({ nb = 2 })
-  local o = { model = fake.tiny_yaml(dir), data = "fake", epochs = 2, imgsz = 32, batch = 2, project = dir,
-    name = name, plots = false, verbose = false, warmup_epochs = 0, nbs = 2 }
-  for k, v in pairs(extra or {}) do o[k] = v end
-  return T{ overrides = o }
+  local o = {
+    model = fake.tiny_yaml(dir),
+    data = "fake",
+    epochs = 2,
+    imgsz = 32,
+    batch = 2,
+    project = dir,
+    name = name,
+    plots = false,
+    verbose = false,
+    warmup_epochs = 0,
+    nbs = 2,
+  }
+  for k, v in pairs(extra or {}) do
+    o[k] = v
+  end
+  return T { overrides = o }
 end
 
 -- Runs fn with io.stdout (the engine's log) collected; returns what was written.
 local function capture_stdout(fn)
   local real, parts = io.stdout, {}
-  io.stdout = { write = function(_, ...) for _, s in ipairs({ ... }) do parts[#parts + 1] = tostring(s) end end,
-    flush = function() end }
+  io.stdout = {
+    write = function(_, ...)
+      for _, s in ipairs({ ... }) do
+        parts[#parts + 1] = tostring(s)
+      end
+    end,
+    flush = function() end,
+  }
   local ok, err = pcall(fn)
   io.stdout = real
   assert(ok, err)
@@ -145,13 +190,26 @@ describe("TensorBoard event files", function()
   it("hold results.csv's scalars at step epoch + 1 of a real training, then the final validation's", function()
     local dir = helpers.tmpdir()
     local t0 = os.time()
-    local ok, _, out = helpers.run(string.format("cd '%s' && OMP_NUM_THREADS=1 '%s' detect train " ..
-      "data='%s/data.yaml' model='%s' epochs=2 imgsz=64 batch=4 nbs=4 fraction=0.0625 workers=1 plots=false " ..
-      "project='%s' name=run", dir, helpers.yolotrain, COCO, fake.tiny_yaml(dir), dir))
+    local ok, _, out = helpers.run(
+      string.format(
+        "cd '%s' && OMP_NUM_THREADS=1 '%s' detect train "
+          .. "data='%s/data.yaml' model='%s' epochs=2 imgsz=64 batch=4 nbs=4 fraction=0.0625 workers=1 plots=false "
+          .. "project='%s' name=run",
+        dir,
+        helpers.yolotrain,
+        COCO,
+        fake.tiny_yaml(dir),
+        dir
+      )
+    )
     assert(ok, out)
     local run = dir .. "/run"
-    local _, n = out:gsub("TensorBoard: Start with 'tensorboard %-%-logdir " .. run:gsub("%p", "%%%0") ..
-      "', view at http://localhost:6006/\n", "")
+    local _, n = out:gsub(
+      "TensorBoard: Start with 'tensorboard %-%-logdir "
+        .. run:gsub("%p", "%%%0")
+        .. "', view at http://localhost:6006/\n",
+      ""
+    )
     assert.are.equal(1, n, out)
     local files = event_files(run)
     assert.are.equal(1, #files)
@@ -166,8 +224,8 @@ describe("TensorBoard event files", function()
     local csv = read_csv(run .. "/results.csv")
     assert.are.equal(2, csv.n)
     assert.are.equal(13, #csv.columns)
-    local final = check_run(file, csv, { "metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)",
-      "metrics/mAP50-95(B)" })
+    local final =
+      check_run(file, csv, { "metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)" })
     for tag, v in pairs(final) do
       assert.is_true(v == v and v >= 0 and (not tag:match("^metrics/") or v <= 1), tag .. " = " .. v)
     end
@@ -183,7 +241,9 @@ describe("TensorBoard event files", function()
     local t = fake_trainer(dir, "exact")
     local seen = {}
     local function keep(tr, t2)
-      for k, v in pairs(t2 or {}) do seen[#seen + 1] = { tag = k, step = tr.epoch + 1, value = v } end
+      for k, v in pairs(t2 or {}) do
+        seen[#seen + 1] = { tag = k, step = tr.epoch + 1, value = v }
+      end
     end
     t:add_callback("on_train_epoch_end", function(tr)
       keep(tr, tr:label_loss_items(tr.tloss, "train"))
@@ -223,7 +283,9 @@ describe("TensorBoard event files", function()
     local dir = helpers.tmpdir()
     local part = fake_trainer(dir, "resumed", { epochs = 3 })
     -- epoch 2 dies after TensorBoard logged its losses and before its checkpoint
-    part:add_callback("on_train_epoch_end", function(tr) if tr.epoch == 1 then error("power cut") end end)
+    part:add_callback("on_train_epoch_end", function(tr)
+      if tr.epoch == 1 then error("power cut") end
+    end)
     assert.is_false(pcall(part.train, part))
     local before = event_files(part.save_dir)
     assert.are.equal(1, #before)
@@ -234,8 +296,9 @@ describe("TensorBoard event files", function()
     assert.are.equal(6, stale, "the cut-short epoch's train losses and lr were logged")
     -- TensorBoard reads a run's files by name, which starts with the second a file was opened: resume later
     local t = os.time()
-    while os.time() == t do end
-    local resumed = fake.make_trainer_class({ nb = 2 }){ overrides = { resume = part.last } }
+    while os.time() == t do
+    end
+    local resumed = fake.make_trainer_class({ nb = 2 }) { overrides = { resume = part.last } }
     resumed:train()
     local files = event_files(part.save_dir)
     assert.are.equal(2, #files)
@@ -247,7 +310,9 @@ describe("TensorBoard event files", function()
     local view = tensorboard_view(data)
     local _, fit = epoch_tags(csv.columns)
     local is_fit = {}
-    for _, tag in ipairs(fit) do is_fit[tag] = true end
+    for _, tag in ipairs(fit) do
+      is_fit[tag] = true
+    end
     for _, tag in ipairs(csv.columns) do
       local points = view[tag]
       assert.are.equal(3, #points, tag)
@@ -255,8 +320,10 @@ describe("TensorBoard event files", function()
         assert.are.equal(e, points[e].step, tag)
         -- the last point of a metric is the final validation's (as in Ultralytics' runs)
         local want = (is_fit[tag] and e == 3) and f32(resumed.metrics[tag]) or csv.rows[e][tag]
-        assert(same_as_csv(points[e].value, want), string.format("%s at step %d: %.9g, not %s", tag, e,
-          points[e].value, tostring(want)))
+        assert(
+          same_as_csv(points[e].value, want),
+          string.format("%s at step %d: %.9g, not %s", tag, e, points[e].value, tostring(want))
+        )
       end
     end
   end)
@@ -302,8 +369,8 @@ describe("TensorBoard event files", function()
     -- the writer breaks under the callback (the C tests cover a real write error)
     t:add_callback("on_train_start", function(tr) require(TB).writer(tr):close() end)
     local out = capture_stdout(function() t:train() end)
-    local _, n = out:gsub("WARNING: TensorBoard: the TensorBoard writer is closed; not logging the rest of this " ..
-      "run", "")
+    local _, n =
+      out:gsub("WARNING: TensorBoard: the TensorBoard writer is closed; not logging the rest of this " .. "run", "")
     assert.are.equal(1, n, out)
     assert.are.equal(2, read_csv(t.csv).n)
     local files = event_files(t.save_dir)

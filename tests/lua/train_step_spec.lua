@@ -7,9 +7,7 @@ local P = helpers.parity_dir
 local ls = yt.load_safetensors(P .. "/loss.safetensors")
 local init_sd = yt.load_safetensors(P .. "/yolov8n_init.safetensors")
 
-local function batch_of(t)
-  return { img = t.images, batch_idx = t.batch_idx, cls = t.cls, bboxes = t.bboxes }
-end
+local function batch_of(t) return { img = t.images, batch_idx = t.batch_idx, cls = t.cls, bboxes = t.bboxes } end
 
 local function new_model()
   local m = tasks.Detection_Model("yolov8n.yaml", { nc = 80 })
@@ -40,13 +38,22 @@ describe("a training step", function()
         local rel_l2 = math.sqrt((p.grad - ref):pow(2):sum():item() / math.max(ref:pow(2):sum():item(), 1e-30))
         assert(diff <= 1e-3 * scale, string.format("%s: max diff %.3g > 1e-3 * %.3g", name, diff, scale))
         assert(rel_l2 <= 1e-3, string.format("%s: rel-L2 %.3g", name, rel_l2))
-        if diff / scale > worst_rel then worst_rel, worst_name = diff / scale, name end
+        if diff / scale > worst_rel then
+          worst_rel, worst_name = diff / scale, name
+        end
         n = n + 1
       end
     end
     assert.are.equal(183, n)
-    print(string.format("\n  loss %.7g (ref %.7g); worst gradient max diff / max|ref| = %.3g (%s)", loss:item(),
-      ls.loss:item(), worst_rel, worst_name))
+    print(
+      string.format(
+        "\n  loss %.7g (ref %.7g); worst gradient max diff / max|ref| = %.3g (%s)",
+        loss:item(),
+        ls.loss:item(),
+        worst_rel,
+        worst_name
+      )
+    )
   end)
 
   it("handles a batch without any box (background-only loss)", function()

@@ -15,14 +15,32 @@ describe("Engine_Trainer", function()
     local ref = cjson.decode(helpers.read_file(helpers.parity_dir .. "/trainer_schedule.json"))
     local dir = helpers.tmpdir()
     local T = make_trainer_class({ nb = 8, size = 128 })
-    local t = T{ overrides = { model = tiny_yaml(dir), data = "fake", epochs = 3, imgsz = 32, batch = 16,
-      project = dir, name = "sched", plots = false, val = false, verbose = false } }
+    local t = T {
+      overrides = {
+        model = tiny_yaml(dir),
+        data = "fake",
+        epochs = 3,
+        imgsz = 32,
+        batch = 16,
+        project = dir,
+        name = "sched",
+        plots = false,
+        val = false,
+        verbose = false,
+      },
+    }
     local rows, steps = {}, {}
     t:add_callback("on_train_batch_end", function(tr)
       local g = {}
-      for j = 1, 3 do g[j] = tr.optimizer:get_group(j) end
-      rows[#rows + 1] = { ni = tr.ni, accumulate = tr.accumulate, lr = { g[1].lr, g[2].lr, g[3].lr },
-        momentum = { g[1].momentum, g[2].momentum, g[3].momentum } }
+      for j = 1, 3 do
+        g[j] = tr.optimizer:get_group(j)
+      end
+      rows[#rows + 1] = {
+        ni = tr.ni,
+        accumulate = tr.accumulate,
+        lr = { g[1].lr, g[2].lr, g[3].lr },
+        momentum = { g[1].momentum, g[2].momentum, g[3].momentum },
+      }
     end)
     t:add_callback("optimizer_step", function(tr) steps[#steps + 1] = tr.ni end)
     t:train()
@@ -33,10 +51,14 @@ describe("Engine_Trainer", function()
       assert.are.equal(r.ni, got.ni)
       assert.are.equal(r.accumulate, got.accumulate, "accumulate at ni " .. r.ni)
       for j = 1, 3 do
-        assert(math.abs(got.lr[j] - r.lr[j]) <= 1e-12 + 1e-9 * math.abs(r.lr[j]),
-          string.format("lr of group %d at ni %d: %.10g vs %.10g", j - 1, r.ni, got.lr[j], r.lr[j]))
-        assert(math.abs(got.momentum[j] - r.momentum_or_beta1[j]) <= 1e-12,
-          string.format("beta1 of group %d at ni %d", j - 1, r.ni))
+        assert(
+          math.abs(got.lr[j] - r.lr[j]) <= 1e-12 + 1e-9 * math.abs(r.lr[j]),
+          string.format("lr of group %d at ni %d: %.10g vs %.10g", j - 1, r.ni, got.lr[j], r.lr[j])
+        )
+        assert(
+          math.abs(got.momentum[j] - r.momentum_or_beta1[j]) <= 1e-12,
+          string.format("beta1 of group %d at ni %d", j - 1, r.ni)
+        )
       end
     end
     assert.are.same(ref.optimizer_step_at_ni, steps)
@@ -45,8 +67,21 @@ describe("Engine_Trainer", function()
   it("fires every callback at its point and in Ultralytics' order", function()
     local dir = helpers.tmpdir()
     local T = make_trainer_class({ nb = 2 })
-    local t = T{ overrides = { model = tiny_yaml(dir), data = "fake", epochs = 2, imgsz = 32, batch = 2,
-      project = dir, name = "cb", plots = false, verbose = false, warmup_epochs = 0, nbs = 2 } }
+    local t = T {
+      overrides = {
+        model = tiny_yaml(dir),
+        data = "fake",
+        epochs = 2,
+        imgsz = 32,
+        batch = 2,
+        project = dir,
+        name = "cb",
+        plots = false,
+        verbose = false,
+        warmup_epochs = 0,
+        nbs = 2,
+      },
+    }
     local seq = {}
     local cbs = require("yolotrain.utils.callbacks")
     for _, e in ipairs(cbs.events) do
@@ -58,20 +93,30 @@ describe("Engine_Trainer", function()
       end)
     end
     t:train()
-    local batch = { "on_train_batch_start", "optimizer_step", "on_before_zero_grad", "on_params_update",
-      "on_batch_end", "on_train_batch_end" }
+    local batch = {
+      "on_train_batch_start",
+      "optimizer_step",
+      "on_before_zero_grad",
+      "on_params_update",
+      "on_batch_end",
+      "on_train_batch_end",
+    }
     local expected = { "on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_start" }
     for _ = 1, 2 do
       expected[#expected + 1] = "on_train_epoch_start"
       for _ = 1, 2 do
-        for _, e in ipairs(batch) do expected[#expected + 1] = e end
+        for _, e in ipairs(batch) do
+          expected[#expected + 1] = e
+        end
       end
       for _, e in ipairs({ "on_train_epoch_end", "on_model_save", "on_fit_epoch_end" }) do
         expected[#expected + 1] = e
       end
     end
     -- final_eval validates best and fires on_fit_epoch_end once more
-    for _, e in ipairs({ "on_fit_epoch_end", "on_train_end", "teardown" }) do expected[#expected + 1] = e end
+    for _, e in ipairs({ "on_fit_epoch_end", "on_train_end", "teardown" }) do
+      expected[#expected + 1] = e
+    end
     assert.are.same(expected, seq)
   end)
 
@@ -80,21 +125,54 @@ describe("Engine_Trainer", function()
     local T, Base = make_trainer_class({ nb = 2 })
     local called = {}
     -- (build_dataset is not among them: the fake get_dataloader builds no dataset; data_spec covers it)
-    for _, name in ipairs({ "setup_model", "build_model", "preprocess_batch",
-      "set_model_attributes", "get_validator", "build_optimizer", "label_loss_items", "progress_string",
-      "save_model", "validate", "final_eval", "get_dataloader" }) do
+    for _, name in ipairs({
+      "setup_model",
+      "build_model",
+      "preprocess_batch",
+      "set_model_attributes",
+      "get_validator",
+      "build_optimizer",
+      "label_loss_items",
+      "progress_string",
+      "save_model",
+      "validate",
+      "final_eval",
+      "get_dataloader",
+    }) do
       local parent = T[name]
       T[name] = function(self, ...)
         called[name] = true
         return parent(self, ...)
       end
     end
-    local t = T{ overrides = { model = tiny_yaml(dir), data = "fake", epochs = 1, imgsz = 32, batch = 2,
-      project = dir, name = "hooks", plots = false, verbose = false } }
+    local t = T {
+      overrides = {
+        model = tiny_yaml(dir),
+        data = "fake",
+        epochs = 1,
+        imgsz = 32,
+        batch = 2,
+        project = dir,
+        name = "hooks",
+        plots = false,
+        verbose = false,
+      },
+    }
     t:train()
-    for _, name in ipairs({ "setup_model", "build_model", "preprocess_batch", "set_model_attributes",
-      "get_validator", "build_optimizer", "label_loss_items", "progress_string", "save_model", "validate",
-      "final_eval", "get_dataloader" }) do
+    for _, name in ipairs({
+      "setup_model",
+      "build_model",
+      "preprocess_batch",
+      "set_model_attributes",
+      "get_validator",
+      "build_optimizer",
+      "label_loss_items",
+      "progress_string",
+      "save_model",
+      "validate",
+      "final_eval",
+      "get_dataloader",
+    }) do
       assert.is_true(called[name] == true, name .. " was not called")
     end
   end)
@@ -102,8 +180,19 @@ describe("Engine_Trainer", function()
   it("writes the run directory: args.yaml, results.csv, last and best", function()
     local dir = helpers.tmpdir()
     local T = make_trainer_class({ nb = 2 })
-    local t = T{ overrides = { model = tiny_yaml(dir), data = "fake", epochs = 3, imgsz = 32, batch = 2,
-      project = dir, name = "run", plots = false, verbose = false } }
+    local t = T {
+      overrides = {
+        model = tiny_yaml(dir),
+        data = "fake",
+        epochs = 3,
+        imgsz = 32,
+        batch = 2,
+        project = dir,
+        name = "run",
+        plots = false,
+        verbose = false,
+      },
+    }
     local saved_epoch = {}
     t:add_callback("on_model_save", function(tr)
       for _, f in ipairs({ tr.best, tr.last }) do
@@ -117,9 +206,14 @@ describe("Engine_Trainer", function()
     assert.are.equal(dir .. "/run/weights/best.safetensors", t.best)
     local csv = helpers.read_file(dir .. "/run/results.csv")
     local lines = {}
-    for l in csv:gmatch("[^\n]+") do lines[#lines + 1] = l end
-    assert.are.equal("epoch,train/box_loss,train/cls_loss,train/dfl_loss,metrics/precision(B),metrics/recall(B)," ..
-      "metrics/mAP50(B),metrics/mAP50-95(B),val/box_loss,val/cls_loss,val/dfl_loss,lr/pg0,lr/pg1,lr/pg2", lines[1])
+    for l in csv:gmatch("[^\n]+") do
+      lines[#lines + 1] = l
+    end
+    assert.are.equal(
+      "epoch,train/box_loss,train/cls_loss,train/dfl_loss,metrics/precision(B),metrics/recall(B),"
+        .. "metrics/mAP50(B),metrics/mAP50-95(B),val/box_loss,val/cls_loss,val/dfl_loss,lr/pg0,lr/pg1,lr/pg2",
+      lines[1]
+    )
     assert.are.equal(4, #lines)
     local args = yt.load_yaml(dir .. "/run/args.yaml")
     assert.are.equal(3, args.epochs)
@@ -140,12 +234,25 @@ describe("Engine_Trainer", function()
       assert.is_true(n_model > 0, f)
       -- two bytes per value (F16) plus the JSON header, not four
       local size = yt.sys.stat(f).size
-      assert.is_true(size >= 2 * numel and size < 3 * numel + 8192, string.format("%s: %d bytes for %d values", f,
-        size, numel))
+      assert.is_true(
+        size >= 2 * numel and size < 3 * numel + 8192,
+        string.format("%s: %d bytes for %d values", f, size, numel)
+      )
     end
     -- a second run with the same name goes to run2
-    local t2 = T{ overrides = { model = tiny_yaml(dir), data = "fake", epochs = 1, imgsz = 32, batch = 2,
-      project = dir, name = "run", plots = false, verbose = false } }
+    local t2 = T {
+      overrides = {
+        model = tiny_yaml(dir),
+        data = "fake",
+        epochs = 1,
+        imgsz = 32,
+        batch = 2,
+        project = dir,
+        name = "run",
+        plots = false,
+        verbose = false,
+      },
+    }
     assert.are.equal(dir .. "/run2", t2.save_dir)
   end)
 
@@ -153,24 +260,42 @@ describe("Engine_Trainer", function()
     local dir = helpers.tmpdir()
     local yaml = tiny_yaml(dir)
     local T = make_trainer_class({ nb = 3 })
-    local common = { model = yaml, data = "fake", epochs = 3, imgsz = 32, batch = 4, project = dir, plots = false,
-      verbose = false, nbs = 8, warmup_epochs = 1, close_mosaic = 1 }
+    local common = {
+      model = yaml,
+      data = "fake",
+      epochs = 3,
+      imgsz = 32,
+      batch = 4,
+      project = dir,
+      plots = false,
+      verbose = false,
+      nbs = 8,
+      warmup_epochs = 1,
+      close_mosaic = 1,
+    }
     local function with(t2)
       local o = {}
-      for k, v in pairs(common) do o[k] = v end
-      for k, v in pairs(t2) do o[k] = v end
+      for k, v in pairs(common) do
+        o[k] = v
+      end
+      for k, v in pairs(t2) do
+        o[k] = v
+      end
       return o
     end
-    local full = T{ overrides = with({ name = "full" }) }
+    local full = T { overrides = with({ name = "full" }) }
     full:train()
-    local part = T{ overrides = with({ name = "part" }) }
+    local part = T { overrides = with({ name = "part" }) }
     part:add_callback("on_fit_epoch_end", function(tr)
-      if tr.epoch == 1 then tr.stop = true; tr.interrupted = true end
+      if tr.epoch == 1 then
+        tr.stop = true
+        tr.interrupted = true
+      end
     end)
     part:train()
     local interrupted = dir .. "/interrupted.safetensors"
     helpers.write_file(interrupted, helpers.read_file(dir .. "/part/weights/last.safetensors"))
-    local resumed = T{ overrides = { resume = dir .. "/part/weights/last.safetensors" } }
+    local resumed = T { overrides = { resume = dir .. "/part/weights/last.safetensors" } }
     resumed:train()
     local a = yt.load_safetensors(full.last)
     local b = yt.load_safetensors(resumed.last)
@@ -186,9 +311,7 @@ describe("Engine_Trainer", function()
     end
     assert.is_true(n > 100)
     -- and a finished run has nothing to resume
-    local ok, err = pcall(function()
-      T{ overrides = { resume = full.last } }:train()
-    end)
+    local ok, err = pcall(function() T { overrides = { resume = full.last } }:train() end)
     assert.is_false(ok)
     assert.matches("nothing to resume", tostring(err), 1, true)
 
@@ -196,7 +319,9 @@ describe("Engine_Trainer", function()
     local tensors, meta = yt.load_safetensors(interrupted)
     local function variant(name, key, value)
       local m = {}
-      for k, v in pairs(meta) do m[k] = v end
+      for k, v in pairs(meta) do
+        m[k] = v
+      end
       m[key] = value
       local p = dir .. "/" .. name .. ".safetensors"
       yt.save_safetensors(p, tensors, m)
@@ -205,18 +330,22 @@ describe("Engine_Trainer", function()
     local before = helpers.read_file(full.last)
     for _, case in ipairs({ { "nan", "epoch", "nan" }, { "neg", "epoch", "-5" }, { "frac", "epochs", "2.5" } }) do
       local p = variant(case[1], case[2], case[3])
-      ok, err = pcall(function() T{ overrides = { resume = p } }:train() end)
+      ok, err = pcall(function() T { overrides = { resume = p } }:train() end)
       assert.is_false(ok, case[1])
-      assert.matches("resume=" .. p .. ": checkpoint metadata '" .. case[2] .. "' is \"" .. case[3] .. "\"",
-        tostring(err), 1, true)
+      assert.matches(
+        "resume=" .. p .. ": checkpoint metadata '" .. case[2] .. "' is \"" .. case[3] .. '"',
+        tostring(err),
+        1,
+        true
+      )
     end
     assert.are.equal(before, helpers.read_file(full.last), "the run's last was touched")
     -- an unfinished checkpoint lying outside the run directory it names
     local moved = variant("moved", "epoch", "0")
-    ok, err = pcall(function() T{ overrides = { resume = moved } }:train() end)
+    ok, err = pcall(function() T { overrides = { resume = moved } }:train() end)
     assert.is_false(ok)
     assert.matches("give project= and/or name=", tostring(err):lower(), 1, true)
-    local elsewhere = T{ overrides = { resume = moved, project = dir, name = "continued" } }
+    local elsewhere = T { overrides = { resume = moved, project = dir, name = "continued" } }
     assert.are.equal(dir .. "/continued", elsewhere.save_dir)
     elsewhere:train()
     assert.are.equal(before, helpers.read_file(full.last), "the original run's last was overwritten")
@@ -226,8 +355,19 @@ describe("Engine_Trainer", function()
   it("stops with a clear error naming the step when the loss turns NaN, leaving last intact", function()
     local dir = helpers.tmpdir()
     local T = make_trainer_class({ nb = 2 })
-    local t = T{ overrides = { model = tiny_yaml(dir), data = "fake", epochs = 3, imgsz = 32, batch = 2,
-      project = dir, name = "nan", plots = false, verbose = false } }
+    local t = T {
+      overrides = {
+        model = tiny_yaml(dir),
+        data = "fake",
+        epochs = 3,
+        imgsz = 32,
+        batch = 2,
+        project = dir,
+        name = "nan",
+        plots = false,
+        verbose = false,
+      },
+    }
     local saved
     t:add_callback("on_model_save", function(tr) saved = helpers.read_file(tr.last) end)
     t:add_callback("on_train_epoch_start", function(tr)
@@ -246,8 +386,19 @@ describe("Engine_Trainer", function()
   it("stops cleanly when a callback raises, leaving last intact", function()
     local dir = helpers.tmpdir()
     local T = make_trainer_class({ nb = 2 })
-    local t = T{ overrides = { model = tiny_yaml(dir), data = "fake", epochs = 3, imgsz = 32, batch = 2,
-      project = dir, name = "cberr", plots = false, verbose = false } }
+    local t = T {
+      overrides = {
+        model = tiny_yaml(dir),
+        data = "fake",
+        epochs = 3,
+        imgsz = 32,
+        batch = 2,
+        project = dir,
+        name = "cberr",
+        plots = false,
+        verbose = false,
+      },
+    }
     local saved
     t:add_callback("on_model_save", function(tr) saved = helpers.read_file(tr.last) end)
     t:add_callback("on_train_epoch_start", function(tr)
@@ -260,8 +411,20 @@ describe("Engine_Trainer", function()
     assert.matches("last checkpoint", tostring(err), 1, true)
     assert.are.equal(saved, helpers.read_file(t.last))
     -- with callback_errors=warn the run carries on
-    local t2 = T{ overrides = { model = tiny_yaml(dir), data = "fake", epochs = 2, imgsz = 32, batch = 2,
-      project = dir, name = "cbwarn", plots = false, verbose = false, callback_errors = "warn" } }
+    local t2 = T {
+      overrides = {
+        model = tiny_yaml(dir),
+        data = "fake",
+        epochs = 2,
+        imgsz = 32,
+        batch = 2,
+        project = dir,
+        name = "cbwarn",
+        plots = false,
+        verbose = false,
+        callback_errors = "warn",
+      },
+    }
     t2:add_callback("on_train_epoch_start", function() error("flaky") end)
     t2:train()
     assert.are.equal(1, t2.epoch)
@@ -289,8 +452,19 @@ describe("a recipe's own loader", function()
         end,
       })
     end
-    local t = T{ overrides = { model = tiny_yaml(dir), data = "fake", epochs = 2, imgsz = 32, batch = 2,
-      project = dir, name = "minimal", plots = false, verbose = false } }
+    local t = T {
+      overrides = {
+        model = tiny_yaml(dir),
+        data = "fake",
+        epochs = 2,
+        imgsz = 32,
+        batch = 2,
+        project = dir,
+        name = "minimal",
+        plots = false,
+        verbose = false,
+      },
+    }
     t:train()
     assert.are.equal(1, t.epoch)
   end)
@@ -301,8 +475,19 @@ describe("build_optimizer", function()
     local ref = cjson.decode(helpers.read_file(helpers.parity_dir .. "/optimizer_groups.json"))
     local dir = helpers.tmpdir()
     local T = make_trainer_class({ nb = 1 })
-    local t = T{ overrides = { model = "yolov8n.yaml", data = "fake", epochs = 1, imgsz = 32, batch = 4,
-      project = dir, name = "groups", plots = false, verbose = false } }
+    local t = T {
+      overrides = {
+        model = "yolov8n.yaml",
+        data = "fake",
+        epochs = 1,
+        imgsz = 32,
+        batch = 4,
+        project = dir,
+        name = "groups",
+        plots = false,
+        verbose = false,
+      },
+    }
     t:setup_model()
     local captured
     local real_new = yt.optim.new
@@ -314,12 +499,16 @@ describe("build_optimizer", function()
     yt.optim.new = real_new
     assert(ok, err)
     local names = {}
-    for name, p in t.model:named_parameters() do names[p] = name end
+    for name, p in t.model:named_parameters() do
+      names[p] = name
+    end
     local groups = ref.sgd.param_groups
     assert.are.equal(3, #captured)
     for j = 1, 3 do
       local got = {}
-      for _, p in ipairs(captured[j].params) do got[#got + 1] = names[p] end
+      for _, p in ipairs(captured[j].params) do
+        got[#got + 1] = names[p]
+      end
       assert.are.same(groups[j].param_names, got, "group " .. (j - 1))
       assert.are.equal(groups[j].weight_decay, captured[j].weight_decay, "decay of group " .. (j - 1))
     end
@@ -330,10 +519,21 @@ describe("training arguments at work", function()
   local function run(overrides, setup)
     local dir = helpers.tmpdir()
     local T = make_trainer_class({ nb = 2 })
-    local o = { model = tiny_yaml(dir), data = "fake", epochs = 3, imgsz = 32, batch = 2, project = dir,
-      name = "args", plots = false, verbose = false }
-    for k, v in pairs(overrides) do o[k] = v end
-    local t = T{ overrides = o }
+    local o = {
+      model = tiny_yaml(dir),
+      data = "fake",
+      epochs = 3,
+      imgsz = 32,
+      batch = 2,
+      project = dir,
+      name = "args",
+      plots = false,
+      verbose = false,
+    }
+    for k, v in pairs(overrides) do
+      o[k] = v
+    end
+    local t = T { overrides = o }
     if setup then setup(t) end
     t:train()
     return t, dir
@@ -355,7 +555,10 @@ describe("training arguments at work", function()
   it("freeze keeps the first layers' weights unchanged", function()
     local before
     local t = run({ epochs = 1, freeze = 2 }, function(tr)
-      tr:add_callback("on_train_start", function(x) before = x.model:state_dict()["model.1.conv.weight"]:clone():keep() end)
+      tr:add_callback(
+        "on_train_start",
+        function(x) before = x.model:state_dict()["model.1.conv.weight"]:clone():keep() end
+      )
     end)
     local after = t.model:state_dict()["model.1.conv.weight"]
     assert.are.equal(0, (after - before):abs():max():item())
@@ -378,8 +581,17 @@ describe("training arguments at work", function()
     assert.are.equal(detect.Detection_Trainer, detect.DetectionTrainer)
     local dir = helpers.tmpdir()
     local T = make_trainer_class({ nb = 1 })
-    local t = T(nil, { model = tiny_yaml(dir), data = "fake", epochs = 1, imgsz = 32, batch = 2, project = dir,
-      name = "alias", plots = false, verbose = false })
+    local t = T(nil, {
+      model = tiny_yaml(dir),
+      data = "fake",
+      epochs = 1,
+      imgsz = 32,
+      batch = 2,
+      project = dir,
+      name = "alias",
+      plots = false,
+      verbose = false,
+    })
     t:train()
     assert.are.equal(0, t.epoch)
     local tasks = require("yolotrain.nn.tasks")
@@ -392,9 +604,21 @@ describe("Detection_Trainer on a dataset", function()
   local data_dir = helpers.coco_subset(8)
 
   local function train(dir, plots)
-    local t = detect.Detection_Trainer{ overrides = { model = tiny_yaml(dir), data = data_dir, epochs = 1,
-      imgsz = 32, batch = 4, workers = 0, val = false, project = dir, name = "run", plots = plots,
-      verbose = false } }
+    local t = detect.Detection_Trainer {
+      overrides = {
+        model = tiny_yaml(dir),
+        data = data_dir,
+        epochs = 1,
+        imgsz = 32,
+        batch = 4,
+        workers = 0,
+        val = false,
+        project = dir,
+        name = "run",
+        plots = plots,
+        verbose = false,
+      },
+    }
     t:train()
     return t
   end

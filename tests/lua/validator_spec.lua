@@ -34,25 +34,48 @@ local data_dir = helpers.coco_subset(8)
 describe("Detection_Validator", function()
   it("validates yolov8n_init end to end: keys, zero metrics, the printed table and the Speed line", function()
     local out = helpers.tmpdir()
-    local v = detect.Detection_Validator{ args = { data = data_dir, imgsz = 160, batch = 4, model = "yolov8n.yaml",
-      pretrained = INIT, project = out, name = "val", plots = true } }
+    local v = detect.Detection_Validator {
+      args = {
+        data = data_dir,
+        imgsz = 160,
+        batch = 4,
+        model = "yolov8n.yaml",
+        pretrained = INIT,
+        project = out,
+        name = "val",
+        plots = true,
+      },
+    }
     local m, text = capture(function() return v(nil) end)
-    for _, k in ipairs({ "metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)",
-      "fitness" }) do
+    for _, k in ipairs({
+      "metrics/precision(B)",
+      "metrics/recall(B)",
+      "metrics/mAP50(B)",
+      "metrics/mAP50-95(B)",
+      "fitness",
+    }) do
       assert.is_number(m[k], k)
       assert.are.equal(0, m[k], k)
     end
-    assert.are.same(v.metrics.keys, { "metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)",
-      "metrics/mAP50-95(B)" })
+    assert.are.same(
+      v.metrics.keys,
+      { "metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)" }
+    )
     assert.truthy(text:find("Class%s+Images%s+Instances%s+Box%(P%s+R%s+mAP50%s+mAP50%-95%)"))
     -- 8 images, 54 labelled boxes in the first 8 coco128 val images
     assert.truthy(text:find("\n%s+all%s+8%s+54%s+0%s+0%s+0%s+0\n"), text)
-    assert.truthy(text:find("Speed: %d+%.%dms preprocess, %d+%.%dms inference, %d+%.%dms loss, %d+%.%dms postprocess per image"))
+    assert.truthy(
+      text:find("Speed: %d+%.%dms preprocess, %d+%.%dms inference, %d+%.%dms loss, %d+%.%dms postprocess per image")
+    )
     assert.are.equal(8, v.seen)
     assert.is_true(v.speed.inference > 0)
-    assert.are.equal(0, m.maps[0])            -- per-class maps through the result
-    for _, f in ipairs({ "confusion_matrix.png", "confusion_matrix_normalized.png", "val_batch0_labels.jpg",
-      "val_batch0_pred.jpg" }) do
+    assert.are.equal(0, m.maps[0]) -- per-class maps through the result
+    for _, f in ipairs({
+      "confusion_matrix.png",
+      "confusion_matrix_normalized.png",
+      "val_batch0_labels.jpg",
+      "val_batch0_pred.jpg",
+    }) do
       assert.truthy(yt.sys.stat(out .. "/val/" .. f), f)
     end
   end)
@@ -70,17 +93,21 @@ describe("Detection_Validator", function()
       local H, W = s[3], s[4]
       local bi, cls, bb = b.batch_idx:tolist(), b.cls:tolist(), b.bboxes:tolist()
       local per = {}
-      for i = 1, s[1] do per[i] = {} end
+      for i = 1, s[1] do
+        per[i] = {}
+      end
       for j = 1, #bi do
         local k = (j - 1) * 4
         local xy = results.ops.xywh2xyxy({ bb[k + 1] * W, bb[k + 2] * H, bb[k + 3] * W, bb[k + 4] * H })
         table.insert(per[bi[j] + 1], { xy[1], xy[2], xy[3], xy[4], 0.9 - 0.001 * j, cls[j] })
       end
       local out = {}
-      for i = 1, s[1] do out[i] = results.ops.rows_tensor(per[i], 6) end
+      for i = 1, s[1] do
+        out[i] = results.ops.rows_tensor(per[i], 6)
+      end
       return out
     end
-    local v = Perfect{ args = { data = data_dir, imgsz = 160, batch = 4, plots = false, project = helpers.tmpdir() } }
+    local v = Perfect { args = { data = data_dir, imgsz = 160, batch = 4, plots = false, project = helpers.tmpdir() } }
     local m, text = capture(function() return v(nil, init_model()) end)
     -- per-class rows (standalone and verbose): name, images with the class, instances, P R mAP50 mAP50-95
     assert.truthy(text:find("\n%s+person%s+%d+%s+%d+%s+1%s+1%s+0%.995%s+0%.995\n"), text)
@@ -93,9 +120,11 @@ describe("Detection_Validator", function()
   it("reproduces Ultralytics' metrics.json through update_metrics and get_stats", function()
     local cjson = require("cjson")
     local fx = cjson.decode(helpers.read_file(helpers.parity_dir .. "/metrics.json"))
-    local v = detect.Detection_Validator{ save_dir = helpers.tmpdir(), args = { plots = false } }
+    local v = detect.Detection_Validator { save_dir = helpers.tmpdir(), args = { plots = false } }
     local names = {}
-    for c = 0, 79 do names[c] = tostring(c) end
+    for c = 0, 79 do
+      names[c] = tostring(c)
+    end
     v:init_metrics({ names = names, nc = 80 })
     local tp_rows = {}
     for _, im in ipairs(fx.images) do
@@ -108,18 +137,28 @@ describe("Detection_Validator", function()
         boxes[j] = { (b[1] + b[3]) / 2 / w, (b[2] + b[4]) / 2 / h, (b[3] - b[1]) / w, (b[4] - b[2]) / h }
         bidx[j] = 0
       end
-      local batch = { img = yt.zeros({ 1, 3, h, w }), cls = results.ops.rows_tensor(cls, 1),
-        bboxes = results.ops.rows_tensor(boxes, 4), batch_idx = #bidx > 0 and yt.tensor(bidx) or yt.zeros({ 0 }),
-        ori_shape = { { h, w } }, ratio_pad = { { { 1, 1 }, { -100, -100 } } }, im_file = { im.file } }
+      local batch = {
+        img = yt.zeros({ 1, 3, h, w }),
+        cls = results.ops.rows_tensor(cls, 1),
+        bboxes = results.ops.rows_tensor(boxes, 4),
+        batch_idx = #bidx > 0 and yt.tensor(bidx) or yt.zeros({ 0 }),
+        ori_shape = { { h, w } },
+        ratio_pad = { { { 1, 1 }, { -100, -100 } } },
+        im_file = { im.file },
+      }
       local before = v.stats.n
       v:update_metrics({ results.ops.rows_tensor(im.pred_xyxy_conf_cls, 6) }, batch)
       for i = 1, #im.pred_xyxy_conf_cls do
         local row = {}
-        for k = 1, 10 do row[k] = v.stats.tp[(before + i - 1) * 10 + k] end
+        for k = 1, 10 do
+          row[k] = v.stats.tp[(before + i - 1) * 10 + k]
+        end
         tp_rows[#tp_rows + 1] = { row, im.tp_10[i] }
       end
     end
-    for _, pair in ipairs(tp_rows) do assert.are.same(pair[2], pair[1]) end
+    for _, pair in ipairs(tp_rows) do
+      assert.are.same(pair[2], pair[1])
+    end
     local r = v:get_stats()
     for k, want in pairs(fx.results.results_dict) do
       assert.is_true(math.abs(r[k] - want) <= 1e-6, string.format("%s: %.9f vs %.9f", k, r[k], want))
@@ -128,8 +167,9 @@ describe("Detection_Validator", function()
   end)
 
   it("fires the validator callbacks in order", function()
-    local v = detect.Detection_Validator{ args = { data = data_dir, imgsz = 160, batch = 4, plots = false,
-      project = helpers.tmpdir() } }
+    local v = detect.Detection_Validator {
+      args = { data = data_dir, imgsz = 160, batch = 4, plots = false, project = helpers.tmpdir() },
+    }
     local seen = {}
     for _, e in ipairs({ "on_val_start", "on_val_batch_start", "on_val_batch_end", "on_val_end" }) do
       v:add_callback(e, function(val)
@@ -138,8 +178,14 @@ describe("Detection_Validator", function()
       end)
     end
     capture(function() return v(nil, init_model()) end)
-    assert.are.same({ "on_val_start", "on_val_batch_start", "on_val_batch_end", "on_val_batch_start",
-      "on_val_batch_end", "on_val_end" }, seen)
+    assert.are.same({
+      "on_val_start",
+      "on_val_batch_start",
+      "on_val_batch_end",
+      "on_val_batch_start",
+      "on_val_batch_end",
+      "on_val_end",
+    }, seen)
   end)
 
   it("runs inside training: EMA model, val losses averaged over batches, rounded flat results", function()
@@ -149,11 +195,19 @@ describe("Detection_Validator", function()
     model.args = require("yolotrain.cfg").get_cfg({})
     local ds = data.build_yolo_dataset({ imgsz = 160 }, info.val, 4, info, "val", true, 32)
     local loader = data.build_dataloader(ds, 4, 0, false, -1, 0)
-    local trainer = setmetatable({ ema = { ema = model }, data = info, epoch = 0, epochs = 3,
-      stopper = { possible_stop = false }, loss_names = { "box_loss", "cls_loss", "dfl_loss" } },
-      detect.Detection_Trainer) -- an instance without running the trainer's init
-    local v = detect.Detection_Validator{ dataloader = loader, save_dir = helpers.tmpdir(),
-      args = { imgsz = 160, batch = 4, plots = true } }
+    local trainer = setmetatable({
+      ema = { ema = model },
+      data = info,
+      epoch = 0,
+      epochs = 3,
+      stopper = { possible_stop = false },
+      loss_names = { "box_loss", "cls_loss", "dfl_loss" },
+    }, detect.Detection_Trainer) -- an instance without running the trainer's init
+    local v = detect.Detection_Validator {
+      dataloader = loader,
+      save_dir = helpers.tmpdir(),
+      args = { imgsz = 160, batch = 4, plots = true },
+    }
     local m = capture(function() return v(trainer) end)
     assert.is_false(v.args.plots) -- plots only in the final epoch
     for _, k in ipairs({ "val/box_loss", "val/cls_loss", "val/dfl_loss" }) do
@@ -166,7 +220,7 @@ describe("Detection_Validator", function()
   end)
 
   it("refuses a plain state dict as model= with a message naming the fix", function()
-    local v = detect.Detection_Validator{ args = { data = data_dir, imgsz = 160, project = helpers.tmpdir() } }
+    local v = detect.Detection_Validator { args = { data = data_dir, imgsz = 160, project = helpers.tmpdir() } }
     local ok, err = pcall(function() return v(nil, INIT) end)
     assert.is_false(ok)
     assert.truthy(tostring(err):find("pretrained=", 1, true))
@@ -183,7 +237,7 @@ describe("Detection_Validator:plot_predictions", function()
     local ds = data.build_yolo_dataset({ imgsz = 160 }, info.val, 4, info, "val", true, 32)
     local batch = data.build_dataloader(ds, 4, 0, false, -1, 0):next()
     local dir = helpers.tmpdir()
-    local v = detect.Detection_Validator{ save_dir = dir, args = { plots = true } }
+    local v = detect.Detection_Validator { save_dir = dir, args = { plots = true } }
     v.names = info.names
     -- one prediction per image, in letterboxed pixels: x1 y1 x2 y2 conf cls
     local preds, cls, boxes, bidx, conf = {}, {}, {}, {}, {}
@@ -195,16 +249,25 @@ describe("Detection_Validator:plot_predictions", function()
     v:plot_predictions(batch, preds, 0)
     local function plot(c)
       local path = dir .. (c and "/with_conf.jpg" or "/names_only.jpg")
-      yt.data_plot_batch({ img = batch.img, cls = results.ops.rows_tensor(cls, 1),
-        bboxes = results.ops.rows_tensor(boxes, 4), batch_idx = yt.tensor(bidx), im_file = batch.im_file },
-        info.names, path, c and yt.tensor(conf) or nil)
+      yt.data_plot_batch({
+        img = batch.img,
+        cls = results.ops.rows_tensor(cls, 1),
+        bboxes = results.ops.rows_tensor(boxes, 4),
+        batch_idx = yt.tensor(bidx),
+        im_file = batch.im_file,
+      }, info.names, path, c and yt.tensor(conf) or nil)
       return yt.data_load_image(path)
     end
     local pred = yt.data_load_image(dir .. "/val_batch0_pred.jpg")
-    assert.are.equal(0, (pred:to("float32") - plot(true):to("float32")):abs():max():item(),
-      "val_batch0_pred.jpg is the plot with confidences")
-    assert.is_true((pred:to("float32") - plot(false):to("float32")):abs():max():item() > 50,
-      "and differs from the names-only plot")
+    assert.are.equal(
+      0,
+      (pred:to("float32") - plot(true):to("float32")):abs():max():item(),
+      "val_batch0_pred.jpg is the plot with confidences"
+    )
+    assert.is_true(
+      (pred:to("float32") - plot(false):to("float32")):abs():max():item() > 50,
+      "and differs from the names-only plot"
+    )
   end)
 end)
 
@@ -213,11 +276,25 @@ describe("plotting.plot_results", function()
     local plotting = require("yolotrain.utils.plotting")
     local dir = helpers.tmpdir()
     local csv = dir .. "/results.csv"
-    local rows = { "epoch,train/box_loss,train/cls_loss,train/dfl_loss,metrics/precision(B),metrics/recall(B)," ..
-      "metrics/mAP50(B),metrics/mAP50-95(B),val/box_loss,val/cls_loss,val/dfl_loss,lr/pg0,lr/pg1,lr/pg2" }
+    local rows = {
+      "epoch,train/box_loss,train/cls_loss,train/dfl_loss,metrics/precision(B),metrics/recall(B),"
+        .. "metrics/mAP50(B),metrics/mAP50-95(B),val/box_loss,val/cls_loss,val/dfl_loss,lr/pg0,lr/pg1,lr/pg2",
+    }
     for e = 1, 6 do
-      rows[#rows + 1] = string.format("%d,%g,%g,%g,%g,%g,%g,%g,%g,%g,%g,0.01,0.01,0.01", e, 3 - e * 0.1, 5 - e * 0.3,
-        4 - e * 0.2, 0.1 * e, 0.05 * e, 0.02 * e, 0.01 * e, 2.9 - e * 0.1, 4.8 - e * 0.2, 3.9 - e * 0.1)
+      rows[#rows + 1] = string.format(
+        "%d,%g,%g,%g,%g,%g,%g,%g,%g,%g,%g,0.01,0.01,0.01",
+        e,
+        3 - e * 0.1,
+        5 - e * 0.3,
+        4 - e * 0.2,
+        0.1 * e,
+        0.05 * e,
+        0.02 * e,
+        0.01 * e,
+        2.9 - e * 0.1,
+        4.8 - e * 0.2,
+        3.9 - e * 0.1
+      )
     end
     helpers.write_file(csv, table.concat(rows, "\n") .. "\n")
     local png = plotting.plot_results(csv)
@@ -227,6 +304,8 @@ describe("plotting.plot_results", function()
     assert.is_true(#bytes > 10000)
     -- gaussian smoothing keeps a constant series constant and the mean of a ramp
     local s = plotting.gaussian_filter1d({ 2, 2, 2, 2 }, 3)
-    for _, v in ipairs(s) do assert.is_true(math.abs(v - 2) < 1e-12) end
+    for _, v in ipairs(s) do
+      assert.is_true(math.abs(v - 2) < 1e-12)
+    end
   end)
 end)

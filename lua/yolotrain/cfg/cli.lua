@@ -47,9 +47,13 @@ local function print_cfg()
     for _, k in ipairs(g.keys) do
       local v = d.values[k]
       local s
-      if v == d.NONE then s = "null"
-      elseif type(v) == "table" then s = "[" .. table.concat(v, ", ") .. "]"
-      else s = tostring(v) end
+      if v == d.NONE then
+        s = "null"
+      elseif type(v) == "table" then
+        s = "[" .. table.concat(v, ", ") .. "]"
+      else
+        s = tostring(v)
+      end
       io.stdout:write(k, ": ", s, "  # ", d.meanings[k], "\n")
     end
   end
@@ -82,8 +86,14 @@ function M.run(task, mode, overrides)
       end
     end
     if #taken > 0 then
-      io.stdout:write(string.format("%s: %s from the training arguments of %s\n", mode, table.concat(taken, ", "),
-        tostring(overrides.model)))
+      io.stdout:write(
+        string.format(
+          "%s: %s from the training arguments of %s\n",
+          mode,
+          table.concat(taken, ", "),
+          tostring(overrides.model)
+        )
+      )
       io.stdout:flush()
     end
   end
@@ -92,26 +102,32 @@ function M.run(task, mode, overrides)
       overrides.model = "yolov8n.yaml"
       io.stdout:write("WARNING: 'model' argument is missing. Using default 'model=yolov8n.yaml'.\n")
     end
-    local trainer = detect.Detection_Trainer{ overrides = overrides }
+    local trainer = detect.Detection_Trainer { overrides = overrides }
     trainer:train()
     return 0
   elseif mode == "val" then
     if overrides.model == nil then
-      error("'model' argument is missing: give model=<checkpoint.safetensors> or model=<model.yaml> " ..
-        "pretrained=<weights.safetensors>", 0)
+      error(
+        "'model' argument is missing: give model=<checkpoint.safetensors> or model=<model.yaml> "
+          .. "pretrained=<weights.safetensors>",
+        0
+      )
     end
-    local validator = detect.Detection_Validator{ args = overrides }
+    local validator = detect.Detection_Validator { args = overrides }
     validator(nil, overrides.model)
     return 0
   elseif mode == "predict" then
     if overrides.model == nil then
-      error("'model' argument is missing: give model=<checkpoint.safetensors> or model=<model.yaml> " ..
-        "pretrained=<weights.safetensors>", 0)
+      error(
+        "'model' argument is missing: give model=<checkpoint.safetensors> or model=<model.yaml> "
+          .. "pretrained=<weights.safetensors>",
+        0
+      )
     end
     if overrides.source == nil then
       error("'source' argument is missing: give source=<image, folder, glob or .txt list>", 0)
     end
-    local predictor = detect.Detection_Predictor{ overrides = overrides }
+    local predictor = detect.Detection_Predictor { overrides = overrides }
     predictor:predict_cli(overrides.source)
     return 0
   elseif mode == "export" then
@@ -137,8 +153,11 @@ local function live_sockets(root)
     for _, n in ipairs(yt.sys.listdir(dir) or {}) do
       local p = utils.join(dir, n)
       local st = yt.sys.stat(p)
-      if st and st.is_dir then walk(p, depth + 1)
-      elseif st and n == name and yt.control.peer_pid(p) then found[#found + 1] = { path = p, mtime = st.mtime } end
+      if st and st.is_dir then
+        walk(p, depth + 1)
+      elseif st and n == name and yt.control.peer_pid(p) then
+        found[#found + 1] = { path = p, mtime = st.mtime }
+      end
     end
   end
   if utils.is_dir(root) then walk(root, 0) end
@@ -149,7 +168,6 @@ end
 -- `yolotrain attach [RUN_DIR | PID]`: the socket to attach to, or raises saying why there is none.
 function M.attach_target(target)
   local yt = require("yolotrain.core")
-  local utils = require("yolotrain.utils")
   local attach = require("yolotrain.engine.attach")
   local root = require("yolotrain.utils.settings").get("runs_dir")
   if target == nil then
@@ -181,8 +199,13 @@ end
 function M.main(words)
   words = words or {}
   local first = words[1]
-  if first == nil or first == "help" or first == "--help" or first == "-h" or
-      (#words == 2 and OTHER_TASKS[first] == nil and words[2] == "help") then
+  if
+    first == nil
+    or first == "help"
+    or first == "--help"
+    or first == "-h"
+    or (#words == 2 and OTHER_TASKS[first] == nil and words[2] == "help")
+  then
     io.stdout:write(M.USAGE, "\n")
     return first == nil and 1 or 0
   end
@@ -210,8 +233,9 @@ function M.main(words)
       return err_out(string.format("task '%s' is not supported: yolotrain implements the detect task only", w))
     end
     if OTHER_MODES[w] then
-      return err_out(string.format("mode '%s' is not supported: yolotrain implements %s", w,
-        table.concat(cfgmod.MODE_LIST, ", ")))
+      return err_out(
+        string.format("mode '%s' is not supported: yolotrain implements %s", w, table.concat(cfgmod.MODE_LIST, ", "))
+      )
     end
   end
   local ok, task, mode, overrides = pcall(cfgmod.parse_args, words)
@@ -223,12 +247,17 @@ function M.main(words)
   mode = mode or overrides.mode
   if mode == nil then
     mode = "train"
-    io.stdout:write(string.format("WARNING: 'mode' argument is missing. Valid modes are %s. " ..
-      "Using default 'mode=train'.\n", table.concat(cfgmod.MODE_LIST, ", ")))
+    io.stdout:write(
+      string.format(
+        "WARNING: 'mode' argument is missing. Valid modes are %s. " .. "Using default 'mode=train'.\n",
+        table.concat(cfgmod.MODE_LIST, ", ")
+      )
+    )
   end
   if not cfgmod.MODES[mode] then
-    return err_out(string.format("invalid mode '%s': valid modes are %s", tostring(mode),
-      table.concat(cfgmod.MODE_LIST, ", ")))
+    return err_out(
+      string.format("invalid mode '%s': valid modes are %s", tostring(mode), table.concat(cfgmod.MODE_LIST, ", "))
+    )
   end
   if not cfgmod.TASKS[task] then
     return err_out(string.format("invalid task '%s': yolotrain implements the detect task only", tostring(task)))

@@ -8,12 +8,16 @@ local cfg = { NONE = defaults.NONE, defaults = defaults }
 local TASKS = { detect = true }
 cfg.MODE_LIST = { "train", "val", "predict", "export" } -- the modes yolotrain implements, in the order docs list them
 local MODES = {}
-for _, m in ipairs(cfg.MODE_LIST) do MODES[m] = true end
+for _, m in ipairs(cfg.MODE_LIST) do
+  MODES[m] = true
+end
 cfg.TASKS, cfg.MODES = TASKS, MODES
 
 local function levenshtein(a, b)
   local prev = {}
-  for j = 0, #b do prev[j] = j end
+  for j = 0, #b do
+    prev[j] = j
+  end
   for i = 1, #a do
     local cur = { [0] = i }
     for j = 1, #b do
@@ -65,16 +69,29 @@ function cfg.check_value(k, v, level)
   if kind == nil then unknown_key_error(k, level) end
   if v == nil or v == defaults.NONE then return nil end
   local function bad(expect, example)
-    raise(string.format("'%s=%s' is of invalid type %s. Valid '%s' types are %s (i.e. '%s=%s')", k, tostring(v),
-      type(v), k, expect, k, example), level)
+    raise(
+      string.format(
+        "'%s=%s' is of invalid type %s. Valid '%s' types are %s (i.e. '%s=%s')",
+        k,
+        tostring(v),
+        type(v),
+        k,
+        expect,
+        k,
+        example
+      ),
+      level
+    )
   end
   if kind == "float" then
     if type(v) ~= "number" then bad("int (i.e. '" .. k .. "=0') or float", "0.5") end
   elseif kind == "fraction" then
     if type(v) ~= "number" then bad("float", "0.5") end
     if v < 0 or v > 1 then
-      raise(string.format("'%s=%s' is an invalid value. Valid '%s' values are between 0.0 and 1.0.", k, tostring(v), k),
-        level)
+      raise(
+        string.format("'%s=%s' is an invalid value. Valid '%s' values are between 0.0 and 1.0.", k, tostring(v), k),
+        level
+      )
     end
   elseif kind == "int" then
     if type(v) ~= "number" or not is_int(v) then bad("int", "0") end
@@ -85,11 +102,21 @@ function cfg.check_value(k, v, level)
     if type(v) ~= "string" then bad("str", "value") end
   end
   local min = defaults.minimum[k]
-  if min and type(v) == "number" and not (v >= min) and not cfg.is_autobatch(k, v) then
+  if min and type(v) == "number" and not (v >= min) and not cfg.is_autobatch(k, v) then -- luacheck: ignore 581 (NaN fails too)
     local what = kind == "int" and "integers" or "numbers"
     local extra = k == "batch" and " (or -1, or a fraction 0 < batch < 1, for AutoBatch)" or ""
-    raise(string.format("'%s=%s' is an invalid value. Valid '%s' values are %s >= %s%s.", k, tostring(v), k, what,
-      tostring(min), extra), level)
+    raise(
+      string.format(
+        "'%s=%s' is an invalid value. Valid '%s' values are %s >= %s%s.",
+        k,
+        tostring(v),
+        k,
+        what,
+        tostring(min),
+        extra
+      ),
+      level
+    )
   end
   return v
 end
@@ -101,8 +128,12 @@ function cfg.is_autobatch(k, v) return k == "batch" and (v == -1 or (v > 0 and v
 function cfg.train_batch_size(batch, log)
   if not cfg.is_autobatch("batch", batch) then return math.tointeger(batch) or batch end
   if log then
-    log(string.format("AutoBatch: no accelerator memory to measure, using the default CPU batch-size %d",
-      defaults.autobatch_cpu))
+    log(
+      string.format(
+        "AutoBatch: no accelerator memory to measure, using the default CPU batch-size %d",
+        defaults.autobatch_cpu
+      )
+    )
   end
   return defaults.autobatch_cpu
 end
@@ -110,10 +141,10 @@ end
 -- get_cfg: defaults overlaid with overrides (a table), each checked. Returns a plain table.
 function cfg.get_cfg(overrides, base)
   local args = {}
-  for k, v in pairs(base or defaults.copy()) do args[k] = v end
-  if overrides ~= nil and type(overrides) ~= "table" then
-    error("overrides must be a table of key = value", 2)
+  for k, v in pairs(base or defaults.copy()) do
+    args[k] = v
   end
+  if overrides ~= nil and type(overrides) ~= "table" then error("overrides must be a table of key = value", 2) end
   for k, v in pairs(overrides or {}) do
     if type(k) ~= "string" then error("overrides: keys must be strings, got " .. tostring(k), 2) end
     args[k] = cfg.check_value(k, v, 3)
@@ -218,7 +249,7 @@ function cfg.parse_args(words)
       k = k:gsub("^%-%-", ""):gsub("%s+$", "")
       if v == "" then error(string.format("missing '%s' value", k), 0) end
       if defaults.kinds[k] == nil then
-        local ok, err = pcall(unknown_key_error, k, 0)
+        local _, err = pcall(unknown_key_error, k, 0)
         error(w .. ": " .. err, 0)
       end
       overrides[k] = cfg.smart_value(v)
@@ -247,14 +278,22 @@ function cfg.recipe_overrides(recipe_defaults, argv)
   local words, positional = {}, {}
   for i = 1, #(argv or {}) do
     local w = argv[i]
-    if w:find("=", 1, true) or w == "=" then words[#words + 1] = w else positional[#positional + 1] = w end
+    if w:find("=", 1, true) or w == "=" then
+      words[#words + 1] = w
+    else
+      positional[#positional + 1] = w
+    end
   end
   -- a bad word is the user's input, not a bug: one line naming it, no traceback
   local ok, err, _, parsed = pcall(cfg.parse_args, cfg.merge_equals_args(words))
   if not ok then errors.refuse(err) end
   local out = {}
-  for k, v in pairs(recipe_defaults or {}) do out[k] = v end
-  for k, v in pairs(parsed) do out[k] = v end
+  for k, v in pairs(recipe_defaults or {}) do
+    out[k] = v
+  end
+  for k, v in pairs(parsed) do
+    out[k] = v
+  end
   return out, positional
 end
 

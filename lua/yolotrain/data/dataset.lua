@@ -33,8 +33,10 @@ Base_Dataset.__len = function(self) return #self._c end
 -- single_cls, classes, fraction, cache (true | "ram" | "disk"), label_cache, data ({nc, names}), prefix.
 function Base_Dataset:init(opts)
   if type(opts) ~= "table" or opts.img_path == nil then
-    error(string.format("%s{ img_path = ..., imgsz = ..., hyp = ... }: a table of options with img_path",
-      self:class_name()), 2)
+    error(
+      string.format("%s{ img_path = ..., imgsz = ..., hyp = ... }: a table of options with img_path", self:class_name()),
+      2
+    )
   end
   self.img_path = opts.img_path
   self.imgsz = opts.imgsz
@@ -62,8 +64,15 @@ function Base_Dataset:_build(include_class)
   self:update_labels(include_class)
   self:_set_im_files()
   self:_callable_labels()
-  self._c = yt.data_dataset(self.labels, { imgsz = self.imgsz, augment = self.augment, stride = self.stride,
-    pad = self.pad, batch_size = self.batch_size, cache_ram = self:_cache_ram(), nc = self.nc })
+  self._c = yt.data_dataset(self.labels, {
+    imgsz = self.imgsz,
+    augment = self.augment,
+    stride = self.stride,
+    pad = self.pad,
+    batch_size = self.batch_size,
+    cache_ram = self:_cache_ram(),
+    nc = self.nc,
+  })
   self.lua_images = self.load_image ~= Base_Dataset.load_image
   if self.lua_images then self._c:set_image_source(self) end
   self.ni = #self._c
@@ -84,7 +93,9 @@ function Base_Dataset:get_img_files(img_path)
   local f = self.fraction or 1.0
   if f < 1.0 then
     local n = math.max(1, math.tointeger(utils.round_half_even(#files * f)))
-    for i = #files, n + 1, -1 do files[i] = nil end
+    for i = #files, n + 1, -1 do
+      files[i] = nil
+    end
   end
   return files
 end
@@ -99,7 +110,9 @@ local function f32(rows, cols, flat)
   local nested = {}
   for r = 1, rows do
     local row = {}
-    for c = 1, cols do row[c] = flat[(r - 1) * cols + c] end
+    for c = 1, cols do
+      row[c] = flat[(r - 1) * cols + c]
+    end
     nested[r] = row
   end
   return yt.tensor(nested)
@@ -122,7 +135,9 @@ function Base_Dataset:update_labels(include_class)
       for k = 1, n do
         if keep[math.tointeger(cls[k])] then
           kc[#kc + 1] = cls[k]
-          for j = 1, 4 do kb[#kb + 1] = boxes[4 * (k - 1) + j] end
+          for j = 1, 4 do
+            kb[#kb + 1] = boxes[4 * (k - 1) + j]
+          end
           if segs then segs[#segs + 1] = l.segments[k] end
         end
       end
@@ -141,7 +156,9 @@ function Base_Dataset:load_image(i) return self._c:decode_image(i) end
 function Base_Dataset:set_rect()
   local order = self._c:set_rect()
   local sorted = {}
-  for i, j in ipairs(order) do sorted[i] = self.labels[j] end
+  for i, j in ipairs(order) do
+    sorted[i] = self.labels[j]
+  end
   self.labels = sorted
   self:_set_im_files()
   self:_callable_labels()
@@ -155,7 +172,9 @@ end
 -- Mosaic and mixup off (the last close_mosaic epochs): the transforms are built again from hyp with them at 0.
 function Base_Dataset:close_mosaic(hyp)
   local h = {}
-  for k, v in pairs(hyp or self.hyp) do h[k] = v end
+  for k, v in pairs(hyp or self.hyp) do
+    h[k] = v
+  end
   h.mosaic, h.mixup, h.copy_paste = 0.0, 0.0, 0.0
   self.transforms = self:build_transforms(h)
   self._c:set_transforms(self.transforms)
@@ -166,7 +185,9 @@ end
 -- the next batch built; a closed mosaic stays closed.
 function Base_Dataset:set_mosaic(p)
   local h = {}
-  for k, v in pairs(self.hyp or {}) do h[k] = v end
+  for k, v in pairs(self.hyp or {}) do
+    h[k] = v
+  end
   h.mosaic = p
   self.hyp = h
   if self.mosaic_closed then return end
@@ -178,15 +199,15 @@ end
 local callable_list = { __call = function(t) return t end }
 function Base_Dataset:_set_im_files()
   local files = {}
-  for i, l in ipairs(self.labels) do files[i] = l.im_file end
+  for i, l in ipairs(self.labels) do
+    files[i] = l.im_file
+  end
   self.im_files = setmetatable(files, callable_list)
 end
 
 -- ds:labels(i), the form before labels became the label table, still gives the entry of image i
 function Base_Dataset:_callable_labels()
-  if getmetatable(self.labels) == nil then
-    setmetatable(self.labels, { __call = function(t, _, i) return t[i] end })
-  end
+  if getmetatable(self.labels) == nil then setmetatable(self.labels, { __call = function(t, _, i) return t[i] end }) end
 end
 -- Every image's labels in dataset order, concatenated: cls (N, 1), bboxes (N, 4) normalised xywh.
 function Base_Dataset:all_labels() return self._c:all_labels() end
@@ -204,9 +225,13 @@ local YOLO_Dataset = Base_Dataset:extend("YOLO_Dataset")
 -- Verifies every image and label file (in parallel; the label cache when it matches), logs the warnings and the
 -- summary line, and returns the label table of the valid images.
 function YOLO_Dataset:get_labels()
-  local labels, stats, msgs = yt.data_scan(self.im_files, { nc = self.nc, single_cls = self.single_cls,
-    label_cache = self.label_cache, prefix = self.prefix })
-  for _, m in ipairs(msgs) do log(m) end
+  local labels, stats, msgs = yt.data_scan(
+    self.im_files,
+    { nc = self.nc, single_cls = self.single_cls, label_cache = self.label_cache, prefix = self.prefix }
+  )
+  for _, m in ipairs(msgs) do
+    log(m)
+  end
   if self.cache == "disk" then
     log(self.prefix .. "WARNING cache='disk' is not supported, caching images in RAM instead")
   end
@@ -228,8 +253,14 @@ function YOLO_Dataset:build_transforms(hyp)
   return {
     { "mosaic", p = whole and 0.0 or hyp.mosaic },
     { "letterbox", scaleup = true },
-    { "random_perspective", degrees = hyp.degrees, translate = hyp.translate, scale = hyp.scale, shear = hyp.shear,
-      perspective = hyp.perspective },
+    {
+      "random_perspective",
+      degrees = hyp.degrees,
+      translate = hyp.translate,
+      scale = hyp.scale,
+      shear = hyp.shear,
+      perspective = hyp.perspective,
+    },
     { "mixup", p = whole and 0.0 or hyp.mixup },
     { "random_hsv", hgain = hyp.hsv_h, sgain = hyp.hsv_s, vgain = hyp.hsv_v },
     { "flipud", p = hyp.flipud },

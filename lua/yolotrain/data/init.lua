@@ -42,23 +42,30 @@ M._normalize, M._join, M._dirname = normalize, join, dirname
 
 -- Names as a table indexed from 0 (Ultralytics' dict), from a YAML list or map.
 local function names_from(raw)
-  local names, n = {}, 0
+  local names, n = {}
   if type(raw) ~= "table" then return nil, 0 end
   if raw[1] ~= nil and raw[0] == nil then -- list
-    for i, v in ipairs(raw) do names[i - 1] = tostring(v) end
+    for i, v in ipairs(raw) do
+      names[i - 1] = tostring(v)
+    end
     n = #raw
   else
     local maxk = -1
     for k, v in pairs(raw) do
       local ki = math.tointeger(tonumber(k))
       if ki == nil or ki < 0 or ki >= yt.data_max_classes then
-        error(string.format("dataset names: key %s is not a class index (0..%d)", tostring(k), yt.data_max_classes - 1), 0)
+        error(
+          string.format("dataset names: key %s is not a class index (0..%d)", tostring(k), yt.data_max_classes - 1),
+          0
+        )
       end
       names[ki] = tostring(v)
       if ki > maxk then maxk = ki end
     end
     for i = 0, maxk do
-      if names[i] == nil then error(string.format("dataset names: class %d is missing (indices must be 0..%d)", i, maxk), 0) end
+      if names[i] == nil then
+        error(string.format("dataset names: class %d is missing (indices must be 0..%d)", i, maxk), 0)
+      end
     end
     n = maxk + 1
   end
@@ -115,7 +122,9 @@ local function resolve_splits(yaml_file, data, path, info)
       error(string.format("%s: '%s' must be a path or a list of paths, not %s", yaml_file, k, tostring(v)), 0)
     elseif type(v) == "table" then
       local out = {}
-      for i, s in ipairs(v) do out[i] = normalize(join(path, tostring(s))) end
+      for i, s in ipairs(v) do
+        out[i] = normalize(join(path, tostring(s)))
+      end
       info[k] = out
     end
   end
@@ -137,7 +146,10 @@ local function urls_in(text)
   local out, seen = {}, {}
   for u in text:gmatch("https?://[%w%-%._~:/%?#%[%]@!%$&%*%+,;=%%]+") do
     u = u:gsub("[%.,;:'\"%)%]]+$", "")
-    if not seen[u] then seen[u] = true; out[#out + 1] = u end
+    if not seen[u] then
+      seen[u] = true
+      out[#out + 1] = u
+    end
   end
   return out
 end
@@ -148,26 +160,45 @@ local function download_missing(yaml_file, info, missing, key, opts)
   local dl = info.download
   local base = string.format("Dataset '%s': %s path '%s' does not exist", yaml_file, key, missing)
   if dl == nil or dl == yt.null or dl == "" then error(base, 0) end
-  if type(dl) ~= "string" then
-    error(string.format("%s, and its 'download:' is not a URL (%s)", base, type(dl)), 0)
-  end
+  if type(dl) ~= "string" then error(string.format("%s, and its 'download:' is not a URL (%s)", base, type(dl)), 0) end
   if not require("yolotrain.utils.downloads").is_url(dl) then
     local urls = urls_in(dl)
     local named = #urls > 0 and string.format(" (the code names %s)", table.concat(urls, ", ")) or ""
-    error(string.format("%s, and its 'download:' is code, which yolotrain never runs: download the dataset by " ..
-      "hand%s and put it so that %s exists", base, named, missing), 0)
+    error(
+      string.format(
+        "%s, and its 'download:' is code, which yolotrain never runs: download the dataset by "
+          .. "hand%s and put it so that %s exists",
+        base,
+        named,
+        missing
+      ),
+      0
+    )
   end
   if opts.autodownload == false then
     error(string.format("%s (not downloading %s: autodownload is off)", base, dl), 0)
   end
   local downloads = require("yolotrain.utils.downloads")
   downloads.log(string.format("Dataset '%s' images not found, missing path '%s'", yaml_file, missing))
-  downloads.download_dataset(dl, require("yolotrain.utils.settings").get("datasets_dir"), missing,
-    function() return missing_split(info) == nil end)
+  downloads.download_dataset(
+    dl,
+    require("yolotrain.utils.settings").get("datasets_dir"),
+    missing,
+    function() return missing_split(info) == nil end
+  )
   local still, k2 = missing_split(info)
   if still then
-    error(string.format("Dataset '%s': %s path '%s' does not exist after downloading %s: its 'path:' must name " ..
-      "the folder the archive unpacks to", yaml_file, k2, still, dl), 0)
+    error(
+      string.format(
+        "Dataset '%s': %s path '%s' does not exist after downloading %s: its 'path:' must name "
+          .. "the folder the archive unpacks to",
+        yaml_file,
+        k2,
+        still,
+        dl
+      ),
+      0
+    )
   end
 end
 
@@ -180,9 +211,7 @@ function M.check_det_dataset(dataset, opts)
   opts = opts or {}
   if type(dataset) == "table" then return dataset end
   if type(dataset) ~= "string" or dataset == "" then error("data= must be a dataset YAML or a folder", 0) end
-  if BUILTIN[dataset] and not exists(dataset) then
-    dataset = dofile(DATASETS_DIR .. BUILTIN[dataset])()
-  end
+  if BUILTIN[dataset] and not exists(dataset) then dataset = dofile(DATASETS_DIR .. BUILTIN[dataset])() end
   local yaml_file = dataset
   if not dataset:match("%.ya?ml$") then
     if is_dir(dataset) then
@@ -192,8 +221,14 @@ function M.check_det_dataset(dataset, opts)
   else
     yaml_file = find_yaml(dataset)
     if yaml_file == nil then
-      error(string.format("Dataset '%s' not found (no such YAML file here, nor among the shipped datasets: %s)",
-        dataset, table.concat(shipped_names(), ", ")), 0)
+      error(
+        string.format(
+          "Dataset '%s' not found (no such YAML file here, nor among the shipped datasets: %s)",
+          dataset,
+          table.concat(shipped_names(), ", ")
+        ),
+        0
+      )
     end
   end
   if not exists(yaml_file) then error(string.format("Dataset '%s' not found (no such YAML file)", yaml_file), 0) end
@@ -201,7 +236,10 @@ function M.check_det_dataset(dataset, opts)
   local data = yt.load_yaml(yaml_file)
   if type(data) ~= "table" then error(string.format("%s: expected a mapping at the top level", yaml_file), 0) end
   yaml_file = absolute(yaml_file)
-  if data.val == nil and data.validation ~= nil then data.val = data.validation; data.validation = nil end
+  if data.val == nil and data.validation ~= nil then
+    data.val = data.validation
+    data.validation = nil
+  end
   for _, k in ipairs({ "train", "val" }) do
     if data[k] == nil then
       error(string.format("%s '%s:' key missing. 'train' and 'val' are required in all data YAMLs.", yaml_file, k), 0)
@@ -219,10 +257,15 @@ function M.check_det_dataset(dataset, opts)
     if n == nil or n < 1 or n > yt.data_max_classes then
       error(string.format("%s: nc must be an integer in 1..%d", yaml_file, yt.data_max_classes), 0)
     end
-    for i = 0, n - 1 do names[i] = "class_" .. i end
+    for i = 0, n - 1 do
+      names[i] = "class_" .. i
+    end
   end
   if n > yt.data_max_classes then
-    error(string.format("%s: %d names, more than the %d classes a dataset may have", yaml_file, n, yt.data_max_classes), 0)
+    error(
+      string.format("%s: %d names, more than the %d classes a dataset may have", yaml_file, n, yt.data_max_classes),
+      0
+    )
   end
   if data.nc ~= nil and math.tointeger(data.nc) ~= n then
     error(string.format("%s names length %d and 'nc: %s' must match.", yaml_file, n, tostring(data.nc)), 0)
@@ -248,7 +291,9 @@ M.Dataset = M.YOLO_Dataset -- the class to extend for a custom dataset
 -- The arguments as a dataset reads them: cfg over the defaults of cfg/default.lua (the one home of every default).
 local function hyp_of(cfg)
   local h = require("yolotrain.cfg.default").copy()
-  for k, v in pairs(cfg or {}) do h[k] = v end
+  for k, v in pairs(cfg or {}) do
+    h[k] = v
+  end
   return h
 end
 
@@ -264,10 +309,23 @@ function M.build_yolo_dataset(cfg, img_path, batch, data, mode, rect, stride, cl
   imgsz = math.tointeger(tonumber(imgsz))
   if not imgsz or imgsz < 32 then error("imgsz must be an integer >= 32", 0) end
   local Cls = cls or M.YOLO_Dataset
-  return Cls{ img_path = img_path, imgsz = imgsz, batch_size = batch or hyp.batch, augment = train, hyp = hyp,
-    rect = (hyp.rect or rect) and true or false, stride = math.tointeger(stride) or 32, pad = train and 0.0 or 0.5,
-    single_cls = hyp.single_cls, classes = hyp.classes, fraction = train and hyp.fraction or 1.0, cache = hyp.cache,
-    label_cache = hyp.label_cache, data = data, prefix = mode .. ": " }
+  return Cls {
+    img_path = img_path,
+    imgsz = imgsz,
+    batch_size = batch or hyp.batch,
+    augment = train,
+    hyp = hyp,
+    rect = (hyp.rect or rect) and true or false,
+    stride = math.tointeger(stride) or 32,
+    pad = train and 0.0 or 0.5,
+    single_cls = hyp.single_cls,
+    classes = hyp.classes,
+    fraction = train and hyp.fraction or 1.0,
+    cache = hyp.cache,
+    label_cache = hyp.label_cache,
+    data = data,
+    prefix = mode .. ": ",
+  }
 end
 
 M.Loader = require("yolotrain.data.loader")
@@ -281,9 +339,7 @@ function M.build_dataloader(dataset, batch, workers, shuffle, rank, seed, world_
 end
 
 --- Writes a grid of the batch's images (at most 16) with boxes and class names to path (.jpg or .png).
-function M.plot_batch(batch, names, path)
-  return yt.data_plot_batch(batch, names or {}, path)
-end
+function M.plot_batch(batch, names, path) return yt.data_plot_batch(batch, names or {}, path) end
 
 M.load_image = yt.data_load_image
 M.letterbox = yt.data_letterbox

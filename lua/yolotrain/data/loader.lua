@@ -21,8 +21,13 @@ function Loader:init(dataset, batch, workers, shuffle, rank, seed, world_size)
   batch = math.min(math.tointeger(batch) or 16, #dataset)
   local nw = math.min(yt.sys.nproc(), math.tointeger(workers) or 0)
   if dataset.lua_images and nw > 0 then
-    log(string.format("%s%s:load_image is Lua: samples are built on the main thread (workers=0), which is slower",
-      dataset.prefix or "", dataset:class_name()))
+    log(
+      string.format(
+        "%s%s:load_image is Lua: samples are built on the main thread (workers=0), which is slower",
+        dataset.prefix or "",
+        dataset:class_name()
+      )
+    )
     nw = 0
   end
   if dataset.rect and shuffle then
@@ -34,8 +39,8 @@ function Loader:init(dataset, batch, workers, shuffle, rank, seed, world_size)
   end
   world_size = math.tointeger(world_size) or 1
   local shard_rank = (world_size > 1) and math.max(math.tointeger(rank) or 0, 0) or 0
-  self._c = yt.data_loader(dataset._c, batch, nw, shuffle and true or false, math.tointeger(seed) or 0, world_size,
-    shard_rank)
+  self._c =
+    yt.data_loader(dataset._c, batch, nw, shuffle and true or false, math.tointeger(seed) or 0, world_size, shard_rank)
   self.dataset, self.batch_size, self.num_workers = dataset, batch, nw
   self.shuffle, self.rank = shuffle and true or false, rank
 end

@@ -30,7 +30,9 @@ function Attach:init(trainer)
   local function print_to_client(...)
     local n = select("#", ...)
     local parts = {}
-    for i = 1, n do parts[i] = tostring((select(i, ...))) end
+    for i = 1, n do
+      parts[i] = tostring((select(i, ...)))
+    end
     a.server:send("out", table.concat(parts, "\t") .. "\n")
   end
   local builtins = {
@@ -67,15 +69,22 @@ end
 
 function Attach:banner()
   local t = self.trainer
-  return string.format("yolotrain attach: %s (pid %d), epoch %d/%d. `trainer` is in scope; help() lists the " ..
-    "commands; Ctrl-D leaves, the training carries on.", t.save_dir, yt.sys.getpid(), (t.epoch or 0) + 1,
-    t.epochs or 0)
+  return string.format(
+    "yolotrain attach: %s (pid %d), epoch %d/%d. `trainer` is in scope; help() lists the "
+      .. "commands; Ctrl-D leaves, the training carries on.",
+    t.save_dir,
+    yt.sys.getpid(),
+    (t.epoch or 0) + 1,
+    t.epochs or 0
+  )
 end
 
 -- Compiles as an expression first (its values are shown), then as statements, as the local REPL does.
 function Attach:eval(src)
   local fn, err = load("return " .. src, "=attach", "t", self.env)
-  if not fn then fn, err = load(src, "=attach", "t", self.env) end
+  if not fn then
+    fn, err = load(src, "=attach", "t", self.env)
+  end
   local s = self.server
   if not fn then
     s:send("err", tostring(err) .. "\n")
@@ -97,7 +106,9 @@ function Attach:eval(src)
     local parts = {}
     for i = 2, r.n do
       local ok, text = true, r[i] -- a string shows as itself, as in the local REPL
-      if type(r[i]) ~= "string" then ok, text = pcall(repl.repr, r[i]) end
+      if type(r[i]) ~= "string" then
+        ok, text = pcall(repl.repr, r[i])
+      end
       parts[#parts + 1] = ok and text or tostring(r[i])
     end
     s:send("out", table.concat(parts, "\t") .. "\n")

@@ -39,7 +39,9 @@ end
 function M.is_stripped(meta) return tonumber(meta.epoch) == M.STRIPPED_EPOCH end
 
 local function free_all(tensors)
-  for _, t in pairs(tensors) do t:free() end
+  for _, t in pairs(tensors) do
+    t:free()
+  end
 end
 
 -- Ultralytics' strip_optimizer for a finished run: keeps the EMA weights only, as F16 (a YOLOv8n checkpoint goes
@@ -52,7 +54,9 @@ function M.strip(path)
   for name, t in pairs(tensors) do
     if name:sub(1, 6) == "model." then kept[name] = t end
   end
-  for _, k in ipairs(KEPT_META) do kept_meta[k] = meta[k] end
+  for _, k in ipairs(KEPT_META) do
+    kept_meta[k] = meta[k]
+  end
   kept_meta.epoch = tostring(M.STRIPPED_EPOCH)
   local ok, err = pcall(yt.save_safetensors, path, kept, kept_meta, { dtype = "F16" })
   free_all(tensors)
@@ -70,8 +74,16 @@ function M.counter(path, meta, key, min, fallback)
   if raw == nil and fallback ~= nil then raw = fallback end
   local v = tonumber(raw)
   if not (v and v == math.floor(v) and v >= min and v < 2 ^ 31) then
-    error(string.format("resume=%s: checkpoint metadata '%s' is %s, not an integer >= %d", path, key,
-      raw == nil and "missing" or string.format("%q", tostring(raw)), min), 0)
+    error(
+      string.format(
+        "resume=%s: checkpoint metadata '%s' is %s, not an integer >= %d",
+        path,
+        key,
+        raw == nil and "missing" or string.format("%q", tostring(raw)),
+        min
+      ),
+      0
+    )
   end
   return math.tointeger(v)
 end
@@ -94,9 +106,7 @@ end
 -- The optimizer's parameter groups (lr, momentum, weight_decay of each): at most n_groups, finite numbers.
 function M.optimizer_groups(path, meta, n_groups)
   local ok, groups = pcall(cjson.decode, meta.optimizer_groups or "[]")
-  local function bad(why)
-    error(string.format("resume=%s: checkpoint metadata 'optimizer_groups' %s", path, why), 0)
-  end
+  local function bad(why) error(string.format("resume=%s: checkpoint metadata 'optimizer_groups' %s", path, why), 0) end
   if not ok or type(groups) ~= "table" then bad("is not a JSON array") end
   if #groups > n_groups then bad(string.format("has %d groups, the optimizer %d", #groups, n_groups)) end
   local out = {}

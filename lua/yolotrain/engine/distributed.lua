@@ -41,7 +41,9 @@ M.shell_quote = shell_quote
 
 local function split_words(s)
   local out = {}
-  for w in (s or ""):gmatch("%S+") do out[#out + 1] = w end
+  for w in (s or ""):gmatch("%S+") do
+    out[#out + 1] = w
+  end
   return out
 end
 
@@ -53,10 +55,16 @@ function M.command_line(argt)
     error("ranks=N: cannot find this process's command line (global `arg`): launch with mpirun instead", 0)
   end
   local lo, hi = 0, 0
-  while argt[lo - 1] ~= nil do lo = lo - 1 end
-  while argt[hi + 1] ~= nil do hi = hi + 1 end
+  while argt[lo - 1] ~= nil do
+    lo = lo - 1
+  end
+  while argt[hi + 1] ~= nil do
+    hi = hi + 1
+  end
   local words = {}
-  for i = lo, hi do words[#words + 1] = tostring(argt[i]) end
+  for i = lo, hi do
+    words[#words + 1] = tostring(argt[i])
+  end
   -- the program: its real path, so mpirun finds it whatever the PATH of the ranks
   local exe = yt.sys and yt.sys.realpath and yt.sys.realpath("/proc/self/exe")
   if exe then words[1] = exe end
@@ -71,8 +79,11 @@ function M.command_line(argt)
     n_script = n_script + 1
   end
   if n_script == 0 then
-    error("ranks=N from the REPL: the REPL cannot be re-launched under mpirun; put the training in a recipe " ..
-      "(yolotrain recipe.lua) or use `yolotrain detect train ... ranks=N`", 0)
+    error(
+      "ranks=N from the REPL: the REPL cannot be re-launched under mpirun; put the training in a recipe "
+        .. "(yolotrain recipe.lua) or use `yolotrain detect train ... ranks=N`",
+      0
+    )
   end
   return words
 end
@@ -83,7 +94,11 @@ end
 function M.mpirun_command(ranks, words, env)
   env = env or os.getenv
   local parts = {}
-  local function add(...) for _, w in ipairs({ ... }) do parts[#parts + 1] = shell_quote(w) end end
+  local function add(...)
+    for _, w in ipairs({ ... }) do
+      parts[#parts + 1] = shell_quote(w)
+    end
+  end
   -- OpenMPI refuses to run as root without these (containers, CI)
   parts[#parts + 1] = "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"
   -- threads per rank: M.init divides the cores of a machine among its ranks unless OMP_NUM_THREADS is set
@@ -93,12 +108,22 @@ function M.mpirun_command(ranks, words, env)
   local hostfile = env("YT_MPI_HOSTFILE")
   if hostfile and hostfile ~= "" then add("--hostfile", hostfile) end
   -- remote ranks get only what -x forwards
-  for _, v in ipairs({ "OMP_NUM_THREADS", "YOLOTRAIN_LUA_PATH", "YT_DIST_TIMEOUT", "YT_DIST_BUCKET_MB",
-    "LUA_PATH", "LUA_CPATH" }) do
+  for _, v in ipairs({
+    "OMP_NUM_THREADS",
+    "YOLOTRAIN_LUA_PATH",
+    "YT_DIST_TIMEOUT",
+    "YT_DIST_BUCKET_MB",
+    "LUA_PATH",
+    "LUA_CPATH",
+  }) do
     if env(v) then add("-x", v) end
   end
-  for _, w in ipairs(split_words(env("YT_MPIRUN_ARGS"))) do add(w) end
-  for _, w in ipairs(words) do add(w) end
+  for _, w in ipairs(split_words(env("YT_MPIRUN_ARGS"))) do
+    add(w)
+  end
+  for _, w in ipairs(words) do
+    add(w)
+  end
   return table.concat(parts, " ")
 end
 
@@ -125,12 +150,18 @@ local function last_results_row(csv)
   if not f then return nil end
   local header, last
   for line in f:lines() do
-    if not header then header = line else last = line end
+    if not header then
+      header = line
+    else
+      last = line
+    end
   end
   f:close()
   if not header or not last then return nil end
   local keys, row, i = {}, {}, 0
-  for k in (header .. ","):gmatch("([^,]*),") do keys[#keys + 1] = k end
+  for k in (header .. ","):gmatch("([^,]*),") do
+    keys[#keys + 1] = k
+  end
   for v in (last .. ","):gmatch("([^,]*),") do
     i = i + 1
     if keys[i] and keys[i] ~= "epoch" then row[keys[i]] = tonumber(v) end
@@ -146,8 +177,14 @@ function M.relaunch(trainer, ranks)
   local words = M.command_line()
   local launcher = os.getenv("YT_MPIRUN") or "mpirun"
   if not os.execute("command -v " .. shell_quote(launcher) .. " >/dev/null 2>&1") then
-    error(string.format("ranks=%d: '%s' not found: install OpenMPI (Debian: apt-get install openmpi-bin) or set " ..
-      "YT_MPIRUN", ranks, launcher), 0)
+    error(
+      string.format(
+        "ranks=%d: '%s' not found: install OpenMPI (Debian: apt-get install openmpi-bin) or set " .. "YT_MPIRUN",
+        ranks,
+        launcher
+      ),
+      0
+    )
   end
   local cmd = M.mpirun_command(ranks, words)
   release_run_dir(trainer)
@@ -158,15 +195,33 @@ function M.relaunch(trainer, ranks)
     -- the ranks stopped at a signal or stop() and saved last: exit as they did (errors.STOPS), not as a failure
     for _, stop in pairs(errors.STOPS) do
       if code == stop.exit_status then
-        error(errors.report(string.format("DDP: the %d ranks stopped (exit status %d) where rank 0's line above " ..
-          "says; last is %s", ranks, code, tostring(trainer.last)), code), 0)
+        error(
+          errors.report(
+            string.format(
+              "DDP: the %d ranks stopped (exit status %d) where rank 0's line above " .. "says; last is %s",
+              ranks,
+              code,
+              tostring(trainer.last)
+            ),
+            code
+          ),
+          0
+        )
       end
     end
   end
   if not ok then
-    error(string.format("distributed training with %d ranks failed (mpirun %s %s); the messages above name the " ..
-      "rank and the cause; the last checkpoint (%s) is intact", ranks, tostring(how), tostring(code),
-      tostring(trainer.last)), 0)
+    error(
+      string.format(
+        "distributed training with %d ranks failed (mpirun %s %s); the messages above name the "
+          .. "rank and the cause; the last checkpoint (%s) is intact",
+        ranks,
+        tostring(how),
+        tostring(code),
+        tostring(trainer.last)
+      ),
+      0
+    )
   end
   trainer.metrics = last_results_row(trainer.csv) or trainer.metrics
   return trainer.metrics
@@ -182,8 +237,16 @@ function M.init(trainer)
   local rank, size = yt.dist.init()
   if trainer and trainer.world_size and trainer.world_size > 1 then
     if size ~= trainer.world_size or rank ~= trainer.rank then
-      yt.dist.abort(string.format("the environment says rank %s of %s but MPI says rank %d of %d: launch with " ..
-        "OpenMPI's mpirun (or ranks=N)", tostring(trainer.rank), tostring(trainer.world_size), rank, size))
+      yt.dist.abort(
+        string.format(
+          "the environment says rank %s of %s but MPI says rank %d of %d: launch with "
+            .. "OpenMPI's mpirun (or ranks=N)",
+          tostring(trainer.rank),
+          tostring(trainer.world_size),
+          rank,
+          size
+        )
+      )
     end
   end
   -- one machine shared by its ranks: do not let each rank start a thread per core
@@ -224,7 +287,9 @@ end
 -- Every parameter and buffer, in state-dict order.
 local function model_tensors(model)
   local ts = {}
-  for _, e in ipairs(model:state_dict_list()) do ts[#ts + 1] = e[2] end
+  for _, e in ipairs(model:state_dict_list()) do
+    ts[#ts + 1] = e[2]
+  end
   return ts
 end
 
@@ -251,8 +316,11 @@ function Dist:allreduce_grads(trainer)
   if not self.weights_synced then
     -- the initial weights differ per rank (each rank has its own seed) unless rank 0's were broadcast
     if not yt.dist.identical(params) then
-      error("DDP: the model weights differ between ranks at the first gradient step: the trainer must call " ..
-        "trainer.dist:setup_model(trainer) right after building the model (docs/distributed.md)", 0)
+      error(
+        "DDP: the model weights differ between ranks at the first gradient step: the trainer must call "
+          .. "trainer.dist:setup_model(trainer) right after building the model (docs/distributed.md)",
+        0
+      )
     end
     self.weights_synced = true
   end
@@ -262,9 +330,7 @@ function Dist:allreduce_grads(trainer)
   self.comm_calls = self.comm_calls + 1
 end
 
-function Dist:broadcast_stop(flag)
-  return yt.dist.allreduce_numbers({ flag and 1 or 0 }, "max")[1] > 0
-end
+function Dist:broadcast_stop(flag) return yt.dist.allreduce_numbers({ flag and 1 or 0 }, "max")[1] > 0 end
 
 -- Stop reasons (Engine_Trainer:request_stop) as numbers ranks can reduce: the maximum is the strongest any rank
 -- has (terminate > interrupt > user), so all ranks leave the loop at the same step with the same reason.
@@ -285,7 +351,9 @@ function Dist:broadcast_string(s, root) return yt.dist.broadcast_string(s, root 
 -- Means of numbers over the ranks (e.g. loss items for logging).
 function Dist:mean_numbers(list)
   local s = yt.dist.allreduce_numbers(list, "sum")
-  for i = 1, #s do s[i] = s[i] / self.world_size end
+  for i = 1, #s do
+    s[i] = s[i] / self.world_size
+  end
   return s
 end
 

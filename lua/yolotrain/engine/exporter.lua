@@ -39,7 +39,9 @@ function Exporter:init(opts)
 end
 
 local function supported(format)
-  for _, f in ipairs(Exporter.FORMATS) do if f == format then return true end end
+  for _, f in ipairs(Exporter.FORMATS) do
+    if f == format then return true end
+  end
   return false
 end
 
@@ -47,7 +49,9 @@ end
 local function names_repr(names, nc)
   local tasks = require("yolotrain.nn.tasks")
   local parts = {}
-  for i = 0, nc - 1 do parts[#parts + 1] = string.format("%d: %s", i, tasks.pyrepr(names[i] or tostring(i))) end
+  for i = 0, nc - 1 do
+    parts[#parts + 1] = string.format("%d: %s", i, tasks.pyrepr(names[i] or tostring(i)))
+  end
   return "{" .. table.concat(parts, ", ") .. "}"
 end
 
@@ -56,10 +60,17 @@ local function export_size(imgsz, stride)
   if type(imgsz) ~= "table" then imgsz = { imgsz, imgsz } end
   if #imgsz == 1 then imgsz = { imgsz[1], imgsz[1] } end
   local fixed = {}
-  for i = 1, 2 do fixed[i] = math.max(math.ceil(imgsz[i] / stride) * stride, stride) end
+  for i = 1, 2 do
+    fixed[i] = math.max(math.ceil(imgsz[i] / stride) * stride, stride)
+  end
   if fixed[1] ~= imgsz[1] or fixed[2] ~= imgsz[2] then
-    log("WARNING: imgsz=%s must be a multiple of max stride %d, updating to [%d, %d]", table.concat(imgsz, ","),
-      stride, fixed[1], fixed[2])
+    log(
+      "WARNING: imgsz=%s must be a multiple of max stride %d, updating to [%d, %d]",
+      table.concat(imgsz, ","),
+      stride,
+      fixed[1],
+      fixed[2]
+    )
   end
   return fixed
 end
@@ -67,7 +78,10 @@ end
 -- The export arguments Ultralytics takes that yolotrain's ONNX writer handles differently, said once each.
 function Exporter:check_args()
   local a = self.args
-  if a.half then log("WARNING: half=True only compatible with GPU export, setting half=False"); a.half = false end
+  if a.half then
+    log("WARNING: half=True only compatible with GPU export, setting half=False")
+    a.half = false
+  end
   if a.int8 then error("int8=True: yolotrain exports float32 ONNX only (no INT8 calibration)", 0) end
   if a.nms then error("nms=True: yolotrain's ONNX graph ends at output0 (NMS runs after it, as Ultralytics')", 0) end
   if a.simplify then log("simplify=True: nothing to do, the graph is written folded (Conv+BN fused, no dead nodes)") end
@@ -92,15 +106,24 @@ Exporter.__call = function(self, model)
   end
   local format = tostring(self.args.format):lower()
   if not supported(format) then
-    error(string.format("format=%s is not supported: yolotrain exports format=%s", format,
-      table.concat(Exporter.FORMATS, " or format=")), 0)
+    error(
+      string.format(
+        "format=%s is not supported: yolotrain exports format=%s",
+        format,
+        table.concat(Exporter.FORMATS, " or format=")
+      ),
+      0
+    )
   end
   self.args.format = format
   self:run_callbacks("on_export_start")
   local t0 = yt.now()
   local file
-  if format == "safetensors" then file = self:export_safetensors(model)
-  else file = self:export_onnx(model) end
+  if format == "safetensors" then
+    file = self:export_safetensors(model)
+  else
+    file = self:export_onnx(model)
+  end
   self.file = file
   log("\nExport complete (%.1fs)\nResults saved to %s", yt.now() - t0, yt.sys.realpath(utils.dirname(file)) or file)
   self:run_callbacks("on_export_end")
@@ -109,8 +132,14 @@ end
 
 function Exporter:export_safetensors(model)
   if not pt.is_pt(model) then
-    error(string.format("format=safetensors converts a .pt checkpoint; model=%s is not one (yolotrain's own " ..
-      "weights are safetensors already)", tostring(model)), 0)
+    error(
+      string.format(
+        "format=safetensors converts a .pt checkpoint; model=%s is not one (yolotrain's own "
+          .. "weights are safetensors already)",
+        tostring(model)
+      ),
+      0
+    )
   end
   local out = pt.export_safetensors(model, self.file) -- finds or downloads the .pt (utils.pt.locate)
   log("safetensors: export success, saved as '%s' (%.1f MB)", out, (yt.sys.stat(out) or { size = 0 }).size / 1e6)
@@ -153,12 +182,20 @@ function Exporter:export_onnx(model)
   yt.scope_end()
   yt.set_grad_enabled(prev)
   if not ok then error(y, 0) end
-  log("yolotrain: starting from '%s' with input shape (%d, 3, %d, %d) BCHW and output shape(s) (%d, %d, %d)",
-    tostring(source or "a " .. (m.__name or "model")), batch, hw[1], hw[2], out_shape[1], out_shape[2], out_shape[3])
+  log(
+    "yolotrain: starting from '%s' with input shape (%d, 3, %d, %d) BCHW and output shape(s) (%d, %d, %d)",
+    tostring(source or "a " .. (m.__name or "model")),
+    batch,
+    hw[1],
+    hw[2],
+    out_shape[1],
+    out_shape[2],
+    out_shape[3]
+  )
   log("ONNX: starting export with opset %d...", a.opset)
   local t0 = yt.now()
 
-  local g = onnx.Graph{ opset = a.opset, static_hw = (not a.dynamic) and hw or nil }
+  local g = onnx.Graph { opset = a.opset, static_hw = (not a.dynamic) and hw or nil }
   local output = g:call(m, "", "images")
   -- the graph's last value takes the name consumers look for
   g.writer:node("Identity", "/output0", { output }, { "output0" })
@@ -167,7 +204,7 @@ function Exporter:export_onnx(model)
   local data = self.overrides.data or info.data
   local trained_on = type(data) == "string" and ("trained on " .. utils.basename(data)) or "(untrained)"
   local names = m.names or {}
-  local w = g:finish{
+  local w = g:finish {
     inputs = { { "images", in_dims } },
     outputs = { { "output0", out_dims } },
     metadata = {
@@ -187,8 +224,12 @@ function Exporter:export_onnx(model)
   local okw, err = pcall(w.save, w, file)
   w:close()
   if not okw then error(err, 0) end
-  log("ONNX: export success %.1fs, saved as '%s' (%.1f MB)", yt.now() - t0, file,
-    (yt.sys.stat(file) or { size = 0 }).size / 1e6)
+  log(
+    "ONNX: export success %.1fs, saved as '%s' (%.1f MB)",
+    yt.now() - t0,
+    file,
+    (yt.sys.stat(file) or { size = 0 }).size / 1e6
+  )
   return file
 end
 
@@ -199,8 +240,6 @@ function Exporter:pretty_name(m)
 end
 
 -- The CLI's export mode: yolotrain detect export model=... format=...
-Exporter:static("export", function(overrides)
-  return Exporter{ overrides = overrides }(overrides.model)
-end)
+Exporter:static("export", function(overrides) return Exporter { overrides = overrides }(overrides.model) end)
 
 return Exporter

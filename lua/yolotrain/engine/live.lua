@@ -13,7 +13,9 @@ local M = {}
 
 M.KEYS = { "epochs", "lr0", "lrf", "momentum", "weight_decay", "mosaic", "close_mosaic", "patience", "save_period" }
 local is_live = {}
-for i, k in ipairs(M.KEYS) do is_live[k] = i end
+for i, k in ipairs(M.KEYS) do
+  is_live[k] = i
+end
 
 -- Why the other arguments cannot change in a running training.
 local REASONS = {
@@ -34,8 +36,16 @@ local REASONS = {
 
 local function refuse(k)
   local why = REASONS[k] or "it is read once, when the training starts"
-  error(string.format("'%s' cannot change during a training: %s. Start a new training (or resume) with it. " ..
-    "Keys that can change live: %s", k, why, table.concat(M.KEYS, ", ")), 0)
+  error(
+    string.format(
+      "'%s' cannot change during a training: %s. Start a new training (or resume) with it. "
+        .. "Keys that can change live: %s",
+      k,
+      why,
+      table.concat(M.KEYS, ", ")
+    ),
+    0
+  )
 end
 
 -- Checks every change before any is applied: an error leaves the training as it was.
@@ -48,8 +58,14 @@ function M.check(trainer, changes)
     local value = cfgmod.check_value(k, v, 0) -- unknown keys get the CLI's "similar arguments" hint
     if value == nil then error(string.format("trainer:set{%s=...}: a value is needed", k), 0) end
     if k == "epochs" and trainer.epoch and value < trainer.epoch + 1 then
-      error(string.format("'epochs=%d' is an invalid value: epoch %d is running (epochs counts them from 1)", value,
-        trainer.epoch + 1), 0)
+      error(
+        string.format(
+          "'epochs=%d' is an invalid value: epoch %d is running (epochs counts them from 1)",
+          value,
+          trainer.epoch + 1
+        ),
+        0
+      )
     end
     list[#list + 1] = { k, value }
   end
@@ -67,7 +83,9 @@ local APPLY = {
   lr0 = function(t, v)
     -- the schedule's base: lr = lr0 * lf(epoch) from now on (and warmup ramps towards it)
     if t.optimizer then
-      for j = 1, #t.optimizer.initial_lr do t.optimizer.initial_lr[j] = v end
+      for j = 1, #t.optimizer.initial_lr do
+        t.optimizer.initial_lr[j] = v
+      end
     end
   end,
   lrf = function(t)
@@ -76,7 +94,9 @@ local APPLY = {
   momentum = function(t, v)
     -- SGD's warmup ramps momentum towards args.momentum: it takes the new value at its next step
     if t.optimizer and (t.optimizer.name ~= "SGD" or not in_warmup(t)) then
-      for j = 1, t.optimizer:n_groups() do t.optimizer:set_group(j, { momentum = v }) end
+      for j = 1, t.optimizer:n_groups() do
+        t.optimizer:set_group(j, { momentum = v })
+      end
     end
   end,
   weight_decay = function(t, v)
@@ -128,8 +148,10 @@ local FIELDS = { "epoch", "batch", "ni", "key", "value", "old" }
 function M.encode_history(list)
   local lines = {}
   for _, e in ipairs(list or {}) do
-    lines[#lines + 1] = table.concat({ tostring(e.epoch), tostring(e.batch), tostring(e.ni), e.key, M.encode(e.value),
-      M.encode(e.old) }, "\t")
+    lines[#lines + 1] = table.concat(
+      { tostring(e.epoch), tostring(e.batch), tostring(e.ni), e.key, M.encode(e.value), M.encode(e.old) },
+      "\t"
+    )
   end
   return table.concat(lines, "\n")
 end
@@ -139,9 +161,15 @@ function M.decode_history(text, where)
   local list = {}
   for line in (text or ""):gmatch("[^\n]+") do
     local f = {}
-    for part in (line .. "\t"):gmatch("([^\t]*)\t") do f[#f + 1] = part end
-    local e = { epoch = math.tointeger(tonumber(f[1])), batch = math.tointeger(tonumber(f[2])),
-      ni = math.tointeger(tonumber(f[3])), key = f[4] }
+    for part in (line .. "\t"):gmatch("([^\t]*)\t") do
+      f[#f + 1] = part
+    end
+    local e = {
+      epoch = math.tointeger(tonumber(f[1])),
+      batch = math.tointeger(tonumber(f[2])),
+      ni = math.tointeger(tonumber(f[3])),
+      key = f[4],
+    }
     if #f ~= #FIELDS or not e.epoch or not e.batch or not e.ni or not is_live[e.key or ""] then
       error(string.format("%s: the live-change history is damaged (line '%s')", where or "checkpoint", line), 0)
     end

@@ -25,15 +25,31 @@ callbacks.mixin(Engine_Predictor)
 local log = utils.log
 
 local IMG_EXT = { bmp = true, jpeg = true, jpg = true, mpo = true, png = true, tif = true, tiff = true, webp = true }
-local VID_EXT = { asf = true, avi = true, gif = true, m4v = true, mkv = true, mov = true, mp4 = true, mpeg = true,
-  mpg = true, ts = true, wmv = true, webm = true }
+local VID_EXT = {
+  asf = true,
+  avi = true,
+  gif = true,
+  m4v = true,
+  mkv = true,
+  mov = true,
+  mp4 = true,
+  mpeg = true,
+  mpg = true,
+  ts = true,
+  wmv = true,
+  webm = true,
+}
 
 local function ext_of(p) return (p:match("%.([^./]+)$") or ""):lower() end
 
 -- Engine_Predictor{ cfg = , overrides = , _callbacks = } or Engine_Predictor(cfg, overrides, _callbacks)
 function Engine_Predictor:init(cfg, overrides, _callbacks)
-  if type(cfg) == "table" and overrides == nil and _callbacks == nil and
-      (cfg.overrides ~= nil or cfg.cfg ~= nil or cfg._callbacks ~= nil or next(cfg) == nil) then
+  if
+    type(cfg) == "table"
+    and overrides == nil
+    and _callbacks == nil
+    and (cfg.overrides ~= nil or cfg.cfg ~= nil or cfg._callbacks ~= nil or next(cfg) == nil)
+  then
     cfg, overrides, _callbacks = cfg.cfg, cfg.overrides, cfg._callbacks
   end
   if type(cfg) == "string" then cfg = cfgmod.load_args_yaml(cfg) end
@@ -58,9 +74,7 @@ function Engine_Predictor:init(cfg, overrides, _callbacks)
 end
 
 -- runs/detect/predict, predict2, ... (created when something is saved)
-function Engine_Predictor:get_save_dir()
-  return utils.run_dir(self.args, "predict", self.args.exist_ok)
-end
+function Engine_Predictor:get_save_dir() return utils.run_dir(self.args, "predict", self.args.exist_ok) end
 
 -- ---- sources ----
 
@@ -86,7 +100,9 @@ local function expand_path_source(src, out)
   out = out or {}
   if src:find("[%*%?]") then
     local dir, pat = src:match("^(.*)/([^/]*)$")
-    if not dir then dir, pat = ".", src end
+    if not dir then
+      dir, pat = ".", src
+    end
     if dir:find("[%*%?]") then error(string.format("source '%s': wildcards only in the file name", src), 0) end
     local lp = glob_to_pattern(pat)
     local names = yt.sys.listdir(dir) or {}
@@ -100,9 +116,12 @@ local function expand_path_source(src, out)
   end
   if utils.is_dir(src) then
     local imgs = list_dir_images(src)
-    if #imgs == 0 then error(string.format("no images found in '%s' (supported: bmp jpeg jpg mpo png tif tiff webp)",
-        src), 0) end
-    for _, p in ipairs(imgs) do out[#out + 1] = p end
+    if #imgs == 0 then
+      error(string.format("no images found in '%s' (supported: bmp jpeg jpg mpo png tif tiff webp)", src), 0)
+    end
+    for _, p in ipairs(imgs) do
+      out[#out + 1] = p
+    end
     return out
   end
   if not utils.exists(src) then error(string.format("source '%s' does not exist", src), 0) end
@@ -119,7 +138,9 @@ local function expand_path_source(src, out)
     end
     return out
   end
-  if VID_EXT[e] then error(string.format("source '%s': videos are not supported by yolotrain (images only)", src), 0) end
+  if VID_EXT[e] then
+    error(string.format("source '%s': videos are not supported by yolotrain (images only)", src), 0)
+  end
   if not IMG_EXT[e] then
     error(string.format("source '%s' is not a supported image (bmp jpeg jpg mpo png tif tiff webp)", src), 0)
   end
@@ -137,7 +158,9 @@ function Engine_Predictor:setup_source(source)
     if yt.is_tensor(s) then
       local shape = s:shape()
       if #shape == 4 then
-        for b = 1, shape[1] do items[#items + 1] = { tensor = s[b], chw = true } end
+        for b = 1, shape[1] do
+          items[#items + 1] = { tensor = s[b], chw = true }
+        end
       elseif #shape == 3 and s:dtype() == "uint8" and shape[3] == 3 then
         items[#items + 1] = { tensor = s }
       elseif #shape == 3 and shape[1] == 3 then
@@ -146,19 +169,26 @@ function Engine_Predictor:setup_source(source)
         error("tensor source: expected (H, W, 3) uint8 RGB or (B, 3, H, W) float 0..1", 0)
       end
     elseif type(s) == "string" then
-      for _, p in ipairs(expand_path_source(s)) do items[#items + 1] = { path = p } end
+      for _, p in ipairs(expand_path_source(s)) do
+        items[#items + 1] = { path = p }
+      end
     elseif type(s) == "table" then
-      for _, x in ipairs(s) do add(x) end
+      for _, x in ipairs(s) do
+        add(x)
+      end
     else
       error("source must be a path, a glob, a tensor or a list of them, got " .. type(s), 0)
     end
   end
   add(source)
   for i, it in ipairs(items) do
-    if not it.path then it.path = string.format("image%d.jpg", i - 1) it.from_tensor = true end
+    if not it.path then
+      it.path = string.format("image%d.jpg", i - 1)
+      it.from_tensor = true
+    end
   end
-  self.dataset = { items = items, nf = #items, bs = math.max(1, math.floor(tonumber(self.args.batch) or 1)),
-    mode = "image" }
+  self.dataset =
+    { items = items, nf = #items, bs = math.max(1, math.floor(tonumber(self.args.batch) or 1)), mode = "image" }
   return self.dataset
 end
 
@@ -208,13 +238,9 @@ function Engine_Predictor:preprocess(im0s)
   return yt.cat(parts, 1)
 end
 
-function Engine_Predictor:inference(im)
-  return self.model(im)
-end
+function Engine_Predictor:inference(im) return self.model(im) end
 
-function Engine_Predictor:postprocess(preds, img, orig_imgs)
-  return preds
-end
+function Engine_Predictor:postprocess(preds, img, orig_imgs) return preds end
 
 -- The console string of image i and its side effects (annotated image, label file).
 function Engine_Predictor:write_results(i, p, im, s)
@@ -229,8 +255,12 @@ function Engine_Predictor:write_results(i, p, im, s)
   result.save_dir = self.save_dir
   str = str .. result:verbose() .. string.format("%.1fms", result.speed.inference or 0)
   if self.args.save or self.args.show then
-    self.plotted_img = result:plot{ line_width = self.args.line_width, boxes = self.args.show_boxes,
-      conf = self.args.show_conf, labels = self.args.show_labels }
+    self.plotted_img = result:plot {
+      line_width = self.args.line_width,
+      boxes = self.args.show_boxes,
+      conf = self.args.show_conf,
+      labels = self.args.show_labels,
+    }
   end
   if self.args.save_txt then result:save_txt(self.txt_path .. ".txt", { save_conf = self.args.save_conf }) end
   if self.args.save then self:save_predicted_images(utils.join(self.save_dir, p:match("([^/]+)$") or p)) end
@@ -254,9 +284,7 @@ end
 
 -- An iterator over Results (one per image); images are loaded one batch at a time.
 function Engine_Predictor:stream_inference(source, model)
-  local co = coroutine.create(function()
-    self:_stream(source, model)
-  end)
+  local co = coroutine.create(function() self:_stream(source, model) end)
   return function()
     if coroutine.status(co) == "dead" then return nil end
     local ok, r = coroutine.resume(co)
@@ -308,8 +336,11 @@ function Engine_Predictor:_stream(source, model)
       self._im_shape = im:shape()
       local n = #im0s
       for i = 1, n do
-        self.results[i].speed = { preprocess = (t1 - t0) * 1e3 / n, inference = (t2 - t1) * 1e3 / n,
-          postprocess = (t3 - t2) * 1e3 / n }
+        self.results[i].speed = {
+          preprocess = (t1 - t0) * 1e3 / n,
+          inference = (t2 - t1) * 1e3 / n,
+          postprocess = (t3 - t2) * 1e3 / n,
+        }
       end
       self._batch_dt = { t1 - t0, t2 - t1, t3 - t2 }
       self._im_for_write = im
@@ -329,17 +360,28 @@ function Engine_Predictor:_stream(source, model)
     self:run_callbacks("on_predict_postprocess_end")
     if self.args.verbose then log("%s", table.concat(s, "\n")) end
     self:run_callbacks("on_predict_batch_end")
-    for _, r in ipairs(self.results) do coroutine.yield(r) end
+    for _, r in ipairs(self.results) do
+      coroutine.yield(r)
+    end
     collectgarbage("step", 0)
     ::next_batch::
   end
   if self.args.verbose and self.seen > 0 then
-    log("Speed: %.1fms preprocess, %.1fms inference, %.1fms postprocess per image at shape (%d, 3, %d, %d)",
-      dt[1] / self.seen * 1e3, dt[2] / self.seen * 1e3, dt[3] / self.seen * 1e3, math.min(bs, self.seen),
-      last_shape and last_shape[3] or 0, last_shape and last_shape[4] or 0)
+    log(
+      "Speed: %.1fms preprocess, %.1fms inference, %.1fms postprocess per image at shape (%d, 3, %d, %d)",
+      dt[1] / self.seen * 1e3,
+      dt[2] / self.seen * 1e3,
+      dt[3] / self.seen * 1e3,
+      math.min(bs, self.seen),
+      last_shape and last_shape[3] or 0,
+      last_shape and last_shape[4] or 0
+    )
   end
-  self.speed = { preprocess = dt[1] / math.max(self.seen, 1) * 1e3, inference = dt[2] / math.max(self.seen, 1) * 1e3,
-    postprocess = dt[3] / math.max(self.seen, 1) * 1e3 }
+  self.speed = {
+    preprocess = dt[1] / math.max(self.seen, 1) * 1e3,
+    inference = dt[2] / math.max(self.seen, 1) * 1e3,
+    postprocess = dt[3] / math.max(self.seen, 1) * 1e3,
+  }
   if self.args.save or self.args.save_txt or self.args.save_crop then
     local s = ""
     if self.args.save_txt then
@@ -358,13 +400,17 @@ end
 Engine_Predictor.__call = function(self, source, model, stream)
   if stream then return self:stream_inference(source, model) end
   local out = {}
-  for r in self:stream_inference(source, model) do out[#out + 1] = r end
+  for r in self:stream_inference(source, model) do
+    out[#out + 1] = r
+  end
   return out
 end
 
 function Engine_Predictor:predict_cli(source, model)
   local n = 0
-  for _ in self:stream_inference(source, model) do n = n + 1 end
+  for _ in self:stream_inference(source, model) do
+    n = n + 1
+  end
   return n
 end
 

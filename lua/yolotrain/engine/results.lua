@@ -35,9 +35,7 @@ function ops.xywh2xyxy(b)
   return { b[1] - hw, b[2] - hh, b[1] + hw, b[2] + hh }
 end
 
-function ops.xyxy2xywh(b)
-  return { (b[1] + b[3]) / 2, (b[2] + b[4]) / 2, b[3] - b[1], b[4] - b[2] }
-end
+function ops.xyxy2xywh(b) return { (b[1] + b[3]) / 2, (b[2] + b[4]) / 2, b[3] - b[1], b[4] - b[2] } end
 
 -- Clips x1 y1 x2 y2 of box (in place) to the image of shape {h, w}.
 function ops.clip_box(b, shape)
@@ -98,7 +96,9 @@ function ops.tensor_rows(t)
   local flat = t:contiguous():tolist()
   for i = 1, n do
     local r = {}
-    for j = 1, k do r[j] = flat[(i - 1) * k + j] end
+    for j = 1, k do
+      r[j] = flat[(i - 1) * k + j]
+    end
     rows[i] = r
   end
   return rows
@@ -117,7 +117,9 @@ end
 
 local function column_tensor(rows, fn, k)
   local out = {}
-  for i, r in ipairs(rows) do out[i] = fn(r) end
+  for i, r in ipairs(rows) do
+    out[i] = fn(r)
+  end
   if k then return ops.rows_tensor(out, k) end
   if #out == 0 then return yt.zeros({ 0 }) end
   return yt.tensor(out)
@@ -125,8 +127,12 @@ end
 
 local box_props = {
   data = function(self) return ops.rows_tensor(self.rows, 6) end,
-  xyxy = function(self) return column_tensor(self.rows, function(r) return { r[1], r[2], r[3], r[4] } end, 4) end,
-  xywh = function(self) return column_tensor(self.rows, function(r) return ops.xyxy2xywh(r) end, 4) end,
+  xyxy = function(self)
+    return column_tensor(self.rows, function(r) return { r[1], r[2], r[3], r[4] } end, 4)
+  end,
+  xywh = function(self)
+    return column_tensor(self.rows, function(r) return ops.xyxy2xywh(r) end, 4)
+  end,
   xyxyn = function(self)
     local h, w = self.orig_shape[1], self.orig_shape[2]
     return column_tensor(self.rows, function(r) return { r[1] / w, r[2] / h, r[3] / w, r[4] / h } end, 4)
@@ -138,8 +144,12 @@ local box_props = {
       return { b[1] / w, b[2] / h, b[3] / w, b[4] / h }
     end, 4)
   end,
-  conf = function(self) return column_tensor(self.rows, function(r) return r[5] end) end,
-  cls = function(self) return column_tensor(self.rows, function(r) return r[6] end) end,
+  conf = function(self)
+    return column_tensor(self.rows, function(r) return r[5] end)
+  end,
+  cls = function(self)
+    return column_tensor(self.rows, function(r) return r[6] end)
+  end,
   shape = function(self) return { #self.rows, 6 } end,
 }
 M.BOX_PROPERTIES = box_props -- name -> getter: what boxes.<name> computes (docs/reference.md lists them)
@@ -177,8 +187,13 @@ end
 
 Results.__len = function(self) return #self.boxes.rows end
 Results.__tostring = function(self)
-  return string.format("Results(path=%s, orig_shape=%dx%d, %d boxes)", tostring(self.path),
-    self.orig_shape and self.orig_shape[1] or 0, self.orig_shape and self.orig_shape[2] or 0, #self.boxes.rows)
+  return string.format(
+    "Results(path=%s, orig_shape=%dx%d, %d boxes)",
+    tostring(self.path),
+    self.orig_shape and self.orig_shape[1] or 0,
+    self.orig_shape and self.orig_shape[2] or 0,
+    #self.boxes.rows
+  )
 end
 
 local function name_of(names, c)
@@ -222,7 +237,9 @@ function Results:summary(normalize, decimals)
     local sx, sy = normalize and w or 1, normalize and h or 1
     local c = math.tointeger(r[6]) or math.floor(r[6])
     out[i] = {
-      name = name_of(self.names, c), class = c, confidence = rnd(r[5]),
+      name = name_of(self.names, c),
+      class = c,
+      confidence = rnd(r[5]),
       box = { x1 = rnd(r[1] / sx), y1 = rnd(r[2] / sy), x2 = rnd(r[3] / sx), y2 = rnd(r[4] / sy) },
     }
   end
@@ -233,9 +250,16 @@ end
 function Results:tojson(normalize, decimals)
   local parts = {}
   for i, d in ipairs(self:summary(normalize, decimals)) do
-    parts[i] = string.format('{"name": %s, "class": %d, "confidence": %s, "box": {"x1": %s, "y1": %s, "x2": %s, ' ..
-      '"y2": %s}}', cjson.encode(d.name), d.class, cjson.encode(d.confidence), cjson.encode(d.box.x1),
-      cjson.encode(d.box.y1), cjson.encode(d.box.x2), cjson.encode(d.box.y2))
+    parts[i] = string.format(
+      '{"name": %s, "class": %d, "confidence": %s, "box": {"x1": %s, "y1": %s, "x2": %s, ' .. '"y2": %s}}',
+      cjson.encode(d.name),
+      d.class,
+      cjson.encode(d.confidence),
+      cjson.encode(d.box.x1),
+      cjson.encode(d.box.y1),
+      cjson.encode(d.box.x2),
+      cjson.encode(d.box.y2)
+    )
   end
   return "[" .. table.concat(parts, ", ") .. "]"
 end
@@ -260,7 +284,9 @@ function Results:save_txt(txt_file, opts)
   local lines = self:txt_lines(save_conf)
   local f, err = io.open(txt_file, "ab")
   if not f then error(string.format("save_txt: cannot write '%s': %s", txt_file, tostring(err)), 2) end
-  for _, l in ipairs(lines) do f:write(l, "\n") end
+  for _, l in ipairs(lines) do
+    f:write(l, "\n")
+  end
   f:close()
   return txt_file
 end
@@ -272,8 +298,11 @@ function Results:plot(opts)
   if not self.orig_img then error("Results:plot: no original image (orig_img) to draw on", 2) end
   local plotting = require("yolotrain.utils.plotting")
   return plotting.draw_detections(self.orig_img, self.boxes.rows, self.names, {
-    conf = opts.conf ~= false, labels = opts.labels ~= false, boxes = opts.boxes ~= false,
-    line_width = opts.line_width, font_size = opts.font_size,
+    conf = opts.conf ~= false,
+    labels = opts.labels ~= false,
+    boxes = opts.boxes ~= false,
+    line_width = opts.line_width,
+    font_size = opts.font_size,
   })
 end
 

@@ -32,7 +32,9 @@ function Optimizer:init(kind, groups)
   self.impl = yt.optim.new(kind, groups)
   self.name = kind
   self.initial_lr = {}
-  for j, g in ipairs(groups) do self.initial_lr[j] = g.lr end
+  for j, g in ipairs(groups) do
+    self.initial_lr[j] = g.lr
+  end
 end
 function Optimizer:step() self.impl:step() end
 function Optimizer:zero_grad() self.impl:zero_grad() end
@@ -41,7 +43,6 @@ function Optimizer:set_group(i, fields) self.impl:set_group(i, fields) end
 function Optimizer:n_groups() return self.impl:n_groups() end
 function Optimizer:state_tensors() return self.impl:state_tensors() end
 function Optimizer:load_state_tensors(t) self.impl:load_state_tensors(t) end
-
 
 local log = utils.log
 
@@ -149,7 +150,9 @@ function Engine_Trainer:set(changes)
   local list = live.check(self, changes)
   if self.dist then
     self._live_pending = self._live_pending or {}
-    for _, c in ipairs(list) do self._live_pending[#self._live_pending + 1] = c end
+    for _, c in ipairs(list) do
+      self._live_pending[#self._live_pending + 1] = c
+    end
     log("set: %d change(s) queued for every rank at the next step boundary", #list)
     return list
   end
@@ -158,7 +161,9 @@ end
 
 function Engine_Trainer:_apply_live(list)
   if self.epoch == nil then -- not training yet: the arguments of the training to come
-    for _, c in ipairs(list) do live.apply(self, c[1], c[2]) end
+    for _, c in ipairs(list) do
+      live.apply(self, c[1], c[2])
+    end
     return {}
   end
   local added = {}
@@ -195,7 +200,9 @@ function Engine_Trainer:_sync_step()
   local flags = self.dist:allreduce_max({ self.dist.stop_code(self.stop_reason), #pending })
   if flags[2] > 0 then
     local lines = {}
-    for _, c in ipairs(pending) do lines[#lines + 1] = c[1] .. "\t" .. live.encode(c[2]) end
+    for _, c in ipairs(pending) do
+      lines[#lines + 1] = c[1] .. "\t" .. live.encode(c[2])
+    end
     local text = self.dist:broadcast_string(table.concat(lines, "\n"))
     local list = {}
     for line in text:gmatch("[^\n]+") do
@@ -241,8 +248,14 @@ function Engine_Trainer:setup_model()
   if type(cfg) == "string" and cfg:match("%.safetensors$") then
     ckpt = self:load_checkpoint(cfg)
     if not ckpt.meta.yaml then
-      error(string.format("model=%s is a plain state dict without an architecture: give model=<model.yaml> " ..
-        "pretrained=%s", cfg, cfg), 0)
+      error(
+        string.format(
+          "model=%s is a plain state dict without an architecture: give model=<model.yaml> " .. "pretrained=%s",
+          cfg,
+          cfg
+        ),
+        0
+      )
     end
     cfg = require("yolotrain.nn.tasks").yaml_from_json(ckpt.meta.yaml)
     weights = ckpt
@@ -258,9 +271,7 @@ function Engine_Trainer:setup_model()
 end
 
 -- Ultralytics' name; calls build_model so overriding either works.
-function Engine_Trainer:get_model(cfg, weights, verbose)
-  return self:build_model(cfg, weights, verbose)
-end
+function Engine_Trainer:get_model(cfg, weights, verbose) return self:build_model(cfg, weights, verbose) end
 
 function Engine_Trainer:build_model(cfg, weights, verbose)
   error("build_model(cfg, weights) must be provided by a task trainer (Detection_Trainer)", 2)
@@ -280,9 +291,7 @@ end
 
 function Engine_Trainer:preprocess_batch(batch) return batch end
 
-function Engine_Trainer:get_validator()
-  error("get_validator must be provided by a task trainer (Detection_Trainer)", 2)
-end
+function Engine_Trainer:get_validator() error("get_validator must be provided by a task trainer (Detection_Trainer)", 2) end
 
 function Engine_Trainer:label_loss_items(loss_items, prefix)
   prefix = prefix or "train"
@@ -302,10 +311,14 @@ function Engine_Trainer:on_plot(name, data) self.plots[name] = { data = data, ti
 -- Ultralytics' three parameter groups: 0 biases (no decay), 1 other weights (decay), 2 BatchNorm weights.
 function Engine_Trainer:build_optimizer(model, name, lr, momentum, decay, iterations)
   name, lr, momentum, decay, iterations = name or "auto", lr or 0.001, momentum or 0.9, decay or 1e-5, iterations or 1e5
-  local log = self:is_main() and log or function() end
+  local say = self:is_main() and log or function() end
   if name == "auto" then
-    log("optimizer: 'optimizer=auto' found, ignoring 'lr0=%s' and 'momentum=%s' and determining best " ..
-      "'optimizer', 'lr0' and 'momentum' automatically... ", tostring(self.args.lr0), tostring(self.args.momentum))
+    say(
+      "optimizer: 'optimizer=auto' found, ignoring 'lr0=%s' and 'momentum=%s' and determining best "
+        .. "'optimizer', 'lr0' and 'momentum' automatically... ",
+      tostring(self.args.lr0),
+      tostring(self.args.momentum)
+    )
     local nc = model.nc or 10
     local lr_fit = math.floor(0.002 * 5 / (4 + nc) * 1e6 + 0.5) / 1e6
     if iterations > 10000 then
@@ -334,12 +347,17 @@ function Engine_Trainer:build_optimizer(model, name, lr, momentum, decay, iterat
   local kind
   if name == "Adam" or name == "AdamW" or name == "Adamax" or name == "NAdam" or name == "RAdam" then
     kind = (name == "AdamW") and "AdamW" or "Adam"
-    if kind ~= name then log("WARNING: optimizer '%s' runs as Adam", name) end
+    if kind ~= name then say("WARNING: optimizer '%s' runs as Adam", name) end
   elseif name == "SGD" then
     kind = "SGD"
   else
-    error(string.format("Optimizer '%s' not found in list of available optimizers [Adam, Adamax, AdamW, NAdam, " ..
-      "RAdam, SGD, auto].", tostring(name)), 0)
+    error(
+      string.format(
+        "Optimizer '%s' not found in list of available optimizers [Adam, Adamax, AdamW, NAdam, " .. "RAdam, SGD, auto].",
+        tostring(name)
+      ),
+      0
+    )
   end
   local function group(params, wd)
     if kind == "SGD" then
@@ -348,8 +366,17 @@ function Engine_Trainer:build_optimizer(model, name, lr, momentum, decay, iterat
     return { params = params, lr = lr, betas = { momentum, 0.999 }, eps = 1e-8, weight_decay = wd }
   end
   local optimizer = Optimizer(kind, { group(g_bias, 0.0), group(g_weight, decay), group(g_bn, 0.0) })
-  log("optimizer: %s(lr=%s, momentum=%s) with parameter groups %d weight(decay=0.0), %d weight(decay=%s), " ..
-    "%d bias(decay=0.0)", kind, tostring(lr), tostring(momentum), #g_bn, #g_weight, tostring(decay), #g_bias)
+  say(
+    "optimizer: %s(lr=%s, momentum=%s) with parameter groups %d weight(decay=0.0), %d weight(decay=%s), "
+      .. "%d bias(decay=0.0)",
+    kind,
+    tostring(lr),
+    tostring(momentum),
+    #g_bn,
+    #g_weight,
+    tostring(decay),
+    #g_bias
+  )
   return optimizer
 end
 
@@ -433,20 +460,26 @@ function Engine_Trainer:_setup_train()
     self.test_loader = self:get_dataloader(self.testset, batch_size * 2, -1, "val")
     self.validator = self:get_validator()
     local keys = {}
-    for _, k in ipairs(self.validator.metrics.keys) do keys[#keys + 1] = k end
-    for _, k in ipairs(self:label_loss_items(nil, "val")) do keys[#keys + 1] = k end
+    for _, k in ipairs(self.validator.metrics.keys) do
+      keys[#keys + 1] = k
+    end
+    for _, k in ipairs(self:label_loss_items(nil, "val")) do
+      keys[#keys + 1] = k
+    end
     self.metric_keys = keys
     self.metrics = {}
-    for _, k in ipairs(keys) do self.metrics[k] = 0 end
+    for _, k in ipairs(keys) do
+      self.metrics[k] = 0
+    end
     self.ema = torch_utils.ModelEMA(self.model)
     if self.args.plots then self:plot_training_labels() end
   end
   self.accumulate = math.max(utils.round_half_even(self.args.nbs / self.batch_size), 1)
   local weight_decay = self.args.weight_decay * self.batch_size * self.accumulate / self.args.nbs
-  local iterations = math.ceil(self:_dataset_size(self.train_loader) / math.max(self.batch_size, self.args.nbs)) *
-    self.epochs
-  self.optimizer = self:build_optimizer(self.model, self.args.optimizer, self.args.lr0, self.args.momentum,
-    weight_decay, iterations)
+  local iterations = math.ceil(self:_dataset_size(self.train_loader) / math.max(self.batch_size, self.args.nbs))
+    * self.epochs
+  self.optimizer =
+    self:build_optimizer(self.model, self.args.optimizer, self.args.lr0, self.args.momentum, weight_decay, iterations)
   self:_setup_scheduler()
   self.stopper = require("yolotrain.utils.early_stopping")(self.args.patience)
   self.stop = false
@@ -491,11 +524,18 @@ function Engine_Trainer:_interactive_pause()
     self:request_stop("interrupt")
     return
   end
-  log("\nTraining paused at epoch %d. `trainer` is in scope: cont() resumes, stop() saves last and exits, " ..
-    "help() lists the rest.", self.epoch + 1)
+  log(
+    "\nTraining paused at epoch %d. `trainer` is in scope: cont() resumes, stop() saves last and exits, "
+      .. "help() lists the rest.",
+    self.epoch + 1
+  )
   local repl = require("yolotrain.repl")
-  local env = setmetatable({ trainer = self, yt = yt, help = function(obj) print(repl.help(obj)) end,
-    save = function() return self:save_last() end }, { __index = _G })
+  local env = setmetatable({
+    trainer = self,
+    yt = yt,
+    help = function(obj) print(repl.help(obj)) end,
+    save = function() return self:save_last() end,
+  }, { __index = _G })
   local action = yt.sys.repl(env, "yolotrain (paused)")
   if action == "stop" then
     self:request_stop("user")
@@ -509,8 +549,8 @@ end
 function Engine_Trainer:_stopped_where()
   local at = self.stopped_at or { epoch = (self.epoch or 0) + 1, batch = 0, nb = 0 }
   -- (under DDP rank 0 saves, for all ranks)
-  local saved = (self.last_saved or (not self:is_main() and self.args.save)) and ("last saved to " .. self.last) or
-      "last not saved (save=false)"
+  local saved = (self.last_saved or (not self:is_main() and self.args.save)) and ("last saved to " .. self.last)
+    or "last not saved (save=false)"
   return string.format("at epoch %d/%d, batch %d/%d; %s", at.epoch, self.epochs, at.batch, at.nb, saved)
 end
 
@@ -525,9 +565,15 @@ function Engine_Trainer:_do_train()
   self.train_time_start = yt.now()
   self:run_callbacks("on_train_start")
   if self:is_main() then
-    log("Image sizes %d train, %d val\nUsing %d dataloader workers\nLogging results to %s\n" ..
-      "Starting training for %s...", self.args.imgsz, self.args.imgsz, self.train_loader.num_workers or
-      self.args.workers, self.save_dir, self.args.time and (self.args.time .. " hours") or (self.epochs .. " epochs"))
+    log(
+      "Image sizes %d train, %d val\nUsing %d dataloader workers\nLogging results to %s\n"
+        .. "Starting training for %s...",
+      self.args.imgsz,
+      self.args.imgsz,
+      self.train_loader.num_workers or self.args.workers,
+      self.save_dir,
+      self.args.time and (self.args.time .. " hours") or (self.epochs .. " epochs")
+    )
   end
   if self.args.close_mosaic and self.args.close_mosaic > 0 then
     local base = (self.epochs - self.args.close_mosaic) * nb
@@ -536,7 +582,9 @@ function Engine_Trainer:_do_train()
     self.plot_idx[#self.plot_idx + 1] = base + 2
   end
   local plot_at = {}
-  for _, v in ipairs(self.plot_idx) do plot_at[v] = true end
+  for _, v in ipairs(self.plot_idx) do
+    plot_at[v] = true
+  end
   if yt.sys and yt.sys.install_interrupt_handler then yt.sys.install_interrupt_handler() end
   self:_start_attach()
 
@@ -572,12 +620,21 @@ function Engine_Trainer:_do_train()
         if self.dist then
           -- each rank's items are normalised over the whole batch: their sum is what one process would log
           items = self.dist:mean_numbers(items)
-          for k = 1, #items do items[k] = items[k] * self.world_size end
+          for k = 1, #items do
+            items[k] = items[k] * self.world_size
+          end
         end
         for k, v in ipairs(items) do
           if v ~= v or v == math.huge or v == -math.huge then
-            error(string.format("the loss is not finite (%s) at epoch %d, batch %d: stopping", tostring(v),
-              epoch + 1, i + 1), 0)
+            error(
+              string.format(
+                "the loss is not finite (%s) at epoch %d, batch %d: stopping",
+                tostring(v),
+                epoch + 1,
+                i + 1
+              ),
+              0
+            )
           end
         end
         self.loss = loss:item()
@@ -586,7 +643,9 @@ function Engine_Trainer:_do_train()
         if self.tloss == nil then
           self.tloss = items
         else
-          for k = 1, #items do self.tloss[k] = (self.tloss[k] * i + items[k]) / (i + 1) end
+          for k = 1, #items do
+            self.tloss[k] = (self.tloss[k] * i + items[k]) / (i + 1)
+          end
         end
         self.batch_instances = batch.cls:shape(1)
         self.batch_imgsz = batch.img:shape(4)
@@ -609,7 +668,9 @@ function Engine_Trainer:_do_train()
       yt.scope_end()
       if not ok then
         if pbar then pbar:close() end
-        if err.at_batch == nil then err.at_epoch, err.at_batch = epoch + 1, i + 1 end
+        if err.at_batch == nil then
+          err.at_epoch, err.at_batch = epoch + 1, i + 1
+        end
         error(err, 0)
       end
       collectgarbage("step", 0)
@@ -622,7 +683,9 @@ function Engine_Trainer:_do_train()
     self.stopped_at = { epoch = epoch + 1, batch = i, nb = nb }
     if pbar then pbar:close() end
     self.lr = {}
-    for j = 1, 3 do self.lr["lr/pg" .. (j - 1)] = self.optimizer:get_group(j).lr end
+    for j = 1, 3 do
+      self.lr["lr/pg" .. (j - 1)] = self.optimizer:get_group(j).lr
+    end
     self:run_callbacks("on_train_epoch_end")
     if self:is_main() then
       local final_epoch = epoch + 1 >= self.epochs
@@ -632,14 +695,18 @@ function Engine_Trainer:_do_train()
       end
       local row = {}
       local items = self:label_loss_items(self.tloss, "train")
-      for k, v in pairs(items) do row[k] = v end
-      for k, v in pairs(self.metrics or {}) do row[k] = v end
-      for k, v in pairs(self.lr) do row[k] = v end
+      for k, v in pairs(items) do
+        row[k] = v
+      end
+      for k, v in pairs(self.metrics or {}) do
+        row[k] = v
+      end
+      for k, v in pairs(self.lr) do
+        row[k] = v
+      end
       self:save_metrics(row)
       self.stop = self.stopper:check(epoch + 1, self.fitness) or final_epoch or self.stop
-      if self.args.time then
-        self.stop = self.stop or (yt.now() - self.train_time_start) > self.args.time * 3600
-      end
+      if self.args.time then self.stop = self.stop or (yt.now() - self.train_time_start) > self.args.time * 3600 end
       if self.args.save or final_epoch then
         self:save_model()
         self.last_saved = true
@@ -669,8 +736,11 @@ function Engine_Trainer:_do_train()
   if yt.sys and yt.sys.restore_interrupt_handler then yt.sys.restore_interrupt_handler() end
   if self:is_main() then
     if not self.stop_reason then
-      log("\n%d epochs completed in %.3f hours.", epoch - self.start_epoch + 1,
-        (yt.now() - self.train_time_start) / 3600)
+      log(
+        "\n%d epochs completed in %.3f hours.",
+        epoch - self.start_epoch + 1,
+        (yt.now() - self.train_time_start) / 3600
+      )
     end
     if not self.interrupted then self:final_eval() end
     if self.args.plots then self:plot_metrics() end
@@ -686,9 +756,7 @@ function Engine_Trainer:DDP_or_normally_train()
     local dist = require("yolotrain.engine.distributed")
     return dist.relaunch(self, ranks)
   end
-  if self.world_size > 1 and not self.dist then
-    self.dist = require("yolotrain.engine.distributed").init(self)
-  end
+  if self.world_size > 1 and not self.dist then self.dist = require("yolotrain.engine.distributed").init(self) end
   local ok, err = xpcall(function() self:_do_train() end, errors.capture)
   self:_stop_attach(ok and "the training ended" or "the training failed")
   if yt.sys and yt.sys.restore_interrupt_handler then yt.sys.restore_interrupt_handler() end
@@ -705,8 +773,8 @@ function Engine_Trainer:_training_failure(err)
     err.message = string.format("training failed at epoch %d, batch %d: %s", err.at_epoch, err.at_batch, err.message)
   end
   if (err.at_batch or err.callback_error or err.write_error) and not err.training_stopped then
-    local saved = utils.exists(self.last) and string.format("the last checkpoint (%s) is intact", self.last) or
-        "no checkpoint had been saved yet"
+    local saved = utils.exists(self.last) and string.format("the last checkpoint (%s) is intact", self.last)
+      or "no checkpoint had been saved yet"
     err.message = err.message .. "\ntraining stopped; " .. saved
     err.training_stopped = true
   end
@@ -729,9 +797,15 @@ end
 -- results.csv with Ultralytics' columns (no space padding).
 function Engine_Trainer:save_metrics(metrics)
   local keys = {}
-  for _, k in ipairs(self:label_loss_items(nil, "train")) do keys[#keys + 1] = k end
-  for _, k in ipairs(self.metric_keys or {}) do keys[#keys + 1] = k end
-  for j = 0, 2 do keys[#keys + 1] = "lr/pg" .. j end
+  for _, k in ipairs(self:label_loss_items(nil, "train")) do
+    keys[#keys + 1] = k
+  end
+  for _, k in ipairs(self.metric_keys or {}) do
+    keys[#keys + 1] = k
+  end
+  for j = 0, 2 do
+    keys[#keys + 1] = "lr/pg" .. j
+  end
   local header = "epoch," .. table.concat(keys, ",") .. "\n"
   local vals = { tostring(self.epoch + 1) }
   for _, k in ipairs(keys) do
@@ -748,9 +822,7 @@ function Engine_Trainer:save_metrics(metrics)
   utils.atomic_write(self.csv, table.concat(kept) .. table.concat(vals, ",") .. "\n")
 end
 
-function Engine_Trainer:read_results_csv()
-  return utils.read_file(self.csv) or ""
-end
+function Engine_Trainer:read_results_csv() return utils.read_file(self.csv) or "" end
 
 -- As Ultralytics: strips last and best to their F16 EMA weights, then validates best.
 function Engine_Trainer:final_eval()
@@ -769,15 +841,15 @@ end
 -- ---- checkpoints ----
 
 local function prefixed(prefix, list, out)
-  for _, e in ipairs(list) do out[prefix .. e[1]] = e[2] end
+  for _, e in ipairs(list) do
+    out[prefix .. e[1]] = e[2]
+  end
 end
 
 -- Writes last (always), best (when this epoch is the best) and epochN (save_period) atomically.
 function Engine_Trainer:save_model()
   self:_write_last()
-  if self.best_fitness ~= nil and self.best_fitness == self.fitness then
-    utils.atomic_copy(self.last, self.best)
-  end
+  if self.best_fitness ~= nil and self.best_fitness == self.fitness then utils.atomic_copy(self.last, self.best) end
   -- as Ultralytics: epoch0, epochN, epoch2N, ... (0-based epoch numbers)
   if self.save_period > 0 and self.epoch % self.save_period == 0 then
     utils.atomic_copy(self.last, utils.join(self.wdir, string.format("epoch%d.safetensors", self.epoch)))
@@ -799,7 +871,9 @@ function Engine_Trainer:_write_last()
   local tensors = {}
   prefixed("model.", self.ema.ema:state_dict_list(), tensors)
   prefixed("train_model.", self.model:state_dict_list(), tensors)
-  for name, t in pairs(self.optimizer:state_tensors()) do tensors["optimizer." .. name] = t end
+  for name, t in pairs(self.optimizer:state_tensors()) do
+    tensors["optimizer." .. name] = t
+  end
   -- gradients accumulated but not yet stepped carry over to the next epoch
   for name, p in self.model:named_parameters() do
     if p.grad then tensors["pending_grad." .. name] = p.grad end
@@ -843,7 +917,9 @@ function Engine_Trainer:names_list()
   local names = {}
   local src = (self.data and self.data.names) or self.model.names or {}
   local nc = self.model.nc or (self.data and self.data.nc) or 0
-  for i = 0, nc - 1 do names[i + 1] = src[i] or tostring(i) end
+  for i = 0, nc - 1 do
+    names[i + 1] = src[i] or tostring(i)
+  end
   return names
 end
 
@@ -881,9 +957,16 @@ local function resume_save_dir(path, ckpt_args, overrides)
   local said = type(ckpt_args.save_dir) == "string" and yt.sys.realpath(ckpt_args.save_dir) or nil
   if said and said == here then return ckpt_args.save_dir end
   if overrides.project ~= nil or overrides.name ~= nil then return nil end
-  error(string.format("resume=%s: the checkpoint names its run directory '%s', but it lies in '%s'. Give " ..
-    "project= and/or name= to choose where the resumed run writes.", path, tostring(ckpt_args.save_dir),
-    tostring(here)), 0)
+  error(
+    string.format(
+      "resume=%s: the checkpoint names its run directory '%s', but it lies in '%s'. Give "
+        .. "project= and/or name= to choose where the resumed run writes.",
+      path,
+      tostring(ckpt_args.save_dir),
+      tostring(here)
+    ),
+    0
+  )
 end
 
 -- resume=true (newest last under the project) or resume=<path>: the run's own arguments come back from the
@@ -917,8 +1000,17 @@ function Engine_Trainer:check_resume(overrides)
       end
       note = "\nIts final step had been interrupted: last and best are now stripped to their F16 EMA weights."
     end
-    error(string.format("%s training to %d epochs is finished, nothing to resume.%s\nStart a new training " ..
-      "without resuming, i.e. 'yolotrain train model=%s'", path, total, note, path), 0)
+    error(
+      string.format(
+        "%s training to %d epochs is finished, nothing to resume.%s\nStart a new training "
+          .. "without resuming, i.e. 'yolotrain train model=%s'",
+        path,
+        total,
+        note,
+        path
+      ),
+      0
+    )
   end
   local args = cfgmod.get_cfg({})
   for k, v in pairs(ckpt_args) do
@@ -931,7 +1023,9 @@ function Engine_Trainer:check_resume(overrides)
   end
   args.save_dir = resume_save_dir(path, ckpt_args, overrides)
   if not args.save_dir then
-    for _, k in ipairs({ "project", "name" }) do args[k] = overrides[k] end
+    for _, k in ipairs({ "project", "name" }) do
+      args[k] = overrides[k]
+    end
   end
   for _, k in ipairs({ "imgsz", "batch", "workers", "ranks", "device", "tensorboard" }) do
     if overrides[k] ~= nil then args[k] = overrides[k] end
@@ -940,7 +1034,9 @@ function Engine_Trainer:check_resume(overrides)
   args.model = path
   -- the live changes replay in resume_training: the training is set up with the values it started with
   local changes = live.decode_history(meta.live_changes, path)
-  for i = #changes, 1, -1 do args[changes[i].key] = changes[i].old end
+  for i = #changes, 1, -1 do
+    args[changes[i].key] = changes[i].old
+  end
   self.args = args
   self.resume_path = path
   self.resume_live_changes = changes
@@ -959,8 +1055,16 @@ function Engine_Trainer:resume_training(ckpt)
   local epoch = checkpoint.counter(ckpt.path, meta, "epoch", -1)
   local start_epoch = epoch + 1
   if start_epoch >= self.epochs then
-    error(string.format("%s training to %d epochs is finished, nothing to resume.\nStart a new training " ..
-      "without resuming, i.e. 'yolotrain train model=%s'", ckpt.path, self.epochs, ckpt.path), 0)
+    error(
+      string.format(
+        "%s training to %d epochs is finished, nothing to resume.\nStart a new training "
+          .. "without resuming, i.e. 'yolotrain train model=%s'",
+        ckpt.path,
+        self.epochs,
+        ckpt.path
+      ),
+      0
+    )
   end
   log("Resuming training %s from epoch %d to %d total epochs", ckpt.path, start_epoch + 1, self.epochs)
   local train_sd = strip("train_model.", tensors)

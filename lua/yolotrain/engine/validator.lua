@@ -37,15 +37,18 @@ local function make_args(args)
 end
 rawset(Engine_Validator, "make_args", make_args)
 
-local function is_loader(x)
-  return type(x) == "table" and (x.iter ~= nil or x.next ~= nil) or type(x) == "userdata"
-end
+local function is_loader(x) return type(x) == "table" and (x.iter ~= nil or x.next ~= nil) or type(x) == "userdata" end
 
 -- Engine_Validator{ dataloader = , save_dir = , args = , _callbacks = } or
 -- Engine_Validator(dataloader, save_dir, args, _callbacks)
 function Engine_Validator:init(dataloader, save_dir, args, _callbacks)
-  if type(dataloader) == "table" and save_dir == nil and args == nil and _callbacks == nil and
-      not is_loader(dataloader) then
+  if
+    type(dataloader) == "table"
+    and save_dir == nil
+    and args == nil
+    and _callbacks == nil
+    and not is_loader(dataloader)
+  then
     local kw = dataloader
     dataloader, save_dir, args, _callbacks = kw.dataloader, kw.save_dir, kw.args, kw._callbacks
   end
@@ -67,7 +70,9 @@ function Engine_Validator:init(dataloader, save_dir, args, _callbacks)
   local imgsz = self.args.imgsz
   if type(imgsz) == "table" then
     local m = 0
-    for _, v in ipairs(imgsz) do m = math.max(m, v) end
+    for _, v in ipairs(imgsz) do
+      m = math.max(m, v)
+    end
     imgsz = m
   end
   self.args.imgsz = math.tointeger(imgsz) or math.floor(imgsz)
@@ -76,9 +81,7 @@ function Engine_Validator:init(dataloader, save_dir, args, _callbacks)
 end
 
 -- runs/<task>/val, val2, ... (name= and project= as Ultralytics)
-function Engine_Validator:get_save_dir()
-  return utils.run_dir(self.args, "val", self.args.exist_ok)
-end
+function Engine_Validator:get_save_dir() return utils.run_dir(self.args, "val", self.args.exist_ok) end
 
 -- ---- the loop ----
 
@@ -137,9 +140,7 @@ function Engine_Validator:_run(trainer, model)
     if not self.dataloader then
       local split = self.args.split or "val"
       local path = self.data and self.data[split]
-      if path == nil then
-        error(string.format("Dataset '%s' has no '%s' split", tostring(self.args.data), split), 0)
-      end
+      if path == nil then error(string.format("Dataset '%s' has no '%s' split", tostring(self.args.data), split), 0) end
       local batch = cfgmod.train_batch_size(tonumber(self.args.batch) or cfgmod.defaults.values.batch)
       self.args.batch = math.floor(batch)
       self.dataloader = self:get_dataloader(path, self.args.batch)
@@ -172,7 +173,9 @@ function Engine_Validator:_run(trainer, model)
           if not self.loss then
             self.loss = l
           else
-            for k = 1, #l do self.loss[k] = self.loss[k] + l[k] end
+            for k = 1, #l do
+              self.loss[k] = self.loss[k] + l[k]
+            end
           end
         end
         local t3 = yt.now()
@@ -205,27 +208,40 @@ function Engine_Validator:_run(trainer, model)
   self:check_stats(stats)
   local n = dataset_size(self.dataloader) or nimages
   if n == 0 then n = 1 end
-  self.speed = { preprocess = dt[1] / n * 1e3, inference = dt[2] / n * 1e3, loss = dt[3] / n * 1e3,
-    postprocess = dt[4] / n * 1e3 }
+  self.speed = {
+    preprocess = dt[1] / n * 1e3,
+    inference = dt[2] / n * 1e3,
+    loss = dt[3] / n * 1e3,
+    postprocess = dt[4] / n * 1e3,
+  }
   self:finalize_metrics()
   self:print_results()
   self:run_callbacks("on_val_end")
   if self.training then
     local results = {}
-    for k, v in pairs(stats) do results[k] = v end
+    for k, v in pairs(stats) do
+      results[k] = v
+    end
     local avg = {}
-    for k, v in ipairs(self.loss or { 0, 0, 0 }) do avg[k] = v / math.max(batch_i, 1) end
-    for k, v in pairs(trainer:label_loss_items(avg, "val")) do results[k] = v end
+    for k, v in ipairs(self.loss or { 0, 0, 0 }) do
+      avg[k] = v / math.max(batch_i, 1)
+    end
+    for k, v in pairs(trainer:label_loss_items(avg, "val")) do
+      results[k] = v
+    end
     for k, v in pairs(results) do
       if type(v) == "number" then results[k] = math.floor(v * 1e5 + 0.5) / 1e5 end
     end
     return self:wrap_results(results)
   end
-  log("Speed: %.1fms preprocess, %.1fms inference, %.1fms loss, %.1fms postprocess per image",
-    self.speed.preprocess, self.speed.inference, self.speed.loss, self.speed.postprocess)
-  if self.args.plots or self.args.save_json then
-    log("Results saved to %s", utils.colorstr("bold", self.save_dir))
-  end
+  log(
+    "Speed: %.1fms preprocess, %.1fms inference, %.1fms loss, %.1fms postprocess per image",
+    self.speed.preprocess,
+    self.speed.inference,
+    self.speed.loss,
+    self.speed.postprocess
+  )
+  if self.args.plots or self.args.save_json then log("Results saved to %s", utils.colorstr("bold", self.save_dir)) end
   return self:wrap_results(stats)
 end
 

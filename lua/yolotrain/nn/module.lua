@@ -38,36 +38,66 @@ end
 
 local function remove_name(list, name)
   for i, n in ipairs(list) do
-    if n == name then table.remove(list, i) return end
+    if n == name then
+      table.remove(list, i)
+      return
+    end
   end
 end
 
 local function instance_newindex(self, k, v)
   local r = rawget(self, "_registered")
   if r == nil and (is_module(v) or getmetatable(v) == Parameter) then
-    error(string.format("%s.%s: call Module.init(self) in %s:init before assigning layers or Parameters",
-      self:class_name(), tostring(k), self:class_name()), 2)
+    error(
+      string.format(
+        "%s.%s: call Module.init(self) in %s:init before assigning layers or Parameters",
+        self:class_name(),
+        tostring(k),
+        self:class_name()
+      ),
+      2
+    )
   end
   if r == nil or type(k) ~= "string" then return rawset(self, k, v) end
   if self._children[k] ~= nil then
     if v == nil then return self:remove_module(k) end
     if not is_module(v) then
-      error(string.format("cannot assign a %s to '%s', a sub-module of %s (assign a Module or nil)", type(v), k,
-        self:class_name()), 2)
+      error(
+        string.format(
+          "cannot assign a %s to '%s', a sub-module of %s (assign a Module or nil)",
+          type(v),
+          k,
+          self:class_name()
+        ),
+        2
+      )
     end
     return self:add_module(k, v)
   elseif self._params[k] ~= nil or self._buffers[k] ~= nil then
     local params = self._params[k] ~= nil
     if v == nil then
-      if params then self._params[k] = nil; remove_name(self._param_names, k)
-      else self._buffers[k] = nil; remove_name(self._buffer_names, k) end
+      if params then
+        self._params[k] = nil
+        remove_name(self._param_names, k)
+      else
+        self._buffers[k] = nil
+        remove_name(self._buffer_names, k)
+      end
       r[k] = nil
       return
     end
     if getmetatable(v) == Parameter then return self:register_parameter(k, v.tensor, v.requires_grad) end
     if not yt.is_tensor(v) then
-      error(string.format("cannot assign a %s to '%s', a %s of %s (assign a tensor or nil)", type(v), k,
-        params and "parameter" or "buffer", self:class_name()), 2)
+      error(
+        string.format(
+          "cannot assign a %s to '%s', a %s of %s (assign a tensor or nil)",
+          type(v),
+          k,
+          params and "parameter" or "buffer",
+          self:class_name()
+        ),
+        2
+      )
     end
     if params then return self:register_parameter(k, v, v.requires_grad) end
     return self:register_buffer(k, v)
@@ -202,7 +232,9 @@ function Module:named_buffers() return iterate(collect(self, "_buffers", "_buffe
 
 function Module:parameters()
   local list = {}
-  for _, p in self:named_parameters() do list[#list + 1] = p end
+  for _, p in self:named_parameters() do
+    list[#list + 1] = p
+  end
   return list
 end
 
@@ -211,8 +243,12 @@ function Module:state_dict_list(prefix, out, seen)
   prefix, out, seen = prefix or "", out or {}, seen or {}
   if seen[self] then return out end
   seen[self] = true
-  for _, n in ipairs(self._param_names) do table.insert(out, { prefix .. n, self._params[n] }) end
-  for _, n in ipairs(self._buffer_names) do table.insert(out, { prefix .. n, self._buffers[n] }) end
+  for _, n in ipairs(self._param_names) do
+    table.insert(out, { prefix .. n, self._params[n] })
+  end
+  for _, n in ipairs(self._buffer_names) do
+    table.insert(out, { prefix .. n, self._buffers[n] })
+  end
   for _, cname in ipairs(self._child_names) do
     self._children[cname]:state_dict_list(prefix .. cname .. ".", out, seen)
   end
@@ -222,19 +258,21 @@ end
 -- name -> tensor (the live tensors, not copies); the order is in state_dict_list / state_dict_names.
 function Module:state_dict()
   local sd = {}
-  for _, e in ipairs(self:state_dict_list()) do sd[e[1]] = e[2] end
+  for _, e in ipairs(self:state_dict_list()) do
+    sd[e[1]] = e[2]
+  end
   return sd
 end
 
 function Module:state_dict_names()
   local names = {}
-  for _, e in ipairs(self:state_dict_list()) do names[#names + 1] = e[1] end
+  for _, e in ipairs(self:state_dict_list()) do
+    names[#names + 1] = e[1]
+  end
   return names
 end
 
-local function shape_str(t)
-  return "[" .. table.concat(t:shape(), ", ") .. "]"
-end
+local function shape_str(t) return "[" .. table.concat(t:shape(), ", ") .. "]" end
 
 -- Copies tensors in by name. opts.strict (default true): missing, unexpected or shape-mismatched keys are an
 -- error listing them; non-strict copies what matches and returns the report.
@@ -268,14 +306,15 @@ function Module:load_state_dict(sd, opts)
     if not seen[name] then table.insert(unexpected, name) end
   end
   table.sort(unexpected)
-  local report = { missing = missing, unexpected = unexpected, mismatched = mismatched, loaded = loaded,
-    total = #own }
+  local report = { missing = missing, unexpected = unexpected, mismatched = mismatched, loaded = loaded, total = #own }
   if strict and (#missing > 0 or #unexpected > 0 or #mismatched > 0) then
     local parts = {}
     local function list(title, t)
       if #t == 0 then return end
       local shown = {}
-      for i = 1, math.min(#t, 10) do shown[i] = "  " .. t[i] end
+      for i = 1, math.min(#t, 10) do
+        shown[i] = "  " .. t[i]
+      end
       if #t > 10 then shown[#shown + 1] = string.format("  ... and %d more", #t - 10) end
       table.insert(parts, string.format("%s (%d):\n%s", title, #t, table.concat(shown, "\n")))
     end
@@ -289,15 +328,15 @@ end
 
 function Module:train(mode)
   if mode == nil then mode = true end
-  for m in self:modules() do m.training = mode end
+  for m in self:modules() do
+    m.training = mode
+  end
   return self
 end
 
 function Module:eval() return self:train(false) end
 
-function Module:forward()
-  error(self:class_name() .. ":forward is not implemented", 2)
-end
+function Module:forward() error(self:class_name() .. ":forward is not implemented", 2) end
 
 Module.__call = function(self, ...) return self:forward(...) end
 

@@ -50,8 +50,11 @@ function Conv2d:onnx(g, x)
   local k, s, p = self.kernel_size, self.stride, self.padding
   local inputs = { x, g:param(self.weight, "weight") }
   if self.bias then inputs[3] = g:param(self.bias, "bias") end
-  return g:op("Conv", inputs, { kernel_shape = { k, k }, strides = { s, s }, pads = { p, p, p, p },
-    dilations = { 1, 1 }, group = 1 })
+  return g:op(
+    "Conv",
+    inputs,
+    { kernel_shape = { k, k }, strides = { s, s }, pads = { p, p, p, p }, dilations = { 1, 1 }, group = 1 }
+  )
 end
 
 local BatchNorm2d = Module:extend("BatchNorm2d")
@@ -74,13 +77,25 @@ function BatchNorm2d:forward(x)
     n:set(n:item() + 1)
   end
   if counter.active and counter.include_bn then counter.macs = counter.macs + 4 * x:numel() end
-  return yt.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, self.training,
-    self.momentum, self.eps)
+  return yt.batch_norm(
+    x,
+    self.weight,
+    self.bias,
+    self.running_mean,
+    self.running_var,
+    self.training,
+    self.momentum,
+    self.eps
+  )
 end
 function BatchNorm2d:onnx(g, x)
-  return g:op("BatchNormalization", { x, g:param(self.weight, "weight"), g:param(self.bias, "bias"),
-    g:param(self.running_mean, "running_mean"), g:param(self.running_var, "running_var") },
-    { epsilon = self.eps + 0.0 })
+  return g:op("BatchNormalization", {
+    x,
+    g:param(self.weight, "weight"),
+    g:param(self.bias, "bias"),
+    g:param(self.running_mean, "running_mean"),
+    g:param(self.running_var, "running_var"),
+  }, { epsilon = self.eps + 0.0 })
 end
 
 local SiLU = Module:extend("SiLU")
@@ -123,8 +138,11 @@ end
 function Upsample:onnx(g, x)
   local f = self.scale_factor + 0.0
   local roi = g.opset >= 13 and "" or g:const({}, { 0 }, "float32") -- an input until opset 13
-  return g:op("Resize", { x, roi, g:const({ 1.0, 1.0, f, f }, { 4 }, "float32") },
-    { mode = "nearest", coordinate_transformation_mode = "asymmetric", nearest_mode = "floor" })
+  return g:op(
+    "Resize",
+    { x, roi, g:const({ 1.0, 1.0, f, f }, { 4 }, "float32") },
+    { mode = "nearest", coordinate_transformation_mode = "asymmetric", nearest_mode = "floor" }
+  )
 end
 
 local Concat = Module:extend("Concat")
@@ -141,7 +159,9 @@ M.Sequential = Sequential
 function Sequential:init(...)
   Module.init(self)
   self.items = {}
-  for i, m in ipairs({ ... }) do self:append(m) end
+  for i, m in ipairs({ ... }) do
+    self:append(m)
+  end
 end
 function Sequential:append(m)
   self:add_module(tostring(#self.items), m)
@@ -149,11 +169,15 @@ function Sequential:append(m)
   return m
 end
 function Sequential:forward(x)
-  for _, m in ipairs(self.items) do x = m(x) end
+  for _, m in ipairs(self.items) do
+    x = m(x)
+  end
   return x
 end
 function Sequential:onnx(g, x)
-  for i, m in ipairs(self.items) do x = g:call(m, tostring(i - 1), x) end
+  for i, m in ipairs(self.items) do
+    x = g:call(m, tostring(i - 1), x)
+  end
   return x
 end
 Sequential.__len = function(self) return #self.items end
@@ -248,17 +272,23 @@ function C2f:init(c1, c2, n, shortcut, g, e)
   self:add_module("cv1", Conv(c1, 2 * self.c, 1, 1))
   self:add_module("cv2", Conv((2 + n) * self.c, c2, 1))
   local m = ModuleList()
-  for _ = 1, n do m:append(Bottleneck(self.c, self.c, shortcut or false, g, { 3, 3 }, 1.0)) end
+  for _ = 1, n do
+    m:append(Bottleneck(self.c, self.c, shortcut or false, g, { 3, 3 }, 1.0))
+  end
   self:add_module("m", m)
 end
 function C2f:forward(x)
   local y = yt.chunk(self.cv1(x), 2, 2)
-  for _, b in ipairs(self.m.items) do y[#y + 1] = b(y[#y]) end
+  for _, b in ipairs(self.m.items) do
+    y[#y + 1] = b(y[#y])
+  end
   return self.cv2(yt.cat(y, 2))
 end
 function C2f:onnx(g, x)
   local y = { g:split(g:call(self.cv1, "cv1", x), 1, { self.c, self.c }) }
-  for i, b in ipairs(self.m.items) do y[#y + 1] = g:call(b, "m." .. (i - 1), y[#y]) end
+  for i, b in ipairs(self.m.items) do
+    y[#y + 1] = g:call(b, "m." .. (i - 1), y[#y])
+  end
   return g:call(self.cv2, "cv2", g:op("Concat", y, { axis = 1 }))
 end
 
@@ -282,7 +312,9 @@ function SPPF:forward(x)
 end
 function SPPF:onnx(g, x)
   local y = { g:call(self.cv1, "cv1", x) }
-  for i = 2, 4 do y[i] = g:call(self.m, "m", y[i - 1]) end
+  for i = 2, 4 do
+    y[i] = g:call(self.m, "m", y[i - 1])
+  end
   return g:call(self.cv2, "cv2", g:op("Concat", y, { axis = 1 }))
 end
 
@@ -294,7 +326,9 @@ function DFL:init(c1)
   self.c1 = c1 or 16
   local conv = Conv2d(self.c1, 1, 1, 1, 0, false)
   local w = {}
-  for i = 1, self.c1 do w[i] = i - 1 end
+  for i = 1, self.c1 do
+    w[i] = i - 1
+  end
   conv.weight:copy_(yt.tensor(w):reshape({ 1, self.c1, 1, 1 }))
   conv.weight:requires_grad_(false)
   self:add_module("conv", conv)
@@ -345,12 +379,18 @@ end
 local function onnx_anchors(g, levels, strides, static_hw)
   if static_hw then
     local shapes = {}
-    for i, s in ipairs(strides) do shapes[i] = { static_hw[1] // s, static_hw[2] // s } end
+    for i, s in ipairs(strides) do
+      shapes[i] = { static_hw[1] // s, static_hw[2] // s }
+    end
     local a, st = M.make_anchors(shapes, strides, 0.5)
     -- the strides repeated for the 4 box rows: OpenCV's DNN (4.6) cannot broadcast a constant over axis 1
     local s4 = st:reshape({ -1 }):tolist()
     local n = #s4
-    for r = 1, 3 do for k = 1, n do s4[r * n + k] = s4[k] end end
+    for r = 1, 3 do
+      for k = 1, n do
+        s4[r * n + k] = s4[k]
+      end
+    end
     return g:const(a:reshape({ -1 }):tolist(), { 1, 2, n }, "float32"), g:const(s4, { 1, 4, n }, "float32")
   end
   local anchors, level_strides = {}, {}
@@ -420,11 +460,16 @@ function Detect:inference(levels)
     shapes[i] = { h, w }
     flat[i] = x:reshape({ b, self.no, h * w })
   end
-  local key = table.concat((function()
-    local k = {}
-    for i, s in ipairs(shapes) do k[i] = s[1] .. "x" .. s[2] end
-    return k
-  end)(), ",")
+  local key = table.concat(
+    (function()
+      local k = {}
+      for i, s in ipairs(shapes) do
+        k[i] = s[1] .. "x" .. s[2]
+      end
+      return k
+    end)(),
+    ","
+  )
   if self._anchor_key ~= key then
     local anchors, strides = M.make_anchors(shapes, self.stride, 0.5)
     self.anchors, self.strides = anchors:reshape({ 1, 2, -1 }):keep(), strides:reshape({ 1, 1, -1 }):keep()

@@ -20,7 +20,10 @@ local MODELS_DIR = script_dir() .. "../cfg/models/"
 
 local function file_exists(path)
   local f = io.open(path, "r")
-  if f then f:close() return true end
+  if f then
+    f:close()
+    return true
+  end
   return false
 end
 
@@ -28,9 +31,7 @@ end
 local round_half_even = utils.round_half_even
 tasks.round_half_even = round_half_even
 
-local function make_divisible(x, divisor)
-  return math.ceil(x / divisor) * divisor
-end
+local function make_divisible(x, divisor) return math.ceil(x / divisor) * divisor end
 
 -- Python repr of YAML-ish argument lists, for the layer table: [3, 16, 3, 2], [None, 2, 'nearest'], True.
 local NONE = setmetatable({}, { __tostring = function() return "None" end })
@@ -44,7 +45,13 @@ local function pyrepr(v)
     local q = (v:find("'", 1, true) and not v:find('"', 1, true)) and '"' or "'"
     local body = v:gsub("[%c\\" .. q .. "]", function(c)
       if c == "\\" or c == q then return "\\" .. c end
-      if c == "\n" then return "\\n" elseif c == "\t" then return "\\t" elseif c == "\r" then return "\\r" end
+      if c == "\n" then
+        return "\\n"
+      elseif c == "\t" then
+        return "\\t"
+      elseif c == "\r" then
+        return "\\r"
+      end
       return string.format("\\x%02x", c:byte())
     end)
     return q .. body .. q
@@ -56,7 +63,9 @@ local function pyrepr(v)
   end
   if type(v) == "table" then
     local parts = {}
-    for i = 1, #v do parts[i] = pyrepr(v[i]) end
+    for i = 1, #v do
+      parts[i] = pyrepr(v[i])
+    end
     return "[" .. table.concat(parts, ", ") .. "]"
   end
   return tostring(v)
@@ -122,7 +131,10 @@ function tasks.parse_model(d, ch, verbose)
     if not scale then
       -- a table built in Lua has no key order: the conventional order of scale names, then alphabetical
       for _, k in ipairs({ "n", "s", "m", "l", "x" }) do
-        if d.scales[k] then scale = k break end
+        if d.scales[k] then
+          scale = k
+          break
+        end
       end
       if not scale then
         for k in pairs(d.scales) do
@@ -146,7 +158,9 @@ function tasks.parse_model(d, ch, verbose)
     if type(d[section]) ~= "table" then
       error(string.format("%s: missing '%s' list", d.yaml_file or "model YAML", section), 0)
     end
-    for _, row in ipairs(d[section]) do all[#all + 1] = { row = row, section = section } end
+    for _, row in ipairs(d[section]) do
+      all[#all + 1] = { row = row, section = section }
+    end
   end
   for idx, entry in ipairs(all) do
     local i = idx - 1
@@ -160,13 +174,17 @@ function tasks.parse_model(d, ch, verbose)
     local reg = modules.registry[short]
     if not reg then
       local known = {}
-      for k in pairs(modules.registry) do known[#known + 1] = k end
+      for k in pairs(modules.registry) do
+        known[#known + 1] = k
+      end
       table.sort(known)
       layer_error(d, i, section, string.format("unknown module '%s' (known: %s)", mname, table.concat(known, ", ")))
     end
     if type(args) ~= "table" then layer_error(d, i, section, "args must be a list") end
     local a = {}
-    for j = 1, #args do a[j] = arg_value(args[j], nc) end
+    for j = 1, #args do
+      a[j] = arg_value(args[j], nc)
+    end
     if type(n) ~= "number" then layer_error(d, i, section, "repeats must be a number") end
     local n_ = n
     if n > 1 then n_ = math.max(round_half_even(n * depth), 1) end
@@ -180,18 +198,24 @@ function tasks.parse_model(d, ch, verbose)
     local c1, c2
     local kind = reg.spec.kind
     if reg.spec.channels then
-      c1 = (type(f) == "table") and (function()
-        local t = {}
-        for q, k in ipairs(f) do t[q] = ch_of(k) end
-        return t
-      end)() or ch_of(f)
+      c1 = (type(f) == "table")
+          and (function()
+            local t = {}
+            for q, k in ipairs(f) do
+              t[q] = ch_of(k)
+            end
+            return t
+          end)()
+        or ch_of(f)
       c2 = reg.spec.channels(c1, a)
     elseif kind == "conv" or kind == "repeat" then
       c1 = ch_of(f)
       c2 = a[1]
       if c2 ~= nc then c2 = make_divisible(math.min(c2, max_channels) * width, 8) end
       local newargs = { c1, c2 }
-      for j = 2, #a do newargs[#newargs + 1] = a[j] end
+      for j = 2, #a do
+        newargs[#newargs + 1] = a[j]
+      end
       a = newargs
       if kind == "repeat" then
         table.insert(a, 3, n_)
@@ -199,10 +223,14 @@ function tasks.parse_model(d, ch, verbose)
       end
     elseif kind == "concat" then
       c2 = 0
-      for _, k in ipairs(f) do c2 = c2 + ch_of(k) end
+      for _, k in ipairs(f) do
+        c2 = c2 + ch_of(k)
+      end
     elseif kind == "detect" then
       local list = {}
-      for q, k in ipairs(f) do list[q] = ch_of(k) end
+      for q, k in ipairs(f) do
+        list[q] = ch_of(k)
+      end
       a[#a + 1] = list
     else
       c2 = ch_of(type(f) == "table" and f[1] or f)
@@ -215,7 +243,9 @@ function tasks.parse_model(d, ch, verbose)
     local ok, err = pcall(function()
       if n_ > 1 then
         m = modules.Sequential()
-        for _ = 1, n_ do m:append(reg.cls(table.unpack(ctor_args, 1, #a))) end
+        for _ = 1, n_ do
+          m:append(reg.cls(table.unpack(ctor_args, 1, #a)))
+        end
       else
         m = reg.cls(table.unpack(ctor_args, 1, #a))
       end
@@ -233,8 +263,15 @@ function tasks.parse_model(d, ch, verbose)
     if i == 0 then chs = {} end
     if kind == "detect" then c2 = nil end
     chs[#chs + 1] = c2
-    rows[#rows + 1] = string.format("%3d%20s%3d%10d  %-45s%-30s", i, pyrepr(f), n_printed, m.np,
-      modules[short] == reg.cls and ("yolotrain.nn.modules." .. short) or m:class_name(), m.args_repr)
+    rows[#rows + 1] = string.format(
+      "%3d%20s%3d%10d  %-45s%-30s",
+      i,
+      pyrepr(f),
+      n_printed,
+      m.np,
+      modules[short] == reg.cls and ("yolotrain.nn.modules." .. short) or m:class_name(),
+      m.args_repr
+    )
   end
   table.sort(save)
   local uniq = {}
@@ -243,7 +280,9 @@ function tasks.parse_model(d, ch, verbose)
   end
   if verbose then
     print(string.format("\n%3s%20s%3s%10s  %-45s%-30s", "", "from", "n", "params", "module", "arguments"))
-    for _, r in ipairs(rows) do print(r) end
+    for _, r in ipairs(rows) do
+      print(r)
+    end
   end
   return layers, uniq, rows
 end
@@ -274,7 +313,9 @@ function Detection_Model:init(cfg, opts)
   self.save, self.layer_rows = save, rows
   self.names = opts.names or {}
   if not opts.names then
-    for i = 0, d.nc - 1 do self.names[i] = tostring(i) end
+    for i = 0, d.nc - 1 do
+      self.names[i] = tostring(i)
+    end
   end
   self.nc = d.nc
   self.scale = d.scale
@@ -287,7 +328,9 @@ function Detection_Model:init(cfg, opts)
     for m in self:modules() do
       if m:is_instance(modules.BatchNorm2d) then bns[#bns + 1] = m end
     end
-    for _, bn in ipairs(bns) do bn.momentum = 0.1 end
+    for _, bn in ipairs(bns) do
+      bn.momentum = 0.1
+    end
     local s = 256
     local prev = yt.set_grad_enabled(false)
     self:train()
@@ -295,12 +338,16 @@ function Detection_Model:init(cfg, opts)
     local okf, outs = pcall(function() return self:forward(yt.zeros({ 1, ch, s, s })) end)
     local strides = {}
     if okf then
-      for i, o in ipairs(outs) do strides[i] = s / o:shape(3) end
+      for i, o in ipairs(outs) do
+        strides[i] = s / o:shape(3)
+      end
     end
     yt.scope_end()
     yt.set_grad_enabled(prev)
     if not okf then error(outs, 2) end
-    for _, bn in ipairs(bns) do bn.momentum = 0.03 end
+    for _, bn in ipairs(bns) do
+      bn.momentum = 0.03
+    end
     head.stride = strides
     self.stride = strides
     head:bias_init()
@@ -326,7 +373,9 @@ local function layer_input(m, x, y)
   if m.f == -1 then return x end
   if type(m.f) ~= "table" then return y[m.f] end
   local xs = {}
-  for q, j in ipairs(m.f) do xs[q] = (j == -1) and x or y[j] end
+  for q, j in ipairs(m.f) do
+    xs[q] = (j == -1) and x or y[j]
+  end
   return xs
 end
 
@@ -334,7 +383,9 @@ end
 function Detection_Model:predict(x)
   local y = {}
   local keep = {}
-  for _, k in ipairs(self.save) do keep[k] = true end
+  for _, k in ipairs(self.save) do
+    keep[k] = true
+  end
   for _, m in ipairs(self.model.items) do
     local a, b = m(layer_input(m, x, y))
     x = a
@@ -370,12 +421,21 @@ function Detection_Model:info(verbose, imgsz)
     if self.scale and not name:match("[nslmx]$") then name = name .. self.scale end
   end
   local commas = utils.commas
-  local line = string.format("%s summary%s: %d layers, %s parameters, %s gradients, %.1f GFLOPs", name, fused,
-    nlayers, commas(nparams), commas(ngrads), gflops)
+  local line = string.format(
+    "%s summary%s: %d layers, %s parameters, %s gradients, %.1f GFLOPs",
+    name,
+    fused,
+    nlayers,
+    commas(nparams),
+    commas(ngrads),
+    gflops
+  )
   if verbose then
     if not self.fused then
       print(string.format("\n%3s%20s%3s%10s  %-45s%-30s", "", "from", "n", "params", "module", "arguments"))
-      for _, r in ipairs(self.layer_rows) do print(r) end
+      for _, r in ipairs(self.layer_rows) do
+        print(r)
+      end
     end
     print(line)
   end
@@ -419,7 +479,9 @@ function tasks.yaml_from_json(text)
     if type(v) == "number" then return math.tointeger(v) or v end
     if type(v) == "table" then
       local out = {}
-      for k, x in pairs(v) do out[k] = fix(x) end
+      for k, x in pairs(v) do
+        out[k] = fix(x)
+      end
       return out
     end
     if v == cjson.null then return "None" end
@@ -437,16 +499,27 @@ function tasks.load_checkpoint_model(path, opts)
   local tensors, meta = yt.load_safetensors(path)
   meta = meta or {}
   if not meta.yaml then
-    error(string.format("%s has no model architecture in its metadata (a plain state dict?): give " ..
-      "model=<model.yaml> pretrained=%s", path, path), 2)
+    error(
+      string.format(
+        "%s has no model architecture in its metadata (a plain state dict?): give "
+          .. "model=<model.yaml> pretrained=%s",
+        path,
+        path
+      ),
+      2
+    )
   end
   local d = tasks.yaml_from_json(meta.yaml)
   local names = {}
   if meta.names then
-    for i, n in ipairs(cjson.decode(meta.names)) do names[i - 1] = n end
+    for i, n in ipairs(cjson.decode(meta.names)) do
+      names[i - 1] = n
+    end
   end
-  local model = Detection_Model(d, { nc = tonumber(meta.nc) or d.nc, names = next(names) and names or nil,
-    verbose = opts and opts.verbose })
+  local model = Detection_Model(
+    d,
+    { nc = tonumber(meta.nc) or d.nc, names = next(names) and names or nil, verbose = opts and opts.verbose }
+  )
   model:load_state_dict(checkpoint.model_state(tensors))
   return model, meta
 end
@@ -461,7 +534,9 @@ function Detection_Model:load(weights, verbose)
     sd, meta = yt.load_safetensors(weights)
   end
   if type(sd) ~= "table" then error("load: expected a path or a table of tensors", 2) end
-  if sd.tensors and sd.meta then sd, meta = sd.tensors, sd.meta end -- a loaded checkpoint { tensors =, meta = }
+  if sd.tensors and sd.meta then
+    sd, meta = sd.tensors, sd.meta
+  end -- a loaded checkpoint { tensors =, meta = }
   -- a yolotrain checkpoint: its model.* entries are the (EMA) model's state dict
   if checkpoint.is_checkpoint(sd, meta) then sd = checkpoint.model_state(sd) end
   local report = self:load_state_dict(sd, { strict = false })

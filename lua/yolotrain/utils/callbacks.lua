@@ -5,26 +5,49 @@ local errors = require("yolotrain.utils.errors")
 
 M.events = {
   -- trainer
-  "on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_start", "on_train_epoch_start",
-  "on_train_batch_start", "optimizer_step", "on_before_zero_grad", "on_batch_end", "on_train_batch_end",
-  "on_train_epoch_end", "on_fit_epoch_end", "on_model_save", "on_train_end", "on_params_update", "teardown",
+  "on_pretrain_routine_start",
+  "on_pretrain_routine_end",
+  "on_train_start",
+  "on_train_epoch_start",
+  "on_train_batch_start",
+  "optimizer_step",
+  "on_before_zero_grad",
+  "on_batch_end",
+  "on_train_batch_end",
+  "on_train_epoch_end",
+  "on_fit_epoch_end",
+  "on_model_save",
+  "on_train_end",
+  "on_params_update",
+  "teardown",
   -- validator
-  "on_val_start", "on_val_batch_start", "on_val_batch_end", "on_val_end",
+  "on_val_start",
+  "on_val_batch_start",
+  "on_val_batch_end",
+  "on_val_end",
   -- predictor
-  "on_predict_start", "on_predict_batch_start", "on_predict_postprocess_end", "on_predict_batch_end",
+  "on_predict_start",
+  "on_predict_batch_start",
+  "on_predict_postprocess_end",
+  "on_predict_batch_end",
   "on_predict_end",
   -- exporter (yolotrain.engine.exporter)
-  "on_export_start", "on_export_end",
+  "on_export_start",
+  "on_export_end",
 }
 
 local known = {}
-for _, e in ipairs(M.events) do known[e] = true end
+for _, e in ipairs(M.events) do
+  known[e] = true
+end
 M.known = known
 
 -- event -> list of functions
 function M.get_default_callbacks()
   local t = {}
-  for _, e in ipairs(M.events) do t[e] = {} end
+  for _, e in ipairs(M.events) do
+    t[e] = {}
+  end
   return t
 end
 
@@ -41,11 +64,15 @@ function M.add_integration_callbacks(instance)
     local integration = require(name)
     if integration.enabled(instance) then
       local events = {}
-      for event in pairs(integration.callbacks) do events[#events + 1] = event end
+      for event in pairs(integration.callbacks) do
+        events[#events + 1] = event
+      end
       table.sort(events)
       for _, event in ipairs(events) do
         local fn, list, present = integration.callbacks[event], instance.callbacks[event], false
-        for _, f in ipairs(list) do present = present or f == fn end
+        for _, f in ipairs(list) do
+          present = present or f == fn
+        end
         if not present then list[#list + 1] = fn end
       end
     end
@@ -58,7 +85,9 @@ local function closest(name)
     -- Levenshtein distance
     local la, lb = #name, #e
     local prev = {}
-    for j = 0, lb do prev[j] = j end
+    for j = 0, lb do
+      prev[j] = j
+    end
     for i = 1, la do
       local cur = { [0] = i }
       for j = 1, lb do
@@ -67,15 +96,19 @@ local function closest(name)
       end
       prev = cur
     end
-    if not best_d or prev[lb] < best_d then best, best_d = e, prev[lb] end
+    if not best_d or prev[lb] < best_d then
+      best, best_d = e, prev[lb]
+    end
   end
   return best
 end
 
 function M.check_event(event, level)
   if not known[event] then
-    error(string.format("unknown callback event '%s' (did you mean '%s'?)", tostring(event), closest(tostring(event))),
-      (level or 1) + 1)
+    error(
+      string.format("unknown callback event '%s' (did you mean '%s'?)", tostring(event), closest(tostring(event))),
+      (level or 1) + 1
+    )
   end
 end
 
@@ -83,8 +116,10 @@ end
 function M.mixin(Cls)
   function Cls:add_callback(event, fn)
     M.check_event(event, 2)
-    assert(type(fn) == "function" or (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call),
-      "add_callback: the callback must be a function")
+    assert(
+      type(fn) == "function" or (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call),
+      "add_callback: the callback must be a function"
+    )
     table.insert(self.callbacks[event], fn)
   end
 
@@ -103,7 +138,11 @@ function M.mixin(Cls)
     M.check_event(event, 2)
     local kept, removed = {}, 0
     for _, f in ipairs(self.callbacks[event]) do
-      if f == fn then removed = removed + 1 else kept[#kept + 1] = f end
+      if f == fn then
+        removed = removed + 1
+      else
+        kept[#kept + 1] = f
+      end
     end
     self.callbacks[event] = kept
     return removed

@@ -22,8 +22,11 @@ end
 function M.conv_backend()
   local ok, b = pcall(yt.sys.conv_backend)
   if not ok then return tostring(b) end
-  local what = { gemm = "im2col + OpenBLAS", dnnl = "k x k backward on oneDNN, the rest im2col + OpenBLAS",
-    dnnl_all = "oneDNN" }
+  local what = {
+    gemm = "im2col + OpenBLAS",
+    dnnl = "k x k backward on oneDNN, the rest im2col + OpenBLAS",
+    dnnl_all = "oneDNN",
+  }
   return string.format("%s (YT_CONV=%s; gemm, dnnl or dnnl_all)", what[b] or b, b)
 end
 
@@ -44,8 +47,14 @@ function M.rows()
     { "engine", M.engine_dir() },
     { "CPU", string.format("%s, %d cores", cpu.model, yt.sys.nproc()) },
     { "CPU features", #cpu.features > 0 and table.concat(cpu.features, " ") or "none of avx2/avx512" },
-    { "threads", string.format("%d (OpenMP and OpenBLAS; OMP_NUM_THREADS=%s)", threads,
-      tostring(yt.sys.getenv("OMP_NUM_THREADS") or "unset")) },
+    {
+      "threads",
+      string.format(
+        "%d (OpenMP and OpenBLAS; OMP_NUM_THREADS=%s)",
+        threads,
+        tostring(yt.sys.getenv("OMP_NUM_THREADS") or "unset")
+      ),
+    },
     { "precision", "float32 training and inference (amp=true runs float32)" },
     { "convolutions", M.conv_backend() },
     { "weights", "safetensors; Ultralytics .pt read as data; ONNX export" },
@@ -54,7 +63,9 @@ function M.rows()
 end
 
 function M.print_checks()
-  for _, r in ipairs(M.rows()) do io.stdout:write(string.format("%-14s %s\n", r[1], r[2])) end
+  for _, r in ipairs(M.rows()) do
+    io.stdout:write(string.format("%-14s %s\n", r[1], r[2]))
+  end
 end
 
 return M

@@ -24,12 +24,16 @@ M.ASSETS_RELEASE = "v8.2.0"
 M.MIRROR_ENV = "YOLOTRAIN_ASSETS_URL"
 -- the YOLOv8 detection weights of Ultralytics' asset list (yolotrain implements the detect task)
 M.ASSET_NAMES = {}
-for k in ("nsmlx"):gmatch(".") do M.ASSET_NAMES[#M.ASSET_NAMES + 1] = "yolov8" .. k .. ".pt" end
+for k in ("nsmlx"):gmatch(".") do
+  M.ASSET_NAMES[#M.ASSET_NAMES + 1] = "yolov8" .. k .. ".pt"
+end
 local IS_ASSET = {}
-for _, n in ipairs(M.ASSET_NAMES) do IS_ASSET[n] = true end
+for _, n in ipairs(M.ASSET_NAMES) do
+  IS_ASSET[n] = true
+end
 
-M.RETRIES = 2                -- further attempts after a failure that may pass (a timeout, a cut transfer, HTTP 5xx)
-M.MIN_WEIGHTS_BYTES = 1e5    -- a smaller "weights" file is an error page, not weights (Ultralytics' min_bytes)
+M.RETRIES = 2 -- further attempts after a failure that may pass (a timeout, a cut transfer, HTTP 5xx)
+M.MIN_WEIGHTS_BYTES = 1e5 -- a smaller "weights" file is an error page, not weights (Ultralytics' min_bytes)
 -- bound on what an archive may unpack to: UNPACK_RATIO times its own size, at least UNPACK_MIN_BYTES. Images
 -- hardly compress and label text about 5:1, so real datasets stay far below it; a zip bomb does not.
 M.UNPACK_RATIO = 200
@@ -37,7 +41,10 @@ M.UNPACK_MIN_BYTES = 64 * 1024 * 1024
 M.ARCHIVE_SUFFIXES = { ".zip", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2" }
 
 -- Where messages go; replace to redirect.
-M.log = function(msg) io.stdout:write(msg, "\n"); io.stdout:flush() end
+M.log = function(msg)
+  io.stdout:write(msg, "\n")
+  io.stdout:flush()
+end
 
 -- A download or unpacking that failed: one message, without a position (the CLI prints it as one line).
 local function fail(message) error(message, 0) end
@@ -59,9 +66,7 @@ function M.mirror(url)
   return (base:gsub("/+$", "")) .. "/" .. M.url_file(url)
 end
 
-local function lock_path(dest)
-  return utils.join(utils.dirname(dest), "." .. utils.basename(dest) .. ".lock")
-end
+local function lock_path(dest) return utils.join(utils.dirname(dest), "." .. utils.basename(dest) .. ".lock") end
 
 -- One attempt: (true) or (false, message, transient).
 local function attempt(url, dest, opts)
@@ -91,7 +96,7 @@ function M.safe_download(url, dest, opts)
   opts = opts or {}
   local source = M.mirror(url)
   utils.mkdir_p(utils.dirname(dest))
-  local lock <close> = yt.sys.lock(lock_path(dest))
+  local _lock <close> = yt.sys.lock(lock_path(dest)) -- luacheck: ignore 211 (held until the end of the scope)
   if utils.exists(dest) then return dest end -- another process finished it while this one waited
   M.log(string.format("Downloading %s to '%s'...", source, dest))
   local retries = opts.retries or M.RETRIES
@@ -110,9 +115,11 @@ function M.safe_download(url, dest, opts)
   end
   if not ok then
     local manual = opts.manual or string.format("put it at %s", dest)
-    local mirror = source == url and os.getenv(M.MIRROR_ENV) == nil and
-      url:sub(1, #M.GITHUB_RELEASES_URL) == M.GITHUB_RELEASES_URL and
-      string.format(", or set %s to a mirror holding it", M.MIRROR_ENV) or ""
+    local mirror = source == url
+        and os.getenv(M.MIRROR_ENV) == nil
+        and url:sub(1, #M.GITHUB_RELEASES_URL) == M.GITHUB_RELEASES_URL
+        and string.format(", or set %s to a mirror holding it", M.MIRROR_ENV)
+      or ""
     fail(string.format("Download failure: %s. Download %s by hand and %s%s.", msg, source, manual, mirror))
   end
   return dest
@@ -137,8 +144,10 @@ function M.unpack(archive, parent, opts)
   local suffix = M.archive_suffix(file)
   local stem = suffix and file:sub(1, #file - #suffix) or file
   local size = (yt.sys.stat(archive) or { size = 0 }).size
-  local limits = { max_bytes = opts.max_bytes or math.max(M.UNPACK_MIN_BYTES, M.UNPACK_RATIO * size),
-    max_entries = opts.max_entries }
+  local limits = {
+    max_bytes = opts.max_bytes or math.max(M.UNPACK_MIN_BYTES, M.UNPACK_RATIO * size),
+    max_entries = opts.max_entries,
+  }
   M.log(string.format("Unzipping %s to %s...", archive, parent))
   local ok, dir, stats = pcall(yt.unpack, archive, parent, stem, limits)
   if not ok then fail(utils.strip_where(dir)) end
@@ -172,12 +181,18 @@ function M.download_dataset(url, datasets_dir, expect, ready)
   local name = M.url_file(url)
   local manual = string.format("unpack it into %s (so that %s exists)", datasets_dir, expect)
   if not M.archive_suffix(name) then
-    fail(string.format("download: %s is not a zip or tar archive, which is what yolotrain unpacks; download the " ..
-      "dataset by hand and put it so that %s exists", url, expect))
+    fail(
+      string.format(
+        "download: %s is not a zip or tar archive, which is what yolotrain unpacks; download the "
+          .. "dataset by hand and put it so that %s exists",
+        url,
+        expect
+      )
+    )
   end
   utils.mkdir_p(datasets_dir)
   local archive = utils.join(datasets_dir, name)
-  local lock <close> = yt.sys.lock(lock_path(archive .. ".unpack"))
+  local _lock <close> = yt.sys.lock(lock_path(archive .. ".unpack")) -- luacheck: ignore 211 (held until the end of the scope)
   if ready() then return end
   local t0 = yt.now()
   M.safe_download(url, archive, { manual = manual })

@@ -21,10 +21,16 @@ function EarlyStopping:check(epoch, fitness)
   self.possible_stop = delta >= (self.patience - 1)
   local stop = delta >= self.patience
   if stop then
-    print(string.format("Stopping training early as no improvement observed in last %d epochs. Best results " ..
-      "observed at epoch %d, best model saved as best.safetensors.\nTo update EarlyStopping(patience=%d) pass a " ..
-      "new patience value, i.e. `patience=300` or use `patience=0` to disable EarlyStopping.", self.patience,
-      self.best_epoch, self.patience))
+    print(
+      string.format(
+        "Stopping training early as no improvement observed in last %d epochs. Best results "
+          .. "observed at epoch %d, best model saved as best.safetensors.\nTo update EarlyStopping(patience=%d) pass a "
+          .. "new patience value, i.e. `patience=300` or use `patience=0` to disable EarlyStopping.",
+        self.patience,
+        self.best_epoch,
+        self.patience
+      )
+    )
   end
   return stop
 end

@@ -34,9 +34,7 @@ function M.stopped(reason, where)
 end
 
 -- Is this Lua source one of the engine's files?
-local function engine_source(source)
-  return source:sub(1, 1) == "@" and source:find("lua/yolotrain/", 1, true) ~= nil
-end
+local function engine_source(source) return source:sub(1, 1) == "@" and source:find("lua/yolotrain/", 1, true) ~= nil end
 
 -- "file:line: " of the innermost frame from `level` (of the caller) on that is the user's (not the engine's,
 -- not C), or "" when there is none (the command line: the caller names the override instead).
@@ -58,14 +56,10 @@ function M.report(message, exit_status)
 end
 
 -- Refuses the user's input (a bad command-line word): one line, no traceback, exit status 1.
-function M.refuse(msg)
-  error(M.report(msg, 1), 0)
-end
+function M.refuse(msg) error(M.report(msg, 1), 0) end
 
 -- Raises msg at the user's file:line (an error in how the engine was called, not in the engine).
-function M.raise_at_user(msg)
-  error(M.user_where(2) .. msg, 0)
-end
+function M.raise_at_user(msg) error(M.user_where(2) .. msg, 0) end
 
 -- The message handler of the engine's xpcalls: the error as a report, its traceback taken here, where it was
 -- raised (level 2 is the function that raised). A report passes through unchanged, so an error is wrapped once
@@ -75,7 +69,9 @@ function M.capture(e)
   if M.is_report(e) then return e end
   local r = setmetatable({ exit_status = 1 }, Report)
   if type(e) == "table" then
-    for k, v in pairs(e) do r[k] = v end
+    for k, v in pairs(e) do
+      r[k] = v
+    end
     r.message = e.message ~= nil and tostring(e.message) or tostring(e)
   else
     r.message = tostring(e)

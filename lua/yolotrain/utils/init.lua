@@ -3,9 +3,7 @@ local yt = require("yolotrain.core")
 
 local utils = {}
 
-function utils.exists(path)
-  return yt.sys.stat(path) ~= nil
-end
+function utils.exists(path) return yt.sys.stat(path) ~= nil end
 
 function utils.is_dir(path)
   local st = yt.sys.stat(path)
@@ -14,22 +12,24 @@ end
 
 function utils.mkdir_p(path)
   local ok, err = yt.sys.mkdir_p(path)
-  if ok == false or ok == nil and err then error(string.format("cannot create directory '%s': %s", path, tostring(err)), 2) end
+  if ok == false or ok == nil and err then
+    error(string.format("cannot create directory '%s': %s", path, tostring(err)), 2)
+  end
 end
 
-function utils.dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
+function utils.dirname(path) return path:match("^(.*)/[^/]*$") or "." end
 
-function utils.basename(path)
-  return path:match("([^/]+)/*$") or path
-end
+function utils.basename(path) return path:match("([^/]+)/*$") or path end
 
 function utils.join(...)
   local parts = { ... }
   local out = parts[1]
   for i = 2, #parts do
-    if parts[i]:sub(1, 1) == "/" then out = parts[i] else out = out:gsub("/+$", "") .. "/" .. parts[i] end
+    if parts[i]:sub(1, 1) == "/" then
+      out = parts[i]
+    else
+      out = out:gsub("/+$", "") .. "/" .. parts[i]
+    end
   end
   return out
 end
@@ -42,7 +42,11 @@ function utils.normalize(p)
   local out = {}
   for part in p:gmatch("[^/]+") do
     if part == ".." then
-      if #out > 0 and out[#out] ~= ".." then out[#out] = nil elseif not abs then out[#out + 1] = ".." end
+      if #out > 0 and out[#out] ~= ".." then
+        out[#out] = nil
+      elseif not abs then
+        out[#out + 1] = ".."
+      end
     elseif part ~= "." then
       out[#out + 1] = part
     end
@@ -62,7 +66,9 @@ end
 function utils.increment_path(path, exist_ok)
   if exist_ok or not utils.exists(path) then return path end
   local n = 2
-  while utils.exists(path .. n) do n = n + 1 end
+  while utils.exists(path .. n) do
+    n = n + 1
+  end
   return path .. n
 end
 
@@ -92,7 +98,9 @@ end
 -- The grid size of a model: its largest stride (floored), at least 32.
 function utils.max_stride(model)
   local gs = 32
-  for _, s in ipairs(model.stride or {}) do gs = math.max(gs, math.floor(s)) end
+  for _, s in ipairs(model.stride or {}) do
+    gs = math.max(gs, math.floor(s))
+  end
   return gs
 end
 
@@ -103,9 +111,7 @@ function utils.log(...)
 end
 
 -- A message without the "file.lua:line: " position Lua puts in front of an error raised by a function.
-function utils.strip_where(msg)
-  return (tostring(msg):gsub("^[^\n]-%.lua:%d+: ", ""))
-end
+function utils.strip_where(msg) return (tostring(msg):gsub("^[^\n]-%.lua:%d+: ", "")) end
 
 -- A write that failed for a reason outside the program (a full disk, an I/O error, a permission): raised as a
 -- value the engine reports in one line with no traceback. reason may already name the path.
@@ -160,21 +166,25 @@ end
 function utils.fmt_bytes(n)
   local units = { "B", "kB", "MB", "GB", "TB" }
   local i = 1
-  while n >= 1024 and i < #units do n, i = n / 1024, i + 1 end
+  while n >= 1024 and i < #units do
+    n, i = n / 1024, i + 1
+  end
   if i == 1 then return string.format("%d%s", math.floor(n), units[i]) end
   return string.format("%.2f%s", n, units[i])
 end
 
 -- Terminal colours only when stdout is a terminal (Ultralytics' colorstr).
-local COLORS = { blue = "\27[34m", bold = "\27[1m", red = "\27[31m", green = "\27[32m", yellow = "\27[33m",
-  reset = "\27[0m" }
+local COLORS =
+  { blue = "\27[34m", bold = "\27[1m", red = "\27[31m", green = "\27[32m", yellow = "\27[33m", reset = "\27[0m" }
 function utils.colorstr(...)
   local args = { ... }
   local text = table.remove(args)
   if #args == 0 then args = { "blue", "bold" } end
   if not (yt.sys and yt.sys.isatty and yt.sys.isatty(1)) then return text end
   local pre = ""
-  for _, c in ipairs(args) do pre = pre .. (COLORS[c] or "") end
+  for _, c in ipairs(args) do
+    pre = pre .. (COLORS[c] or "")
+  end
   return pre .. text .. COLORS.reset
 end
 
@@ -182,7 +192,9 @@ end
 function utils.repr(v)
   if type(v) == "table" then
     local parts = {}
-    for i = 1, #v do parts[#parts + 1] = utils.repr(v[i]) end
+    for i = 1, #v do
+      parts[#parts + 1] = utils.repr(v[i])
+    end
     return "[" .. table.concat(parts, ", ") .. "]"
   end
   if type(v) == "string" then return v end

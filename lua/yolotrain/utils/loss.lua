@@ -34,8 +34,16 @@ function v8DetectionLoss:options()
     error(string.format("cls_pw has %d weights but the model has %d classes", #cls_pw, self.nc), 3)
   end
   return {
-    box = hyp.box or 7.5, cls = hyp.cls or 0.5, dfl = hyp.dfl or 1.5, nc = self.nc, reg_max = self.reg_max,
-    strides = self.stride, cls_pw = cls_pw, topk = self.topk, alpha = 0.5, beta = 6.0,
+    box = hyp.box or 7.5,
+    cls = hyp.cls or 0.5,
+    dfl = hyp.dfl or 1.5,
+    nc = self.nc,
+    reg_max = self.reg_max,
+    strides = self.stride,
+    cls_pw = cls_pw,
+    topk = self.topk,
+    alpha = 0.5,
+    beta = 6.0,
     -- data-parallel: every rank normalises by the whole batch's target-score sum, so N ranks compute exactly
     -- the gradient of one process with the whole batch (Ultralytics normalises per rank)
     -- (training only: validation runs on rank 0 alone)

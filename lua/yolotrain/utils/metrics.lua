@@ -22,7 +22,9 @@ local function mean(t)
   local n = #t
   if n == 0 then return 0.0 end
   local s = 0.0
-  for i = 1, n do s = s + t[i] end
+  for i = 1, n do
+    s = s + t[i]
+  end
   return s / n
 end
 
@@ -58,13 +60,17 @@ Metric:static("new", function() return Metric() end)
 
 function Metric:ap50()
   local o = {}
-  for i, row in ipairs(self.all_ap) do o[i] = row[1] end
+  for i, row in ipairs(self.all_ap) do
+    o[i] = row[1]
+  end
   return o
 end
 
 function Metric:ap()
   local o = {}
-  for i, row in ipairs(self.all_ap) do o[i] = mean(row) end
+  for i, row in ipairs(self.all_ap) do
+    o[i] = mean(row)
+  end
   return o
 end
 
@@ -73,7 +79,9 @@ function Metric:mr() return mean(self.r) end
 function Metric:map50() return mean(self:ap50()) end
 function Metric:map75()
   local o = {}
-  for i, row in ipairs(self.all_ap) do o[i] = row[6] end
+  for i, row in ipairs(self.all_ap) do
+    o[i] = row[6]
+  end
   return mean(o)
 end
 function Metric:map()
@@ -89,15 +97,17 @@ end
 
 function Metric:mean_results() return { self:mp(), self:mr(), self:map50(), self:map() } end
 
-function Metric:class_result(i)
-  return { self.p[i], self.r[i], self.all_ap[i][1], mean(self.all_ap[i]) }
-end
+function Metric:class_result(i) return { self.p[i], self.r[i], self.all_ap[i][1], mean(self.all_ap[i]) } end
 
 function Metric:maps()
   local m, ap = self:map(), self:ap()
   local o = {}
-  for c = 0, self.nc - 1 do o[c] = m end
-  for i, c in ipairs(self.ap_class_index) do o[c] = ap[i] end
+  for c = 0, self.nc - 1 do
+    o[c] = m
+  end
+  for i, c in ipairs(self.ap_class_index) do
+    o[c] = ap[i]
+  end
   return o
 end
 
@@ -120,13 +130,16 @@ DetMetrics:property("ap_class_index", function(self) return self.box.ap_class_in
 DetMetrics:property("results_dict", function(self)
   local r = self:mean_results()
   local d = {}
-  for i, k in ipairs(KEYS) do d[k] = r[i] end
+  for i, k in ipairs(KEYS) do
+    d[k] = r[i]
+  end
   d.fitness = self.box:fitness()
   return d
 end)
-DetMetrics:property("curves", function()
-  return { "Precision-Recall(B)", "F1-Confidence(B)", "Precision-Confidence(B)", "Recall-Confidence(B)" }
-end)
+DetMetrics:property(
+  "curves",
+  function() return { "Precision-Recall(B)", "F1-Confidence(B)", "Precision-Confidence(B)", "Recall-Confidence(B)" } end
+)
 DetMetrics:property("curves_results", function(self) return self.curves_data end)
 
 DetMetrics.__tostring = function(self)
@@ -137,9 +150,7 @@ end
 --- DetMetrics{ names = {[0]="person", ...}, save_dir = "dir", plot = false }, or Ultralytics' positional form
 --- DetMetrics(save_dir, plot, on_plot, names).
 function DetMetrics:init(opts, plot_, on_plot_, names_)
-  if type(opts) ~= "table" then
-    opts = { save_dir = opts, plot = plot_, on_plot = on_plot_, names = names_ }
-  end
+  if type(opts) ~= "table" then opts = { save_dir = opts, plot = plot_, on_plot = on_plot_, names = names_ } end
   rawset(self, "names", opts.names or {})
   rawset(self, "save_dir", opts.save_dir)
   rawset(self, "plot", opts.plot or false)
@@ -150,13 +161,9 @@ function DetMetrics:init(opts, plot_, on_plot_, names_)
 end
 M.DetectionMetrics = M.DetMetrics
 
-local function to_list(t)
-  return t:tolist()
-end
+local function to_list(t) return t:tolist() end
 
-local function rows(t)
-  return t:numel() > 0 and t:totable() or {}
-end
+local function rows(t) return t:numel() > 0 and t:totable() or {} end
 
 --- Scores the concatenated validation statistics. tp (n,K) uint8/bool-like, conf (n), pred_cls (n),
 -- target_cls (nt): tensors (or nested Lua tables, converted).
@@ -199,7 +206,9 @@ function DetMetrics:plot_curves(dir)
   local res = self.raw
   if not res then error("DetMetrics:plot_curves: call process() first", 2) end
   local labels = {}
-  for i, c in ipairs(self.box.ap_class_index) do labels[i] = class_name(self.names, c) end
+  for i, c in ipairs(self.box.ap_class_index) do
+    labels[i] = class_name(self.names, c)
+  end
   -- the PR curve uses only classes that had predictions (like Ultralytics)
   local has = res.has_prec:tolist()
   local keep, kl, ap50 = {}, {}, {}
@@ -222,7 +231,11 @@ function DetMetrics:plot_curves(dir)
   yt.plot_mc_curve(out("F1_curve.png"), res.x, res.f1_curve, { names = labels, ylabel = "F1" })
   yt.plot_mc_curve(out("P_curve.png"), res.x, res.p_curve, { names = labels, ylabel = "Precision" })
   yt.plot_mc_curve(out("R_curve.png"), res.x, res.r_curve, { names = labels, ylabel = "Recall" })
-  if self.on_plot then for _, p in ipairs(paths) do self.on_plot(p) end end
+  if self.on_plot then
+    for _, p in ipairs(paths) do
+      self.on_plot(p)
+    end
+  end
   return paths
 end
 
@@ -261,7 +274,9 @@ function ConfusionMatrix:tp_fp()
   local tp, fp = {}, {}
   for c = 1, self.nc do
     local row = 0.0
-    for j = 1, self.nc + 1 do row = row + m[c][j] end
+    for j = 1, self.nc + 1 do
+      row = row + m[c][j]
+    end
     tp[c] = m[c][c]
     fp[c] = row - m[c][c]
   end
@@ -283,7 +298,9 @@ function ConfusionMatrix:print()
   local m = self.matrix:totable()
   for i = 1, self.nc + 1 do
     local parts = {}
-    for j = 1, self.nc + 1 do parts[j] = string.format("%g", m[i][j]) end
+    for j = 1, self.nc + 1 do
+      parts[j] = string.format("%g", m[i][j])
+    end
     print(table.concat(parts, " "))
   end
 end

@@ -20,19 +20,30 @@ onnx.Graph = Graph
 function Graph:init(opts)
   self.opset = opts.opset or onnx.DEFAULT_OPSET
   self.static_hw = opts.static_hw
-  self.writer = yt.onnx_writer{ graph = "main_graph", opset = self.opset, producer = opts.producer or "yolotrain",
-    version = opts.version or yt.version }
-  self.prefix = ""       -- the state-dict prefix of the layer emitting ("model.2.cv1")
-  self.used = {}         -- node names taken
-  self.consts = {}       -- constant key -> initializer name
+  self.writer = yt.onnx_writer {
+    graph = "main_graph",
+    opset = self.opset,
+    producer = opts.producer or "yolotrain",
+    version = opts.version or yt.version,
+  }
+  self.prefix = "" -- the state-dict prefix of the layer emitting ("model.2.cv1")
+  self.used = {} -- node names taken
+  self.consts = {} -- constant key -> initializer name
   self.n_consts = 0
 end
 
 -- Emits module m's nodes with m named `name` under the current layer; returns what m:onnx returns.
 function Graph:call(m, name, ...)
   if type(m.onnx) ~= "function" then
-    error(string.format("ONNX export: %s (%s) has no :onnx(g, x) method: a custom layer must define one beside " ..
-      "its forward to be exported", m.__name or "a layer", name), 0)
+    error(
+      string.format(
+        "ONNX export: %s (%s) has no :onnx(g, x) method: a custom layer must define one beside "
+          .. "its forward to be exported",
+        m.__name or "a layer",
+        name
+      ),
+      0
+    )
   end
   local saved = self.prefix
   if name ~= "" then self.prefix = saved == "" and name or (saved .. "." .. name) end
@@ -58,7 +69,9 @@ end
 function Graph:op(op, inputs, attrs, n_out)
   local name = self:node_name(op)
   local outputs = {}
-  for i = 1, n_out or 1 do outputs[i] = string.format("%s_output_%d", name, i - 1) end
+  for i = 1, n_out or 1 do
+    outputs[i] = string.format("%s_output_%d", name, i - 1)
+  end
   self.writer:node(op, name, inputs, outputs, attrs)
   return table.unpack(outputs)
 end
@@ -78,8 +91,11 @@ function Graph:const(values, shape, dtype)
   self.n_consts = self.n_consts + 1
   local name = string.format("/const_%d", self.n_consts)
   local t
-  if #values == 0 then t = yt.zeros(shape, dtype)
-  else t = yt.tensor(values, dtype):reshape(shape) end
+  if #values == 0 then
+    t = yt.zeros(shape, dtype)
+  else
+    t = yt.tensor(values, dtype):reshape(shape)
+  end
   self.writer:initializer(name, t)
   self.consts[key] = name
   return name
@@ -101,9 +117,15 @@ end
 
 -- The whole graph's interface and metadata, then the writer (call :save(path) on it).
 function Graph:finish(spec)
-  for _, v in ipairs(spec.inputs) do self.writer:input(v[1], v[2]) end
-  for _, v in ipairs(spec.outputs) do self.writer:output(v[1], v[2]) end
-  for _, kv in ipairs(spec.metadata or {}) do self.writer:metadata(kv[1], kv[2]) end
+  for _, v in ipairs(spec.inputs) do
+    self.writer:input(v[1], v[2])
+  end
+  for _, v in ipairs(spec.outputs) do
+    self.writer:output(v[1], v[2])
+  end
+  for _, kv in ipairs(spec.metadata or {}) do
+    self.writer:metadata(kv[1], kv[2])
+  end
   return self.writer
 end
 

@@ -89,7 +89,9 @@ end
 
 local function split_csv_line(line)
   local out = {}
-  for field in (line .. ","):gmatch("([^,]*),") do out[#out + 1] = field:match("^%s*(.-)%s*$") end
+  for field in (line .. ","):gmatch("([^,]*),") do
+    out[#out + 1] = field:match("^%s*(.-)%s*$")
+  end
   return out
 end
 
@@ -103,7 +105,9 @@ function M.gaussian_filter1d(y, sigma)
     w[k] = math.exp(-0.5 * (k / sigma) ^ 2)
     s = s + w[k]
   end
-  for k = -r, r do w[k] = w[k] / s end
+  for k = -r, r do
+    w[k] = w[k] / s
+  end
   local function at(i) -- reflect: d c b a | a b c d | d c b a
     local period = 2 * n
     i = (i - 1) % period
@@ -113,15 +117,27 @@ function M.gaussian_filter1d(y, sigma)
   local out = {}
   for i = 1, n do
     local acc = 0
-    for k = -r, r do acc = acc + w[k] * at(i + k) end
+    for k = -r, r do
+      acc = acc + w[k] * at(i + k)
+    end
     out[i] = acc
   end
   return out
 end
 
 -- The panels of Ultralytics' detection results.png, in its order.
-M.RESULTS_COLUMNS = { "train/box_loss", "train/cls_loss", "train/dfl_loss", "metrics/precision(B)",
-  "metrics/recall(B)", "val/box_loss", "val/cls_loss", "val/dfl_loss", "metrics/mAP50(B)", "metrics/mAP50-95(B)" }
+M.RESULTS_COLUMNS = {
+  "train/box_loss",
+  "train/cls_loss",
+  "train/dfl_loss",
+  "metrics/precision(B)",
+  "metrics/recall(B)",
+  "val/box_loss",
+  "val/cls_loss",
+  "val/dfl_loss",
+  "metrics/mAP50(B)",
+  "metrics/mAP50-95(B)",
+}
 
 -- Reads results.csv into what results.png shows: the panels (the columns of RESULTS_COLUMNS that exist, else every
 -- column after epoch), the epochs x, each panel's values ys[j] (NaN where a row has none) and their
@@ -138,7 +154,9 @@ function M.read_results(csv_path)
   if #lines < 1 then error(string.format("results: '%s' is empty", csv_path), 2) end
   local header = split_csv_line(lines[1])
   local col = {}
-  for i, h in ipairs(header) do col[h] = i end
+  for i, h in ipairs(header) do
+    col[h] = i
+  end
   local wanted = {}
   for _, k in ipairs(M.RESULTS_COLUMNS) do
     if col[k] then wanted[#wanted + 1] = k end
@@ -150,12 +168,16 @@ function M.read_results(csv_path)
   end
   if #wanted == 0 then error(string.format("results: '%s' has no metric columns", csv_path), 2) end
   local x, ys = {}, {}
-  for j = 1, #wanted do ys[j] = {} end
+  for j = 1, #wanted do
+    ys[j] = {}
+  end
   for r = 2, #lines do
     local fields = split_csv_line(lines[r])
     local e = tonumber(fields[col.epoch or 1])
     x[#x + 1] = e or (r - 1)
-    for j, k in ipairs(wanted) do ys[j][#x] = tonumber(fields[col[k]]) or (0 / 0) end
+    for j, k in ipairs(wanted) do
+      ys[j][#x] = tonumber(fields[col[k]]) or (0 / 0)
+    end
   end
   local smooth = {}
   for j = 1, #wanted do
@@ -170,8 +192,12 @@ function M.read_results(csv_path)
     end
     local s = M.gaussian_filter1d(vals, 3)
     smooth[j] = {}
-    for i = 1, #x do smooth[j][i] = 0 / 0 end
-    for q, i in ipairs(idx) do smooth[j][i] = s[q] end
+    for i = 1, #x do
+      smooth[j][i] = 0 / 0
+    end
+    for q, i in ipairs(idx) do
+      smooth[j][i] = s[q]
+    end
   end
   return wanted, x, ys, smooth
 end

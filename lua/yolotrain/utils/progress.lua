@@ -44,12 +44,30 @@ function Progress:render(desc)
     if not known then
       return string.format("%s %s [%s, %s]", desc or "", fmt_bytes(self.n), fmt_time(elapsed), speed)
     end
-    return string.format("%s %3d%% %s %s/%s [%s<%s, %s]", desc or "", math.floor(frac * 100), bar,
-      fmt_bytes(self.n), fmt_bytes(self.total), fmt_time(elapsed), fmt_time(eta), speed)
+    return string.format(
+      "%s %3d%% %s %s/%s [%s<%s, %s]",
+      desc or "",
+      math.floor(frac * 100),
+      bar,
+      fmt_bytes(self.n),
+      fmt_bytes(self.total),
+      fmt_time(elapsed),
+      fmt_time(eta),
+      speed
+    )
   end
   local speed = rate >= 1 and string.format("%.2fit/s", rate) or string.format("%.2fs/it", rate > 0 and 1 / rate or 0)
-  return string.format("%s %3d%% %s %d/%d [%s<%s, %s]", desc or "", math.floor(frac * 100), bar, self.n, self.total,
-    fmt_time(elapsed), fmt_time(eta), speed)
+  return string.format(
+    "%s %3d%% %s %d/%d [%s<%s, %s]",
+    desc or "",
+    math.floor(frac * 100),
+    bar,
+    self.n,
+    self.total,
+    fmt_time(elapsed),
+    fmt_time(eta),
+    speed
+  )
 end
 
 local function draw(self, desc)
@@ -61,7 +79,9 @@ local function draw(self, desc)
     self.out:write(self:render(desc), "\n")
     self.out:flush()
     self.plain_done = self.n >= self.total
-    while self.n / self.total >= self.next_plain do self.next_plain = self.next_plain + self.plain_step end
+    while self.n / self.total >= self.next_plain do
+      self.next_plain = self.next_plain + self.plain_step
+    end
   end
 end
 

@@ -21,7 +21,10 @@ function pt.is_pt(path) return type(path) == "string" and path:match("%.pt$") ~=
 -- Every reader of .pt weights (training, val, predict, export, pretrained=) comes through here.
 function pt.locate(path)
   local f = io.open(path, "rb")
-  if f then f:close() return path end
+  if f then
+    f:close()
+    return path
+  end
   return require("yolotrain.utils.downloads").attempt_download_asset(path)
 end
 
@@ -53,14 +56,14 @@ local function plain(v, depth)
   if v == yt.null then return "None" end
   if type(v) ~= "table" then return v end
   local out = {}
-  for k, x in pairs(v) do out[k] = plain(x, depth + 1) end
+  for k, x in pairs(v) do
+    out[k] = plain(x, depth + 1)
+  end
   return out
 end
 
 -- The model YAML dict of a model record (Ultralytics pickles the parsed dict; yaml_file names the original).
-function pt.model_cfg(rec)
-  return plain(rec.yaml, 0)
-end
+function pt.model_cfg(rec) return plain(rec.yaml, 0) end
 
 -- name list (index 0 first) of a pickled names dict {0: 'person', ...}, nc entries
 local function names_list(names, nc)
@@ -75,8 +78,10 @@ end
 local function model_nc(path, rec)
   local nc = rec.nc or rec.yaml.nc
   if math.type(nc) ~= "integer" or nc < 1 or nc > yt.data_max_classes then
-    error(string.format("%s: the model's nc is %s, not a class count in 1..%d", path, tostring(nc),
-      yt.data_max_classes), 0)
+    error(
+      string.format("%s: the model's nc is %s, not a class count in 1..%d", path, tostring(nc), yt.data_max_classes),
+      0
+    )
   end
   return nc
 end
@@ -88,7 +93,9 @@ function pt.load_model(path, opts)
   local ckpt, rec = pt.load(path)
   local nc = model_nc(path, rec)
   local names = {}
-  for i, n in ipairs(names_list(rec.names, nc)) do names[i - 1] = n end
+  for i, n in ipairs(names_list(rec.names, nc)) do
+    names[i - 1] = n
+  end
   local cfg = pt.model_cfg(rec)
   cfg.nc = nc
   local model = tasks.Detection_Model(cfg, { nc = nc, names = names, verbose = opts.verbose })
@@ -116,7 +123,9 @@ function pt.export_safetensors(path, out)
   out = out or (path:gsub("%.pt$", "") .. ".safetensors")
   local nc = model_nc(path, rec)
   local tensors = {}
-  for _, name in ipairs(rec.state_dict_order) do tensors["model." .. name] = rec.state_dict[name] end
+  for _, name in ipairs(rec.state_dict_order) do
+    tensors["model." .. name] = rec.state_dict[name]
+  end
   local yaml = pt.model_cfg(rec)
   yaml.nc = nc
   local meta = {
@@ -131,7 +140,9 @@ function pt.export_safetensors(path, out)
     source = path,
   }
   yt.save_safetensors(out, tensors, meta)
-  for _, t in pairs(rec.state_dict) do t:free() end
+  for _, t in pairs(rec.state_dict) do
+    t:free()
+  end
   return out
 end
 

@@ -24,15 +24,13 @@ local function home() return getenv("HOME") or "." end
 
 -- The folder of the settings file.
 function M.config_dir()
-  return getenv("YOLOTRAIN_CONFIG_DIR") or utils.join(getenv("XDG_CONFIG_HOME") or utils.join(home(), ".config"),
-    "yolotrain")
+  return getenv("YOLOTRAIN_CONFIG_DIR")
+    or utils.join(getenv("XDG_CONFIG_HOME") or utils.join(home(), ".config"), "yolotrain")
 end
 
 -- The folder datasets and weights default to ($XDG_DATA_HOME/yolotrain, ~/.local/share/yolotrain), outside any
 -- source tree, so that an installed or read-only copy of yolotrain works.
-local function data_home()
-  return utils.join(getenv("XDG_DATA_HOME") or utils.join(home(), ".local/share"), "yolotrain")
-end
+local function data_home() return utils.join(getenv("XDG_DATA_HOME") or utils.join(home(), ".local/share"), "yolotrain") end
 
 -- How each kind of setting is checked: check(value) -> the value to keep, or nil when it is not of the kind
 -- (`what` names the kind in the error); store(value), when given, is what `update` writes for a change.
@@ -49,7 +47,11 @@ local KINDS = {
     check = function(v)
       if type(v) == "boolean" then return v end
       local low = type(v) == "string" and v:lower() or nil
-      if low == "true" then return true elseif low == "false" then return false end
+      if low == "true" then
+        return true
+      elseif low == "false" then
+        return false
+      end
       return nil
     end,
   },
@@ -58,24 +60,44 @@ local KINDS = {
 -- Every setting, in the order the file and `yolotrain settings` list them.
 M.SETTINGS = {
   { key = "settings_version", kind = "version", default = function() return "1" end, meaning = "format of this file" },
-  { key = "datasets_dir", kind = "folder", default = function() return utils.join(data_home(), "datasets") end,
-    meaning = "where downloaded and generated datasets go, and where a dataset YAML's relative 'path' is looked for" },
-  { key = "weights_dir", kind = "folder", default = function() return utils.join(data_home(), "weights") end,
-    meaning = "where named weights (model=yolov8n.pt) are downloaded to and looked for" },
-  { key = "runs_dir", kind = "relative_folder", default = function() return "runs" end,
-    meaning = "the folder of run directories (<runs_dir>/<task>/<name>); relative to the working directory unless " ..
-      "absolute" },
-  { key = "tensorboard", kind = "bool", default = function() return true end,
-    meaning = "trainings write TensorBoard event files into their run directory (tensorboard= overrides it per run)" },
+  {
+    key = "datasets_dir",
+    kind = "folder",
+    default = function() return utils.join(data_home(), "datasets") end,
+    meaning = "where downloaded and generated datasets go, and where a dataset YAML's relative 'path' is looked for",
+  },
+  {
+    key = "weights_dir",
+    kind = "folder",
+    default = function() return utils.join(data_home(), "weights") end,
+    meaning = "where named weights (model=yolov8n.pt) are downloaded to and looked for",
+  },
+  {
+    key = "runs_dir",
+    kind = "relative_folder",
+    default = function() return "runs" end,
+    meaning = "the folder of run directories (<runs_dir>/<task>/<name>); relative to the working directory unless "
+      .. "absolute",
+  },
+  {
+    key = "tensorboard",
+    kind = "bool",
+    default = function() return true end,
+    meaning = "trainings write TensorBoard event files into their run directory (tensorboard= overrides it per run)",
+  },
 }
 local BY_KEY = {}
-for _, s in ipairs(M.SETTINGS) do BY_KEY[s.key] = s end
+for _, s in ipairs(M.SETTINGS) do
+  BY_KEY[s.key] = s
+end
 
 function M.file() return utils.join(M.config_dir(), "settings.yaml") end
 
 local function defaults()
   local out = {}
-  for _, s in ipairs(M.SETTINGS) do out[s.key] = s.default() end
+  for _, s in ipairs(M.SETTINGS) do
+    out[s.key] = s.default()
+  end
   return out
 end
 
@@ -83,9 +105,10 @@ local function check_value(key, value, where)
   local s = BY_KEY[key]
   if s == nil then
     local names = {}
-    for _, x in ipairs(M.SETTINGS) do names[#names + 1] = x.key end
-    error(string.format("%s'%s' is not a setting; settings are %s", where, tostring(key),
-      table.concat(names, ", ")), 0)
+    for _, x in ipairs(M.SETTINGS) do
+      names[#names + 1] = x.key
+    end
+    error(string.format("%s'%s' is not a setting; settings are %s", where, tostring(key), table.concat(names, ", ")), 0)
   end
   local kind = KINDS[s.kind]
   local v = kind.check(value)
@@ -102,7 +125,9 @@ function M.load()
   if not ok then error(string.format("%s: %s", path, utils.strip_where(tostring(data))), 0) end
   if data == nil then return out end
   if type(data) ~= "table" then error(string.format("%s: expected a mapping of settings", path), 0) end
-  for k, v in pairs(data) do out[k] = check_value(k, v, path .. ": ") end
+  for k, v in pairs(data) do
+    out[k] = check_value(k, v, path .. ": ")
+  end
   return out
 end
 
@@ -113,7 +138,9 @@ end
 
 local function save(values)
   local order = {}
-  for _, s in ipairs(M.SETTINGS) do order[#order + 1] = s.key end
+  for _, s in ipairs(M.SETTINGS) do
+    order[#order + 1] = s.key
+  end
   utils.mkdir_p(M.config_dir())
   utils.atomic_write(M.file(), yt.dump_yaml(values, order))
 end
@@ -140,7 +167,8 @@ function M.cli(words)
   local changes, reset = {}, false
   for i = 2, #words do
     local w = words[i]
-    if w == "reset" then reset = true
+    if w == "reset" then
+      reset = true
     else
       local k, v = w:match("^([%w_]+)=(.*)$")
       if k == nil then error(string.format("'%s' is not key=value (see yolotrain settings)", w), 0) end
@@ -151,7 +179,9 @@ function M.cli(words)
   if next(changes) ~= nil then M.update(changes) end
   local values = M.load()
   io.stdout:write("Settings: ", M.file(), utils.exists(M.file()) and "" or " (not written yet: all defaults)", "\n")
-  for _, s in ipairs(M.SETTINGS) do io.stdout:write(string.format("  %-17s %s\n", s.key, tostring(values[s.key]))) end
+  for _, s in ipairs(M.SETTINGS) do
+    io.stdout:write(string.format("  %-17s %s\n", s.key, tostring(values[s.key])))
+  end
   return 0
 end
 

@@ -34,7 +34,9 @@ M.ModelEMA = ModelEMA
 function ModelEMA:init(model, decay, tau, updates)
   self.ema = M.deepcopy(model)
   self.ema:eval()
-  for _, p in self.ema:named_parameters() do p:requires_grad_(false) end
+  for _, p in self.ema:named_parameters() do
+    p:requires_grad_(false)
+  end
   self.updates = updates or 0
   self.decay_max, self.tau = decay or 0.9999, tau or 2000
   self.enabled = true
@@ -57,9 +59,7 @@ function ModelEMA:_pair(model)
   self._model = model
 end
 
-function ModelEMA:decay(updates)
-  return self.decay_max * (1 - math.exp(-(updates or self.updates) / self.tau))
-end
+function ModelEMA:decay(updates) return self.decay_max * (1 - math.exp(-(updates or self.updates) / self.tau)) end
 
 function ModelEMA:update(model)
   if not self.enabled then return end
@@ -75,33 +75,36 @@ function ModelEMA:update_attr(model, include)
   end
 end
 
-function M.init_seeds(seed)
-  yt.manual_seed(seed or 0)
-end
+function M.init_seeds(seed) yt.manual_seed(seed or 0) end
 
 -- Freezes parameters whose names contain model.<i>. for i in the freeze list, and always '.dfl'; unfreezes any
 -- other float parameter (Ultralytics logs each). Returns the list of frozen names.
 function M.freeze_layers(model, freeze, log)
   local names = { ".dfl" }
   if type(freeze) == "number" then
-    for i = 0, freeze - 1 do names[#names + 1] = "model." .. i .. "." end
+    for i = 0, freeze - 1 do
+      names[#names + 1] = "model." .. i .. "."
+    end
   elseif type(freeze) == "table" then
-    for _, i in ipairs(freeze) do names[#names + 1] = "model." .. i .. "." end
+    for _, i in ipairs(freeze) do
+      names[#names + 1] = "model." .. i .. "."
+    end
   end
   local frozen = {}
   for name, p in model:named_parameters() do
     local hit = false
     for _, pat in ipairs(names) do
-      if name:find(pat, 1, true) then hit = true break end
+      if name:find(pat, 1, true) then
+        hit = true
+        break
+      end
     end
     if hit then
       if log then log(string.format("Freezing layer '%s'", name)) end
       p:requires_grad_(false)
       frozen[#frozen + 1] = name
     elseif not p.requires_grad then
-      if log then
-        log(string.format("WARNING: setting 'requires_grad=True' for frozen layer '%s'.", name))
-      end
+      if log then log(string.format("WARNING: setting 'requires_grad=True' for frozen layer '%s'.", name)) end
       p:requires_grad_(true)
     end
   end

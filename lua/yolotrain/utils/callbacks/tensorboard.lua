@@ -51,7 +51,9 @@ local function ordered_keys(scalars, order)
     if type(k) == "string" and type(v) == "number" and not seen[k] then rest[#rest + 1] = k end
   end
   table.sort(rest)
-  for _, k in ipairs(rest) do keys[#keys + 1] = k end
+  for _, k in ipairs(rest) do
+    keys[#keys + 1] = k
+  end
   return keys
 end
 
@@ -62,7 +64,9 @@ local function log_scalars(trainer, groups)
   local step = (trainer.epoch or 0) + 1
   local ok, err = pcall(function()
     for _, g in ipairs(groups) do
-      for _, k in ipairs(ordered_keys(g[1], g[2])) do w:scalar(k, step, g[1][k]) end
+      for _, k in ipairs(ordered_keys(g[1], g[2])) do
+        w:scalar(k, step, g[1][k])
+      end
     end
     w:flush()
   end)
@@ -77,8 +81,11 @@ local function on_pretrain_routine_start(trainer)
     return
   end
   writers[trainer] = w
-  utils.log("%sStart with 'tensorboard --logdir %s', view at http://localhost:6006/", utils.colorstr("TensorBoard: "),
-    trainer.save_dir)
+  utils.log(
+    "%sStart with 'tensorboard --logdir %s', view at http://localhost:6006/",
+    utils.colorstr("TensorBoard: "),
+    trainer.save_dir
+  )
 end
 
 local function on_train_epoch_end(trainer)
@@ -90,9 +97,7 @@ local function on_train_epoch_end(trainer)
   log_scalars(trainer, groups)
 end
 
-local function on_fit_epoch_end(trainer)
-  log_scalars(trainer, { { trainer.metrics or {}, trainer.metric_keys } })
-end
+local function on_fit_epoch_end(trainer) log_scalars(trainer, { { trainer.metrics or {}, trainer.metric_keys } }) end
 
 local function teardown(trainer)
   local ok, err = close(trainer)

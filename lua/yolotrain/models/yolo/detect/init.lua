@@ -5,7 +5,8 @@ M.Detection_Trainer = require("yolotrain.models.yolo.detect.train")
 M.DetectionTrainer = M.Detection_Trainer
 
 local lazy = {
-  Detection_Validator = "yolotrain.models.yolo.detect.val", DetectionValidator = "yolotrain.models.yolo.detect.val",
+  Detection_Validator = "yolotrain.models.yolo.detect.val",
+  DetectionValidator = "yolotrain.models.yolo.detect.val",
   Detection_Predictor = "yolotrain.models.yolo.detect.predict",
   DetectionPredictor = "yolotrain.models.yolo.detect.predict",
 }

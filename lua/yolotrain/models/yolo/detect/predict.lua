@@ -15,21 +15,17 @@ local ops = results_mod.ops
 
 local Detection_Predictor = Engine_Predictor:extend("Detection_Predictor")
 
-function Detection_Predictor:init(cfg, overrides, _callbacks)
-  Engine_Predictor.init(self, cfg, overrides, _callbacks)
+function Detection_Predictor:init(cfg, overrides, callbacks)
+  Engine_Predictor.init(self, cfg, overrides, callbacks)
   self.args.task = "detect"
 end
 
 function Detection_Predictor:setup_model(model, verbose)
   local Detection_Validator = require("yolotrain.models.yolo.detect.val")
   local data
-  if self.args.data ~= nil then
-    data = require("yolotrain.data").check_det_dataset(self.args.data)
-  end
+  if self.args.data ~= nil then data = require("yolotrain.data").check_det_dataset(self.args.data) end
   local args = self.args
-  if verbose == false then
-    args = setmetatable({ verbose = false }, { __index = self.args })
-  end
+  if verbose == false then args = setmetatable({ verbose = false }, { __index = self.args }) end
   self.model = Detection_Validator.resolve_model(model, args, data)
   self.model:eval()
   local stride = utils.max_stride(self.model)
@@ -42,8 +38,15 @@ function Detection_Predictor:setup_model(model, verbose)
     fixed[i] = math.max(math.ceil(imgsz[i] / stride) * stride, stride)
   end
   if fixed[1] ~= imgsz[1] or fixed[2] ~= imgsz[2] then
-    io.stdout:write(string.format("WARNING: imgsz=%s must be a multiple of max stride %d, updating to [%d, %d]\n",
-      table.concat(imgsz, ","), stride, fixed[1], fixed[2]))
+    io.stdout:write(
+      string.format(
+        "WARNING: imgsz=%s must be a multiple of max stride %d, updating to [%d, %d]\n",
+        table.concat(imgsz, ","),
+        stride,
+        fixed[1],
+        fixed[2]
+      )
+    )
   end
   self.imgsz = fixed
   return self.model
@@ -58,15 +61,24 @@ end
 function Detection_Predictor:postprocess(preds, img, orig_imgs)
   local classes = self.args.classes
   if type(classes) == "number" then classes = { math.tointeger(classes) } end
-  local dets = yt.nms(preds, { conf = self.args.conf, iou = self.args.iou, max_det = self.args.max_det,
-    agnostic = self.args.agnostic_nms and true or false, classes = classes })
+  local dets = yt.nms(preds, {
+    conf = self.args.conf,
+    iou = self.args.iou,
+    max_det = self.args.max_det,
+    agnostic = self.args.agnostic_nms and true or false,
+    classes = classes,
+  })
   local ishape = img:shape()
   local out = {}
   for i, pred in ipairs(dets) do
     local orig = orig_imgs[i]
     local os_ = orig:shape()
     local orig_shape
-    if orig:dtype() == "uint8" then orig_shape = { os_[1], os_[2] } else orig_shape = { os_[2], os_[3] } end
+    if orig:dtype() == "uint8" then
+      orig_shape = { os_[1], os_[2] }
+    else
+      orig_shape = { os_[2], os_[3] }
+    end
     local rows = ops.tensor_rows(pred)
     for _, r in ipairs(rows) do
       local b = ops.scale_box({ r[1], r[2], r[3], r[4] }, { ishape[3], ishape[4] }, orig_shape, nil)
@@ -74,8 +86,13 @@ function Detection_Predictor:postprocess(preds, img, orig_imgs)
       r[6] = math.tointeger(r[6]) or r[6]
     end
     local path = self.batch and self.batch.paths and self.batch.paths[i] or string.format("image%d.jpg", i - 1)
-    out[i] = results_mod.Results{ orig_img = orig:dtype() == "uint8" and orig or nil, orig_shape = orig_shape,
-      path = path, names = self.model.names, boxes = rows }
+    out[i] = results_mod.Results {
+      orig_img = orig:dtype() == "uint8" and orig or nil,
+      orig_shape = orig_shape,
+      path = path,
+      names = self.model.names,
+      boxes = rows,
+    }
   end
   return out
 end

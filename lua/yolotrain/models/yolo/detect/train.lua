@@ -7,9 +7,7 @@ local Detection_Trainer = Engine_Trainer:extend("Detection_Trainer")
 
 function Detection_Trainer:get_dataset()
   local data = require("yolotrain.data")
-  if self.args.data == nil then
-    error("no dataset given: pass data=<data.yaml or a folder holding data.yaml>", 0)
-  end
+  if self.args.data == nil then error("no dataset given: pass data=<data.yaml or a folder holding data.yaml>", 0) end
   local info = data.check_det_dataset(self.args.data)
   if self.args.single_cls then
     info.names = { [0] = "item" }
@@ -35,8 +33,15 @@ function Detection_Trainer:get_dataloader(dataset_path, batch_size, rank, mode)
   local dataset = self:build_dataset(dataset_path, mode, global_batch)
   local shuffle = mode == "train" -- build_dataloader turns it off (with a warning) for a rect dataset
   local workers = mode == "train" and self.args.workers or self.args.workers * 2
-  return data.build_dataloader(dataset, batch_size, workers, shuffle, rank, self.args.seed,
-    mode == "train" and self.world_size or 1)
+  return data.build_dataloader(
+    dataset,
+    batch_size,
+    workers,
+    shuffle,
+    rank,
+    self.args.seed,
+    mode == "train" and self.world_size or 1
+  )
 end
 
 -- uint8 images -> float 0..1
@@ -62,34 +67,50 @@ function Detection_Trainer:get_validator()
   self.loss_names = { "box_loss", "cls_loss", "dfl_loss" }
   local Detection_Validator = require("yolotrain.models.yolo.detect.val")
   local args = {}
-  for k, v in pairs(self.args) do args[k] = v end
-  return Detection_Validator{ dataloader = self.test_loader, save_dir = self.save_dir, args = args,
-    _callbacks = self.callbacks }
+  for k, v in pairs(self.args) do
+    args[k] = v
+  end
+  return Detection_Validator {
+    dataloader = self.test_loader,
+    save_dir = self.save_dir,
+    args = args,
+    _callbacks = self.callbacks,
+  }
 end
 
 function Detection_Trainer:label_loss_items(loss_items, prefix)
   prefix = prefix or "train"
   local keys = {}
-  for i, x in ipairs(self.loss_names) do keys[i] = prefix .. "/" .. x end
+  for i, x in ipairs(self.loss_names) do
+    keys[i] = prefix .. "/" .. x
+  end
   if loss_items == nil then return keys end
   local out = {}
-  for i, k in ipairs(keys) do out[k] = math.floor(loss_items[i] * 1e5 + 0.5) / 1e5 end
+  for i, k in ipairs(keys) do
+    out[k] = math.floor(loss_items[i] * 1e5 + 0.5) / 1e5
+  end
   return out
 end
 
 function Detection_Trainer:progress_string()
   local cols = { "Epoch" }
-  for _, n in ipairs(self.loss_names) do cols[#cols + 1] = n end
+  for _, n in ipairs(self.loss_names) do
+    cols[#cols + 1] = n
+  end
   cols[#cols + 1] = "Instances"
   cols[#cols + 1] = "Size"
   local out = "\n"
-  for _, c in ipairs(cols) do out = out .. string.format("%11s", c) end
+  for _, c in ipairs(cols) do
+    out = out .. string.format("%11s", c)
+  end
   return out
 end
 
 function Detection_Trainer:progress_line(epoch)
   local s = string.format("%11s", string.format("%d/%d", epoch + 1, self.epochs))
-  for _, v in ipairs(self.tloss or {}) do s = s .. string.format("%11.4g", v) end
+  for _, v in ipairs(self.tloss or {}) do
+    s = s .. string.format("%11.4g", v)
+  end
   return s .. string.format("%11.4g%11.4g", self.batch_instances or 0, self.batch_imgsz or 0)
 end
 

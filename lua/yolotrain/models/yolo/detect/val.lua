@@ -21,16 +21,15 @@ local log = Engine_Validator.log
 
 local Detection_Validator = Engine_Validator:extend("Detection_Validator")
 
-function Detection_Validator:init(dataloader, save_dir, args, _callbacks)
-  Engine_Validator.init(self, dataloader, save_dir, args, _callbacks)
+function Detection_Validator:init(dataloader, save_dir, args, callbacks)
+  Engine_Validator.init(self, dataloader, save_dir, args, callbacks)
   self.nt_per_class = nil
   self.nt_per_image = nil
   self.is_coco = false
   self.class_map = nil
   self.args.task = "detect"
-  self.metrics = metrics_mod.DetMetrics{ save_dir = self.save_dir, plot = false, on_plot = function(p)
-    self:on_plot(p)
-  end }
+  self.metrics =
+    metrics_mod.DetMetrics { save_dir = self.save_dir, plot = false, on_plot = function(p) self:on_plot(p) end }
   self.iouv = yt.iou_thresholds()
   self.niou = 10
   self.lb = {}
@@ -70,8 +69,14 @@ local function resolve_model(model, args, data)
       if meta and meta.yaml then
         model = tasks.load_checkpoint_model(model)
       else
-        error(string.format("model=%s is a plain state dict without an architecture: give model=<model.yaml> " ..
-          "pretrained=%s", model, model), 0)
+        error(
+          string.format(
+            "model=%s is a plain state dict without an architecture: give model=<model.yaml> " .. "pretrained=%s",
+            model,
+            model
+          ),
+          0
+        )
       end
     elseif model:match("%.pt$") then -- found or downloaded by utils.pt.locate
       model = tasks.load_checkpoint_model(model)
@@ -124,8 +129,16 @@ end
 
 function Detection_Validator:build_dataset(img_path, mode, batch)
   local data = require("yolotrain.data")
-  return data.build_yolo_dataset(self.args, img_path, batch, self.data, mode or "val", true, self.stride or 32,
-    self.dataset_class)
+  return data.build_yolo_dataset(
+    self.args,
+    img_path,
+    batch,
+    self.data,
+    mode or "val",
+    true,
+    self.stride or 32,
+    self.dataset_class
+  )
 end
 
 function Detection_Validator:get_dataloader(dataset_path, batch_size)
@@ -155,21 +168,32 @@ function Detection_Validator:init_metrics(model)
   local box = metrics_mod.Metric.new()
   box.nc = self.nc
   rawset(self.metrics, "box", box)
-  self.confusion_matrix = metrics_mod.ConfusionMatrix{ nc = self.nc, conf = self.args.conf }
+  self.confusion_matrix = metrics_mod.ConfusionMatrix { nc = self.nc, conf = self.args.conf }
   self.seen = 0
   self.jdict = {}
   self.stats = { tp = {}, conf = {}, pred_cls = {}, target_cls = {}, target_img = {}, n = 0 }
 end
 
 function Detection_Validator:get_desc()
-  return string.format("%22s%11s%11s%11s%11s%11s%11s", "Class", "Images", "Instances", "Box(P", "R", "mAP50",
-    "mAP50-95)")
+  return string.format(
+    "%22s%11s%11s%11s%11s%11s%11s",
+    "Class",
+    "Images",
+    "Instances",
+    "Box(P",
+    "R",
+    "mAP50",
+    "mAP50-95)"
+  )
 end
 
 function Detection_Validator:postprocess(preds)
   return yt.nms(preds, {
-    conf = self.args.conf, iou = self.args.iou, multi_label = true,
-    agnostic = (self.args.single_cls or self.args.agnostic_nms) and true or false, max_det = self.args.max_det,
+    conf = self.args.conf,
+    iou = self.args.iou,
+    multi_label = true,
+    agnostic = (self.args.single_cls or self.args.agnostic_nms) and true or false,
+    max_det = self.args.max_det,
   })
 end
 
@@ -178,8 +202,11 @@ end
 function Detection_Validator:_prepare_batch(si, batch)
   local cache = batch._val_lists
   if not cache then
-    cache = { bi = batch.batch_idx:tolist(), cls = batch.cls:contiguous():tolist(),
-      bb = batch.bboxes:contiguous():tolist() }
+    cache = {
+      bi = batch.batch_idx:tolist(),
+      cls = batch.cls:contiguous():tolist(),
+      bb = batch.bboxes:contiguous():tolist(),
+    }
     batch._val_lists = cache
   end
   local shape = batch.img:shape()
@@ -192,8 +219,12 @@ function Detection_Validator:_prepare_batch(si, batch)
       cls[#cls + 1] = cache.cls[j]
       local k = (j - 1) * 4
       local box = ops.xywh2xyxy({ cache.bb[k + 1], cache.bb[k + 2], cache.bb[k + 3], cache.bb[k + 4] })
-      box = { ops.f32(box[1] * imgsz[2]), ops.f32(box[2] * imgsz[1]), ops.f32(box[3] * imgsz[2]),
-        ops.f32(box[4] * imgsz[1]) }
+      box = {
+        ops.f32(box[1] * imgsz[2]),
+        ops.f32(box[2] * imgsz[1]),
+        ops.f32(box[3] * imgsz[2]),
+        ops.f32(box[4] * imgsz[1]),
+      }
       bbox[#bbox + 1] = ops.scale_box(box, imgsz, ori_shape, ratio_pad)
     end
   end
@@ -228,18 +259,24 @@ function Detection_Validator:update_metrics(preds, batch)
     local cls, bbox = pbatch.cls, pbatch.bbox
     local nl = #cls
     local seen_cls = {}
-    for _, c in ipairs(cls) do seen_cls[c] = true end
+    for _, c in ipairs(cls) do
+      seen_cls[c] = true
+    end
     if npr == 0 then
       if nl > 0 then
-        for _, c in ipairs(cls) do st.target_cls[#st.target_cls + 1] = c end
-        for c in pairs(seen_cls) do st.target_img[#st.target_img + 1] = c end
-        if self.args.plots then
-          self.confusion_matrix:process_batch(nil, ops.rows_tensor(bbox, 4), yt.tensor(cls))
+        for _, c in ipairs(cls) do
+          st.target_cls[#st.target_cls + 1] = c
         end
+        for c in pairs(seen_cls) do
+          st.target_img[#st.target_img + 1] = c
+        end
+        if self.args.plots then self.confusion_matrix:process_batch(nil, ops.rows_tensor(bbox, 4), yt.tensor(cls)) end
       end
     else
       if self.args.single_cls then
-        for _, r in ipairs(rows) do r[6] = 0 end
+        for _, r in ipairs(rows) do
+          r[6] = 0
+        end
       end
       local predn = self:_prepare_pred(rows, pbatch)
       local tp
@@ -249,25 +286,35 @@ function Detection_Validator:update_metrics(preds, batch)
         st.conf[base + i] = r[5]
         st.pred_cls[base + i] = r[6]
         local o = (base + i - 1) * 10
-        for k = 1, 10 do st.tp[o + k] = tp and tp[(i - 1) * 10 + k] or 0 end
+        for k = 1, 10 do
+          st.tp[o + k] = tp and tp[(i - 1) * 10 + k] or 0
+        end
       end
       st.n = base + npr
-      for _, c in ipairs(cls) do st.target_cls[#st.target_cls + 1] = c end
-      for c in pairs(seen_cls) do st.target_img[#st.target_img + 1] = c end
+      for _, c in ipairs(cls) do
+        st.target_cls[#st.target_cls + 1] = c
+      end
+      for c in pairs(seen_cls) do
+        st.target_img[#st.target_img + 1] = c
+      end
       if self.args.plots then
         self.confusion_matrix:process_batch(ops.rows_tensor(predn, 6), ops.rows_tensor(bbox, 4), yt.tensor(cls))
       end
       if self.args.save_txt then
         local stem = (batch.im_file[si] or ("image" .. si)):match("([^/]+)$"):gsub("%.[^.]*$", "")
-        self:save_one_txt(predn, self.args.save_conf, pbatch.ori_shape,
-          utils.join(self.save_dir, "labels", stem .. ".txt"))
+        self:save_one_txt(
+          predn,
+          self.args.save_conf,
+          pbatch.ori_shape,
+          utils.join(self.save_dir, "labels", stem .. ".txt")
+        )
       end
     end
   end
 end
 
 function Detection_Validator:save_one_txt(predn, save_conf, shape, file)
-  local r = results.Results{ orig_shape = shape, path = file, names = self.names, boxes = predn }
+  local r = results.Results { orig_shape = shape, path = file, names = self.names, boxes = predn }
   os.remove(file)
   r:save_txt(file, { save_conf = save_conf })
 end
@@ -296,20 +343,29 @@ function Detection_Validator:get_stats()
   self.nt_per_class, self.nt_per_image = per_class, per_image
   local any_tp = false
   for _, v in ipairs(st.tp) do
-    if v ~= 0 then any_tp = true break end
+    if v ~= 0 then
+      any_tp = true
+      break
+    end
   end
   if any_tp then
     local n = st.n
     local tp = yt.tensor(st.tp, "uint8"):reshape({ n, 10 })
-    self.metrics:process(tp, yt.tensor(st.conf), yt.tensor(st.pred_cls),
-      #st.target_cls > 0 and yt.tensor(st.target_cls) or yt.zeros({ 0 }))
+    self.metrics:process(
+      tp,
+      yt.tensor(st.conf),
+      yt.tensor(st.pred_cls),
+      #st.target_cls > 0 and yt.tensor(st.target_cls) or yt.zeros({ 0 })
+    )
   end
   return self.metrics.results_dict
 end
 
 function Detection_Validator:print_results()
   local total = 0
-  for _, v in pairs(self.nt_per_class or {}) do total = total + v end
+  for _, v in pairs(self.nt_per_class or {}) do
+    total = total + v
+  end
   local mr = self.metrics:mean_results()
   local pf = "%22s%11d%11d%11.3g%11.3g%11.3g%11.3g"
   log(pf, "all", self.seen, total, mr[1], mr[2], mr[3], mr[4])
@@ -319,13 +375,23 @@ function Detection_Validator:print_results()
   if self.args.verbose and not self.training and (self.nc or 0) > 1 and self.stats.n >= 0 then
     for i, c in ipairs(self.metrics.ap_class_index) do
       local r = self.metrics:class_result(i)
-      log(pf, results.name_of(self.names, c), self.nt_per_image[c] or 0, self.nt_per_class[c] or 0, r[1], r[2],
-        r[3], r[4])
+      log(
+        pf,
+        results.name_of(self.names, c),
+        self.nt_per_image[c] or 0,
+        self.nt_per_class[c] or 0,
+        r[1],
+        r[2],
+        r[3],
+        r[4]
+      )
     end
   end
   if self.args.plots then
     local labels = {}
-    for c = 0, self.nc - 1 do labels[c] = results.name_of(self.names, c) end
+    for c = 0, self.nc - 1 do
+      labels[c] = results.name_of(self.names, c)
+    end
     for _, normalize in ipairs({ true, false }) do
       local p = self.confusion_matrix:plot(self.save_dir, labels, normalize)
       self:on_plot(p)
@@ -340,7 +406,6 @@ end
 
 -- Predictions drawn on the batch images (conf > 0.25 as Ultralytics' plot_images, at most max_det per image).
 function Detection_Validator:plot_predictions(batch, preds, ni)
-  local data = require("yolotrain.data")
   local shape = batch.img:shape()
   local H, W = shape[3], shape[4]
   local cls, boxes, bidx, conf = {}, {}, {}, {}
@@ -358,11 +423,18 @@ function Detection_Validator:plot_predictions(batch, preds, ni)
     end
   end
   local pb = {
-    img = batch.img, cls = ops.rows_tensor(cls, 1), bboxes = ops.rows_tensor(boxes, 4),
-    batch_idx = #bidx > 0 and yt.tensor(bidx) or yt.zeros({ 0 }), im_file = batch.im_file,
+    img = batch.img,
+    cls = ops.rows_tensor(cls, 1),
+    bboxes = ops.rows_tensor(boxes, 4),
+    batch_idx = #bidx > 0 and yt.tensor(bidx) or yt.zeros({ 0 }),
+    im_file = batch.im_file,
   }
-  yt.data_plot_batch(pb, self.names, utils.join(self.save_dir, string.format("val_batch%d_pred.jpg", ni)),
-    #conf > 0 and yt.tensor(conf) or yt.zeros({ 0 }))
+  yt.data_plot_batch(
+    pb,
+    self.names,
+    utils.join(self.save_dir, string.format("val_batch%d_pred.jpg", ni)),
+    #conf > 0 and yt.tensor(conf) or yt.zeros({ 0 })
+  )
 end
 
 return Detection_Validator
