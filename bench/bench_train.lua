@@ -6,7 +6,11 @@
 -- thread count, and prints the ratio.
 --
 --   OMP_NUM_THREADS=1 build/yolotrain bench/bench_train.lua [imgsz=320,640] [batch=16] [steps=3] [peer=true]
---       [data=<data.yaml>] [workers=N]
+--       [data=<data.yaml>] [workers=N] [memory=true]
+--
+-- memory=true also prints, for the last step, where the tensor memory is at the end of the loss (the peak of what
+-- the tape holds): per producing op, the bytes of the distinct storages the tape keeps for backward, and the
+-- tensor bytes in use, the peak of a step's tensor bytes, and the freed blocks the cache keeps.
 local yt = require("yolotrain")
 local cjson = require("cjson")
 local detect = require("yolotrain.models.yolo.detect")
@@ -16,7 +20,7 @@ local HERE = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local SHARED = HERE .. "../../shared"
 
 -- ---- arguments ----
-local opts = { imgsz = "320,640", batch = "16", steps = "3", peer = "false", workers = "2",
+local opts = { imgsz = "320,640", batch = "16", steps = "3", peer = "false", workers = "2", memory = "false",
   data = SHARED .. "/datasets/coco128/data.yaml" }
 for _, a in ipairs(arg or {}) do
   local k, v = a:match("^([%w_]+)=(.*)$")
@@ -109,6 +113,7 @@ for _, imgsz in ipairs(sizes) do
   local times = {}
   for _, p in ipairs(phases) do times[p] = {} end
   local t_step = {}
+  local mem -- the breakdown of the last step (memory=true)
   for i = 1, steps + 1 do -- the first step warms up (allocations, caches) and is not counted
     yt.scope_begin()
     local t = { yt.now() }
@@ -120,8 +125,18 @@ for _, imgsz in ipairs(sizes) do
     t[3] = yt.now()
     local loss = model:loss(b, preds)
     t[4] = yt.now()
+    if opts.memory == "true" then
+      local in_use, _, cached = yt.memory()
+      mem = { tape = yt.tape_memory(), in_use = in_use, cached = cached, rss = yt.rss() }
+      yt.reset_peak_memory()
+      t[4] = yt.now()
+    end
     loss:backward()
     t[5] = yt.now()
+    if mem then
+      local _, peak, cached = yt.memory()
+      mem.backward_peak, mem.backward_cached = peak, cached
+    end
     trainer:optimizer_step()
     t[6] = yt.now()
     yt.scope_end()
@@ -139,6 +154,18 @@ for _, imgsz in ipairs(sizes) do
   print(string.format("  %-40s %7.1f   = %.1f GFLOP/s effective, %.0f%% of the sgemm rate", "step", 1000 * step / batch,
     rate, 100 * rate / sgemm))
   print(string.format("  peak RSS %.0f MB", yt.peak_rss() / 1e6))
+  if mem then
+    local total = 0
+    for _, e in ipairs(mem.tape) do total = total + e.bytes end
+    print(string.format("  memory at the end of the loss: tensors %.0f MB in use (the tape holds %.0f MB), " ..
+      "cache %.0f MB, RSS %.0f MB; held by the tape, per producing op:", mem.in_use / 1e6, total / 1e6,
+      mem.cached / 1e6, mem.rss / 1e6))
+    for _, e in ipairs(mem.tape) do
+      if e.bytes >= 1e6 then print(string.format("    %-24s %7.1f MB in %d tensors", e.name, e.bytes / 1e6, e.count)) end
+    end
+    print(string.format("  during backward: tensors peak at %.0f MB in use; cache %.0f MB at its end",
+      mem.backward_peak / 1e6, mem.backward_cached / 1e6))
+  end
 
   if opts.peer == "true" then
     local r, why = run_peer(imgsz)

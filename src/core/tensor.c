@@ -12,6 +12,7 @@ static atomic_size_t peak_bytes_in_use;
 
 size_t yt_bytes_in_use(void) { return atomic_load(&bytes_in_use); }
 size_t yt_peak_bytes_in_use(void) { return atomic_load(&peak_bytes_in_use); }
+void yt_reset_peak_bytes_in_use(void) { atomic_store(&peak_bytes_in_use, atomic_load(&bytes_in_use)); }
 
 static const size_t dtype_sizes[YT_DTYPE_COUNT] = {4, 8, 8, 1};
 static const char *dtype_names[YT_DTYPE_COUNT] = {"F32", "F64", "I64", "U8"};
@@ -62,6 +63,7 @@ static void scope_register(yt_tensor *t)
         l->cap = cap;
     }
     t->refcount++;
+    t->scoped = 1;
     l->items[l->len++] = t;
 }
 
@@ -81,6 +83,7 @@ void yt_scope_end(void)
     for (size_t i = 0; i < l->len; i++) {
         yt_tensor *t = l->items[i];
         if (!t->kept) yt_tensor_free_storage(t);
+        t->scoped = 0;
         yt_tensor_release(t);
     }
     l->len = 0;
@@ -168,6 +171,14 @@ static void block_free(void *p, size_t size)
     free(p);
 }
 
+size_t yt_cached_bytes(void)
+{
+    pthread_mutex_lock(&cache_mutex);
+    size_t n = cache_bytes;
+    pthread_mutex_unlock(&cache_mutex);
+    return n;
+}
+
 void yt_release_cached_memory(void)
 {
     pthread_mutex_lock(&cache_mutex);
@@ -221,7 +232,7 @@ void yt_tensor_set_contiguous_strides(yt_tensor *t)
     }
 }
 
-static yt_tensor *tensor_alloc(yt_dtype dt, int ndim, const int64_t *shape, int zero)
+static yt_tensor *tensor_alloc_in(yt_dtype dt, int ndim, const int64_t *shape, int zero, int in_scope)
 {
     if ((unsigned)dt >= YT_DTYPE_COUNT) {
         yt_error("invalid dtype %d", (int)dt);
@@ -258,8 +269,18 @@ static yt_tensor *tensor_alloc(yt_dtype dt, int ndim, const int64_t *shape, int 
     t->ndim = ndim;
     for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
     yt_tensor_set_contiguous_strides(t);
-    scope_register(t);
+    if (in_scope) scope_register(t);
     return t;
+}
+
+static yt_tensor *tensor_alloc(yt_dtype dt, int ndim, const int64_t *shape, int zero)
+{
+    return tensor_alloc_in(dt, ndim, shape, zero, 1);
+}
+
+yt_tensor *yt_tensor_zeros_unscoped(yt_dtype dt, int ndim, const int64_t *shape)
+{
+    return tensor_alloc_in(dt, ndim, shape, 1, 0);
 }
 
 yt_tensor *yt_tensor_empty(yt_dtype dt, int ndim, const int64_t *shape) { return tensor_alloc(dt, ndim, shape, 0); }
@@ -425,6 +446,15 @@ void yt_tensor_free_storage(yt_tensor *t)
 
 int yt_tensor_is_released(const yt_tensor *t) { return t->storage == NULL; }
 
+void yt_tensor_release_consumed(yt_tensor *t)
+{
+    if (t && t->scoped && t->refcount == 2 && t->storage) {
+        storage_release(t->storage);
+        t->storage = NULL;
+    }
+    yt_tensor_release(t);
+}
+
 void yt_tensor_release(yt_tensor *t)
 {
     if (!t || --t->refcount > 0) return;
@@ -474,6 +504,7 @@ yt_tensor *yt_tensor_alias(yt_tensor *t)
     *v = *t;
     v->refcount = 1;
     v->kept = 0;
+    v->scoped = 0;
     v->grad = NULL;
     v->grad_fn = NULL;
     v->grad_fn_output = 0;
