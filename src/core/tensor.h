@@ -17,6 +17,7 @@ typedef enum { YT_F32 = 0, YT_F64, YT_I64, YT_U8, YT_DTYPE_COUNT } yt_dtype;
 typedef struct yt_storage {
     void *data;
     size_t nbytes;
+    size_t block;  /* bytes of the block behind data (>= nbytes: a cached block may be larger) */
     int refcount;
 } yt_storage;
 
