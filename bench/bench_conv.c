@@ -3,10 +3,11 @@
  *
  *   bench_conv [batch] [imgsz] [reps]
  *
- * For each strategy (1 = images in parallel with single-threaded BLAS, 2 = images in sequence with
- * multithreaded BLAS, 0 = automatic) it times forward and forward+backward of every conv of the network
- * (backward: grad input except for the first layer, whose input is the image; grad weight; grad bias for the
- * Detect head's final 1x1 convs), taking the best of `reps` runs per layer. */
+ * For each backend and strategy (the GEMM path's 1 = images in parallel with single-threaded BLAS, 2 = images in
+ * sequence with multithreaded BLAS, 0 = automatic; and oneDNN) it times forward and forward+backward of every conv
+ * of the network (backward: grad input except for the first layer, whose input is the image; grad weight; grad
+ * bias for the Detect head's final 1x1 convs), taking the best of `reps` runs per layer, and prints the layers
+ * side by side: GEMM (automatic strategy) against oneDNN. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
@@ -114,20 +115,21 @@ static double sgemm_rate(int n, int reps)
     return 2.0 * n * n * (double)n / best / 1e9;
 }
 
+#define MAXL 64
 typedef struct {
     double fwd_flops, bwd_flops, fwd_time, step_time;
+    double layer_fwd[MAXL], layer_step[MAXL]; /* best times per layer */
 } totals;
 
-static int run(int strategy, int batch, int imgsz, int reps, double peak, int verbose, totals *tot)
+/* Times every layer for the nv variants (backend[v], strategy[v]), interleaved rep by rep so that a change in
+ * the machine's load hits all variants alike. */
+static int run(int nv, const int *backend, const int *strategy, int batch, int imgsz, int reps, totals *tot)
 {
-    memset(tot, 0, sizeof *tot);
-    if (verbose)
-        printf("%-30s %9s %8s %8s %7s %8s %8s %7s\n", "layer (x count)", "MFLOP/fw", "fwd ms", "GFLOP/s", "%sgemm",
-               "f+b ms", "GFLOP/s", "%sgemm");
+    memset(tot, 0, nv * sizeof *tot);
     for (int li = 0; li < NLAYERS; li++) {
         const layer *L = &layers[li];
         yt_conv2d_shape s = {batch, L->C, imgsz / L->div, imgsz / L->div, L->O, L->k, L->k, L->s, L->s,
-                             L->k / 2, L->k / 2, 0, 0, strategy};
+                             L->k / 2, L->k / 2, 0, 0, 0, 0};
         if (yt_conv2d_shape_init(&s) < 0) {
             fprintf(stderr, "%s: %s\n", L->name, yt_last_error());
             return -1;
@@ -149,27 +151,34 @@ static int run(int strategy, int batch, int imgsz, int reps, double peak, int ve
         memset(gb, 0, s.O * 4);
         double f1 = 2.0 * s.N * s.O * (double)s.C * s.KH * s.KW * s.OH * s.OW;
         double fb = f1 * (L->first ? 1 : 2);
-        double tf = 1e30, ts = 1e30;
-        for (int r = 0; r < reps + 1; r++) { /* first run warms caches and thread pools */
-            double t0 = now();
-            yt_conv2d_forward(x, y, w, L->bias ? b : NULL, &s);
-            double t1 = now();
-            yt_conv2d_backward(x, gy, L->first ? NULL : gx, w, gw, L->bias ? gb : NULL, &s);
-            double t2 = now();
-            if (r > 0) {
-                if (t1 - t0 < tf) tf = t1 - t0;
-                if (t2 - t0 < ts) ts = t2 - t0;
+        double tf[8], ts[8];
+        for (int v = 0; v < nv; v++) tf[v] = ts[v] = 1e30;
+        for (int r = 0; r < reps + 1; r++) { /* first run warms caches, thread pools, primitive creation */
+            for (int v = 0; v < nv; v++) {
+                s.backend = backend[v];
+                s.strategy = strategy[v];
+                double t0 = now();
+                int rc = yt_conv2d_forward(x, y, w, L->bias ? b : NULL, &s);
+                double t1 = now();
+                if (rc == 0) rc = yt_conv2d_backward(x, gy, L->first ? NULL : gx, w, gw, L->bias ? gb : NULL, &s);
+                if (rc < 0) {
+                    fprintf(stderr, "%s: %s\n", L->name, yt_last_error());
+                    return -1;
+                }
+                double t2 = now();
+                if (r > 0) {
+                    if (t1 - t0 < tf[v]) tf[v] = t1 - t0;
+                    if (t2 - t0 < ts[v]) ts[v] = t2 - t0;
+                }
             }
         }
-        tot->fwd_flops += f1 * L->count;
-        tot->bwd_flops += fb * L->count;
-        tot->fwd_time += tf * L->count;
-        tot->step_time += ts * L->count;
-        if (verbose) {
-            char nm[64];
-            snprintf(nm, sizeof nm, "%s x%d", L->name, L->count);
-            printf("%-30s %9.1f %8.2f %8.1f %6.0f%% %8.2f %8.1f %6.0f%%\n", nm, f1 / 1e6, tf * 1e3, f1 / tf / 1e9,
-                   100 * f1 / tf / 1e9 / peak, ts * 1e3, (f1 + fb) / ts / 1e9, 100 * (f1 + fb) / ts / 1e9 / peak);
+        for (int v = 0; v < nv; v++) {
+            tot[v].fwd_flops += f1 * L->count;
+            tot[v].bwd_flops += fb * L->count;
+            tot[v].fwd_time += tf[v] * L->count;
+            tot[v].step_time += ts[v] * L->count;
+            tot[v].layer_fwd[li] = tf[v];
+            tot[v].layer_step[li] = ts[v];
         }
         free(x); free(w); free(b); free(y); free(gy); free(gx); free(gw); free(gb);
     }
@@ -197,22 +206,40 @@ int main(int argc, char **argv)
     printf("sgemm 1024^3: %.1f GFLOP/s (all threads), %.1f GFLOP/s (1 thread)\n", peak, peak1);
     printf("YOLOv8n convs, batch %d, %dx%d, best of %d\n\n", batch, imgsz, imgsz, reps);
 
-    static const char *names[] = {"auto", "images in parallel, 1-thread BLAS", "images in sequence, threaded BLAS"};
-    totals t[3];
-    for (int st = 1; st <= 2; st++) {
-        if (run(st, batch, imgsz, reps, peak, 0, &t[st]) < 0) return 1;
+    static const char *names[] = {"GEMM, automatic strategy", "GEMM, images in parallel, 1-thread BLAS",
+                                  "GEMM, images in sequence, threaded BLAS",
+                                  "oneDNN, every pass (YT_CONV=dnnl_all; the default dnnl runs the forward on GEMM)"};
+    static const int backend[] = {YT_CONV_GEMM, YT_CONV_GEMM, YT_CONV_GEMM, YT_CONV_DNNL_ALL};
+    static const int strategy[] = {0, 1, 2, 0};
+    static totals t[4];
+    if (run(4, backend, strategy, batch, imgsz, reps, t) < 0) return 1;
+    printf("per layer, ms (GEMM automatic strategy vs oneDNN; fwd = forward, f+b = forward + backward):\n");
+    printf("%-32s %9s %8s %8s %6s %8s %8s %6s %8s\n", "layer (x count)", "MFLOP/fw", "fwd gemm", "fwd dnnl", "ratio",
+           "f+b gemm", "f+b dnnl", "ratio", "%sgemm");
+    for (int li = 0; li < NLAYERS; li++) {
+        const layer *L = &layers[li];
+        int sz = imgsz / L->div;
+        double f1 = 2.0 * batch * L->O * (double)L->C * L->k * L->k * (sz / L->s) * (sz / L->s);
+        double fb = f1 * (L->first ? 2 : 3);
+        char nm[64];
+        snprintf(nm, sizeof nm, "%s x%d", L->name, L->count);
+        printf("%-32s %9.1f %8.2f %8.2f %5.2fx %8.2f %8.2f %5.2fx %7.0f%%\n", nm, f1 / 1e6, t[0].layer_fwd[li] * 1e3,
+               t[3].layer_fwd[li] * 1e3, t[0].layer_fwd[li] / t[3].layer_fwd[li], t[0].layer_step[li] * 1e3,
+               t[3].layer_step[li] * 1e3, t[0].layer_step[li] / t[3].layer_step[li],
+               100 * fb / t[3].layer_step[li] / 1e9 / peak);
     }
-    printf("per layer (automatic strategy):\n");
-    if (run(0, batch, imgsz, reps, peak, 1, &t[0]) < 0) return 1;
+    printf("(%%sgemm: oneDNN's forward+backward rate as a fraction of the sgemm rate)\n");
     printf("\nnetwork totals: forward %.2f GFLOP, forward+backward %.2f GFLOP per step\n", t[0].fwd_flops / 1e9,
            (t[0].fwd_flops + t[0].bwd_flops) / 1e9);
-    for (int st = 0; st <= 2; st++) {
-        double rf = t[st].fwd_flops / t[st].fwd_time / 1e9;
-        double rs = (t[st].fwd_flops + t[st].bwd_flops) / t[st].step_time / 1e9;
-        printf("strategy %d (%s):\n  forward %.1f ms  %.1f GFLOP/s = %.0f%% of sgemm;  forward+backward %.1f ms  "
+    for (int v = 0; v < 4; v++) {
+        double rf = t[v].fwd_flops / t[v].fwd_time / 1e9;
+        double rs = (t[v].fwd_flops + t[v].bwd_flops) / t[v].step_time / 1e9;
+        printf("%s:\n  forward %.1f ms  %.1f GFLOP/s = %.0f%% of sgemm;  forward+backward %.1f ms  "
                "%.1f GFLOP/s = %.0f%% of sgemm\n",
-               st, names[st], t[st].fwd_time * 1e3, rf, 100 * rf / peak, t[st].step_time * 1e3, rs, 100 * rs / peak);
+               names[v], t[v].fwd_time * 1e3, rf, 100 * rf / peak, t[v].step_time * 1e3, rs, 100 * rs / peak);
     }
+    printf("oneDNN / GEMM (automatic) speed: forward x%.2f, forward+backward x%.2f\n", t[0].fwd_time / t[3].fwd_time,
+           t[0].step_time / t[3].step_time);
     double again = sgemm_rate(1024, 5);
     printf("\nsgemm 1024^3 again at the end: %.1f GFLOP/s (difference from the start = machine noise)\n", again);
     return 0;

@@ -35,11 +35,11 @@ int main(int argc, char **argv)
         int n = 32;
         for (int i = 0; i < n; i++) {
             yt_image im;
-            if (yt_image_load(files.v[i], &im) == 0) yt_image_free(&im);
+            if (yt_image_load(files.v[i], &im, NULL) == 0) yt_image_free(&im);
         }
         double dec = (now() - t0) / n * 1e3;
         yt_image im;
-        yt_image_load(files.v[0], &im);
+        yt_image_load(files.v[0], &im, NULL);
         uint8_t *dst = malloc(320 * 320 * 3);
         t0 = now();
         for (int i = 0; i < 50; i++) yt_resize_linear_u8(im.px, im.h, im.w, (size_t)im.w * 3, dst, 240, 320, 320 * 3);
@@ -57,13 +57,23 @@ int main(int argc, char **argv)
     int sizes[2] = {320, 640}, workers[2] = {1, 2};
     for (int si = 0; si < 2; si++) {
         for (int wi = 0; wi < 2; wi++) {
-            yt_dataset_cfg cfg;
-            yt_dataset_cfg_defaults(&cfg);
-            cfg.imgsz = sizes[si];
-            cfg.augment = 1;
-            cfg.batch_size = 16;
-            cfg.use_label_cache = 0;
-            yt_dataset *ds = yt_dataset_create((const char *const *)files.v, files.n, &cfg);
+            yt_scan_cfg scan = {.nc = 80, .single_cls = 0, .use_label_cache = 0, .prefix = ""};
+            yt_dataset_cfg cfg = {.imgsz = sizes[si], .augment = 1, .stride = 32, .batch_size = 16};
+            /* the training transforms at the hyperparameters of cfg/default.lua */
+            const yt_transform tf[] = {
+                {.kind = YT_TF_MOSAIC, .p = 1.0},
+                {.kind = YT_TF_LETTERBOX, .scaleup = 1},
+                {.kind = YT_TF_PERSPECTIVE, .persp = {0, 0.1, 0.5, 0, 0}},
+                {.kind = YT_TF_MIXUP, .p = 0},
+                {.kind = YT_TF_HSV, .hsv = {0.015, 0.7, 0.4}},
+                {.kind = YT_TF_FLIPUD, .p = 0},
+                {.kind = YT_TF_FLIPLR, .p = 0.5},
+            };
+            yt_dataset *ds = yt_dataset_open((const char *const *)files.v, files.n, &scan, &cfg);
+            if (ds && yt_dataset_set_transforms(ds, tf, (int)(sizeof tf / sizeof tf[0])) < 0) {
+                yt_dataset_destroy(ds);
+                ds = NULL;
+            }
             yt_loader *l = ds ? yt_loader_create(ds, 16, workers[wi], 1, 0) : NULL;
             if (!l) {
                 fprintf(stderr, "%s\n", yt_last_error());

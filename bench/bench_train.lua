@@ -5,8 +5,12 @@
 -- step. With peer=true it also runs Ultralytics' own train_tput (../shared/peer) at the same size, batch and
 -- thread count, and prints the ratio.
 --
+-- With conv=gemm,dnnl (any two of gemm, dnnl, dnnl_all) the timed steps alternate between two convolution
+-- backends, step by step in the same process (so a change in the machine's load hits both alike), and each backend
+-- gets its own table and the ratio.
+--
 --   OMP_NUM_THREADS=1 build/yolotrain bench/bench_train.lua [imgsz=320,640] [batch=16] [steps=3] [peer=true]
---       [data=<data.yaml>] [workers=N] [memory=true]
+--       [data=<data.yaml>] [workers=N] [conv=gemm,dnnl] [memory=true]
 --
 -- memory=true also prints, for the last step, where the tensor memory is at the end of the loss (the peak of what
 -- the tape holds): per producing op, the bytes of the distinct storages the tape keeps for backward, and the
@@ -20,7 +24,7 @@ local HERE = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local SHARED = HERE .. "../../shared"
 
 -- ---- arguments ----
-local opts = { imgsz = "320,640", batch = "16", steps = "3", peer = "false", workers = "2", memory = "false",
+local opts = { imgsz = "320,640", batch = "16", steps = "3", peer = "false", workers = "2", conv = "", memory = "false",
   data = SHARED .. "/datasets/coco128/data.yaml" }
 for _, a in ipairs(arg or {}) do
   local k, v = a:match("^([%w_]+)=(.*)$")
@@ -30,6 +34,14 @@ end
 local sizes = {}
 for s in opts.imgsz:gmatch("%d+") do sizes[#sizes + 1] = tonumber(s) end
 local batch, steps = tonumber(opts.batch), tonumber(opts.steps)
+local backends = {}
+for b in opts.conv:gmatch("[^,]+") do
+  if b ~= "gemm" and b ~= "dnnl" and b ~= "dnnl_all" then
+    error("bench_train: conv=" .. opts.conv .. ": expected two or one of gemm, dnnl, dnnl_all", 0)
+  end
+  backends[#backends + 1] = b
+end
+if #backends == 0 then backends[1] = yt.sys.conv_backend() end
 local threads = yt.sys.get_num_threads()
 
 -- ---- helpers ----
@@ -86,6 +98,7 @@ local sgemm = yt.sgemm_gflops(1024, 2.0)
 print(string.format("yolotrain %s, %d thread(s); machine sgemm (1024^3, same run): %.1f GFLOP/s", yt.version,
   threads, sgemm))
 print("precision: float32 (bf16 mixed precision is not implemented yet; amp=true runs float32)")
+print("convolutions: " .. table.concat(backends, " and ") .. (#backends > 1 and ", alternating step by step" or ""))
 
 local dir = os.tmpname()
 os.remove(dir)
@@ -110,50 +123,70 @@ for _, imgsz in ipairs(sizes) do
 
   model:train()
   local phases = { "preprocess", "forward", "loss", "backward", "optimizer" }
-  local times = {}
-  for _, p in ipairs(phases) do times[p] = {} end
-  local t_step = {}
+  local times, t_step = {}, {}
+  for _, be in ipairs(backends) do
+    times[be], t_step[be] = {}, {}
+    for _, p in ipairs(phases) do times[be][p] = {} end
+  end
   local mem -- the breakdown of the last step (memory=true)
-  for i = 1, steps + 1 do -- the first step warms up (allocations, caches) and is not counted
-    yt.scope_begin()
-    local t = { yt.now() }
-    local b = {}
-    for k, v in pairs(batches[i]) do b[k] = v end
-    b = trainer:preprocess_batch(b)
-    t[2] = yt.now()
-    local preds = model:predict(b.img)
-    t[3] = yt.now()
-    local loss = model:loss(b, preds)
-    t[4] = yt.now()
-    if opts.memory == "true" then
-      local in_use, _, cached = yt.memory()
-      mem = { tape = yt.tape_memory(), in_use = in_use, cached = cached, rss = yt.rss() }
-      yt.reset_peak_memory()
+  for i = 1, steps + 1 do -- the first step of each backend warms up (allocations, caches) and is not counted
+    for _, be in ipairs(backends) do
+      yt.sys.set_conv_backend(be)
+      yt.scope_begin()
+      local t = { yt.now() }
+      local b = {}
+      for k, v in pairs(batches[i]) do b[k] = v end
+      b = trainer:preprocess_batch(b)
+      t[2] = yt.now()
+      local preds = model:predict(b.img)
+      t[3] = yt.now()
+      local loss = model:loss(b, preds)
       t[4] = yt.now()
-    end
-    loss:backward()
-    t[5] = yt.now()
-    if mem then
-      local _, peak, cached = yt.memory()
-      mem.backward_peak, mem.backward_cached = peak, cached
-    end
-    trainer:optimizer_step()
-    t[6] = yt.now()
-    yt.scope_end()
-    if i > 1 then
-      for j, p in ipairs(phases) do times[p][#times[p] + 1] = t[j + 1] - t[j] end
-      t_step[#t_step + 1] = t[6] - t[1]
+      if opts.memory == "true" then
+        local in_use, _, cached = yt.memory()
+        mem = { tape = yt.tape_memory(), in_use = in_use, cached = cached, rss = yt.rss() }
+        yt.reset_peak_memory()
+        t[4] = yt.now()
+      end
+      loss:backward()
+      t[5] = yt.now()
+      if mem then
+        local _, peak, cached = yt.memory()
+        mem.backward_peak, mem.backward_cached = peak, cached
+      end
+      trainer:optimizer_step()
+      t[6] = yt.now()
+      yt.scope_end()
+      if i > 1 then
+        for j, p in ipairs(phases) do times[be][p][#times[be][p] + 1] = t[j + 1] - t[j] end
+        t_step[be][#t_step[be] + 1] = t[6] - t[1]
+      end
     end
   end
-  local step = median(t_step)
-  local rate = 3 * fwd_gflops * batch / step
-  print(string.format("\nimgsz %d, batch %d, %d timed steps (medians), ms per image:", imgsz, batch, steps))
-  print(string.format("  data (loader, %d workers, not in the step) %7.1f", trainer.train_loader.num_workers or 0,
-    1000 * median({ table.unpack(t_data, 2) }) / batch))
-  for _, p in ipairs(phases) do print(string.format("  %-40s %7.1f", p, 1000 * median(times[p]) / batch)) end
-  print(string.format("  %-40s %7.1f   = %.1f GFLOP/s effective, %.0f%% of the sgemm rate", "step", 1000 * step / batch,
-    rate, 100 * rate / sgemm))
-  print(string.format("  peak RSS %.0f MB", yt.peak_rss() / 1e6))
+  yt.sys.set_conv_backend(nil)
+  local step
+  for _, be in ipairs(backends) do
+    step = median(t_step[be])
+    local rate = 3 * fwd_gflops * batch / step
+    print(string.format("\nimgsz %d, batch %d, %d timed steps (medians), convolutions %s, ms per image:", imgsz, batch,
+      steps, be))
+    print(string.format("  data (loader, %d workers, not in the step) %7.1f", trainer.train_loader.num_workers or 0,
+      1000 * median({ table.unpack(t_data, 2) }) / batch))
+    for _, p in ipairs(phases) do print(string.format("  %-40s %7.1f", p, 1000 * median(times[be][p]) / batch)) end
+    print(string.format("  %-40s %7.1f   = %.1f GFLOP/s effective, %.0f%% of the sgemm rate", "step",
+      1000 * step / batch, rate, 100 * rate / sgemm))
+  end
+  if #backends == 2 then
+    local a, b = backends[1], backends[2]
+    print(string.format("  %s / %s step time: x%.2f (forward x%.2f, backward x%.2f); per-step ratios: %s", a, b,
+      median(t_step[a]) / median(t_step[b]), median(times[a].forward) / median(times[b].forward),
+      median(times[a].backward) / median(times[b].backward), (function()
+        local r = {}
+        for k = 1, #t_step[a] do r[k] = string.format("%.2f", t_step[a][k] / t_step[b][k]) end
+        return table.concat(r, " ")
+      end)()))
+  end
+  print(string.format("  peak RSS %.0f MB%s", yt.peak_rss() / 1e6, #backends > 1 and " (both backends)" or ""))
   if mem then
     local total = 0
     for _, e in ipairs(mem.tape) do total = total + e.bytes end
@@ -166,6 +199,7 @@ for _, imgsz in ipairs(sizes) do
     print(string.format("  during backward: tensors peak at %.0f MB in use; cache %.0f MB at its end",
       mem.backward_peak / 1e6, mem.backward_cached / 1e6))
   end
+  local rate = 3 * fwd_gflops * batch / step
 
   if opts.peer == "true" then
     local r, why = run_peer(imgsz)

@@ -1,32 +1,45 @@
--- A trainer whose get_dataloader is overridden: here it keeps only the training images that contain at least
--- two objects (a curriculum-style filter), by wrapping the stock loader's dataset before batching.
-local cfg = require("yolotrain.cfg")
+-- A custom dataset: a subclass of data.Dataset whose get_labels keeps only the training images with at least two
+-- objects (a curriculum-style filter) and merges one class into another (a class remap), for training and
+-- validation alike. No file is written: the C pipeline (threads, augmentation) runs on the label table returned.
+-- The trainer's build_dataset returns it through dataset_class; overriding build_dataset works as well.
 local data = require("yolotrain.data")
 local detect = require("yolotrain.models.yolo.detect")
+local cfg = require("yolotrain.cfg")
+local yt = require("yolotrain.core")
 
-local FilteringTrainer, Base = detect.Detection_Trainer:extend("FilteringTrainer")
+-- shapes' classes are circle (0), square (1), triangle (2), cross (3): crosses are counted as squares
+local REMAP = { [0] = 0, [1] = 1, [2] = 2, [3] = 1 }
 
-function FilteringTrainer:get_dataloader(dataset_path, batch_size, rank, mode)
-  if mode ~= "train" then return Base.get_dataloader(self, dataset_path, batch_size, rank, mode) end
-  -- a .txt image list of the images with >= 2 labels, then the stock pipeline on it
-  local ds = self:build_dataset(dataset_path, mode, batch_size)
-  local keep = {}
-  for i, f in ipairs(ds:im_files()) do
-    local labels = ds:labels(i)
-    if labels and labels.cls and labels.cls:shape(1) >= 2 then keep[#keep + 1] = f end
+local Curriculum_Dataset, Dataset = data.Dataset:extend("Curriculum_Dataset")
+
+function Curriculum_Dataset:get_labels()
+  local labels = Dataset.get_labels(self) -- the stock scan (verification, label cache)
+  local kept = {}
+  for _, l in ipairs(labels) do
+    if not self.augment or l.cls:numel() >= 2 then -- the filter is for training only
+      local cls = l.cls:tolist()
+      for k, c in ipairs(cls) do cls[k] = { REMAP[math.tointeger(c)] } end
+      if #cls > 0 then l.cls = yt.tensor(cls) end
+      kept[#kept + 1] = l
+    end
   end
-  local list = self.save_dir .. "/train_filtered.txt"
-  local fh = assert(io.open(list, "w"))
-  fh:write(table.concat(keep, "\n"), "\n")
-  fh:close()
-  print(string.format("custom_dataloader: training on %d of %d images (those with >= 2 objects)", #keep,
-    #ds:im_files()))
-  self.filtered_count = #keep
-  return Base.get_dataloader(self, list, batch_size, rank, mode)
+  if self.augment then
+    print(string.format("custom_dataloader: training on %d of %d images (those with >= 2 objects)", #kept, #labels))
+  end
+  return kept
 end
+
+local Curriculum_Trainer = detect.Detection_Trainer:extend("Curriculum_Trainer")
+Curriculum_Trainer.dataset_class = Curriculum_Dataset
 
 local overrides = cfg.recipe_overrides({ data = "shapes", model = "yolov8n.yaml", epochs = 2, imgsz = 160,
   name = "custom_dataloader" }, arg)
-local trainer = FilteringTrainer{ overrides = overrides }
+local trainer = Curriculum_Trainer{ overrides = overrides }
 trainer:train()
-assert(trainer.filtered_count and trainer.filtered_count > 0, "the override did not run")
+
+local ds = trainer.train_loader.dataset
+assert(ds:is_instance(Curriculum_Dataset), "the trainer did not build the custom dataset")
+local crosses = 0
+for _, c in ipairs((ds:all_labels()):tolist()) do crosses = crosses + (c == 3 and 1 or 0) end
+print(string.format("custom_dataloader: %d training images, %d labels of class 3 left after the remap", #ds, crosses))
+assert(crosses == 0, "the class remap did not reach the loader")

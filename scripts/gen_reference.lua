@@ -391,10 +391,17 @@ M.CLASSES = {
     file = "lua/yolotrain/utils/loss.lua", obj = "criterion" },
   { name = "Graph", get = function() return require("yolotrain.utils.onnx").Graph end,
     file = "lua/yolotrain/utils/onnx.lua", obj = "g" },
-  { name = "Dataset", get = function() return require("yolotrain.data").Dataset end,
-    file = "lua/yolotrain/data/init.lua", obj = "dataset", plain = true },
+  { name = "Base_Dataset", get = function() return require("yolotrain.data").Base_Dataset end,
+    file = "lua/yolotrain/data/dataset.lua", obj = "dataset" },
+  { name = "YOLO_Dataset", get = function() return require("yolotrain.data").YOLO_Dataset end,
+    file = "lua/yolotrain/data/dataset.lua", obj = "dataset", parent = "Base_Dataset" },
   { name = "Loader", get = function() return require("yolotrain.data").Loader end,
-    file = "lua/yolotrain/data/init.lua", obj = "loader", plain = true },
+    file = "lua/yolotrain/data/loader.lua", obj = "loader" },
+  { name = "Metric", get = function() return require("yolotrain.utils.metrics").Metric end,
+    file = "lua/yolotrain/utils/metrics.lua", obj = "metric" },
+  { name = "DetMetrics", get = function() return require("yolotrain.utils.metrics").DetMetrics end,
+    file = "lua/yolotrain/utils/metrics.lua", obj = "metrics",
+    extra_attrs = function() return rawget(require("yolotrain.utils.metrics").DetMetrics, "__properties") end },
 }
 local CLASS_BY_NAME = {}
 for _, c in ipairs(M.CLASSES) do CLASS_BY_NAME[c.name] = c end

@@ -19,7 +19,7 @@ packages=(build-essential cmake pkg-config git
   libopenblas-openmp-dev libsdl2-image-dev libsdl2-dev libyaml-dev libreadline-dev
   libcairo2-dev fonts-dejavu-core libopenmpi-dev openmpi-bin libzip-dev
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev
-  libcurl4-openssl-dev libssl-dev ca-certificates libarchive-dev)
+  libcurl4-openssl-dev libssl-dev ca-certificates libarchive-dev libdnnl-dev)
 [ "${YT_FUZZ:-0}" = "1" ] && packages+=(clang libclang-rt-dev)
 if [ "${YT_TEST_DEPS:-0}" = "1" ]; then
   packages+=(python3 python3-numpy python3-onnx python3-opencv python3-protobuf protobuf-compiler strace)

@@ -87,6 +87,23 @@ function Object:init() end
 
 function Object:is_instance(Cls) return class.is_instance(self, Cls) end
 
+-- The __index of a class with properties (Cls:property): methods and fields first, then the getters of the class
+-- and its ancestors.
+local function property_index(Cls)
+  return function(obj, key)
+    local v = Cls[key]
+    if v ~= nil then return v end
+    local c = Cls
+    while c do
+      local props = rawget(c, "__properties")
+      local get = props and props[key]
+      if get then return get(obj) end
+      c = rawget(c, "__parent")
+    end
+    return nil
+  end
+end
+
 -- Creates a subclass; returns it and its parent.
 local function extend(Parent, name)
   if not is_class[Parent] then
@@ -97,12 +114,24 @@ local function extend(Parent, name)
     local inherited = Parent[mm]
     if inherited ~= nil then Cls[mm] = inherited end
   end
-  Cls.__index = Cls
+  Cls.__index = type(rawget(Parent, "__index")) == "function" and property_index(Cls) or Cls
   is_class[Cls] = true
   setmetatable(Cls, class_meta)
   return Cls, Parent
 end
 rawset(Object, "extend", extend)
+
+-- Registers a computed field: obj.name is getter(obj) when no method or field of that name exists (Python's
+-- @property); subclasses inherit it.
+rawset(Object, "property", function(Cls, name, getter)
+  local props = rawget(Cls, "__properties")
+  if not props then
+    props = {}
+    rawset(Cls, "__properties", props)
+  end
+  props[name] = getter
+  rawset(Cls, "__index", property_index(Cls))
+end)
 
 -- Registers a function that is called without an instance (Cls.name(...)).
 rawset(Object, "static", function(Cls, name, fn) rawset(Cls, name, fn) end)

@@ -40,10 +40,16 @@ static char *cli_read_line(const char *prompt, int *status)
     rl_callback_handler_install(prompt, on_line);
     while (!line_done) {
         int fd = fileno(rl_instream ? rl_instream : stdin);
+        int watch = yt_repl_watch_fd();
         fd_set fds;
         FD_ZERO(&fds);
         FD_SET(fd, &fds);
-        int r = select(fd + 1, &fds, NULL, NULL, NULL);
+        if (watch >= 0) FD_SET(watch, &fds);
+        int r = select((watch > fd ? watch : fd) + 1, &fds, NULL, NULL, NULL);
+        if (r > 0 && watch >= 0 && FD_ISSET(watch, &fds)) {
+            got_eof = 1; /* the other end spoke first (attach: the training ended) */
+            break;
+        }
         if (r < 0) {
             if (errno != EINTR) {
                 got_eof = 1;
@@ -78,6 +84,38 @@ static char *cli_read_line(const char *prompt, int *status)
     return got_line;
 }
 
+/* Tab completion through yt_repl_complete: the candidates of the current REPL (local or attached). */
+static char **candidates;
+static size_t candidate_next;
+
+static void free_candidates(void)
+{
+    for (size_t i = candidate_next; candidates && candidates[i]; i++) free(candidates[i]); /* the rest not taken */
+    free(candidates);
+    candidates = NULL;
+}
+
+static char *next_candidate(const char *text, int state)
+{
+    if (state == 0) {
+        free_candidates();
+        candidate_next = 0;
+        candidates = yt_repl_complete(text);
+    }
+    if (!candidates || !candidates[candidate_next]) return NULL;
+    char *c = candidates[candidate_next];
+    candidates[candidate_next++] = NULL; /* readline frees what it is given */
+    return c;
+}
+
+static char **complete(const char *text, int start, int end)
+{
+    (void)start;
+    (void)end;
+    rl_attempted_completion_over = 1; /* no file names */
+    return rl_completion_matches(text, next_candidate);
+}
+
 static void cli_add_history(const char *entry)
 {
     add_history(entry);
@@ -92,6 +130,9 @@ const yt_line_editor *yt_cli_readline_editor(void)
     initialised = 1;
     rl_readline_name = "yolotrain";
     rl_catch_signals = 0; /* SIGINT is ours */
+    rl_attempted_completion_function = complete;
+    rl_completer_word_break_characters = (char *)" \t\n\"'`@$><=;|&{(,+-*/%^~#[]";
+    rl_completion_append_character = '\0';
     using_history();
     stifle_history(HISTORY_LINES);
 

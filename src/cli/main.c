@@ -34,7 +34,7 @@
  * the front end can say they are not implemented, rather than look for a recipe file of that name. */
 static const char *const tasks[] = {"detect", "segment", "classify", "pose", "obb", NULL};
 static const char *const modes[] = {"train", "val", "predict", "export", "track", "benchmark", NULL};
-static const char *const commands[] = {"help", "version", "checks", "settings", "cfg", NULL};
+static const char *const commands[] = {"help", "version", "checks", "settings", "cfg", "attach", NULL};
 
 static const char usage_text[] =
     "usage: yolotrain [options] [recipe.lua [args...]]\n"
@@ -57,6 +57,7 @@ static const char usage_text[] =
     "  yolotrain train|val|predict|export key=value ...   (the task defaults to detect, the only one)\n"
     "  yolotrain help | version | checks | cfg            (usage, version, this machine's setup, every argument)\n"
     "  yolotrain settings [key=value ...] [reset]          (where datasets, weights and runs go)\n"
+    "  yolotrain attach [RUN_DIR | PID]                    (a REPL into a running training; newest when omitted)\n"
     "\n"
     "Environment:\n"
     "  YOLOTRAIN_LUA_PATH    ':'-separated directories searched first for the yolotrain.* Lua modules\n"
@@ -305,6 +306,7 @@ static int run_code_options(lua_State *L, const cli_options *o)
 static int run_command(lua_State *L, const cli_options *o)
 {
     static const char module[] = "yolotrain.cfg.cli";
+    if (strcmp(o->argv[1], "attach") == 0 && isatty(STDIN_FILENO)) yt_repl_set_editor(yt_cli_readline_editor());
     lua_getglobal(L, "require");
     lua_pushstring(L, module);
     yt_repl_take_interrupted();

@@ -33,15 +33,6 @@ int yt_error_prefix(const char *fmt, ...)
     return -1;
 }
 
-void yt_error_buf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 const char *yt_last_error(void)
 {
     return error_message[0] ? error_message : "unknown error";

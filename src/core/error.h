@@ -16,9 +16,6 @@ int yt_error(const char *fmt, ...) YT_PRINTF(1, 2);
 /* Prepends context ("while loading x.safetensors: ") to the current message; returns -1. */
 int yt_error_prefix(const char *fmt, ...) YT_PRINTF(1, 2);
 const char *yt_last_error(void);
-/* Formats a message (printf-style) into a caller's buffer instead: per-item errors (loader threads, label checks).
- * err NULL or errlen 0: nothing. */
-void yt_error_buf(char *err, size_t errlen, const char *fmt, ...) YT_PRINTF(3, 4);
 void yt_clear_error(void);
 
 #endif

@@ -216,8 +216,7 @@ static int fvec_push(fvec *f, float x)
     return 0;
 }
 
-int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e, int *ndup, char *err,
-                         size_t errlen)
+int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e, int *ndup)
 {
     *ndup = 0;
     fvec vals = {0};
@@ -243,11 +242,11 @@ int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e
             char *ep;
             double v = strtod(tok, &ep);
             if (ep == tok || *ep) {
-                yt_error_buf(err, errlen, "invalid number '%s' on line %d", tok, lineno);
+                yt_error("invalid number '%s' on line %d", tok, lineno);
                 goto fail;
             }
             if (!isfinite(v)) {
-                yt_error_buf(err, errlen, "non-finite value '%s' on line %d", tok, lineno);
+                yt_error("non-finite value '%s' on line %d", tok, lineno);
                 goto fail;
             }
             if (fvec_push(&vals, (float)v) < 0) goto oom;
@@ -286,15 +285,15 @@ int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e
         off += nt;
         float c = v[0];
         if (c < 0) {
-            yt_error_buf(err, errlen, "negative label values (class %g on label %d)", c, r + 1);
+            yt_error("negative label values (class %g on label %d)", c, r + 1);
             goto fail;
         }
         if (c != floorf(c)) {
-            yt_error_buf(err, errlen, "class %g on label %d is not an integer", c, r + 1);
+            yt_error("class %g on label %d is not an integer", c, r + 1);
             goto fail;
         }
         if (c >= nc) {
-            yt_error_buf(err, errlen, "Label class %.0f exceeds dataset class count %d. Possible class labels are 0-%d",
+            yt_error("Label class %.0f exceeds dataset class count %d. Possible class labels are 0-%d",
                          (double)c, nc, nc - 1);
             goto fail;
         }
@@ -303,17 +302,17 @@ int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e
             memcpy(box, v + 1, sizeof box);
         } else if (any_poly && nt > 6) {
             if ((nt - 1) % 2) {
-                yt_error_buf(err, errlen, "polygon with an odd number of coordinates (%d) on label %d", nt - 1, r + 1);
+                yt_error("polygon with an odd number of coordinates (%d) on label %d", nt - 1, r + 1);
                 goto fail;
             }
             float x1 = 1e30f, y1 = 1e30f, x2 = -1e30f, y2 = -1e30f;
             for (int k = 1; k < nt; k += 2) {
                 if (v[k] < 0 || v[k + 1] < 0) {
-                    yt_error_buf(err, errlen, "negative label values (polygon point on label %d)", r + 1);
+                    yt_error("negative label values (polygon point on label %d)", r + 1);
                     goto fail;
                 }
                 if (v[k] > 1 || v[k + 1] > 1) {
-                    yt_error_buf(err, errlen, "non-normalized or out of bounds coordinates (polygon point on label %d)",
+                    yt_error("non-normalized or out of bounds coordinates (polygon point on label %d)",
                                  r + 1);
                     goto fail;
                 }
@@ -324,16 +323,16 @@ int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e
             e->poly_n[r] = (nt - 1) / 2;
             box[0] = (x1 + x2) / 2, box[1] = (y1 + y2) / 2, box[2] = x2 - x1, box[3] = y2 - y1;
         } else {
-            yt_error_buf(err, errlen, "labels require 5 columns, %d columns detected (label %d)", nt, r + 1);
+            yt_error("labels require 5 columns, %d columns detected (label %d)", nt, r + 1);
             goto fail;
         }
         for (int k = 0; k < 4; k++) {
             if (box[k] < 0) {
-                yt_error_buf(err, errlen, "negative label values (label %d: %g)", r + 1, box[k]);
+                yt_error("negative label values (label %d: %g)", r + 1, box[k]);
                 goto fail;
             }
             if (box[k] > 1) {
-                yt_error_buf(err, errlen, "non-normalized or out of bounds coordinates (label %d: %g)", r + 1, box[k]);
+                yt_error("non-normalized or out of bounds coordinates (label %d: %g)", r + 1, box[k]);
                 goto fail;
             }
         }
@@ -374,7 +373,7 @@ int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e
     free(row_len);
     return 0;
 oom:
-    yt_error_buf(err, errlen, "out of memory parsing labels");
+    yt_error("out of memory parsing labels");
 fail:
     free(vals.v);
     free(row_len);
@@ -427,13 +426,26 @@ typedef struct {
     yt_label_entry e;
 } scan_result;
 
+/* The image of a label pair: decoded with its header facts (the reason in yt_error, without the path). */
+static int decode_file(const char *path, yt_image *out, yt_image_info *info)
+{
+    uint8_t *buf;
+    size_t n;
+    memset(out, 0, sizeof *out);
+    if (yt_read_file(path, &buf, &n) < 0) return -1;
+    int rc = yt_image_decode_mem(buf, n, out, info);
+    free(buf);
+    return rc;
+}
+
+/* Runs on the scan's OpenMP threads: a failure's reason is read from this thread's yt_error right away. */
 static void verify_one(const char *im_file, const char *lb_file, int nc, const char *prefix, scan_result *r)
 {
     char err[1024], warn[1024] = "";
     memset(r, 0, sizeof *r);
     yt_image im;
     yt_image_info info;
-    if (yt_image_load_err(im_file, &im, &info, err, sizeof err) < 0) goto corrupt;
+    if (decode_file(im_file, &im, &info) < 0) goto failed;
     int h = im.h, w = im.w;
     yt_image_free(&im);
     if (h < 10 || w < 10) {
@@ -450,11 +462,11 @@ static void verify_one(const char *im_file, const char *lb_file, int nc, const c
     struct stat st;
     if (stat(lb_file, &st) == 0) {
         r->found = 1;
-        if (yt_read_file(lb_file, &buf, &n, err, sizeof err) < 0) goto corrupt;
+        if (yt_read_file(lb_file, &buf, &n) < 0) goto failed;
         int ndup = 0;
-        int rc = yt_data_parse_labels((const char *)buf, n, nc, &r->e, &ndup, err, sizeof err);
+        int rc = yt_data_parse_labels((const char *)buf, n, nc, &r->e, &ndup);
         free(buf);
-        if (rc < 0) goto corrupt;
+        if (rc < 0) goto failed;
         if (r->e.n == 0) r->empty = 1;
         if (ndup)
             snprintf(warn + strlen(warn), sizeof warn - strlen(warn), "%s%sWARNING ⚠️ %s: %d duplicate labels removed",
@@ -465,6 +477,8 @@ static void verify_one(const char *im_file, const char *lb_file, int nc, const c
     r->e.im_file = strdup(im_file);
     if (warn[0]) r->msg = strdup(warn);
     return;
+failed:
+    snprintf(err, sizeof err, "%s", yt_last_error());
 corrupt:
     yt_label_entry_free(&r->e);
     r->status = 1;
@@ -676,33 +690,123 @@ static int cache_read(const char *path, uint64_t hash, int nfiles, int max_cls, 
 {
     uint8_t *buf;
     size_t n;
-    char err[256];
-    if (yt_read_file(path, &buf, &n, err, sizeof err) < 0) return -1;
+    if (yt_read_file(path, &buf, &n) < 0) return -1;
     int nent = yt_label_cache_parse(buf, n, hash, nfiles, max_cls, st, msgs, out);
     free(buf);
     return nent;
 }
 
-/* ---- dataset ---- */
+/* ---- scanning ---- */
 
-void yt_dataset_cfg_defaults(yt_dataset_cfg *c)
+void yt_label_set_free(yt_label_set *s)
 {
-    memset(c, 0, sizeof *c);
-    c->imgsz = 640;
-    c->stride = 32;
-    c->batch_size = 16;
-    c->mosaic = 1.0;
-    c->translate = 0.1;
-    c->scale = 0.5;
-    c->fliplr = 0.5;
-    c->hsv_h = 0.015;
-    c->hsv_s = 0.7;
-    c->hsv_v = 0.4;
-    c->fraction = 1.0;
-    c->nc = 80;
-    c->use_label_cache = 1;
-    c->prefix = "";
+    for (int i = 0; i < s->n; i++) yt_label_entry_free(s->entries + i);
+    free(s->entries);
+    yt_strlist_free(&s->msgs);
+    memset(s, 0, sizeof *s);
 }
+
+/* "<label folder>.yt.cache" of the first label file */
+static void cache_path_of(const char *lb0, char *out, size_t n)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", lb0);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else strcpy(dir, ".");
+    snprintf(out, n, "%s.yt.cache", dir);
+}
+
+/* Verifies every file in parallel; the valid ones become out->entries. */
+static int scan_files(const char *const *files, char **lbs, int nfiles, const yt_scan_cfg *cfg, int max_cls,
+                      yt_label_set *out)
+{
+    const char *prefix = cfg->prefix ? cfg->prefix : "";
+    scan_result *res = calloc((size_t)nfiles, sizeof *res);
+    if (!res) return yt_error("out of memory scanning %d files", nfiles);
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int i = 0; i < nfiles; i++) verify_one(files[i], lbs[i], max_cls, prefix, res + i);
+    out->entries = calloc((size_t)nfiles + 1, sizeof *out->entries);
+    int rc = out->entries ? 0 : yt_error("out of memory scanning %d files", nfiles);
+    for (int i = 0; i < nfiles; i++) {
+        scan_result *r = res + i;
+        out->stats.nf += r->found;
+        out->stats.nm += r->missing;
+        out->stats.ne += r->empty;
+        out->stats.nc += r->status;
+        if (r->msg) {
+            yt_strlist_push(&out->msgs, r->msg);
+            free(r->msg);
+        }
+        if (r->status == 0 && rc == 0) out->entries[out->n++] = r->e;
+        else if (r->status == 0) yt_label_entry_free(&r->e);
+    }
+    free(res);
+    return rc;
+}
+
+int yt_data_scan_labels(const char *const *files, int nfiles, const yt_scan_cfg *cfg, yt_label_set *out)
+{
+    memset(out, 0, sizeof *out);
+    if (nfiles <= 0) return yt_error("dataset: no image files");
+    if (cfg->nc < 1) return yt_error("dataset: invalid nc %d", cfg->nc);
+    const char *prefix = cfg->prefix ? cfg->prefix : "";
+    char **lbs = calloc((size_t)nfiles, sizeof(char *));
+    if (!lbs) return yt_error("out of memory");
+    int rc = 0;
+    for (int i = 0; i < nfiles && rc == 0; i++)
+        if (!(lbs[i] = yt_data_label_path(files[i]))) rc = yt_error("out of memory");
+    if (rc == 0) {
+        yt_scan_stats *st = &out->stats;
+        cache_path_of(lbs[0], st->cache_path, sizeof st->cache_path);
+        uint64_t hash = files_hash(files, lbs, nfiles, cfg->nc);
+        /* single_cls: every labelled class becomes class 0, so any class id is acceptable here */
+        int max_cls = cfg->single_cls ? INT_MAX : cfg->nc;
+        int nent = cfg->use_label_cache
+                       ? cache_read(st->cache_path, hash, nfiles, max_cls, st, &out->msgs, &out->entries)
+                       : -1;
+        if (nent >= 0) {
+            st->from_cache = 1;
+            out->n = nent;
+        } else {
+            rc = scan_files(files, lbs, nfiles, cfg, max_cls, out);
+            if (rc == 0 && cfg->use_label_cache &&
+                cache_write(st->cache_path, hash, st, &out->msgs, out->entries, out->n) < 0) {
+                char dir[4096];
+                snprintf(dir, sizeof dir, "%s", st->cache_path);
+                char *slash = strrchr(dir, '/');
+                if (slash) *slash = 0;
+                strlist_pushf(&out->msgs, "%sWARNING ⚠️ Cache directory %s is not writeable, cache not saved.", prefix,
+                              dir);
+            }
+        }
+    }
+    for (int i = 0; i < nfiles; i++) free(lbs[i]);
+    free(lbs);
+    if (rc < 0) {
+        yt_label_set_free(out);
+        return -1;
+    }
+    yt_scan_stats *st = &out->stats;
+    char stem[4096];
+    snprintf(stem, sizeof stem, "%s", st->cache_path);
+    size_t sl = strlen(stem);
+    if (sl > 9) stem[sl - 9] = 0; /* drop ".yt.cache" */
+    snprintf(st->summary, sizeof st->summary, "%sScanning %s... %d images, %d backgrounds, %d corrupt%s", prefix, stem,
+             st->nf, st->nm + st->ne, st->nc, st->from_cache ? " (cached)" : "");
+    if (out->n == 0) {
+        yt_label_set_free(out);
+        return yt_error("%sNo valid images found (%d files scanned, all corrupt)", prefix, nfiles);
+    }
+    int nl = 0;
+    for (int i = 0; i < out->n; i++) nl += out->entries[i].n;
+    if (nl == 0)
+        strlist_pushf(&out->msgs, "%sWARNING ⚠️ No labels found in %s, training may not work correctly.", prefix,
+                      st->cache_path);
+    return 0;
+}
+
+/* ---- dataset ---- */
 
 static int cmp_ar(const void *a, const void *b, void *ctx)
 {
@@ -714,26 +818,44 @@ static int cmp_ar(const void *a, const void *b, void *ctx)
     return i < j ? -1 : i > j; /* stable */
 }
 
-static int setup_rect(yt_dataset *ds)
+static void cache_clear(yt_dataset *ds)
 {
-    int n = ds->n, bs = ds->cfg.batch_size > 0 ? ds->cfg.batch_size : 1;
+    pthread_mutex_lock(&ds->mu);
+    for (int i = 0; i < ds->n; i++) {
+        if (ds->cache[i]) yt_image_release(ds->cache[i]);
+        ds->cache[i] = NULL;
+        ds->cache_stamp[i] = 0;
+    }
+    ds->cache_count = 0;
+    pthread_mutex_unlock(&ds->mu);
+}
+
+int yt_dataset_set_rect(yt_dataset *ds, int *order_out)
+{
+    const yt_dataset_cfg *c = &ds->cfg;
+    if (c->batch_size < 1 || c->stride < 1) return yt_error("rect: invalid batch %d or stride %d", c->batch_size, c->stride);
+    for (int t = 0; t < ds->ntf; t++)
+        if (ds->tf[t].kind == YT_TF_MOSAIC && ds->tf[t].p > 0)
+            return yt_error("rect: the dataset's transforms hold a mosaic (rect batches take whole images)");
+    int n = ds->n, bs = c->batch_size, nb = (n + bs - 1) / bs;
     int *order = malloc(sizeof(int) * n);
     yt_label_entry *sorted = malloc(sizeof *sorted * n);
-    if (!order || !sorted) {
+    int *shapes = malloc(sizeof(int) * 2 * nb);
+    if (!order || !sorted || !shapes) {
         free(order);
         free(sorted);
+        free(shapes);
         return yt_error("out of memory");
     }
+    cache_clear(ds);
     for (int i = 0; i < n; i++) order[i] = i;
     qsort_r(order, n, sizeof(int), cmp_ar, ds->labels);
     for (int i = 0; i < n; i++) sorted[i] = ds->labels[order[i]];
     free(ds->labels);
     ds->labels = sorted;
+    if (order_out) memcpy(order_out, order, sizeof(int) * n);
     free(order);
-    ds->nb = (n + bs - 1) / bs;
-    ds->batch_shapes = malloc(sizeof(int) * 2 * ds->nb);
-    if (!ds->batch_shapes) return yt_error("out of memory");
-    for (int b = 0; b < ds->nb; b++) {
+    for (int b = 0; b < nb; b++) {
         double mini = 1e300, maxi = -1e300;
         for (int i = b * bs; i < n && i < (b + 1) * bs; i++) {
             double ar = (double)ds->labels[i].h / ds->labels[i].w;
@@ -744,203 +866,85 @@ static int setup_rect(yt_dataset *ds)
         if (maxi < 1) sh[0] = maxi, sh[1] = 1;
         else if (mini > 1) sh[0] = 1, sh[1] = 1 / mini;
         for (int k = 0; k < 2; k++)
-            ds->batch_shapes[2 * b + k] =
-                (int)ceil(sh[k] * ds->cfg.imgsz / ds->cfg.stride + ds->cfg.pad) * ds->cfg.stride;
+            shapes[2 * b + k] = (int)ceil(sh[k] * c->imgsz / c->stride + c->pad) * c->stride;
     }
+    free(ds->batch_shapes);
+    ds->batch_shapes = shapes;
+    ds->nb = nb;
+    ds->cfg.rect = 1;
     return 0;
 }
 
-static void filter_labels(yt_dataset *ds)
+yt_dataset *yt_dataset_create(yt_label_set *set, const yt_dataset_cfg *cfg)
 {
-    for (int i = 0; i < ds->n; i++) {
-        yt_label_entry *e = ds->labels + i;
-        if (ds->classes && ds->cfg.nclasses > 0) {
-            int m = 0;
-            size_t pin = 0, pout = 0;
-            for (int k = 0; k < e->n; k++) {
-                int np = e->poly_n ? e->poly_n[k] : 0;
-                int keep = 0;
-                for (int c = 0; c < ds->cfg.nclasses; c++)
-                    if ((int)e->cls[k] == ds->classes[c]) keep = 1;
-                if (keep) {
-                    e->cls[m] = e->cls[k];
-                    memmove(e->xywhn + 4 * m, e->xywhn + 4 * k, sizeof(float) * 4);
-                    if (e->poly_n) {
-                        memmove(e->poly + pout, e->poly + pin, sizeof(float) * 2 * np);
-                        e->poly_n[m] = np;
-                        pout += 2 * (size_t)np;
-                    }
-                    m++;
-                }
-                pin += 2 * (size_t)np;
-            }
-            e->n = m;
-        }
-        if (ds->cfg.single_cls)
-            for (int k = 0; k < e->n; k++) e->cls[k] = 0;
-    }
-}
-
-yt_dataset *yt_dataset_create(const char *const *files_in, int nfiles_in, const yt_dataset_cfg *cfg)
-{
-    if (nfiles_in <= 0) return (yt_error("dataset: no image files"), NULL);
-    if (cfg->imgsz < 32 || cfg->nc < 1) return (yt_error("dataset: invalid imgsz %d or nc %d", cfg->imgsz, cfg->nc), NULL);
+    if (set->n <= 0) return (yt_error("dataset: no labelled images"), NULL);
+    if (cfg->imgsz < 32 || cfg->batch_size < 1 || cfg->stride < 1)
+        return (yt_error("dataset: invalid imgsz %d, batch %d or stride %d", cfg->imgsz, cfg->batch_size, cfg->stride),
+                NULL);
     yt_dataset *ds = calloc(1, sizeof *ds);
     if (!ds) return (yt_error("out of memory"), NULL);
-    ds->cfg = *cfg;
-    ds->cfg.prefix = NULL;
-    const char *prefix = cfg->prefix ? cfg->prefix : "";
-    if (cfg->classes && cfg->nclasses > 0) {
-        ds->classes = malloc(sizeof(int) * cfg->nclasses);
-        if (!ds->classes) goto oom;
-        memcpy(ds->classes, cfg->classes, sizeof(int) * cfg->nclasses);
-    }
-    ds->cfg.classes = ds->classes;
     pthread_mutex_init(&ds->mu, NULL);
-    int nfiles = nfiles_in;
-    if (cfg->fraction < 1.0) {
-        nfiles = (int)yt_pyround(nfiles_in * cfg->fraction);
-        if (nfiles < 1) nfiles = 1;
-    }
-    const char *const *files = files_in;
-    char **lbs = calloc((size_t)nfiles, sizeof(char *));
-    if (!lbs) goto oom;
-    for (int i = 0; i < nfiles; i++)
-        if (!(lbs[i] = yt_data_label_path(files[i]))) goto oom_lbs;
-    /* cache path: "<label folder>.yt.cache" */
-    {
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", lbs[0]);
-        char *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        else strcpy(dir, ".");
-        snprintf(ds->stats.cache_path, sizeof ds->stats.cache_path, "%s.yt.cache", dir);
-    }
-    uint64_t hash = files_hash(files, lbs, nfiles, cfg->nc);
-    int nent = -1;
-    yt_label_entry *entries = NULL;
-    int max_cls = cfg->single_cls ? INT_MAX : cfg->nc;
-    if (cfg->use_label_cache)
-        nent = cache_read(ds->stats.cache_path, hash, nfiles, max_cls, &ds->stats, &ds->msgs, &entries);
-    if (nent >= 0) {
-        ds->stats.from_cache = 1;
-    } else {
-        scan_result *res = calloc((size_t)nfiles, sizeof *res);
-        if (!res) goto oom_lbs;
-#pragma omp parallel for schedule(dynamic, 4)
-        /* single_cls: every labelled class becomes class 0, so any class id is acceptable here */
-        for (int i = 0; i < nfiles; i++) verify_one(files[i], lbs[i], max_cls, prefix, res + i);
-        entries = calloc((size_t)nfiles + 1, sizeof *entries);
-        if (!entries) {
-            for (int i = 0; i < nfiles; i++) {
-                yt_label_entry_free(&res[i].e);
-                free(res[i].msg);
-            }
-            free(res);
-            goto oom_lbs;
-        }
-        nent = 0;
-        for (int i = 0; i < nfiles; i++) {
-            scan_result *r = res + i;
-            ds->stats.nf += r->found;
-            ds->stats.nm += r->missing;
-            ds->stats.ne += r->empty;
-            ds->stats.nc += r->status;
-            if (r->msg) {
-                yt_strlist_push(&ds->msgs, r->msg);
-                free(r->msg);
-            }
-            if (r->status == 0) entries[nent++] = r->e;
-        }
-        free(res);
-        if (cfg->use_label_cache) {
-            if (cache_write(ds->stats.cache_path, hash, &ds->stats, &ds->msgs, entries, nent) < 0) {
-                char dir[4096];
-                snprintf(dir, sizeof dir, "%s", ds->stats.cache_path);
-                char *slash = strrchr(dir, '/');
-                if (slash) *slash = 0;
-                strlist_pushf(&ds->msgs, "%sWARNING ⚠️ Cache directory %s is not writeable, cache not saved.", prefix, dir);
-            }
-        }
-    }
-    for (int i = 0; i < nfiles; i++) free(lbs[i]);
-    free(lbs);
-    {
-        char stem[4096];
-        snprintf(stem, sizeof stem, "%s", ds->stats.cache_path);
-        size_t sl = strlen(stem);
-        if (sl > 9) stem[sl - 9] = 0; /* drop ".yt.cache" */
-        snprintf(ds->stats.summary, sizeof ds->stats.summary, "%sScanning %s... %d images, %d backgrounds, %d corrupt%s",
-                 prefix, stem, ds->stats.nf, ds->stats.nm + ds->stats.ne, ds->stats.nc,
-                 ds->stats.from_cache ? " (cached)" : "");
-    }
-    ds->n = nent;
-    ds->labels = entries;
-    if (nent == 0) {
-        yt_dataset_destroy(ds);
-        return (yt_error("%sNo valid images found (%d files scanned, all corrupt)", prefix, nfiles), NULL);
-    }
-    {
-        int nl = 0;
-        for (int i = 0; i < nent; i++) nl += entries[i].n;
-        if (nl == 0) strlist_pushf(&ds->msgs, "%sWARNING ⚠️ No labels found in %s, training may not work correctly.", prefix, ds->stats.cache_path);
-    }
-    filter_labels(ds);
+    ds->cfg = *cfg;
+    ds->cfg.rect = 0;
+    ds->n = set->n;
+    ds->labels = set->entries;
+    ds->stats = set->stats;
+    ds->msgs = set->msgs;
+    memset(set, 0, sizeof *set);
     for (int i = 0; i < ds->n; i++)
-        if (build_segn(ds->labels + i) < 0) goto oom_ds;
-    if (!cfg->augment || cfg->rect) {
-        /* Ultralytics: mosaic and mixup only with augment and without rect */
-        ds->cfg.mosaic = cfg->augment && !cfg->rect ? cfg->mosaic : 0;
-        ds->cfg.mixup = cfg->augment && !cfg->rect ? cfg->mixup : 0;
-    }
-    if (cfg->rect && setup_rect(ds) < 0) {
-        yt_dataset_destroy(ds);
-        return NULL;
-    }
-    {
-        int bs = cfg->batch_size > 0 ? cfg->batch_size : 1;
-        int b = ds->n < bs * 8 ? ds->n : bs * 8;
-        ds->buffer_len = b < 1000 ? b : 1000;
-    }
+        if (build_segn(ds->labels + i) < 0) goto oom;
+    int b = ds->n < cfg->batch_size * 8 ? ds->n : cfg->batch_size * 8;
+    ds->buffer_len = b < 1000 ? b : 1000;
     ds->cache = calloc((size_t)ds->n, sizeof(yt_image *));
     ds->cache_stamp = calloc((size_t)ds->n, sizeof(uint64_t));
-    if (!ds->cache || !ds->cache_stamp) goto oom_ds;
-    if (cfg->cache_ram) {
-        yt_dataset_set_cache_capacity(ds, ds->n);
-        int failed = -1;
-        char ferr[512] = "";
-#pragma omp parallel for schedule(dynamic, 2)
-        for (int i = 0; i < ds->n; i++) {
-            char e[512];
-            yt_image *im = yt_dataset_load_image(ds, i, e, sizeof e);
-            if (im) yt_image_release(im);
-            else {
-#pragma omp critical
-                if (failed < 0) {
-                    failed = i;
-                    snprintf(ferr, sizeof ferr, "%s", e);
-                }
-            }
-        }
-        if (failed >= 0) {
-            yt_error("%s", ferr);
-            yt_dataset_destroy(ds);
-            return NULL;
-        }
-    } else {
-        yt_dataset_set_cache_capacity(ds, cfg->augment ? ds->buffer_len : 0);
-    }
+    if (!ds->cache || !ds->cache_stamp) goto oom;
+    yt_dataset_set_cache_capacity(ds, cfg->cache_ram ? ds->n : cfg->augment ? ds->buffer_len : 0);
     return ds;
-oom_lbs:
-    if (lbs)
-        for (int i = 0; i < nfiles; i++) free(lbs[i]);
-    free(lbs);
 oom:
     yt_dataset_destroy(ds);
     return (yt_error("out of memory building the dataset"), NULL);
-oom_ds:
-    yt_dataset_destroy(ds);
-    return (yt_error("out of memory building the dataset"), NULL);
+}
+
+yt_dataset *yt_dataset_open(const char *const *files, int nfiles, const yt_scan_cfg *scan, const yt_dataset_cfg *cfg)
+{
+    yt_label_set set;
+    if (yt_data_scan_labels(files, nfiles, scan, &set) < 0) return NULL;
+    yt_dataset *ds = yt_dataset_create(&set, cfg);
+    yt_label_set_free(&set);
+    if (ds && cfg->rect && yt_dataset_set_rect(ds, NULL) < 0) {
+        yt_dataset_destroy(ds);
+        return NULL;
+    }
+    return ds;
+}
+
+int yt_dataset_cache_all(yt_dataset *ds)
+{
+    yt_dataset_set_cache_capacity(ds, ds->n);
+    if (ds->source) { /* the source may run only on this thread */
+        for (int i = 0; i < ds->n; i++) {
+            yt_image *im = yt_dataset_load_image(ds, i);
+            if (!im) return -1;
+            yt_image_release(im);
+        }
+        return 0;
+    }
+    int failed = -1;
+    char ferr[1024] = "";
+#pragma omp parallel for schedule(dynamic, 2)
+    for (int i = 0; i < ds->n; i++) {
+        yt_image *im = yt_dataset_load_image(ds, i);
+        if (im) yt_image_release(im);
+        else {
+#pragma omp critical
+            if (failed < 0) {
+                failed = i;
+                snprintf(ferr, sizeof ferr, "%s", yt_last_error()); /* this thread's message */
+            }
+        }
+    }
+    if (failed >= 0) return yt_error("%s", ferr);
+    return 0;
 }
 
 void yt_dataset_destroy(yt_dataset *ds)
@@ -954,7 +958,6 @@ void yt_dataset_destroy(yt_dataset *ds)
     free(ds->cache);
     free(ds->cache_stamp);
     free(ds->batch_shapes);
-    free(ds->classes);
     yt_strlist_free(&ds->msgs);
     pthread_mutex_destroy(&ds->mu);
     free(ds);
@@ -983,37 +986,49 @@ void yt_dataset_set_cache_capacity(yt_dataset *ds, int cap)
     pthread_mutex_unlock(&ds->mu);
 }
 
-void yt_dataset_close_mosaic(yt_dataset *ds)
+static const char *const TF_NAMES[] = {"mosaic", "letterbox", "random_perspective", "mixup", "random_hsv", "flipud", "fliplr"};
+
+int yt_dataset_set_transforms(yt_dataset *ds, const yt_transform *tf, int n)
 {
-    ds->cfg.mosaic = 0;
-    ds->cfg.mixup = 0;
+    if (n < 1 || n > YT_MAX_TRANSFORMS) return yt_error("transforms: %d steps (1..%d)", n, YT_MAX_TRANSFORMS);
+    int letterbox = -1;
+    for (int t = 0; t < n; t++) {
+        if ((unsigned)tf[t].kind > YT_TF_FLIPLR) return yt_error("transforms: step %d has an unknown kind", t + 1);
+        const char *name = TF_NAMES[tf[t].kind];
+        if (tf[t].kind == YT_TF_LETTERBOX && letterbox < 0) letterbox = t;
+        if (letterbox < 0 && tf[t].kind != YT_TF_MOSAIC && tf[t].kind != YT_TF_LETTERBOX)
+            return yt_error("transforms: step %d (%s) comes before the letterbox (only a mosaic may)", t + 1, name);
+        if (!(tf[t].p >= 0 && tf[t].p <= 1)) return yt_error("transforms: step %d (%s): p = %g is not in 0..1", t + 1, name, tf[t].p);
+        if (tf[t].kind == YT_TF_MOSAIC && tf[t].p > 0 && ds->cfg.rect)
+            return yt_error("transforms: step %d is a mosaic, which rect batches cannot take", t + 1);
+    }
+    if (letterbox < 0) return yt_error("transforms: no letterbox step (it sizes every image that is not a mosaic)");
+    pthread_mutex_lock(&ds->mu);
+    memcpy(ds->tf, tf, sizeof *tf * (size_t)n);
+    ds->ntf = n;
+    pthread_mutex_unlock(&ds->mu);
+    return 0;
 }
 
-yt_image *yt_dataset_load_image(yt_dataset *ds, int i, char *err, size_t errlen)
+void yt_dataset_close_mosaic(yt_dataset *ds)
 {
-    if (i < 0 || i >= ds->n) {
-        yt_error_buf(err, errlen, "image index %d out of range 0..%d", i, ds->n - 1);
-        return NULL;
-    }
     pthread_mutex_lock(&ds->mu);
-    yt_image *c = ds->cache[i];
-    if (c) {
-        yt_image_retain(c);
-        ds->cache_stamp[i] = ++ds->clock;
-        ds->cache_hits++;
-        pthread_mutex_unlock(&ds->mu);
-        return c;
-    }
-    ds->cache_misses++;
+    for (int t = 0; t < ds->ntf; t++)
+        if (ds->tf[t].kind == YT_TF_MOSAIC || ds->tf[t].kind == YT_TF_MIXUP) ds->tf[t].p = 0;
     pthread_mutex_unlock(&ds->mu);
-    const yt_label_entry *e = ds->labels + i;
-    yt_image raw;
-    char e2[768];
-    if (yt_image_load_err(e->im_file, &raw, NULL, e2, sizeof e2) < 0) {
-        yt_error_buf(err, errlen, "Image Not Found or unreadable %s: %s", e->im_file, e2);
-        return NULL;
-    }
-    int h0 = raw.h, w0 = raw.w, s = ds->cfg.imgsz;
+}
+
+void yt_dataset_set_image_source(yt_dataset *ds, yt_image_source fn, void *ctx)
+{
+    cache_clear(ds);
+    ds->source = fn;
+    ds->source_ctx = ctx;
+}
+
+/* raw with its long side at s: the other side ceil, capped at s (Ultralytics' load_image). Frees raw. */
+static yt_image *resize_long_side(yt_image *raw, int s, const char *what)
+{
+    int h0 = raw->h, w0 = raw->w;
     double r = (double)s / (h0 > w0 ? h0 : w0);
     int h = h0, w = w0;
     if (r != 1) {
@@ -1025,13 +1040,53 @@ yt_image *yt_dataset_load_image(yt_dataset *ds, int i, char *err, size_t errlen)
         if (h < 1) h = 1;
     }
     yt_image *im = yt_image_new(h, w);
-    if (!im) {
-        yt_image_free(&raw);
-        yt_error_buf(err, errlen, "out of memory for image %s", e->im_file);
+    if (im) yt_resize_linear_u8(raw->px, h0, w0, (size_t)w0 * 3, im->px, h, w, (size_t)w * 3);
+    else yt_error("out of memory for image %s", what);
+    return im;
+}
+
+yt_image *yt_dataset_decode_image(yt_dataset *ds, int i)
+{
+    if (i < 0 || i >= ds->n) return (yt_error("image index %d out of range 0..%d", i, ds->n - 1), NULL);
+    const yt_label_entry *e = ds->labels + i;
+    yt_image raw;
+    if (decode_file(e->im_file, &raw, NULL) < 0) {
+        yt_error_prefix("Image Not Found or unreadable %s: ", e->im_file);
         return NULL;
     }
-    yt_resize_linear_u8(raw.px, h0, w0, (size_t)w0 * 3, im->px, h, w, (size_t)w * 3);
+    yt_image *im = resize_long_side(&raw, ds->cfg.imgsz, e->im_file);
     yt_image_free(&raw);
+    return im;
+}
+
+/* The image from the source, resized when its long side is not imgsz. */
+static yt_image *source_image(yt_dataset *ds, int i)
+{
+    yt_image *src = ds->source(ds->source_ctx, i);
+    if (!src) return NULL;
+    int s = ds->cfg.imgsz;
+    if ((src->h > src->w ? src->h : src->w) == s) return src;
+    yt_image *im = resize_long_side(src, s, ds->labels[i].im_file);
+    yt_image_release(src);
+    return im;
+}
+
+yt_image *yt_dataset_load_image(yt_dataset *ds, int i)
+{
+    if (i < 0 || i >= ds->n) return (yt_error("image index %d out of range 0..%d", i, ds->n - 1), NULL);
+    pthread_mutex_lock(&ds->mu);
+    yt_image *c = ds->cache[i];
+    if (c) {
+        yt_image_retain(c);
+        ds->cache_stamp[i] = ++ds->clock;
+        ds->cache_hits++;
+        pthread_mutex_unlock(&ds->mu);
+        return c;
+    }
+    ds->cache_misses++;
+    pthread_mutex_unlock(&ds->mu);
+    yt_image *im = ds->source ? source_image(ds, i) : yt_dataset_decode_image(ds, i);
+    if (!im) return NULL;
     /* im holds one reference: the caller's */
     pthread_mutex_lock(&ds->mu);
     if (ds->cache_cap > 0) {
@@ -1082,105 +1137,122 @@ static void make_view(const yt_dataset *ds, int i, const yt_image *im, yt_labele
     v->ori_w = e->w;
 }
 
-static int rect_shape(const yt_dataset *ds, int i, int *H, int *W)
+static void target_shape(const yt_dataset *ds, int i, int *H, int *W)
 {
     if (ds->cfg.rect && ds->batch_shapes) {
-        int bs = ds->cfg.batch_size > 0 ? ds->cfg.batch_size : 1;
-        int b = i / bs;
+        int b = i / ds->cfg.batch_size;
         *H = ds->batch_shapes[2 * b];
         *W = ds->batch_shapes[2 * b + 1];
-        return 1;
+        return;
     }
     *H = *W = ds->cfg.imgsz;
-    return 0;
 }
 
-static int single_letterboxed(yt_dataset *ds, int i, int scaleup, yt_sample *out, char *err, size_t errlen)
+static int letterboxed(yt_dataset *ds, int i, int scaleup, yt_sample *out)
 {
-    yt_image *im = yt_dataset_load_image(ds, i, err, errlen);
+    yt_image *im = yt_dataset_load_image(ds, i);
     if (!im) return -1;
     yt_labeled_view v;
     make_view(ds, i, im, &v);
     int rc = yt_sample_from_view(&v, out);
     yt_image_release(im);
-    if (rc < 0) {
-        yt_error_buf(err, errlen, "out of memory");
-        return -1;
-    }
+    if (rc < 0) return yt_error("out of memory");
     int H, W;
-    rect_shape(ds, i, &H, &W);
+    target_shape(ds, i, &H, &W);
     if (yt_letterbox(out, H, W, scaleup) < 0) {
         yt_sample_free(out);
-        yt_error_buf(err, errlen, "out of memory");
-        return -1;
+        return yt_error("out of memory");
     }
     return 0;
 }
 
-/* Mosaic (with probability cfg.mosaic) or letterbox, then random perspective. */
-static int train_pre(yt_dataset *ds, int i, const yt_pool *pool, yt_rng *rng, yt_sample *out, char *err,
-                     size_t errlen)
+static int mosaic(yt_dataset *ds, int i, const yt_pool *pool, yt_rng *rng, yt_sample *out)
 {
-    const yt_dataset_cfg *c = &ds->cfg;
-    int use_mosaic = c->mosaic > 0 && yt_rng_u01(rng) <= c->mosaic;
-    if (use_mosaic) {
-        int idx[4] = {i, yt_pool_pick(ds, pool, rng), yt_pool_pick(ds, pool, rng), yt_pool_pick(ds, pool, rng)};
-        yt_image *ims[4] = {0};
-        yt_labeled_view v[4];
-        for (int k = 0; k < 4; k++) {
-            ims[k] = yt_dataset_load_image(ds, idx[k], err, errlen);
-            if (!ims[k]) {
-                for (int j = 0; j < k; j++) yt_image_release(ims[j]);
-                return -1;
-            }
-            make_view(ds, idx[k], ims[k], &v[k]);
-        }
-        int s = c->imgsz;
-        int xc = (int)yt_rng_uniform(rng, s / 2.0, 2 * s - s / 2.0);
-        int yc = (int)yt_rng_uniform(rng, s / 2.0, 2 * s - s / 2.0);
-        int rc = yt_mosaic4(v, s, xc, yc, out);
-        for (int k = 0; k < 4; k++) yt_image_release(ims[k]);
-        if (rc < 0) {
-            yt_error_buf(err, errlen, "out of memory");
+    int idx[4] = {i, yt_pool_pick(ds, pool, rng), yt_pool_pick(ds, pool, rng), yt_pool_pick(ds, pool, rng)};
+    yt_image *ims[4] = {0};
+    yt_labeled_view v[4];
+    for (int k = 0; k < 4; k++) {
+        ims[k] = yt_dataset_load_image(ds, idx[k]);
+        if (!ims[k]) {
+            for (int j = 0; j < k; j++) yt_image_release(ims[j]);
             return -1;
         }
-    } else if (single_letterboxed(ds, i, 1, out, err, errlen) < 0) {
-        return -1;
+        make_view(ds, idx[k], ims[k], &v[k]);
     }
-    yt_perspective_cfg pc = {c->degrees, c->translate, c->scale, c->shear, c->perspective};
-    if (yt_random_perspective(out, &pc, rng) < 0) {
-        yt_sample_free(out);
-        yt_error_buf(err, errlen, "out of memory");
-        return -1;
+    int s = ds->cfg.imgsz;
+    int xc = (int)yt_rng_uniform(rng, s / 2.0, 2 * s - s / 2.0);
+    int yc = (int)yt_rng_uniform(rng, s / 2.0, 2 * s - s / 2.0);
+    int rc = yt_mosaic4(v, s, xc, yc, out);
+    for (int k = 0; k < 4; k++) yt_image_release(ims[k]);
+    return rc < 0 ? yt_error("out of memory") : 0;
+}
+
+/* Runs steps tf[0..n) on sample i. A step with p > 0 draws from rng (p = 0 draws nothing, so a closed mosaic
+ * leaves the later draws where an Ultralytics pipeline without it has them); flips always draw. */
+static int run_transforms(yt_dataset *ds, const yt_transform *tf, int n, int i, const yt_pool *pool, yt_rng *rng,
+                          yt_sample *out)
+{
+    int have = 0;
+    for (int t = 0; t < n; t++) {
+        const yt_transform *s = tf + t;
+        int rc = 0;
+        switch (s->kind) {
+        case YT_TF_MOSAIC:
+            if (!have && s->p > 0 && yt_rng_u01(rng) <= s->p) {
+                rc = mosaic(ds, i, pool, rng, out);
+                have = rc == 0;
+            }
+            break;
+        case YT_TF_LETTERBOX:
+            if (!have) {
+                rc = letterboxed(ds, i, s->scaleup, out);
+                have = rc == 0;
+            }
+            break;
+        case YT_TF_PERSPECTIVE:
+            if (yt_random_perspective(out, &s->persp, rng) < 0) rc = yt_error("out of memory");
+            break;
+        case YT_TF_MIXUP:
+            if (s->p > 0 && yt_rng_u01(rng) <= s->p) {
+                yt_sample o;
+                memset(&o, 0, sizeof o);
+                int j = yt_pool_pick(ds, pool, rng);
+                rc = run_transforms(ds, tf, t, j, pool, rng, &o);
+                if (rc == 0) {
+                    double r = yt_rng_beta(rng, 32.0, 32.0);
+                    rc = yt_mixup(out, &o, r);
+                    yt_sample_free(&o);
+                    if (rc < 0) rc = yt_error("mixup: sample sizes differ or out of memory");
+                }
+            }
+            break;
+        case YT_TF_HSV:
+            yt_hsv_augment(out->px, (size_t)out->h * out->w, s->hsv[0], s->hsv[1], s->hsv[2], rng);
+            break;
+        case YT_TF_FLIPUD:
+            if (yt_rng_u01(rng) < s->p) yt_flip_ud(out);
+            break;
+        case YT_TF_FLIPLR:
+            if (yt_rng_u01(rng) < s->p) yt_flip_lr(out);
+            break;
+        }
+        if (rc < 0) {
+            if (have) yt_sample_free(out);
+            return -1;
+        }
     }
     return 0;
 }
 
-int yt_dataset_get_sample(yt_dataset *ds, int i, const yt_pool *pool, yt_rng *rng, yt_sample *out, char *err,
-                          size_t errlen)
+int yt_dataset_get_sample(yt_dataset *ds, int i, const yt_pool *pool, yt_rng *rng, yt_sample *out)
 {
     memset(out, 0, sizeof *out);
-    const yt_dataset_cfg *c = &ds->cfg;
-    if (!c->augment) return single_letterboxed(ds, i, 0, out, err, errlen);
-    if (train_pre(ds, i, pool, rng, out, err, errlen) < 0) return -1;
-    if (c->mixup > 0 && yt_rng_u01(rng) <= c->mixup) {
-        yt_sample o;
-        int j = yt_pool_pick(ds, pool, rng);
-        if (train_pre(ds, j, pool, rng, &o, err, errlen) < 0) {
-            yt_sample_free(out);
-            return -1;
-        }
-        double r = yt_rng_beta(rng, 32.0, 32.0);
-        int rc = yt_mixup(out, &o, r);
-        yt_sample_free(&o);
-        if (rc < 0) {
-            yt_sample_free(out);
-            yt_error_buf(err, errlen, "mixup: sample sizes differ or out of memory");
-            return -1;
-        }
-    }
-    yt_hsv_augment(out->px, (size_t)out->h * out->w, c->hsv_h, c->hsv_s, c->hsv_v, rng);
-    if (yt_rng_u01(rng) < c->flipud) yt_flip_ud(out);
-    if (yt_rng_u01(rng) < c->fliplr) yt_flip_lr(out);
-    return 0;
+    if (i < 0 || i >= ds->n) return yt_error("sample index %d out of range 0..%d", i, ds->n - 1);
+    yt_transform tf[YT_MAX_TRANSFORMS];
+    pthread_mutex_lock(&ds->mu);
+    int n = ds->ntf;
+    memcpy(tf, ds->tf, sizeof *tf * (size_t)n);
+    pthread_mutex_unlock(&ds->mu);
+    if (n == 0) return yt_error("dataset: no transforms set (yt_dataset_set_transforms)");
+    return run_transforms(ds, tf, n, i, pool, rng, out);
 }

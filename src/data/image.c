@@ -76,13 +76,13 @@ static int tiff_ifd0(const uint8_t *t, size_t n, int *orientation, long *width, 
     return 0;
 }
 
-static int probe_jpeg(const uint8_t *b, size_t n, yt_image_info *info, char *err, size_t errlen)
+static int probe_jpeg(const uint8_t *b, size_t n, yt_image_info *info)
 {
     size_t p = 2;
     int have_sof = 0;
     while (p + 4 <= n) {
         if (b[p] != 0xFF) {
-            yt_error_buf(err, errlen, "corrupt JPEG: expected a marker at byte %zu", p);
+            yt_error("corrupt JPEG: expected a marker at byte %zu", p);
             return -1;
         }
         unsigned m = b[p + 1];
@@ -91,14 +91,14 @@ static int probe_jpeg(const uint8_t *b, size_t n, yt_image_info *info, char *err
         if (m == 0xD9 || m == 0xDA) break; /* end / start of scan: header done */
         unsigned len = be16(b + p + 2);
         if (len < 2 || p + 2 + len > n) {
-            yt_error_buf(err, errlen, "corrupt JPEG: truncated segment 0x%02X", m);
+            yt_error("corrupt JPEG: truncated segment 0x%02X", m);
             return -1;
         }
         const uint8_t *seg = b + p + 4;
         size_t slen = len - 2;
         if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
             if (slen < 6) {
-                yt_error_buf(err, errlen, "corrupt JPEG: short frame header");
+                yt_error("corrupt JPEG: short frame header");
                 return -1;
             }
             info->h = (int)be16(seg + 1);
@@ -110,7 +110,7 @@ static int probe_jpeg(const uint8_t *b, size_t n, yt_image_info *info, char *err
         p += 2 + len;
     }
     if (!have_sof) {
-        yt_error_buf(err, errlen, "corrupt JPEG: no frame header (truncated or not a JPEG)");
+        yt_error("corrupt JPEG: no frame header (truncated or not a JPEG)");
         return -1;
     }
     /* the end marker, allowing trailing padding bytes after it */
@@ -122,16 +122,16 @@ static int probe_jpeg(const uint8_t *b, size_t n, yt_image_info *info, char *err
 
 /* Every chunk up to IEND must lie inside the file. libpng, fed through SDL2_image's reader (which does not report
  * the end of the data), reads a chunk that runs past the end again and again: a 100-byte file hangs a decoder. */
-static int check_png_chunks(const uint8_t *b, size_t n, char *err, size_t errlen)
+static int check_png_chunks(const uint8_t *b, size_t n)
 {
     for (size_t p = 8;;) {
         if (n - p < 12) {
-            yt_error_buf(err, errlen, "truncated PNG: the file ends at byte %zu before its IEND chunk", n);
+            yt_error("truncated PNG: the file ends at byte %zu before its IEND chunk", n);
             return -1;
         }
         uint32_t len = be32(b + p);
         if (len > 0x7fffffff || len > n - p - 12) {
-            yt_error_buf(err, errlen, "truncated PNG: chunk '%.4s' of %u bytes at byte %zu runs past the end (%zu bytes)",
+            yt_error("truncated PNG: chunk '%.4s' of %u bytes at byte %zu runs past the end (%zu bytes)",
                          (const char *)b + p + 4, (unsigned)len, p, n);
             return -1;
         }
@@ -140,27 +140,27 @@ static int check_png_chunks(const uint8_t *b, size_t n, char *err, size_t errlen
     }
 }
 
-int yt_image_probe_mem(const uint8_t *b, size_t n, yt_image_info *info, char *err, size_t errlen)
+int yt_image_probe_mem(const uint8_t *b, size_t n, yt_image_info *info)
 {
     memset(info, 0, sizeof *info);
     info->orientation = 1;
     info->jpeg_has_eoi = 1;
     if (n == 0) {
-        yt_error_buf(err, errlen, "empty file");
+        yt_error("empty file");
         return -1;
     }
     if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) {
         info->format = YT_IMFMT_JPEG;
-        if (probe_jpeg(b, n, info, err, errlen) < 0) return -1;
+        if (probe_jpeg(b, n, info) < 0) return -1;
     } else if (n >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) {
         info->format = YT_IMFMT_PNG;
         if (n < 24 || memcmp(b + 12, "IHDR", 4) != 0) {
-            yt_error_buf(err, errlen, "corrupt PNG: no IHDR chunk");
+            yt_error("corrupt PNG: no IHDR chunk");
             return -1;
         }
         uint32_t w = be32(b + 16), h = be32(b + 20);
         if (w > 0x7fffffff || h > 0x7fffffff) {
-            yt_error_buf(err, errlen, "corrupt PNG: dimensions %ux%u", (unsigned)w, (unsigned)h);
+            yt_error("corrupt PNG: dimensions %ux%u", (unsigned)w, (unsigned)h);
             return -1;
         }
         info->w = (int)w;
@@ -174,7 +174,7 @@ int yt_image_probe_mem(const uint8_t *b, size_t n, yt_image_info *info, char *er
         } else {
             int32_t w = (int32_t)le32(b + 18), h = (int32_t)le32(b + 22);
             if (w == INT32_MIN || h == INT32_MIN) {
-                yt_error_buf(err, errlen, "corrupt BMP header");
+                yt_error("corrupt BMP header");
                 return -1;
             }
             info->w = w < 0 ? -w : w;
@@ -184,14 +184,14 @@ int yt_image_probe_mem(const uint8_t *b, size_t n, yt_image_info *info, char *er
         info->format = YT_IMFMT_WEBP;
         if (memcmp(b + 12, "VP8 ", 4) == 0) {
             if (b[23] != 0x9d || b[24] != 0x01 || b[25] != 0x2a) {
-                yt_error_buf(err, errlen, "corrupt WebP (VP8) header");
+                yt_error("corrupt WebP (VP8) header");
                 return -1;
             }
             info->w = (int)(le16(b + 26) & 0x3fff);
             info->h = (int)(le16(b + 28) & 0x3fff);
         } else if (memcmp(b + 12, "VP8L", 4) == 0) {
             if (b[20] != 0x2f) {
-                yt_error_buf(err, errlen, "corrupt WebP (VP8L) header");
+                yt_error("corrupt WebP (VP8L) header");
                 return -1;
             }
             uint32_t v = le32(b + 21);
@@ -201,55 +201,55 @@ int yt_image_probe_mem(const uint8_t *b, size_t n, yt_image_info *info, char *er
             info->w = (int)((uint32_t)b[24] | (uint32_t)b[25] << 8 | (uint32_t)b[26] << 16) + 1;
             info->h = (int)((uint32_t)b[27] | (uint32_t)b[28] << 8 | (uint32_t)b[29] << 16) + 1;
         } else {
-            yt_error_buf(err, errlen, "unsupported WebP chunk");
+            yt_error("unsupported WebP chunk");
             return -1;
         }
     } else if (n >= 8 && (memcmp(b, "II*\0", 4) == 0 || memcmp(b, "MM\0*", 4) == 0)) {
         info->format = YT_IMFMT_TIFF;
         long w = -1, h = -1;
         if (tiff_ifd0(b, n, &info->orientation, &w, &h) < 0 || w <= 0 || h <= 0) {
-            yt_error_buf(err, errlen, "corrupt TIFF header");
+            yt_error("corrupt TIFF header");
             return -1;
         }
         if (w > 0x7fffffff || h > 0x7fffffff) w = h = 0x7fffffff;
         info->w = (int)w;
         info->h = (int)h;
     } else {
-        yt_error_buf(err, errlen, "not a supported image (JPEG, PNG, BMP, WebP, TIFF)");
+        yt_error("not a supported image (JPEG, PNG, BMP, WebP, TIFF)");
         return -1;
     }
     if (info->w <= 0 || info->h <= 0) {
-        yt_error_buf(err, errlen, "invalid %s dimensions %dx%d", yt_imfmt_name(info->format), info->w, info->h);
+        yt_error("invalid %s dimensions %dx%d", yt_imfmt_name(info->format), info->w, info->h);
         return -1;
     }
     if (info->w > YT_IMAGE_MAX_SIDE || info->h > YT_IMAGE_MAX_SIDE ||
         (long long)info->w * info->h > YT_IMAGE_MAX_PIXELS) {
-        yt_error_buf(err, errlen, "image too large: header announces %dx%d (limit %lld pixels, %d a side)", info->w,
+        yt_error("image too large: header announces %dx%d (limit %lld pixels, %d a side)", info->w,
                      info->h, (long long)YT_IMAGE_MAX_PIXELS, YT_IMAGE_MAX_SIDE);
         return -1;
     }
-    if (info->format == YT_IMFMT_PNG && check_png_chunks(b, n, err, errlen) < 0) return -1;
+    if (info->format == YT_IMFMT_PNG && check_png_chunks(b, n) < 0) return -1;
     return 0;
 }
 
-int yt_read_file(const char *path, uint8_t **buf, size_t *n, char *err, size_t errlen)
+int yt_read_file(const char *path, uint8_t **buf, size_t *n)
 {
     *buf = NULL;
     *n = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        yt_error_buf(err, errlen, "cannot open: %s", strerror(errno));
+        yt_error("cannot open: %s", strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
-        yt_error_buf(err, errlen, "not a regular file");
+        yt_error("not a regular file");
         return -1;
     }
     if ((unsigned long long)st.st_size > YT_MAX_INPUT_FILE_BYTES) {
         fclose(f);
-        yt_error_buf(err, errlen, "file too large: %lld bytes (limit %zu)", (long long)st.st_size,
+        yt_error("file too large: %lld bytes (limit %zu)", (long long)st.st_size,
                      YT_MAX_INPUT_FILE_BYTES);
         return -1;
     }
@@ -257,14 +257,14 @@ int yt_read_file(const char *path, uint8_t **buf, size_t *n, char *err, size_t e
     uint8_t *b = malloc(sz ? sz : 1);
     if (!b) {
         fclose(f);
-        yt_error_buf(err, errlen, "out of memory reading %zu bytes", sz);
+        yt_error("out of memory reading %zu bytes", sz);
         return -1;
     }
     size_t got = sz ? fread(b, 1, sz, f) : 0;
     fclose(f);
     if (got != sz) {
         free(b);
-        yt_error_buf(err, errlen, "short read (%zu of %zu bytes)", got, sz);
+        yt_error("short read (%zu of %zu bytes)", got, sz);
         return -1;
     }
     *buf = b;
@@ -354,17 +354,16 @@ int yt_image_orient(const yt_image *src, int o, yt_image *dst)
  * (tests/tsan.supp covers the accesses inside SDL). */
 YT_NO_TSAN static Uint32 pixel_format_of(const SDL_Surface *s) { return s->format->format; }
 
-int yt_image_decode_mem_err(const uint8_t *buf, size_t n, yt_image *out, yt_image_info *info_out, char *err,
-                            size_t errlen)
+int yt_image_decode_mem(const uint8_t *buf, size_t n, yt_image *out, yt_image_info *info_out)
 {
     memset(out, 0, sizeof *out);
     yt_image_info info;
-    if (yt_image_probe_mem(buf, n, &info, err, errlen) < 0) return -1;
+    if (yt_image_probe_mem(buf, n, &info) < 0) return -1;
     if (info_out) *info_out = info;
     pthread_once(&img_once, img_init);
     SDL_RWops *rw = SDL_RWFromConstMem(buf, (int)n);
     if (!rw) {
-        yt_error_buf(err, errlen, "SDL_RWFromConstMem failed: %s", SDL_GetError());
+        yt_error("SDL_RWFromConstMem failed: %s", SDL_GetError());
         return -1;
     }
     /* decode as the probed format only: SDL2_image's own detection tries other formats first (SVG before WebP),
@@ -372,11 +371,11 @@ int yt_image_decode_mem_err(const uint8_t *buf, size_t n, yt_image *out, yt_imag
     SDL_Surface *s = decode_as(info.format, rw);
     SDL_RWclose(rw);
     if (!s) {
-        yt_error_buf(err, errlen, "cannot decode %s: %s", yt_imfmt_name(info.format), IMG_GetError());
+        yt_error("cannot decode %s: %s", yt_imfmt_name(info.format), IMG_GetError());
         return -1;
     }
     if (s->w != info.w || s->h != info.h) {
-        yt_error_buf(err, errlen, "corrupt %s: header says %dx%d, decoded %dx%d", yt_imfmt_name(info.format), info.w,
+        yt_error("corrupt %s: header says %dx%d, decoded %dx%d", yt_imfmt_name(info.format), info.w,
                      info.h, s->w, s->h);
         SDL_FreeSurface(s);
         return -1;
@@ -386,20 +385,20 @@ int yt_image_decode_mem_err(const uint8_t *buf, size_t n, yt_image *out, yt_imag
         rgb = SDL_ConvertSurfaceFormat(s, SDL_PIXELFORMAT_RGB24, 0);
         SDL_FreeSurface(s);
         if (!rgb) {
-            yt_error_buf(err, errlen, "cannot convert %s to RGB: %s", yt_imfmt_name(info.format), SDL_GetError());
+            yt_error("cannot convert %s to RGB: %s", yt_imfmt_name(info.format), SDL_GetError());
             return -1;
         }
     }
     int h = rgb->h, w = rgb->w;
     if (w < 1 || h < 1) {
         SDL_FreeSurface(rgb);
-        yt_error_buf(err, errlen, "decoded an empty image");
+        yt_error("decoded an empty image");
         return -1;
     }
     uint8_t *px = malloc((size_t)h * w * 3 + 1);
     if (!px) {
         SDL_FreeSurface(rgb);
-        yt_error_buf(err, errlen, "out of memory for %dx%d image", w, h);
+        yt_error("out of memory for %dx%d image", w, h);
         return -1;
     }
     if (SDL_MUSTLOCK(rgb)) SDL_LockSurface(rgb);
@@ -413,7 +412,7 @@ int yt_image_decode_mem_err(const uint8_t *buf, size_t n, yt_image *out, yt_imag
         yt_image o;
         if (yt_image_orient(out, info.orientation, &o) < 0) {
             yt_image_free(out);
-            yt_error_buf(err, errlen, "out of memory rotating image");
+            yt_error("out of memory rotating image");
             return -1;
         }
         yt_image_free(out);
@@ -422,21 +421,17 @@ int yt_image_decode_mem_err(const uint8_t *buf, size_t n, yt_image *out, yt_imag
     return 0;
 }
 
-int yt_image_load_err(const char *path, yt_image *out, yt_image_info *info, char *err, size_t errlen)
+int yt_image_load(const char *path, yt_image *out, yt_image_info *info)
 {
     uint8_t *buf;
     size_t n;
     memset(out, 0, sizeof *out);
-    if (yt_read_file(path, &buf, &n, err, errlen) < 0) return -1;
-    int rc = yt_image_decode_mem_err(buf, n, out, info, err, errlen);
-    free(buf);
-    return rc;
-}
-
-int yt_image_load(const char *path, yt_image *out)
-{
-    char err[512];
-    if (yt_image_load_err(path, out, NULL, err, sizeof err) < 0) return yt_error("%s: %s", path, err);
+    int rc = yt_read_file(path, &buf, &n);
+    if (rc == 0) {
+        rc = yt_image_decode_mem(buf, n, out, info);
+        free(buf);
+    }
+    if (rc < 0) return yt_error_prefix("%s: ", path);
     return 0;
 }
 

@@ -33,24 +33,23 @@ typedef struct {
 
 const char *yt_imfmt_name(yt_imfmt f);
 
-/* Parses the header of an in-memory file. Returns 0, or -1 with a reason in err (no yt_error: usable on
- * worker threads). */
-int yt_image_probe_mem(const uint8_t *buf, size_t n, yt_image_info *info, char *err, size_t errlen);
+/* Parses the header of an in-memory file. Returns 0, or -1 with the reason in yt_error (per thread: loader threads
+ * report through it too). */
+int yt_image_probe_mem(const uint8_t *buf, size_t n, yt_image_info *info);
 
 /* Largest file read whole (images, label files, label caches): a bigger one is refused before allocating. */
 #define YT_MAX_INPUT_FILE_BYTES ((size_t)1 << 30)
 
-/* Reads a whole file (at most YT_MAX_INPUT_FILE_BYTES) into a malloc'd buffer. -1 with err on failure. */
-int yt_read_file(const char *path, uint8_t **buf, size_t *n, char *err, size_t errlen);
+/* Reads a whole file (at most YT_MAX_INPUT_FILE_BYTES) into a malloc'd buffer. -1 with yt_error (the reason,
+ * without the path) on failure. */
+int yt_read_file(const char *path, uint8_t **buf, size_t *n);
 
 /* Decodes to RGB with the EXIF orientation applied (like OpenCV's imread). Refuses images larger than
  * YT_IMAGE_MAX_PIXELS / YT_IMAGE_MAX_SIDE before allocating. out->px is malloc'd (out->refcount = 0).
- * info (optional) receives the header facts. The _err variants report in err and never touch yt_error. */
-int yt_image_decode_mem_err(const uint8_t *buf, size_t n, yt_image *out, yt_image_info *info, char *err,
-                            size_t errlen);
-int yt_image_load_err(const char *path, yt_image *out, yt_image_info *info, char *err, size_t errlen);
-/* Same, reporting through yt_error. */
-int yt_image_load(const char *path, yt_image *out);
+ * info (optional) receives the header facts. -1 with yt_error on failure: decode_mem gives the reason alone,
+ * load prefixes it with the path. */
+int yt_image_decode_mem(const uint8_t *buf, size_t n, yt_image *out, yt_image_info *info);
+int yt_image_load(const char *path, yt_image *out, yt_image_info *info);
 
 /* Heap image with refcount 1 (px allocated, uninitialised); NULL on allocation failure (no yt_error). */
 yt_image *yt_image_new(int h, int w);

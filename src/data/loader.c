@@ -126,16 +126,12 @@ static int *make_order(const yt_loader *l, int epoch)
     return o;
 }
 
-static int build_batch(yt_loader *l, const int *order, const int *prev, int epoch, int b, yt_batch **out, char *err,
-                       size_t errlen)
+static int build_batch(yt_loader *l, const int *order, const int *prev, int epoch, int b, yt_batch **out)
 {
     int n = l->ds->n;
     int p0 = b * l->batch, p1 = p0 + l->batch < l->per_rank ? p0 + l->batch : l->per_rank;
     int B = p1 - p0;
-    if (B < 1) {
-        snprintf(err, errlen, "empty batch %d", b);
-        return -1;
-    }
+    if (B < 1) return yt_error("empty batch %d", b);
     yt_sample *s = calloc((size_t)B, sizeof *s);
     int *idx = malloc(sizeof(int) * B);
     char **files = malloc(sizeof(char *) * B);
@@ -143,8 +139,7 @@ static int build_batch(yt_loader *l, const int *order, const int *prev, int epoc
         free(s);
         free(idx);
         free(files);
-        snprintf(err, errlen, "out of memory");
-        return -1;
+        return yt_error("out of memory");
     }
     int rc = 0, k;
     for (k = 0; k < B; k++) {
@@ -157,17 +152,14 @@ static int build_batch(yt_loader *l, const int *order, const int *prev, int epoc
         yt_pool pool = {order, prev, n, p};
         idx[k] = order[p];
         files[k] = l->ds->labels[order[p]].im_file;
-        if (yt_dataset_get_sample(l->ds, order[p], &pool, &rng, s + k, err, errlen) < 0) {
+        if (yt_dataset_get_sample(l->ds, order[p], &pool, &rng, s + k) < 0) {
             rc = -1;
             break;
         }
     }
     if (rc == 0) {
         *out = yt_collate(s, B, idx, files);
-        if (!*out) {
-            snprintf(err, errlen, "%s", yt_last_error());
-            rc = -1;
-        }
+        if (!*out) rc = -1;
     }
     for (int j = 0; j < k && j < B; j++) yt_sample_free(s + j);
     free(s);
@@ -176,20 +168,16 @@ static int build_batch(yt_loader *l, const int *order, const int *prev, int epoc
     return rc;
 }
 
-int yt_loader_build_batch(yt_loader *l, int epoch, int b, yt_batch **out, char *err, size_t errlen)
+int yt_loader_build_batch(yt_loader *l, int epoch, int b, yt_batch **out)
 {
-    if (b < 0 || b >= l->nb) {
-        snprintf(err, errlen, "batch %d out of range 0..%d", b, l->nb - 1);
-        return -1;
-    }
+    if (b < 0 || b >= l->nb) return yt_error("batch %d out of range 0..%d", b, l->nb - 1);
     int *o = make_order(l, epoch), *p = epoch > 0 ? make_order(l, epoch - 1) : NULL;
     if (!o || (epoch > 0 && !p)) {
         free(o);
         free(p);
-        snprintf(err, errlen, "out of memory");
-        return -1;
+        return yt_error("out of memory");
     }
-    int rc = build_batch(l, o, p, epoch, b, out, err, errlen);
+    int rc = build_batch(l, o, p, epoch, b, out);
     free(o);
     free(p);
     return rc;
@@ -208,10 +196,9 @@ static void *worker_main(void *arg)
         int b = l->next_claim++;
         pthread_mutex_unlock(&l->mu);
         yt_batch *out = NULL;
-        char err[1024] = "";
-        int rc = build_batch(l, l->order, l->prev, l->epoch, b, &out, err, sizeof err);
+        int rc = build_batch(l, l->order, l->prev, l->epoch, b, &out);
         pthread_mutex_lock(&l->mu);
-        if (rc < 0) l->errs[b] = strdup(err[0] ? err : "unknown error");
+        if (rc < 0) l->errs[b] = strdup(yt_last_error()); /* this thread's message */
         else l->slots[b] = out;
         pthread_cond_broadcast(&l->cv);
     }
@@ -287,6 +274,9 @@ static int begin_pass(yt_loader *l)
 yt_loader *yt_loader_create(yt_dataset *ds, int batch, int workers, int shuffle, uint64_t seed)
 {
     if (!ds || batch < 1 || workers < 0) return (yt_error("loader: invalid batch %d or workers %d", batch, workers), NULL);
+    if (ds->source && workers > 0)
+        return (yt_error("loader: the dataset's images come from a source that runs on the calling thread only: "
+                         "workers must be 0"), NULL);
     if (ds->cfg.rect && shuffle) return (yt_error("loader: rect batches cannot be shuffled"), NULL);
     /* a rect dataset smaller than its batch holds one batch of all its images */
     if (ds->cfg.rect && batch != ds->cfg.batch_size && !(batch == ds->n && ds->n < ds->cfg.batch_size))
@@ -367,9 +357,7 @@ int yt_loader_next(yt_loader *l, yt_batch **out)
     }
     int b = l->next_take;
     if (l->workers <= 0) {
-        char err[1024] = "";
-        if (build_batch(l, l->order, l->prev, l->epoch, b, out, err, sizeof err) < 0)
-            return yt_error("%s", err);
+        if (build_batch(l, l->order, l->prev, l->epoch, b, out) < 0) return -1;
         l->next_take++;
         return 1;
     }
@@ -401,10 +389,14 @@ void yt_loader_set_epoch(yt_loader *l, int epoch)
     l->epoch = epoch;
 }
 
-void yt_loader_close_mosaic(yt_loader *l)
+int yt_loader_restart(yt_loader *l)
 {
-    if (l->ds->cfg.mosaic == 0 && l->ds->cfg.mixup == 0) return;
-    stop_workers(l); /* batches built with mosaic but not yet taken are dropped */
+    stop_workers(l); /* batches built ahead but not yet taken are dropped */
+    return l->pass_active ? start_workers(l) : 0;
+}
+
+int yt_loader_close_mosaic(yt_loader *l)
+{
     yt_dataset_close_mosaic(l->ds);
-    if (l->pass_active) start_workers(l);
+    return yt_loader_restart(l);
 }

@@ -44,9 +44,12 @@ int yt_loader_epoch(const yt_loader *l);    /* epoch of the current / next pass 
 int yt_loader_next(yt_loader *l, yt_batch **out);
 /* Restarts from the beginning of epoch e at the next call. */
 void yt_loader_set_epoch(yt_loader *l, int epoch);
-/* Disables mosaic and mixup from the next batch built on. */
-void yt_loader_close_mosaic(yt_loader *l);
-/* Builds batch b of epoch e directly (no threads). */
-int yt_loader_build_batch(yt_loader *l, int epoch, int b, yt_batch **out, char *err, size_t errlen);
+/* Drops the batches built ahead and not yet taken (after the dataset's transforms changed): the next batch is
+ * built with the dataset as it is now. 0 or -1 (a thread that does not start). */
+int yt_loader_restart(yt_loader *l);
+/* Disables mosaic and mixup (yt_dataset_close_mosaic) from the next batch taken on. */
+int yt_loader_close_mosaic(yt_loader *l);
+/* Builds batch b of epoch e directly (no threads). b is 0-based. 0 or -1 with yt_error. */
+int yt_loader_build_batch(yt_loader *l, int epoch, int b, yt_batch **out);
 
 #endif

@@ -91,3 +91,29 @@ int yt_lua_opt_bool_field(lua_State *L, int t, const char *k, int def)
     lua_pop(L, 1);
     return v;
 }
+
+/* A required field: absent (nil) raises "option '<k>' is required". */
+static void require_field(lua_State *L, int t, const char *k)
+{
+    luaL_checktype(L, t, LUA_TTABLE);
+    if (lua_getfield(L, t, k) == LUA_TNIL) luaL_error(L, "option '%s' is required", k);
+    lua_pop(L, 1);
+}
+
+double yt_lua_number_field(lua_State *L, int t, const char *k)
+{
+    require_field(L, t, k);
+    return yt_lua_opt_number_field(L, t, k, 0);
+}
+
+int yt_lua_int_field(lua_State *L, int t, const char *k)
+{
+    require_field(L, t, k);
+    return yt_lua_opt_int_field(L, t, k, 0);
+}
+
+int yt_lua_bool_field(lua_State *L, int t, const char *k)
+{
+    require_field(L, t, k);
+    return yt_lua_opt_bool_field(L, t, k, 0);
+}

@@ -19,7 +19,9 @@
 
 #include <lualib.h>
 
+#include "core/error.h"
 #include "io/durable.h"
+#include "ops/conv2d.h"
 #include "lua/yt_lua.h"
 #include "lua/yt_repl.h"
 
@@ -440,6 +442,28 @@ static int l_get_num_threads(lua_State *L)
     return 1;
 }
 
+/* "dnnl", "dnnl_all" or "gemm": the convolution backend (YT_CONV; an invalid value raises its error) */
+static int l_conv_backend(lua_State *L)
+{
+    int b = yt_conv2d_backend();
+    if (b < 0) return luaL_error(L, "%s", yt_last_error());
+    lua_pushstring(L, yt_conv2d_backend_name(b));
+    return 1;
+}
+
+/* set_conv_backend("gemm" | "dnnl" | "dnnl_all" | nil): nil goes back to YT_CONV's choice (benchmarks compare) */
+static int l_set_conv_backend(lua_State *L)
+{
+    int b = 0;
+    if (!lua_isnoneornil(L, 1)) {
+        const char *name = luaL_checkstring(L, 1);
+        b = yt_conv2d_backend_of(name);
+        if (b < 0) return luaL_error(L, "conv backend '%s': expected gemm, dnnl or dnnl_all", name);
+    }
+    yt_conv2d_set_backend(b);
+    return 0;
+}
+
 static const luaL_Reg sys_functions[] = {
     {"install_interrupt_handler", l_install_interrupt_handler},
     {"restore_interrupt_handler", l_restore_interrupt_handler},
@@ -467,6 +491,8 @@ static const luaL_Reg sys_functions[] = {
     {"nproc", l_nproc},
     {"set_num_threads", l_set_num_threads},
     {"get_num_threads", l_get_num_threads},
+    {"conv_backend", l_conv_backend},
+    {"set_conv_backend", l_set_conv_backend},
     {NULL, NULL},
 };
 

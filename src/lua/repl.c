@@ -2,6 +2,7 @@
 #include "lua/yt_repl.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,9 +242,75 @@ int yt_repl_pcall(lua_State *L, int nargs, int nresults)
 
 /* ---- line editors ------------------------------------------------------------------------------------------ */
 
+static int watch_fd = -1;
+
+void yt_repl_set_watch_fd(int fd) { watch_fd = fd; }
+int yt_repl_watch_fd(void) { return watch_fd; }
+
+/* With a watched descriptor: reads standard input unbuffered, so that poll() sees what is left, and ends the input
+ * when the watched descriptor becomes readable. */
+static char *fd_read_line(const char *prompt, int *status)
+{
+    static char buf[65536];
+    static size_t have;
+    int tty = isatty(STDIN_FILENO);
+    if (tty) {
+        fputs(prompt, stdout);
+        fflush(stdout);
+    }
+    for (;;) {
+        char *nl = memchr(buf, '\n', have);
+        if (nl || have == sizeof buf) {
+            size_t n = nl ? (size_t)(nl - buf) : have;
+            char *line = malloc(n + 1);
+            if (!line) {
+                *status = YT_LINE_EOF;
+                return NULL;
+            }
+            memcpy(line, buf, n);
+            line[n] = '\0';
+            if (n > 0 && line[n - 1] == '\r') line[n - 1] = '\0';
+            size_t used = nl ? n + 1 : n;
+            memmove(buf, buf + used, have - used);
+            have -= used;
+            *status = YT_LINE_OK;
+            return line;
+        }
+        struct pollfd p[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = watch_fd, .events = POLLIN}};
+        int r = poll(p, 2, -1);
+        if (r < 0 && errno == EINTR) {
+            if (yt_repl_take_prompt_interrupt()) {
+                have = 0;
+                if (tty) fputc('\n', stdout);
+                *status = YT_LINE_CANCELLED;
+                return NULL;
+            }
+            continue;
+        }
+        if (r < 0 || (p[1].revents & (POLLIN | POLLHUP | POLLERR))) break;
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = read(STDIN_FILENO, buf + have, sizeof buf - have);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                if (have > 0) { /* a last line without its newline */
+                    buf[have] = '\n';
+                    have++;
+                    continue;
+                }
+                break;
+            }
+            have += (size_t)n;
+        }
+    }
+    if (tty) fputc('\n', stdout);
+    *status = YT_LINE_EOF;
+    return NULL;
+}
+
 /* Without an editor: prompts only on a terminal, reads with stdio. */
 static char *stdio_read_line(const char *prompt, int *status)
 {
+    if (watch_fd >= 0) return fd_read_line(prompt, status);
     int tty = isatty(STDIN_FILENO);
     for (;;) {
         if (tty) {
@@ -289,6 +356,53 @@ static char *read_line(const char *prompt, int *status)
     char *line = current_editor->read_line(prompt, status);
     sigaction(SIGINT, &old, NULL);
     return line;
+}
+
+/* ---- completion -------------------------------------------------------------------------------------------- */
+
+static yt_repl_completer completer_fn;
+static void *completer_ud;
+
+void yt_repl_set_completer(yt_repl_completer fn, void *ud)
+{
+    completer_fn = fn;
+    completer_ud = ud;
+}
+
+char **yt_repl_complete(const char *text) { return completer_fn ? completer_fn(completer_ud, text) : NULL; }
+
+typedef struct local_completion {
+    lua_State *L;
+    int env; /* stack index of the chunks' environment, 0 for the globals */
+} local_completion;
+
+/* The names yolotrain.repl.complete(text, env) offers, evaluated in this state (it waits at the prompt). */
+static char **local_complete(void *ud, const char *text)
+{
+    local_completion *c = ud;
+    lua_State *L = c->L;
+    int top = lua_gettop(L);
+    char **out = NULL;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "yolotrain.repl");
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1) && lua_getfield(L, -1, "complete") == LUA_TFUNCTION) {
+        lua_pushstring(L, text);
+        if (c->env) lua_pushvalue(L, c->env);
+        else lua_pushglobaltable(L);
+        if (lua_pcall(L, 2, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+            lua_Integer n = luaL_len(L, -1);
+            out = calloc((size_t)n + 1, sizeof *out);
+            for (lua_Integer i = 1; out && i <= n; i++) {
+                lua_rawgeti(L, -1, i);
+                const char *w = lua_tostring(L, -1);
+                out[i - 1] = w ? strdup(w) : NULL;
+                lua_pop(L, 1);
+                if (!out[i - 1]) break;
+            }
+        }
+    }
+    lua_settop(L, top);
+    return out;
 }
 
 /* ---- the loop ---------------------------------------------------------------------------------------------- */
@@ -346,12 +460,38 @@ static int incomplete_error(lua_State *L, const char *src, size_t len)
     return luaL_loadbufferx(L, src, len, "=stdin", "t");
 }
 
+/* repr(v) of the yolotrain.repl module (tables, classes, tensors and modules shown as values), or nil pushed
+ * when the engine is not on the path: tostring then. Leaves one value pushed. */
+static void push_repr_function(lua_State *L)
+{
+    int top = lua_gettop(L);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "yolotrain.repl");
+    if (lua_type(L, -2) == LUA_TFUNCTION && lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1) &&
+        lua_getfield(L, -1, "repr") == LUA_TFUNCTION) {
+        lua_replace(L, top + 1);
+        lua_settop(L, top + 1);
+        return;
+    }
+    lua_settop(L, top);
+    lua_pushnil(L);
+}
+
 static int print_values(lua_State *L)
 {
     int n = lua_gettop(L);
+    push_repr_function(L);
+    int repr = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
         size_t len;
-        const char *s = luaL_tolstring(L, i, &len);
+        const char *s = NULL;
+        if (!lua_isnil(L, repr) && lua_type(L, i) != LUA_TSTRING) { /* a string shows as itself, as in lua */
+            lua_pushvalue(L, repr);
+            lua_pushvalue(L, i);
+            if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) s = lua_tolstring(L, -1, &len);
+            else lua_pop(L, 1);
+        }
+        if (!s) s = luaL_tolstring(L, i, &len);
         if (i > 1) fputc('\t', stdout);
         fwrite(s, 1, len, stdout);
         lua_pop(L, 1);
@@ -426,10 +566,10 @@ static const char make_env_code[] =
     "end\n"
     "local meta\n"
     "if env == nil or rawequal(env, G) then\n"
-    "  meta = { __index = G, __newindex = G }\n"
+    "  meta = { __index = G, __newindex = G, __names = {} }\n"
     "else\n"
     "  meta = { __index = function(_, k) local v = env[k]; if v == nil then v = G[k] end; return v end,\n"
-    "           __newindex = env }\n"
+    "           __newindex = env, __names = { env } }\n"
     "end\n"
     "return setmetatable(proxy, meta), state\n";
 
@@ -453,6 +593,11 @@ int yt_repl_run(lua_State *L, int env_index, const char *banner, int controls)
         if (*banner && banner[strlen(banner) - 1] != '\n') fputc('\n', stdout);
         fflush(stdout);
     }
+
+    yt_repl_completer saved_fn = completer_fn;
+    void *saved_ud = completer_ud;
+    local_completion completion = {L, env};
+    yt_repl_set_completer(local_complete, &completion);
 
     int result = YT_REPL_EOF;
     int base = lua_gettop(L);
@@ -491,6 +636,39 @@ int yt_repl_run(lua_State *L, int env_index, const char *banner, int controls)
             else if (verdict) result = YT_REPL_CONT;
         }
     }
+    yt_repl_set_completer(saved_fn, saved_ud);
     lua_settop(L, top);
     return result;
+}
+
+int yt_repl_run_remote(lua_State *L, const char *banner, int (*eval)(void *ud, const char *src, size_t len),
+                       void *ud)
+{
+    int top = lua_gettop(L);
+    if (banner) {
+        fputs(banner, stdout);
+        if (*banner && banner[strlen(banner) - 1] != '\n') fputc('\n', stdout);
+        fflush(stdout);
+    }
+    for (;;) {
+        lua_settop(L, top);
+        int status;
+        char *src = read_entry(L, &status);
+        if (!src) {
+            if (status == YT_LINE_EOF) break;
+            if (status == LUA_ERRMEM) report(L);
+            continue;
+        }
+        if (src[strspn(src, " \t\r\n")] != '\0' && current_editor->add_history) current_editor->add_history(src);
+        if (status != LUA_OK) {
+            report(L); /* a syntax error is found here, before the training sees the entry */
+            free(src);
+            continue;
+        }
+        int end = eval(ud, src, strlen(src));
+        free(src);
+        if (end) break;
+    }
+    lua_settop(L, top);
+    return YT_REPL_EOF;
 }

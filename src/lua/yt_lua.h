@@ -26,6 +26,10 @@ int yt_lua_core_error(lua_State *L);
 double yt_lua_opt_number_field(lua_State *L, int t, const char *k, double def);
 int yt_lua_opt_int_field(lua_State *L, int t, const char *k, int def);
 int yt_lua_opt_bool_field(lua_State *L, int t, const char *k, int def);
+/* The same for a field that must be present (nil raises "option '<k>' is required"); t must be a table. */
+double yt_lua_number_field(lua_State *L, int t, const char *k);
+int yt_lua_int_field(lua_State *L, int t, const char *k);
+int yt_lua_bool_field(lua_State *L, int t, const char *k);
 /* Reads a shape from a table {d1, d2, ...} or from the integer arguments starting at idx. Returns ndim. */
 int yt_lua_check_shape(lua_State *L, int idx, int64_t *shape);
 /* Pushes a table of integers for the shape. */

@@ -68,4 +68,21 @@ enum { YT_REPL_EOF = 0, YT_REPL_CONT = 1, YT_REPL_STOP = 2 };
  * carries on; Ctrl-C while an entry runs interrupts that entry; Ctrl-C at the prompt discards the line. */
 int yt_repl_run(lua_State *L, int env_index, const char *banner, int controls);
 
+/* The same loop, but each complete entry goes to eval (a chunk with a syntax error is reported here and not sent);
+ * eval returns nonzero when the session is over. Used by `yolotrain attach` (src/lua/l_control.c). */
+int yt_repl_run_remote(lua_State *L, const char *banner, int (*eval)(void *ud, const char *src, size_t len),
+                       void *ud);
+
+/* A descriptor the line editors also wait on while they read (-1: none): when it becomes readable, the read ends
+ * as at end of input (YT_LINE_EOF). attach watches its connection, so the training ending ends the session. */
+void yt_repl_set_watch_fd(int fd);
+int yt_repl_watch_fd(void);
+
+/* Tab completion: returns a malloc'ed NULL-terminated array of malloc'ed candidates that start with text (which
+ * may be a dotted path such as "trainer.ar"), or NULL. yt_repl_run installs one that asks yolotrain.repl.complete
+ * in its state; attach installs one that asks the training. The line editor calls yt_repl_complete. */
+typedef char **(*yt_repl_completer)(void *ud, const char *text);
+void yt_repl_set_completer(yt_repl_completer fn, void *ud);
+char **yt_repl_complete(const char *text);
+
 #endif

@@ -7,7 +7,68 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "ops/conv2d_dnnl.h"
 #include "ops/shape_ops.h"
+
+/* ---- backend selection ---- */
+
+static int is_pointwise(const yt_conv2d_shape *s);
+
+static _Atomic int backend_override; /* yt_conv2d_set_backend; 0 = none */
+
+static int backend_from_env(void)
+{
+    static _Atomic int parsed; /* 0 = not read yet, -1 = invalid, else the backend */
+    int b = parsed;
+    if (b == 0) {
+        const char *v = getenv("YT_CONV");
+        b = (!v || !*v) ? YT_CONV_DNNL : yt_conv2d_backend_of(v);
+        parsed = b;
+    }
+    if (b < 0) return yt_error("YT_CONV=%s: expected gemm, dnnl or dnnl_all", getenv("YT_CONV") ? getenv("YT_CONV") : "");
+    return b;
+}
+
+int yt_conv2d_backend(void)
+{
+    int b = backend_override;
+    return b ? b : backend_from_env();
+}
+
+int yt_conv2d_set_backend(int backend)
+{
+    if (backend != 0 && backend != YT_CONV_GEMM && backend != YT_CONV_DNNL && backend != YT_CONV_DNNL_ALL)
+        return yt_error("conv2d: unknown backend %d (expected YT_CONV_GEMM, YT_CONV_DNNL or YT_CONV_DNNL_ALL)",
+                        backend);
+    backend_override = backend;
+    return 0;
+}
+
+static const char *const backend_names[] = {NULL, "gemm", "dnnl", "dnnl_all"};
+
+const char *yt_conv2d_backend_name(int backend)
+{
+    return backend >= YT_CONV_GEMM && backend <= YT_CONV_DNNL_ALL ? backend_names[backend] : "unknown";
+}
+
+int yt_conv2d_backend_of(const char *name)
+{
+    for (int b = YT_CONV_GEMM; b <= YT_CONV_DNNL_ALL; b++)
+        if (strcmp(name, backend_names[b]) == 0) return b;
+    return -1;
+}
+
+/* Whether this pass runs on oneDNN: 1 yes, 0 the GEMM path, -1 error (a bad YT_CONV) */
+static int use_dnnl(const yt_conv2d_shape *s, int forward)
+{
+    int b = s->backend ? s->backend : yt_conv2d_backend();
+    if (b < 0) return -1;
+    if (b == YT_CONV_GEMM) return 0;
+    /* the default: 1x1 convolutions are one plain sgemm per image on the GEMM path, which measured faster than
+     * oneDNN's 1x1 kernels with their reorders (bench_conv: 0.86-0.98x) */
+    if (b == YT_CONV_DNNL && (forward || is_pointwise(s))) return 0;
+    return yt_conv2d_dnnl_supports(s);
+}
 
 int yt_conv2d_shape_init(yt_conv2d_shape *s)
 {
@@ -168,6 +229,8 @@ int yt_conv2d_forward(const float *x, float *y, const float *w, const float *b, 
     const size_t CKK = (size_t)s->C * s->KH * s->KW, P = (size_t)s->OH * s->OW;
     const size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * P;
     if (s->N == 0) return 0;
+    int dnnl = use_dnnl(s, 1);
+    if (dnnl) return dnnl < 0 ? -1 : yt_conv2d_dnnl_forward(x, y, w, b, s);
     int strategy = choose_strategy(s);
     int pw = is_pointwise(s);
     if (strategy == 2) {
@@ -236,6 +299,8 @@ int yt_conv2d_backward(const float *x, const float *gy, float *gx, const float *
     const size_t CKK = (size_t)s->C * s->KH * s->KW, P = (size_t)s->OH * s->OW, O = (size_t)s->O;
     const size_t xs = (size_t)s->C * s->H * s->W, ys = O * P;
     if (s->N == 0 || (!gx && !gw && !gb)) return 0;
+    int dnnl = use_dnnl(s, 0);
+    if (dnnl) return dnnl < 0 ? -1 : yt_conv2d_dnnl_backward(x, gy, gx, w, gw, gb, s);
     const int pw = is_pointwise(s);
     const int need_col = !pw && (gx || gw);
     int strategy = choose_strategy(s);
@@ -358,7 +423,7 @@ yt_tensor *yt_conv2d(yt_tensor *x, yt_tensor *w, yt_tensor *b, int stride_h, int
     yt_conv2d_shape s = {
         .N = (int)x->shape[0], .C = (int)x->shape[1], .H = (int)x->shape[2], .W = (int)x->shape[3],
         .O = (int)w->shape[0], .KH = (int)w->shape[2], .KW = (int)w->shape[3],
-        .sh = stride_h, .sw = stride_w, .ph = pad_h, .pw = pad_w, .strategy = 0,
+        .sh = stride_h, .sw = stride_w, .ph = pad_h, .pw = pad_w, .strategy = 0, .backend = 0,
     };
     if (yt_conv2d_shape_init(&s) < 0) {
         yt_error_prefix("input %s, weight %s: ", yt_shape_str(x, bx, sizeof bx), yt_shape_str(w, bw, sizeof bw));

@@ -19,9 +19,34 @@ typedef struct {
     int O, KH, KW;      /* weights */
     int sh, sw, ph, pw; /* stride, padding */
     int OH, OW;         /* output (filled by yt_conv2d_shape_init) */
-    int strategy;       /* parallelisation: 0 = automatic, 1 = images in parallel with single-threaded
+    int strategy;       /* GEMM path's parallelisation: 0 = automatic, 1 = images in parallel with single-threaded
                            BLAS calls, 2 = images in sequence with multithreaded BLAS (for benchmarks) */
+    int backend;        /* 0 = the process's choice (yt_conv2d_backend), else one of YT_CONV_* below */
 } yt_conv2d_shape;
+
+/* The implementations of the raw kernels below: im2col + OpenBLAS sgemm (this file's header comment), and
+ * oneDNN's convolution primitives (src/ops/conv2d_dnnl.h). The environment variable YT_CONV (or
+ * yt_conv2d_set_backend) chooses for the whole process:
+ *   dnnl (the default)  backward data and backward weights of k x k convolutions on oneDNN; their forward pass,
+ *                       and every pass of 1x1 ones (a plain sgemm per image, faster here), on the GEMM path
+ *   dnnl_all            the forward pass on oneDNN too
+ *   gemm                everything on the GEMM path
+ * Why the default keeps the forward on GEMM: oneDNN's direct kernels sum a k x k convolution's C*k*k products in
+ * one sequence, a few times less accurate than the GEMM path's blocked sums once C*k*k is large (measured: 5.8e-7
+ * against 2.1e-7 rms relative error at C*k*k = 2304). Training does not notice, but the forward's bits change, and
+ * on the parity fixtures ties in SPPF's max-pooling then break the other way, which moves the gradients of the
+ * layers before it past their 1e-3 tolerance (even when only the C = 16 layers run on oneDNN). With the forward
+ * on GEMM, inference and every forward result stay bitwise what the GEMM path gives. Shapes oneDNN does not take
+ * (yt_conv2d_dnnl_supports) and calls from inside an OpenMP parallel region always run the GEMM path. */
+enum { YT_CONV_GEMM = 1, YT_CONV_DNNL = 2, YT_CONV_DNNL_ALL = 3 };
+/* The process's backend: yt_conv2d_set_backend's, else YT_CONV's (read once), else YT_CONV_DNNL. Returns -1
+ * (with yt_error naming the variable) when YT_CONV holds something other than "gemm", "dnnl" or "dnnl_all". */
+int yt_conv2d_backend(void);
+/* YT_CONV_GEMM, YT_CONV_DNNL, YT_CONV_DNNL_ALL, or 0 to go back to YT_CONV / the default. -1 on another value. */
+int yt_conv2d_set_backend(int backend);
+/* Its name ("gemm", "dnnl", "dnnl_all"), and the backend of a name (-1 for an unknown one). */
+const char *yt_conv2d_backend_name(int backend);
+int yt_conv2d_backend_of(const char *name);
 
 /* Fills OH/OW from the other fields; returns -1 (with yt_error) on invalid sizes. */
 int yt_conv2d_shape_init(yt_conv2d_shape *s);

@@ -6,6 +6,7 @@
 #include "ops/activation.h"
 #include "ops/batchnorm.h"
 #include "ops/conv2d.h"
+#include "ops/conv2d_dnnl.h"
 #include "ops/shape_ops.h"
 #include "testutil.h"
 
@@ -88,13 +89,20 @@ static float *rand_buf(size_t n, float lo, float hi)
     return p;
 }
 
-/* Raw kernels against the double reference, for both parallel strategies; gradients accumulate onto a
- * nonzero starting value to check +=. */
+/* The raw-kernel variants every check runs: the GEMM path with both parallel strategies, oneDNN's backward
+ * (dnnl, the default) and oneDNN for every pass (dnnl_all). */
+#define N_VARIANTS 4
+static const int variant_backend[N_VARIANTS] = {YT_CONV_GEMM, YT_CONV_GEMM, YT_CONV_DNNL, YT_CONV_DNNL_ALL};
+static const int variant_strategy[N_VARIANTS] = {1, 2, 0, 0};
+static const char *const variant_name[N_VARIANTS] = {"gemm strategy 1", "gemm strategy 2", "dnnl", "dnnl_all"};
+
+/* Raw kernels against the double reference, for every variant; gradients accumulate onto a nonzero starting
+ * value to check +=. */
 static void check_raw(int N, int C, int H, int W, int O, int KH, int KW, int sh, int sw, int ph, int pw,
                       int with_bias, double tol)
 {
-    for (int strategy = 1; strategy <= 2; strategy++) {
-        yt_conv2d_shape s = {N, C, H, W, O, KH, KW, sh, sw, ph, pw, 0, 0, strategy};
+    for (int v = 0; v < N_VARIANTS; v++) {
+        yt_conv2d_shape s = {N, C, H, W, O, KH, KW, sh, sw, ph, pw, 0, 0, variant_strategy[v], variant_backend[v]};
         if (yt_conv2d_shape_init(&s) < 0) {
             CHECK(0, "shape init failed: %s", yt_last_error());
             return;
@@ -118,8 +126,8 @@ static void check_raw(int N, int C, int H, int W, int O, int KH, int KW, int sh,
         CHECK(yt_conv2d_backward(x, gy, gx, w, gw, with_bias ? gb : NULL, &s) == 0, "backward");
         double ey = rel_err(y, ry, ny), ex = rel_err(gx, rgx, nx), ew = rel_err(gw, rgw, nw);
         char desc[160];
-        snprintf(desc, sizeof desc, "N%d C%d %dx%d O%d k%dx%d s%d,%d p%d,%d bias%d strategy%d", N, C, H, W, O, KH,
-                 KW, sh, sw, ph, pw, with_bias, strategy);
+        snprintf(desc, sizeof desc, "N%d C%d %dx%d O%d k%dx%d s%d,%d p%d,%d bias%d %s", N, C, H, W, O, KH, KW, sh,
+                 sw, ph, pw, with_bias, variant_name[v]);
         CHECK(ey <= tol, "%s: forward rel err %.3g", desc, ey);
         CHECK(ex <= tol, "%s: grad input rel err %.3g", desc, ex);
         CHECK(ew <= tol, "%s: grad weight rel err %.3g", desc, ew);
@@ -167,8 +175,8 @@ static void gradcheck_case(int N, int C, int H, int W, int O, int KH, int KW, in
  * batch 4 / 640 or batch 16 / 320: parity wants <= 1e-3 relative. */
 static void check_long_sums(void)
 {
-    for (int strategy = 1; strategy <= 2; strategy++) {
-        yt_conv2d_shape s = {4, 16, 160, 160, 16, 3, 3, 1, 1, 1, 1, 0, 0, strategy};
+    for (int v = 0; v < N_VARIANTS; v++) {
+        yt_conv2d_shape s = {4, 16, 160, 160, 16, 3, 3, 1, 1, 1, 1, 0, 0, variant_strategy[v], variant_backend[v]};
         yt_conv2d_shape_init(&s);
         size_t nx = (size_t)s.N * s.C * s.H * s.W, nw = (size_t)s.O * s.C * 9, ny = (size_t)s.N * s.O * s.OH * s.OW;
         /* all-positive inputs make the sums large and cancellation-free: the hardest case for float */
@@ -179,9 +187,9 @@ static void check_long_sums(void)
         ref_backward(x, gy, NULL, w, rgw, rgb, &s);
         yt_conv2d_backward(x, gy, NULL, w, gw, gb, &s);
         double ew = rel_err(gw, rgw, nw), eb = rel_err(gb, rgb, s.O);
-        CHECK(ew <= 1e-4, "strategy %d: 409600-term weight gradient rel err %.3g", strategy, ew);
-        CHECK(eb <= 1e-6, "strategy %d: bias gradient rel err %.3g", strategy, eb);
-        printf("long sums (strategy %d): weight grad rel err %.3g, bias grad rel err %.3g\n", strategy, ew, eb);
+        CHECK(ew <= 1e-4, "%s: 409600-term weight gradient rel err %.3g", variant_name[v], ew);
+        CHECK(eb <= 1e-6, "%s: bias gradient rel err %.3g", variant_name[v], eb);
+        printf("long sums (%s): weight grad rel err %.3g, bias grad rel err %.3g\n", variant_name[v], ew, eb);
         free(x); free(gy); free(w); free(gw); free(gb); free(rgw); free(rgb);
     }
 }
@@ -353,10 +361,131 @@ static void check_parity(void)
     yt_tensor_file_free(&init);
 }
 
+/* oneDNN (every pass) against the GEMM path on one YOLOv8-like layer, forward and both gradients; a second oneDNN run on the
+ * same inputs is bit-identical (training must be reproducible at a fixed thread count). */
+static void check_dnnl_vs_gemm(int N, int C, int HW, int O, int k, int stride)
+{
+    yt_conv2d_shape s = {N, C, HW, HW, O, k, k, stride, stride, k / 2, k / 2, 0, 0, 0, YT_CONV_GEMM};
+    yt_conv2d_shape_init(&s);
+    yt_conv2d_shape sd = s;
+    sd.backend = YT_CONV_DNNL_ALL;
+    CHECK(yt_conv2d_dnnl_supports(&sd), "oneDNN takes N%d C%d %dx%d O%d k%d s%d", N, C, HW, HW, O, k, stride);
+    size_t nx = (size_t)N * C * HW * HW, nw = (size_t)O * C * k * k, ny = (size_t)N * O * s.OH * s.OW;
+    float *x = rand_buf(nx, -1, 1), *w = rand_buf(nw, -0.2f, 0.2f), *b = rand_buf(O, -1, 1), *gy = rand_buf(ny, -1, 1);
+    float *y[3], *gx[3], *gw[3], *gb[3];
+    for (int r = 0; r < 3; r++) { /* 0: gemm, 1 and 2: dnnl */
+        y[r] = malloc(ny * sizeof(float));
+        gx[r] = calloc(nx, sizeof(float));
+        gw[r] = calloc(nw, sizeof(float));
+        gb[r] = calloc(O, sizeof(float));
+        const yt_conv2d_shape *ss = r ? &sd : &s;
+        CHECK(yt_conv2d_forward(x, y[r], w, b, ss) == 0, "forward: %s", yt_last_error());
+        CHECK(yt_conv2d_backward(x, gy, gx[r], w, gw[r], gb[r], ss) == 0, "backward: %s", yt_last_error());
+    }
+    double d[4] = {0}, m[4] = {0};
+    float *pairs[4][2] = {{y[0], y[1]}, {gx[0], gx[1]}, {gw[0], gw[1]}, {gb[0], gb[1]}};
+    size_t len[4] = {ny, nx, nw, (size_t)O};
+    for (int q = 0; q < 4; q++) {
+        for (size_t i = 0; i < len[q]; i++) {
+            double e = fabs((double)pairs[q][0][i] - pairs[q][1][i]);
+            if (e > d[q] || e != e) d[q] = e;
+            if (fabs(pairs[q][0][i]) > m[q]) m[q] = fabs(pairs[q][0][i]);
+        }
+        d[q] /= m[q] > 0 ? m[q] : 1;
+    }
+    /* gw: up to N*OH*OW = 327680 terms per weight; check_long_sums bounds that sum at 1e-4 too */
+    CHECK(d[0] < 1e-5 && d[1] < 1e-5 && d[2] < 1e-4 && d[3] < 1e-6,
+          "N%d C%d %d O%d k%d s%d: dnnl vs gemm rel diff y %.3g gx %.3g gw %.3g gb %.3g", N, C, HW, O, k, stride, d[0],
+          d[1], d[2], d[3]);
+    CHECK(memcmp(y[1], y[2], ny * 4) == 0 && memcmp(gx[1], gx[2], nx * 4) == 0 &&
+              memcmp(gw[1], gw[2], nw * 4) == 0 && memcmp(gb[1], gb[2], (size_t)O * 4) == 0,
+          "N%d C%d %d O%d k%d s%d: two oneDNN runs differ", N, C, HW, O, k, stride);
+    for (int r = 0; r < 3; r++) {
+        free(y[r]); free(gx[r]); free(gw[r]); free(gb[r]);
+    }
+    free(x); free(w); free(b); free(gy);
+}
+
+/* The primitive cache: one entry per (shape, pass), reused on the next call, and bounded. */
+static void check_dnnl_cache(void)
+{
+    yt_conv2d_dnnl_clear_cache();
+    CHECK(yt_conv2d_dnnl_cache_size() == 0, "cache cleared: %d", yt_conv2d_dnnl_cache_size());
+    float x[2 * 3 * 6 * 6], y[2 * 2 * 6 * 6], w[2 * 3 * 9], gx[2 * 3 * 6 * 6], gw[2 * 3 * 9];
+    for (int i = 0; i < (int)(sizeof x / sizeof x[0]); i++) x[i] = (float)(i % 7) - 3.0f;
+    for (int i = 0; i < (int)(sizeof w / sizeof w[0]); i++) w[i] = (float)(i % 5) * 0.1f;
+    memset(gx, 0, sizeof gx);
+    memset(gw, 0, sizeof gw);
+    yt_conv2d_shape s = {2, 3, 6, 6, 2, 3, 3, 1, 1, 1, 1, 0, 0, 0, YT_CONV_DNNL_ALL};
+    yt_conv2d_shape_init(&s);
+    for (int r = 0; r < 3; r++) {
+        CHECK(yt_conv2d_forward(x, y, w, NULL, &s) == 0, "forward: %s", yt_last_error());
+        CHECK(yt_conv2d_backward(x, y, gx, w, gw, NULL, &s) == 0, "backward: %s", yt_last_error());
+    }
+    CHECK(yt_conv2d_dnnl_cache_size() == 3, "one entry per pass, reused: %d", yt_conv2d_dnnl_cache_size());
+    /* more shapes than the bound: the oldest entries go */
+    int made = 0;
+    for (int hw = 1; made <= YT_CONV2D_DNNL_CACHE_MAX + 8; hw++) {
+        yt_conv2d_shape t = {1, 1, hw, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, YT_CONV_DNNL_ALL};
+        yt_conv2d_shape_init(&t);
+        float *a = calloc((size_t)hw, 4), *c = calloc((size_t)hw, 4), k1 = 1.0f;
+        CHECK(yt_conv2d_forward(a, c, &k1, NULL, &t) == 0, "forward %d: %s", hw, yt_last_error());
+        free(a);
+        free(c);
+        made++;
+    }
+    CHECK(yt_conv2d_dnnl_cache_size() == YT_CONV2D_DNNL_CACHE_MAX, "cache bounded: %d entries",
+          yt_conv2d_dnnl_cache_size());
+    yt_conv2d_dnnl_clear_cache();
+    CHECK(yt_conv2d_dnnl_cache_size() == 0, "cache cleared: %d", yt_conv2d_dnnl_cache_size());
+}
+
+static void check_backend_switch(void)
+{
+    CHECK(yt_conv2d_set_backend(7) < 0 && strstr(yt_last_error(), "unknown backend"), "bad backend refused");
+    CHECK(yt_conv2d_set_backend(YT_CONV_GEMM) == 0 && yt_conv2d_backend() == YT_CONV_GEMM, "set gemm");
+    CHECK(strcmp(yt_conv2d_backend_name(YT_CONV_GEMM), "gemm") == 0, "name gemm");
+    CHECK(yt_conv2d_set_backend(YT_CONV_DNNL) == 0 && yt_conv2d_backend() == YT_CONV_DNNL, "set dnnl");
+    CHECK(strcmp(yt_conv2d_backend_name(YT_CONV_DNNL), "dnnl") == 0, "name dnnl");
+    CHECK(yt_conv2d_backend_of("dnnl_all") == YT_CONV_DNNL_ALL && yt_conv2d_backend_of("gemm") == YT_CONV_GEMM &&
+              yt_conv2d_backend_of("dnnl") == YT_CONV_DNNL && yt_conv2d_backend_of("blas") == -1,
+          "names to backends");
+    CHECK(yt_conv2d_set_backend(0) == 0, "back to the environment's choice");
+    /* shapes oneDNN does not take run the GEMM path: right padding implied by the output size is negative */
+    yt_conv2d_shape s = {1, 1, 6, 6, 1, 1, 1, 2, 2, 0, 0, 0, 0, 0, YT_CONV_DNNL};
+    yt_conv2d_shape_init(&s);
+    CHECK(!yt_conv2d_dnnl_supports(&s), "negative right padding goes to the GEMM path");
+}
+
+/* The tensor-level checks (autograd, gradcheck, parity, views), run once per backend. */
+static void check_tensor_level(int backend)
+{
+    yt_conv2d_set_backend(backend);
+    printf("-- tensor-level checks, backend %s\n", yt_conv2d_backend_name(backend));
+    check_known();
+    /* finite differences through the autograd op */
+    gradcheck_case(2, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1);
+    gradcheck_case(2, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 0);
+    gradcheck_case(2, 3, 7, 6, 4, 3, 3, 2, 2, 1, 1, 0);
+    gradcheck_case(2, 3, 4, 5, 4, 1, 1, 1, 1, 0, 0, 1);
+    gradcheck_case(3, 2, 7, 8, 3, 2, 3, 2, 1, 0, 2, 1);
+    gradcheck_case(1, 2, 6, 6, 2, 5, 5, 1, 1, 2, 2, 0);
+    gradcheck_case(2, 9, 6, 6, 10, 3, 3, 1, 1, 1, 1, 1); /* channels not a multiple of oneDNN's blocks */
+    /* frozen weights (DFL-style), input images without gradient, bias only */
+    gradcheck_mask(2, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1);
+    gradcheck_mask(2, 4, 5, 6, 1, 1, 1, 1, 1, 0, 0, 0, 1);
+    gradcheck_mask(2, 3, 7, 6, 4, 3, 3, 2, 2, 1, 1, 1, 6);
+    gradcheck_mask(2, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1, 4);
+    check_parity();
+    check_errors();
+    check_views_and_memory();
+    yt_conv2d_set_backend(0);
+}
+
 int main(void)
 {
     tu_seed(7);
-    check_known();
+    check_backend_switch();
     /* raw kernels vs double references: kernel / stride / padding combos incl. asymmetric ones */
     check_raw(3, 3, 9, 11, 5, 3, 3, 1, 1, 1, 1, 1, 1e-5);
     check_raw(3, 3, 9, 11, 5, 3, 3, 2, 2, 1, 1, 0, 1e-5);
@@ -368,23 +497,19 @@ int main(void)
     check_raw(3, 2, 6, 6, 4, 4, 4, 3, 3, 3, 3, 1, 1e-5); /* padding wider than the stride */
     check_raw(2, 1, 4, 4, 3, 4, 4, 1, 1, 0, 0, 1, 1e-5); /* 1x1 output */
     check_raw(17, 8, 12, 12, 16, 3, 3, 2, 2, 1, 1, 0, 1e-5);
-
-    /* finite differences through the autograd op */
-    gradcheck_case(2, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1);
-    gradcheck_case(2, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 0);
-    gradcheck_case(2, 3, 7, 6, 4, 3, 3, 2, 2, 1, 1, 0);
-    gradcheck_case(2, 3, 4, 5, 4, 1, 1, 1, 1, 0, 0, 1);
-    gradcheck_case(3, 2, 7, 8, 3, 2, 3, 2, 1, 0, 2, 1);
-    gradcheck_case(1, 2, 6, 6, 2, 5, 5, 1, 1, 2, 2, 0);
-    /* frozen weights (DFL-style), input images without gradient, bias only */
-    gradcheck_mask(2, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1);
-    gradcheck_mask(2, 4, 5, 6, 1, 1, 1, 1, 1, 0, 0, 0, 1);
-    gradcheck_mask(2, 3, 7, 6, 4, 3, 3, 2, 2, 1, 1, 1, 6);
-    gradcheck_mask(2, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1, 4);
-
+    check_raw(3, 20, 9, 9, 24, 3, 3, 1, 1, 1, 1, 1, 1e-5); /* channels past one oneDNN block, not a multiple */
     check_long_sums();
-    check_parity();
-    check_errors();
-    check_views_and_memory();
+
+    /* oneDNN against the GEMM path on YOLOv8n-like layers (k3 s2, k3 s1, 1x1), and reproducibility */
+    check_dnnl_vs_gemm(4, 16, 40, 32, 3, 2);
+    check_dnnl_vs_gemm(4, 32, 20, 32, 3, 1);
+    check_dnnl_vs_gemm(4, 64, 20, 64, 1, 1);
+    check_dnnl_vs_gemm(2, 3, 64, 16, 3, 2); /* the first layer: 3 input channels */
+    check_dnnl_vs_gemm(5, 16, 256, 16, 3, 1); /* 4 MB per image: the batch runs in chunks, the last one smaller */
+    check_dnnl_cache();
+
+    check_tensor_level(YT_CONV_GEMM);
+    check_tensor_level(YT_CONV_DNNL);
+    check_tensor_level(YT_CONV_DNNL_ALL);
     return tu_finish();
 }

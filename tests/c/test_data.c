@@ -13,14 +13,65 @@
 
 static char tmpdir[512];
 
+/* ---- datasets with every parameter explicit (the engine's defaults live in lua/yolotrain/cfg/default.lua; these
+ * are the values of the tests) ---- */
+typedef struct {
+    int imgsz, augment, rect, batch_size, nc, use_label_cache, single_cls;
+    double pad;
+    const char *prefix;
+    double mosaic, degrees, translate, scale, shear, perspective, flipud, fliplr, hsv_h, hsv_s, hsv_v, mixup;
+} ds_args;
+
+static void args_defaults(ds_args *a)
+{
+    *a = (ds_args){.imgsz = 640, .batch_size = 16, .nc = 80, .use_label_cache = 1, .prefix = "", .mosaic = 1.0,
+                   .translate = 0.1, .scale = 0.5, .fliplr = 0.5, .hsv_h = 0.015, .hsv_s = 0.7, .hsv_v = 0.4};
+}
+
+/* Scan + dataset + the transforms the engine's build_transforms declares: training (mosaic and mixup off for rect)
+ * or the validation letterbox. */
+static yt_dataset *open_ds(const char *const *files, int n, const ds_args *a)
+{
+    yt_scan_cfg scan = {.nc = a->nc, .single_cls = a->single_cls, .use_label_cache = a->use_label_cache,
+                        .prefix = a->prefix};
+    yt_dataset_cfg cfg = {.imgsz = a->imgsz, .augment = a->augment, .rect = a->rect, .stride = 32, .pad = a->pad,
+                          .batch_size = a->batch_size};
+    yt_dataset *ds = yt_dataset_open(files, n, &scan, &cfg);
+    if (!ds) return NULL;
+    int on = a->augment && !a->rect;
+    const yt_transform train[] = {
+        {.kind = YT_TF_MOSAIC, .p = on ? a->mosaic : 0},
+        {.kind = YT_TF_LETTERBOX, .scaleup = 1},
+        {.kind = YT_TF_PERSPECTIVE, .persp = {a->degrees, a->translate, a->scale, a->shear, a->perspective}},
+        {.kind = YT_TF_MIXUP, .p = on ? a->mixup : 0},
+        {.kind = YT_TF_HSV, .hsv = {a->hsv_h, a->hsv_s, a->hsv_v}},
+        {.kind = YT_TF_FLIPUD, .p = a->flipud},
+        {.kind = YT_TF_FLIPLR, .p = a->fliplr},
+    };
+    const yt_transform val[] = {{.kind = YT_TF_LETTERBOX, .scaleup = 0}};
+    int rc = a->augment ? yt_dataset_set_transforms(ds, train, 7) : yt_dataset_set_transforms(ds, val, 1);
+    if (rc < 0) {
+        yt_dataset_destroy(ds);
+        return NULL;
+    }
+    return ds;
+}
+
+/* yt_image_load with its message copied out (the tests match on it). */
+static int load_err(const char *path, yt_image *im, yt_image_info *info, char *err, size_t n)
+{
+    int rc = yt_image_load(path, im, info);
+    snprintf(err, n, "%s", rc < 0 ? yt_last_error() : "");
+    return rc;
+}
+
 /* ---- tiny safetensors reader (U8 tensors only) ---- */
 static uint8_t *st_file;
 static size_t st_size;
 
 static int st_open(const char *path)
 {
-    char err[256];
-    return yt_read_file(path, &st_file, &st_size, err, sizeof err);
+    return yt_read_file(path, &st_file, &st_size);
 }
 
 static const uint8_t *st_get(const char *name, int64_t *shape, int *nd)
@@ -102,7 +153,7 @@ static void test_letterbox_parity(void)
         yt_sample_free(&s);
         /* our decoder: decoded vs OpenCV */
         yt_image im;
-        CHECK(yt_image_load(files[k], &im) == 0, "decode %s: %s", files[k], yt_last_error());
+        CHECK(yt_image_load(files[k], &im, NULL) == 0, "decode %s: %s", files[k], yt_last_error());
         CHECK(im.h == H0 && im.w == W0, "decoded size %dx%d vs %dx%d", im.w, im.h, W0, H0);
         if (im.h == H0 && im.w == W0) {
             int mdd = 0;
@@ -115,17 +166,16 @@ static void test_letterbox_parity(void)
         }
         yt_image_free(&im);
         /* dataset path through our decoder and the val dataset (imgsz 320, rect False) */
-        yt_dataset_cfg cfg;
-        yt_dataset_cfg_defaults(&cfg);
+        ds_args cfg;
+        args_defaults(&cfg);
         cfg.imgsz = 320;
         cfg.augment = 0;
         cfg.use_label_cache = 0;
-        yt_dataset *ds = yt_dataset_create(&files[k], 1, &cfg);
+        yt_dataset *ds = open_ds(&files[k], 1, &cfg);
         CHECK(ds != NULL, "dataset: %s", yt_last_error());
         if (!ds) continue;
         yt_sample v;
-        char err[512];
-        CHECK(yt_dataset_get_sample(ds, 0, NULL, NULL, &v, err, sizeof err) == 0, "sample: %s", err);
+        CHECK(yt_dataset_get_sample(ds, 0, NULL, NULL, &v) == 0, "sample: %s", yt_last_error());
         CHECK(v.h == 320 && v.w == 320, "val sample %dx%d", v.w, v.h);
         int mv = 0;
         for (int i = 0; i < 320 * 320 * 3; i++) {
@@ -166,7 +216,9 @@ static void test_pyround_and_pad_split(void)
 static int parse(const char *txt, int nc, yt_label_entry *e, int *ndup, char *err)
 {
     memset(e, 0, sizeof *e);
-    return yt_data_parse_labels(txt, strlen(txt), nc, e, ndup, err, 256);
+    int rc = yt_data_parse_labels(txt, strlen(txt), nc, e, ndup);
+    snprintf(err, 256, "%s", rc < 0 ? yt_last_error() : "");
+    return rc;
 }
 
 static void test_labels(void)
@@ -224,39 +276,39 @@ static void test_corrupt_images(void)
     char err[512];
     snprintf(p, sizeof p, "%s/zero.jpg", tmpdir);
     write_file(p, "", 0);
-    CHECK(yt_image_load_err(p, &im, NULL, err, sizeof err) < 0 && strstr(err, "empty"), "zero bytes: %s", err);
+    CHECK(load_err(p, &im, NULL, err, sizeof err) < 0 && strstr(err, "empty"), "zero bytes: %s", err);
     snprintf(p, sizeof p, "%s/text.jpg", tmpdir);
     write_file(p, "hello, I am not a JPEG\n", 23);
-    CHECK(yt_image_load_err(p, &im, NULL, err, sizeof err) < 0, "text file");
+    CHECK(load_err(p, &im, NULL, err, sizeof err) < 0, "text file");
     snprintf(p, sizeof p, "%s/badhdr.png", tmpdir);
     write_file(p, "\x89PNX\r\n\x1a\n0000000000000000000000", 30);
-    CHECK(yt_image_load_err(p, &im, NULL, err, sizeof err) < 0, "bad PNG header");
+    CHECK(load_err(p, &im, NULL, err, sizeof err) < 0, "bad PNG header");
     /* a PNG header announcing 60000 x 60000 */
     uint8_t big[64] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 0xEA, 0x60, 0, 0,
                        0xEA, 0x60, 8, 2, 0, 0, 0};
     snprintf(p, sizeof p, "%s/huge.png", tmpdir);
     write_file(p, big, 64);
     size_t before = yt_peak_bytes_in_use();
-    CHECK(yt_image_load_err(p, &im, NULL, err, sizeof err) < 0 && strstr(err, "too large"), "huge: %s", err);
+    CHECK(load_err(p, &im, NULL, err, sizeof err) < 0 && strstr(err, "too large"), "huge: %s", err);
     CHECK(yt_peak_bytes_in_use() == before, "no allocation");
     /* truncated JPEG: first half of a real one */
     uint8_t *buf;
     size_t n;
-    yt_read_file(YT_DATASETS_DIR "/coco128/images/train2017/000000000009.jpg", &buf, &n, err, sizeof err);
+    yt_read_file(YT_DATASETS_DIR "/coco128/images/train2017/000000000009.jpg", &buf, &n);
     snprintf(p, sizeof p, "%s/trunc.jpg", tmpdir);
     write_file(p, buf, n / 2);
     yt_image_info info;
-    int rc = yt_image_load_err(p, &im, &info, err, sizeof err);
+    int rc = load_err(p, &im, &info, err, sizeof err);
     CHECK(rc == 0 && !info.jpeg_has_eoi, "truncated JPEG decodes with a flag (rc %d: %s)", rc, err);
     if (rc == 0) yt_image_free(&im);
     snprintf(p, sizeof p, "%s/trunc_hdr.jpg", tmpdir);
     write_file(p, buf, 300);
-    CHECK(yt_image_load_err(p, &im, NULL, err, sizeof err) < 0, "JPEG cut inside the header");
+    CHECK(load_err(p, &im, NULL, err, sizeof err) < 0, "JPEG cut inside the header");
     free(buf);
     /* PNG round trip + BMP via SDL */
     snprintf(p, sizeof p, "%s/ok.png", tmpdir);
     make_png(p, 12, 17, 77);
-    CHECK(yt_image_load(p, &im) == 0 && im.h == 12 && im.w == 17 && im.px[5] == 77, "png round trip");
+    CHECK(yt_image_load(p, &im, NULL) == 0 && im.h == 12 && im.w == 17 && im.px[5] == 77, "png round trip");
     yt_image_free(&im);
 }
 
@@ -277,7 +329,7 @@ static void test_exif(void)
     uint8_t *buf;
     size_t n;
     char err[256];
-    if (yt_read_file(p, &buf, &n, err, sizeof err) < 0) return;
+    if (yt_read_file(p, &buf, &n) < 0) return;
     /* APP1 Exif, big-endian TIFF, one IFD entry: 0x0112 SHORT 1 = 6 */
     static const uint8_t app1[] = {0xFF, 0xE1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0, 'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1,
                                    0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0};
@@ -289,7 +341,7 @@ static void test_exif(void)
     write_file(p2, o, n + sizeof app1);
     yt_image im;
     yt_image_info info;
-    int rc = yt_image_load_err(p2, &im, &info, err, sizeof err);
+    int rc = load_err(p2, &im, &info, err, sizeof err);
     CHECK(rc == 0 && info.orientation == 6, "exif parse rc %d orientation %d", rc, info.orientation);
     if (rc == 0) {
         CHECK(im.h == 40 && im.w == 20, "rotated size %dx%d", im.w, im.h);
@@ -333,14 +385,14 @@ static void make_fixture(const char *root)
 }
 
 /* A tampered cache with the right key is never trusted beyond its bytes: the dataset rescans instead. */
-static void test_hostile_cache(const char *const *files, int nfiles, const yt_dataset_cfg *cfg, const char *root)
+static void test_hostile_cache(const char *const *files, int nfiles, const ds_args *cfg, const char *root)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/labels/train.yt.cache", root);
     uint8_t *good;
     size_t n;
     char err[256];
-    if (yt_read_file(path, &good, &n, err, sizeof err) < 0) {
+    if (yt_read_file(path, &good, &n) < 0) {
         CHECK(0, "cache not written: %s", err);
         return;
     }
@@ -363,7 +415,7 @@ static void test_hostile_cache(const char *const *files, int nfiles, const yt_da
     memcpy(bad + 36, &huge, 4);
     bad[40] = 0;
     write_file(path, (const char *)bad, 41);
-    yt_dataset *ds = yt_dataset_create(files, nfiles, cfg);
+    yt_dataset *ds = open_ds(files, nfiles, cfg);
     CHECK(ds && !ds->stats.from_cache && ds->n == 6, "41-byte cache: rescanned (%s)", ds ? "ok" : yt_last_error());
     yt_dataset_destroy(ds);
     /* 2: the first labelled entry's class set to 99 (nc is 3), every byte count intact */
@@ -395,7 +447,7 @@ static void test_hostile_cache(const char *const *files, int nfiles, const yt_da
     }
     CHECK(patched, "found a labelled entry to tamper with");
     write_file(path, (const char *)bad, n);
-    ds = yt_dataset_create(files, nfiles, cfg);
+    ds = open_ds(files, nfiles, cfg);
     CHECK(ds && !ds->stats.from_cache, "class 99 in the cache: rescanned");
     if (ds)
         for (int i = 0; i < ds->n; i++)
@@ -415,12 +467,12 @@ static void test_dataset_scan_and_cache(void)
     yt_strlist files;
     const char *paths[1] = {p};
     CHECK(yt_data_list_images(paths, 1, &files) == 0 && files.n == 8, "list: %d files", files.n);
-    yt_dataset_cfg cfg;
-    yt_dataset_cfg_defaults(&cfg);
+    ds_args cfg;
+    args_defaults(&cfg);
     cfg.imgsz = 64;
     cfg.nc = 3;
     cfg.prefix = "train: ";
-    yt_dataset *ds = yt_dataset_create((const char *const *)files.v, files.n, &cfg);
+    yt_dataset *ds = open_ds((const char *const *)files.v, files.n, &cfg);
     CHECK(ds != NULL, "create: %s", yt_last_error());
     if (!ds) return;
     printf("%s\n", ds->stats.summary);
@@ -439,7 +491,7 @@ static void test_dataset_scan_and_cache(void)
     CHECK(ds->labels[3].segn != NULL, "polygon resampled");
     yt_dataset_destroy(ds);
     /* second run: from the cache */
-    ds = yt_dataset_create((const char *const *)files.v, files.n, &cfg);
+    ds = open_ds((const char *const *)files.v, files.n, &cfg);
     CHECK(ds && ds->stats.from_cache && ds->n == 6 && ds->labels[3].segn != NULL, "cached");
     if (ds) CHECK(ds->msgs.n >= 3, "warnings replayed from cache: %d", ds->msgs.n);
     yt_dataset_destroy(ds);
@@ -448,7 +500,7 @@ static void test_dataset_scan_and_cache(void)
     sleep(0);
     snprintf(p, sizeof p, "%s/labels/train/im0.txt", root);
     write_text(p, "0 0.5 0.5 0.5 0.5\n1 0.25 0.25 0.1 0.1\n");
-    ds = yt_dataset_create((const char *const *)files.v, files.n, &cfg);
+    ds = open_ds((const char *const *)files.v, files.n, &cfg);
     CHECK(ds && !ds->stats.from_cache, "invalidated");
     if (ds) {
         int found = 0;
@@ -459,7 +511,7 @@ static void test_dataset_scan_and_cache(void)
     yt_dataset_destroy(ds);
     /* class == nc rejected when nc shrinks (nc is part of the cache key) */
     cfg.nc = 2;
-    ds = yt_dataset_create((const char *const *)files.v, files.n, &cfg);
+    ds = open_ds((const char *const *)files.v, files.n, &cfg);
     CHECK(ds && ds->stats.nc == 4, "nc=2 makes class-2 labels corrupt: %d", ds ? ds->stats.nc : -1);
     yt_dataset_destroy(ds);
     yt_strlist_free(&files);
@@ -475,10 +527,10 @@ static void test_dataset_scan_and_cache(void)
         const char *rp[1] = {p};
         yt_strlist rf;
         yt_data_list_images(rp, 1, &rf);
-        yt_dataset_cfg_defaults(&cfg);
+        args_defaults(&cfg);
         cfg.imgsz = 64;
         cfg.nc = 3;
-        ds = yt_dataset_create((const char *const *)rf.v, rf.n, &cfg);
+        ds = open_ds((const char *const *)rf.v, rf.n, &cfg);
         CHECK(ds != NULL, "read-only: %s", yt_last_error());
         if (ds) {
             int w = 0;
@@ -515,8 +567,8 @@ static void test_loader_determinism(void)
         CHECK(0, "list coco128");
         return;
     }
-    yt_dataset_cfg cfg;
-    yt_dataset_cfg_defaults(&cfg);
+    ds_args cfg;
+    args_defaults(&cfg);
     cfg.imgsz = 160;
     cfg.augment = 1;
     cfg.batch_size = 8;
@@ -526,7 +578,7 @@ static void test_loader_determinism(void)
     yt_loader *ld[3];
     int workers[3] = {0, 1, 2};
     for (int k = 0; k < 3; k++) {
-        ds[k] = yt_dataset_create((const char *const *)files.v, 40, &cfg);
+        ds[k] = open_ds((const char *const *)files.v, 40, &cfg);
         ld[k] = ds[k] ? yt_loader_create(ds[k], 8, workers[k], 1, 7) : NULL;
     }
     CHECK(ld[0] && ld[1] && ld[2], "loaders: %s", yt_last_error());
@@ -563,13 +615,14 @@ static void test_loader_determinism(void)
         yt_loader_set_epoch(ld[2], 0);
         yt_batch *a, *b;
         yt_loader_next(ld[2], &a);
-        char err[256];
-        CHECK(yt_loader_build_batch(ld[0], 0, 0, &b, err, sizeof err) == 0, "build_batch: %s", err);
+        CHECK(yt_loader_build_batch(ld[0], 0, 0, &b) == 0, "build_batch: %s", yt_last_error());
         CHECK(batches_equal(a, b), "set_epoch replays epoch 0");
         yt_batch_free(a);
         yt_batch_free(b);
         yt_loader_close_mosaic(ld[2]);
-        CHECK(ds[2]->cfg.mosaic == 0 && ds[2]->cfg.mixup == 0, "close_mosaic");
+        CHECK(ds[2]->tf[0].kind == YT_TF_MOSAIC && ds[2]->tf[0].p == 0 && ds[2]->tf[3].kind == YT_TF_MIXUP &&
+                  ds[2]->tf[3].p == 0,
+              "close_mosaic");
         CHECK(yt_loader_next(ld[2], &a) == 1 && a->img->shape[2] == 160, "after close_mosaic");
         yt_batch_free(a);
     }
@@ -615,8 +668,8 @@ static void test_boxes_follow_paint(void)
     yt_data_list_images(cp, 1, &files);
     const char *names[4] = {"mosaic+affine+flips", "letterbox+rotate+shear+persp", "val letterbox", "mixup"};
     for (int mode = 0; mode < 4; mode++) {
-        yt_dataset_cfg cfg;
-        yt_dataset_cfg_defaults(&cfg);
+        ds_args cfg;
+        args_defaults(&cfg);
         cfg.imgsz = 128;
         cfg.nc = 3;
         cfg.batch_size = 4;
@@ -630,7 +683,7 @@ static void test_boxes_follow_paint(void)
             cfg.perspective = 0.0005;
         }
         if (mode == 3) cfg.mixup = 1.0;
-        yt_dataset *ds = yt_dataset_create((const char *const *)files.v, files.n, &cfg);
+        yt_dataset *ds = open_ds((const char *const *)files.v, files.n, &cfg);
         yt_loader *l = ds ? yt_loader_create(ds, 4, 1, 1, 3) : NULL;
         if (!l) {
             CHECK(0, "paint loader: %s", yt_last_error());
@@ -709,13 +762,13 @@ static void test_rect(void)
     const char *cp[1] = {p};
     yt_strlist files;
     if (yt_data_list_images(cp, 1, &files) < 0) return;
-    yt_dataset_cfg cfg;
-    yt_dataset_cfg_defaults(&cfg);
+    ds_args cfg;
+    args_defaults(&cfg);
     cfg.imgsz = 320;
     cfg.rect = 1;
     cfg.pad = 0.5;
     cfg.batch_size = 16;
-    yt_dataset *ds = yt_dataset_create((const char *const *)files.v, files.n, &cfg);
+    yt_dataset *ds = open_ds((const char *const *)files.v, files.n, &cfg);
     CHECK(ds && ds->nb == 8, "rect nb");
     if (!ds) return;
     double prev = 0;

@@ -141,7 +141,7 @@ static void test_labels_jpg(void)
     const char *path = tmp_file("labels.jpg");
     CHECK(yt_plot_labels(path, CLS, XYWH, NB, 3, names) == 0, "labels.jpg: %s", yt_last_error());
     yt_image im = {0};
-    if (yt_image_load(path, &im) < 0) {
+    if (yt_image_load(path, &im, NULL) < 0) {
         CHECK(0, "decode labels.jpg: %s", yt_last_error());
         return;
     }
@@ -182,7 +182,7 @@ static void test_correlogram_jpg(void)
     const char *path = tmp_file("labels_correlogram.jpg");
     CHECK(yt_plot_labels_correlogram(path, XYWH, NB) == 0, "correlogram: %s", yt_last_error());
     yt_image im = {0};
-    if (yt_image_load(path, &im) < 0) {
+    if (yt_image_load(path, &im, NULL) < 0) {
         CHECK(0, "decode correlogram: %s", yt_last_error());
         return;
     }
@@ -241,8 +241,8 @@ static void test_batch_conf(void)
     a.conf = NULL, a.N = 0;
     CHECK(yt_plot_batch(&a, p_none) == 0, "empty plot: %s", yt_last_error());
     yt_image gt = {0}, pred = {0}, lowi = {0}, none = {0};
-    if (yt_image_load(p_gt, &gt) < 0 || yt_image_load(p_pred, &pred) < 0 || yt_image_load(p_low, &lowi) < 0 ||
-        yt_image_load(p_none, &none) < 0) {
+    if (yt_image_load(p_gt, &gt, NULL) < 0 || yt_image_load(p_pred, &pred, NULL) < 0 || yt_image_load(p_low, &lowi, NULL) < 0 ||
+        yt_image_load(p_none, &none, NULL) < 0) {
         CHECK(0, "decode batch plots: %s", yt_last_error());
     } else {
         size_t n = (size_t)gt.w * gt.h * 3, diff = 0;

@@ -19,8 +19,7 @@ static char tmpdir[512];
 static uint8_t *slurp(const char *path, size_t *n)
 {
     uint8_t *buf = NULL;
-    char err[256];
-    if (yt_read_file(path, &buf, n, err, sizeof err) < 0) return NULL;
+    if (yt_read_file(path, &buf, n) < 0) return NULL;
     return buf;
 }
 
@@ -242,7 +241,7 @@ static void test_pixels_match_boxes(void)
             char p[1024];
             snprintf(p, sizeof p, "%s/images/%s/%06d.png", a, split ? "val" : "train", i);
             yt_image im = {0};
-            if (yt_image_load(p, &im) < 0 || im.w != S || im.h != S || memcmp(im.px, full, (size_t)S * S * 3) != 0)
+            if (yt_image_load(p, &im, NULL) < 0 || im.w != S || im.h != S || memcmp(im.px, full, (size_t)S * S * 3) != 0)
                 bad_png++;
             yt_image_free(&im);
 

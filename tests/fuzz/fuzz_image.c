@@ -15,13 +15,12 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     yt_image_info info;
-    char err[512];
-    if (yt_image_probe_mem(data, size, &info, err, sizeof err) != 0) return 0;
+    if (yt_image_probe_mem(data, size, &info) != 0) return 0;
     if (info.w <= 0 || info.h <= 0 || (long long)info.w * info.h > YT_IMAGE_MAX_PIXELS) abort();
     if ((long long)info.w * info.h > FUZZ_DECODE_MAX_PIXELS) return 0;
     yt_image im = {0};
     yt_image_info dinfo;
-    if (yt_image_decode_mem_err(data, size, &im, &dinfo, err, sizeof err) == 0) {
+    if (yt_image_decode_mem(data, size, &im, &dinfo) == 0) {
         int swap = dinfo.orientation >= 5 && dinfo.orientation <= 8;
         if (im.w != (swap ? info.h : info.w) || im.h != (swap ? info.w : info.h)) abort();
         yt_image_free(&im);

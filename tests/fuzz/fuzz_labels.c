@@ -15,8 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int nc = 1 + data[0];
     yt_label_entry e = {0};
     int ndup = 0;
-    char err[512];
-    if (yt_data_parse_labels((const char *)data + 1, size - 1, nc, &e, &ndup, err, sizeof err) == 0) {
+    if (yt_data_parse_labels((const char *)data + 1, size - 1, nc, &e, &ndup) == 0) {
         if (e.n < 0 || ndup < 0) abort();
         for (int k = 0; k < e.n; k++) {
             float c = e.cls[k];

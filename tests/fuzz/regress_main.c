@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/error.h"
 #include "data/image.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -17,9 +18,8 @@ static int run_file(const char *path)
 {
     uint8_t *buf;
     size_t n;
-    char err[512];
-    if (yt_read_file(path, &buf, &n, err, sizeof err) != 0) {
-        fprintf(stderr, "%s: %s\n", path, err);
+    if (yt_read_file(path, &buf, &n) != 0) {
+        fprintf(stderr, "%s: %s\n", path, yt_last_error());
         return -1;
     }
     LLVMFuzzerTestOneInput(buf, n);

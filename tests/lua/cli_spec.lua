@@ -51,7 +51,7 @@ describe("yolotrain executable", function()
     assert.are.equal(yt.version .. "\n", out)
     ok, rc, out = yolotrain("checks")
     assert.is_true(ok, out)
-    for _, label in ipairs({ "yolotrain", "Lua", "CPU", "CPU features", "threads", "precision" }) do
+    for _, label in ipairs({ "yolotrain", "Lua", "CPU", "CPU features", "threads", "precision", "convolutions" }) do
       assert.truthy(out:find("\n" .. label .. " +%S") or out:find("^" .. label .. " +%S"), label .. ":\n" .. out)
     end
     ok, rc, out = yolotrain("--help")
@@ -294,7 +294,7 @@ end }
       assert.is_true(ok, out)
       local l = lines_of(out)
       assert.are.equal("42", l[1], out)
-      assert.is_truthy(l[2] and l[2]:match("^table: "), out)
+      assert.are.equal("{ 1, 2 }", l[2], out) -- tables are shown as values (yolotrain.repl.repr)
     end)
 
     it("prints an error with a traceback and carries on", function()
@@ -439,6 +439,27 @@ describe("yt.sys", function()
     sys.set_num_threads(n)
     assert.are.equal(n, sys.get_num_threads())
     assert.has_error(function() sys.set_num_threads(0) end)
+  end)
+
+  it("conv_backend / set_conv_backend: the three backends give one convolution within float rounding", function()
+    local default = sys.conv_backend()
+    local x, w = yt.randn({ 2, 8, 12, 12 }), yt.randn({ 6, 8, 3, 3 })
+    local ys, gs = {}, {}
+    for _, b in ipairs({ "gemm", "dnnl", "dnnl_all" }) do
+      sys.set_conv_backend(b)
+      assert.are.equal(b, sys.conv_backend())
+      local xi = x:clone():requires_grad_()
+      local y = yt.conv2d(xi, w, nil, 1, 1)
+      yt.backward(y, yt.ones(y:shape()))
+      ys[b], gs[b] = y, xi.grad
+    end
+    sys.set_conv_backend(nil)
+    assert.are.equal(default, sys.conv_backend())
+    assert.are.equal(0, (ys.gemm - ys.dnnl):abs():max():item()) -- dnnl's forward is the GEMM path's
+    assert.is_true((ys.gemm - ys.dnnl_all):abs():max():item() < 1e-4)
+    assert.is_true((gs.gemm - gs.dnnl):abs():max():item() < 1e-4)
+    assert.is_true((gs.gemm - gs.dnnl_all):abs():max():item() < 1e-4)
+    assert.has_error(function() sys.set_conv_backend("blas") end, "conv backend 'blas': expected gemm, dnnl or dnnl_all")
   end)
 
   it("mkdir_p, listdir (sorted), stat, rename, realpath", function()

@@ -32,10 +32,14 @@ describe("recipes", function()
     assert.matches("custom loss: last penalty", out, 1, true)
   end)
 
-  it("custom_dataloader.lua trains on the images its get_dataloader keeps", function()
+  it("custom_dataloader.lua trains on the labels its Dataset subclass keeps and remaps", function()
     local ok, out = run_recipe("custom_dataloader.lua")
     assert(ok, out)
-    assert.matches("custom_dataloader: training on %d+ of %d+ images", out)
+    local kept, all = out:match("custom_dataloader: training on (%d+) of (%d+) images")
+    assert.is_truthy(kept, out)
+    assert.is_true(tonumber(kept) > 0 and tonumber(kept) < tonumber(all), out)
+    -- the loader's dataset is the subclass, with the filtered images and no class 3 left
+    assert.matches("custom_dataloader: " .. kept .. " training images, 0 labels of class 3 left", out, 1, true)
   end)
 
   it("custom_module.lua trains a model with a Lua-defined layer from the YAML", function()

@@ -10,7 +10,8 @@ local ENGINE = { Object = true, Engine_Trainer = true, Detection_Trainer = true,
   Engine_Validator = true, Detection_Validator = true, Engine_Predictor = true, Detection_Predictor = true,
   Results = true, Boxes = true, Exporter = true }
 local NN = { Module = true, Detection_Model = true, v8DetectionLoss = true, Graph = true }
-local DATA = { Dataset = true, Loader = true, ["yt.DataDataset"] = true, ["yt.DataLoader"] = true }
+local DATA = { Base_Dataset = true, YOLO_Dataset = true, Loader = true, Metric = true, DetMetrics = true,
+  ["yt.DataDataset"] = true, ["yt.DataLoader"] = true }
 
 -- The category of a section (every section has one: see the last test of the first block).
 local function category(name)
@@ -118,7 +119,7 @@ describe("docs/reference.md", function()
     assert_complete("modules")
   end)
 
-  it("lists the loader's and the dataset's API", function() assert_complete("data") end)
+  it("lists the loader's, the dataset classes' and the metrics classes' API", function() assert_complete("data") end)
 
   it("lists Module's members, every layer class and YAML module, Detection_Model, the loss and the ONNX graph",
     function() assert_complete("nn") end)

@@ -20,6 +20,7 @@ Usage: yolotrain [TASK] MODE key=value ...
   MODE  train | val | predict | export (format=onnx, or format=safetensors from a .pt)
   also  yolotrain help | version | checks (this machine: versions, threads, CPU) | cfg (every argument)
         yolotrain settings [key=value ...] [reset]   (datasets_dir, weights_dir, runs_dir, tensorboard: docs/cli.md)
+        yolotrain attach [RUN_DIR | PID]   (a REPL into a running training, the newest when omitted: docs/cli.md)
 
 Examples:
   yolotrain detect train data=coco128.yaml model=yolov8n.yaml epochs=3 imgsz=320
@@ -123,6 +124,59 @@ function M.run(task, mode, overrides)
   error(string.format("mode '%s' is not supported", tostring(mode)), 0)
 end
 
+-- ---- attach ----
+
+-- The live attach sockets under the runs folder (depth <= 4), newest first: { {path =, mtime =}, ... }.
+local function live_sockets(root)
+  local yt = require("yolotrain.core")
+  local utils = require("yolotrain.utils")
+  local name = require("yolotrain.engine.attach").SOCKET_NAME
+  local found = {}
+  local function walk(dir, depth)
+    if depth > 4 then return end
+    for _, n in ipairs(yt.sys.listdir(dir) or {}) do
+      local p = utils.join(dir, n)
+      local st = yt.sys.stat(p)
+      if st and st.is_dir then walk(p, depth + 1)
+      elseif st and n == name and yt.control.peer_pid(p) then found[#found + 1] = { path = p, mtime = st.mtime } end
+    end
+  end
+  if utils.is_dir(root) then walk(root, 0) end
+  table.sort(found, function(a, b) return a.mtime > b.mtime end)
+  return found
+end
+
+-- `yolotrain attach [RUN_DIR | PID]`: the socket to attach to, or raises saying why there is none.
+function M.attach_target(target)
+  local yt = require("yolotrain.core")
+  local utils = require("yolotrain.utils")
+  local attach = require("yolotrain.engine.attach")
+  local root = require("yolotrain.utils.settings").get("runs_dir")
+  if target == nil then
+    local list = live_sockets(root)
+    if #list == 0 then error(string.format("no running training serves an attach socket under %s", root), 0) end
+    return list[1].path
+  end
+  local pid = target:match("^%d+$") and math.tointeger(tonumber(target))
+  if pid then
+    for _, s in ipairs(live_sockets(root)) do
+      if yt.control.peer_pid(s.path) == pid then return s.path end
+    end
+    error(string.format("process %d serves no attach socket under %s (give its run directory instead)", pid, root), 0)
+  end
+  local st = yt.sys.stat(target)
+  if st and st.is_dir then return attach.socket_path(target) end
+  if st then return target end
+  error(string.format("attach %s: no such run directory or socket", target), 0)
+end
+
+local function run_attach(words)
+  if #words > 2 then return err_out("usage: yolotrain attach [RUN_DIR | PID]") end
+  local ok, path = pcall(M.attach_target, words[2])
+  if not ok then return err_out(message_of(path)) end
+  return require("yolotrain.core").control.attach(path)
+end
+
 -- main(words) -> exit status
 function M.main(words)
   words = words or {}
@@ -145,6 +199,7 @@ function M.main(words)
     if not ok then return err_out(message_of(res)) end
     return res
   end
+  if first == "attach" then return run_attach(words) end
   if first == "version" and #words == 1 then
     local ok, yt = pcall(require, "yolotrain.core")
     io.stdout:write(ok and tostring(yt.version) or "unknown", "\n")

@@ -127,9 +127,12 @@ end
 
 -- ---- argument files ----
 
+-- The key of args.yaml that lists a run's live changes (trainer:set), oldest first.
+cfg.HISTORY_KEY = "history"
+
 -- cfg=<file.yaml>, as Ultralytics: a YAML mapping of arguments (a run's args.yaml, say) that replaces the defaults;
 -- arguments given beside it win. Every key is checked as on the command line; an error names the file and key.
--- null values and the file's own `cfg` key are left out.
+-- null values, the file's own `cfg` key and a run's `history` (its live changes, see trainer:set) are left out.
 function cfg.load_args_yaml(path)
   if type(path) ~= "string" then error(string.format("cfg=%s: expected the path of a YAML file", tostring(path)), 0) end
   local yt = require("yolotrain.core")
@@ -142,7 +145,7 @@ function cfg.load_args_yaml(path)
   local out = {}
   for k, v in pairs(data) do
     if type(k) ~= "string" then error(string.format("cfg=%s: key %s is not a name", path, tostring(k)), 0) end
-    if k ~= "cfg" and v ~= yt.null then
+    if k ~= "cfg" and k ~= cfg.HISTORY_KEY and v ~= yt.null then
       local vok, checked = pcall(cfg.check_value, k, v, 0)
       if not vok then error(string.format("cfg=%s: %s", path, tostring(checked)), 0) end
       out[k] = checked

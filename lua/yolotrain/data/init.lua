@@ -3,9 +3,10 @@
 --
 --   local data = require("yolotrain.data")
 --   local info = data.check_det_dataset("coco128.yaml" or folder)   -- {path, train, val, test, names={[0]=..}, nc}
---   local ds = data.build_yolo_dataset(cfg, info.train, 16, info, "train", false, 32)
---   local loader = data.build_dataloader(ds, 16, 2, true, -1, 0)
+--   local ds = data.build_yolo_dataset(cfg, info.train, 16, info, "train", false, 32)   -- a data.Dataset
+--   local loader = data.build_dataloader(ds, 16, 2, true, -1, 0)                       -- a data.Loader
 --   for batch in loader do ... end        -- one epoch; #loader batches; loader:set_epoch(e); loader:close_mosaic()
+-- Datasets are classes (yolotrain.data.dataset): data.Dataset:extend("Mine") overrides any step of the build.
 local yt = require("yolotrain.core")
 local utils = require("yolotrain.utils")
 
@@ -240,121 +241,49 @@ end
 
 -- ---- datasets ----
 
-local Dataset = {}
-Dataset.__index = Dataset
-Dataset.__len = function(self) return #self._c end
+local datasets = require("yolotrain.data.dataset")
+M.Base_Dataset, M.YOLO_Dataset = datasets.Base_Dataset, datasets.YOLO_Dataset
+M.Dataset = M.YOLO_Dataset -- the class to extend for a custom dataset
 
-function Dataset:labels(i) return self._c:labels(i) end
--- Every image's labels in dataset order, concatenated: cls (N, 1), bboxes (N, 4) normalised xywh.
-function Dataset:all_labels() return self._c:all_labels() end
-function Dataset:im_files() return self._c:im_files() end
-function Dataset:close_mosaic() self._c:close_mosaic() end
-function Dataset:summary() return self._c:summary() end
-function Dataset:msgs() return self._c:msgs() end
-function Dataset:batch_shapes() return self._c:batch_shapes() end
-function Dataset:cache_stats() return self._c:cache_stats() end
-
-local HYP_KEYS = { "mosaic", "degrees", "translate", "scale", "shear", "perspective", "flipud", "fliplr",
-  "hsv_h", "hsv_s", "hsv_v", "mixup" }
-
-local DEFAULTS = { imgsz = 640, mosaic = 1.0, degrees = 0.0, translate = 0.1, scale = 0.5, shear = 0.0,
-  perspective = 0.0, flipud = 0.0, fliplr = 0.5, hsv_h = 0.015, hsv_s = 0.7, hsv_v = 0.4, mixup = 0.0,
-  copy_paste = 0.0, fraction = 1.0 }
-
-local function arg(cfg, k)
-  local v = cfg[k]
-  if v == nil then return DEFAULTS[k] end
-  return v
+-- The arguments as a dataset reads them: cfg over the defaults of cfg/default.lua (the one home of every default).
+local function hyp_of(cfg)
+  local h = require("yolotrain.cfg.default").copy()
+  for k, v in pairs(cfg or {}) do h[k] = v end
+  return h
 end
 
 --- Builds a YOLO detection dataset (Ultralytics' build_yolo_dataset): augment for mode "train", rect batches
---- when cfg.rect or rect, pad 0 (train) / 0.5 (val), fraction only for training.
-function M.build_yolo_dataset(cfg, img_path, batch, data, mode, rect, stride)
-  cfg = cfg or {}
+--- when cfg.rect or rect, pad 0 (train) / 0.5 (val), fraction only for training. cls (default YOLO_Dataset) is
+--- the dataset class to build: a subclass made with data.Dataset:extend("Name").
+function M.build_yolo_dataset(cfg, img_path, batch, data, mode, rect, stride, cls)
+  local hyp = hyp_of(cfg)
   mode = mode or "train"
   local train = mode == "train"
-  if (tonumber(arg(cfg, "copy_paste")) or 0) > 0 then
-    error("copy_paste > 0 is not supported (it needs segment masks); set copy_paste=0", 0)
-  end
-  local imgsz = arg(cfg, "imgsz")
+  local imgsz = hyp.imgsz
   if type(imgsz) == "table" then imgsz = math.max(table.unpack(imgsz)) end
   imgsz = math.tointeger(tonumber(imgsz))
   if not imgsz or imgsz < 32 then error("imgsz must be an integer >= 32", 0) end
-  local files = yt.data_list_images(img_path)
-  local cache = cfg.cache
-  local cache_ram = cache == true or cache == "ram" or cache == "disk" or cache == "True"
-  local opts = {
-    imgsz = imgsz, augment = train, rect = (cfg.rect or rect) and true or false, stride = math.tointeger(stride) or 32,
-    pad = train and 0.0 or 0.5, batch_size = batch or 16, cache_ram = cache_ram,
-    single_cls = cfg.single_cls and true or false, fraction = train and (arg(cfg, "fraction")) or 1.0,
-    nc = data and data.nc or 80, prefix = mode .. ": ", label_cache = cfg.label_cache ~= false,
-  }
-  for _, k in ipairs(HYP_KEYS) do opts[k] = tonumber(arg(cfg, k)) end
-  if cfg.classes ~= nil then
-    opts.classes = type(cfg.classes) == "table" and cfg.classes or { math.tointeger(cfg.classes) }
-  end
-  local c = yt.data_dataset(files, opts)
-  local msgs = c:msgs()
-  for _, m in ipairs(msgs) do M.log(m) end
-  if cache == "disk" then M.log(mode .. ": WARNING cache='disk' is not supported, caching images in RAM instead") end
-  local summary = c:summary()
-  M.log(summary)
-  local self = setmetatable({ _c = c, rect = opts.rect, augment = train, imgsz = imgsz, batch_size = opts.batch_size,
-    data = data, names = data and data.names, nc = opts.nc, mode = mode, img_path = img_path, stride = opts.stride,
-    prefix = opts.prefix, msgs_list = msgs, summary_line = summary }, Dataset)
-  return self
+  local Cls = cls or M.YOLO_Dataset
+  return Cls{ img_path = img_path, imgsz = imgsz, batch_size = batch or hyp.batch, augment = train, hyp = hyp,
+    rect = (hyp.rect or rect) and true or false, stride = math.tointeger(stride) or 32, pad = train and 0.0 or 0.5,
+    single_cls = hyp.single_cls, classes = hyp.classes, fraction = train and hyp.fraction or 1.0, cache = hyp.cache,
+    label_cache = hyp.label_cache, data = data, prefix = mode .. ": " }
 end
 
--- ---- loader ----
+M.Loader = require("yolotrain.data.loader")
 
-local Loader = {}
-Loader.__index = Loader
-Loader.__len = function(self) return #self._c end
--- `for batch in loader do ... end` iterates one epoch (the next call starts the next epoch).
-Loader.__call = function(self) return self._c:next() end
-
-function Loader:iter()
-  local c = self._c
-  return function() return c:next() end
-end
-function Loader:next() return self._c:next() end
-function Loader:set_epoch(e) self._c:set_epoch(e) end
-function Loader:epoch() return self._c:epoch() end
-function Loader:close_mosaic() self._c:close_mosaic(); self.dataset.mosaic_closed = true end
-function Loader:reset() self._c:set_epoch(self._c:epoch()) end
-function Loader:dataset_size() return #self.dataset end
-function Loader:build(epoch, i) return self._c:build(epoch, i) end
-function Loader:close() self._c:close() end
-
---- A loader over dataset (from build_yolo_dataset): `workers` threads decode and augment ahead; identical batches
---- for any worker count given seed; reshuffled every epoch when shuffle. With world_size > 1 each rank gets a
---- disjoint shard of the same shuffled order (padded to equal length); `batch` is then this rank's batch.
+--- A loader over dataset (a data.Dataset): `workers` threads decode and augment ahead; identical batches for any
+--- worker count given seed; reshuffled every epoch when shuffle (not for rect datasets: a warning says so). With
+--- world_size > 1 each rank gets a disjoint shard of the same shuffled order (padded to equal length); `batch` is
+--- then this rank's batch.
 function M.build_dataloader(dataset, batch, workers, shuffle, rank, seed, world_size)
-  if getmetatable(dataset) ~= Dataset then error("build_dataloader: dataset must come from build_yolo_dataset", 2) end
-  batch = math.min(math.tointeger(batch) or 16, #dataset)
-  local ncpu = sys.nproc()
-  local nw = math.min(ncpu, math.tointeger(workers) or 0)
-  if dataset.rect and shuffle then
-    M.log("WARNING 'rect=True' is incompatible with DataLoader shuffle, setting shuffle=False")
-    shuffle = false
-  end
-  if dataset.rect and batch ~= math.min(dataset.batch_size, #dataset) then
-    error(string.format("build_dataloader: rect dataset was built for batch %d, got %d", dataset.batch_size, batch), 2)
-  end
-  world_size = math.tointeger(world_size) or 1
-  local shard_rank = (world_size > 1) and math.max(math.tointeger(rank) or 0, 0) or 0
-  local c = yt.data_loader(dataset._c, batch, nw, shuffle and true or false, math.tointeger(seed) or 0,
-    world_size, shard_rank)
-  return setmetatable({ _c = c, dataset = dataset, batch_size = batch, num_workers = nw, shuffle = shuffle and true or false,
-    rank = rank }, Loader)
+  return M.Loader(dataset, batch, workers, shuffle, rank, seed, world_size)
 end
 
 --- Writes a grid of the batch's images (at most 16) with boxes and class names to path (.jpg or .png).
 function M.plot_batch(batch, names, path)
   return yt.data_plot_batch(batch, names or {}, path)
 end
-
-M.Dataset, M.Loader = Dataset, Loader -- the metatables of what build_yolo_dataset / build_dataloader return
 
 M.load_image = yt.data_load_image
 M.letterbox = yt.data_letterbox

@@ -14,6 +14,7 @@
 --   d:allreduce_grads(trainer)      after each backward: average the gradients of trainer.trainable_params
 --   d:broadcast_stop(flag)          at each epoch end: true on every rank when any rank wants to stop
 --   d:broadcast_string(s)           rank 0's string (e.g. the run directory)
+--   d:allreduce_max(list)           elementwise max of numbers over the ranks (stop flags, queued live changes)
 --   d:in_sync(tensors)              true when the tensors are bitwise equal on every rank
 --   d:finish(ok, err)               ok: wait for every rank, allow a clean MPI exit; not ok: print err with the
 --                                   rank and abort the whole job (MPI_Abort) so no rank is left waiting
@@ -265,16 +266,19 @@ function Dist:broadcast_stop(flag)
   return yt.dist.allreduce_numbers({ flag and 1 or 0 }, "max")[1] > 0
 end
 
--- The stop reason (Engine_Trainer:request_stop) every rank takes at a step boundary: the strongest any rank has
--- (terminate > interrupt > user), or nil; so all ranks leave the loop at the same step.
+-- Stop reasons (Engine_Trainer:request_stop) as numbers ranks can reduce: the maximum is the strongest any rank
+-- has (terminate > interrupt > user), so all ranks leave the loop at the same step with the same reason.
 local STOP_ORDER = { "user", "interrupt", "terminate" }
-function Dist:agree_stop(reason)
-  local code = 0
+function Dist.stop_code(reason)
   for k, r in ipairs(STOP_ORDER) do
-    if r == reason then code = k end
+    if r == reason then return k end
   end
-  return STOP_ORDER[math.tointeger(yt.dist.allreduce_numbers({ code }, "max")[1])]
+  return 0
 end
+function Dist.stop_reason(code) return STOP_ORDER[math.tointeger(code)] end
+
+-- Elementwise maximum of a list of numbers over the ranks (the step-boundary flags: stop code, live changes).
+function Dist:allreduce_max(list) return yt.dist.allreduce_numbers(list, "max") end
 
 function Dist:broadcast_string(s, root) return yt.dist.broadcast_string(s, root or 0) end
 

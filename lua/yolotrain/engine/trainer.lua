@@ -19,6 +19,7 @@ local checkpoint = require("yolotrain.engine.checkpoint")
 local torch_utils = require("yolotrain.utils.torch_utils")
 local errors = require("yolotrain.utils.errors")
 local cjson = require("cjson")
+local live = require("yolotrain.engine.live")
 
 local Engine_Trainer = class.Object:extend("Engine_Trainer")
 callbacks.mixin(Engine_Trainer)
@@ -99,6 +100,7 @@ function Engine_Trainer:init(cfg, overrides, _callbacks)
   self.csv = utils.join(self.save_dir, "results.csv")
   self.plot_idx = { 0, 1, 2 }
   self.stop = false
+  self.live_changes = self.live_changes or {}
 end
 
 function Engine_Trainer:is_main() return self.rank == -1 or self.rank == 0 end
@@ -118,7 +120,111 @@ function Engine_Trainer:save_args()
   end
   map.save_dir = self.args.save_dir
   order[#order + 1] = "save_dir"
+  -- the live changes (trainer:set), oldest first; the values above are the current ones
+  if self.live_changes and #self.live_changes > 0 then
+    local history = {}
+    for i, e in ipairs(self.live_changes) do
+      history[i] = { epoch = e.epoch + 1, batch = e.batch, key = e.key, value = e.value, old = e.old }
+    end
+    map[cfgmod.HISTORY_KEY] = history
+    order[#order + 1] = cfgmod.HISTORY_KEY
+  end
   utils.atomic_write(utils.join(self.save_dir, "args.yaml"), yt.dump_yaml(map, order))
+end
+
+-- ---- control: stop, live changes, attach ----
+
+-- Ends training at the next step boundary, saving last; reason: "interrupt" (SIGINT), "terminate" (SIGTERM) or "user" (stop()).
+function Engine_Trainer:request_stop(reason)
+  self.stop = true
+  self.interrupted = true
+  self.stop_reason = reason
+end
+
+-- trainer:set{lr0 = 0.002, epochs = 50, ...}: changes that hold (yolotrain.engine.live). Each key is checked as on
+-- the command line and all are checked before any applies; keys the running training cannot change are refused
+-- with the reason. Applied now (under ranks=N: on every rank at the next step boundary), logged, written to
+-- args.yaml's history and the checkpoints, replayed by resume. Returns the history entries it added.
+function Engine_Trainer:set(changes)
+  local list = live.check(self, changes)
+  if self.dist then
+    self._live_pending = self._live_pending or {}
+    for _, c in ipairs(list) do self._live_pending[#self._live_pending + 1] = c end
+    log("set: %d change(s) queued for every rank at the next step boundary", #list)
+    return list
+  end
+  return self:_apply_live(list)
+end
+
+function Engine_Trainer:_apply_live(list)
+  if self.epoch == nil then -- not training yet: the arguments of the training to come
+    for _, c in ipairs(list) do live.apply(self, c[1], c[2]) end
+    return {}
+  end
+  local added = {}
+  for _, c in ipairs(list) do
+    local old = live.apply(self, c[1], c[2])
+    local e = { epoch = self.epoch, batch = self.batch_i or 0, ni = self.ni or -1, key = c[1], value = c[2], old = old }
+    self.live_changes[#self.live_changes + 1] = e
+    added[#added + 1] = e
+    if self:is_main() then
+      log("set: %s=%s (was %s) at epoch %d, batch %d", c[1], tostring(c[2]), tostring(old), self.epoch + 1, e.batch)
+    end
+  end
+  self:_apply_schedule_now()
+  if self:is_main() then self:save_args() end
+  return added
+end
+
+-- The learning rates (and warmup momentum) of the current step again, after a change of the schedule.
+function Engine_Trainer:_apply_schedule_now()
+  if not (self.optimizer and self.lf and self.epoch) then return end
+  if self.ni and self.nw and self.ni <= self.nw then
+    self:warmup(self.ni, self.nw, self.epoch)
+  else
+    self:scheduler_step(self.epoch)
+  end
+end
+
+-- Under ranks=N, at every step boundary: rank 0's queued changes and any rank's stop reach every rank, so all
+-- apply them at the same step.
+-- The step boundary under DDP: one allreduce agrees on the strongest stop any rank was asked for and on whether
+-- rank 0 queued live changes, which every rank then applies at this same step.
+function Engine_Trainer:_sync_step()
+  local pending = self._live_pending or {}
+  local flags = self.dist:allreduce_max({ self.dist.stop_code(self.stop_reason), #pending })
+  if flags[2] > 0 then
+    local lines = {}
+    for _, c in ipairs(pending) do lines[#lines + 1] = c[1] .. "\t" .. live.encode(c[2]) end
+    local text = self.dist:broadcast_string(table.concat(lines, "\n"))
+    local list = {}
+    for line in text:gmatch("[^\n]+") do
+      local k, v = line:match("^([^\t]+)\t(.*)$")
+      list[#list + 1] = { k, live.decode(v) }
+    end
+    self._live_pending = {}
+    self:_apply_live(list)
+  end
+  local agreed = self.dist.stop_reason(flags[1])
+  if agreed and agreed ~= self.stop_reason then self:request_stop(agreed) end
+end
+
+-- Serves `yolotrain attach` on the process that logs; a socket it may not use is a warning, not a failure.
+function Engine_Trainer:_start_attach()
+  if not (self:is_main() and yt.control) then return end
+  local ok, a = pcall(function() return require("yolotrain.engine.attach").serve(self) end)
+  if ok then
+    self.attach = a
+  else
+    log("WARNING: attach: %s; training without the attach socket", tostring(a))
+  end
+end
+
+function Engine_Trainer:_stop_attach(why)
+  if self.attach then
+    self.attach:close(why)
+    self.attach = nil
+  end
 end
 
 -- The dataset dictionary (data.yaml resolved). Detection_Trainer reads YOLO datasets.
@@ -385,9 +491,11 @@ function Engine_Trainer:_interactive_pause()
     self:request_stop("interrupt")
     return
   end
-  log("\nTraining paused at epoch %d. `trainer` is in scope: cont() resumes, stop() saves last and exits.",
-    self.epoch + 1)
-  local env = setmetatable({ trainer = self, yt = yt }, { __index = _G })
+  log("\nTraining paused at epoch %d. `trainer` is in scope: cont() resumes, stop() saves last and exits, " ..
+    "help() lists the rest.", self.epoch + 1)
+  local repl = require("yolotrain.repl")
+  local env = setmetatable({ trainer = self, yt = yt, help = function(obj) print(repl.help(obj)) end,
+    save = function() return self:save_last() end }, { __index = _G })
   local action = yt.sys.repl(env, "yolotrain (paused)")
   if action == "stop" then
     self:request_stop("user")
@@ -397,12 +505,6 @@ function Engine_Trainer:_interactive_pause()
 end
 
 -- Across ranks: every rank takes the stop any rank was asked for (a signal may reach one rank only).
-function Engine_Trainer:_agree_stop()
-  if not self.dist then return end
-  local agreed = self.dist:agree_stop(self.stop_reason)
-  if agreed and agreed ~= self.stop_reason then self:request_stop(agreed) end
-end
-
 -- Where a stopped training ended, for its last line: "at epoch 3/10, batch 17/128; last saved to ...".
 function Engine_Trainer:_stopped_where()
   local at = self.stopped_at or { epoch = (self.epoch or 0) + 1, batch = 0, nb = 0 }
@@ -416,6 +518,7 @@ function Engine_Trainer:_do_train()
   self:_setup_train()
   local nb = #self.train_loader
   local nw = (self.args.warmup_epochs > 0) and math.max(utils.round_half_even(self.args.warmup_epochs * nb), 100) or -1
+  self.nw = nw
   self.last_opt_step = self.last_opt_step or -1
   self.epoch_time = nil
   self.epoch_time_start = yt.now()
@@ -435,6 +538,7 @@ function Engine_Trainer:_do_train()
   local plot_at = {}
   for _, v in ipairs(self.plot_idx) do plot_at[v] = true end
   if yt.sys and yt.sys.install_interrupt_handler then yt.sys.install_interrupt_handler() end
+  self:_start_attach()
 
   local epoch = self.start_epoch
   while true do
@@ -443,7 +547,9 @@ function Engine_Trainer:_do_train()
     self:scheduler_step(epoch)
     self.model:train()
     if self.train_loader.set_epoch then self.train_loader:set_epoch(epoch) end
-    if epoch == self:mosaic_close_epoch() then self:_close_dataloader_mosaic() end
+    -- at or after (close_mosaic may have changed live): once
+    local close_at = self:mosaic_close_epoch()
+    if close_at and epoch >= close_at and not self.mosaic_closed then self:_close_dataloader_mosaic() end
     local pbar
     if self:is_main() then
       log("%s", self:progress_string())
@@ -456,6 +562,7 @@ function Engine_Trainer:_do_train()
       local ni = i + nb * epoch
       if ni <= nw then self:warmup(ni, nw, epoch) end
       self.ni = ni
+      self.batch_i = i + 1 -- the batch of this step, from 1: at the step boundary, the batches done this epoch
       yt.scope_begin()
       local ok, err = xpcall(function()
         batch = self:preprocess_batch(batch)
@@ -508,7 +615,8 @@ function Engine_Trainer:_do_train()
       collectgarbage("step", 0)
       i = i + 1
       self:_interactive_pause()
-      self:_agree_stop()
+      if self.attach then self.attach:poll() end
+      if self.dist then self:_sync_step() end
       if self.stop then break end
     end
     self.stopped_at = { epoch = epoch + 1, batch = i, nb = nb }
@@ -553,7 +661,7 @@ function Engine_Trainer:_do_train()
     self:run_callbacks("on_fit_epoch_end")
     -- a signal during validation or the save stops here, after the save
     if not self.stop_reason then self:_interactive_pause() end
-    self:_agree_stop()
+    if self.dist then self:_sync_step() end
     if self.world_size > 1 and self.dist then self.stop = self.dist:broadcast_stop(self.stop) end
     if self.stop then break end
     epoch = epoch + 1
@@ -582,6 +690,7 @@ function Engine_Trainer:DDP_or_normally_train()
     self.dist = require("yolotrain.engine.distributed").init(self)
   end
   local ok, err = xpcall(function() self:_do_train() end, errors.capture)
+  self:_stop_attach(ok and "the training ended" or "the training failed")
   if yt.sys and yt.sys.restore_interrupt_handler then yt.sys.restore_interrupt_handler() end
   if self.dist then self.dist:finish(ok, not ok and err.message or nil) end
   if not ok then error(self:_training_failure(err), 0) end
@@ -665,6 +774,28 @@ end
 
 -- Writes last (always), best (when this epoch is the best) and epochN (save_period) atomically.
 function Engine_Trainer:save_model()
+  self:_write_last()
+  if self.best_fitness ~= nil and self.best_fitness == self.fitness then
+    utils.atomic_copy(self.last, self.best)
+  end
+  -- as Ultralytics: epoch0, epochN, epoch2N, ... (0-based epoch numbers)
+  if self.save_period > 0 and self.epoch % self.save_period == 0 then
+    utils.atomic_copy(self.last, utils.join(self.wdir, string.format("epoch%d.safetensors", self.epoch)))
+  end
+end
+
+-- save() of the REPLs: last.safetensors now, between two steps (as a stop would leave it: resuming from it goes
+-- on with the next epoch). Returns its path.
+function Engine_Trainer:save_last()
+  if not (self.ema and self.optimizer and self.epoch) then
+    error("save(): there is nothing to save before the first step (or on a rank other than 0)", 0)
+  end
+  self:_write_last()
+  log("Saved %s at epoch %d, batch %d", self.last, self.epoch + 1, self.batch_i or 0)
+  return self.last
+end
+
+function Engine_Trainer:_write_last()
   local tensors = {}
   prefixed("model.", self.ema.ema:state_dict_list(), tensors)
   prefixed("train_model.", self.model:state_dict_list(), tensors)
@@ -700,18 +831,12 @@ function Engine_Trainer:save_model()
     names = cjson.encode(self:names_list()),
     nc = tostring(self.model.nc or ""),
     rng_state = tostring(yt.get_rng_state and yt.get_rng_state() or ""),
+    live_changes = live.encode_history(self.live_changes),
     date = os.date("!%Y-%m-%dT%H:%M:%SZ"),
     version = yt.version,
   }
   local ok, err = pcall(yt.save_safetensors, self.last, tensors, meta)
   if not ok then utils.write_error(self.last, err) end
-  if self.best_fitness ~= nil and self.best_fitness == self.fitness then
-    utils.atomic_copy(self.last, self.best)
-  end
-  -- as Ultralytics: epoch0, epochN, epoch2N, ... (0-based epoch numbers)
-  if self.save_period > 0 and self.epoch % self.save_period == 0 then
-    utils.atomic_copy(self.last, utils.join(self.wdir, string.format("epoch%d.safetensors", self.epoch)))
-  end
 end
 
 function Engine_Trainer:names_list()
@@ -813,14 +938,24 @@ function Engine_Trainer:check_resume(overrides)
   end
   args.resume = true
   args.model = path
+  -- the live changes replay in resume_training: the training is set up with the values it started with
+  local changes = live.decode_history(meta.live_changes, path)
+  for i = #changes, 1, -1 do args[changes[i].key] = changes[i].old end
   self.args = args
   self.resume_path = path
+  self.resume_live_changes = changes
 end
 
 -- Restores optimizer, EMA, epoch, best fitness and the raw training weights from a checkpoint.
 function Engine_Trainer:resume_training(ckpt)
   if not ckpt or not self.args.resume then return end
   local meta, tensors = ckpt.meta, ckpt.tensors
+  -- the live changes of the run so far, in their order, as they were applied (the groups are restored below)
+  for _, e in ipairs(self.resume_live_changes or {}) do
+    live.apply(self, e.key, e.value)
+    self.live_changes[#self.live_changes + 1] = e
+  end
+  if #self.live_changes > 0 and self:is_main() then self:save_args() end
   local epoch = checkpoint.counter(ckpt.path, meta, "epoch", -1)
   local start_epoch = epoch + 1
   if start_epoch >= self.epochs then
@@ -862,6 +997,7 @@ function Engine_Trainer:mosaic_close_epoch()
 end
 
 function Engine_Trainer:_close_dataloader_mosaic()
+  self.mosaic_closed = true
   if self.train_loader and self.train_loader.close_mosaic then
     if self:is_main() then log("Closing dataloader mosaic") end
     self.train_loader:close_mosaic()

@@ -26,6 +26,11 @@ local function instance_index(Cls)
     if r then
       local v = r[k]
       if v ~= nil then return v end
+      -- children are named by strings ("22"): m.model[22] finds them too
+      if math.type(k) == "integer" then
+        v = r[tostring(k)]
+        if v ~= nil then return v end
+      end
     end
     return Cls[k]
   end

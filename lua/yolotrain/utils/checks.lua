@@ -18,6 +18,15 @@ function M.cpu()
   return { model = model, features = features }
 end
 
+-- Which convolution backend runs (YT_CONV), or why none can.
+function M.conv_backend()
+  local ok, b = pcall(yt.sys.conv_backend)
+  if not ok then return tostring(b) end
+  local what = { gemm = "im2col + OpenBLAS", dnnl = "k x k backward on oneDNN, the rest im2col + OpenBLAS",
+    dnnl_all = "oneDNN" }
+  return string.format("%s (YT_CONV=%s; gemm, dnnl or dnnl_all)", what[b] or b, b)
+end
+
 -- The folder the engine's Lua files are loaded from: an installed tree, a checkout's lua/ or $YOLOTRAIN_LUA_PATH.
 function M.engine_dir()
   local dir = debug.getinfo(1, "S").source:match("^@(.-)/?yolotrain/utils/checks%.lua$")
@@ -38,6 +47,7 @@ function M.rows()
     { "threads", string.format("%d (OpenMP and OpenBLAS; OMP_NUM_THREADS=%s)", threads,
       tostring(yt.sys.getenv("OMP_NUM_THREADS") or "unset")) },
     { "precision", "float32 training and inference (amp=true runs float32)" },
+    { "convolutions", M.conv_backend() },
     { "weights", "safetensors; Ultralytics .pt read as data; ONNX export" },
     { "RAM in use", string.format("%.1f MB RSS", (yt.sys.rss() or 0) / 1e6) },
   }

@@ -11,6 +11,7 @@
 --   m.fitness, m.ap_class_index (list of class ids), m.keys, m.curves, m.curves_results
 -- Class ids are 0-based everywhere (as in the data and in Ultralytics); list positions are 1-based.
 local yt = require("yolotrain.core")
+local class = require("yolotrain.class")
 local defaults = require("yolotrain.cfg.default")
 
 local M = {}
@@ -45,13 +46,15 @@ M.class_name = class_name
 ---------------------------------------------------------------------------------------------------------------
 -- Metric: the box metric container (Ultralytics' Metric)
 ---------------------------------------------------------------------------------------------------------------
-local Metric = {}
-Metric.__index = Metric
+local Metric = class.Object:extend("Metric")
 M.Metric = Metric
 
-function Metric.new()
-  return setmetatable({ p = {}, r = {}, f1 = {}, all_ap = {}, ap_class_index = {}, nc = 0 }, Metric)
+function Metric:init()
+  self.p, self.r, self.f1, self.all_ap, self.ap_class_index, self.nc = {}, {}, {}, {}, {}, 0
 end
+
+-- Metric.new(): the form before Metric was a class
+Metric:static("new", function() return Metric() end)
 
 function Metric:ap50()
   local o = {}
@@ -106,56 +109,44 @@ end
 ---------------------------------------------------------------------------------------------------------------
 -- DetMetrics
 ---------------------------------------------------------------------------------------------------------------
-local DetMetrics = {}
-M.DetMetrics_methods = DetMetrics
+local DetMetrics = class.Object:extend("DetMetrics")
+M.DetMetrics = DetMetrics
 
 -- properties computed on access (Ultralytics exposes these as @property)
-local properties = {
-  keys = function() return { KEYS[1], KEYS[2], KEYS[3], KEYS[4] } end,
-  fitness = function(self) return self.box:fitness() end,
-  maps = function(self) return self.box:maps() end,
-  ap_class_index = function(self) return self.box.ap_class_index end,
-  results_dict = function(self)
-    local r = self:mean_results()
-    local d = {}
-    for i, k in ipairs(KEYS) do d[k] = r[i] end
-    d.fitness = self.box:fitness()
-    return d
-  end,
-  curves = function()
-    return { "Precision-Recall(B)", "F1-Confidence(B)", "Precision-Confidence(B)", "Recall-Confidence(B)" }
-  end,
-  curves_results = function(self) return self.curves_data end,
-}
+DetMetrics:property("keys", function() return { KEYS[1], KEYS[2], KEYS[3], KEYS[4] } end)
+DetMetrics:property("fitness", function(self) return self.box:fitness() end)
+DetMetrics:property("maps", function(self) return self.box:maps() end)
+DetMetrics:property("ap_class_index", function(self) return self.box.ap_class_index end)
+DetMetrics:property("results_dict", function(self)
+  local r = self:mean_results()
+  local d = {}
+  for i, k in ipairs(KEYS) do d[k] = r[i] end
+  d.fitness = self.box:fitness()
+  return d
+end)
+DetMetrics:property("curves", function()
+  return { "Precision-Recall(B)", "F1-Confidence(B)", "Precision-Confidence(B)", "Recall-Confidence(B)" }
+end)
+DetMetrics:property("curves_results", function(self) return self.curves_data end)
 
-local DetMetrics_mt = {
-  __index = function(self, k)
-    local m = DetMetrics[k]
-    if m ~= nil then return m end
-    local p = properties[k]
-    if p then return p(self) end
-    return nil
-  end,
-  __tostring = function(self)
-    local r = self:mean_results()
-    return string.format("DetMetrics(P %.5f, R %.5f, mAP50 %.5f, mAP50-95 %.5f)", r[1], r[2], r[3], r[4])
-  end,
-}
+DetMetrics.__tostring = function(self)
+  local r = self:mean_results()
+  return string.format("DetMetrics(P %.5f, R %.5f, mAP50 %.5f, mAP50-95 %.5f)", r[1], r[2], r[3], r[4])
+end
 
---- DetMetrics{ names = {[0]="person", ...}, save_dir = "dir", plot = false }
-function M.DetMetrics(opts, plot_, on_plot_, names_)
-  if type(opts) ~= "table" then -- Ultralytics' positional form DetMetrics(save_dir, plot, on_plot, names)
+--- DetMetrics{ names = {[0]="person", ...}, save_dir = "dir", plot = false }, or Ultralytics' positional form
+--- DetMetrics(save_dir, plot, on_plot, names).
+function DetMetrics:init(opts, plot_, on_plot_, names_)
+  if type(opts) ~= "table" then
     opts = { save_dir = opts, plot = plot_, on_plot = on_plot_, names = names_ }
   end
-  local self = setmetatable({}, DetMetrics_mt)
   rawset(self, "names", opts.names or {})
   rawset(self, "save_dir", opts.save_dir)
   rawset(self, "plot", opts.plot or false)
   rawset(self, "on_plot", opts.on_plot)
-  rawset(self, "box", Metric.new())
+  rawset(self, "box", Metric())
   rawset(self, "speed", { preprocess = 0.0, inference = 0.0, loss = 0.0, postprocess = 0.0 })
   rawset(self, "task", "detect")
-  return self
 end
 M.DetectionMetrics = M.DetMetrics
 

@@ -18,10 +18,12 @@ function Detection_Trainer:get_dataset()
   return info
 end
 
+-- The dataset of a split: an instance of self.dataset_class (default data.YOLO_Dataset; a recipe sets it to its
+-- own data.Dataset subclass, or overrides build_dataset).
 function Detection_Trainer:build_dataset(img_path, mode, batch)
   local data = require("yolotrain.data")
   local gs = utils.max_stride(type(self.model) == "table" and self.model or {})
-  return data.build_yolo_dataset(self.args, img_path, batch, self.data, mode, mode == "val", gs)
+  return data.build_yolo_dataset(self.args, img_path, batch, self.data, mode, mode == "val", gs, self.dataset_class)
 end
 
 function Detection_Trainer:get_dataloader(dataset_path, batch_size, rank, mode)
@@ -31,11 +33,7 @@ function Detection_Trainer:get_dataloader(dataset_path, batch_size, rank, mode)
   -- process with the whole batch would
   local global_batch = mode == "train" and batch_size * math.max(self.world_size or 1, 1) or batch_size
   local dataset = self:build_dataset(dataset_path, mode, global_batch)
-  local shuffle = mode == "train"
-  if dataset.rect and shuffle then
-    print("WARNING: 'rect=True' is incompatible with DataLoader shuffle, setting shuffle=False")
-    shuffle = false
-  end
+  local shuffle = mode == "train" -- build_dataloader turns it off (with a warning) for a rect dataset
   local workers = mode == "train" and self.args.workers or self.args.workers * 2
   return data.build_dataloader(dataset, batch_size, workers, shuffle, rank, self.args.seed,
     mode == "train" and self.world_size or 1)

@@ -124,7 +124,8 @@ end
 
 function Detection_Validator:build_dataset(img_path, mode, batch)
   local data = require("yolotrain.data")
-  return data.build_yolo_dataset(self.args, img_path, batch, self.data, mode or "val", true, self.stride or 32)
+  return data.build_yolo_dataset(self.args, img_path, batch, self.data, mode or "val", true, self.stride or 32,
+    self.dataset_class)
 end
 
 function Detection_Validator:get_dataloader(dataset_path, batch_size)
