@@ -107,8 +107,8 @@ void yt_tensor_keep(yt_tensor *t) { t->kept = 1; }
  * therefore kept in a cache and handed out again: the block of the exact size when there is one, else the smallest
  * one at most CACHE_SLACK larger (a step's sizes vary: gradients and loss tensors come and go in another order than
  * the activations, and exact matching alone makes the set of blocks outgrow the step's peak). The resident set stays
- * at the step's peak, flat over steps. The cache is bounded: it keeps at most the high-water mark of tensor bytes in
- * use (at least CACHE_FLOOR_BYTES) and returns what is beyond to the system, so blocks of sizes no longer asked for
+ * at the step's peak, flat over steps. The cache is bounded: it keeps at most 1.25x the high-water mark of tensor bytes
+ * in use (at least CACHE_FLOOR_BYTES) and returns what is beyond to the system, so blocks of sizes no longer asked for
  * (another image size, a finished validation) do not stay resident for ever. Shared by all threads. */
 #include <pthread.h>
 
@@ -183,7 +183,8 @@ static void block_free(void *p, size_t size)
     if (size >= CACHE_MIN_BYTES) {
         size_t hw = atomic_load(&high_water_in_use);
         pthread_mutex_lock(&cache_mutex);
-        if (cache_bytes + size <= (hw > CACHE_FLOOR_BYTES ? hw : CACHE_FLOOR_BYTES)) {
+        const size_t bound = hw + hw / 4; /* the blocks of a step's peak, and its best-fit slack */
+        if (cache_bytes + size <= (bound > CACHE_FLOOR_BYTES ? bound : CACHE_FLOOR_BYTES)) {
             cached_block *b = p;
             b->size = size;
             b->next = cache_buckets[(size >> 12) % CACHE_BUCKETS];
