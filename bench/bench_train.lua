@@ -10,7 +10,11 @@
 -- gets its own table and the ratio.
 --
 --   OMP_NUM_THREADS=1 build/yolotrain bench/bench_train.lua [imgsz=320,640] [batch=16] [steps=3] [peer=true]
---       [data=<data.yaml>] [workers=N] [conv=gemm,dnnl]
+--       [data=<data.yaml>] [workers=N] [conv=gemm,dnnl] [memory=true]
+--
+-- memory=true also prints, for the last step, where the tensor memory is at the end of the loss (the peak of what
+-- the tape holds): per producing op, the bytes of the distinct storages the tape keeps for backward, and the
+-- tensor bytes in use, the peak of a step's tensor bytes, and the freed blocks the cache keeps.
 local yt = require("yolotrain")
 local cjson = require("cjson")
 local detect = require("yolotrain.models.yolo.detect")
@@ -27,6 +31,7 @@ local opts = {
   peer = "false",
   workers = "2",
   conv = "",
+  memory = "false",
   data = SHARED .. "/datasets/coco128/data.yaml",
 }
 for _, a in ipairs(arg or {}) do
@@ -171,6 +176,7 @@ for _, imgsz in ipairs(sizes) do
       times[be][p] = {}
     end
   end
+  local mem -- the breakdown of the last step (memory=true)
   for i = 1, steps + 1 do -- the first step of each backend warms up (allocations, caches) and is not counted
     for _, be in ipairs(backends) do
       yt.sys.set_conv_backend(be)
@@ -186,8 +192,18 @@ for _, imgsz in ipairs(sizes) do
       t[3] = yt.now()
       local loss = model:loss(b, preds)
       t[4] = yt.now()
+      if opts.memory == "true" then
+        local in_use, _, cached = yt.memory()
+        mem = { tape = yt.tape_memory(), in_use = in_use, cached = cached, rss = yt.rss() }
+        yt.reset_peak_memory()
+        t[4] = yt.now()
+      end
       loss:backward()
       t[5] = yt.now()
+      if mem then
+        local _, peak, cached = yt.memory()
+        mem.backward_peak, mem.backward_cached = peak, cached
+      end
       trainer:optimizer_step()
       t[6] = yt.now()
       yt.scope_end()
@@ -254,6 +270,34 @@ for _, imgsz in ipairs(sizes) do
     )
   end
   print(string.format("  peak RSS %.0f MB%s", yt.peak_rss() / 1e6, #backends > 1 and " (both backends)" or ""))
+  if mem then
+    local total = 0
+    for _, e in ipairs(mem.tape) do
+      total = total + e.bytes
+    end
+    print(
+      string.format(
+        "  memory at the end of the loss: tensors %.0f MB in use (the tape holds %.0f MB), "
+          .. "cache %.0f MB, RSS %.0f MB; held by the tape, per producing op:",
+        mem.in_use / 1e6,
+        total / 1e6,
+        mem.cached / 1e6,
+        mem.rss / 1e6
+      )
+    )
+    for _, e in ipairs(mem.tape) do
+      if e.bytes >= 1e6 then
+        print(string.format("    %-24s %7.1f MB in %d tensors", e.name, e.bytes / 1e6, e.count))
+      end
+    end
+    print(
+      string.format(
+        "  during backward: tensors peak at %.0f MB in use; cache %.0f MB at its end",
+        mem.backward_peak / 1e6,
+        mem.backward_cached / 1e6
+      )
+    )
+  end
   local rate = 3 * fwd_gflops * batch / step
 
   if opts.peer == "true" then

@@ -38,12 +38,13 @@ static void node_consume(yt_node *node)
 {
     if (node->consumed) return;
     node->consumed = 1;
+    /* what only this node and the scope still hold is dead: its storage goes now, not at the scope's end */
     for (int i = 0; i < node->n_in; i++) {
-        yt_tensor_release(node->in[i]);
+        yt_tensor_release_consumed(node->in[i]);
         node->in[i] = NULL;
     }
     for (int i = 0; i < node->n_saved; i++) {
-        yt_tensor_release(node->saved[i]);
+        yt_tensor_release_consumed(node->saved[i]);
         node->saved[i] = NULL;
     }
     for (int i = 0; i < node->n_out; i++) {
@@ -161,10 +162,7 @@ yt_tensor *yt_node_grad_out(yt_node *node, int i)
             yt_error("%s: output %d was freed before backward", node->name, i);
             return NULL;
         }
-        int was = yt_set_grad_enabled(0);
-        node->out_grad[i] = yt_tensor_zeros(YT_F32, node->out[i]->ndim, node->out[i]->shape);
-        yt_set_grad_enabled(was);
-        if (node->out_grad[i]) yt_tensor_keep(node->out_grad[i]);
+        node->out_grad[i] = yt_tensor_zeros_unscoped(YT_F32, node->out[i]->ndim, node->out[i]->shape);
     }
     return node->out_grad[i];
 }
@@ -180,11 +178,10 @@ float *yt_grad_accum(yt_tensor *t)
     else
         slot = &t->grad;
     if (!*slot) {
-        int depth = yt_scope_depth();
-        (void)depth;
-        *slot = yt_tensor_zeros(YT_F32, t->ndim, t->shape);
+        /* owned by the slot alone, never by a scope: an output's gradient is freed as soon as its node has run */
+        *slot = yt_tensor_zeros_unscoped(YT_F32, t->ndim, t->shape);
         if (!*slot) return NULL;
-        yt_tensor_keep(*slot); /* lifetime managed here, never by a scope */
+        yt_tensor_keep(*slot);
     }
     return yt_f32(*slot);
 }
@@ -201,6 +198,68 @@ void yt_tape_clear(void)
         the_tape.nodes = NULL;
         the_tape.cap = 0;
     }
+}
+
+typedef struct {
+    const yt_storage *storage;
+    const char *name;
+    size_t bytes;
+} held_storage;
+
+static int cmp_held(const void *a, const void *b)
+{
+    const held_storage *x = a, *y = b;
+    return x->storage < y->storage ? -1 : x->storage > y->storage;
+}
+
+static int cmp_entry_bytes(const void *a, const void *b)
+{
+    const yt_tape_mem_entry *x = a, *y = b;
+    return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : strcmp(x->name, y->name);
+}
+
+int yt_tape_memory(yt_tape_mem_entry *out, int max)
+{
+    size_t cap = the_tape.len * (YT_NODE_MAX_IN + YT_NODE_MAX_SAVED + YT_NODE_MAX_OUT) + 1, n = 0;
+    held_storage *held = malloc(cap * sizeof *held);
+    if (!held) return yt_error("tape memory: out of memory");
+    for (size_t i = 0; i < the_tape.len; i++) {
+        const yt_node *node = the_tape.nodes[i];
+        if (node->consumed) continue;
+        const yt_tensor *ts[YT_NODE_MAX_IN + YT_NODE_MAX_SAVED + YT_NODE_MAX_OUT];
+        int k = 0;
+        for (int j = 0; j < node->n_in; j++) ts[k++] = node->in[j];
+        for (int j = 0; j < node->n_saved; j++) ts[k++] = node->saved[j];
+        for (int j = 0; j < node->n_out; j++) ts[k++] = node->out_grad[j];
+        for (int j = 0; j < k; j++) {
+            const yt_tensor *t = ts[j];
+            if (!t || !t->storage) continue;
+            const char *name = j >= node->n_in + node->n_saved ? "(output gradients)"
+                               : t->grad_fn                    ? t->grad_fn->name
+                                                               : "leaf";
+            held[n++] = (held_storage){t->storage, name, t->storage->nbytes};
+        }
+    }
+    qsort(held, n, sizeof *held, cmp_held);
+    yt_tape_mem_entry *sums = malloc((n + 1) * sizeof *sums);
+    if (!sums) {
+        free(held);
+        return yt_error("tape memory: out of memory");
+    }
+    size_t ns = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && held[i].storage == held[i - 1].storage) continue;
+        size_t e = 0;
+        while (e < ns && strcmp(sums[e].name, held[i].name) != 0) e++;
+        if (e == ns) sums[ns++] = (yt_tape_mem_entry){held[i].name, 0, 0};
+        sums[e].bytes += held[i].bytes;
+        sums[e].count++;
+    }
+    qsort(sums, ns, sizeof *sums, cmp_entry_bytes);
+    for (size_t i = 0; i < ns && (int)i < max; i++) out[i] = sums[i];
+    free(held);
+    free(sums);
+    return (int)ns;
 }
 
 int yt_backward(int n, yt_tensor *const *roots, yt_tensor *const *grads)

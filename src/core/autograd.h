@@ -78,4 +78,15 @@ int yt_backward(int n, yt_tensor *const *roots, yt_tensor *const *grads);
 void yt_tape_clear(void);
 size_t yt_tape_length(void);
 
+/* Where the tape's memory is: the bytes of every distinct storage the live nodes hold (inputs, saved tensors,
+ * output gradients), each counted once and charged to the op that produced it (its grad_fn's name; "leaf" for a
+ * tensor no recorded op made). Fills up to max entries of (name, bytes), largest first; returns the number of
+ * distinct names (may exceed max) or -1. A debugging aid for benchmarks: it walks the whole tape. */
+typedef struct {
+    const char *name;
+    size_t bytes;
+    size_t count; /* distinct storages */
+} yt_tape_mem_entry;
+int yt_tape_memory(yt_tape_mem_entry *out, int max);
+
 #endif

@@ -12,6 +12,7 @@ static atomic_size_t peak_bytes_in_use;
 
 size_t yt_bytes_in_use(void) { return atomic_load(&bytes_in_use); }
 size_t yt_peak_bytes_in_use(void) { return atomic_load(&peak_bytes_in_use); }
+void yt_reset_peak_bytes_in_use(void) { atomic_store(&peak_bytes_in_use, atomic_load(&bytes_in_use)); }
 
 static const size_t dtype_sizes[YT_DTYPE_COUNT] = {4, 8, 8, 1};
 static const char *dtype_names[YT_DTYPE_COUNT] = {"F32", "F64", "I64", "U8"};
@@ -65,6 +66,7 @@ static void scope_register(yt_tensor *t)
         l->cap = cap;
     }
     t->refcount++;
+    t->scoped = 1;
     l->items[l->len++] = t;
 }
 
@@ -84,6 +86,7 @@ void yt_scope_end(void)
     for (size_t i = 0; i < l->len; i++) {
         yt_tensor *t = l->items[i];
         if (!t->kept) yt_tensor_free_storage(t);
+        t->scoped = 0;
         yt_tensor_release(t);
     }
     l->len = 0;
@@ -104,8 +107,12 @@ void yt_tensor_keep(yt_tensor *t) { t->kept = 1; }
 
 /* A training step frees and re-allocates the same activation sizes every iteration. Served by malloc, each large
  * block is a fresh mmap: every step would pay page faults and kernel zeroing for gigabytes. Freed large blocks are
- * therefore kept in a cache keyed by their exact size and handed out again; the resident set stays at the step's
- * peak, flat over steps. The cache is bounded (YT_BLOCK_CACHE_BYTES) and shared by all threads. */
+ * therefore kept in a cache and handed out again: the block of the exact size when there is one, else the smallest
+ * one at most CACHE_SLACK larger (a step's sizes vary: gradients and loss tensors come and go in another order than
+ * the activations, and exact matching alone makes the set of blocks outgrow the step's peak). The resident set stays
+ * at the step's peak, flat over steps. The cache is bounded: it keeps at most 1.25x the high-water mark of tensor bytes
+ * in use (at least CACHE_FLOOR_BYTES) and returns what is beyond to the system, so blocks of sizes no longer asked for
+ * (another image size, a finished validation) do not stay resident for ever. Shared by all threads. */
 #include <pthread.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -114,7 +121,8 @@ void yt_tensor_keep(yt_tensor *t) { t->kept = 1; }
 #define CACHE_MIN_BYTES ((size_t)64 << 10)
 #endif
 #define CACHE_BUCKETS 1024
-#define CACHE_LIMIT_BYTES ((size_t)16 << 30)
+#define CACHE_FLOOR_BYTES ((size_t)256 << 20)
+#define CACHE_SLACK(size) ((size) / 2) /* a request may take a block up to 1.5x its size */
 
 typedef struct cached_block {
     struct cached_block *next;
@@ -123,7 +131,8 @@ typedef struct cached_block {
 
 static pthread_mutex_t cache_mutex = PTHREAD_MUTEX_INITIALIZER;
 static cached_block *cache_buckets[CACHE_BUCKETS];
-static size_t cache_bytes;
+static size_t cache_bytes, cache_blocks;
+static atomic_size_t high_water_in_use; /* never reset: the cache's bound */
 
 static size_t block_size(size_t nbytes)
 {
@@ -134,19 +143,38 @@ static size_t block_size(size_t nbytes)
     return a;
 }
 
-static void *block_alloc(size_t size)
+static cached_block *cache_take(cached_block **pp)
 {
+    cached_block *b = *pp;
+    *pp = b->next;
+    cache_bytes -= b->size;
+    cache_blocks--;
+    return b;
+}
+
+/* A block of at least size bytes; *got is its size. */
+static void *block_alloc(size_t size, size_t *got)
+{
+    *got = size;
     if (size >= CACHE_MIN_BYTES) {
         pthread_mutex_lock(&cache_mutex);
-        cached_block **pp = &cache_buckets[(size >> 12) % CACHE_BUCKETS];
-        for (; *pp; pp = &(*pp)->next) {
+        for (cached_block **pp = &cache_buckets[(size >> 12) % CACHE_BUCKETS]; *pp; pp = &(*pp)->next) {
             if ((*pp)->size == size) {
-                cached_block *b = *pp;
-                *pp = b->next;
-                cache_bytes -= size;
+                cached_block *b = cache_take(pp);
                 pthread_mutex_unlock(&cache_mutex);
                 return b;
             }
+        }
+        cached_block **best = NULL;
+        const size_t limit = size + CACHE_SLACK(size);
+        for (int i = 0; i < CACHE_BUCKETS && cache_blocks > 0; i++)
+            for (cached_block **pp = &cache_buckets[i]; *pp; pp = &(*pp)->next)
+                if ((*pp)->size > size && (*pp)->size <= limit && (!best || (*pp)->size < (*best)->size)) best = pp;
+        if (best) {
+            *got = (*best)->size;
+            cached_block *b = cache_take(best);
+            pthread_mutex_unlock(&cache_mutex);
+            return b;
         }
         pthread_mutex_unlock(&cache_mutex);
     }
@@ -156,19 +184,30 @@ static void *block_alloc(size_t size)
 static void block_free(void *p, size_t size)
 {
     if (size >= CACHE_MIN_BYTES) {
+        size_t hw = atomic_load(&high_water_in_use);
         pthread_mutex_lock(&cache_mutex);
-        if (cache_bytes + size <= CACHE_LIMIT_BYTES) {
+        const size_t bound = hw + hw / 4; /* the blocks of a step's peak, and its best-fit slack */
+        if (cache_bytes + size <= (bound > CACHE_FLOOR_BYTES ? bound : CACHE_FLOOR_BYTES)) {
             cached_block *b = p;
             b->size = size;
             b->next = cache_buckets[(size >> 12) % CACHE_BUCKETS];
             cache_buckets[(size >> 12) % CACHE_BUCKETS] = b;
             cache_bytes += size;
+            cache_blocks++;
             pthread_mutex_unlock(&cache_mutex);
             return;
         }
         pthread_mutex_unlock(&cache_mutex);
     }
     free(p);
+}
+
+size_t yt_cached_bytes(void)
+{
+    pthread_mutex_lock(&cache_mutex);
+    size_t n = cache_bytes;
+    pthread_mutex_unlock(&cache_mutex);
+    return n;
 }
 
 void yt_release_cached_memory(void)
@@ -182,6 +221,7 @@ void yt_release_cached_memory(void)
         }
     }
     cache_bytes = 0;
+    cache_blocks = 0;
     pthread_mutex_unlock(&cache_mutex);
 }
 
@@ -189,19 +229,20 @@ static yt_storage *storage_new(size_t nbytes, int zero)
 {
     yt_storage *s = malloc(sizeof *s);
     if (!s) return NULL;
-    size_t alloc = block_size(nbytes);
-    s->data = block_alloc(alloc);
+    s->data = block_alloc(block_size(nbytes), &s->block);
     if (!s->data) {
         free(s);
         yt_error("out of memory allocating %zu bytes", nbytes);
         return NULL;
     }
-    if (zero) memset(s->data, 0, alloc);
+    if (zero) memset(s->data, 0, nbytes);
     s->nbytes = nbytes;
     s->refcount = 1;
     size_t now = atomic_fetch_add(&bytes_in_use, nbytes) + nbytes;
     size_t peak = atomic_load(&peak_bytes_in_use);
     while (now > peak && !atomic_compare_exchange_weak(&peak_bytes_in_use, &peak, now)) {}
+    size_t hw = atomic_load(&high_water_in_use);
+    while (now > hw && !atomic_compare_exchange_weak(&high_water_in_use, &hw, now)) {}
     return s;
 }
 
@@ -209,7 +250,7 @@ static void storage_release(yt_storage *s)
 {
     if (!s || --s->refcount > 0) return;
     atomic_fetch_sub(&bytes_in_use, s->nbytes);
-    block_free(s->data, block_size(s->nbytes));
+    block_free(s->data, s->block);
     free(s);
 }
 
@@ -224,7 +265,7 @@ void yt_tensor_set_contiguous_strides(yt_tensor *t)
     }
 }
 
-static yt_tensor *tensor_alloc(yt_dtype dt, int ndim, const int64_t *shape, int zero)
+static yt_tensor *tensor_alloc_in(yt_dtype dt, int ndim, const int64_t *shape, int zero, int in_scope)
 {
     if ((unsigned)dt >= YT_DTYPE_COUNT) {
         yt_error("invalid dtype %d", (int)dt);
@@ -261,8 +302,18 @@ static yt_tensor *tensor_alloc(yt_dtype dt, int ndim, const int64_t *shape, int 
     t->ndim = ndim;
     for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
     yt_tensor_set_contiguous_strides(t);
-    scope_register(t);
+    if (in_scope) scope_register(t);
     return t;
+}
+
+static yt_tensor *tensor_alloc(yt_dtype dt, int ndim, const int64_t *shape, int zero)
+{
+    return tensor_alloc_in(dt, ndim, shape, zero, 1);
+}
+
+yt_tensor *yt_tensor_zeros_unscoped(yt_dtype dt, int ndim, const int64_t *shape)
+{
+    return tensor_alloc_in(dt, ndim, shape, 1, 0);
 }
 
 yt_tensor *yt_tensor_empty(yt_dtype dt, int ndim, const int64_t *shape) { return tensor_alloc(dt, ndim, shape, 0); }
@@ -443,6 +494,15 @@ void yt_tensor_free_storage(yt_tensor *t)
 
 int yt_tensor_is_released(const yt_tensor *t) { return t->storage == NULL; }
 
+void yt_tensor_release_consumed(yt_tensor *t)
+{
+    if (t && t->scoped && t->refcount == 2 && t->storage) {
+        storage_release(t->storage);
+        t->storage = NULL;
+    }
+    yt_tensor_release(t);
+}
+
 void yt_tensor_release(yt_tensor *t)
 {
     if (!t || --t->refcount > 0) return;
@@ -492,6 +552,7 @@ yt_tensor *yt_tensor_alias(yt_tensor *t)
     *v = *t;
     v->refcount = 1;
     v->kept = 0;
+    v->scoped = 0;
     v->grad = NULL;
     v->grad_fn = NULL;
     v->grad_fn_output = 0;

@@ -17,6 +17,7 @@ typedef enum { YT_F32 = 0, YT_F64, YT_I64, YT_U8, YT_DTYPE_COUNT } yt_dtype;
 typedef struct yt_storage {
     void *data;
     size_t nbytes;
+    size_t block; /* bytes of the block behind data (>= nbytes: a cached block may be larger) */
     int refcount;
 } yt_storage;
 
@@ -33,6 +34,7 @@ typedef struct yt_tensor {
     /* autograd */
     int requires_grad;
     int kept;               /* exempt from scope release */
+    int scoped;             /* one of the references is its scope's */
     struct yt_tensor *grad; /* accumulated gradient: contiguous F32, same shape; owned */
     yt_node *grad_fn;       /* node that produced this tensor (NULL for leaves); owned */
     int grad_fn_output;     /* which output of grad_fn this is */
@@ -51,6 +53,9 @@ yt_tensor *yt_tensor_from_data(yt_dtype dt, int ndim, const int64_t *shape, cons
 /* Same shape/dtype as t, contiguous. */
 yt_tensor *yt_tensor_empty_like(const yt_tensor *t);
 yt_tensor *yt_tensor_zeros_like(const yt_tensor *t);
+/* zeros, registered in no scope: the caller's reference is the only one (gradient buffers, whose owner frees
+ * them as soon as they are consumed). */
+yt_tensor *yt_tensor_zeros_unscoped(yt_dtype dt, int ndim, const int64_t *shape);
 /* Deep copy into a new contiguous tensor (no autograd). */
 yt_tensor *yt_tensor_clone(const yt_tensor *t);
 /* Converts to another dtype (contiguous copy), multiplying by scale on the way (e.g. uint8 images / 255). */
@@ -60,6 +65,10 @@ int yt_tensor_copy_(yt_tensor *dst, const yt_tensor *src);
 
 void yt_tensor_retain(yt_tensor *t);
 void yt_tensor_release(yt_tensor *t);
+/* Releases one reference, as yt_tensor_release; when what is left is only its scope's reference, nothing can read
+ * the data again, so the storage is freed now instead of at the scope's end (the header, its shape and autograd
+ * links live on until then). What the autograd tape calls on the tensors a node held for backward. */
+void yt_tensor_release_consumed(yt_tensor *t);
 /* Frees the storage reference now (tensor becomes "released"); the struct lives until its last release. */
 void yt_tensor_free_storage(yt_tensor *t);
 int yt_tensor_is_released(const yt_tensor *t);
@@ -101,6 +110,10 @@ void yt_tensor_set_autograd_hooks(const yt_autograd_hooks *hooks);
 /* Memory accounting (bytes currently held in tensor storages), for tests and benchmarks. */
 size_t yt_bytes_in_use(void);
 size_t yt_peak_bytes_in_use(void);
+/* Restarts the peak from the bytes in use now. */
+void yt_reset_peak_bytes_in_use(void);
+/* Bytes of freed blocks kept for reuse (not in use, still resident). */
+size_t yt_cached_bytes(void);
 /* Returns the blocks kept for reuse (freed activations) to the system. */
 void yt_release_cached_memory(void);
 

@@ -1,5 +1,5 @@
-/* Neural-network ops for Lua: conv2d, batch_norm, max_pool2d, upsample_nearest (module functions and tensor
- * methods; the tensor is the first argument either way). */
+/* Neural-network ops for Lua: conv2d, batch_norm, batch_norm_silu, max_pool2d, upsample_nearest (module functions and
+ * tensor methods; the tensor is the first argument either way). */
 #include <limits.h>
 
 #include "lua/yt_lua.h"
@@ -65,6 +65,20 @@ static int l_batch_norm(lua_State *L)
     return 1;
 }
 
+/* batch_norm_silu(...): silu(batch_norm(...)) as one op, with batch_norm's arguments */
+static int l_batch_norm_silu(lua_State *L)
+{
+    yt_tensor *x = yt_lua_check_tensor(L, 1);
+    yt_tensor *weight = yt_lua_opt_tensor(L, 2), *bias = yt_lua_opt_tensor(L, 3);
+    yt_tensor *rm = yt_lua_opt_tensor(L, 4), *rv = yt_lua_opt_tensor(L, 5);
+    int training = lua_toboolean(L, 6);
+    double momentum = luaL_optnumber(L, 7, 0.1), eps = luaL_optnumber(L, 8, 1e-5);
+    yt_tensor *y = yt_batch_norm_silu(x, weight, bias, rm, rv, training, momentum, eps);
+    if (!y) return yt_lua_core_error(L);
+    yt_lua_push_tensor(L, y);
+    return 1;
+}
+
 /* max_pool2d(x, kernel, stride = kernel, padding = 0) */
 static int l_max_pool2d(lua_State *L)
 {
@@ -96,6 +110,7 @@ static int l_upsample_nearest(lua_State *L)
 static const luaL_Reg nn_functions[] = {
     {"conv2d", l_conv2d},
     {"batch_norm", l_batch_norm},
+    {"batch_norm_silu", l_batch_norm_silu},
     {"max_pool2d", l_max_pool2d},
     {"upsample_nearest", l_upsample_nearest},
     {NULL, NULL},

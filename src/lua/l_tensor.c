@@ -788,7 +788,36 @@ static int l_memory(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)yt_bytes_in_use());
     lua_pushinteger(L, (lua_Integer)yt_peak_bytes_in_use());
-    return 2;
+    lua_pushinteger(L, (lua_Integer)yt_cached_bytes());
+    return 3;
+}
+
+static int l_reset_peak_memory(lua_State *L)
+{
+    (void)L;
+    yt_reset_peak_bytes_in_use();
+    return 0;
+}
+
+/* yt.tape_memory() -> { {name=, bytes=, count=}, ... } largest first: what the live tape holds, per producing op */
+static int l_tape_memory(lua_State *L)
+{
+    yt_tape_mem_entry e[64];
+    int n = yt_tape_memory(e, 64);
+    if (n < 0) return yt_lua_core_error(L);
+    if (n > 64) n = 64;
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, e[i].name);
+        lua_setfield(L, -2, "name");
+        lua_pushinteger(L, (lua_Integer)e[i].bytes);
+        lua_setfield(L, -2, "bytes");
+        lua_pushinteger(L, (lua_Integer)e[i].count);
+        lua_setfield(L, -2, "count");
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
 }
 
 static int l_is_tensor(lua_State *L)
@@ -852,6 +881,8 @@ static const luaL_Reg functions[] = {
     {"tape_clear", l_tape_clear},
     {"tape_length", l_tape_length},
     {"memory", l_memory},
+    {"reset_peak_memory", l_reset_peak_memory},
+    {"tape_memory", l_tape_memory},
     {"is_tensor", l_is_tensor},
     {"to_float", m_float},
     {"get_rng_state", l_get_rng_state},

@@ -9,17 +9,13 @@
 void yt_silu_forward(const float *x, float *y, size_t n)
 {
 #pragma omp parallel for schedule(static) if (n > 32768)
-    for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+    for (size_t i = 0; i < n; i++) y[i] = yt_silu1(x[i]);
 }
 
 void yt_silu_backward(const float *x, const float *gy, float *gx, size_t n)
 {
-    /* silu'(x) = s(x) * (1 + x * (1 - s(x))) */
 #pragma omp parallel for schedule(static) if (n > 32768)
-    for (size_t i = 0; i < n; i++) {
-        float s = 1.0f / (1.0f + expf(-x[i]));
-        gx[i] += gy[i] * s * (1.0f + x[i] * (1.0f - s));
-    }
+    for (size_t i = 0; i < n; i++) gx[i] += yt_silu_grad1(x[i], gy[i]);
 }
 
 void yt_sigmoid_forward(const float *x, float *y, size_t n)

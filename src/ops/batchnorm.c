@@ -1,11 +1,13 @@
 #include "ops/batchnorm.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "ops/activation.h"
 #include "ops/shape_ops.h"
 
 void yt_batch_norm_channel_sums(const float *x, double *s, int N, int C, size_t HW)
@@ -59,6 +61,14 @@ void yt_batch_norm_finish_stats(const double *mean, const double *var, double *i
     }
 }
 
+/* The per-channel affine map of the forward, in one place: the fused op recomputes it in its backward and must
+ * get the very floats the forward had. */
+static inline float bn_scale(const double *invstd, const float *weight, int c)
+{
+    return (float)(invstd[c] * (weight ? weight[c] : 1.0f));
+}
+static inline float bn_apply(float x, float m, float scale, float shift) { return (x - m) * scale + shift; }
+
 void yt_batch_norm_forward(const float *x, float *y, const float *weight, const float *bias, const double *mean,
                            const double *invstd, int N, int C, size_t HW)
 {
@@ -66,11 +76,11 @@ void yt_batch_norm_forward(const float *x, float *y, const float *weight, const 
     for (int n = 0; n < N; n++) {
         for (int c = 0; c < C; c++) {
             const float m = (float)mean[c];
-            const float scale = (float)(invstd[c] * (weight ? weight[c] : 1.0f));
+            const float scale = bn_scale(invstd, weight, c);
             const float shift = bias ? bias[c] : 0.0f;
             const float *p = x + ((size_t)n * C + c) * HW;
             float *q = y + ((size_t)n * C + c) * HW;
-            for (size_t i = 0; i < HW; i++) q[i] = (p[i] - m) * scale + shift;
+            for (size_t i = 0; i < HW; i++) q[i] = bn_apply(p[i], m, scale, shift);
         }
     }
 }
@@ -158,13 +168,81 @@ void yt_batch_norm_backward_eval(const float *x, const float *gy, float *gx, con
     backward_common(x, gy, gx, weight, gw, gb, mean, invstd, N, C, HW, 0);
 }
 
+/* ---- fused with SiLU: y = silu(batch_norm(x)), the BN output never stored ---- */
+
+void yt_batch_norm_silu_forward(const float *x, float *y, const float *weight, const float *bias, const double *mean,
+                                const double *invstd, int N, int C, size_t HW)
+{
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 32768)
+    for (int n = 0; n < N; n++) {
+        for (int c = 0; c < C; c++) {
+            const float m = (float)mean[c];
+            const float scale = bn_scale(invstd, weight, c);
+            const float shift = bias ? bias[c] : 0.0f;
+            const float *p = x + ((size_t)n * C + c) * HW;
+            float *q = y + ((size_t)n * C + c) * HW;
+            for (size_t i = 0; i < HW; i++) q[i] = yt_silu1(bn_apply(p[i], m, scale, shift));
+        }
+    }
+}
+
+/* Per channel (one thread each): the BN output z is recomputed from x, the gradient reaching it (gy * silu'(z))
+ * goes into a per-thread buffer of N * HW floats, and the BN backward reads it from there: the sums and the input
+ * gradient in the order and arithmetic of batch_norm's backward after silu's. */
+int yt_batch_norm_silu_backward(const float *x, const float *gy, float *gx, const float *weight, const float *bias,
+                                float *gw, float *gb, const double *mean, const double *invstd, int N, int C, size_t HW,
+                                int training)
+{
+    const size_t per = (size_t)N * HW;
+    const int par = (size_t)N * C * HW > 32768;
+    const int nt = (par && !omp_in_parallel()) ? omp_get_max_threads() : 1;
+    float *buf = malloc((size_t)nt * (per ? per : 1) * sizeof *buf);
+    if (!buf) return yt_error("batch_norm_silu backward: out of memory for %d buffers of %zu floats", nt, per);
+    const double M = (double)N * (double)HW;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par && nt > 1)
+    for (int c = 0; c < C; c++) {
+        float *g = buf + per * (size_t)omp_get_thread_num();
+        const float m = (float)mean[c], scale = bn_scale(invstd, weight, c), shift = bias ? bias[c] : 0.0f;
+        const double md = mean[c], is = invstd[c];
+        double a = 0.0, b = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float *p = x + ((size_t)n * C + c) * HW;
+            const float *gyn = gy + ((size_t)n * C + c) * HW;
+            float *gn = g + (size_t)n * HW;
+            for (size_t i = 0; i < HW; i++) {
+                float gz = 0.0f; /* silu's input gradient starts from a zeroed buffer */
+                gz += yt_silu_grad1(bn_apply(p[i], m, scale, shift), gyn[i]);
+                gn[i] = gz;
+                a += gz;
+                b += (double)gz * (((double)p[i] - md) * is);
+            }
+        }
+        if (gb) gb[c] += (float)a;
+        if (gw) gw[c] += (float)b;
+        if (!gx) continue;
+        const float k = scale, isf = (float)invstd[c];
+        const float mg = (float)(a / M), mgx = (float)(b / M);
+        for (int n = 0; n < N; n++) {
+            const float *p = x + ((size_t)n * C + c) * HW;
+            const float *gn = g + (size_t)n * HW;
+            float *o = gx + ((size_t)n * C + c) * HW;
+            if (training)
+                for (size_t i = 0; i < HW; i++) o[i] += k * (gn[i] - mg - (p[i] - m) * isf * mgx);
+            else
+                for (size_t i = 0; i < HW; i++) o[i] += k * gn[i];
+        }
+    }
+    free(buf);
+    return 0;
+}
+
 /* ---- tensor level ---- */
 
 typedef struct {
     int N, C;
     size_t HW;
     int training;
-    int x_saved, w_saved; /* index into node->saved or -1 */
+    int x_saved, w_saved, b_saved; /* index into node->saved or -1 */
     double *mean, *invstd;
 } bn_ctx;
 
@@ -192,6 +270,24 @@ static int bn_backward(yt_node *node)
     if (!x && (gw || (gx && ctx->training))) return yt_error("batch_norm backward: missing saved input");
     return backward_common(x, yt_f32(gy), gx, w, gw, gb, ctx->mean, ctx->invstd, ctx->N, ctx->C, ctx->HW,
                            ctx->training);
+}
+
+static int bn_silu_backward(yt_node *node)
+{
+    bn_ctx *ctx = node->ctx;
+    yt_tensor *gy = yt_node_grad_out(node, 0);
+    if (!gy) return -1;
+    yt_tensor *xin = node->in[0], *win = node->in[1], *bin = node->in[2];
+    float *gx = yt_grad_accum(xin);
+    if (xin && !gx) return -1;
+    float *gw = yt_grad_accum(win);
+    if (win && !gw) return -1;
+    float *gb = yt_grad_accum(bin);
+    if (bin && !gb) return -1;
+    const float *w = ctx->w_saved >= 0 ? yt_f32(node->saved[ctx->w_saved]) : NULL;
+    const float *b = ctx->b_saved >= 0 ? yt_f32(node->saved[ctx->b_saved]) : NULL;
+    return yt_batch_norm_silu_backward(yt_f32(node->saved[ctx->x_saved]), yt_f32(gy), gx, w, b, gw, gb, ctx->mean,
+                                       ctx->invstd, ctx->N, ctx->C, ctx->HW, ctx->training);
 }
 
 static int check_channel_vec(const yt_tensor *t, const char *op, const char *name, int64_t C, int need_contiguous)
@@ -240,18 +336,19 @@ int yt_batch_norm_check_args(const char *op, const yt_tensor *x, const yt_tensor
     return 0;
 }
 
-yt_tensor *yt_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *bias, yt_tensor *running_mean,
-                         yt_tensor *running_var, int training, double momentum, double eps)
+/* batch_norm, and with silu fused (the BN output is recomputed in backward from x, weight and bias, all saved). */
+static yt_tensor *bn_op(const char *op, int silu, yt_tensor *x, yt_tensor *weight, yt_tensor *bias,
+                        yt_tensor *running_mean, yt_tensor *running_var, int training, double momentum, double eps)
 {
     int N, C;
     size_t HW;
-    if (yt_batch_norm_check_args("batch_norm", x, weight, bias, running_mean, running_var, !training, momentum, eps, &N,
-                                 &C, &HW) < 0)
+    if (yt_batch_norm_check_args(op, x, weight, bias, running_mean, running_var, !training, momentum, eps, &N, &C,
+                                 &HW) < 0)
         return NULL;
     char bx[128];
     const double M = (double)N * (double)HW;
     if (training && M <= 1) {
-        yt_error("batch_norm: expected more than 1 value per channel when training, got input shape %s",
+        yt_error("%s: expected more than 1 value per channel when training, got input shape %s", op,
                  yt_shape_str(x, bx, sizeof bx));
         return NULL;
     }
@@ -259,7 +356,7 @@ yt_tensor *yt_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *bias, yt_te
     double *stats = ctx ? malloc(3 * (size_t)(C > 0 ? C : 1) * sizeof *stats) : NULL;
     if (!stats) {
         free(ctx);
-        yt_error("batch_norm: out of memory");
+        yt_error("%s: out of memory", op);
         return NULL;
     }
     ctx->mean = stats;
@@ -269,7 +366,7 @@ yt_tensor *yt_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *bias, yt_te
     ctx->C = (int)C;
     ctx->HW = HW;
     ctx->training = training ? 1 : 0;
-    ctx->x_saved = ctx->w_saved = -1;
+    ctx->x_saved = ctx->w_saved = ctx->b_saved = -1;
 
     yt_tensor *xc = yt_contiguous(x);
     yt_tensor *wc = (xc && weight) ? yt_contiguous(weight) : NULL;
@@ -290,25 +387,31 @@ yt_tensor *yt_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *bias, yt_te
     }
     y = yt_tensor_empty_like(xc);
     if (!y) goto fail;
-    yt_batch_norm_forward(yt_f32(xc), yt_f32(y), wc ? yt_f32(wc) : NULL, bc ? yt_f32(bc) : NULL, ctx->mean, ctx->invstd,
-                          ctx->N, ctx->C, HW);
+    (silu ? yt_batch_norm_silu_forward : yt_batch_norm_forward)(yt_f32(xc), yt_f32(y), wc ? yt_f32(wc) : NULL,
+                                                                bc ? yt_f32(bc) : NULL, ctx->mean, ctx->invstd, ctx->N,
+                                                                ctx->C, HW);
 
     yt_tensor *ins[3] = {xc, wc, bc};
     if (yt_needs_grad(3, ins)) {
-        yt_node *node = yt_node_new("batch_norm", bn_backward, 3, ins);
+        yt_node *node = yt_node_new(op, silu ? bn_silu_backward : bn_backward, 3, ins);
         if (!node) goto fail;
         node->ctx = ctx;
         node->free_ctx = bn_ctx_free;
         ctx = NULL;
         bn_ctx *c2 = node->ctx;
-        /* x is read for gw and (training) gx; weight for gx */
-        if ((wc && wc->requires_grad) || (xc->requires_grad && training)) {
+        /* batch_norm reads x for gw and (training) gx, weight for gx; fused with silu, every gradient needs the BN
+         * output, recomputed from x, weight and bias */
+        if (silu || (wc && wc->requires_grad) || (xc->requires_grad && training)) {
             c2->x_saved = node->n_saved;
             yt_node_save(node, xc);
         }
-        if (wc && xc->requires_grad) {
+        if (wc && (silu || xc->requires_grad)) {
             c2->w_saved = node->n_saved;
             yt_node_save(node, wc);
+        }
+        if (bc && silu) {
+            c2->b_saved = node->n_saved;
+            yt_node_save(node, bc);
         }
         yt_node_add_output(node, y);
     }
@@ -324,4 +427,16 @@ fail:
     yt_tensor_release(wc);
     yt_tensor_release(bc);
     return NULL;
+}
+
+yt_tensor *yt_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *bias, yt_tensor *running_mean,
+                         yt_tensor *running_var, int training, double momentum, double eps)
+{
+    return bn_op("batch_norm", 0, x, weight, bias, running_mean, running_var, training, momentum, eps);
+}
+
+yt_tensor *yt_batch_norm_silu(yt_tensor *x, yt_tensor *weight, yt_tensor *bias, yt_tensor *running_mean,
+                              yt_tensor *running_var, int training, double momentum, double eps)
+{
+    return bn_op("batch_norm_silu", 1, x, weight, bias, running_mean, running_var, training, momentum, eps);
 }

@@ -31,6 +31,16 @@ void yt_batch_norm_backward_train(const float *x, const float *gy, float *gx, co
 void yt_batch_norm_backward_eval(const float *x, const float *gy, float *gx, const float *weight, float *gw, float *gb,
                                  const double *mean, const double *invstd, int N, int C, size_t HW);
 
+/* y = silu(batch_norm(x)) (activation.h's SiLU), the BN output computed in registers and never stored. */
+void yt_batch_norm_silu_forward(const float *x, float *y, const float *weight, const float *bias, const double *mean,
+                                const double *invstd, int N, int C, size_t HW);
+/* Its backward (training: through the batch statistics; else fixed statistics), recomputing the BN output from x,
+ * weight and bias: accumulates into gx, gw, gb (any may be NULL) the very floats that batch_norm's backward gives
+ * after silu's. Returns 0, or -1 when out of memory (it needs N * HW floats per thread). */
+int yt_batch_norm_silu_backward(const float *x, const float *gy, float *gx, const float *weight, const float *bias,
+                                float *gw, float *gb, const double *mean, const double *invstd, int N, int C, size_t HW,
+                                int training);
+
 /* Pieces of the kernels above, for callers that reduce per-channel sums across processes (dist/syncbn.c).
  * s[c] = sum over n, i of x (double accumulator). */
 void yt_batch_norm_channel_sums(const float *x, double *s, int N, int C, size_t HW);
@@ -59,5 +69,9 @@ int yt_batch_norm_check_args(const char *op, const yt_tensor *x, const yt_tensor
  * no update); required in eval. Records autograd for x, weight and bias. */
 yt_tensor *yt_batch_norm(yt_tensor *x, yt_tensor *weight, yt_tensor *bias, yt_tensor *running_mean,
                          yt_tensor *running_var, int training, double momentum, double eps);
+/* silu(batch_norm(...)) as one op with the same arguments, bitwise equal to the two ops in fp32: backward keeps only
+ * x (and the per-channel statistics, weight and bias) and recomputes the BN output instead of storing it. */
+yt_tensor *yt_batch_norm_silu(yt_tensor *x, yt_tensor *weight, yt_tensor *bias, yt_tensor *running_mean,
+                              yt_tensor *running_var, int training, double momentum, double eps);
 
 #endif

@@ -71,23 +71,19 @@ function BatchNorm2d:init(c, eps, momentum)
   self:register_buffer("num_batches_tracked", yt.zeros({}, "int64"))
 end
 
-function BatchNorm2d:forward(x)
+-- The batch-norm op itself (yt.batch_norm, or fused with SiLU: yt.batch_norm_silu), with the step count and the
+-- FLOP counter's share.
+function BatchNorm2d:_apply(op, x)
   if self.training then
     local n = self.num_batches_tracked
     n:set(n:item() + 1)
   end
   if counter.active and counter.include_bn then counter.macs = counter.macs + 4 * x:numel() end
-  return yt.batch_norm(
-    x,
-    self.weight,
-    self.bias,
-    self.running_mean,
-    self.running_var,
-    self.training,
-    self.momentum,
-    self.eps
-  )
+  return op(x, self.weight, self.bias, self.running_mean, self.running_var, self.training, self.momentum, self.eps)
 end
+function BatchNorm2d:forward(x) return self:_apply(yt.batch_norm, x) end
+-- silu(self(x)) as one op: bitwise the same, without storing the BN output for backward (Conv uses it).
+function BatchNorm2d:forward_silu(x) return self:_apply(yt.batch_norm_silu, x) end
 function BatchNorm2d:onnx(g, x)
   return g:op("BatchNormalization", {
     x,
@@ -209,10 +205,14 @@ function Conv:init(c1, c2, k, s, p, g, d, act)
   end
 end
 
+-- BatchNorm then SiLU run as one op (BatchNorm2d:forward_silu); a BatchNorm or an activation whose forward is
+-- another (synchronised BN replaces it) runs as given.
 function Conv:forward(x)
   local y = self.conv(x)
-  if self.bn then y = self.bn(y) end
-  if self.act then y = self.act(y) end
+  local bn, act = self.bn, self.act
+  if bn and act and bn.forward == BatchNorm2d.forward and act.forward == SiLU.forward then return bn:forward_silu(y) end
+  if bn then y = bn(y) end
+  if act then y = act(y) end
   return y
 end
 function Conv:onnx(g, x)
