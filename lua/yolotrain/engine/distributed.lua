@@ -335,13 +335,13 @@ function Dist:broadcast_stop(flag) return yt.dist.allreduce_numbers({ flag and 1
 -- Stop reasons (Engine_Trainer:request_stop) as numbers ranks can reduce: the maximum is the strongest any rank
 -- has (terminate > interrupt > user), so all ranks leave the loop at the same step with the same reason.
 local STOP_ORDER = { "user", "interrupt", "terminate" }
-function Dist.stop_code(reason)
+function Dist:stop_code(reason)
   for k, r in ipairs(STOP_ORDER) do
     if r == reason then return k end
   end
   return 0
 end
-function Dist.stop_reason(code) return STOP_ORDER[math.tointeger(code)] end
+function Dist:stop_reason(code) return STOP_ORDER[math.tointeger(code)] end
 
 -- Elementwise maximum of a list of numbers over the ranks (the step-boundary flags: stop code, live changes).
 function Dist:allreduce_max(list) return yt.dist.allreduce_numbers(list, "max") end

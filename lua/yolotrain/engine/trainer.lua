@@ -197,7 +197,7 @@ end
 -- rank 0 queued live changes, which every rank then applies at this same step.
 function Engine_Trainer:_sync_step()
   local pending = self._live_pending or {}
-  local flags = self.dist:allreduce_max({ self.dist.stop_code(self.stop_reason), #pending })
+  local flags = self.dist:allreduce_max({ self.dist:stop_code(self.stop_reason), #pending })
   if flags[2] > 0 then
     local lines = {}
     for _, c in ipairs(pending) do
@@ -212,7 +212,7 @@ function Engine_Trainer:_sync_step()
     self._live_pending = {}
     self:_apply_live(list)
   end
-  local agreed = self.dist.stop_reason(flags[1])
+  local agreed = self.dist:stop_reason(flags[1])
   if agreed and agreed ~= self.stop_reason then self:request_stop(agreed) end
 end
 
