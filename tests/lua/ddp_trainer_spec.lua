@@ -67,6 +67,66 @@ describe("Detection_Trainer under 2 ranks", function()
     assert(worst < 5e-4, string.format("%s differs by %.3g (relative)", worst_name, worst))
   end)
 
+  it("applies a live change made on rank 0 on every rank at the same step", function()
+    if not mpi_ok() then
+      pending("built without MPI")
+      return
+    end
+    local coco = helpers.datasets_dir .. "/coco128"
+    local dir = helpers.tmpdir()
+    -- rank 0 alone asks for the change (as attach does); every rank logs the lr its optimizer steps with
+    helpers.write_file(
+      dir .. "/recipe.lua",
+      [==[
+local cfg = require("yolotrain.cfg")
+local detect = require("yolotrain.models.yolo.detect")
+local t = detect.Detection_Trainer{ overrides = cfg.recipe_overrides({}, arg) }
+local log
+t:add_callback("on_train_batch_end", function(tr)
+  log = log or assert(io.open(string.format("%s/lr_rank%d.txt", tr.args.project, math.max(tr.rank, 0)), "w"))
+  log:write(string.format("%d %.17g\n", tr.ni, tr.optimizer:get_group(2).lr))
+  log:flush()
+  if tr.rank <= 0 and tr.ni == 1 then tr:set{ lr0 = 0.02 } end
+end)
+t:train()
+]==]
+    )
+    local ok, _, out = helpers.run(
+      string.format(
+        "cd '%s' && OMP_NUM_THREADS=1 timeout 600 '%s' recipe.lua data='%s' model=yolov8n.yaml epochs=2 "
+          .. "imgsz=64 batch=16 nbs=16 fraction=0.25 workers=1 val=false plots=false optimizer=SGD "
+          .. "warmup_epochs=0 project='%s' name=live ranks=2",
+        dir,
+        helpers.yolotrain,
+        coco,
+        dir
+      )
+    )
+    assert(ok, out)
+    local function steps(rank)
+      local list = {}
+      for line in helpers.read_file(string.format("%s/lr_rank%d.txt", dir, rank)):gmatch("[^\n]+") do
+        local ni, lr = line:match("^(%d+) (%S+)$")
+        list[#list + 1] = { ni = tonumber(ni), lr = tonumber(lr) }
+      end
+      return list
+    end
+    local r0, r1 = steps(0), steps(1)
+    assert.is_true(#r0 >= 4, "only " .. #r0 .. " steps")
+    assert.are.same(r0, r1) -- the same lr at every step on both ranks
+    -- before the change lr0 = 0.01, after it 0.02 (the same schedule point: twice the lr)
+    local before, after
+    for _, r in ipairs(r0) do
+      if r.ni <= 1 then
+        before = r.lr
+      elseif not after then
+        after = r.lr
+      end
+    end
+    assert.is_true(before > 0 and before <= 0.01 + 1e-12, tostring(before))
+    assert.is_true(after > 0.01, string.format("the step after the change ran with lr %.6g", after))
+  end)
+
   -- rank 1 is sent `signal` in epoch 2; the job must end in bounded time and resume=true finish it with 1 rank
   local function broken_rank_then_resume(signal, name)
     local coco = helpers.datasets_dir .. "/coco128"
