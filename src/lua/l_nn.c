@@ -52,32 +52,27 @@ static int l_conv2d(lua_State *L)
 
 /* batch_norm(x, weight, bias, running_mean, running_var, training = false, momentum = 0.1, eps = 1e-5)
  * (torch.nn.functional.batch_norm's defaults; YOLOv8 passes momentum 0.03, eps 1e-3) */
-static int l_batch_norm(lua_State *L)
+typedef yt_tensor *(*batch_norm_fn)(yt_tensor *, yt_tensor *, yt_tensor *, yt_tensor *, yt_tensor *, int, double,
+                                    double);
+
+/* Reads batch_norm's arguments and pushes fn's result (batch_norm or its fused twin). */
+static int push_batch_norm(lua_State *L, batch_norm_fn fn)
 {
     yt_tensor *x = yt_lua_check_tensor(L, 1);
     yt_tensor *weight = yt_lua_opt_tensor(L, 2), *bias = yt_lua_opt_tensor(L, 3);
     yt_tensor *rm = yt_lua_opt_tensor(L, 4), *rv = yt_lua_opt_tensor(L, 5);
     int training = lua_toboolean(L, 6);
     double momentum = luaL_optnumber(L, 7, 0.1), eps = luaL_optnumber(L, 8, 1e-5);
-    yt_tensor *y = yt_batch_norm(x, weight, bias, rm, rv, training, momentum, eps);
+    yt_tensor *y = fn(x, weight, bias, rm, rv, training, momentum, eps);
     if (!y) return yt_lua_core_error(L);
     yt_lua_push_tensor(L, y);
     return 1;
 }
 
+static int l_batch_norm(lua_State *L) { return push_batch_norm(L, yt_batch_norm); }
+
 /* batch_norm_silu(...): silu(batch_norm(...)) as one op, with batch_norm's arguments */
-static int l_batch_norm_silu(lua_State *L)
-{
-    yt_tensor *x = yt_lua_check_tensor(L, 1);
-    yt_tensor *weight = yt_lua_opt_tensor(L, 2), *bias = yt_lua_opt_tensor(L, 3);
-    yt_tensor *rm = yt_lua_opt_tensor(L, 4), *rv = yt_lua_opt_tensor(L, 5);
-    int training = lua_toboolean(L, 6);
-    double momentum = luaL_optnumber(L, 7, 0.1), eps = luaL_optnumber(L, 8, 1e-5);
-    yt_tensor *y = yt_batch_norm_silu(x, weight, bias, rm, rv, training, momentum, eps);
-    if (!y) return yt_lua_core_error(L);
-    yt_lua_push_tensor(L, y);
-    return 1;
-}
+static int l_batch_norm_silu(lua_State *L) { return push_batch_norm(L, yt_batch_norm_silu); }
 
 /* max_pool2d(x, kernel, stride = kernel, padding = 0) */
 static int l_max_pool2d(lua_State *L)

@@ -253,18 +253,24 @@ static void bn_ctx_free(void *p)
     free(ctx);
 }
 
+/* The gradient buffers of x, weight and bias (NULL for an input that needs none). */
+static int input_grads(yt_node *node, float **gx, float **gw, float **gb)
+{
+    float **g[3] = {gx, gw, gb};
+    for (int i = 0; i < 3; i++) {
+        *g[i] = yt_grad_accum(node->in[i]);
+        if (node->in[i] && !*g[i]) return -1;
+    }
+    return 0;
+}
+
 static int bn_backward(yt_node *node)
 {
     bn_ctx *ctx = node->ctx;
     yt_tensor *gy = yt_node_grad_out(node, 0);
     if (!gy) return -1;
-    yt_tensor *xin = node->in[0], *win = node->in[1], *bin = node->in[2];
-    float *gx = yt_grad_accum(xin);
-    if (xin && !gx) return -1;
-    float *gw = yt_grad_accum(win);
-    if (win && !gw) return -1;
-    float *gb = yt_grad_accum(bin);
-    if (bin && !gb) return -1;
+    float *gx, *gw, *gb;
+    if (input_grads(node, &gx, &gw, &gb) < 0) return -1;
     const float *x = ctx->x_saved >= 0 ? yt_f32(node->saved[ctx->x_saved]) : NULL;
     const float *w = ctx->w_saved >= 0 ? yt_f32(node->saved[ctx->w_saved]) : NULL;
     if (!x && (gw || (gx && ctx->training))) return yt_error("batch_norm backward: missing saved input");
@@ -277,13 +283,8 @@ static int bn_silu_backward(yt_node *node)
     bn_ctx *ctx = node->ctx;
     yt_tensor *gy = yt_node_grad_out(node, 0);
     if (!gy) return -1;
-    yt_tensor *xin = node->in[0], *win = node->in[1], *bin = node->in[2];
-    float *gx = yt_grad_accum(xin);
-    if (xin && !gx) return -1;
-    float *gw = yt_grad_accum(win);
-    if (win && !gw) return -1;
-    float *gb = yt_grad_accum(bin);
-    if (bin && !gb) return -1;
+    float *gx, *gw, *gb;
+    if (input_grads(node, &gx, &gw, &gb) < 0) return -1;
     const float *w = ctx->w_saved >= 0 ? yt_f32(node->saved[ctx->w_saved]) : NULL;
     const float *b = ctx->b_saved >= 0 ? yt_f32(node->saved[ctx->b_saved]) : NULL;
     return yt_batch_norm_silu_backward(yt_f32(node->saved[ctx->x_saved]), yt_f32(gy), gx, w, b, gw, gb, ctx->mean,
