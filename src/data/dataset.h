@@ -1,6 +1,7 @@
-/* YOLO-format detection datasets: image listing, label parsing and verification, the label cache, rect batch
- * shapes, the shared decoded-image cache, and the per-sample transforms a dataset is given as a list (mosaic,
- * letterbox, perspective, mixup, HSV, flips). Semantics follow Ultralytics 8.2 (see docs/data.md for deviations).
+/* YOLO-format detection datasets: the dataset over verified labels (data/labels.h, files from data/listing.h),
+ * rect batch shapes, the shared decoded-image cache (dataset.c), and the per-sample transforms a dataset is given
+ * as a list: mosaic, letterbox, perspective, mixup, HSV, flips (sample.c). Semantics follow Ultralytics 8.2 (see
+ * docs/data.md for deviations).
  *
  * Errors: NULL or -1 with yt_error (per thread, so loader threads report through it too). The Lua engine
  * (lua/yolotrain/data/dataset.lua) drives these steps: scan -> its label table -> yt_dataset_create -> rect ->
@@ -13,77 +14,8 @@
 
 #include "data/augment.h"
 #include "data/image.h"
-
-/* Most classes a dataset may declare (nc, names): far above any real dataset (LVIS has 1,203), and every class
- * id stays exact in the float labels. */
-#define YT_DATA_MAX_CLASSES 65536
-
-typedef struct {
-    char **v;
-    int n, cap;
-} yt_strlist;
-
-int yt_strlist_push(yt_strlist *l, const char *s);
-void yt_strlist_free(yt_strlist *l);
-
-/* Image files under each path: a folder (recursive), a .txt file listing images (relative "./x" entries
- * resolved against the list's folder), or an image file. Sorted, extensions bmp jpeg jpg mpo png tif tiff
- * webp (case-insensitive). Error when a path does not exist or nothing is found. */
-int yt_data_list_images(const char *const *paths, int npaths, yt_strlist *out);
-
-/* ".../images/x/a.jpg" -> ".../labels/x/a.txt" (the last "/images/" is replaced). Caller frees. */
-char *yt_data_label_path(const char *im_file);
-
-typedef struct {
-    char *im_file;
-    int h, w;     /* image size after EXIF orientation */
-    int n;        /* instances */
-    float *cls;   /* n */
-    float *xywhn; /* n x 4 */
-    int *poly_n;  /* points per polygon, or NULL (as read from the label file) */
-    float *poly;  /* concatenated normalised points (x, y) */
-    float *segn;  /* n x YT_SEG_PTS x 2 resampled polygons when every instance has one, else NULL */
-} yt_label_entry;
-
-void yt_label_entry_free(yt_label_entry *e);
-
-/* Parses and checks one label file's text (nc = class count, classes must be < nc). Returns 0 (ok; *ndup
- * duplicates were removed), or -1 with the reason in yt_error. */
-int yt_data_parse_labels(const char *text, size_t len, int nc, yt_label_entry *e, int *ndup);
-
-typedef struct {
-    int nf, nm, ne, nc; /* found, missing labels, empty labels, corrupt */
-    int from_cache;
-    char cache_path[4096];
-    char summary[4608];
-} yt_scan_stats;
-
-/* Reads a label cache held in memory (as the dataset scan writes it beside the labels). Returns the number of
- * entries (>= 0) into *out (free each with yt_label_entry_free, then the array), or -1 when it is not a cache of
- * these files (hash), is damaged, or holds more than nfiles entries or class ids >= max_cls. Every count is
- * bounded by the bytes that remain before anything is allocated. */
-int yt_label_cache_parse(const uint8_t *buf, size_t n, uint64_t hash, int nfiles, int max_cls, yt_scan_stats *st,
-                         yt_strlist *msgs, yt_label_entry **out);
-
-/* ---- scanning: image files -> verified labels (Ultralytics' get_labels) ---- */
-typedef struct {
-    int nc; /* classes must be < nc (any class id when single_cls: they all become 0 later) */
-    int single_cls;
-    int use_label_cache; /* read and write "<labels folder>.yt.cache" */
-    const char *prefix;  /* e.g. "train: ", put before every message */
-} yt_scan_cfg;
-
-typedef struct {
-    yt_label_entry *entries; /* n valid images, in file order */
-    int n;
-    yt_scan_stats stats;
-    yt_strlist msgs; /* warnings, for the caller to print */
-} yt_label_set;
-
-/* Verifies every image and label file (in parallel) or reads them from the label cache. 0, or -1 with yt_error
- * when no image is valid. */
-int yt_data_scan_labels(const char *const *files, int nfiles, const yt_scan_cfg *cfg, yt_label_set *out);
-void yt_label_set_free(yt_label_set *s);
+#include "data/labels.h"
+#include "data/listing.h"
 
 /* ---- transforms: what a sample goes through, in order (Ultralytics' build_transforms) ---- */
 typedef enum {

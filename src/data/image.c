@@ -465,17 +465,20 @@ int yt_image_decode_mem(const uint8_t *buf, size_t n, yt_image *out, yt_image_in
     return 0;
 }
 
-int yt_image_load(const char *path, yt_image *out, yt_image_info *info)
+int yt_image_read(const char *path, yt_image *out, yt_image_info *info)
 {
     uint8_t *buf;
     size_t n;
     memset(out, 0, sizeof *out);
-    int rc = yt_read_file(path, &buf, &n);
-    if (rc == 0) {
-        rc = yt_image_decode_mem(buf, n, out, info);
-        free(buf);
-    }
-    if (rc < 0) return yt_error_prefix("%s: ", path);
+    if (yt_read_file(path, &buf, &n) < 0) return -1;
+    int rc = yt_image_decode_mem(buf, n, out, info);
+    free(buf);
+    return rc;
+}
+
+int yt_image_load(const char *path, yt_image *out, yt_image_info *info)
+{
+    if (yt_image_read(path, out, info) < 0) return yt_error_prefix("%s: ", path);
     return 0;
 }
 

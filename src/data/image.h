@@ -46,9 +46,10 @@ int yt_read_file(const char *path, uint8_t **buf, size_t *n);
 
 /* Decodes to RGB with the EXIF orientation applied (like OpenCV's imread). Refuses images larger than
  * YT_IMAGE_MAX_PIXELS / YT_IMAGE_MAX_SIDE before allocating. out->px is malloc'd (out->refcount = 0).
- * info (optional) receives the header facts. -1 with yt_error on failure: decode_mem gives the reason alone,
- * load prefixes it with the path. */
+ * info (optional) receives the header facts. -1 with yt_error on failure: decode_mem and read (a file) give the
+ * reason alone, load (a file) prefixes it with the path. */
 int yt_image_decode_mem(const uint8_t *buf, size_t n, yt_image *out, yt_image_info *info);
+int yt_image_read(const char *path, yt_image *out, yt_image_info *info);
 int yt_image_load(const char *path, yt_image *out, yt_image_info *info);
 
 /* Heap image with refcount 1 (px allocated, uninitialised); NULL on allocation failure (no yt_error). */
