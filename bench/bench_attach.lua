@@ -19,11 +19,11 @@ end
 local s = yt.control.serve(dir .. "/bench.sock")
 local polls = {}
 for _ = 1, repeats do
-  local n, t0 = 100000, yt.now()
+  local n, t0 = 100000, yt.machine.now()
   for _ = 1, n do
     s:poll()
   end
-  polls[#polls + 1] = (yt.now() - t0) / n
+  polls[#polls + 1] = (yt.machine.now() - t0) / n
 end
 s:close()
 
@@ -46,12 +46,12 @@ local function step_time(serve, k)
   }
   if not serve then t._start_attach = function() end end
   local times, t0 = {}, nil
-  t:add_callback("on_train_batch_start", function() t0 = yt.now() end)
-  t:add_callback("on_train_batch_end", function() times[#times + 1] = yt.now() - t0 end)
+  t:add_callback("on_train_batch_start", function() t0 = yt.machine.now() end)
+  t:add_callback("on_train_batch_end", function() times[#times + 1] = yt.machine.now() - t0 end)
   local started
-  t:add_callback("on_train_start", function() started = yt.now() end)
+  t:add_callback("on_train_start", function() started = yt.machine.now() end)
   local total
-  t:add_callback("on_train_epoch_end", function() total = yt.now() - started end)
+  t:add_callback("on_train_epoch_end", function() total = yt.machine.now() - started end)
   t:train()
   return total / 20
 end

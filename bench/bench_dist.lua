@@ -53,11 +53,11 @@ local function worker(dist_mode)
     end
     loss:backward()
     if d then
-      local t0 = yt.now()
+      local t0 = yt.machine.now()
       d:allreduce_grads({ trainable_params = params })
-      comm = comm + (yt.now() - t0)
+      comm = comm + (yt.machine.now() - t0)
     end
-    yt.clip_grad_norm(params, 10.0)
+    yt.optim.clip_grad_norm(params, 10.0)
     opt:step()
     opt:zero_grad()
     yt.scope_end()
@@ -65,12 +65,12 @@ local function worker(dist_mode)
   step()
   comm = 0
   if d then yt.dist.barrier() end
-  local t0 = yt.now()
+  local t0 = yt.machine.now()
   for _ = 1, opts.steps do
     step()
   end
   if d then yt.dist.barrier() end
-  local elapsed = yt.now() - t0
+  local elapsed = yt.machine.now() - t0
   local ips = opts.steps * opts.batch / elapsed
   -- the allreduce alone: gradients of every parameter present, ranks in step
   local ar = {}
@@ -82,9 +82,9 @@ local function worker(dist_mode)
     end
     for _ = 1, 10 do
       yt.dist.barrier()
-      local t1 = yt.now()
+      local t1 = yt.machine.now()
       yt.dist.allreduce_grads(params, d.bucket_mb)
-      ar[#ar + 1] = yt.now() - t1
+      ar[#ar + 1] = yt.machine.now() - t1
     end
   end
   if rank == 0 then

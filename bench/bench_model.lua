@@ -11,7 +11,7 @@ for i = 2, #(arg or {}) do
 end
 if #sizes == 0 then sizes = { 320, 640 } end
 
-local sgemm = yt.sgemm_gflops(1024, 2.0)
+local sgemm = yt.machine.sgemm_gflops(1024, 2.0)
 print(string.format("machine sgemm (1024^3, %s threads): %.1f GFLOP/s", os.getenv("OMP_NUM_THREADS") or "all", sgemm))
 
 local model = tasks.Detection_Model("yolov8n.yaml", { nc = 80 })
@@ -21,9 +21,9 @@ local function timeit(reps, fn)
   fn() -- warm-up
   local best = math.huge
   for _ = 1, reps do
-    local t0 = yt.now()
+    local t0 = yt.machine.now()
     fn()
-    best = math.min(best, yt.now() - t0)
+    best = math.min(best, yt.machine.now() - t0)
   end
   return best
 end
@@ -60,7 +60,7 @@ for _, s in ipairs(sizes) do
       1000 * t_step / batch,
       step_rate,
       100 * step_rate / sgemm,
-      yt.peak_rss() / 1e6
+      yt.machine.peak_rss() / 1e6
     )
   )
   images:free()

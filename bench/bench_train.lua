@@ -134,7 +134,7 @@ local function run_peer(imgsz)
 end
 
 -- ---- the run ----
-local sgemm = yt.sgemm_gflops(1024, 2.0)
+local sgemm = yt.machine.sgemm_gflops(1024, 2.0)
 print(
   string.format(
     "yolotrain %s, %d thread(s); machine sgemm (1024^3, same run): %.1f GFLOP/s",
@@ -160,10 +160,10 @@ for _, imgsz in ipairs(sizes) do
   local batches, t_data = {}, {}
   local iter = trainer:_iterate(trainer.train_loader)
   for i = 1, steps + 1 do
-    local t0 = yt.now()
+    local t0 = yt.machine.now()
     local b = iter()
     if not b then error("bench_train: the dataset has fewer than " .. (steps + 1) .. " batches", 0) end
-    t_data[i] = yt.now() - t0
+    t_data[i] = yt.machine.now() - t0
     batches[i] = keep_batch(b)
   end
 
@@ -181,31 +181,31 @@ for _, imgsz in ipairs(sizes) do
     for _, be in ipairs(backends) do
       yt.sys.set_conv_backend(be)
       yt.scope_begin()
-      local t = { yt.now() }
+      local t = { yt.machine.now() }
       local b = {}
       for k, v in pairs(batches[i]) do
         b[k] = v
       end
       b = trainer:preprocess_batch(b)
-      t[2] = yt.now()
+      t[2] = yt.machine.now()
       local preds = model:predict(b.img)
-      t[3] = yt.now()
+      t[3] = yt.machine.now()
       local loss = model:loss(b, preds)
-      t[4] = yt.now()
+      t[4] = yt.machine.now()
       if opts.memory == "true" then
         local in_use, _, cached = yt.memory()
-        mem = { tape = yt.tape_memory(), in_use = in_use, cached = cached, rss = yt.rss() }
+        mem = { tape = yt.tape_memory(), in_use = in_use, cached = cached, rss = yt.machine.rss() }
         yt.reset_peak_memory()
-        t[4] = yt.now()
+        t[4] = yt.machine.now()
       end
       loss:backward()
-      t[5] = yt.now()
+      t[5] = yt.machine.now()
       if mem then
         local _, peak, cached = yt.memory()
         mem.backward_peak, mem.backward_cached = peak, cached
       end
       trainer:optimizer_step()
-      t[6] = yt.now()
+      t[6] = yt.machine.now()
       yt.scope_end()
       if i > 1 then
         for j, p in ipairs(phases) do
@@ -269,7 +269,7 @@ for _, imgsz in ipairs(sizes) do
       )
     )
   end
-  print(string.format("  peak RSS %.0f MB%s", yt.peak_rss() / 1e6, #backends > 1 and " (both backends)" or ""))
+  print(string.format("  peak RSS %.0f MB%s", yt.machine.peak_rss() / 1e6, #backends > 1 and " (both backends)" or ""))
   if mem then
     local total = 0
     for _, e in ipairs(mem.tape) do

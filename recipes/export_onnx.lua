@@ -47,11 +47,11 @@ local size = overrides.imgsz
 yt.manual_seed(0)
 local images = yt.rand({ 1, 3, size, size })
 local io_dir = trainer.save_dir
-yt.save_safetensors(io_dir .. "/images.safetensors", { images = images })
+yt.io.save_safetensors(io_dir .. "/images.safetensors", { images = images })
 local cmd =
   string.format("node '%s' '%s' '%s/images.safetensors' '%s/ort.safetensors'", runner, onnx_file, io_dir, io_dir)
 assert(os.execute(cmd), "onnxruntime failed: " .. cmd)
-local ort = yt.load_safetensors(io_dir .. "/ort.safetensors").output0
+local ort = yt.io.load_safetensors(io_dir .. "/ort.safetensors").output0
 local model = tasks.load_checkpoint_model(trainer.best)
 model:eval()
 model:fuse()

@@ -551,9 +551,9 @@ M.MODULES = {
 -- The C userdata types recipes can hold (registry metatable names).
 M.USERDATA = {
   { mt = "yt.Optimizer", obj = "opt", made = "yt.optim.new" },
-  { mt = "yt.OnnxWriter", obj = "w", made = "yt.onnx_writer" },
-  { mt = "yt.DataDataset", obj = "ds", made = "yt.data_dataset" },
-  { mt = "yt.DataLoader", obj = "ld", made = "yt.data_loader" },
+  { mt = "yt.OnnxWriter", obj = "w", made = "yt.io.onnx_writer" },
+  { mt = "yt.DataDataset", obj = "ds", made = "yt.data.dataset" },
+  { mt = "yt.DataLoader", obj = "ld", made = "yt.data.loader" },
 }
 
 -- The areas of yt.*: the file (src/lua/l_<area>.c) that registers each name, and a title.
@@ -587,7 +587,7 @@ local function area_groups()
   return order, group
 end
 
--- The grouped name of yt.<k> when its area is grouped: yt.data_loader -> "data.loader" (see modules.def).
+-- The grouped name of yt.<k> when its area is grouped: yt.data.loader -> "data.loader" (see modules.def).
 local function grouped_name(k, g)
   if not g then return nil end
   local short = k:sub(1, #g + 1) == g .. "_" and k:sub(#g + 2) or k

@@ -602,7 +602,7 @@ int yt_data_scan_labels(const char *const *files, int nfiles, const yt_scan_cfg 
                 char *slash = strrchr(dir, '/');
                 if (slash) *slash = 0;
                 yt_strlist_pushf(&out->msgs, "%sWARNING ⚠️ Cache directory %s is not writeable, cache not saved.",
-                              prefix, dir);
+                                 prefix, dir);
             }
         }
     }
@@ -627,6 +627,6 @@ int yt_data_scan_labels(const char *const *files, int nfiles, const yt_scan_cfg 
     for (int i = 0; i < out->n; i++) nl += out->entries[i].n;
     if (nl == 0)
         yt_strlist_pushf(&out->msgs, "%sWARNING ⚠️ No labels found in %s, training may not work correctly.", prefix,
-                      st->cache_path);
+                         st->cache_path);
     return 0;
 }

@@ -1,10 +1,9 @@
 /* Downloads for Lua (io/download.h), stepped from Lua so that the caller draws the progress between steps.
  *
- *   local d = yt.download_begin(url, dest, { sha256 =, max_bytes =, connect_timeout =, stall_time =, stall_bytes = })
- *   d:poll(ms)      -> "running" | "done", or nil, message, transient (boolean), http_status
- *   d:progress()    -> received, total (0 when the server did not say)
- *   d:close()       -- also by __close / __gc: stops a running transfer and removes "<dest>.partial"
- *   yt.sha256_file(path) -> 64 lowercase hex digits */
+ *   local d = yt.io.download_begin(url, dest, { sha256 =, max_bytes =, connect_timeout =, stall_time =, stall_bytes =
+ * }) d:poll(ms)      -> "running" | "done", or nil, message, transient (boolean), http_status d:progress()    ->
+ * received, total (0 when the server did not say) d:close()       -- also by __close / __gc: stops a running transfer
+ * and removes "<dest>.partial" yt.io.sha256_file(path) -> 64 lowercase hex digits */
 #include <stdint.h>
 
 #include "core/error.h"

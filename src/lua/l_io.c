@@ -1,25 +1,25 @@
 /* File formats for Lua: YAML (load/dump) and safetensors (load/save).
  *
- *   yt.load_yaml(path [, opts])       -> value          maps -> tables, sequences -> arrays, scalars typed like
- *   yt.load_yaml_string(text [,name [,opts]]) -> value  PyYAML's safe_load (YAML 1.1): ints (0x, 0o-style 017,
+ *   yt.io.load_yaml(path [, opts])       -> value          maps -> tables, sequences -> arrays, scalars typed like
+ *   yt.io.load_yaml_string(text [,name [,opts]]) -> value  PyYAML's safe_load (YAML 1.1): ints (0x, 0o-style 017,
  *                                                       0b, 1_000), floats (1.5, .inf, -.inf, .nan, and 1e-3),
  *                                                       booleans (true/false/yes/no/on/off in any of the three
  *                                                       cases), null (~, null, empty). Quoted scalars stay strings
  *                                                       ("None" is a string, as in PyYAML).
  *       Nulls: a null map value leaves the key absent (t.key == nil); a null inside a sequence becomes the
- *       sentinel `yt.null` (a light userdata) so arrays stay dense; a null document returns nil.
+ *       sentinel `yt.io.null` (a light userdata) so arrays stay dense; a null document returns nil.
  *       Errors name file:line:column. opts.key_order = true returns a second table: each map of the
  *       document -> the array of its keys in file order (Lua tables have none; a model's first scale needs it).
- *   yt.dump_yaml(value [, key_order]) -> string         block style; arrays of scalars (and nested arrays of
+ *   yt.io.dump_yaml(value [, key_order]) -> string         block style; arrays of scalars (and nested arrays of
  *       scalars) in flow style `[a, b]`. key_order (array of keys) fixes the order of the top-level keys;
  *       other keys follow sorted (numbers, then strings, then booleans), nested maps are sorted. Strings are
- *       quoted when they would otherwise read back as something else. nil/yt.null -> null. Empty table -> [].
- *   yt.null                                             the sentinel above
+ *       quoted when they would otherwise read back as something else. nil/yt.io.null -> null. Empty table -> [].
+ *   yt.io.null                                             the sentinel above
  *
- *   yt.load_safetensors(path)         -> tensors, metadata     tensors: name -> tensor; metadata: key -> string
- *   yt.load_safetensors_metadata(path) -> metadata            the header checked, no tensor data read
+ *   yt.io.load_safetensors(path)         -> tensors, metadata     tensors: name -> tensor; metadata: key -> string
+ *   yt.io.load_safetensors_metadata(path) -> metadata            the header checked, no tensor data read
  *                                                              (F16/BF16 entries load as F32 tensors)
- *   yt.save_safetensors(path, tensors [, metadata [, {dtype = "F16"}]])
+ *   yt.io.save_safetensors(path, tensors [, metadata [, {dtype = "F16"}]])
  *       tensors: a table name -> tensor (written in sorted name order) or an array of {name, tensor} (written
  *       in the given order). metadata: key -> string (numbers are converted). dtype "F16" stores the F32
  *       tensors as F16. Durable (temp file, fsync, rename). */
@@ -33,7 +33,7 @@
 #include "io/yaml.h"
 #include "lua/yt_lua.h"
 
-static const char null_sentinel_key = 0; /* its address is yt.null */
+static const char null_sentinel_key = 0; /* its address is yt.io.null */
 #define YT_NULL ((void *)&null_sentinel_key)
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -251,7 +251,7 @@ static void check_write(lua_State *L, int rc)
     if (rc < 0) yt_lua_core_error(L);
 }
 
-/* Scalars only (including nil/yt.null). */
+/* Scalars only (including nil/yt.io.null). */
 static void write_scalar(lua_State *L, yt_yaml_writer *w, int idx)
 {
     switch (lua_type(L, idx)) {

@@ -1,6 +1,6 @@
 /* Lua binding of the detection loss and its pieces (src/loss):
  *
- *   yt.detect_loss(preds, batch, opts)      -> loss (0-d, differentiable w.r.t. preds), loss_items [3] [, extras]
+ *   yt.loss.detect_loss(preds, batch, opts)      -> loss (0-d, differentiable w.r.t. preds), loss_items [3] [, extras]
  *       preds: {p0, p1, p2} raw Detect outputs [B, 4*reg_max+nc, H, W]
  *       batch: {batch_idx = [N], cls = [N,1], bboxes = [N,4] normalised xywh}
  *       opts:  {box=7.5, cls=0.5, dfl=1.5, nc=(from the channels), reg_max=16, strides={8,16,32},
@@ -9,16 +9,17 @@
  *       extras (opts.extras = true): table with anchor_points, stride_tensor, pd_bboxes, pd_scores, gt_labels,
  *               gt_bboxes, mask_gt, target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx,
  *               grad_preds = {...}, target_scores_sum, num_fg, num_gt, loss_raw = {box, cls, dfl}
- *   yt.bbox_iou(a, b, {xywh=false, ciou=false, diou=false, giou=false}) -> [..., 1], differentiable (a and b)
- *   yt.task_aligned_assign(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt,
+ *   yt.loss.bbox_iou(a, b, {xywh=false, ciou=false, diou=false, giou=false}) -> [..., 1], differentiable (a and b)
+ *   yt.loss.task_aligned_assign(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt,
  *                          {topk=10, alpha=0.5, beta=6, eps=1e-9, num_classes=C})
  *       -> {target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx}
- *   yt.make_anchors(feats_or_shapes, strides, offset=0.5) -> anchor_points [A,2], stride_tensor [A,1]
+ *   yt.loss.make_anchors(feats_or_shapes, strides, offset=0.5) -> anchor_points [A,2], stride_tensor [A,1]
  *       feats_or_shapes: list of [B,C,H,W] tensors or of {H, W}
- *   yt.dfl_loss(pred_dist [N*4,R], target [N,4]) -> [N,1], differentiable w.r.t. pred_dist
- *   yt.bce_with_logits(pred, target, weight?) -> 0-d sum, differentiable w.r.t. pred and target
- *   yt.xywh2xyxy(t), yt.xyxy2xywh(t), yt.dist2bbox(dist, anchors, xywh=false), yt.bbox2dist(anchors, boxes,
- *       max_dist=15) -> new tensors (no autograd); dist/boxes [..., A, 4] with anchors [A, 2]. */
+ *   yt.loss.dfl_loss(pred_dist [N*4,R], target [N,4]) -> [N,1], differentiable w.r.t. pred_dist
+ *   yt.loss.bce_with_logits(pred, target, weight?) -> 0-d sum, differentiable w.r.t. pred and target
+ *   yt.loss.xywh2xyxy(t), yt.loss.xyxy2xywh(t), yt.loss.dist2bbox(dist, anchors, xywh=false),
+ * yt.loss.bbox2dist(anchors, boxes, max_dist=15) -> new tensors (no autograd); dist/boxes [..., A, 4] with anchors [A,
+ * 2]. */
 #include <string.h>
 
 #include "core/autograd.h"

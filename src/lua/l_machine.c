@@ -1,4 +1,5 @@
-/* Machine probes for benchmarks and memory tests: yt.sgemm_gflops(n, seconds), yt.now(), yt.rss(), yt.peak_rss(). */
+/* Machine probes for benchmarks and memory tests: yt.machine.sgemm_gflops(n, seconds), yt.machine.now(),
+ * yt.machine.rss(), yt.machine.peak_rss(). */
 #include "core/machine.h"
 #include "lua/yt_lua.h"
 

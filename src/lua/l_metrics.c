@@ -34,7 +34,7 @@ static double *flat_f64(lua_State *L, const yt_tensor *t, int64_t *n_out)
 
 static const char *shape_of(const yt_tensor *t, char *b, size_t n) { return yt_shape_str(t, b, n); }
 
-/* yt.nms(prediction, {conf=0.25, iou=0.45, max_det=300, max_nms=30000, multi_label=false, agnostic=false,
+/* yt.metrics.nms(prediction, {conf=0.25, iou=0.45, max_det=300, max_nms=30000, multi_label=false, agnostic=false,
  *                     classes={...}}) -> { (n,6) tensor per image } */
 static int l_nms(lua_State *L)
 {
@@ -107,7 +107,7 @@ static int l_match_predictions(lua_State *L)
     return 1;
 }
 
-/* yt.iou_thresholds() -> (10) float32 tensor 0.5:0.05:0.95 */
+/* yt.metrics.iou_thresholds() -> (10) float32 tensor 0.5:0.05:0.95 */
 static int l_iou_thresholds(lua_State *L)
 {
     float v[YT_AP_NIOU];
@@ -117,7 +117,7 @@ static int l_iou_thresholds(lua_State *L)
     return 1;
 }
 
-/* yt.ap_per_class(tp (n,K), conf (n), pred_cls (n), target_cls (nt)) -> table (see yt_ap_result) */
+/* yt.metrics.ap_per_class(tp (n,K), conf (n), pred_cls (n), target_cls (nt)) -> table (see yt_ap_result) */
 static int l_ap_per_class(lua_State *L)
 {
     yt_tensor *tp = yt_lua_check_tensor(L, 1), *conf = yt_lua_check_tensor(L, 2);
@@ -206,7 +206,7 @@ static float *rows_f32(lua_State *L, const yt_tensor *t, int k, const char *what
     return o;
 }
 
-/* yt.confusion_matrix_update(matrix (nc+1, nc+1) F64, detections (n,6)|nil, gt_bboxes (m,4), gt_cls (m),
+/* yt.metrics.confusion_matrix_update(matrix (nc+1, nc+1) F64, detections (n,6)|nil, gt_bboxes (m,4), gt_cls (m),
  *                            {conf=0.25, iou=0.45}) -> matrix (updated in place) */
 static int l_confusion_matrix_update(lua_State *L)
 {
@@ -252,7 +252,7 @@ static const char **class_names(lua_State *L, int idx, int nc)
     return nm;
 }
 
-/* yt.plot_confusion_matrix(matrix, path, {names=, normalize=true}) */
+/* yt.metrics.plot_confusion_matrix(matrix, path, {names=, normalize=true}) */
 static int l_plot_confusion_matrix(lua_State *L)
 {
     yt_tensor *mt = yt_lua_check_tensor(L, 1);
@@ -311,7 +311,7 @@ static double *curve_rows(lua_State *L, yt_tensor *py, int npts, int *k_out)
     return flat_f64(L, py, &n);
 }
 
-/* yt.plot_pr_curve(path, px (npts), py (k, npts), ap (k) or (k, K) [column 0 used], {names = {k labels}}) */
+/* yt.metrics.plot_pr_curve(path, px (npts), py (k, npts), ap (k) or (k, K) [column 0 used], {names = {k labels}}) */
 static int l_plot_pr_curve(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -332,7 +332,7 @@ static int l_plot_pr_curve(lua_State *L)
     return 0;
 }
 
-/* yt.plot_mc_curve(path, px (npts), py (k, npts), {names=, xlabel="Confidence", ylabel="Metric"}) */
+/* yt.metrics.plot_mc_curve(path, px (npts), py (k, npts), {names=, xlabel="Confidence", ylabel="Metric"}) */
 static int l_plot_mc_curve(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -356,7 +356,7 @@ static int l_plot_mc_curve(lua_State *L)
     return 0;
 }
 
-/* yt.draw_detections(img (H,W,3) uint8, rows (n,6) x1 y1 x2 y2 conf cls, labels {n strings} | nil,
+/* yt.metrics.draw_detections(img (H,W,3) uint8, rows (n,6) x1 y1 x2 y2 conf cls, labels {n strings} | nil,
  *                    {line_width=, font_size=}) -> new (H,W,3) uint8 tensor with the boxes drawn */
 static int l_draw_detections(lua_State *L)
 {
@@ -395,7 +395,7 @@ static int l_draw_detections(lua_State *L)
     return 1;
 }
 
-/* yt.save_image(img (H,W,3) uint8, path [, quality 95]): .png (cairo) or .jpg/.jpeg (SDL2_image) */
+/* yt.metrics.save_image(img (H,W,3) uint8, path [, quality 95]): .png (cairo) or .jpg/.jpeg (SDL2_image) */
 static int l_save_image(lua_State *L)
 {
     yt_tensor *img = yt_lua_check_tensor(L, 1);
@@ -427,7 +427,7 @@ static double *number_list(lua_State *L, int idx, int n, const char *what)
     return o;
 }
 
-/* yt.plot_results(path, titles {k}, x {npts}, ys {k lists of npts}, ysmooth {k lists} | nil [, label]) */
+/* yt.metrics.plot_results(path, titles {k}, x {npts}, ys {k lists of npts}, ysmooth {k lists} | nil [, label]) */
 static int l_plot_results(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -467,8 +467,9 @@ static int l_plot_results(lua_State *L)
     return 0;
 }
 
-/* yt.plot_labels(path, bboxes (N, 4) normalised xywh, cls (N) or (N, 1), {nc = at least max class + 1, names = {...}})
- * -> labels.jpg; yt.plot_labels_correlogram(path, bboxes) -> labels_correlogram.jpg */
+/* yt.metrics.plot_labels(path, bboxes (N, 4) normalised xywh, cls (N) or (N, 1), {nc = at least max class + 1, names =
+ * {...}})
+ * -> labels.jpg; yt.metrics.plot_labels_correlogram(path, bboxes) -> labels_correlogram.jpg */
 static int l_plot_labels(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -506,7 +507,7 @@ static int l_plot_labels_correlogram(lua_State *L)
     return 0;
 }
 
-/* yt.plot_class_color(cls) -> r, g, b (0..255): the class colour of every plot */
+/* yt.metrics.plot_class_color(cls) -> r, g, b (0..255): the class colour of every plot */
 static int l_plot_class_color(lua_State *L)
 {
     uint8_t rgb[3];

@@ -1,6 +1,6 @@
 /* ONNX files for Lua (the writer is io/onnx.h; what the graph computes is built by lua/yolotrain/engine/exporter.lua).
  *
- *   local w = yt.onnx_writer{ graph = "main_graph", opset = 17, producer = "yolotrain", version = yt.version }
+ *   local w = yt.io.onnx_writer{ graph = "main_graph", opset = 17, producer = "yolotrain", version = yt.version }
  *   w:initializer(name, tensor)                      -- float32 or int64 weights and constants
  *   w:node(op_type, name, {inputs}, {outputs}[, attrs])
  *       attrs: name -> integer (INT), float (FLOAT), string (STRING), list of integers (INTS) or a list with a
@@ -9,7 +9,7 @@
  *   w:metadata(key, value)
  *   w:save(path)                                     -- durable: temporary file, fsync, rename
  *   w:close()                                        -- frees it now (the GC does otherwise)
- *   yt.onnx_min_opset, yt.onnx_max_opset             -- the opsets the writer accepts (io/onnx.h) */
+ *   yt.io.onnx_min_opset, yt.io.onnx_max_opset             -- the opsets the writer accepts (io/onnx.h) */
 #include <stdlib.h>
 #include <string.h>
 

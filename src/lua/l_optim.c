@@ -19,11 +19,11 @@
  *                                      over all groups (torch's state_dict numbering)
  *   opt:load_state_tensors(t)       copies such a table back (every entry required, shapes checked)
  *
- *   yt.clip_grad_norm(params, max_norm) -> total L2 norm of the grads (double accumulation) before clipping;
+ *   yt.optim.clip_grad_norm(params, max_norm) -> total L2 norm of the grads (double accumulation) before clipping;
  *                                      grads are scaled by max_norm/(norm+1e-6) when that is < 1. max_norm <= 0:
  *                                      norm only. Parameters without a grad are skipped.
- *   yt.ema_decay(updates [, decay=0.9999, tau=2000]) -> decay * (1 - exp(-updates/tau))
- *   yt.ema_update(ema_tensors, model_tensors, d)   in place: ema = d*ema + (1-d)*model for float entries
+ *   yt.optim.ema_decay(updates [, decay=0.9999, tau=2000]) -> decay * (1 - exp(-updates/tau))
+ *   yt.optim.ema_update(ema_tensors, model_tensors, d)   in place: ema = d*ema + (1-d)*model for float entries
  *                                      (integer entries such as num_batches_tracked are left alone). Both
  *                                      arrays in the same order. */
 #include <math.h>

@@ -1,8 +1,8 @@
 /* PyTorch `.pt` checkpoints for Lua (the reader is io/pt.h: data only, nothing executed).
  *
- *   yt.load_pt(path) -> checkpoint
+ *   yt.io.load_pt(path) -> checkpoint
  *       The pickled object as plain Lua values: dicts -> tables (string / integer / float / boolean keys; a None
- *       value leaves the key absent), lists and tuples -> arrays (None -> yt.null), str and bytes -> strings,
+ *       value leaves the key absent), lists and tuples -> arrays (None -> yt.io.null), str and bytes -> strings,
  *       tensors -> tensors (fp16/fp32 -> F32, integers -> I64), a global name -> its "module.name" string.
  *       A numpy scalar (np.float64(0.01) ...) -> a number.
  *       An object -> a table with __class = "module.Class" and its attributes (its BUILD state). A pickled
@@ -32,7 +32,7 @@ static int handle_gc(lua_State *L)
 typedef struct {
     lua_State *L;
     yt_pt *pt;
-    int null_idx; /* stack index of yt.null */
+    int null_idx; /* stack index of yt.io.null */
 } converter;
 
 static void push_value(converter *c, const yt_pk *v, int depth);
@@ -163,7 +163,7 @@ static void push_value(converter *c, const yt_pk *v, int depth)
 static int l_load_pt(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    lua_pushvalue(L, lua_upvalueindex(1)); /* yt.null */
+    lua_pushvalue(L, lua_upvalueindex(1)); /* yt.io.null */
     int null_idx = lua_gettop(L);
     pt_handle *h = yt_lua_new_scratch(L, sizeof *h, handle_gc); /* closes the file even when an error is raised */
     h->pt = yt_pt_open(path);
@@ -182,7 +182,7 @@ static int l_load_pt(lua_State *L)
 void yt_lua_open_pt(lua_State *L, int module_index)
 {
     lua_getfield(L, module_index, "null");
-    if (lua_isnil(L, -1)) luaL_error(L, "yt.null must be registered (l_io) before l_pt");
+    if (lua_isnil(L, -1)) luaL_error(L, "yt.io.null must be registered (l_io) before l_pt");
     lua_pushcclosure(L, l_load_pt, 1);
     lua_setfield(L, module_index, "load_pt");
 }

@@ -1,14 +1,14 @@
 /* The embedded default dataset (src/data/synth.h) for Lua:
  *
- *   yt.synth_generate(out_dir [, opts])   -> data_yaml_path, generated
+ *   yt.synth.generate(out_dir [, opts])   -> data_yaml_path, generated
  *       Makes sure out_dir holds the synthetic shapes dataset (generating it atomically when missing or made by
  *       another generator version / configuration). generated is true when it was written by this call.
- *   yt.synth_is_complete(out_dir [, opts]) -> boolean    out_dir already holds that dataset (nothing to generate)
- *   yt.synth_render([opts,] split, index [, with_shapes]) -> uint8 tensor (imgsz, imgsz, 3), boxes
+ *   yt.synth.is_complete(out_dir [, opts]) -> boolean    out_dir already holds that dataset (nothing to generate)
+ *   yt.synth.render([opts,] split, index [, with_shapes]) -> uint8 tensor (imgsz, imgsz, 3), boxes
  *       One image as generate writes it (split "train" or "val", index from 0); with_shapes=false gives the
  *       background alone. boxes: array of {cls, x0, y0, x1, y1} in pixels (cls from 0).
- *   yt.synth_shapes                        {"circle", "square", "triangle", "cross", "ring"}
- *   yt.synth_version                       generator version (a new version regenerates old datasets)
+ *   yt.synth.shapes                        {"circle", "square", "triangle", "cross", "ring"}
+ *   yt.synth.version                       generator version (a new version regenerates old datasets)
  *
  * opts: seed (integer >= 0, default 0), n_train (400), n_val (100), imgsz (160), classes: a count (4: the first
  * names of synth_shapes) or a list of shape names. Unknown keys are errors. */

@@ -1,7 +1,7 @@
 /* TensorBoard event files for Lua (the writer is io/tfevents.h; what a training logs is decided by
  * lua/yolotrain/utils/callbacks/tensorboard.lua).
  *
- *   local w = yt.tfevents_writer(dir)      -- creates dir/events.out.tfevents.<time>.<host>.<pid>.<n>
+ *   local w = yt.io.tfevents_writer(dir)      -- creates dir/events.out.tfevents.<time>.<host>.<pid>.<n>
  *   w:path()
  *   w:scalar(tag, step, value)             -- queued, stamped with the wall clock now; value stored as float32
  *   w:flush()                              -- appends the queued records; raises "cannot write <file>: <reason>"

@@ -1,9 +1,9 @@
 /* Unpacking of zip and tar archives for Lua (io/unpack.h).
  *
- *   yt.unpack(archive, parent, name [, {max_bytes =, max_entries =}]) -> final folder, {bytes =, entries =}
+ *   yt.io.unpack(archive, parent, name [, {max_bytes =, max_entries =}]) -> final folder, {bytes =, entries =}
  *       staged in parent/<name>.tmp.<pid>, renamed to parent/<its one top folder> or parent/<name>
- *   yt.unpack_into(archive, dir [, limits]) -> {bytes =, entries =}     -- into an existing folder, no staging
- *   yt.remove_tree(path)                                                -- rm -r, never following links */
+ *   yt.io.unpack_into(archive, dir [, limits]) -> {bytes =, entries =}     -- into an existing folder, no staging
+ *   yt.io.remove_tree(path)                                                -- rm -r, never following links */
 #include <limits.h>
 #include <stdint.h>
 

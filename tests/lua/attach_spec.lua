@@ -5,16 +5,16 @@ local helpers = require("helpers")
 local REPO = helpers.repo_dir
 
 local function wait_for(path, seconds)
-  local t0 = yt.now()
-  while not yt.sys.stat(path) and yt.now() - t0 < seconds do
+  local t0 = yt.machine.now()
+  while not yt.sys.stat(path) and yt.machine.now() - t0 < seconds do
     yt.sys.sleep(0.05)
   end
   return yt.sys.stat(path) ~= nil
 end
 
 local function wait_gone(path, seconds)
-  local t0 = yt.now()
-  while yt.sys.stat(path) and yt.now() - t0 < seconds do
+  local t0 = yt.machine.now()
+  while yt.sys.stat(path) and yt.machine.now() - t0 < seconds do
     yt.sys.sleep(0.05)
   end
   return yt.sys.stat(path) == nil
@@ -121,8 +121,10 @@ echo $!
     local h = io.popen("sh '" .. script .. "'")
     local client = h:read("l")
     h:close()
-    local t0 = yt.now()
-    while not read_or_empty(dir .. "/client.out"):find("alive after the error", 1, true) and yt.now() - t0 < 60 do
+    local t0 = yt.machine.now()
+    while
+      not read_or_empty(dir .. "/client.out"):find("alive after the error", 1, true) and yt.machine.now() - t0 < 60
+    do
       yt.sys.sleep(0.1)
     end
     yt.sys.sleep(0.3)
@@ -163,7 +165,7 @@ echo $!
     end
     assert.is_true(before > 0 and after > 20)
     -- args.yaml's history names the change
-    local args = yt.load_yaml(dir .. "/run/args.yaml")
+    local args = yt.io.load_yaml(dir .. "/run/args.yaml")
     assert.are.equal(0.02, args.lr0)
     assert.are.equal("lr0", args.history[1].key)
     assert.are.equal(0.01, args.history[1].old)
@@ -183,8 +185,8 @@ echo $!
         dir
       )
     )
-    local t0 = yt.now()
-    while not read_or_empty(dir .. "/a.out"):find("first in", 1, true) and yt.now() - t0 < 30 do
+    local t0 = yt.machine.now()
+    while not read_or_empty(dir .. "/a.out"):find("first in", 1, true) and yt.machine.now() - t0 < 30 do
       yt.sys.sleep(0.1)
     end
     local ok, rc, out = helpers.run(string.format("echo 'print(1)' | '%s' attach '%s'", helpers.yolotrain, sock))
@@ -193,8 +195,8 @@ echo $!
     assert.matches("another client is attached to this training; only one at a time", out, 1, true)
     assert.is_true(wait_for(dir .. "/train.rc", 120))
     assert.are.equal("0", helpers.read_file(dir .. "/train.rc"):match("%d+"))
-    t0 = yt.now()
-    while not helpers.read_file(dir .. "/a.out"):find("the training ended", 1, true) and yt.now() - t0 < 10 do
+    t0 = yt.machine.now()
+    while not helpers.read_file(dir .. "/a.out"):find("the training ended", 1, true) and yt.machine.now() - t0 < 10 do
       yt.sys.sleep(0.1)
     end
     assert.matches("the training ended", helpers.read_file(dir .. "/a.out"), 1, true)

@@ -87,7 +87,7 @@ end
 local function assert_run_dir_loadable(save_dir)
   for _, name in ipairs(yt.sys.listdir(save_dir .. "/weights")) do
     assert.is_nil(name:find(".tmp.", 1, true), "temporary left: " .. name)
-    local ok, tensors, meta = pcall(yt.load_safetensors, save_dir .. "/weights/" .. name)
+    local ok, tensors, meta = pcall(yt.io.load_safetensors, save_dir .. "/weights/" .. name)
     assert(ok, tensors)
     if name == "last.safetensors" or name == "best.safetensors" then
       assert.are.equal("-1", meta.epoch, name .. " of a finished run is not stripped")
@@ -96,12 +96,12 @@ local function assert_run_dir_loadable(save_dir)
   for _, name in ipairs(yt.sys.listdir(save_dir)) do
     assert.is_nil(name:find(".tmp.", 1, true), "temporary left: " .. name)
     if name:match("%.jpg$") or name:match("%.png$") then
-      local ok, img = pcall(yt.data_load_image, save_dir .. "/" .. name)
+      local ok, img = pcall(yt.data.load_image, save_dir .. "/" .. name)
       assert(ok, img)
       assert.is_true(img:size(1) > 0 and img:size(2) > 0, name)
     end
   end
-  local args = yt.load_yaml(save_dir .. "/args.yaml")
+  local args = yt.io.load_yaml(save_dir .. "/args.yaml")
   assert.are.equal(3, args.epochs)
   local csv = helpers.read_file(save_dir .. "/results.csv")
   local lines, width = 0, nil
@@ -115,7 +115,7 @@ local function assert_run_dir_loadable(save_dir)
 end
 
 local function assert_same_weights(a_path, b_path)
-  local a, b = yt.load_safetensors(a_path), yt.load_safetensors(b_path)
+  local a, b = yt.io.load_safetensors(a_path), yt.io.load_safetensors(b_path)
   local n = 0
   for name, ta in pairs(a) do
     if name:match("^model%.") or name:match("^train_model%.") then

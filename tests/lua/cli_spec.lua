@@ -468,7 +468,7 @@ describe("yt.sys", function()
       sys.set_conv_backend(b)
       assert.are.equal(b, sys.conv_backend())
       local xi = x:clone():requires_grad_()
-      local y = yt.conv2d(xi, w, nil, 1, 1)
+      local y = yt.nn.conv2d(xi, w, nil, 1, 1)
       yt.backward(y, yt.ones(y:shape()))
       ys[b], gs[b] = y, xi.grad
     end

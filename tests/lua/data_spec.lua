@@ -171,11 +171,11 @@ describe("yolotrain.data loader", function()
       '<svg xmlns="http://www.w3.org/2000/svg" width="16000" height="12000"><rect width="9" height="9"/></svg>'
     local path = helpers.tmpdir() .. "/evil.webp"
     helpers.write_file(path, "RIFF\1\1\1\1WEBPVP8 \1\1\1\1\1\1\1\157\1\42\1\1\1\1" .. svg)
-    local rss0, t0 = yt.sys.rss(), yt.now()
+    local rss0, t0 = yt.sys.rss(), yt.machine.now()
     local ok, err = pcall(data.load_image, path)
     assert.is_false(ok)
     assert.matches("webp", err)
-    assert.is_true(yt.now() - t0 < 2, "took as long as a rasterisation")
+    assert.is_true(yt.machine.now() - t0 < 2, "took as long as a rasterisation")
     assert.is_true(yt.sys.rss() - rss0 < 100 * 2 ^ 20, "memory grew as for a 192 Mpixel surface")
   end)
 

@@ -228,7 +228,7 @@ describe("data.Dataset subclasses", function()
 
   it("the old positional form of data_dataset gives one clear error", function()
     local ok, err = pcall(
-      yt.data_dataset,
+      yt.data.dataset,
       { helpers.datasets_dir .. "/coco128/images/val2017/000000000139.jpg" },
       { imgsz = 64, augment = false, stride = 32, pad = 0.5, batch_size = 1, cache_ram = false, nc = 80 }
     )

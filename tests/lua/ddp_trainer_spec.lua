@@ -46,8 +46,8 @@ describe("Detection_Trainer under 2 ranks", function()
     local _, starts = out2:gsub("Start with 'tensorboard %-%-logdir", "")
     assert.are.equal(1, starts, out2)
     -- the epoch checkpoint keeps the raw fp32 training weights (the finished run's last is stripped to F16)
-    local a = yt.load_safetensors(dir .. "/one/weights/epoch0.safetensors")
-    local b = yt.load_safetensors(dir .. "/two/weights/epoch0.safetensors")
+    local a = yt.io.load_safetensors(dir .. "/one/weights/epoch0.safetensors")
+    local b = yt.io.load_safetensors(dir .. "/two/weights/epoch0.safetensors")
     local worst, worst_name, n = 0, "", 0
     for name, ta in pairs(a) do
       if name:match("^train_model%.") and ta:dtype() == "float32" then
@@ -154,7 +154,7 @@ t:train()
       dir,
       name
     )
-    local t0 = yt.now()
+    local t0 = yt.machine.now()
     local ok, _, out = helpers.run(
       string.format(
         "cd '%s' && OMP_NUM_THREADS=1 YT_DIST_TIMEOUT=20 timeout 300 '%s' " .. "recipe.lua %s ranks=2",
@@ -163,18 +163,18 @@ t:train()
         common
       )
     )
-    local elapsed = yt.now() - t0
+    local elapsed = yt.machine.now() - t0
     assert.is_false(ok, out)
     assert(elapsed < 120, string.format("the job took %.0f s to end", elapsed))
     local last = dir .. "/" .. name .. "/weights/last.safetensors"
-    local _, meta = yt.load_safetensors(last)
+    local _, meta = yt.io.load_safetensors(last)
     assert.are.equal("0", meta.epoch)
     local ok2, _, out2 =
       helpers.run(string.format("cd '%s' && '%s' detect train resume='%s' ranks=1", dir, helpers.yolotrain, last))
     assert(ok2, out2)
     assert.matches("Resuming training", out2, 1, true)
     assert.matches("Optimizer stripped from", out2, 1, true)
-    local _, meta2 = yt.load_safetensors(last)
+    local _, meta2 = yt.io.load_safetensors(last)
     assert.are.equal("-1", meta2.epoch, "the finished run's last is stripped")
     return out
   end
@@ -223,7 +223,7 @@ t:train()
       coco,
       dir
     )
-    local t0 = yt.now()
+    local t0 = yt.machine.now()
     local ok, rc, out = helpers.run(
       string.format(
         "cd '%s' && OMP_NUM_THREADS=1 YT_DIST_TIMEOUT=20 timeout 300 '%s' " .. "recipe.lua %s ranks=2",
@@ -232,7 +232,7 @@ t:train()
         common
       )
     )
-    local elapsed = yt.now() - t0
+    local elapsed = yt.machine.now() - t0
     assert.is_false(ok, out)
     assert.are.equal(143, rc, out)
     assert(elapsed < 60, string.format("the job took %.0f s to end: a rank waited for the other", elapsed))
@@ -240,7 +240,7 @@ t:train()
     -- rank 0 was not signalled: it stopped because rank 1 was, at the same step (epoch 2, batch 1 of 2)
     assert.matches("Stopped by SIGTERM at epoch 2/3, batch 1/2; last saved to " .. last, out, 1, true)
     assert.is_nil(out:find("this rank failed", 1, true), out)
-    local _, meta = yt.load_safetensors(last)
+    local _, meta = yt.io.load_safetensors(last)
     assert.are.equal("1", meta.epoch)
   end)
 end)

@@ -67,13 +67,13 @@ for step = 1, 5 do
   loss = loss * world -- the trainer's convention: local sum x world size, then gradients averaged
   loss:backward()
   if d then d:allreduce_grads({ trainable_params = params }) end
-  yt.clip_grad_norm(params, 10.0)
+  yt.optim.clip_grad_norm(params, 10.0)
   opt:step()
   opt:zero_grad()
   yt.scope_end()
 end
 if d then print(string.format("rank %d PARAMS_IN_SYNC %s", rank, tostring(d:in_sync(params)))) end
-if rank == 0 then yt.save_safetensors(out, model:state_dict_list()) end
+if rank == 0 then yt.io.save_safetensors(out, model:state_dict_list()) end
 if d then d:finish(true) end
 ]==]
 
@@ -99,7 +99,7 @@ print("rank " .. d.rank .. " finished")
 ]==]
 
 local function max_diff(a_path, b_path)
-  local a, b = yt.load_safetensors(a_path), yt.load_safetensors(b_path)
+  local a, b = yt.io.load_safetensors(a_path), yt.io.load_safetensors(b_path)
   local worst, n = 0, 0
   for name, t in pairs(a) do
     if t:dtype() == "float32" then
@@ -216,11 +216,11 @@ describe("DDP over MPI (2 ranks, loopback)", function()
   end)
 
   local function fault(how, env, limit)
-    local t0 = yt.now()
+    local t0 = yt.machine.now()
     local ok, rc, out = helpers.run(
       "timeout 120 env " .. (env or "") .. " " .. MPIRUN .. q(exe) .. " " .. q(dir .. "/fault.lua") .. " " .. how
     )
-    local elapsed = yt.now() - t0
+    local elapsed = yt.machine.now() - t0
     assert.is_false(ok, out)
     assert.is_true(rc ~= 124, "the job hung until timeout(1) killed it:\n" .. out)
     assert.is_true(elapsed < limit, string.format("took %.1f s:\n%s", elapsed, out))

@@ -41,9 +41,9 @@ local function start_server(root)
   local h = io.popen(string.format("python3 '%s' serve '%s' '%s' >/dev/null 2>&1 & echo $!", FIXTURE, root, portfile))
   local pid = h:read("l")
   h:close()
-  local t0 = yt.now()
+  local t0 = yt.machine.now()
   while not exists(portfile) do
-    assert(yt.now() - t0 < 20, "the test HTTP server did not start")
+    assert(yt.machine.now() - t0 < 20, "the test HTTP server did not start")
     yt.sys.sleep(0.05)
   end
   local port = helpers.read_file(portfile)
@@ -84,7 +84,7 @@ describe("downloads", function()
     -- a small payload and a tiny dataset (the synthetic generator) packed as Ultralytics' coco8.zip is
     helpers.write_file(served .. "/payload.bin", string.rep("yolotrain-payload-", 5000))
     local ds = dir .. "/synth"
-    yt.synth_generate(ds, { n_train = 8, n_val = 4, imgsz = 64 })
+    yt.synth.generate(ds, { n_train = 8, n_val = 4, imgsz = 64 })
     sh(string.format("python3 '%s' zip '%s/coco8.zip' '%s' coco8", FIXTURE, served, ds))
     sh(string.format("python3 '%s' targz '%s/mini.tar.gz' '%s' mini", FIXTURE, served, ds))
     sh(string.format("python3 '%s' zip '%s/flat.zip' '%s'", FIXTURE, served, ds))
@@ -110,7 +110,7 @@ describe("downloads", function()
     after_each(function() os.execute("rm -rf '" .. out .. "'") end)
 
     it("follows a redirect and writes the whole file, checking its SHA-256 when given", function()
-      local want = yt.sha256_file(served .. "/payload.bin")
+      local want = yt.io.sha256_file(served .. "/payload.bin")
       local dest = out .. "/sub/payload.bin"
       assert.equal(
         dest,
@@ -163,7 +163,7 @@ describe("downloads", function()
     end)
 
     it("gives up on a transfer that stalls", function()
-      local t0 = yt.now()
+      local t0 = yt.machine.now()
       local ok, err = pcall(
         downloads.safe_download,
         server.url .. "/stall/payload.bin",
@@ -172,7 +172,7 @@ describe("downloads", function()
       )
       assert.is_false(ok)
       assert.matches("too slow", err)
-      assert.is_true(yt.now() - t0 < 15)
+      assert.is_true(yt.machine.now() - t0 < 15)
       assert.is_nil(has_partial(out))
     end)
 
@@ -428,7 +428,7 @@ describe("downloads", function()
     assert.equal(base .. "/v8.2.0/yolov8n.pt", downloads.mirror(base .. "/v8.2.0/yolov8n.pt"))
     local data = require("yolotrain.data")
     for stem, split in pairs({ coco128 = "images/train2017", coco8 = "images/train" }) do
-      local y = yt.load_yaml(data.SHIPPED_DIR .. "/" .. stem .. ".yaml")
+      local y = yt.io.load_yaml(data.SHIPPED_DIR .. "/" .. stem .. ".yaml")
       assert.equal(base .. "/v0.0.0/" .. stem .. ".zip", y.download)
       assert.equal(stem, y.path)
       assert.equal(split, y.train)

@@ -59,14 +59,14 @@ describe("yolotrain detect train on coco128", function()
     assert.matches("Results saved to", out, 1, true)
     assert.matches("Plotting labels to " .. run .. "/labels.jpg... ", out, 1, true)
     assert.matches("all%s+128%s+%d+", out)
-    local args = yt.load_yaml(run .. "/args.yaml")
+    local args = yt.io.load_yaml(run .. "/args.yaml")
     assert.are.equal(160, args.imgsz)
     assert.are.equal("e2e", args.name)
   end)
 
   it("trains with a validation set smaller than the validation batch", function()
     local dir = helpers.tmpdir()
-    local yaml = yt.synth_generate(dir .. "/tiny", { n_train = 8, n_val = 3, imgsz = 64 })
+    local yaml = yt.synth.generate(dir .. "/tiny", { n_train = 8, n_val = 3, imgsz = 64 })
     local ok, _, out = helpers.run(
       string.format(
         "cd '%s' && '%s' detect train data='%s' model=yolov8n.yaml epochs=1 "
@@ -83,7 +83,7 @@ describe("yolotrain detect train on coco128", function()
 
   it("trains with single_cls=true: every object is one class", function()
     local dir = helpers.tmpdir()
-    local yaml = yt.synth_generate(dir .. "/tiny", { n_train = 8, n_val = 4, imgsz = 64 })
+    local yaml = yt.synth.generate(dir .. "/tiny", { n_train = 8, n_val = 4, imgsz = 64 })
     local ok, _, out = helpers.run(
       string.format(
         "cd '%s' && '%s' detect train data='%s' model=yolov8n.yaml epochs=1 "
@@ -97,7 +97,7 @@ describe("yolotrain detect train on coco128", function()
     assert(ok, out)
     assert.matches("8 images, 0 backgrounds, 0 corrupt", out, 1, true)
     assert.matches("all%s+4%s+%d+", out)
-    local _, meta = yt.load_safetensors(dir .. "/runs/one/weights/last.safetensors")
+    local _, meta = yt.io.load_safetensors(dir .. "/runs/one/weights/last.safetensors")
     assert.are.equal("1", meta.nc)
   end)
 end)

@@ -35,12 +35,12 @@ end
 -- onnxruntime's output0 for images
 local function run_ort(path, images)
   local dir = helpers.tmpdir()
-  yt.save_safetensors(dir .. "/in.safetensors", { images = images })
+  yt.io.save_safetensors(dir .. "/in.safetensors", { images = images })
   local ok, _, out = helpers.run(
     string.format("node '%s/run_ort.js' '%s' '%s/in.safetensors' '%s/out.safetensors'", ONNX_DIR, path, dir, dir)
   )
   assert(ok, out)
-  return yt.load_safetensors(dir .. "/out.safetensors").output0
+  return yt.io.load_safetensors(dir .. "/out.safetensors").output0
 end
 
 local model_cache
@@ -122,11 +122,11 @@ describe("ONNX export", function()
   it("loads and runs in OpenCV DNN at opset 12", function()
     local path, dir = export("imgsz=320 opset=12")
     local x = images(1, 320, 320, 12)
-    yt.save_safetensors(dir .. "/in.safetensors", { images = x })
+    yt.io.save_safetensors(dir .. "/in.safetensors", { images = x })
     local report = check(path, dir .. "/in.safetensors", dir .. "/cv.safetensors")
     assert.are.same({ 12 }, report.opset)
     assert.truthy(report.opencv)
-    local y = yt.load_safetensors(dir .. "/cv.safetensors").output0
+    local y = yt.io.load_safetensors(dir .. "/cv.safetensors").output0
     assert_close(y, own_forward(x), 1e-3, 1e-5, "OpenCV " .. report.opencv .. " DNN, opset 12")
   end)
 
@@ -173,7 +173,7 @@ describe("ONNX export", function()
     local Exporter = require("yolotrain.engine.exporter")
     local tasks = require("yolotrain.nn.tasks")
     local Odd = modules.Module:extend("OddLayer")
-    function Odd:forward(x) return yt.upsample_nearest(x, 2) end
+    function Odd:forward(x) return yt.nn.upsample_nearest(x, 2) end
     local m = tasks.Detection_Model("yolov8n.yaml", { nc = 2 })
     m.model.items[11] = Odd()
     m.model.items[11].i, m.model.items[11].f = 10, -1

@@ -110,4 +110,15 @@ function M.tiny_yaml(dir)
   return path
 end
 
+-- The overrides of a quick run in `dir` on the fake data with the tiny model (written there): imgsz 32, batch 2,
+-- no plots, quiet; `fields` adds to them or replaces them.
+function M.overrides(dir, fields)
+  local o =
+    { model = M.tiny_yaml(dir), data = "fake", imgsz = 32, batch = 2, project = dir, plots = false, verbose = false }
+  for k, v in pairs(fields or {}) do
+    o[k] = v
+  end
+  return o
+end
+
 return M

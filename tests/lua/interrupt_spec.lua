@@ -23,25 +23,48 @@ local DIR = %q
   return path
 end
 
+-- Recipe lines: at step (epoch, ni) the run writes its pid to DIR/pid and stays busy for 3 s, so a signal sent
+-- once the pid is there arrives mid-step (the loop acts on it at the step boundary).
+local function signal_window(epoch, ni)
+  return string.format(
+    [[
+t:add_callback("on_train_batch_end", function(tr)
+  if tr.epoch == %d and tr.ni == %d then
+    local f = io.open(DIR .. "/pid", "w"); f:write(yt.sys.getpid()); f:close()
+    local t0 = yt.machine.now()
+    while yt.machine.now() - t0 < 3 do end
+  end
+end)
+]],
+    epoch,
+    ni
+  )
+end
+
+-- Runs the recipe on a terminal (util-linux script): Ctrl-C once it wrote its pid, then `input` typed into the
+-- paused REPL; the terminal stays open `linger` seconds more. Returns helpers.run's ok, rc, output.
+local function run_on_terminal(dir, path, input, linger)
+  helpers.write_file(dir .. "/input", input)
+  return helpers.run(
+    string.format(
+      "(while [ ! -s '%s/pid' ]; do sleep 0.1; done; "
+        .. "kill -INT $(cat '%s/pid'); sleep 4; cat '%s/input'; sleep %d) | timeout 120 script -qfec \"'%s' '%s'\" /dev/null",
+      dir,
+      dir,
+      dir,
+      linger,
+      helpers.yolotrain,
+      path
+    )
+  )
+end
+
 local function common(dir, name)
-  return {
-    model = fake.tiny_yaml(dir),
-    data = "fake",
-    epochs = 3,
-    imgsz = 32,
-    batch = 4,
-    project = dir,
-    name = name,
-    plots = false,
-    verbose = false,
-    nbs = 8,
-    warmup_epochs = 1,
-    close_mosaic = 1,
-  }
+  return fake.overrides(dir, { epochs = 3, batch = 4, name = name, nbs = 8, warmup_epochs = 1, close_mosaic = 1 })
 end
 
 local function same_weights(path_a, path_b)
-  local a, b = yt.load_safetensors(path_a), yt.load_safetensors(path_b)
+  local a, b = yt.io.load_safetensors(path_a), yt.io.load_safetensors(path_b)
   local n = 0
   for name, ta in pairs(a) do
     if name:match("^model%.") or name:match("^train_model%.") then
@@ -89,7 +112,7 @@ t:train()
     assert.is_truthy(io.open(mark, "r"), "the recipe never reached epoch 2: " .. (helpers.read_file(dir .. "/log")))
     os.execute("kill -9 " .. pid)
     os.execute("sleep 0.2")
-    local _, meta = yt.load_safetensors(dir .. "/part/weights/last.safetensors")
+    local _, meta = yt.io.load_safetensors(dir .. "/part/weights/last.safetensors")
     assert.are.equal("0", meta.epoch)
     local resumed = T { overrides = { resume = dir .. "/part/weights/last.safetensors" } }
     resumed:train()
@@ -105,17 +128,11 @@ t:train()
         [[
 local t = T{ overrides = { model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 4, imgsz = 32, batch = 4,
   project = DIR, name = %q, plots = false, verbose = false, nbs = 8, warmup_epochs = 1, close_mosaic = 1 } }
-t:add_callback("on_train_batch_end", function(tr)
-  if tr.epoch == 1 and tr.ni == 4 then
-    local f = io.open(DIR .. "/pid", "w"); f:write(yt.sys.getpid()); f:close()
-    local t0 = yt.now()
-    while yt.now() - t0 < 3 do end -- the signal arrives now, mid-step; the loop acts on it at the step boundary
-  end
-end)
-t:train()
+%st:train()
 print("after train()")
 ]],
-        name
+        name,
+        signal_window(1, 4)
       )
     )
   end
@@ -187,7 +204,7 @@ print("after train()")
         assert.is_nil(out:find("epochs completed", 1, true), out)
         assert.is_nil(out:find("after train()", 1, true), "train() raises the stop: " .. out)
         assert.is_nil(out:find("stack traceback", 1, true), out)
-        local _, meta = yt.load_safetensors(last)
+        local _, meta = yt.io.load_safetensors(last)
         assert.are.equal("1", meta.epoch)
         same_weights(reference_last(), resume(last))
       end
@@ -200,35 +217,15 @@ print("after train()")
     end
     local dir = helpers.tmpdir()
     fake.tiny_yaml(dir)
-    local path = recipe(
-      dir,
-      [[
+    local path = recipe(dir, [[
 local t = T{ overrides = { model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 2, imgsz = 32, batch = 4,
   project = DIR, name = 'pause', plots = false, verbose = false } }
-t:add_callback("on_train_batch_end", function(tr)
-  if tr.epoch == 0 and tr.ni == 1 then
-    local f = io.open(DIR .. "/pid", "w"); f:write(yt.sys.getpid()); f:close()
-    local t0 = yt.now()
-    while yt.now() - t0 < 3 do end
-  end
-end)
+]] .. signal_window(0, 1) .. [[
 t:train()
 print("lr0 now " .. t.args.lr0 .. ", finished at epoch " .. (t.epoch + 1))
-]]
-    )
-    local input = dir .. "/input"
-    helpers.write_file(input, "print('epoch in repl', trainer.epoch + 1)\ntrainer.args.lr0 = 0.02\ncont()\n")
-    local ok, rc, out = helpers.run(
-      string.format(
-        "(while [ ! -s '%s/pid' ]; do sleep 0.1; done; "
-          .. "kill -INT $(cat '%s/pid'); sleep 4; cat '%s'; sleep 20) | timeout 120 script -qfec \"'%s' '%s'\" /dev/null",
-        dir,
-        dir,
-        input,
-        helpers.yolotrain,
-        path
-      )
-    )
+]])
+    local _, _, out =
+      run_on_terminal(dir, path, "print('epoch in repl', trainer.epoch + 1)\ntrainer.args.lr0 = 0.02\ncont()\n", 20)
     assert.matches("Training paused", out, 1, true)
     assert.matches("epoch in repl\t1", out, 1, true)
     assert.matches("lr0 now 0.02, finished at epoch 2", out, 1, true)
@@ -251,7 +248,7 @@ t:train()
     assert.are.equal(143, rc, out)
     local last = dir .. "/end/weights/last.safetensors"
     assert.are.equal("Stopped by SIGTERM at epoch 1/4, batch 3/3; last saved to " .. last, last_line(out), out)
-    local _, meta = yt.load_safetensors(last)
+    local _, meta = yt.io.load_safetensors(last)
     assert.are.equal("0", meta.epoch)
   end)
 
@@ -262,34 +259,14 @@ t:train()
     end
     local dir = helpers.tmpdir()
     fake.tiny_yaml(dir)
-    local path = recipe(
-      dir,
-      [[
+    local path = recipe(dir, [[
 local t = T{ overrides = { model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 2, imgsz = 32, batch = 4,
   project = DIR, name = 'stop', plots = false, verbose = false } }
-t:add_callback("on_train_batch_end", function(tr)
-  if tr.epoch == 0 and tr.ni == 1 then
-    local f = io.open(DIR .. "/pid", "w"); f:write(yt.sys.getpid()); f:close()
-    local t0 = yt.now()
-    while yt.now() - t0 < 3 do end
-  end
-end)
+]] .. signal_window(0, 1) .. [[
 t:train()
 print("after train()")
-]]
-    )
-    helpers.write_file(dir .. "/input", "stop()\n")
-    local ok, rc, out = helpers.run(
-      string.format(
-        "(while [ ! -s '%s/pid' ]; do sleep 0.1; done; "
-          .. "kill -INT $(cat '%s/pid'); sleep 4; cat '%s/input'; sleep 2) | timeout 120 script -qfec \"'%s' '%s'\" /dev/null",
-        dir,
-        dir,
-        dir,
-        helpers.yolotrain,
-        path
-      )
-    )
+]])
+    local ok, rc, out = run_on_terminal(dir, path, "stop()\n", 2)
     out = out:gsub("\r", "")
     assert.is_false(ok, out)
     assert.are.equal(130, rc, out)
@@ -297,7 +274,7 @@ print("after train()")
     local last = dir .. "/stop/weights/last.safetensors"
     assert.are.equal("Stopped by user at epoch 1/2, batch 2/3; last saved to " .. last, last_line(out), out)
     assert.is_nil(out:find("after train()", 1, true), out)
-    local _, meta = yt.load_safetensors(last)
+    local _, meta = yt.io.load_safetensors(last)
     assert.are.equal("0", meta.epoch)
   end)
 end)

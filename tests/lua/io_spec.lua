@@ -1,4 +1,4 @@
--- YAML and safetensors from Lua: yt.load_yaml / load_yaml_string / dump_yaml / load_safetensors / save_safetensors
+-- YAML and safetensors from Lua: yt.io.load_yaml / load_yaml_string / dump_yaml / load_safetensors / save_safetensors
 local yt = require("yolotrain.core")
 local helpers = require("helpers")
 
@@ -26,11 +26,11 @@ head:
 
 local function tmpfile(name) return helpers.tmpdir() .. "/" .. name end
 
-describe("yt.load_yaml", function()
+describe("yt.io.load_yaml", function()
   it("reads an Ultralytics model YAML into nested tables", function()
     local path = tmpfile("yolov8.yaml")
     helpers.write_file(path, MODEL_YAML)
-    local m = yt.load_yaml(path)
+    local m = yt.io.load_yaml(path)
     assert.are.equal(80, m.nc)
     assert.is_true(math.type(m.nc) == "integer")
     assert.are.same({ 0.33, 0.25, 1024 }, m.scales.n)
@@ -48,7 +48,7 @@ describe("yt.load_yaml", function()
   end)
 
   it("types scalars like PyYAML (YAML 1.1)", function()
-    local v = yt.load_yaml_string([[
+    local v = yt.io.load_yaml_string([[
 i: 42
 neg: -17
 hex: 0x1F
@@ -140,28 +140,28 @@ lit: |
 
   it("returns each map's keys in file order on request", function()
     local v, order =
-      yt.load_yaml_string("z: 1\na:\n  y: 2\n  b: null\n  c: [{q: 1, p: 2}]\nm: 3\n", "t", { key_order = true })
+      yt.io.load_yaml_string("z: 1\na:\n  y: 2\n  b: null\n  c: [{q: 1, p: 2}]\nm: 3\n", "t", { key_order = true })
     assert.are.same({ "z", "a", "m" }, order[v])
     assert.are.same({ "y", "b", "c" }, order[v.a])
     assert.are.same({ "q", "p" }, order[v.a.c[1]])
-    assert.are.equal(1, select("#", yt.load_yaml_string("a: 1")))
+    assert.are.equal(1, select("#", yt.io.load_yaml_string("a: 1")))
   end)
 
-  it("keeps sequences dense with yt.null and drops null map values", function()
-    local v = yt.load_yaml_string("a: [1, null, ~, 4]\nb: null\nc: [~]\n")
+  it("keeps sequences dense with yt.io.null and drops null map values", function()
+    local v = yt.io.load_yaml_string("a: [1, null, ~, 4]\nb: null\nc: [~]\n")
     assert.are.equal(4, #v.a)
-    assert.are.equal(yt.null, v.a[2])
-    assert.are.equal(yt.null, v.a[3])
+    assert.are.equal(yt.io.null, v.a[2])
+    assert.are.equal(yt.io.null, v.a[3])
     assert.are.equal(4, v.a[4])
     assert.is_nil(v.b)
-    assert.are.equal(yt.null, v.c[1])
-    assert.is_nil(yt.load_yaml_string(""))
-    assert.is_nil(yt.load_yaml_string("# only a comment\n"))
-    assert.are.equal(7, yt.load_yaml_string("7"))
+    assert.are.equal(yt.io.null, v.c[1])
+    assert.is_nil(yt.io.load_yaml_string(""))
+    assert.is_nil(yt.io.load_yaml_string("# only a comment\n"))
+    assert.are.equal(7, yt.io.load_yaml_string("7"))
   end)
 
   it("reads integer keys (data YAML class names), anchors, aliases and merge keys", function()
-    local v = yt.load_yaml_string([[
+    local v = yt.io.load_yaml_string([[
 names:
   0: person
   1: bicycle
@@ -183,20 +183,20 @@ list: [&x 3, *x]
   it("reports errors with file:line:column", function()
     local path = tmpfile("bad.yaml")
     helpers.write_file(path, "a: 1\nb: [1, 2\nc: 3\n")
-    local ok, err = pcall(yt.load_yaml, path)
+    local ok, err = pcall(yt.io.load_yaml, path)
     assert.is_false(ok)
     assert.matches("bad%.yaml:%d+:%d+:", err)
     helpers.write_file(path, "a: 1\n  b: 2\n")
-    ok, err = pcall(yt.load_yaml, path)
+    ok, err = pcall(yt.io.load_yaml, path)
     assert.is_false(ok)
     assert.matches("bad%.yaml:2:%d+:", err)
-    ok, err = pcall(yt.load_yaml, "/nonexistent/x.yaml")
+    ok, err = pcall(yt.io.load_yaml, "/nonexistent/x.yaml")
     assert.is_false(ok)
     assert.matches("/nonexistent/x%.yaml", err)
-    ok, err = pcall(yt.load_yaml_string, "x: *nope\n", "s.yaml")
+    ok, err = pcall(yt.io.load_yaml_string, "x: *nope\n", "s.yaml")
     assert.is_false(ok)
     assert.matches("s%.yaml:1:4: unknown alias", err)
-    ok, err = pcall(yt.load_yaml_string, "x: !!int abc\n", "t.yaml")
+    ok, err = pcall(yt.io.load_yaml_string, "x: !!int abc\n", "t.yaml")
     assert.is_false(ok)
     assert.matches("t%.yaml:1:4:.*not a valid !!int", err)
   end)
@@ -220,13 +220,13 @@ list: [&x 3, *x]
         i - 1
       )
     end
-    local ok, err = pcall(yt.load_yaml_string, table.concat(lines, "\n"), "bomb.yaml")
+    local ok, err = pcall(yt.io.load_yaml_string, table.concat(lines, "\n"), "bomb.yaml")
     assert.is_false(ok)
     assert.matches("too large", err)
   end)
 end)
 
-describe("yt.dump_yaml", function()
+describe("yt.io.dump_yaml", function()
   it("round-trips through load_yaml_string", function()
     local value = {
       task = "detect",
@@ -236,7 +236,7 @@ describe("yt.dump_yaml", function()
       name = "",
       amp = true,
       imgsz = 640,
-      classes = yt.null,
+      classes = yt.io.null,
       weird = "a: b # c",
       num_str = "1e-3",
       yes_str = "yes",
@@ -253,35 +253,35 @@ describe("yt.dump_yaml", function()
       dash = "-",
       neg = "-foo",
     }
-    local text = yt.dump_yaml(value)
-    local back = yt.load_yaml_string(text)
+    local text = yt.io.dump_yaml(value)
+    local back = yt.io.load_yaml_string(text)
     value.classes = nil -- null map value -> absent
     assert.are.same(value, back)
   end)
 
   it("follows the given key order and sorts the rest", function()
-    local text = yt.dump_yaml({ b = 1, a = 2, c = 3, z = 4 }, { "c", "missing", "b" })
+    local text = yt.io.dump_yaml({ b = 1, a = 2, c = 3, z = 4 }, { "c", "missing", "b" })
     assert.are.equal("c: 3\nb: 1\na: 2\nz: 4\n", text)
   end)
 
   it("writes floats that read back as floats", function()
-    local text = yt.dump_yaml({ x = 1.0, y = 0.1, z = 2.5e-7 })
+    local text = yt.io.dump_yaml({ x = 1.0, y = 0.1, z = 2.5e-7 })
     assert.are.equal("x: 1.0\ny: 0.1\nz: 2.5e-07\n", text)
-    local back = yt.load_yaml_string(text)
+    local back = yt.io.load_yaml_string(text)
     assert.are.equal("float", math.type(back.x))
   end)
 
   it("rejects values it cannot write", function()
-    assert.has_error(function() yt.dump_yaml({ f = print }) end)
+    assert.has_error(function() yt.io.dump_yaml({ f = print }) end)
     local t = {}
     t.self = t
-    assert.has_error(function() yt.dump_yaml(t) end)
+    assert.has_error(function() yt.io.dump_yaml(t) end)
   end)
 end)
 
 describe("safetensors from Lua", function()
   it("loads the parity init weights with metadata", function()
-    local ts, meta = yt.load_safetensors(helpers.parity_dir .. "/yolov8n_init.safetensors")
+    local ts, meta = yt.io.load_safetensors(helpers.parity_dir .. "/yolov8n_init.safetensors")
     local n = 0
     for _ in pairs(ts) do
       n = n + 1
@@ -302,8 +302,8 @@ describe("safetensors from Lua", function()
     local a = yt.tensor({ { 1, 2, 3 }, { 4, 5, 6 } })
     local b = yt.tensor({ 7, 8 }, "int64")
     local c = yt.tensor({ 250, 3 }, "uint8")
-    yt.save_safetensors(dir .. "/m.safetensors", { ["w.a"] = a, b = b, c = c }, { epoch = 3, note = 'x"y' })
-    local ts, meta = yt.load_safetensors(dir .. "/m.safetensors")
+    yt.io.save_safetensors(dir .. "/m.safetensors", { ["w.a"] = a, b = b, c = c }, { epoch = 3, note = 'x"y' })
+    local ts, meta = yt.io.load_safetensors(dir .. "/m.safetensors")
     assert.are.same({ { 1, 2, 3 }, { 4, 5, 6 } }, ts["w.a"]:totable())
     assert.are.same({ 7, 8 }, ts.b:totable())
     assert.are.equal("int64", ts.b:dtype())
@@ -311,27 +311,27 @@ describe("safetensors from Lua", function()
     assert.are.equal("3", meta.epoch)
     assert.are.equal('x"y', meta.note)
     -- deterministic: the same table gives the same bytes
-    yt.save_safetensors(dir .. "/m2.safetensors", { c = c, b = b, ["w.a"] = a }, { note = 'x"y', epoch = 3 })
+    yt.io.save_safetensors(dir .. "/m2.safetensors", { c = c, b = b, ["w.a"] = a }, { note = 'x"y', epoch = 3 })
     assert.are.equal(helpers.read_file(dir .. "/m.safetensors"), helpers.read_file(dir .. "/m2.safetensors"))
 
-    yt.save_safetensors(dir .. "/p.safetensors", { { "z", a }, { "a", b } })
-    local ts2, meta2 = yt.load_safetensors(dir .. "/p.safetensors")
+    yt.io.save_safetensors(dir .. "/p.safetensors", { { "z", a }, { "a", b } })
+    local ts2, meta2 = yt.io.load_safetensors(dir .. "/p.safetensors")
     assert.are.same({ 7, 8 }, ts2.a:totable())
     assert.are.same({}, meta2)
   end)
 
   it("raises clean errors", function()
     local dir = helpers.tmpdir()
-    local ok, err = pcall(yt.load_safetensors, dir .. "/missing.safetensors")
+    local ok, err = pcall(yt.io.load_safetensors, dir .. "/missing.safetensors")
     assert.is_false(ok)
     assert.matches("missing%.safetensors", err)
     helpers.write_file(dir .. "/junk.safetensors", "\255\255\255\255\255\255\255\255junk")
-    ok, err = pcall(yt.load_safetensors, dir .. "/junk.safetensors")
+    ok, err = pcall(yt.io.load_safetensors, dir .. "/junk.safetensors")
     assert.is_false(ok)
     assert.matches("junk%.safetensors", err)
-    assert.has_error(function() yt.save_safetensors(dir .. "/x.safetensors", { a = 1 }) end)
-    assert.has_error(function() yt.save_safetensors(dir .. "/x.safetensors", { { 1, yt.zeros(2) } }) end)
-    assert.has_error(function() yt.save_safetensors("/nonexistent/x.safetensors", { a = yt.zeros(2) }) end)
+    assert.has_error(function() yt.io.save_safetensors(dir .. "/x.safetensors", { a = 1 }) end)
+    assert.has_error(function() yt.io.save_safetensors(dir .. "/x.safetensors", { { 1, yt.zeros(2) } }) end)
+    assert.has_error(function() yt.io.save_safetensors("/nonexistent/x.safetensors", { a = yt.zeros(2) }) end)
   end)
 end)
 

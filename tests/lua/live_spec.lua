@@ -6,21 +6,10 @@ local fake = require("fake_training")
 local live = require("yolotrain.engine.live")
 
 local function common(dir, name, extra)
-  local o = {
-    model = fake.tiny_yaml(dir),
-    data = "fake",
-    epochs = 2,
-    imgsz = 32,
-    batch = 4,
-    project = dir,
-    name = name,
-    plots = false,
-    verbose = false,
-    nbs = 8,
-    warmup_epochs = 1,
-    close_mosaic = 1,
-    optimizer = "SGD",
-  }
+  local o = fake.overrides(
+    dir,
+    { epochs = 2, batch = 4, name = name, nbs = 8, warmup_epochs = 1, close_mosaic = 1, optimizer = "SGD" }
+  )
   for k, v in pairs(extra or {}) do
     o[k] = v
   end
@@ -45,7 +34,7 @@ local function add_changes(t)
 end
 
 local function same_weights(path_a, path_b)
-  local a, b = yt.load_safetensors(path_a), yt.load_safetensors(path_b)
+  local a, b = yt.io.load_safetensors(path_a), yt.io.load_safetensors(path_b)
   local n = 0
   for name, ta in pairs(a) do
     if name:match("^model%.") or name:match("^train_model%.") or name:match("^optimizer%.") then
@@ -135,7 +124,7 @@ describe("trainer:set", function()
     add_changes(t)
     t:train()
     assert.are.equal(3, t.epochs)
-    local args = yt.load_yaml(dir .. "/hist/args.yaml")
+    local args = yt.io.load_yaml(dir .. "/hist/args.yaml")
     assert.are.equal(3, args.epochs)
     assert.are.equal(0.05, args.lrf)
     local keys = {}
@@ -177,7 +166,7 @@ describe("trainer:set", function()
     assert.is_false(ok)
     assert.are.equal(130, err.exit_status)
     assert.are.equal("user", part.stop_reason)
-    local _, meta = yt.load_safetensors(dir .. "/part/weights/last.safetensors")
+    local _, meta = yt.io.load_safetensors(dir .. "/part/weights/last.safetensors")
     assert.are.equal("1", meta.epoch)
     assert.are.equal(8, #live.decode_history(meta.live_changes))
 
@@ -198,7 +187,7 @@ describe("trainer:set", function()
       return out
     end
     assert.are.same(rows(dir .. "/full/results.csv"), rows(dir .. "/part/results.csv"))
-    assert.are.equal(8, #yt.load_yaml(dir .. "/part/args.yaml").history)
+    assert.are.equal(8, #yt.io.load_yaml(dir .. "/part/args.yaml").history)
   end)
 
   it("keeps values exact through the history text", function()

@@ -48,18 +48,18 @@ describe("bbox_iou", function()
   it("gives IoU and CIoU of boxes in xyxy or xywh", function()
     local a = yt.tensor({ { 0, 0, 2, 2 } })
     local b = yt.tensor({ { 1, 1, 3, 3 } })
-    assert.is_near(1 / 7, yt.bbox_iou(a, b):item(), 1e-6)
-    assert.is_near(1, yt.bbox_iou(a, a, { ciou = true }):item(), 1e-6)
+    assert.is_near(1 / 7, yt.loss.bbox_iou(a, b):item(), 1e-6)
+    assert.is_near(1, yt.loss.bbox_iou(a, a, { ciou = true }):item(), 1e-6)
     local axywh = yt.tensor({ { 1, 1, 2, 2 } })
     local bxywh = yt.tensor({ { 2, 2, 2, 2 } })
-    assert.is_near(1 / 7, yt.bbox_iou(axywh, bxywh, { xywh = true }):item(), 1e-6)
-    assert.are.same({ 1, 1 }, yt.bbox_iou(a, b):shape())
+    assert.is_near(1 / 7, yt.loss.bbox_iou(axywh, bxywh, { xywh = true }):item(), 1e-6)
+    assert.are.same({ 1, 1 }, yt.loss.bbox_iou(a, b):shape())
   end)
 
   it("is differentiable", function()
     local a = yt.tensor({ { 0, 0, 2, 2 } }):requires_grad_(true)
     local b = yt.tensor({ { 1, 1, 3, 3 } })
-    local iou = yt.bbox_iou(a, b, { ciou = true })
+    local iou = yt.loss.bbox_iou(a, b, { ciou = true })
     iou:backward()
     local g = a.grad:totable()[1]
     -- moving box 1's right edge towards box 2 increases the overlap
@@ -70,33 +70,33 @@ end)
 
 describe("make_anchors", function()
   it("builds anchor points and strides level by level", function()
-    local pts, st = yt.make_anchors({ { 2, 3 }, { 1, 1 } }, { 8, 16 }, 0.5)
+    local pts, st = yt.loss.make_anchors({ { 2, 3 }, { 1, 1 } }, { 8, 16 }, 0.5)
     assert.are.same({ 7, 2 }, pts:shape())
     assert.are.same({ 0.5, 0.5 }, pts:totable()[1])
     assert.are.same({ 2.5, 1.5 }, pts:totable()[6])
     assert.are.same({ 16 }, st:totable()[7])
     local feats = { yt.zeros({ 1, 4, 2, 2 }) }
-    local p2 = yt.make_anchors(feats, { 32 })
+    local p2 = yt.loss.make_anchors(feats, { 32 })
     assert.are.same({ 4, 2 }, p2:shape())
   end)
 end)
 
 describe("dfl_loss and bce_with_logits", function()
   it("give log(reg_max) for uniform logits and the textbook BCE", function()
-    local d = yt.dfl_loss(yt.zeros({ 4, 16 }), yt.tensor({ { 1.5, 2, 3.25, 14.99 } }))
+    local d = yt.loss.dfl_loss(yt.zeros({ 4, 16 }), yt.tensor({ { 1.5, 2, 3.25, 14.99 } }))
     assert.is_near(math.log(16), d:item(), 1e-5)
     local x = yt.tensor({ { 0.5, -1 } })
     local t = yt.tensor({ { 1, 0 } })
     local s1, s2 = 1 / (1 + math.exp(-0.5)), 1 / (1 + math.exp(1))
     local ref = -math.log(s1) - math.log(1 - s2)
-    assert.is_near(ref, yt.bce_with_logits(x, t):item(), 1e-5)
+    assert.is_near(ref, yt.loss.bce_with_logits(x, t):item(), 1e-5)
     local w = yt.tensor({ 2, 3 })
-    assert.is_near(-2 * math.log(s1) - 3 * math.log(1 - s2), yt.bce_with_logits(x, t, w):item(), 1e-5)
+    assert.is_near(-2 * math.log(s1) - 3 * math.log(1 - s2), yt.loss.bce_with_logits(x, t, w):item(), 1e-5)
   end)
 
   it("backpropagate", function()
     local x = yt.tensor({ { 0.5, -1 } }):requires_grad_(true)
-    yt.bce_with_logits(x, yt.tensor({ { 1, 0 } })):backward()
+    yt.loss.bce_with_logits(x, yt.tensor({ { 1, 0 } })):backward()
     local g = x.grad:totable()[1]
     assert.is_near(1 / (1 + math.exp(-0.5)) - 1, g[1], 1e-6)
     assert.is_near(1 / (1 + math.exp(1)), g[2], 1e-6)
@@ -106,7 +106,7 @@ end)
 describe("detect_loss", function()
   it("returns a differentiable loss and the three loss items", function()
     local preds, batch = tiny()
-    local loss, items = yt.detect_loss(preds, batch, { nc = 3, reg_max = 8 })
+    local loss, items = yt.loss.detect_loss(preds, batch, { nc = 3, reg_max = 8 })
     assert.are.same({}, loss:shape())
     assert.are.same({ 3 }, items:shape())
     local it = items:totable()
@@ -121,7 +121,7 @@ describe("detect_loss", function()
 
   it("matches a finite difference of the loss in one class logit of a non-GT class", function()
     local preds, batch = tiny()
-    local loss = yt.detect_loss(preds, batch, { reg_max = 8 }) -- nc from the channel count
+    local loss = yt.loss.detect_loss(preds, batch, { reg_max = 8 }) -- nc from the channel count
     loss:backward()
     local g = preds[1].grad:get(1, 32 + 1, 2, 3) -- class 0 of image 1 (image 0 has classes 1 and 2 only)
     local eps = 1e-2
@@ -129,9 +129,9 @@ describe("detect_loss", function()
     local was = yt.set_grad_enabled(false)
     local ok, lp, lm = pcall(function()
       preds[1]:set(v0 + eps, 1, 33, 2, 3)
-      local p = yt.detect_loss(preds, batch, { reg_max = 8 }):item()
+      local p = yt.loss.detect_loss(preds, batch, { reg_max = 8 }):item()
       preds[1]:set(v0 - eps, 1, 33, 2, 3)
-      return p, yt.detect_loss(preds, batch, { reg_max = 8 }):item()
+      return p, yt.loss.detect_loss(preds, batch, { reg_max = 8 }):item()
     end)
     yt.set_grad_enabled(was)
     assert(ok, lp)
@@ -141,7 +141,7 @@ describe("detect_loss", function()
   it("is background BCE only without ground truth", function()
     local preds = tiny()
     local empty = { batch_idx = yt.zeros({ 0 }), cls = yt.zeros({ 0, 1 }), bboxes = yt.zeros({ 0, 4 }) }
-    local _, items, ex = yt.detect_loss(preds, empty, { nc = 3, reg_max = 8, extras = true })
+    local _, items, ex = yt.loss.detect_loss(preds, empty, { nc = 3, reg_max = 8, extras = true })
     local it = items:totable()
     assert.are.equal(0, it[1])
     assert.are.equal(0, it[3])
@@ -152,8 +152,8 @@ describe("detect_loss", function()
 
   it("applies per-class BCE weights", function()
     local preds, batch = tiny()
-    local _, i1 = yt.detect_loss(preds, batch, { reg_max = 8 })
-    local _, i2 = yt.detect_loss(preds, batch, { reg_max = 8, cls_pw = { 2, 2, 2 } })
+    local _, i1 = yt.loss.detect_loss(preds, batch, { reg_max = 8 })
+    local _, i2 = yt.loss.detect_loss(preds, batch, { reg_max = 8, cls_pw = { 2, 2, 2 } })
     assert.is_near(2 * i1:totable()[2], i2:totable()[2], 1e-5 * i2:totable()[2])
     assert.are.equal(i1:totable()[1], i2:totable()[1])
   end)
@@ -161,15 +161,15 @@ describe("detect_loss", function()
   it("names NaN predictions and bad targets", function()
     local preds, batch = tiny()
     preds[3]:set(0 / 0, 2, 1, 1, 1)
-    local ok, err = pcall(yt.detect_loss, preds, batch, { reg_max = 8 })
+    local ok, err = pcall(yt.loss.detect_loss, preds, batch, { reg_max = 8 })
     assert.is_false(ok)
     assert.matches("preds%[2%] contains NaN", err)
     preds = tiny()
     batch.batch_idx = yt.tensor({ 0, 0, 5 })
-    ok, err = pcall(yt.detect_loss, preds, batch, { reg_max = 8 })
+    ok, err = pcall(yt.loss.detect_loss, preds, batch, { reg_max = 8 })
     assert.is_false(ok)
     assert.matches("batch_idx", err)
-    ok, err = pcall(yt.detect_loss, preds, { cls = batch.cls }, { reg_max = 8 })
+    ok, err = pcall(yt.loss.detect_loss, preds, { cls = batch.cls }, { reg_max = 8 })
     assert.is_false(ok)
     assert.matches("batch.batch_idx", err)
   end)
@@ -177,14 +177,14 @@ end)
 
 describe("detect_loss parity with Ultralytics 8.2.100", function()
   -- the golden fixtures are part of the test setup: without them this parity check fails rather than skips
-  local T = yt.load_safetensors(helpers.parity_dir .. "/loss.safetensors")
+  local T = yt.io.load_safetensors(helpers.parity_dir .. "/loss.safetensors")
 
   it("reproduces loss, loss_items, the assignment and grad_preds", function()
     local preds = {}
     for l = 1, 3 do
       preds[l] = T["preds." .. (l - 1)]:clone():requires_grad_(true)
     end
-    local loss, items, ex = yt.detect_loss(
+    local loss, items, ex = yt.loss.detect_loss(
       preds,
       { batch_idx = T.batch_idx, cls = T.cls, bboxes = T.bboxes },
       { box = 7.5, cls = 0.5, dfl = 1.5, nc = 80, reg_max = 16, strides = { 8, 16, 32 }, extras = true }
@@ -207,13 +207,13 @@ describe("detect_loss parity with Ultralytics 8.2.100", function()
 
   it("runs the assigner alone on the stored inputs", function()
     local eo = ({
-      yt.detect_loss(
+      yt.loss.detect_loss(
         { T["preds.0"], T["preds.1"], T["preds.2"] },
         { batch_idx = T.batch_idx, cls = T.cls, bboxes = T.bboxes },
         { extras = true }
       ),
     })[3]
-    local r = yt.task_aligned_assign(
+    local r = yt.loss.task_aligned_assign(
       eo.pd_scores,
       T["assigner_in.pd_bboxes"],
       T["assigner_in.anc_points"],

@@ -38,11 +38,11 @@ describe("memory", function()
     for _ = 1, 30 do
       step()
     end
-    local rss0 = yt.rss()
+    local rss0 = yt.machine.rss()
     for _ = 1, 200 do
       step()
     end
-    local rss1 = yt.rss()
+    local rss1 = yt.machine.rss()
     assert.are.equal(bytes0, (yt.memory()))
     assert(rss1 - rss0 < 16e6, string.format("RSS grew by %.1f MB over 200 steps", (rss1 - rss0) / 1e6))
   end)

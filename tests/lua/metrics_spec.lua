@@ -26,8 +26,8 @@ local function score_images(m)
         pcls[k] = p[6]
       end
       local gt = ng > 0 and yt.tensor(im.gt_xyxy) or yt.zeros({ 0, 4 })
-      local iou = yt.box_iou(gt, yt.tensor(boxes))
-      tp = yt.match_predictions(yt.tensor(pcls), yt.tensor(im.gt_cls), iou):totable()
+      local iou = yt.metrics.box_iou(gt, yt.tensor(boxes))
+      tp = yt.metrics.match_predictions(yt.tensor(pcls), yt.tensor(im.gt_cls), iou):totable()
       for k, p in ipairs(im.pred_xyxy_conf_cls) do
         all.tp[#all.tp + 1] = tp[k]
         all.conf[#all.conf + 1] = p[5]
@@ -49,7 +49,7 @@ describe("metrics parity (metrics.json)", function()
   local all, per_image_tp = score_images(m)
 
   it("gives the IoU thresholds as float32", function()
-    local v = yt.iou_thresholds():tolist()
+    local v = yt.metrics.iou_thresholds():tolist()
     for k = 1, 10 do
       assert.are.equal(m.iou_thresholds_float32[k], v[k])
     end
@@ -110,13 +110,13 @@ describe("metrics parity (metrics.json)", function()
   end)
 
   it("reproduces the curves of metrics_curves.safetensors within 1e-6", function()
-    local res = yt.ap_per_class(
+    local res = yt.metrics.ap_per_class(
       yt.tensor(all.tp, "uint8"),
       yt.tensor(all.conf),
       yt.tensor(all.pred_cls),
       yt.tensor(all.target_cls)
     )
-    local ref = yt.load_safetensors(helpers.parity_dir .. "/metrics_curves.safetensors")
+    local ref = yt.io.load_safetensors(helpers.parity_dir .. "/metrics_curves.safetensors")
     local maxd = 0
     for _, name in ipairs({ "x", "p_curve", "r_curve", "f1_curve", "ap" }) do
       local a, b = res[name]:tolist(), ref[name]:tolist()
@@ -196,10 +196,13 @@ describe("metrics edge cases", function()
   it("matches with the lowest prediction index and without fallback", function()
     local gt = yt.tensor({ { 0, 0, 10, 10 }, { 0, 0, 10, 9.6 } })
     local pr = yt.tensor({ { 0, 0, 10, 10 }, { 0, 0, 10, 9.9 } })
-    local tp = yt.match_predictions(yt.tensor({ 0, 0 }), yt.tensor({ 0, 0 }), yt.box_iou(gt, pr)):totable()
+    local tp =
+      yt.metrics.match_predictions(yt.tensor({ 0, 0 }), yt.tensor({ 0, 0 }), yt.metrics.box_iou(gt, pr)):totable()
     assert.are.same({ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 }, tp[1])
     assert.are.same({ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, tp[2])
-    assert.has_error(function() yt.match_predictions(yt.tensor({ 0 }), yt.tensor({ 0, 0 }), yt.zeros({ 1, 1 })) end)
+    assert.has_error(
+      function() yt.metrics.match_predictions(yt.tensor({ 0 }), yt.tensor({ 0, 0 }), yt.zeros({ 1, 1 })) end
+    )
   end)
 
   it("fills the confusion matrix like Ultralytics", function()
@@ -223,7 +226,7 @@ describe("metrics edge cases", function()
 end)
 
 describe("nms through Lua (nms.safetensors)", function()
-  local f = yt.load_safetensors(helpers.parity_dir .. "/nms.safetensors")
+  local f = yt.io.load_safetensors(helpers.parity_dir .. "/nms.safetensors")
   local variants = {
     val = { conf = 0.001, iou = 0.7, max_det = 300, multi_label = true },
     val_single = { conf = 0.001, iou = 0.7, max_det = 300 },
@@ -231,7 +234,7 @@ describe("nms through Lua (nms.safetensors)", function()
   }
   for name, opts in pairs(variants) do
     it("reproduces " .. name .. " exactly (counts, order, coords <= 1e-4)", function()
-      local out = yt.nms(f.prediction, opts)
+      local out = yt.metrics.nms(f.prediction, opts)
       local counts = f[name .. ".count"]:tolist()
       local dets = f[name .. ".dets"]:totable()
       assert.are.equal(#counts, #out)
@@ -250,14 +253,14 @@ describe("nms through Lua (nms.safetensors)", function()
   end
 
   it("honours classes, agnostic and max_det", function()
-    local out = yt.nms(f.prediction, { conf = 0.25, iou = 0.45, classes = { 0 } })
+    local out = yt.metrics.nms(f.prediction, { conf = 0.25, iou = 0.45, classes = { 0 } })
     for _, row in ipairs(out[1]:totable()) do
       assert.are.equal(0, row[6])
     end
-    local few = yt.nms(f.prediction, { conf = 0.25, max_det = 5 })
+    local few = yt.metrics.nms(f.prediction, { conf = 0.25, max_det = 5 })
     assert.are.equal(5, few[1]:shape(1))
-    local ag = yt.nms(f.prediction, { conf = 0.25, iou = 0.45, agnostic = true })
-    assert.is_true(ag[1]:shape(1) <= yt.nms(f.prediction, { conf = 0.25, iou = 0.45 })[1]:shape(1))
-    assert.has_error(function() yt.nms(yt.zeros({ 84, 10 })) end)
+    local ag = yt.metrics.nms(f.prediction, { conf = 0.25, iou = 0.45, agnostic = true })
+    assert.is_true(ag[1]:shape(1) <= yt.metrics.nms(f.prediction, { conf = 0.25, iou = 0.45 })[1]:shape(1))
+    assert.has_error(function() yt.metrics.nms(yt.zeros({ 84, 10 })) end)
   end)
 end)

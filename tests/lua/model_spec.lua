@@ -20,7 +20,7 @@ local function assert_close(a, ref, atol, rtol, what)
 end
 
 local summary = cjson.decode(helpers.read_file(P .. "/yolov8n_summary.json"))
-local init_sd = yt.load_safetensors(P .. "/yolov8n_init.safetensors")
+local init_sd = yt.io.load_safetensors(P .. "/yolov8n_init.safetensors")
 
 local function new_model()
   local m = tasks.Detection_Model("yolov8n.yaml", { nc = 80 })
@@ -103,7 +103,7 @@ describe("Detection_Model (yolov8n)", function()
   end)
 
   describe("forward parity", function()
-    local fwd = yt.load_safetensors(P .. "/forward.safetensors")
+    local fwd = yt.io.load_safetensors(P .. "/forward.safetensors")
 
     it("train mode: raw outputs and the BatchNorm running stats", function()
       local m = new_model()
@@ -171,7 +171,7 @@ describe("Detection_Model (yolov8n)", function()
   end)
 
   it("backward: given the loss gradient at the outputs, every parameter gradient matches", function()
-    local ls = yt.load_safetensors(P .. "/loss.safetensors")
+    local ls = yt.io.load_safetensors(P .. "/loss.safetensors")
     local m = new_model()
     m:train()
     local outs = m(ls.images)

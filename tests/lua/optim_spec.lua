@@ -1,4 +1,4 @@
--- yt.optim.new / opt:step / groups / state, yt.clip_grad_norm, yt.ema_update
+-- yt.optim.new / opt:step / groups / state, yt.optim.clip_grad_norm, yt.optim.ema_update
 local yt = require("yolotrain.core")
 local helpers = require("helpers")
 
@@ -100,10 +100,10 @@ describe("yt.optim", function()
       oa:step()
     end
     local path = helpers.tmpdir() .. "/opt.safetensors"
-    yt.save_safetensors(path, oa:state_tensors())
+    yt.io.save_safetensors(path, oa:state_tensors())
     local b, ob = make()
     b:copy_(a)
-    ob:load_state_tensors((yt.load_safetensors(path)))
+    ob:load_state_tensors((yt.io.load_safetensors(path)))
     for s = 3, 4 do
       a.grad = yt.tensor(grads[s])
       oa:step()
@@ -115,21 +115,21 @@ describe("yt.optim", function()
   end)
 end)
 
-describe("yt.clip_grad_norm", function()
+describe("yt.optim.clip_grad_norm", function()
   it("returns the global norm and clips to max_norm", function()
     local a = with_grad({ 0, 0 }, { 3, 0 })
     local b = with_grad({ 0 }, { 4 })
     local c = yt.tensor({ 1 })
-    assert.is_true(close(yt.clip_grad_norm({ a, b, c }, 10), 5, 1e-12))
+    assert.is_true(close(yt.optim.clip_grad_norm({ a, b, c }, 10), 5, 1e-12))
     assert.are.same({ 3, 0 }, a.grad:totable())
-    assert.is_true(close(yt.clip_grad_norm({ a, b, c }, 1), 5, 1e-12))
+    assert.is_true(close(yt.optim.clip_grad_norm({ a, b, c }, 1), 5, 1e-12))
     assert.is_true(close(a.grad:get(1), 3 / (5 + 1e-6)))
     assert.is_true(close(b.grad:get(1), 4 / (5 + 1e-6)))
   end)
 
   it("gives the fixture's total norm on the YOLOv8n gradients", function()
-    local grads = yt.load_safetensors(helpers.parity_dir .. "/loss.safetensors")
-    local ref = yt.load_safetensors(helpers.parity_dir .. "/optimizer_step.safetensors")
+    local grads = yt.io.load_safetensors(helpers.parity_dir .. "/loss.safetensors")
+    local ref = yt.io.load_safetensors(helpers.parity_dir .. "/optimizer_step.safetensors")
     local params = {}
     for name, g in pairs(grads) do
       if name:sub(1, 5) == "grad." then
@@ -139,23 +139,23 @@ describe("yt.clip_grad_norm", function()
       end
     end
     assert.are.equal(183, #params)
-    local norm = yt.clip_grad_norm(params, 0)
+    local norm = yt.optim.clip_grad_norm(params, 0)
     local want = ref["clip.total_norm"]:item()
     assert.is_true(math.abs(norm - want) <= 2e-6 * want, string.format("%.9g vs %.9g", norm, want))
   end)
 end)
 
-describe("yt.ema_update", function()
+describe("yt.optim.ema_update", function()
   it("averages float entries in place and leaves integer buffers alone", function()
     local e, m = yt.tensor({ 1, 2 }), yt.tensor({ 3, 6 })
     local ei, mi = yt.tensor(1, "int64"), yt.tensor(9, "int64")
-    local d = yt.ema_decay(10)
+    local d = yt.optim.ema_decay(10)
     assert.is_true(close(d, 0.9999 * (1 - math.exp(-10 / 2000)), 1e-15))
-    yt.ema_update({ e, ei }, { m, mi }, d)
+    yt.optim.ema_update({ e, ei }, { m, mi }, d)
     assert.is_true(close(e:get(1), d * 1 + (1 - d) * 3))
     assert.is_true(close(e:get(2), d * 2 + (1 - d) * 6))
     assert.are.equal(1, ei:item())
-    assert.has_error(function() yt.ema_update({ e }, { m, mi }, d) end)
-    assert.has_error(function() yt.ema_update({ e }, { yt.tensor({ 1, 2, 3 }) }, d) end)
+    assert.has_error(function() yt.optim.ema_update({ e }, { m, mi }, d) end)
+    assert.has_error(function() yt.optim.ema_update({ e }, { yt.tensor({ 1, 2, 3 }) }, d) end)
   end)
 end)

@@ -10,7 +10,7 @@ local PT_DIR = yt.sys.realpath(helpers.parity_dir .. "/pt")
 local BEST = PT_DIR .. "/yolov8n_coco128.pt"
 local EPOCH1 = PT_DIR .. "/epoch1.pt"
 local COCO = yt.sys.realpath(helpers.datasets_dir .. "/coco128")
-local expected, expected_meta = yt.load_safetensors(PT_DIR .. "/expected.safetensors")
+local expected, expected_meta = yt.io.load_safetensors(PT_DIR .. "/expected.safetensors")
 
 local function sh(dir, args) return helpers.run(string.format("cd '%s' && '%s' %s", dir, helpers.yolotrain, args)) end
 
@@ -182,7 +182,7 @@ describe("training from a .pt", function()
     for name, t in pairs(expected) do
       if name:sub(1, 8) == "weights." then sd[name:sub(9)] = t end
     end
-    yt.save_safetensors(dir .. "/weights.safetensors", sd)
+    yt.io.save_safetensors(dir .. "/weights.safetensors", sd)
     local common = {
       data = data,
       epochs = 1,

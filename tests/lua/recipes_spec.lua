@@ -57,7 +57,7 @@ describe("recipes", function()
     )
     assert(ok, out)
     for e = 1, 2 do
-      local tensors, meta = yt.load_safetensors(string.format("%s/epoch%d.safetensors", dest, e))
+      local tensors, meta = yt.io.load_safetensors(string.format("%s/epoch%d.safetensors", dest, e))
       assert.are.equal(tostring(e - 1), meta.epoch)
       assert.is_not_nil(tensors["model.model.0.conv.weight"])
     end

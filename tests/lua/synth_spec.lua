@@ -1,4 +1,4 @@
--- The embedded default dataset through Lua: yt.synth_generate / synth_render / synth_is_complete and
+-- The embedded default dataset through Lua: yt.synth.generate / synth_render / synth_is_complete and
 -- datasets/shapes.lua.
 local helpers = require("helpers")
 local yt = require("yolotrain.core")
@@ -23,16 +23,16 @@ end
 
 local SMALL = { seed = 3, n_train = 10, n_val = 4, imgsz = 64 }
 
-describe("yt.synth_generate", function()
+describe("yt.synth.generate", function()
   local dir
   setup(function() dir = helpers.tmpdir() .. "/shapes" end)
   teardown(function() os.execute("rm -rf '" .. dir:match("(.*)/shapes$") .. "'") end)
 
-  it("writes images, labels and a data.yaml that yt.load_yaml reads", function()
-    local yaml, generated = yt.synth_generate(dir, SMALL)
+  it("writes images, labels and a data.yaml that yt.io.load_yaml reads", function()
+    local yaml, generated = yt.synth.generate(dir, SMALL)
     assert.are.equal(dir .. "/data.yaml", yaml)
     assert.is_true(generated)
-    local d = yt.load_yaml(yaml)
+    local d = yt.io.load_yaml(yaml)
     assert.are.equal("images/train", d.train)
     assert.are.equal("images/val", d.val)
     assert.are.equal(4, d.nc)
@@ -48,7 +48,7 @@ describe("yt.synth_generate", function()
 
   it("labels are `cls cx cy w h` inside [0, 1] and equal the rendered boxes", function()
     for i = 0, 9 do
-      local img, boxes = yt.synth_render(SMALL, "train", i)
+      local img, boxes = yt.synth.render(SMALL, "train", i)
       assert.are.same({ 64, 64, 3 }, img:shape())
       assert.are.equal("uint8", img:dtype())
       local ls = lines(string.format("%s/labels/train/%06d.txt", dir, i))
@@ -72,14 +72,14 @@ describe("yt.synth_generate", function()
   end)
 
   it("is deterministic and reuses a complete dataset", function()
-    assert.is_true(yt.synth_is_complete(dir, SMALL))
-    assert.is_false(yt.synth_is_complete(dir, { seed = 4, n_train = 10, n_val = 4, imgsz = 64 }))
+    assert.is_true(yt.synth.is_complete(dir, SMALL))
+    assert.is_false(yt.synth.is_complete(dir, { seed = 4, n_train = 10, n_val = 4, imgsz = 64 }))
     local before = helpers.read_file(dir .. "/images/train/000003.png")
-    local yaml, generated = yt.synth_generate(dir, SMALL)
+    local yaml, generated = yt.synth.generate(dir, SMALL)
     assert.are.equal(dir .. "/data.yaml", yaml)
     assert.is_false(generated)
     local other = helpers.tmpdir() .. "/again"
-    assert.is_true(select(2, yt.synth_generate(other, SMALL)))
+    assert.is_true(select(2, yt.synth.generate(other, SMALL)))
     assert.are.equal(before, helpers.read_file(other .. "/images/train/000003.png"))
     assert.are.equal(
       helpers.read_file(dir .. "/labels/val/000002.txt"),
@@ -89,8 +89,8 @@ describe("yt.synth_generate", function()
   end)
 
   it("the background alone differs from the image only inside the boxes", function()
-    local full, boxes = yt.synth_render(SMALL, "val", 1)
-    local bg = yt.synth_render(SMALL, "val", 1, false)
+    local full, boxes = yt.synth.render(SMALL, "val", 1)
+    local bg = yt.synth.render(SMALL, "val", 1, false)
     local f, g = full:totable(), bg:totable()
     local diff_in, diff_out = 0, 0
     for y = 1, 64 do
@@ -118,18 +118,18 @@ describe("yt.synth_generate", function()
 
   it("takes classes as a count or a list of shape names", function()
     local d2 = helpers.tmpdir()
-    local y = yt.synth_generate(d2 .. "/two", { n_train = 2, n_val = 1, imgsz = 64, classes = { "ring", "triangle" } })
-    assert.are.same({ [0] = "ring", "triangle" }, yt.load_yaml(y).names)
-    y = yt.synth_generate(d2 .. "/five", { n_train = 2, n_val = 1, imgsz = 64, classes = 5 })
-    assert.are.equal(5, yt.load_yaml(y).nc)
-    assert.are.same({ "circle", "square", "triangle", "cross", "ring" }, yt.synth_shapes)
-    assert.is_true(math.type(yt.synth_version) == "integer")
+    local y = yt.synth.generate(d2 .. "/two", { n_train = 2, n_val = 1, imgsz = 64, classes = { "ring", "triangle" } })
+    assert.are.same({ [0] = "ring", "triangle" }, yt.io.load_yaml(y).names)
+    y = yt.synth.generate(d2 .. "/five", { n_train = 2, n_val = 1, imgsz = 64, classes = 5 })
+    assert.are.equal(5, yt.io.load_yaml(y).nc)
+    assert.are.same({ "circle", "square", "triangle", "cross", "ring" }, yt.synth.shapes)
+    assert.is_true(math.type(yt.synth.version) == "integer")
     os.execute("rm -rf '" .. d2 .. "'")
   end)
 
   it("rejects bad options with clear messages", function()
     local function err(opts)
-      local ok, e = pcall(yt.synth_generate, "/tmp/unused-synth-dir", opts)
+      local ok, e = pcall(yt.synth.generate, "/tmp/unused-synth-dir", opts)
       assert.is_false(ok)
       return tostring(e)
     end

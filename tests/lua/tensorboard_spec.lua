@@ -150,19 +150,7 @@ end
 
 local function fake_trainer(dir, name, extra)
   local T = fake.make_trainer_class({ nb = 2 })
-  local o = {
-    model = fake.tiny_yaml(dir),
-    data = "fake",
-    epochs = 2,
-    imgsz = 32,
-    batch = 2,
-    project = dir,
-    name = name,
-    plots = false,
-    verbose = false,
-    warmup_epochs = 0,
-    nbs = 2,
-  }
+  local o = fake.overrides(dir, { epochs = 2, name = name, warmup_epochs = 0, nbs = 2 })
   for k, v in pairs(extra or {}) do
     o[k] = v
   end

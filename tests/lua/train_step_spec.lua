@@ -4,8 +4,8 @@ local tasks = require("yolotrain.nn.tasks")
 local helpers = require("helpers")
 
 local P = helpers.parity_dir
-local ls = yt.load_safetensors(P .. "/loss.safetensors")
-local init_sd = yt.load_safetensors(P .. "/yolov8n_init.safetensors")
+local ls = yt.io.load_safetensors(P .. "/loss.safetensors")
+local init_sd = yt.io.load_safetensors(P .. "/yolov8n_init.safetensors")
 
 local function batch_of(t) return { img = t.images, batch_idx = t.batch_idx, cls = t.cls, bboxes = t.bboxes } end
 
@@ -87,7 +87,7 @@ describe("a training step", function()
       if step == 1 then first = v end
       last = v
       loss:backward()
-      yt.clip_grad_norm(params, 10.0)
+      yt.optim.clip_grad_norm(params, 10.0)
       opt:step()
       opt:zero_grad()
       yt.scope_end()

@@ -16,18 +16,7 @@ describe("Engine_Trainer", function()
     local dir = helpers.tmpdir()
     local T = make_trainer_class({ nb = 8, size = 128 })
     local t = T {
-      overrides = {
-        model = tiny_yaml(dir),
-        data = "fake",
-        epochs = 3,
-        imgsz = 32,
-        batch = 16,
-        project = dir,
-        name = "sched",
-        plots = false,
-        val = false,
-        verbose = false,
-      },
+      overrides = fake.overrides(dir, { epochs = 3, batch = 16, name = "sched", val = false }),
     }
     local rows, steps = {}, {}
     t:add_callback("on_train_batch_end", function(tr)
@@ -68,19 +57,7 @@ describe("Engine_Trainer", function()
     local dir = helpers.tmpdir()
     local T = make_trainer_class({ nb = 2 })
     local t = T {
-      overrides = {
-        model = tiny_yaml(dir),
-        data = "fake",
-        epochs = 2,
-        imgsz = 32,
-        batch = 2,
-        project = dir,
-        name = "cb",
-        plots = false,
-        verbose = false,
-        warmup_epochs = 0,
-        nbs = 2,
-      },
+      overrides = fake.overrides(dir, { epochs = 2, name = "cb", warmup_epochs = 0, nbs = 2 }),
     }
     local seq = {}
     local cbs = require("yolotrain.utils.callbacks")
@@ -125,7 +102,7 @@ describe("Engine_Trainer", function()
     local T, Base = make_trainer_class({ nb = 2 })
     local called = {}
     -- (build_dataset is not among them: the fake get_dataloader builds no dataset; data_spec covers it)
-    for _, name in ipairs({
+    local hooks = {
       "setup_model",
       "build_model",
       "preprocess_batch",
@@ -138,7 +115,8 @@ describe("Engine_Trainer", function()
       "validate",
       "final_eval",
       "get_dataloader",
-    }) do
+    }
+    for _, name in ipairs(hooks) do
       local parent = T[name]
       T[name] = function(self, ...)
         called[name] = true
@@ -146,33 +124,10 @@ describe("Engine_Trainer", function()
       end
     end
     local t = T {
-      overrides = {
-        model = tiny_yaml(dir),
-        data = "fake",
-        epochs = 1,
-        imgsz = 32,
-        batch = 2,
-        project = dir,
-        name = "hooks",
-        plots = false,
-        verbose = false,
-      },
+      overrides = fake.overrides(dir, { epochs = 1, name = "hooks" }),
     }
     t:train()
-    for _, name in ipairs({
-      "setup_model",
-      "build_model",
-      "preprocess_batch",
-      "set_model_attributes",
-      "get_validator",
-      "build_optimizer",
-      "label_loss_items",
-      "progress_string",
-      "save_model",
-      "validate",
-      "final_eval",
-      "get_dataloader",
-    }) do
+    for _, name in ipairs(hooks) do
       assert.is_true(called[name] == true, name .. " was not called")
     end
   end)
@@ -181,22 +136,12 @@ describe("Engine_Trainer", function()
     local dir = helpers.tmpdir()
     local T = make_trainer_class({ nb = 2 })
     local t = T {
-      overrides = {
-        model = tiny_yaml(dir),
-        data = "fake",
-        epochs = 3,
-        imgsz = 32,
-        batch = 2,
-        project = dir,
-        name = "run",
-        plots = false,
-        verbose = false,
-      },
+      overrides = fake.overrides(dir, { epochs = 3, name = "run" }),
     }
     local saved_epoch = {}
     t:add_callback("on_model_save", function(tr)
       for _, f in ipairs({ tr.best, tr.last }) do
-        local _, m = yt.load_safetensors(f)
+        local _, m = yt.io.load_safetensors(f)
         saved_epoch[f] = m.epoch
       end
     end)
@@ -215,7 +160,7 @@ describe("Engine_Trainer", function()
       lines[1]
     )
     assert.are.equal(4, #lines)
-    local args = yt.load_yaml(dir .. "/run/args.yaml")
+    local args = yt.io.load_yaml(dir .. "/run/args.yaml")
     assert.are.equal(3, args.epochs)
     assert.are.equal("run", args.name)
     -- while training, best is the epoch with the best fitness (0.3 at epoch 2), last the final epoch
@@ -223,7 +168,7 @@ describe("Engine_Trainer", function()
     assert.are.equal("2", saved_epoch[t.last])
     -- once finished, both are stripped to the F16 EMA model (Ultralytics' strip_optimizer)
     for _, f in ipairs({ t.best, t.last }) do
-      local tensors, meta = yt.load_safetensors(f)
+      local tensors, meta = yt.io.load_safetensors(f)
       assert.are.equal("-1", meta.epoch, f)
       assert.is_not_nil(meta.yaml, f)
       local n_model, numel = 0, 0
@@ -241,17 +186,7 @@ describe("Engine_Trainer", function()
     end
     -- a second run with the same name goes to run2
     local t2 = T {
-      overrides = {
-        model = tiny_yaml(dir),
-        data = "fake",
-        epochs = 1,
-        imgsz = 32,
-        batch = 2,
-        project = dir,
-        name = "run",
-        plots = false,
-        verbose = false,
-      },
+      overrides = fake.overrides(dir, { epochs = 1, name = "run" }),
     }
     assert.are.equal(dir .. "/run2", t2.save_dir)
   end)
@@ -297,8 +232,8 @@ describe("Engine_Trainer", function()
     helpers.write_file(interrupted, helpers.read_file(dir .. "/part/weights/last.safetensors"))
     local resumed = T { overrides = { resume = dir .. "/part/weights/last.safetensors" } }
     resumed:train()
-    local a = yt.load_safetensors(full.last)
-    local b = yt.load_safetensors(resumed.last)
+    local a = yt.io.load_safetensors(full.last)
+    local b = yt.io.load_safetensors(resumed.last)
     local n = 0
     for name, ta in pairs(a) do
       if name:match("^model%.") or name:match("^train_model%.") then
@@ -316,7 +251,7 @@ describe("Engine_Trainer", function()
     assert.matches("nothing to resume", tostring(err), 1, true)
 
     -- damaged or foreign checkpoints: refused with the file and key, nothing written
-    local tensors, meta = yt.load_safetensors(interrupted)
+    local tensors, meta = yt.io.load_safetensors(interrupted)
     local function variant(name, key, value)
       local m = {}
       for k, v in pairs(meta) do
@@ -324,7 +259,7 @@ describe("Engine_Trainer", function()
       end
       m[key] = value
       local p = dir .. "/" .. name .. ".safetensors"
-      yt.save_safetensors(p, tensors, m)
+      yt.io.save_safetensors(p, tensors, m)
       return p
     end
     local before = helpers.read_file(full.last)
@@ -356,17 +291,7 @@ describe("Engine_Trainer", function()
     local dir = helpers.tmpdir()
     local T = make_trainer_class({ nb = 2 })
     local t = T {
-      overrides = {
-        model = tiny_yaml(dir),
-        data = "fake",
-        epochs = 3,
-        imgsz = 32,
-        batch = 2,
-        project = dir,
-        name = "nan",
-        plots = false,
-        verbose = false,
-      },
+      overrides = fake.overrides(dir, { epochs = 3, name = "nan" }),
     }
     local saved
     t:add_callback("on_model_save", function(tr) saved = helpers.read_file(tr.last) end)
@@ -387,17 +312,7 @@ describe("Engine_Trainer", function()
     local dir = helpers.tmpdir()
     local T = make_trainer_class({ nb = 2 })
     local t = T {
-      overrides = {
-        model = tiny_yaml(dir),
-        data = "fake",
-        epochs = 3,
-        imgsz = 32,
-        batch = 2,
-        project = dir,
-        name = "cberr",
-        plots = false,
-        verbose = false,
-      },
+      overrides = fake.overrides(dir, { epochs = 3, name = "cberr" }),
     }
     local saved
     t:add_callback("on_model_save", function(tr) saved = helpers.read_file(tr.last) end)
@@ -412,18 +327,7 @@ describe("Engine_Trainer", function()
     assert.are.equal(saved, helpers.read_file(t.last))
     -- with callback_errors=warn the run carries on
     local t2 = T {
-      overrides = {
-        model = tiny_yaml(dir),
-        data = "fake",
-        epochs = 2,
-        imgsz = 32,
-        batch = 2,
-        project = dir,
-        name = "cbwarn",
-        plots = false,
-        verbose = false,
-        callback_errors = "warn",
-      },
+      overrides = fake.overrides(dir, { epochs = 2, name = "cbwarn", callback_errors = "warn" }),
     }
     t2:add_callback("on_train_epoch_start", function() error("flaky") end)
     t2:train()
@@ -453,17 +357,7 @@ describe("a recipe's own loader", function()
       })
     end
     local t = T {
-      overrides = {
-        model = tiny_yaml(dir),
-        data = "fake",
-        epochs = 2,
-        imgsz = 32,
-        batch = 2,
-        project = dir,
-        name = "minimal",
-        plots = false,
-        verbose = false,
-      },
+      overrides = fake.overrides(dir, { epochs = 2, name = "minimal" }),
     }
     t:train()
     assert.are.equal(1, t.epoch)
@@ -519,17 +413,7 @@ describe("training arguments at work", function()
   local function run(overrides, setup)
     local dir = helpers.tmpdir()
     local T = make_trainer_class({ nb = 2 })
-    local o = {
-      model = tiny_yaml(dir),
-      data = "fake",
-      epochs = 3,
-      imgsz = 32,
-      batch = 2,
-      project = dir,
-      name = "args",
-      plots = false,
-      verbose = false,
-    }
+    local o = fake.overrides(dir, { epochs = 3, name = "args" })
     for k, v in pairs(overrides) do
       o[k] = v
     end
@@ -638,9 +522,9 @@ describe("Detection_Trainer on a dataset", function()
     -- the 8 images hold 54 boxes (the validator spec's table says so too)
     assert.are.same({ 54, 4 }, seen.boxes)
     assert.are.same({ 54, 1 }, seen.cls)
-    local labels = yt.data_load_image(t.save_dir .. "/labels.jpg")
+    local labels = yt.data.load_image(t.save_dir .. "/labels.jpg")
     assert.are.same({ 1600, 1600, 3 }, labels:shape())
-    local correlogram = yt.data_load_image(t.save_dir .. "/labels_correlogram.jpg")
+    local correlogram = yt.data.load_image(t.save_dir .. "/labels_correlogram.jpg")
     assert.are.same({ 2000, 2000, 3 }, correlogram:shape())
     assert.is_not_nil(t.plots[t.save_dir .. "/labels.jpg"], "labels.jpg registered through on_plot")
   end)

@@ -229,9 +229,9 @@ end)
 
 describe("Detection_Validator:plot_predictions", function()
   it("labels each predicted box with its name and confidence (2 decimals); labels plots keep names only", function()
-    assert.are.equal("person 0.87", yt.plot_box_label("person", 0, 0.8712))
-    assert.are.equal("person", yt.plot_box_label("person", 0))
-    assert.are.equal("3 0.50", yt.plot_box_label(nil, 3, 0.5))
+    assert.are.equal("person 0.87", yt.data.plot_box_label("person", 0, 0.8712))
+    assert.are.equal("person", yt.data.plot_box_label("person", 0))
+    assert.are.equal("3 0.50", yt.data.plot_box_label(nil, 3, 0.5))
     local data = require("yolotrain.data")
     local info = data.check_det_dataset(data_dir)
     local ds = data.build_yolo_dataset({ imgsz = 160 }, info.val, 4, info, "val", true, 32)
@@ -249,16 +249,16 @@ describe("Detection_Validator:plot_predictions", function()
     v:plot_predictions(batch, preds, 0)
     local function plot(c)
       local path = dir .. (c and "/with_conf.jpg" or "/names_only.jpg")
-      yt.data_plot_batch({
+      yt.data.plot_batch({
         img = batch.img,
         cls = results.ops.rows_tensor(cls, 1),
         bboxes = results.ops.rows_tensor(boxes, 4),
         batch_idx = yt.tensor(bidx),
         im_file = batch.im_file,
       }, info.names, path, c and yt.tensor(conf) or nil)
-      return yt.data_load_image(path)
+      return yt.data.load_image(path)
     end
-    local pred = yt.data_load_image(dir .. "/val_batch0_pred.jpg")
+    local pred = yt.data.load_image(dir .. "/val_batch0_pred.jpg")
     assert.are.equal(
       0,
       (pred:to("float32") - plot(true):to("float32")):abs():max():item(),

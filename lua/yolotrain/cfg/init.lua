@@ -167,7 +167,7 @@ cfg.HISTORY_KEY = "history"
 function cfg.load_args_yaml(path)
   if type(path) ~= "string" then error(string.format("cfg=%s: expected the path of a YAML file", tostring(path)), 0) end
   local yt = require("yolotrain.core")
-  local ok, data = pcall(yt.load_yaml, path)
+  local ok, data = pcall(yt.io.load_yaml, path)
   if not ok then error(string.format("cfg=%s: %s", path, tostring(data)), 0) end
   if data == nil then return {} end
   if type(data) ~= "table" or (next(data) ~= nil and data[1] ~= nil) then
@@ -176,7 +176,7 @@ function cfg.load_args_yaml(path)
   local out = {}
   for k, v in pairs(data) do
     if type(k) ~= "string" then error(string.format("cfg=%s: key %s is not a name", path, tostring(k)), 0) end
-    if k ~= "cfg" and k ~= cfg.HISTORY_KEY and v ~= yt.null then
+    if k ~= "cfg" and k ~= cfg.HISTORY_KEY and v ~= yt.io.null then
       local vok, checked = pcall(cfg.check_value, k, v, 0)
       if not vok then error(string.format("cfg=%s: %s", path, tostring(checked)), 0) end
       out[k] = checked

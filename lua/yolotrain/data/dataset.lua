@@ -64,7 +64,7 @@ function Base_Dataset:_build(include_class)
   self:update_labels(include_class)
   self:_set_im_files()
   self:_callable_labels()
-  self._c = yt.data_dataset(self.labels, {
+  self._c = yt.data.dataset(self.labels, {
     imgsz = self.imgsz,
     augment = self.augment,
     stride = self.stride,
@@ -89,7 +89,7 @@ end
 
 -- The image files under img_path, sorted; the first round(n * fraction) of them when fraction < 1.
 function Base_Dataset:get_img_files(img_path)
-  local files = yt.data_list_images(img_path)
+  local files = yt.data.list_images(img_path)
   local f = self.fraction or 1.0
   if f < 1.0 then
     local n = math.max(1, math.tointeger(utils.round_half_even(#files * f)))
@@ -225,7 +225,7 @@ local YOLO_Dataset = Base_Dataset:extend("YOLO_Dataset")
 -- Verifies every image and label file (in parallel; the label cache when it matches), logs the warnings and the
 -- summary line, and returns the label table of the valid images.
 function YOLO_Dataset:get_labels()
-  local labels, stats, msgs = yt.data_scan(
+  local labels, stats, msgs = yt.data.scan(
     self.im_files,
     { nc = self.nc, single_cls = self.single_cls, label_cache = self.label_cache, prefix = self.prefix }
   )

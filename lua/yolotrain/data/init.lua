@@ -53,9 +53,9 @@ local function names_from(raw)
     local maxk = -1
     for k, v in pairs(raw) do
       local ki = math.tointeger(tonumber(k))
-      if ki == nil or ki < 0 or ki >= yt.data_max_classes then
+      if ki == nil or ki < 0 or ki >= yt.data.max_classes then
         error(
-          string.format("dataset names: key %s is not a class index (0..%d)", tostring(k), yt.data_max_classes - 1),
+          string.format("dataset names: key %s is not a class index (0..%d)", tostring(k), yt.data.max_classes - 1),
           0
         )
       end
@@ -159,7 +159,7 @@ end
 local function download_missing(yaml_file, info, missing, key, opts)
   local dl = info.download
   local base = string.format("Dataset '%s': %s path '%s' does not exist", yaml_file, key, missing)
-  if dl == nil or dl == yt.null or dl == "" then error(base, 0) end
+  if dl == nil or dl == yt.io.null or dl == "" then error(base, 0) end
   if type(dl) ~= "string" then error(string.format("%s, and its 'download:' is not a URL (%s)", base, type(dl)), 0) end
   if not require("yolotrain.utils.downloads").is_url(dl) then
     local urls = urls_in(dl)
@@ -232,8 +232,8 @@ function M.check_det_dataset(dataset, opts)
     end
   end
   if not exists(yaml_file) then error(string.format("Dataset '%s' not found (no such YAML file)", yaml_file), 0) end
-  if not yt.load_yaml then error("yolotrain.core has no load_yaml: cannot read " .. yaml_file, 0) end
-  local data = yt.load_yaml(yaml_file)
+  if not yt.io.load_yaml then error("yolotrain.core has no load_yaml: cannot read " .. yaml_file, 0) end
+  local data = yt.io.load_yaml(yaml_file)
   if type(data) ~= "table" then error(string.format("%s: expected a mapping at the top level", yaml_file), 0) end
   yaml_file = absolute(yaml_file)
   if data.val == nil and data.validation ~= nil then
@@ -254,16 +254,16 @@ function M.check_det_dataset(dataset, opts)
     if names == nil then error(string.format("%s: 'names' must be a list or a map", yaml_file), 0) end
   else
     names, n = {}, math.tointeger(data.nc)
-    if n == nil or n < 1 or n > yt.data_max_classes then
-      error(string.format("%s: nc must be an integer in 1..%d", yaml_file, yt.data_max_classes), 0)
+    if n == nil or n < 1 or n > yt.data.max_classes then
+      error(string.format("%s: nc must be an integer in 1..%d", yaml_file, yt.data.max_classes), 0)
     end
     for i = 0, n - 1 do
       names[i] = "class_" .. i
     end
   end
-  if n > yt.data_max_classes then
+  if n > yt.data.max_classes then
     error(
-      string.format("%s: %d names, more than the %d classes a dataset may have", yaml_file, n, yt.data_max_classes),
+      string.format("%s: %d names, more than the %d classes a dataset may have", yaml_file, n, yt.data.max_classes),
       0
     )
   end
@@ -339,10 +339,10 @@ function M.build_dataloader(dataset, batch, workers, shuffle, rank, seed, world_
 end
 
 --- Writes a grid of the batch's images (at most 16) with boxes and class names to path (.jpg or .png).
-function M.plot_batch(batch, names, path) return yt.data_plot_batch(batch, names or {}, path) end
+function M.plot_batch(batch, names, path) return yt.data.plot_batch(batch, names or {}, path) end
 
-M.load_image = yt.data_load_image
-M.letterbox = yt.data_letterbox
-M.list_images = yt.data_list_images
+M.load_image = yt.data.load_image
+M.letterbox = yt.data.letterbox
+M.list_images = yt.data.list_images
 
 return M

@@ -40,7 +40,7 @@ function Loader:init(dataset, batch, workers, shuffle, rank, seed, world_size)
   world_size = math.tointeger(world_size) or 1
   local shard_rank = (world_size > 1) and math.max(math.tointeger(rank) or 0, 0) or 0
   self._c =
-    yt.data_loader(dataset._c, batch, nw, shuffle and true or false, math.tointeger(seed) or 0, world_size, shard_rank)
+    yt.data.loader(dataset._c, batch, nw, shuffle and true or false, math.tointeger(seed) or 0, world_size, shard_rank)
   self.dataset, self.batch_size, self.num_workers = dataset, batch, nw
   self.shuffle, self.rank = shuffle and true or false, rank
 end

@@ -48,7 +48,7 @@ end
 -- from ~48 MB to ~6 MB), and marks the epoch -1 so that resume says the run is finished. Loading widens the
 -- weights back to F32 exactly. Idempotent; durable like every checkpoint write. Returns the new size in bytes.
 function M.strip(path)
-  local tensors, meta = yt.load_safetensors(path)
+  local tensors, meta = yt.io.load_safetensors(path)
   meta = meta or {}
   local kept, kept_meta = {}, {}
   for name, t in pairs(tensors) do
@@ -58,7 +58,7 @@ function M.strip(path)
     kept_meta[k] = meta[k]
   end
   kept_meta.epoch = tostring(M.STRIPPED_EPOCH)
-  local ok, err = pcall(yt.save_safetensors, path, kept, kept_meta, { dtype = "F16" })
+  local ok, err = pcall(yt.io.save_safetensors, path, kept, kept_meta, { dtype = "F16" })
   free_all(tensors)
   if not ok then utils.write_error(path, err) end
   local st = yt.sys.stat(path)
@@ -142,13 +142,13 @@ function M.inherited_args(path)
   end
   if type(path) ~= "string" or not utils.exists(path) then return out end
   if path:match("%.pt$") then
-    local ok, ckpt = pcall(yt.load_pt, path)
+    local ok, ckpt = pcall(yt.io.load_pt, path)
     if ok and type(ckpt) == "table" then
       train_args = ckpt.train_args
       if type(ckpt.license) == "string" then out.license = ckpt.license end
     end
   elseif path:match("%.safetensors$") then
-    local ok, meta = pcall(yt.load_safetensors_metadata, path)
+    local ok, meta = pcall(yt.io.load_safetensors_metadata, path)
     if ok then
       local dok, args = pcall(cjson.decode, (meta or {}).train_args or "")
       if dok then train_args = args end
@@ -157,7 +157,7 @@ function M.inherited_args(path)
   if type(train_args) ~= "table" then return out end
   for _, k in ipairs(M.INHERITED_ARGS) do
     local v = train_args[k]
-    if v ~= nil and v ~= cjson.null and v ~= yt.null and pcall(cfg.check_value, k, v, 0) then out[k] = v end
+    if v ~= nil and v ~= cjson.null and v ~= yt.io.null and pcall(cfg.check_value, k, v, 0) then out[k] = v end
   end
   return out
 end

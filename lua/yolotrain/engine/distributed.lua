@@ -324,9 +324,9 @@ function Dist:allreduce_grads(trainer)
     end
     self.weights_synced = true
   end
-  local t0 = yt.now()
+  local t0 = yt.machine.now()
   yt.dist.allreduce_grads(params, self.bucket_mb)
-  self.comm_time = self.comm_time + (yt.now() - t0)
+  self.comm_time = self.comm_time + (yt.machine.now() - t0)
   self.comm_calls = self.comm_calls + 1
 end
 

@@ -55,26 +55,6 @@ local function names_repr(names, nc)
   return "{" .. table.concat(parts, ", ") .. "}"
 end
 
--- imgsz as {h, w}, rounded up to a multiple of the model's stride (with Ultralytics' warning)
-local function export_size(imgsz, stride)
-  if type(imgsz) ~= "table" then imgsz = { imgsz, imgsz } end
-  if #imgsz == 1 then imgsz = { imgsz[1], imgsz[1] } end
-  local fixed = {}
-  for i = 1, 2 do
-    fixed[i] = math.max(math.ceil(imgsz[i] / stride) * stride, stride)
-  end
-  if fixed[1] ~= imgsz[1] or fixed[2] ~= imgsz[2] then
-    log(
-      "WARNING: imgsz=%s must be a multiple of max stride %d, updating to [%d, %d]",
-      table.concat(imgsz, ","),
-      stride,
-      fixed[1],
-      fixed[2]
-    )
-  end
-  return fixed
-end
-
 -- The export arguments Ultralytics takes that yolotrain's ONNX writer handles differently, said once each.
 function Exporter:check_args()
   local a = self.args
@@ -117,7 +97,7 @@ Exporter.__call = function(self, model)
   end
   self.args.format = format
   self:run_callbacks("on_export_start")
-  local t0 = yt.now()
+  local t0 = yt.machine.now()
   local file
   if format == "safetensors" then
     file = self:export_safetensors(model)
@@ -125,7 +105,11 @@ Exporter.__call = function(self, model)
     file = self:export_onnx(model)
   end
   self.file = file
-  log("\nExport complete (%.1fs)\nResults saved to %s", yt.now() - t0, yt.sys.realpath(utils.dirname(file)) or file)
+  log(
+    "\nExport complete (%.1fs)\nResults saved to %s",
+    yt.machine.now() - t0,
+    yt.sys.realpath(utils.dirname(file)) or file
+  )
   self:run_callbacks("on_export_end")
   return file
 end
@@ -169,7 +153,7 @@ function Exporter:export_onnx(model)
   local m = self:load_model(model)
   local stride = utils.max_stride(m)
   local imgsz = self.overrides.imgsz or info.imgsz or a.imgsz
-  local hw = export_size(imgsz, stride)
+  local hw = utils.check_imgsz(imgsz, stride, 2)
   local batch = self.overrides.batch or 1 -- as Ultralytics: 1 unless given
   local file = self.file or output_path(source, "onnx")
   local nc = m.nc
@@ -193,7 +177,7 @@ function Exporter:export_onnx(model)
     out_shape[3]
   )
   log("ONNX: starting export with opset %d...", a.opset)
-  local t0 = yt.now()
+  local t0 = yt.machine.now()
 
   local g = onnx.Graph { opset = a.opset, static_hw = (not a.dynamic) and hw or nil }
   local output = g:call(m, "", "images")
@@ -226,7 +210,7 @@ function Exporter:export_onnx(model)
   if not okw then error(err, 0) end
   log(
     "ONNX: export success %.1fs, saved as '%s' (%.1f MB)",
-    yt.now() - t0,
+    yt.machine.now() - t0,
     file,
     (yt.sys.stat(file) or { size = 0 }).size / 1e6
   )

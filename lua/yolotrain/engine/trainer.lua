@@ -115,7 +115,7 @@ function Engine_Trainer:save_args()
   local map, order = {}, {}
   for _, k in ipairs(cfgmod.defaults.order) do
     local v = self.args[k]
-    if v == nil or v == cfgmod.NONE then v = yt.null end
+    if v == nil or v == cfgmod.NONE then v = yt.io.null end
     map[k] = v
     order[#order + 1] = k
   end
@@ -130,7 +130,7 @@ function Engine_Trainer:save_args()
     map[cfgmod.HISTORY_KEY] = history
     order[#order + 1] = cfgmod.HISTORY_KEY
   end
-  utils.atomic_write(utils.join(self.save_dir, "args.yaml"), yt.dump_yaml(map, order))
+  utils.atomic_write(utils.join(self.save_dir, "args.yaml"), yt.io.dump_yaml(map, order))
 end
 
 -- ---- control: stop, live changes, attach ----
@@ -304,7 +304,7 @@ function Engine_Trainer:plot_training_samples(batch, ni) end
 function Engine_Trainer:plot_training_labels() end
 function Engine_Trainer:plot_metrics() end
 -- Registers a plot written to the run directory (Ultralytics' on_plot): self.plots[path] = {data, timestamp}.
-function Engine_Trainer:on_plot(name, data) self.plots[name] = { data = data, timestamp = yt.now() } end
+function Engine_Trainer:on_plot(name, data) self.plots[name] = { data = data, timestamp = yt.machine.now() } end
 
 -- ---- optimizer and schedule ----
 
@@ -420,7 +420,7 @@ end
 -- Clip the global gradient norm to 10, step, zero the gradients, update the EMA.
 function Engine_Trainer:optimizer_step()
   local params = self.trainable_params
-  self.grad_norm = yt.clip_grad_norm(params, 10.0)
+  self.grad_norm = yt.optim.clip_grad_norm(params, 10.0)
   self.optimizer:step()
   self:run_callbacks("optimizer_step")
   self:run_callbacks("on_before_zero_grad")
@@ -446,13 +446,7 @@ function Engine_Trainer:_setup_train()
 
   local gs = utils.max_stride(self.model)
   self.stride = gs
-  local imgsz = self.args.imgsz
-  if type(imgsz) == "table" then imgsz = imgsz[1] end
-  local fixed = math.max(math.ceil(imgsz / gs) * gs, gs)
-  if fixed ~= imgsz then
-    log("WARNING: imgsz=%s must be a multiple of max stride %d, updating to %d", tostring(imgsz), gs, fixed)
-  end
-  self.args.imgsz = fixed
+  self.args.imgsz = utils.check_imgsz(self.args.imgsz, gs, 1)
 
   local batch_size = self.batch_size // math.max(self.world_size, 1)
   self.train_loader = self:get_dataloader(self.trainset, batch_size, self.rank, "train")
@@ -500,13 +494,6 @@ end
 function Engine_Trainer:_dataset_size(loader)
   if loader.dataset_size then return loader:dataset_size() end
   return #loader * self.batch_size
-end
-
--- Ends training at the next step boundary, saving last; reason: "interrupt" (SIGINT), "terminate" (SIGTERM) or "user" (stop()).
-function Engine_Trainer:request_stop(reason)
-  self.stop = true
-  self.interrupted = true
-  self.stop_reason = reason
 end
 
 -- At a step boundary: SIGTERM stops; Ctrl-C pauses into the REPL on a terminal (cont() resumes, stop() stops, as
@@ -561,8 +548,8 @@ function Engine_Trainer:_do_train()
   self.nw = nw
   self.last_opt_step = self.last_opt_step or -1
   self.epoch_time = nil
-  self.epoch_time_start = yt.now()
-  self.train_time_start = yt.now()
+  self.epoch_time_start = yt.machine.now()
+  self.train_time_start = yt.machine.now()
   self:run_callbacks("on_train_start")
   if self:is_main() then
     log(
@@ -654,7 +641,7 @@ function Engine_Trainer:_do_train()
           self:optimizer_step()
           self.last_opt_step = ni
           if self.args.time then
-            self.stop = (yt.now() - self.train_time_start) > self.args.time * 3600
+            self.stop = (yt.machine.now() - self.train_time_start) > self.args.time * 3600
             if self.dist then self.stop = self.dist:broadcast_stop(self.stop) end
           end
         end
@@ -706,14 +693,16 @@ function Engine_Trainer:_do_train()
       end
       self:save_metrics(row)
       self.stop = self.stopper:check(epoch + 1, self.fitness) or final_epoch or self.stop
-      if self.args.time then self.stop = self.stop or (yt.now() - self.train_time_start) > self.args.time * 3600 end
+      if self.args.time then
+        self.stop = self.stop or (yt.machine.now() - self.train_time_start) > self.args.time * 3600
+      end
       if self.args.save or final_epoch then
         self:save_model()
         self.last_saved = true
         self:run_callbacks("on_model_save")
       end
     end
-    local t = yt.now()
+    local t = yt.machine.now()
     self.epoch_time = t - self.epoch_time_start
     self.epoch_time_start = t
     if self.args.time then
@@ -739,7 +728,7 @@ function Engine_Trainer:_do_train()
       log(
         "\n%d epochs completed in %.3f hours.",
         epoch - self.start_epoch + 1,
-        (yt.now() - self.train_time_start) / 3600
+        (yt.machine.now() - self.train_time_start) / 3600
       )
     end
     if not self.interrupted then self:final_eval() end
@@ -909,7 +898,7 @@ function Engine_Trainer:_write_last()
     date = os.date("!%Y-%m-%dT%H:%M:%SZ"),
     version = yt.version,
   }
-  local ok, err = pcall(yt.save_safetensors, self.last, tensors, meta)
+  local ok, err = pcall(yt.io.save_safetensors, self.last, tensors, meta)
   if not ok then utils.write_error(self.last, err) end
 end
 
@@ -925,7 +914,7 @@ end
 
 -- Loads a checkpoint: { tensors = name -> tensor, meta = metadata }.
 function Engine_Trainer:load_checkpoint(path)
-  local tensors, meta = yt.load_safetensors(path)
+  local tensors, meta = yt.io.load_safetensors(path)
   return { tensors = tensors, meta = meta or {}, path = path }
 end
 
@@ -983,7 +972,7 @@ function Engine_Trainer:check_resume(overrides)
   if type(path) ~= "string" or not utils.exists(path) then
     error(string.format("resume=%s: checkpoint not found", tostring(resume)), 0)
   end
-  local meta = yt.load_safetensors_metadata(path)
+  local meta = yt.io.load_safetensors_metadata(path)
   if not meta or meta.format ~= checkpoint.FORMAT then
     error(string.format("resume=%s: not a yolotrain training checkpoint", path), 0)
   end

@@ -131,12 +131,7 @@ function Engine_Validator:_run(trainer, model)
     self.model = model
     local max_stride = utils.max_stride(model)
     self.stride = max_stride
-    local imgsz = self.args.imgsz
-    local fixed = math.max(math.ceil(imgsz / max_stride) * max_stride, max_stride)
-    if fixed ~= imgsz then
-      log("WARNING: imgsz=%d must be a multiple of max stride %d, updating to %d", imgsz, max_stride, fixed)
-      self.args.imgsz = fixed
-    end
+    self.args.imgsz = utils.check_imgsz(self.args.imgsz, max_stride, 1)
     if not self.dataloader then
       local split = self.args.split or "val"
       local path = self.data and self.data[split]
@@ -162,11 +157,11 @@ function Engine_Validator:_run(trainer, model)
       self.batch_i = batch_i
       yt.scope_begin()
       local sok, serr = xpcall(function()
-        local t0 = yt.now()
+        local t0 = yt.machine.now()
         batch = self:preprocess(batch)
-        local t1 = yt.now()
+        local t1 = yt.machine.now()
         local preds, raw = model(batch.img)
-        local t2 = yt.now()
+        local t2 = yt.machine.now()
         if self.training then
           local _, items = model:loss(batch, raw)
           local l = items:tolist()
@@ -178,9 +173,9 @@ function Engine_Validator:_run(trainer, model)
             end
           end
         end
-        local t3 = yt.now()
+        local t3 = yt.machine.now()
         preds = self:postprocess(preds)
-        local t4 = yt.now()
+        local t4 = yt.machine.now()
         dt[1], dt[2], dt[3], dt[4] = dt[1] + t1 - t0, dt[2] + t2 - t1, dt[3] + t3 - t2, dt[4] + t4 - t3
         nimages = nimages + batch.img:shape(1)
         self:update_metrics(preds, batch)
@@ -280,6 +275,6 @@ function Engine_Validator:print_results() end
 function Engine_Validator:get_desc() return "" end
 function Engine_Validator:plot_val_samples(batch, ni) end
 function Engine_Validator:plot_predictions(batch, preds, ni) end
-function Engine_Validator:on_plot(name, data) self.plots[name] = { data = data, timestamp = yt.now() } end
+function Engine_Validator:on_plot(name, data) self.plots[name] = { data = data, timestamp = yt.machine.now() } end
 
 return Engine_Validator

@@ -39,7 +39,7 @@ function Conv2d:init(c1, c2, k, s, p, bias)
 end
 
 function Conv2d:forward(x)
-  local y = yt.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+  local y = yt.nn.conv2d(x, self.weight, self.bias, self.stride, self.padding)
   if counter.active then
     counter.macs = counter.macs + y:numel() * self.in_channels * self.kernel_size * self.kernel_size
   end
@@ -71,7 +71,7 @@ function BatchNorm2d:init(c, eps, momentum)
   self:register_buffer("num_batches_tracked", yt.zeros({}, "int64"))
 end
 
--- The batch-norm op itself (yt.batch_norm, or fused with SiLU: yt.batch_norm_silu), with the step count and the
+-- The batch-norm op itself (yt.nn.batch_norm, or fused with SiLU: yt.nn.batch_norm_silu), with the step count and the
 -- FLOP counter's share.
 function BatchNorm2d:_apply(op, x)
   if self.training then
@@ -81,9 +81,9 @@ function BatchNorm2d:_apply(op, x)
   if counter.active and counter.include_bn then counter.macs = counter.macs + 4 * x:numel() end
   return op(x, self.weight, self.bias, self.running_mean, self.running_var, self.training, self.momentum, self.eps)
 end
-function BatchNorm2d:forward(x) return self:_apply(yt.batch_norm, x) end
+function BatchNorm2d:forward(x) return self:_apply(yt.nn.batch_norm, x) end
 -- silu(self(x)) as one op: bitwise the same, without storing the BN output for backward (Conv uses it).
-function BatchNorm2d:forward_silu(x) return self:_apply(yt.batch_norm_silu, x) end
+function BatchNorm2d:forward_silu(x) return self:_apply(yt.nn.batch_norm_silu, x) end
 function BatchNorm2d:onnx(g, x)
   return g:op("BatchNormalization", {
     x,
@@ -110,7 +110,7 @@ function MaxPool2d:init(k, s, p)
   Module.init(self)
   self.kernel_size, self.stride, self.padding = k, s or k, p or 0
 end
-function MaxPool2d:forward(x) return yt.max_pool2d(x, self.kernel_size, self.stride, self.padding) end
+function MaxPool2d:forward(x) return yt.nn.max_pool2d(x, self.kernel_size, self.stride, self.padding) end
 function MaxPool2d:onnx(g, x)
   local k, s, p = self.kernel_size, self.stride, self.padding
   return g:op("MaxPool", { x }, { kernel_shape = { k, k }, strides = { s, s }, pads = { p, p, p, p }, ceil_mode = 0 })
@@ -126,7 +126,7 @@ function Upsample:init(size, scale_factor, mode)
   self.scale_factor = math.floor(scale_factor)
 end
 function Upsample:forward(x)
-  local y = yt.upsample_nearest(x, self.scale_factor)
+  local y = yt.nn.upsample_nearest(x, self.scale_factor)
   if counter.active then counter.macs = counter.macs + y:numel() end
   return y
 end

@@ -91,7 +91,7 @@ function tasks.yaml_model_load(cfg)
   end
   for _, p in ipairs(candidates) do
     if file_exists(p) then
-      local ok, d, key_order = pcall(yt.load_yaml, p, { key_order = true })
+      local ok, d, key_order = pcall(yt.io.load_yaml, p, { key_order = true })
       if not ok then error((tostring(d):gsub("^[^\n]-:%d+: (" .. p:gsub("%p", "%%%0") .. ")", "%1")), 0) end
       if type(d) ~= "table" then error(string.format("%s: a model YAML must be a mapping", p), 2) end
       d.yaml_file = p
@@ -108,7 +108,7 @@ function tasks.yaml_model_load(cfg)
 end
 
 local function arg_value(a, nc, where)
-  if a == yt.null then return NONE end
+  if a == yt.io.null then return NONE end
   if type(a) ~= "string" then return a end
   if a == "nc" then return nc end
   if a == "None" then return NONE end
@@ -496,7 +496,7 @@ end
 function tasks.load_checkpoint_model(path, opts)
   local cjson = require("cjson")
   if path:match("%.pt$") then return require("yolotrain.utils.pt").load_model(path, opts) end
-  local tensors, meta = yt.load_safetensors(path)
+  local tensors, meta = yt.io.load_safetensors(path)
   meta = meta or {}
   if not meta.yaml then
     error(
@@ -531,7 +531,7 @@ function Detection_Model:load(weights, verbose)
   if type(weights) == "string" and weights:match("%.pt$") then
     sd = require("yolotrain.utils.pt").state_dict(weights)
   elseif type(weights) == "string" then
-    sd, meta = yt.load_safetensors(weights)
+    sd, meta = yt.io.load_safetensors(weights)
   end
   if type(sd) ~= "table" then error("load: expected a path or a table of tensors", 2) end
   if sd.tensors and sd.meta then

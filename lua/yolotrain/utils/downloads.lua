@@ -70,7 +70,7 @@ local function lock_path(dest) return utils.join(utils.dirname(dest), "." .. uti
 
 -- One attempt: (true) or (false, message, transient).
 local function attempt(url, dest, opts)
-  local ok, started = pcall(yt.download_begin, url, dest, opts)
+  local ok, started = pcall(yt.io.download_begin, url, dest, opts)
   if not ok then return false, utils.strip_where(started), false end
   local d <close> = started -- an error (Ctrl-C) in the loop still stops the transfer and removes the .partial
   local bar = opts.progress ~= false and Progress(0, io.stdout, { unit = "B" }) or nil
@@ -149,7 +149,7 @@ function M.unpack(archive, parent, opts)
     max_entries = opts.max_entries,
   }
   M.log(string.format("Unzipping %s to %s...", archive, parent))
-  local ok, dir, stats = pcall(yt.unpack, archive, parent, stem, limits)
+  local ok, dir, stats = pcall(yt.io.unpack, archive, parent, stem, limits)
   if not ok then fail(utils.strip_where(dir)) end
   M.log(string.format("Unzipped %d files (%s) to %s", stats.entries, utils.fmt_bytes(stats.bytes), dir))
   return dir
@@ -194,12 +194,12 @@ function M.download_dataset(url, datasets_dir, expect, ready)
   local archive = utils.join(datasets_dir, name)
   local _lock <close> = yt.sys.lock(lock_path(archive .. ".unpack")) -- luacheck: ignore 211 (held until the end of the scope)
   if ready() then return end
-  local t0 = yt.now()
+  local t0 = yt.machine.now()
   M.safe_download(url, archive, { manual = manual })
   local ok, err = pcall(M.unpack, archive, datasets_dir)
   os.remove(archive)
   if not ok then fail(string.format("%s (downloaded from %s)", utils.strip_where(err), M.mirror(url))) end
-  M.log(string.format("Dataset download success (%.1fs), saved to %s", yt.now() - t0, datasets_dir))
+  M.log(string.format("Dataset download success (%.1fs), saved to %s", yt.machine.now() - t0, datasets_dir))
 end
 
 return M

@@ -104,6 +104,37 @@ function utils.max_stride(model)
   return gs
 end
 
+-- Ultralytics' check_imgsz: imgsz rounded up to a multiple of stride (at least stride), with its warning when
+-- that changes it. dims 1: a number (a table gives its first entry); dims 2: {h, w} (a number is square).
+function utils.check_imgsz(imgsz, stride, dims)
+  if dims == 2 then
+    if type(imgsz) ~= "table" then imgsz = { imgsz, imgsz } end
+    if #imgsz == 1 then imgsz = { imgsz[1], imgsz[1] } end
+  elseif type(imgsz) == "table" then
+    imgsz = imgsz[1]
+  end
+  local function fix(v) return math.max(math.ceil(v / stride) * stride, stride) end
+  if dims ~= 2 then
+    local fixed = fix(imgsz)
+    if fixed ~= imgsz then
+      utils.log("WARNING: imgsz=%s must be a multiple of max stride %d, updating to %d", tostring(imgsz), stride, fixed)
+    end
+    return fixed
+  end
+  local fixed = { fix(imgsz[1]), fix(imgsz[2]) }
+  if fixed[1] ~= imgsz[1] or fixed[2] ~= imgsz[2] then
+    local shown = table.concat(imgsz, ",")
+    utils.log(
+      "WARNING: imgsz=%s must be a multiple of max stride %d, updating to [%d, %d]",
+      shown,
+      stride,
+      fixed[1],
+      fixed[2]
+    )
+  end
+  return fixed
+end
+
 -- printf-style line to stdout, flushed (the engine's progress and warnings).
 function utils.log(...)
   io.stdout:write(string.format(...), "\n")

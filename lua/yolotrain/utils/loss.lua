@@ -4,8 +4,8 @@
 --   local total, items = crit(preds, batch)   -- total: 0-d tensor (backward-able), items: [box, cls, dfl] tensor
 --
 -- The work is in C (src/loss): task-aligned assignment, BCE over all anchors x classes, CIoU and DFL, with the
--- analytic gradient recorded on the autograd tape. The pieces are callable from Lua too (yt.bbox_iou,
--- yt.task_aligned_assign, yt.dfl_loss, yt.bce_with_logits, yt.make_anchors) for recipes that compose their own.
+-- analytic gradient recorded on the autograd tape. The pieces are callable from Lua too (yt.loss.bbox_iou,
+-- yt.loss.task_aligned_assign, yt.loss.dfl_loss, yt.loss.bce_with_logits, yt.loss.make_anchors) for recipes that compose their own.
 local yt = require("yolotrain.core")
 local class = require("yolotrain.class")
 
@@ -54,7 +54,7 @@ end
 -- preds: the 3 raw levels (or {y, raw} from an eval forward); batch: { batch_idx, cls, bboxes }
 function v8DetectionLoss:__call(preds, batch)
   if type(preds) == "table" and type(preds[2]) == "table" and not yt.is_tensor(preds[2]) then preds = preds[2] end
-  return yt.detect_loss(preds, batch, self:options())
+  return yt.loss.detect_loss(preds, batch, self:options())
 end
 
 return M

@@ -173,7 +173,8 @@ function DetMetrics:process(tp, conf, pred_cls, target_cls)
     if type(x) == "table" and #x == 0 then return yt.zeros({ 0 }, dt) end
     return yt.tensor(x, dt)
   end
-  local res = yt.ap_per_class(T(tp, "uint8"), T(conf, "float32"), T(pred_cls, "float32"), T(target_cls, "float32"))
+  local res =
+    yt.metrics.ap_per_class(T(tp, "uint8"), T(conf, "float32"), T(pred_cls, "float32"), T(target_cls, "float32"))
   local box = self.box
   box.p, box.r, box.f1 = to_list(res.p), to_list(res.r), to_list(res.f1)
   box.all_ap = rows(res.ap)
@@ -227,10 +228,10 @@ function DetMetrics:plot_curves(dir)
   end
   local py = #keep > 0 and yt.tensor(keep, "float64") or yt.zeros({ 0, res.x:numel() }, "float64")
   local ap = #ap50 > 0 and yt.tensor(ap50, "float64") or yt.zeros({ 0 }, "float64")
-  yt.plot_pr_curve(out("PR_curve.png"), res.x, py, ap, { names = kl })
-  yt.plot_mc_curve(out("F1_curve.png"), res.x, res.f1_curve, { names = labels, ylabel = "F1" })
-  yt.plot_mc_curve(out("P_curve.png"), res.x, res.p_curve, { names = labels, ylabel = "Precision" })
-  yt.plot_mc_curve(out("R_curve.png"), res.x, res.r_curve, { names = labels, ylabel = "Recall" })
+  yt.metrics.plot_pr_curve(out("PR_curve.png"), res.x, py, ap, { names = kl })
+  yt.metrics.plot_mc_curve(out("F1_curve.png"), res.x, res.f1_curve, { names = labels, ylabel = "F1" })
+  yt.metrics.plot_mc_curve(out("P_curve.png"), res.x, res.p_curve, { names = labels, ylabel = "Precision" })
+  yt.metrics.plot_mc_curve(out("R_curve.png"), res.x, res.r_curve, { names = labels, ylabel = "Recall" })
   if self.on_plot then
     for _, p in ipairs(paths) do
       self.on_plot(p)
@@ -265,7 +266,13 @@ end
 
 --- detections (n,6) x1 y1 x2 y2 conf cls or nil; gt_bboxes (m,4) xyxy; gt_cls (m).
 function ConfusionMatrix:process_batch(detections, gt_bboxes, gt_cls)
-  yt.confusion_matrix_update(self.matrix, detections, gt_bboxes, gt_cls, { conf = self.conf, iou = self.iou_thres })
+  yt.metrics.confusion_matrix_update(
+    self.matrix,
+    detections,
+    gt_bboxes,
+    gt_cls,
+    { conf = self.conf, iou = self.iou_thres }
+  )
 end
 
 --- True positives and false positives per class (background excluded): two Lua lists of nc numbers.
@@ -290,7 +297,7 @@ function ConfusionMatrix:plot(path, names, normalize)
   if not path:match("%.png$") then
     path = path .. "/confusion_matrix" .. (normalize and "_normalized" or "") .. ".png"
   end
-  yt.plot_confusion_matrix(self.matrix, path, { names = names, normalize = normalize })
+  yt.metrics.plot_confusion_matrix(self.matrix, path, { names = names, normalize = normalize })
   return path
 end
 

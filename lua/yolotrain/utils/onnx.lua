@@ -11,7 +11,7 @@ local class = require("yolotrain.class")
 local onnx = {}
 
 onnx.DEFAULT_OPSET = 17
-onnx.MIN_OPSET, onnx.MAX_OPSET = yt.onnx_min_opset, yt.onnx_max_opset -- io/onnx.h's YT_ONNX_*_OPSET
+onnx.MIN_OPSET, onnx.MAX_OPSET = yt.io.onnx_min_opset, yt.io.onnx_max_opset -- io/onnx.h's YT_ONNX_*_OPSET
 
 local Graph = class.Object:extend("Graph")
 onnx.Graph = Graph
@@ -20,7 +20,7 @@ onnx.Graph = Graph
 function Graph:init(opts)
   self.opset = opts.opset or onnx.DEFAULT_OPSET
   self.static_hw = opts.static_hw
-  self.writer = yt.onnx_writer {
+  self.writer = yt.io.onnx_writer {
     graph = "main_graph",
     opset = self.opset,
     producer = opts.producer or "yolotrain",
@@ -65,7 +65,7 @@ function Graph:node_name(op)
   return name
 end
 
--- One node; returns its output names (n_out of them, default 1). attrs: see yt.onnx_writer.
+-- One node; returns its output names (n_out of them, default 1). attrs: see yt.io.onnx_writer.
 function Graph:op(op, inputs, attrs, n_out)
   local name = self:node_name(op)
   local outputs = {}

@@ -19,7 +19,7 @@ local function name_of(names, c)
 end
 
 -- Ultralytics' class colour (palette entry c % 20) as r, g, b 0..255.
-function M.colors(c) return yt.plot_class_color(math.floor(c)) end
+function M.colors(c) return yt.metrics.plot_class_color(math.floor(c)) end
 
 -- A copy of img ((H, W, 3) uint8) with the boxes drawn. rows: list of {x1, y1, x2, y2, conf, cls} in img pixels
 -- (or an (n, 6) tensor). opts: labels (true), conf (true), boxes (true), line_width (max(round((H+W)/2*0.003),2)),
@@ -47,18 +47,18 @@ function M.draw_detections(img, rows, names, opts)
       flat[n] = r[j]
     end
     if opts.labels ~= false then
-      labels[i] = yt.plot_box_label(name_of(names, r[6]), math.floor(r[6]), opts.conf ~= false and r[5] or nil)
+      labels[i] = yt.data.plot_box_label(name_of(names, r[6]), math.floor(r[6]), opts.conf ~= false and r[5] or nil)
     else
       labels[i] = false
     end
   end
   local rt = #rows > 0 and yt.tensor(flat):reshape({ #rows, 6 }) or yt.zeros({ 0, 6 })
-  return yt.draw_detections(img, rt, labels, { line_width = opts.line_width, font_size = opts.font_size })
+  return yt.metrics.draw_detections(img, rt, labels, { line_width = opts.line_width, font_size = opts.font_size })
 end
 
 -- Writes an (H, W, 3) uint8 RGB image: .png or .jpg/.jpeg.
 function M.save_image(img, path, quality)
-  yt.save_image(img, path, quality or 95)
+  yt.metrics.save_image(img, path, quality or 95)
   return path
 end
 
@@ -79,8 +79,8 @@ function M.plot_labels(boxes, cls, names, save_dir, on_plot)
   local labels_jpg = utils.join(save_dir, "labels.jpg")
   local correlogram_jpg = utils.join(save_dir, "labels_correlogram.jpg")
   utils.log("Plotting labels to %s... ", labels_jpg)
-  yt.plot_labels_correlogram(correlogram_jpg, boxes)
-  yt.plot_labels(labels_jpg, boxes, cls, { nc = nc > 0 and nc or nil, names = names })
+  yt.metrics.plot_labels_correlogram(correlogram_jpg, boxes)
+  yt.metrics.plot_labels(labels_jpg, boxes, cls, { nc = nc > 0 and nc or nil, names = names })
   if on_plot then on_plot(labels_jpg) end
   return labels_jpg, correlogram_jpg
 end
@@ -208,7 +208,7 @@ function M.plot_results(csv_path, png_path)
   png_path = png_path or ((csv_path:match("^(.*)/[^/]*$") or ".") .. "/results.png")
   local wanted, x, ys, smooth = M.read_results(csv_path)
   local label = (csv_path:match("([^/]+)$") or "results"):gsub("%.csv$", "")
-  yt.plot_results(png_path, wanted, x, ys, smooth, label)
+  yt.metrics.plot_results(png_path, wanted, x, ys, smooth, label)
   return png_path
 end
 

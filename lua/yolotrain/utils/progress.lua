@@ -14,7 +14,7 @@ function Progress:init(total, out, opts)
   self.n = 0
   self.out = out or io.stdout
   self.bytes = opts ~= nil and opts.unit == "B"
-  self.t0 = yt.now()
+  self.t0 = yt.machine.now()
   -- under mpirun the output is forwarded line by line even when it ends on a terminal: use plain lines there
   local forwarded = os.getenv("OMPI_COMM_WORLD_SIZE") ~= nil
   self.tty = not forwarded and yt.sys and yt.sys.isatty and yt.sys.isatty(1) or false
@@ -31,7 +31,7 @@ end
 local fmt_bytes = require("yolotrain.utils").fmt_bytes
 
 function Progress:render(desc)
-  local elapsed = yt.now() - self.t0
+  local elapsed = yt.machine.now() - self.t0
   local rate = self.n > 0 and elapsed > 0 and self.n / elapsed or 0
   local known = self.total > 0
   local eta = rate > 0 and known and (self.total - self.n) / rate or 0

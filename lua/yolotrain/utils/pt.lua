@@ -1,4 +1,4 @@
--- Ultralytics `.pt` checkpoints, read as data by yt.load_pt (src/io/pt.c: nothing in the file is executed).
+-- Ultralytics `.pt` checkpoints, read as data by yt.io.load_pt (src/io/pt.c: nothing in the file is executed).
 --
 --   local pt = require("yolotrain.utils.pt")
 --   local model, ckpt = pt.load_model("yolov8n.pt")   -- architecture, nc, names and weights from the file
@@ -30,7 +30,7 @@ end
 
 -- The checkpoint as plain data and its model record (the pickled DetectionModel: state_dict, yaml, nc, names).
 function pt.load(path)
-  local ckpt = yt.load_pt(pt.locate(path))
+  local ckpt = yt.io.load_pt(pt.locate(path))
   if type(ckpt) ~= "table" then
     error(string.format("%s: not an Ultralytics checkpoint (its top level is not a dict)", path), 0)
   end
@@ -50,10 +50,10 @@ function pt.state_dict(path)
   return rec.state_dict
 end
 
--- A copy of v with pickled None (yt.null) spelt "None", as a model YAML and its JSON form spell it.
+-- A copy of v with pickled None (yt.io.null) spelt "None", as a model YAML and its JSON form spell it.
 local function plain(v, depth)
   if depth > 32 then error("the checkpoint's model YAML is nested deeper than 32", 0) end
-  if v == yt.null then return "None" end
+  if v == yt.io.null then return "None" end
   if type(v) ~= "table" then return v end
   local out = {}
   for k, x in pairs(v) do
@@ -77,9 +77,9 @@ end
 
 local function model_nc(path, rec)
   local nc = rec.nc or rec.yaml.nc
-  if math.type(nc) ~= "integer" or nc < 1 or nc > yt.data_max_classes then
+  if math.type(nc) ~= "integer" or nc < 1 or nc > yt.data.max_classes then
     error(
-      string.format("%s: the model's nc is %s, not a class count in 1..%d", path, tostring(nc), yt.data_max_classes),
+      string.format("%s: the model's nc is %s, not a class count in 1..%d", path, tostring(nc), yt.data.max_classes),
       0
     )
   end
@@ -139,7 +139,7 @@ function pt.export_safetensors(path, out)
     version = yt.version,
     source = path,
   }
-  yt.save_safetensors(out, tensors, meta)
+  yt.io.save_safetensors(out, tensors, meta)
   for _, t in pairs(rec.state_dict) do
     t:free()
   end

@@ -121,7 +121,7 @@ function M.load()
   local out = defaults()
   local path = M.file()
   if not utils.exists(path) then return out end
-  local ok, data = pcall(yt.load_yaml, path)
+  local ok, data = pcall(yt.io.load_yaml, path)
   if not ok then error(string.format("%s: %s", path, utils.strip_where(tostring(data))), 0) end
   if data == nil then return out end
   if type(data) ~= "table" then error(string.format("%s: expected a mapping of settings", path), 0) end
@@ -142,7 +142,7 @@ local function save(values)
     order[#order + 1] = s.key
   end
   utils.mkdir_p(M.config_dir())
-  utils.atomic_write(M.file(), yt.dump_yaml(values, order))
+  utils.atomic_write(M.file(), yt.io.dump_yaml(values, order))
 end
 
 -- Changes the given settings (relative folders become absolute, except runs_dir) and writes the file.

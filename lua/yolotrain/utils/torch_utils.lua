@@ -65,7 +65,7 @@ function ModelEMA:update(model)
   if not self.enabled then return end
   if model ~= self._model then self:_pair(model) end
   self.updates = self.updates + 1
-  yt.ema_update(self._ema_list, self._model_list, self:decay())
+  yt.optim.ema_update(self._ema_list, self._model_list, self:decay())
 end
 
 -- Copies plain attributes (names, nc, stride, args, ...) from the model.

@@ -23,7 +23,7 @@ function M.enabled(trainer)
   return on == true
 end
 
--- The trainer's open writer (yt.tfevents_writer), or nil: its path() is the event file.
+-- The trainer's open writer (yt.io.tfevents_writer), or nil: its path() is the event file.
 function M.writer(trainer) return writers[trainer] end
 
 local function close(trainer)
@@ -75,7 +75,7 @@ end
 
 local function on_pretrain_routine_start(trainer)
   close(trainer)
-  local ok, w = pcall(yt.tfevents_writer, trainer.save_dir)
+  local ok, w = pcall(yt.io.tfevents_writer, trainer.save_dir)
   if not ok then
     utils.log("WARNING: TensorBoard not initialized correctly, not logging this run. %s", utils.strip_where(w))
     return

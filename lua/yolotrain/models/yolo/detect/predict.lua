@@ -30,25 +30,7 @@ function Detection_Predictor:setup_model(model, verbose)
   self.model:eval()
   local stride = utils.max_stride(self.model)
   self.stride = stride
-  local imgsz = self.args.imgsz
-  if type(imgsz) ~= "table" then imgsz = { imgsz, imgsz } end
-  if #imgsz == 1 then imgsz = { imgsz[1], imgsz[1] } end
-  local fixed = {}
-  for i = 1, 2 do
-    fixed[i] = math.max(math.ceil(imgsz[i] / stride) * stride, stride)
-  end
-  if fixed[1] ~= imgsz[1] or fixed[2] ~= imgsz[2] then
-    io.stdout:write(
-      string.format(
-        "WARNING: imgsz=%s must be a multiple of max stride %d, updating to [%d, %d]\n",
-        table.concat(imgsz, ","),
-        stride,
-        fixed[1],
-        fixed[2]
-      )
-    )
-  end
-  self.imgsz = fixed
+  self.imgsz = utils.check_imgsz(self.args.imgsz, stride, 2)
   return self.model
 end
 
@@ -61,7 +43,7 @@ end
 function Detection_Predictor:postprocess(preds, img, orig_imgs)
   local classes = self.args.classes
   if type(classes) == "number" then classes = { math.tointeger(classes) } end
-  local dets = yt.nms(preds, {
+  local dets = yt.metrics.nms(preds, {
     conf = self.args.conf,
     iou = self.args.iou,
     max_det = self.args.max_det,

@@ -30,7 +30,7 @@ function Detection_Validator:init(dataloader, save_dir, args, callbacks)
   self.args.task = "detect"
   self.metrics =
     metrics_mod.DetMetrics { save_dir = self.save_dir, plot = false, on_plot = function(p) self:on_plot(p) end }
-  self.iouv = yt.iou_thresholds()
+  self.iouv = yt.metrics.iou_thresholds()
   self.niou = 10
   self.lb = {}
   if self.args.save_hybrid then
@@ -65,7 +65,7 @@ local function resolve_model(model, args, data)
   if type(model) == "string" then
     if model:match("%.safetensors$") then
       if not utils.exists(model) then error(string.format("model '%s' not found", model), 0) end
-      local meta = yt.load_safetensors_metadata(model)
+      local meta = yt.io.load_safetensors_metadata(model)
       if meta and meta.yaml then
         model = tasks.load_checkpoint_model(model)
       else
@@ -188,7 +188,7 @@ function Detection_Validator:get_desc()
 end
 
 function Detection_Validator:postprocess(preds)
-  return yt.nms(preds, {
+  return yt.metrics.nms(preds, {
     conf = self.args.conf,
     iou = self.args.iou,
     multi_label = true,
@@ -244,9 +244,9 @@ end
 -- Correct-prediction matrix (n, 10) uint8 for predictions (rows, original pixels) against GT boxes and classes.
 function Detection_Validator:_process_batch(predn, gt_bboxes, gt_cls)
   local pb = ops.rows_tensor(predn, 6)
-  local iou = yt.box_iou(ops.rows_tensor(gt_bboxes, 4), pb:narrow(2, 1, 4):contiguous())
+  local iou = yt.metrics.box_iou(ops.rows_tensor(gt_bboxes, 4), pb:narrow(2, 1, 4):contiguous())
   local pc = pb:narrow(2, 6, 1):contiguous():reshape({ #predn })
-  return yt.match_predictions(pc, yt.tensor(gt_cls), iou, self.iouv)
+  return yt.metrics.match_predictions(pc, yt.tensor(gt_cls), iou, self.iouv)
 end
 
 function Detection_Validator:update_metrics(preds, batch)
@@ -429,7 +429,7 @@ function Detection_Validator:plot_predictions(batch, preds, ni)
     batch_idx = #bidx > 0 and yt.tensor(bidx) or yt.zeros({ 0 }),
     im_file = batch.im_file,
   }
-  yt.data_plot_batch(
+  yt.data.plot_batch(
     pb,
     self.names,
     utils.join(self.save_dir, string.format("val_batch%d_pred.jpg", ni)),
