@@ -10,7 +10,11 @@
 -- gets its own table and the ratio.
 --
 --   OMP_NUM_THREADS=1 build/yolotrain bench/bench_train.lua [imgsz=320,640] [batch=16] [steps=3] [peer=true]
---       [data=<data.yaml>] [workers=N] [conv=gemm,dnnl] [memory=true]
+--       [data=<data.yaml>] [workers=N] [conv=gemm,dnnl] [memory=true] [loading=true]
+--
+-- loading=true then times as many steps again that take their batch from the loader as training does (the wait
+-- for the batch counted in the step) and prints their median against the pre-loaded step: the loader never
+-- waits when the ratio is ~1.
 --
 -- memory=true also prints, for the last step, where the tensor memory is at the end of the loss (the peak of what
 -- the tape holds): per producing op, the bytes of the distinct storages the tape keeps for backward, and the
@@ -32,6 +36,7 @@ local opts = {
   workers = "2",
   conv = "",
   memory = "false",
+  loading = "false",
   data = SHARED .. "/datasets/coco128/data.yaml",
 }
 for _, a in ipairs(arg or {}) do
@@ -215,6 +220,41 @@ for _, imgsz in ipairs(sizes) do
       end
     end
   end
+  -- steps fed by the loader as in training (loading=true), alternating with pre-loaded steps so that a change in
+  -- the machine's load hits both alike; the iterator goes on from the pre-loaded batches
+  local t_loaded, t_preloaded = {}, {}
+  if opts.loading == "true" then
+    yt.sys.set_conv_backend(backends[1])
+    local function step_on(next_batch)
+      yt.scope_begin()
+      local t0 = yt.machine.now()
+      local b = trainer:preprocess_batch(next_batch())
+      local loss = model:loss(b, model:predict(b.img))
+      loss:backward()
+      trainer:optimizer_step()
+      yt.scope_end()
+      return yt.machine.now() - t0
+    end
+    for i = 1, steps + 1 do
+      local from_loader = step_on(function()
+        local b = iter()
+        if b then return b end
+        trainer.train_loader:set_epoch(1)
+        iter = trainer:_iterate(trainer.train_loader)
+        return iter()
+      end)
+      local preloaded = step_on(function()
+        local b = {}
+        for k, v in pairs(batches[i]) do
+          b[k] = v
+        end
+        return b
+      end)
+      if i > 1 then
+        t_loaded[#t_loaded + 1], t_preloaded[#t_preloaded + 1] = from_loader, preloaded
+      end
+    end
+  end
   yt.sys.set_conv_backend(nil)
   local step
   for _, be in ipairs(backends) do
@@ -266,6 +306,17 @@ for _, imgsz in ipairs(sizes) do
           end
           return table.concat(r, " ")
         end)()
+      )
+    )
+  end
+  if #t_loaded > 0 then
+    local loaded, pre = median(t_loaded), median(t_preloaded)
+    print(
+      string.format(
+        "  step fed by the loader (%d workers): %.1f ms/img = x%.3f the pre-loaded step alternating with it",
+        trainer.train_loader.num_workers or 0,
+        1000 * loaded / batch,
+        loaded / pre
       )
     )
   end
