@@ -7,12 +7,19 @@ local helpers = require("helpers")
 
 local function mpi_ok() return yt.dist and yt.dist.available and helpers.run("command -v mpirun") end
 
-describe("Detection_Trainer under 2 ranks", function()
-  it("matches one process with the whole batch after 5 optimizer steps", function()
+-- it() for a case that needs MPI: pending where the build has none
+local function it_with_mpi(name, fn)
+  it(name, function()
     if not mpi_ok() then
       pending("built without MPI")
       return
     end
+    fn()
+  end)
+end
+
+describe("Detection_Trainer under 2 ranks", function()
+  it_with_mpi("matches one process with the whole batch after 5 optimizer steps", function()
     local coco = helpers.datasets_dir .. "/coco128"
     local dir = helpers.tmpdir()
     local common = string.format(
@@ -67,11 +74,7 @@ describe("Detection_Trainer under 2 ranks", function()
     assert(worst < 5e-4, string.format("%s differs by %.3g (relative)", worst_name, worst))
   end)
 
-  it("applies a live change made on rank 0 on every rank at the same step", function()
-    if not mpi_ok() then
-      pending("built without MPI")
-      return
-    end
+  it_with_mpi("applies a live change made on rank 0 on every rank at the same step", function()
     local coco = helpers.datasets_dir .. "/coco128"
     local dir = helpers.tmpdir()
     -- rank 0 alone asks for the change (as attach does); every rank logs the lr its optimizer steps with
@@ -127,8 +130,9 @@ t:train()
     assert.is_true(after > 0.01, string.format("the step after the change ran with lr %.6g", after))
   end)
 
-  -- rank 1 is sent `signal` in epoch 2; the job must end in bounded time and resume=true finish it with 1 rank
-  local function broken_rank_then_resume(signal, name)
+  -- Runs the stock trainer on 2 ranks (3 epochs of 2 batches) where rank 1 sends itself `signal` at epoch 2,
+  -- batch 1 (a kill, a hang or a SIGTERM); returns the run's ok, exit code, output, seconds taken and run folder.
+  local function signal_rank1(signal, name)
     local coco = helpers.datasets_dir .. "/coco128"
     local dir = helpers.tmpdir()
     helpers.write_file(
@@ -147,30 +151,32 @@ t:train()
         signal
       )
     )
-    local common = string.format(
-      "data='%s' model=yolov8n.yaml epochs=3 imgsz=64 batch=16 nbs=16 fraction=0.25 "
-        .. "workers=1 val=false plots=false project='%s' name=%s",
-      coco,
-      dir,
-      name
-    )
     local t0 = yt.machine.now()
-    local ok, _, out = helpers.run(
+    local ok, rc, out = helpers.run(
       string.format(
-        "cd '%s' && OMP_NUM_THREADS=1 YT_DIST_TIMEOUT=20 timeout 300 '%s' " .. "recipe.lua %s ranks=2",
+        "cd '%s' && OMP_NUM_THREADS=1 YT_DIST_TIMEOUT=20 timeout 300 '%s' recipe.lua data='%s' model=yolov8n.yaml "
+          .. "epochs=3 imgsz=64 batch=16 nbs=16 fraction=0.25 workers=1 val=false plots=false project='%s' "
+          .. "name=%s ranks=2",
         dir,
         helpers.yolotrain,
-        common
+        coco,
+        dir,
+        name
       )
     )
-    local elapsed = yt.machine.now() - t0
+    return ok, rc, out, yt.machine.now() - t0, dir .. "/" .. name
+  end
+
+  -- rank 1 is sent `signal` in epoch 2; the job must end in bounded time and resume=true finish it with 1 rank
+  local function broken_rank_then_resume(signal, name)
+    local ok, _, out, elapsed, run = signal_rank1(signal, name)
     assert.is_false(ok, out)
     assert(elapsed < 120, string.format("the job took %.0f s to end", elapsed))
-    local last = dir .. "/" .. name .. "/weights/last.safetensors"
+    local last = run .. "/weights/last.safetensors"
     local _, meta = yt.io.load_safetensors(last)
     assert.are.equal("0", meta.epoch)
     local ok2, _, out2 =
-      helpers.run(string.format("cd '%s' && '%s' detect train resume='%s' ranks=1", dir, helpers.yolotrain, last))
+      helpers.run(string.format("cd '%s/..' && '%s' detect train resume='%s' ranks=1", run, helpers.yolotrain, last))
     assert(ok2, out2)
     assert.matches("Resuming training", out2, 1, true)
     assert.matches("Optimizer stripped from", out2, 1, true)
@@ -179,64 +185,26 @@ t:train()
     return out
   end
 
-  it("ends in bounded time when a rank dies mid-epoch, and resume=true finishes it with 1 rank", function()
-    if not mpi_ok() then
-      pending("built without MPI")
-      return
-    end
-    broken_rank_then_resume("9", "killed")
-  end)
+  it_with_mpi(
+    "ends in bounded time when a rank dies mid-epoch, and resume=true finishes it with 1 rank",
+    function() broken_rank_then_resume("9", "killed") end
+  )
 
-  it("ends in bounded time when a rank hangs (SIGSTOP), naming the operation waited on; resume works", function()
-    if not mpi_ok() then
-      pending("built without MPI")
-      return
+  it_with_mpi(
+    "ends in bounded time when a rank hangs (SIGSTOP), naming the operation waited on; resume works",
+    function()
+      local out = broken_rank_then_resume("STOP", "hung")
+      assert.matches("YT_DIST_TIMEOUT", out, 1, true)
+      assert.matches("rank 0", out, 1, true)
     end
-    local out = broken_rank_then_resume("STOP", "hung")
-    assert.matches("YT_DIST_TIMEOUT", out, 1, true)
-    assert.matches("rank 0", out, 1, true)
-  end)
+  )
 
-  it("stops every rank at the same step when SIGTERM reaches one of them: last saved, exit 143", function()
-    if not mpi_ok() then
-      pending("built without MPI")
-      return
-    end
-    local coco = helpers.datasets_dir .. "/coco128"
-    local dir = helpers.tmpdir()
-    helpers.write_file(
-      dir .. "/recipe.lua",
-      [==[
-local yt = require("yolotrain")
-local cfg = require("yolotrain.cfg")
-local detect = require("yolotrain.models.yolo.detect")
-local t = detect.Detection_Trainer{ overrides = cfg.recipe_overrides({}, arg) }
-t:add_callback("on_train_batch_end", function(tr)
-  if tr.rank == 1 and tr.epoch == 1 and tr.ni == 2 then os.execute("kill -TERM " .. yt.sys.getpid()) end
-end)
-t:train()
-]==]
-    )
-    local common = string.format(
-      "data='%s' model=yolov8n.yaml epochs=3 imgsz=64 batch=16 nbs=16 fraction=0.25 "
-        .. "workers=1 val=false plots=false project='%s' name=term",
-      coco,
-      dir
-    )
-    local t0 = yt.machine.now()
-    local ok, rc, out = helpers.run(
-      string.format(
-        "cd '%s' && OMP_NUM_THREADS=1 YT_DIST_TIMEOUT=20 timeout 300 '%s' " .. "recipe.lua %s ranks=2",
-        dir,
-        helpers.yolotrain,
-        common
-      )
-    )
-    local elapsed = yt.machine.now() - t0
+  it_with_mpi("stops every rank at the same step when SIGTERM reaches one of them: last saved, exit 143", function()
+    local ok, rc, out, elapsed, run = signal_rank1("TERM", "term")
     assert.is_false(ok, out)
     assert.are.equal(143, rc, out)
     assert(elapsed < 60, string.format("the job took %.0f s to end: a rank waited for the other", elapsed))
-    local last = dir .. "/term/weights/last.safetensors"
+    local last = run .. "/weights/last.safetensors"
     -- rank 0 was not signalled: it stopped because rank 1 was, at the same step (epoch 2, batch 1 of 2)
     assert.matches("Stopped by SIGTERM at epoch 2/3, batch 1/2; last saved to " .. last, out, 1, true)
     assert.is_nil(out:find("this rank failed", 1, true), out)

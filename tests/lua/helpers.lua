@@ -80,4 +80,15 @@ function helpers.coco_subset(n)
   return dir
 end
 
+-- A new table with the fields of each argument in turn (a later one wins): overrides built on common ones
+function helpers.merged(...)
+  local o = {}
+  for i = 1, select("#", ...) do
+    for k, v in pairs((select(i, ...))) do
+      o[k] = v
+    end
+  end
+  return o
+end
+
 return helpers

@@ -210,20 +210,30 @@ print("after train()")
       end
     )
   end
-  it("pauses into the REPL on a terminal: trainer is in scope and cont() resumes", function()
+
+  -- The recipe of a 2-epoch tiny run named `name` that gets SIGINT at epoch 1, batch 2 (on a terminal it pauses
+  -- into the REPL), then runs `after` (Lua source): returns its folder and path, or nil (pending) where no
+  -- terminal can be provided.
+  local function paused_run(name, after)
     if not helpers.run("command -v script") then
       pending("util-linux 'script' is not available to provide a terminal")
-      return
+      return nil
     end
     local dir = helpers.tmpdir()
     fake.tiny_yaml(dir)
-    local path = recipe(dir, [[
+    return dir,
+      recipe(dir, [[
 local t = T{ overrides = { model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 2, imgsz = 32, batch = 4,
-  project = DIR, name = 'pause', plots = false, verbose = false } }
+  project = DIR, name = ']] .. name .. [[', plots = false, verbose = false } }
 ]] .. signal_window(0, 1) .. [[
 t:train()
-print("lr0 now " .. t.args.lr0 .. ", finished at epoch " .. (t.epoch + 1))
-]])
+]] .. after)
+  end
+
+  it("pauses into the REPL on a terminal: trainer is in scope and cont() resumes", function()
+    local dir, path =
+      paused_run("pause", 'print("lr0 now " .. t.args.lr0 .. ", finished at epoch " .. (t.epoch + 1))\n')
+    if not dir then return end
     local _, _, out =
       run_on_terminal(dir, path, "print('epoch in repl', trainer.epoch + 1)\ntrainer.args.lr0 = 0.02\ncont()\n", 20)
     assert.matches("Training paused", out, 1, true)
@@ -253,19 +263,8 @@ t:train()
   end)
 
   it("stop() in the paused REPL saves last and ends the run as Ctrl-C does: 'Stopped by user', exit 130", function()
-    if not helpers.run("command -v script") then
-      pending("util-linux 'script' is not available to provide a terminal")
-      return
-    end
-    local dir = helpers.tmpdir()
-    fake.tiny_yaml(dir)
-    local path = recipe(dir, [[
-local t = T{ overrides = { model = DIR .. '/tiny-t.yaml', data = 'fake', epochs = 2, imgsz = 32, batch = 4,
-  project = DIR, name = 'stop', plots = false, verbose = false } }
-]] .. signal_window(0, 1) .. [[
-t:train()
-print("after train()")
-]])
+    local dir, path = paused_run("stop", 'print("after train()")\n')
+    if not dir then return end
     local ok, rc, out = run_on_terminal(dir, path, "stop()\n", 2)
     out = out:gsub("\r", "")
     assert.is_false(ok, out)

@@ -197,16 +197,7 @@ describe("training from a .pt", function()
       deterministic = true,
       verbose = false,
     }
-    local function with(extra)
-      local o = {}
-      for k, v in pairs(common) do
-        o[k] = v
-      end
-      for k, v in pairs(extra) do
-        o[k] = v
-      end
-      return o
-    end
+    local function with(extra) return helpers.merged(common, extra) end
     local from_pt = first_step(with { model = BEST, name = "pt" })
     local from_st = first_step(with { model = "yolov8n.yaml", pretrained = dir .. "/weights.safetensors", name = "st" })
     assert.are.same(from_st, from_pt)
