@@ -149,7 +149,14 @@ print(
   )
 )
 print("precision: float32 (bf16 mixed precision is not implemented yet; amp=true runs float32)")
-print("convolutions: " .. table.concat(backends, " and ") .. (#backends > 1 and ", alternating step by step" or ""))
+print(
+  "convolutions: "
+    .. table.concat(backends, " and ")
+    .. (#backends > 1 and ", alternating step by step" or "")
+    .. " (oneDNN ISA "
+    .. select(2, yt.sys.conv_backend())
+    .. ")"
+)
 
 local dir = os.tmpname()
 os.remove(dir)

@@ -22,6 +22,7 @@
 #include "core/error.h"
 #include "io/durable.h"
 #include "ops/conv2d.h"
+#include "ops/conv2d_dnnl.h"
 #include "lua/yt_lua.h"
 #include "lua/yt_repl.h"
 
@@ -445,13 +446,15 @@ static int l_get_num_threads(lua_State *L)
     return 1;
 }
 
-/* "dnnl", "dnnl_all" or "gemm": the convolution backend (YT_CONV; an invalid value raises its error) */
+/* "dnnl", "dnnl_all" or "gemm": the convolution backend (YT_CONV, else the default for oneDNN's ISA; an invalid
+ * value raises its error), and oneDNN's ISA ("avx512_core_bf16", "avx2", ...) */
 static int l_conv_backend(lua_State *L)
 {
     int b = yt_conv2d_backend();
     if (b < 0) return luaL_error(L, "%s", yt_last_error());
     lua_pushstring(L, yt_conv2d_backend_name(b));
-    return 1;
+    lua_pushstring(L, yt_conv2d_dnnl_isa());
+    return 2;
 }
 
 /* set_conv_backend("gemm" | "dnnl" | "dnnl_all" | nil): nil goes back to YT_CONV's choice (benchmarks compare) */

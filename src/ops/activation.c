@@ -5,17 +5,50 @@
 #include "core/autograd.h"
 #include "core/error.h"
 #include "ops/shape_ops.h"
+#include "ops/simd.h"
+
+/* SiLU's arithmetic is ops/simd.h's (yt_v_silu, yt_v_silu_grad), which the fused batch_norm_silu shares: an element
+ * gets the same floats in both, wherever it sits in its array. Blocks of SILU_BLOCK elements per OpenMP chunk. */
+#define SILU_BLOCK 4096
+
+YT_V_INLINE void silu_block_body(const float *x, float *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH) yt_v_store(y + i, yt_v_silu(yt_v_load(x + i)));
+    if (i < n) yt_v_store_n(y + i, yt_v_silu(yt_v_load_n(x + i, n - i)), n - i);
+}
+YT_SIMD_DISPATCH(silu_block, (const float *x, float *y, size_t n), (x, y, n))
+
+YT_V_INLINE void silu_grad_block_body(const float *x, const float *gy, float *gx, size_t n)
+{
+    size_t i = 0;
+    for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH)
+        yt_v_store(gx + i, yt_v_load(gx + i) + yt_v_silu_grad(yt_v_load(x + i), yt_v_load(gy + i)));
+    if (i < n) {
+        size_t r = n - i;
+        yt_v_store_n(gx + i, yt_v_load_n(gx + i, r) + yt_v_silu_grad(yt_v_load_n(x + i, r), yt_v_load_n(gy + i, r)), r);
+    }
+}
+YT_SIMD_DISPATCH(silu_grad_block, (const float *x, const float *gy, float *gx, size_t n), (x, gy, gx, n))
 
 void yt_silu_forward(const float *x, float *y, size_t n)
 {
+    const size_t blocks = (n + SILU_BLOCK - 1) / SILU_BLOCK;
 #pragma omp parallel for schedule(static) if (n > 32768)
-    for (size_t i = 0; i < n; i++) y[i] = yt_silu1(x[i]);
+    for (size_t k = 0; k < blocks; k++) {
+        size_t i = k * SILU_BLOCK, len = n - i < SILU_BLOCK ? n - i : SILU_BLOCK;
+        silu_block(x + i, y + i, len);
+    }
 }
 
 void yt_silu_backward(const float *x, const float *gy, float *gx, size_t n)
 {
+    const size_t blocks = (n + SILU_BLOCK - 1) / SILU_BLOCK;
 #pragma omp parallel for schedule(static) if (n > 32768)
-    for (size_t i = 0; i < n; i++) gx[i] += yt_silu_grad1(x[i], gy[i]);
+    for (size_t k = 0; k < blocks; k++) {
+        size_t i = k * SILU_BLOCK, len = n - i < SILU_BLOCK ? n - i : SILU_BLOCK;
+        silu_grad_block(x + i, gy + i, gx + i, len);
+    }
 }
 
 void yt_sigmoid_forward(const float *x, float *y, size_t n)

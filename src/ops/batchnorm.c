@@ -7,18 +7,198 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
-#include "ops/activation.h"
 #include "ops/shape_ops.h"
+#include "ops/simd.h"
+
+/* ---- per-plane kernels (ops/simd.h): the HW contiguous floats of one image's channel ----
+ * Sums are taken in double: 16 lanes (two yt_vd) over the plane's full vectors, the lanes added in a fixed order,
+ * then the tail's elements one by one; a channel's total adds its planes' sums in image order. Every caller of a
+ * sum over the same plane gets the same bits (the fused op's backward relies on it). Elementwise maps run their
+ * tail through the same vector code as the rest (yt_v_load_n), so an element's result does not depend on where it
+ * sits: batch_norm + silu over a whole tensor and the fused op per plane give the same floats. */
+
+/* *s += sum p */
+YT_V_INLINE void sum_plane_body(const float *p, size_t n, double *s)
+{
+    yt_vd a0 = {0}, a1 = {0};
+    size_t i = 0;
+    for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH) {
+        yt_vd lo, hi;
+        yt_v_to_double(yt_v_load(p + i), &lo, &hi);
+        a0 += lo;
+        a1 += hi;
+    }
+    double t = yt_vd_sum(a0 + a1);
+    for (; i < n; i++) t += p[i];
+    *s += t;
+}
+YT_SIMD_DISPATCH(sum_plane, (const float *p, size_t n, double *s), (p, n, s))
+
+/* *q += sum (p - m)^2 */
+YT_V_INLINE void sqdev_plane_body(const float *p, size_t n, double m, double *q)
+{
+    yt_vd a0 = {0}, a1 = {0};
+    size_t i = 0;
+    for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH) {
+        yt_vd lo, hi;
+        yt_v_to_double(yt_v_load(p + i), &lo, &hi);
+        lo -= m;
+        hi -= m;
+        a0 += lo * lo;
+        a1 += hi * hi;
+    }
+    double t = yt_vd_sum(a0 + a1);
+    for (; i < n; i++) {
+        double d = p[i] - m;
+        t += d * d;
+    }
+    *q += t;
+}
+YT_SIMD_DISPATCH(sqdev_plane, (const float *p, size_t n, double m, double *q), (p, n, m, q))
+
+/* One vector of the gradient sums: a += g, b += g * ((x - m) * is), in double. */
+YT_V_INLINE void gsums_step(yt_vf g, yt_vf x, double m, double is, yt_vd *a, yt_vd *b)
+{
+    yt_vd g0, g1, x0, x1;
+    yt_v_to_double(g, &g0, &g1);
+    yt_v_to_double(x, &x0, &x1);
+    a[0] += g0;
+    a[1] += g1;
+    b[0] += g0 * ((x0 - m) * is);
+    b[1] += g1 * ((x1 - m) * is);
+}
+
+YT_V_INLINE void gsums_tail(const float *g, const float *x, size_t i, size_t n, double m, double is, double *a,
+                            double *b)
+{
+    for (; i < n; i++) {
+        *a += g[i];
+        *b += (double)g[i] * (((double)x[i] - m) * is);
+    }
+}
+
+/* *a += sum g; *b += sum g * (x - m) * is (x NULL: only *a) */
+YT_V_INLINE void gsums_plane_body(const float *g, const float *x, size_t n, double m, double is, double *a, double *b)
+{
+    yt_vd va[2] = {{0}, {0}}, vb[2] = {{0}, {0}};
+    size_t i = 0;
+    if (!x) {
+        for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH) {
+            yt_vd g0, g1;
+            yt_v_to_double(yt_v_load(g + i), &g0, &g1);
+            va[0] += g0;
+            va[1] += g1;
+        }
+        double ta = yt_vd_sum(va[0] + va[1]);
+        for (; i < n; i++) ta += g[i];
+        *a += ta;
+        return;
+    }
+    for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH) gsums_step(yt_v_load(g + i), yt_v_load(x + i), m, is, va, vb);
+    double ta = yt_vd_sum(va[0] + va[1]), tb = yt_vd_sum(vb[0] + vb[1]);
+    gsums_tail(g, x, i, n, m, is, &ta, &tb);
+    *a += ta;
+    *b += tb;
+}
+YT_SIMD_DISPATCH(gsums_plane, (const float *g, const float *x, size_t n, double m, double is, double *a, double *b),
+                 (g, x, n, m, is, a, b))
+
+/* The per-channel affine map of the forward, in one place: the fused op recomputes it in its backward and must
+ * get the very floats the forward had. */
+static inline float bn_scale(const double *invstd, const float *weight, int c)
+{
+    return (float)(invstd[c] * (weight ? weight[c] : 1.0f));
+}
+YT_V_INLINE yt_vf bn_apply(yt_vf x, float m, float scale, float shift) { return (x - m) * scale + shift; }
+
+/* y = (x - m) * scale + shift, and silu of it */
+YT_V_INLINE void bn_plane_body(const float *x, float *y, size_t n, float m, float scale, float shift)
+{
+    size_t i = 0;
+    for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH) yt_v_store(y + i, bn_apply(yt_v_load(x + i), m, scale, shift));
+    if (i < n) yt_v_store_n(y + i, bn_apply(yt_v_load_n(x + i, n - i), m, scale, shift), n - i);
+}
+YT_SIMD_DISPATCH(bn_plane, (const float *x, float *y, size_t n, float m, float scale, float shift),
+                 (x, y, n, m, scale, shift))
+
+YT_V_INLINE void bn_silu_plane_body(const float *x, float *y, size_t n, float m, float scale, float shift)
+{
+    size_t i = 0;
+    for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH)
+        yt_v_store(y + i, yt_v_silu(bn_apply(yt_v_load(x + i), m, scale, shift)));
+    if (i < n) yt_v_store_n(y + i, yt_v_silu(bn_apply(yt_v_load_n(x + i, n - i), m, scale, shift)), n - i);
+}
+YT_SIMD_DISPATCH(bn_silu_plane, (const float *x, float *y, size_t n, float m, float scale, float shift),
+                 (x, y, n, m, scale, shift))
+
+/* Training input gradient: gx += k * (g - mg - (x - m) * is * mgx) */
+YT_V_INLINE yt_vf gx_train(yt_vf g, yt_vf x, float k, float m, float is, float mg, float mgx)
+{
+    return k * (g - mg - (x - m) * is * mgx);
+}
+YT_V_INLINE void gx_train_plane_body(const float *g, const float *x, float *gx, size_t n, float k, float m, float is,
+                                     float mg, float mgx)
+{
+    size_t i = 0;
+    for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH)
+        yt_v_store(gx + i, yt_v_load(gx + i) + gx_train(yt_v_load(g + i), yt_v_load(x + i), k, m, is, mg, mgx));
+    if (i < n) {
+        size_t r = n - i;
+        yt_vf v = gx_train(yt_v_load_n(g + i, r), yt_v_load_n(x + i, r), k, m, is, mg, mgx);
+        yt_v_store_n(gx + i, yt_v_load_n(gx + i, r) + v, r);
+    }
+}
+YT_SIMD_DISPATCH(gx_train_plane,
+                 (const float *g, const float *x, float *gx, size_t n, float k, float m, float is, float mg, float mgx),
+                 (g, x, gx, n, k, m, is, mg, mgx))
+
+/* Fixed statistics: gx += k * g */
+YT_V_INLINE void gx_eval_plane_body(const float *g, float *gx, size_t n, float k)
+{
+    size_t i = 0;
+    for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH) yt_v_store(gx + i, yt_v_load(gx + i) + k * yt_v_load(g + i));
+    if (i < n) yt_v_store_n(gx + i, yt_v_load_n(gx + i, n - i) + k * yt_v_load_n(g + i, n - i), n - i);
+}
+YT_SIMD_DISPATCH(gx_eval_plane, (const float *g, float *gx, size_t n, float k), (g, gx, n, k))
+
+/* The fused op's backward over one plane: gz = gy * silu'(bn(x)) into gz (as silu's backward gives it into a zeroed
+ * buffer), and the gradient sums of gz as gsums_plane takes them. */
+YT_V_INLINE yt_vf silu_bn_grad(yt_vf x, yt_vf gy, float m, float scale, float shift)
+{
+    return 0.0f + yt_v_silu_grad(bn_apply(x, m, scale, shift), gy);
+}
+YT_V_INLINE void bn_silu_grad_plane_body(const float *x, const float *gy, float *gz, size_t n, float m, float scale,
+                                         float shift, double md, double is, double *a, double *b)
+{
+    yt_vd va[2] = {{0}, {0}}, vb[2] = {{0}, {0}};
+    size_t i = 0;
+    for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH) {
+        yt_vf xv = yt_v_load(x + i), g = silu_bn_grad(xv, yt_v_load(gy + i), m, scale, shift);
+        yt_v_store(gz + i, g);
+        gsums_step(g, xv, md, is, va, vb);
+    }
+    double ta = yt_vd_sum(va[0] + va[1]), tb = yt_vd_sum(vb[0] + vb[1]);
+    if (i < n) {
+        yt_v_store_n(gz + i, silu_bn_grad(yt_v_load_n(x + i, n - i), yt_v_load_n(gy + i, n - i), m, scale, shift),
+                     n - i);
+        gsums_tail(gz, x, i, n, md, is, &ta, &tb);
+    }
+    *a += ta;
+    *b += tb;
+}
+YT_SIMD_DISPATCH(bn_silu_grad_plane,
+                 (const float *x, const float *gy, float *gz, size_t n, float m, float scale, float shift, double md,
+                  double is, double *a, double *b),
+                 (x, gy, gz, n, m, scale, shift, md, is, a, b))
+
+/* ---- the raw kernels ---- */
 
 void yt_batch_norm_channel_sums(const float *x, double *s, int N, int C, size_t HW)
 {
 #pragma omp parallel for schedule(static) if ((size_t)N * C * HW > 32768)
     for (int c = 0; c < C; c++) {
         double a = 0.0;
-        for (int n = 0; n < N; n++) {
-            const float *p = x + ((size_t)n * C + c) * HW;
-            for (size_t i = 0; i < HW; i++) a += p[i];
-        }
+        for (int n = 0; n < N; n++) sum_plane(x + ((size_t)n * C + c) * HW, HW, &a);
         s[c] = a;
     }
 }
@@ -27,15 +207,8 @@ void yt_batch_norm_channel_sqdev(const float *x, const double *mean, double *q, 
 {
 #pragma omp parallel for schedule(static) if ((size_t)N * C * HW > 32768)
     for (int c = 0; c < C; c++) {
-        const double m = mean[c];
         double a = 0.0;
-        for (int n = 0; n < N; n++) {
-            const float *p = x + ((size_t)n * C + c) * HW;
-            for (size_t i = 0; i < HW; i++) {
-                double d = p[i] - m;
-                a += d * d;
-            }
-        }
+        for (int n = 0; n < N; n++) sqdev_plane(x + ((size_t)n * C + c) * HW, HW, mean[c], &a);
         q[c] = a;
     }
 }
@@ -61,26 +234,14 @@ void yt_batch_norm_finish_stats(const double *mean, const double *var, double *i
     }
 }
 
-/* The per-channel affine map of the forward, in one place: the fused op recomputes it in its backward and must
- * get the very floats the forward had. */
-static inline float bn_scale(const double *invstd, const float *weight, int c)
-{
-    return (float)(invstd[c] * (weight ? weight[c] : 1.0f));
-}
-static inline float bn_apply(float x, float m, float scale, float shift) { return (x - m) * scale + shift; }
-
 void yt_batch_norm_forward(const float *x, float *y, const float *weight, const float *bias, const double *mean,
                            const double *invstd, int N, int C, size_t HW)
 {
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 32768)
     for (int n = 0; n < N; n++) {
         for (int c = 0; c < C; c++) {
-            const float m = (float)mean[c];
-            const float scale = bn_scale(invstd, weight, c);
-            const float shift = bias ? bias[c] : 0.0f;
-            const float *p = x + ((size_t)n * C + c) * HW;
-            float *q = y + ((size_t)n * C + c) * HW;
-            for (size_t i = 0; i < HW; i++) q[i] = bn_apply(p[i], m, scale, shift);
+            const size_t off = ((size_t)n * C + c) * HW;
+            bn_plane(x + off, y + off, HW, (float)mean[c], bn_scale(invstd, weight, c), bias ? bias[c] : 0.0f);
         }
     }
 }
@@ -90,19 +251,10 @@ void yt_batch_norm_grad_sums(const float *x, const float *gy, const double *mean
 {
 #pragma omp parallel for schedule(static) if ((size_t)N * C * HW > 32768)
     for (int c = 0; c < C; c++) {
-        const double m = mean[c], is = invstd[c];
         double a = 0.0, b = 0.0;
         for (int n = 0; n < N; n++) {
-            const float *g = gy + ((size_t)n * C + c) * HW;
-            if (!x) { /* only sum(gy) wanted */
-                for (size_t i = 0; i < HW; i++) a += g[i];
-                continue;
-            }
-            const float *p = x + ((size_t)n * C + c) * HW;
-            for (size_t i = 0; i < HW; i++) {
-                a += g[i];
-                b += (double)g[i] * (((double)p[i] - m) * is);
-            }
+            const size_t off = ((size_t)n * C + c) * HW;
+            gsums_plane(gy + off, x ? x + off : NULL, HW, mean[c], invstd[c], &a, &b);
         }
         sg[c] = a;
         sgx[c] = b;
@@ -116,13 +268,9 @@ void yt_batch_norm_backward_input(const float *x, const float *gy, float *gx, co
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 32768)
     for (int n = 0; n < N; n++) {
         for (int c = 0; c < C; c++) {
-            const float *g = gy + ((size_t)n * C + c) * HW;
-            const float *p = x + ((size_t)n * C + c) * HW;
-            float *o = gx + ((size_t)n * C + c) * HW;
-            const float k = (float)(invstd[c] * (weight ? weight[c] : 1.0f));
-            const float m = (float)mean[c], is = (float)invstd[c];
-            const float mg = (float)(sg[c] / M), mgx = (float)(sgx[c] / M);
-            for (size_t i = 0; i < HW; i++) o[i] += k * (g[i] - mg - (p[i] - m) * is * mgx);
+            const size_t off = ((size_t)n * C + c) * HW;
+            gx_train_plane(gy + off, x + off, gx + off, HW, bn_scale(invstd, weight, c), (float)mean[c],
+                           (float)invstd[c], (float)(sg[c] / M), (float)(sgx[c] / M));
         }
     }
 }
@@ -145,10 +293,8 @@ static int backward_common(const float *x, const float *gy, float *gx, const flo
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 32768)
         for (int n = 0; n < N; n++) {
             for (int c = 0; c < C; c++) {
-                const float *g = gy + ((size_t)n * C + c) * HW;
-                float *o = gx + ((size_t)n * C + c) * HW;
-                const float k = (float)(invstd[c] * (weight ? weight[c] : 1.0f));
-                for (size_t i = 0; i < HW; i++) o[i] += k * g[i];
+                const size_t off = ((size_t)n * C + c) * HW;
+                gx_eval_plane(gy + off, gx + off, HW, bn_scale(invstd, weight, c));
             }
         }
     }
@@ -176,12 +322,8 @@ void yt_batch_norm_silu_forward(const float *x, float *y, const float *weight, c
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 32768)
     for (int n = 0; n < N; n++) {
         for (int c = 0; c < C; c++) {
-            const float m = (float)mean[c];
-            const float scale = bn_scale(invstd, weight, c);
-            const float shift = bias ? bias[c] : 0.0f;
-            const float *p = x + ((size_t)n * C + c) * HW;
-            float *q = y + ((size_t)n * C + c) * HW;
-            for (size_t i = 0; i < HW; i++) q[i] = yt_silu1(bn_apply(p[i], m, scale, shift));
+            const size_t off = ((size_t)n * C + c) * HW;
+            bn_silu_plane(x + off, y + off, HW, (float)mean[c], bn_scale(invstd, weight, c), bias ? bias[c] : 0.0f);
         }
     }
 }
@@ -203,33 +345,21 @@ int yt_batch_norm_silu_backward(const float *x, const float *gy, float *gx, cons
     for (int c = 0; c < C; c++) {
         float *g = buf + per * (size_t)omp_get_thread_num();
         const float m = (float)mean[c], scale = bn_scale(invstd, weight, c), shift = bias ? bias[c] : 0.0f;
-        const double md = mean[c], is = invstd[c];
         double a = 0.0, b = 0.0;
         for (int n = 0; n < N; n++) {
-            const float *p = x + ((size_t)n * C + c) * HW;
-            const float *gyn = gy + ((size_t)n * C + c) * HW;
-            float *gn = g + (size_t)n * HW;
-            for (size_t i = 0; i < HW; i++) {
-                float gz = 0.0f; /* silu's input gradient starts from a zeroed buffer */
-                gz += yt_silu_grad1(bn_apply(p[i], m, scale, shift), gyn[i]);
-                gn[i] = gz;
-                a += gz;
-                b += (double)gz * (((double)p[i] - md) * is);
-            }
+            const size_t off = ((size_t)n * C + c) * HW;
+            bn_silu_grad_plane(x + off, gy + off, g + (size_t)n * HW, HW, m, scale, shift, mean[c], invstd[c], &a, &b);
         }
         if (gb) gb[c] += (float)a;
         if (gw) gw[c] += (float)b;
         if (!gx) continue;
-        const float k = scale, isf = (float)invstd[c];
-        const float mg = (float)(a / M), mgx = (float)(b / M);
+        const float isf = (float)invstd[c], mg = (float)(a / M), mgx = (float)(b / M);
         for (int n = 0; n < N; n++) {
-            const float *p = x + ((size_t)n * C + c) * HW;
-            const float *gn = g + (size_t)n * HW;
-            float *o = gx + ((size_t)n * C + c) * HW;
+            const size_t off = ((size_t)n * C + c) * HW;
             if (training)
-                for (size_t i = 0; i < HW; i++) o[i] += k * (gn[i] - mg - (p[i] - m) * isf * mgx);
+                gx_train_plane(g + (size_t)n * HW, x + off, gx + off, HW, scale, m, isf, mg, mgx);
             else
-                for (size_t i = 0; i < HW; i++) o[i] += k * gn[i];
+                gx_eval_plane(g + (size_t)n * HW, gx + off, HW, scale);
         }
     }
     free(buf);

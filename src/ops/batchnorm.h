@@ -31,7 +31,8 @@ void yt_batch_norm_backward_train(const float *x, const float *gy, float *gx, co
 void yt_batch_norm_backward_eval(const float *x, const float *gy, float *gx, const float *weight, float *gw, float *gb,
                                  const double *mean, const double *invstd, int N, int C, size_t HW);
 
-/* y = silu(batch_norm(x)) (activation.h's SiLU), the BN output computed in registers and never stored. */
+/* y = silu(batch_norm(x)) (ops/simd.h's SiLU, as activation.h's), the BN output computed in registers and never
+ * stored. */
 void yt_batch_norm_silu_forward(const float *x, float *y, const float *weight, const float *bias, const double *mean,
                                 const double *invstd, int N, int C, size_t HW);
 /* Its backward (training: through the batch statistics; else fixed statistics), recomputing the BN output from x,

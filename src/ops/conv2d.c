@@ -22,13 +22,15 @@ static int backend_from_env(void)
     int b = parsed;
     if (b == 0) {
         const char *v = getenv("YT_CONV");
-        b = (!v || !*v) ? YT_CONV_DNNL : yt_conv2d_backend_of(v);
+        b = (!v || !*v) ? yt_conv2d_default_backend() : yt_conv2d_backend_of(v);
         parsed = b;
     }
     if (b < 0)
         return yt_error("YT_CONV=%s: expected gemm, dnnl or dnnl_all", getenv("YT_CONV") ? getenv("YT_CONV") : "");
     return b;
 }
+
+int yt_conv2d_default_backend(void) { return yt_conv2d_dnnl_isa_avx512() ? YT_CONV_DNNL_ALL : YT_CONV_DNNL; }
 
 int yt_conv2d_backend(void)
 {
@@ -65,8 +67,8 @@ static int use_dnnl(const yt_conv2d_shape *s, int forward)
     int b = s->backend ? s->backend : yt_conv2d_backend();
     if (b < 0) return -1;
     if (b == YT_CONV_GEMM) return 0;
-    /* the default: 1x1 convolutions are one plain sgemm per image on the GEMM path, which measured faster than
-     * oneDNN's 1x1 kernels with their reorders (bench_conv: 0.86-0.98x) */
+    /* dnnl: 1x1 convolutions are one plain sgemm per image on the GEMM path, which measured faster than oneDNN's
+     * AVX2 1x1 kernels with their reorders (bench_conv: 0.86-0.98x) */
     if (b == YT_CONV_DNNL && (forward || is_pointwise(s))) return 0;
     return yt_conv2d_dnnl_supports(s);
 }

@@ -27,19 +27,28 @@ typedef struct {
 /* The implementations of the raw kernels below: im2col + OpenBLAS sgemm (this file's header comment), and
  * oneDNN's convolution primitives (src/ops/conv2d_dnnl.h). The environment variable YT_CONV (or
  * yt_conv2d_set_backend) chooses for the whole process:
- *   dnnl (the default)  backward data and backward weights of k x k convolutions on oneDNN; their forward pass,
- *                       and every pass of 1x1 ones (a plain sgemm per image, faster here), on the GEMM path
- *   dnnl_all            the forward pass on oneDNN too
+ *   dnnl_all            every pass on oneDNN: the default when oneDNN's kernels are AVX-512 ones
+ *                       (yt_conv2d_dnnl_isa_avx512)
+ *   dnnl                backward data and backward weights of k x k convolutions on oneDNN; their forward pass,
+ *                       and every pass of 1x1 ones (a plain sgemm per image), on the GEMM path: the default on
+ *                       other machines (AVX2 and below)
  *   gemm                everything on the GEMM path
- * Why the default keeps the forward on GEMM: oneDNN's direct kernels sum a k x k convolution's C*k*k products in
- * one sequence, a few times less accurate than the GEMM path's blocked sums once C*k*k is large (measured: 5.8e-7
- * against 2.1e-7 rms relative error at C*k*k = 2304). Training does not notice, but the forward's bits change, and
- * on the parity fixtures ties in SPPF's max-pooling then break the other way, which moves the gradients of the
- * layers before it past their 1e-3 tolerance (even when only the C = 16 layers run on oneDNN). With the forward
- * on GEMM, inference and every forward result stay bitwise what the GEMM path gives. Shapes oneDNN does not take
- * (yt_conv2d_dnnl_supports) and calls from inside an OpenMP parallel region always run the GEMM path. */
+ * Why the choice depends on oneDNN's ISA. Speed: with AVX-512, oneDNN's kernels beat the GEMM path on every pass,
+ * 1x1 and forward included (OpenBLAS's sgemm may well be an AVX2 one: Debian's 0.3.21 runs its Haswell kernels on
+ * AVX-512 AMD CPUs); with AVX2 the GEMM path is the faster one for 1x1 convolutions. Accuracy: oneDNN's AVX2 direct
+ * kernels sum a k x k convolution's C*k*k products in long sequences, a few times less accurate than the GEMM
+ * path's blocked sums once C*k*k is large; its AVX-512 kernels are as accurate as the GEMM path or more (measured
+ * against a double reference, C*k*k = 2304: rms relative error 8.3e-7 AVX2, 2.2e-7 AVX-512, 3.0e-7 GEMM).
+ * Training does not notice, but on the parity fixtures the AVX2 forward breaks a near-tie in SPPF's max-pooling
+ * the other way (1.523947 vs 1.523935), which moves the gradients of the layers before it past their 1e-3
+ * tolerance (ONEDNN_MAX_CPU_ISA=AVX2 YT_CONV=dnnl_all shows it); with the AVX-512 kernels every parity test
+ * passes, closer than on the GEMM path (train step: worst gradient max diff / max|ref| 4.5e-5 against 6.9e-5).
+ * Shapes oneDNN does not take (yt_conv2d_dnnl_supports) and calls from inside an OpenMP parallel
+ * region always run the GEMM path. */
 enum { YT_CONV_GEMM = 1, YT_CONV_DNNL = 2, YT_CONV_DNNL_ALL = 3 };
-/* The process's backend: yt_conv2d_set_backend's, else YT_CONV's (read once), else YT_CONV_DNNL. Returns -1
+/* The backend without YT_CONV: YT_CONV_DNNL_ALL when oneDNN's ISA has AVX-512, else YT_CONV_DNNL. */
+int yt_conv2d_default_backend(void);
+/* The process's backend: yt_conv2d_set_backend's, else YT_CONV's (read once), else the default. Returns -1
  * (with yt_error naming the variable) when YT_CONV holds something other than "gemm", "dnnl" or "dnnl_all". */
 int yt_conv2d_backend(void);
 /* YT_CONV_GEMM, YT_CONV_DNNL, YT_CONV_DNNL_ALL, or 0 to go back to YT_CONV / the default. -1 on another value. */

@@ -1,6 +1,7 @@
 #include "ops/conv2d_dnnl.h"
 
 #include <dnnl.h>
+#include <dnnl_debug.h>
 #include <omp.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -84,6 +85,21 @@ int yt_conv2d_dnnl_supports(const yt_conv2d_shape *s)
 {
     return s->N > 0 && !omp_in_parallel() && pad_right(s->H, s->OH, s->KH, s->sh, s->ph) >= 0 &&
            pad_right(s->W, s->OW, s->KW, s->sw, s->pw) >= 0;
+}
+
+const char *yt_conv2d_dnnl_isa(void)
+{
+    const char *name = dnnl_cpu_isa2str(dnnl_get_effective_cpu_isa());
+    if (!name) return "unknown";
+    return strncmp(name, "cpu_isa_", 8) == 0 ? name + 8 : name;
+}
+
+int yt_conv2d_dnnl_isa_avx512(void)
+{
+    /* oneDNN's ISA values are bit sets, each containing the ones below it (avx512_core_bf16 = avx512_core | ...);
+     * avx512_mic (Xeon Phi) lacks avx512_core's bits, avx2_vnni has none of them */
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(), core = (unsigned)dnnl_cpu_isa_avx512_core;
+    return (isa & core) == core;
 }
 
 /* A reorder between a port's two layouts; `to_user`: from oneDNN's layout to the caller's, adding to what is

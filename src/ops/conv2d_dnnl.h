@@ -17,6 +17,12 @@
  * padding implied by the output size to be >= 0, and it is not called from inside an OpenMP parallel region. */
 int yt_conv2d_dnnl_supports(const yt_conv2d_shape *s);
 
+/* The instruction set oneDNN's kernels use on this machine, as oneDNN names it without its "cpu_isa_" prefix
+ * ("avx512_core_bf16", "avx512_core", "avx2", ...; the environment variable ONEDNN_MAX_CPU_ISA can lower it), and
+ * whether it includes AVX-512 (avx512_core or above: the default backend then runs every pass on oneDNN). */
+const char *yt_conv2d_dnnl_isa(void);
+int yt_conv2d_dnnl_isa_avx512(void);
+
 /* As yt_conv2d_forward / yt_conv2d_backward (overwrite y; accumulate into gx, gw, gb). -1 + yt_error on failure. */
 int yt_conv2d_dnnl_forward(const float *x, float *y, const float *w, const float *b, const yt_conv2d_shape *s);
 int yt_conv2d_dnnl_backward(const float *x, const float *gy, float *gx, const float *w, float *gw, float *gb,

@@ -8,6 +8,7 @@
 #include "core/autograd.h"
 #include "ops/activation.h"
 #include "ops/batchnorm.h"
+#include "ops/simd.h"
 #include "testutil.h"
 
 typedef struct {
@@ -165,8 +166,16 @@ int main(void)
             check_bitwise(16, 5, 40, 40, 1, training, 6);
             check_bitwise(16, 5, 40, 40, 1, training, 1);
             check_bitwise(8, 3, 33, 17, 1, training, 0); /* forward only */
+            check_bitwise(5, 7, 3, 3, 1, training, 7);   /* planes shorter than a vector (ops/simd.h) */
         }
     }
+    /* every vector level the CPU has (ops/simd.h): the fused op still equals the two ops */
+    for (int l = YT_SIMD_BASELINE; l <= yt_simd_detected_level(); l++) {
+        yt_simd_set_level(l);
+        check_bitwise(16, 5, 40, 40, 1, 1, 7);
+        check_bitwise(3, 4, 5, 6, 1, 0, 7);
+    }
+    yt_simd_set_level(-1);
     check_saves_only_input();
     return tu_finish();
 }

@@ -1,4 +1,5 @@
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -490,6 +491,18 @@ static void check_backend_switch(void)
               yt_conv2d_backend_of("dnnl") == YT_CONV_DNNL && yt_conv2d_backend_of("blas") == -1,
           "names to backends");
     CHECK(yt_conv2d_set_backend(0) == 0, "back to the environment's choice");
+    /* the default follows oneDNN's ISA: every pass on oneDNN with AVX-512 kernels */
+    const char *isa = yt_conv2d_dnnl_isa();
+    int avx512 = strncmp(isa, "avx512_core", 11) == 0;
+    printf("oneDNN ISA %s, default backend %s\n", isa, yt_conv2d_backend_name(yt_conv2d_default_backend()));
+    CHECK(*isa && strncmp(isa, "cpu_isa_", 8) != 0 && strcmp(isa, "unknown") != 0, "ISA name: '%s'", isa);
+    CHECK(yt_conv2d_dnnl_isa_avx512() == avx512, "AVX-512 of %s: %d", isa, yt_conv2d_dnnl_isa_avx512());
+    CHECK(yt_conv2d_default_backend() == (avx512 ? YT_CONV_DNNL_ALL : YT_CONV_DNNL), "default backend on %s: %s", isa,
+          yt_conv2d_backend_name(yt_conv2d_default_backend()));
+    const char *env = getenv("YT_CONV");
+    if (!env || !*env)
+        CHECK(yt_conv2d_backend() == yt_conv2d_default_backend(), "without YT_CONV: %s",
+              yt_conv2d_backend_name(yt_conv2d_backend()));
     /* shapes oneDNN does not take run the GEMM path: right padding implied by the output size is negative */
     yt_conv2d_shape s = {1, 1, 6, 6, 1, 1, 1, 2, 2, 0, 0, 0, 0, 0, YT_CONV_DNNL};
     yt_conv2d_shape_init(&s);

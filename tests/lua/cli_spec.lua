@@ -460,6 +460,26 @@ describe("yt.sys", function()
     assert.has_error(function() sys.set_num_threads(0) end)
   end)
 
+  it("conv_backend: the default runs every pass on oneDNN when oneDNN's ISA is AVX-512, and says the ISA", function()
+    local b, isa = sys.conv_backend()
+    assert.is_string(isa)
+    assert.is_nil(isa:find("cpu_isa_", 1, true), isa)
+    if (sys.getenv("YT_CONV") or "") == "" then
+      assert.are.equal(isa:find("^avx512_core") and "dnnl_all" or "dnnl", b, isa)
+    end
+    -- oneDNN's avx512_core needs AVX-512 F, BW, VL and DQ; without a lower ONEDNN_MAX_CPU_ISA it takes them
+    local f = io.open("/proc/cpuinfo", "r")
+    if f and (sys.getenv("ONEDNN_MAX_CPU_ISA") or "") == "" then
+      local flags = " " .. (f:read("a"):match("\nflags%s*:%s*([^\n]+)") or "") .. " "
+      local has = true
+      for _, flag in ipairs({ "avx512f", "avx512bw", "avx512vl", "avx512dq" }) do
+        has = has and flags:find(" " .. flag .. " ", 1, true) ~= nil
+      end
+      assert.are.equal(has, isa:find("^avx512_core") ~= nil, isa .. " on a CPU with" .. flags)
+    end
+    if f then f:close() end
+  end)
+
   it("conv_backend / set_conv_backend: the three backends give one convolution within float rounding", function()
     local default = sys.conv_backend()
     local x, w = yt.randn({ 2, 8, 12, 12 }), yt.randn({ 6, 8, 3, 3 })

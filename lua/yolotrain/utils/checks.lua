@@ -18,16 +18,18 @@ function M.cpu()
   return { model = model, features = features }
 end
 
--- Which convolution backend runs (YT_CONV), or why none can.
+-- Which convolution backend runs (YT_CONV, else the default for oneDNN's instruction set), or why none can.
 function M.conv_backend()
-  local ok, b = pcall(yt.sys.conv_backend)
+  local ok, b, isa = pcall(yt.sys.conv_backend)
   if not ok then return tostring(b) end
   local what = {
     gemm = "im2col + OpenBLAS",
     dnnl = "k x k backward on oneDNN, the rest im2col + OpenBLAS",
     dnnl_all = "oneDNN",
   }
-  return string.format("%s (YT_CONV=%s; gemm, dnnl or dnnl_all)", what[b] or b, b)
+  local set = yt.sys.getenv("YT_CONV")
+  if set and set ~= "" then return string.format("%s (YT_CONV=%s; oneDNN ISA %s)", what[b] or b, set, isa) end
+  return string.format("%s (%s, the default on oneDNN ISA %s; YT_CONV: gemm, dnnl or dnnl_all)", what[b] or b, b, isa)
 end
 
 -- The folder the engine's Lua files are loaded from: an installed tree, a checkout's lua/ or $YOLOTRAIN_LUA_PATH.
