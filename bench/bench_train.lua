@@ -196,6 +196,9 @@ for _, imgsz in ipairs(sizes) do
       local preds = model:predict(b.img)
       t[3] = yt.machine.now()
       local loss = model:loss(b, preds)
+      for _, p in ipairs(preds) do
+        p:free() -- as model:loss(b) does with the predictions it makes, the trainer's path
+      end
       t[4] = yt.machine.now()
       if opts.memory == "true" then
         local in_use, _, cached = yt.memory()

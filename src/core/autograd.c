@@ -40,6 +40,8 @@ static void node_consume(yt_node *node)
     node->consumed = 1;
     /* what only this node and the scope still hold is dead: its storage goes now, not at the scope's end */
     for (int i = 0; i < node->n_in; i++) {
+        if (!node->in[i]) continue;
+        node->in[i]->header_refs--;
         yt_tensor_release_consumed(node->in[i]);
         node->in[i] = NULL;
     }
@@ -108,10 +110,13 @@ yt_node *yt_node_new(const char *name, yt_backward_fn backward, int n_in, yt_ten
     node->backward = backward;
     node->n_in = n_in;
     for (int i = 0; i < n_in; i++) {
-        /* inputs that need no gradient are not kept: backward only accumulates into the others */
+        /* inputs that need no gradient are not kept: backward only accumulates into the others. An input is a
+         * gradient target: backward reads its shape and grad_fn, never its data (what it reads is saved), so the
+         * reference does not keep the storage alive once nothing else reads it (header_refs) */
         if (inputs[i] && inputs[i]->requires_grad) {
             node->in[i] = inputs[i];
             yt_tensor_retain(inputs[i]);
+            inputs[i]->header_refs++;
         }
     }
     the_tape.nodes[the_tape.len++] = node;

@@ -14,11 +14,15 @@
  *     return y;                                                        // NULL (released) if recording failed
  *
  *     static int silu_backward(yt_node *node) {
- *         yt_tensor *x = node->in[0], *gy = yt_node_grad_out(node, 0);
- *         float *gx = yt_grad_accum(x);          // NULL when x needs no gradient
+ *         yt_tensor *x = node->saved[0], *gy = yt_node_grad_out(node, 0);
+ *         float *gx = yt_grad_accum(node->in[0]);   // NULL when x needs no gradient
  *         if (gx) yt_silu_backward(yt_f32(x), yt_f32(gy), gx, n);
  *         return 0;
  *     }
+ *
+ * A backward reads data only from what its node saved: node->in[] are gradient targets (their shape and grad_fn),
+ * and their storage is freed as soon as nothing but the scope and such targets hold it (tensor.h: header_refs),
+ * which is what lets the forward free each activation after its last reader (not one backward needs).
  */
 #ifndef YT_AUTOGRAD_H
 #define YT_AUTOGRAD_H
@@ -36,7 +40,7 @@ struct yt_node {
     const char *name;
     yt_backward_fn backward;
     int n_in;
-    yt_tensor *in[YT_NODE_MAX_IN]; /* owned refs; backward accumulates into their grads */
+    yt_tensor *in[YT_NODE_MAX_IN]; /* owned refs (counted in header_refs); backward accumulates into their grads */
     int n_out;
     yt_tensor *out[YT_NODE_MAX_OUT];      /* weak: cleared when the output tensor dies */
     yt_tensor *out_grad[YT_NODE_MAX_OUT]; /* gradients arriving at the outputs (owned) */

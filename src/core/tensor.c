@@ -496,7 +496,9 @@ int yt_tensor_is_released(const yt_tensor *t) { return t->storage == NULL; }
 
 void yt_tensor_release_consumed(yt_tensor *t)
 {
-    if (t && t->scoped && t->refcount == 2 && t->storage) {
+    if (!t) return;
+    /* the references left after this one are the scope's and gradient targets': none reads the data */
+    if (t->storage && t->refcount > 1 && t->refcount - 1 == t->scoped + t->header_refs) {
         storage_release(t->storage);
         t->storage = NULL;
     }
@@ -553,6 +555,7 @@ yt_tensor *yt_tensor_alias(yt_tensor *t)
     v->refcount = 1;
     v->kept = 0;
     v->scoped = 0;
+    v->header_refs = 0;
     v->grad = NULL;
     v->grad_fn = NULL;
     v->grad_fn_output = 0;

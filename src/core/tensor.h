@@ -35,6 +35,8 @@ typedef struct yt_tensor {
     int requires_grad;
     int kept;               /* exempt from scope release */
     int scoped;             /* one of the references is its scope's */
+    int header_refs;        /* of refcount, the references that read the header (shape, autograd links) and never the
+                             * data: the autograd tape's gradient targets (its nodes' inputs) */
     struct yt_tensor *grad; /* accumulated gradient: contiguous F32, same shape; owned */
     yt_node *grad_fn;       /* node that produced this tensor (NULL for leaves); owned */
     int grad_fn_output;     /* which output of grad_fn this is */
@@ -65,9 +67,10 @@ int yt_tensor_copy_(yt_tensor *dst, const yt_tensor *src);
 
 void yt_tensor_retain(yt_tensor *t);
 void yt_tensor_release(yt_tensor *t);
-/* Releases one reference, as yt_tensor_release; when what is left is only its scope's reference, nothing can read
- * the data again, so the storage is freed now instead of at the scope's end (the header, its shape and autograd
- * links live on until then). What the autograd tape calls on the tensors a node held for backward. */
+/* Releases one reference, as yt_tensor_release; when what is left is only its scope's reference and header_refs,
+ * nothing can read the data again, so the storage is freed now instead of at the scope's end (the header, its shape
+ * and autograd links live on while those hold it). What the autograd tape calls on the tensors a node held for
+ * backward, and t:free() in Lua: the model's forward frees each activation as soon as its last reader ran. */
 void yt_tensor_release_consumed(yt_tensor *t);
 /* Frees the storage reference now (tensor becomes "released"); the struct lives until its last release. */
 void yt_tensor_free_storage(yt_tensor *t);

@@ -402,8 +402,18 @@ static int m_gc(lua_State *L)
     return 0;
 }
 
-/* __close and :free(): drop the reference now and the storage with it when this was the last one. */
-static int m_close(lua_State *L) { return m_gc(L); }
+/* __close and :free(): drop the reference now, and the storage with it when nothing else reads the data (what is
+ * left is its scope's reference and the tape's gradient targets: yt_tensor_release_consumed). The collector's __gc
+ * only drops the reference: when it runs is not deterministic, so the storage it would free waits for the scope. */
+static int m_close(lua_State *L)
+{
+    tensor_box *box = check_box(L, 1);
+    if (box->t) {
+        yt_tensor_release_consumed(box->t);
+        box->t = NULL;
+    }
+    return 0;
+}
 
 static int m_keep(lua_State *L)
 {

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "ops/elementwise.h"
+#include "ops/reduce.h"
 #include "ops/shape_ops.h"
 #include "testutil.h"
 
@@ -221,12 +222,46 @@ static void test_large_fast_path(void)
     yt_tensor_release(b);
 }
 
+/* A tensor the tape holds only as a gradient target (add saves nothing) loses its storage when the last other
+ * reference goes (the forward freeing it after its last reader); one a node saved (mul) keeps it. The gradients are
+ * the same either way. */
+static void test_gradient_target_storage(void)
+{
+    int64_t s[] = {64, 1024};
+    const size_t bytes = 64 * 1024 * sizeof(float);
+    yt_tape_clear();
+    yt_scope_begin();
+    yt_tensor *a = tu_rand(2, s, -1, 1), *b = tu_rand(2, s, -1, 1);
+    a->requires_grad = b->requires_grad = 1;
+    yt_tensor *h = yt_add(a, b); /* read by the next add only: a gradient target */
+    yt_tensor *k = yt_add(a, b); /* read by mul, which saves it */
+    yt_tensor *y = yt_add(h, a), *z = yt_mul(k, k);
+    float k0 = yt_f32(k)[0];
+    size_t in_use = yt_bytes_in_use();
+    yt_tensor_release_consumed(h);
+    CHECK(yt_bytes_in_use() == in_use - bytes, "a gradient target's storage goes with its last reader: %zu -> %zu",
+          in_use, yt_bytes_in_use());
+    CHECK(yt_tensor_is_released(h) && h->grad_fn != NULL, "its header and grad_fn stay for backward");
+    yt_tensor_release_consumed(k);
+    CHECK(yt_bytes_in_use() == in_use - bytes, "a saved tensor keeps its storage");
+    yt_tensor *ys = yt_sum(y), *zs = yt_sum(z);
+    yt_tensor *roots[] = {ys, zs};
+    CHECK(yt_backward(2, roots, NULL) == 0, "backward through a freed gradient target: %s", yt_last_error());
+    /* d/da: 1 (h) + 1 (y = h + a) + 2k (z = k^2); d/db: 1 + 2k */
+    CHECK(a->grad && fabsf(yt_f32(a->grad)[0] - (2 + 2 * k0)) < 1e-5f, "gradient of a");
+    CHECK(b->grad && fabsf(yt_f32(b->grad)[0] - (1 + 2 * k0)) < 1e-5f, "gradient of b");
+    yt_tensor *ts[] = {a, b, y, z, ys, zs};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) yt_tensor_release(ts[i]);
+    yt_scope_end();
+}
+
 int main(void)
 {
     tu_seed(7);
     test_forward_values();
     test_errors();
     test_large_fast_path();
+    test_gradient_target_storage();
 
     /* gradients: binary ops, same shape and several broadcasting patterns */
     static const char *names[] = {"add", "sub", "mul", "div"};

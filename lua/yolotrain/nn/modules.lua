@@ -15,6 +15,18 @@ local M = { Module = Module, Parameter = Module.Parameter }
 local counter = { active = false, macs = 0, include_bn = true }
 M.flop_counter = counter
 
+-- Memory: a forward frees each tensor it made as soon as it has no more use for it (t:free(): the storage goes
+-- at once unless a saved tensor of the autograd tape or another handle still reads it), not at the step's end. What
+-- a forward is given belongs to its caller, what it returns to whoever receives it (docs/DEVELOPING.md, "Memory").
+
+-- y, made from x: frees x, an intermediate of the calling forward, unless it is y itself or `input` (the forward's
+-- own input, which is its caller's); returns y.
+local function consumed(x, y, input)
+  if x ~= y and x ~= input then x:free() end
+  return y
+end
+M.consumed = consumed
+
 local function uniform_(t, bound)
   -- deterministic per-process init through yt.rand (seeded by yt.manual_seed)
   local r = yt.rand(t:shape())
@@ -165,8 +177,11 @@ function Sequential:append(m)
   return m
 end
 function Sequential:forward(x)
+  local input = x
   for _, m in ipairs(self.items) do
-    x = m(x)
+    local y = m(x)
+    if yt.is_tensor(x) then consumed(x, y, input) end
+    x = y
   end
   return x
 end
@@ -210,9 +225,11 @@ end
 function Conv:forward(x)
   local y = self.conv(x)
   local bn, act = self.bn, self.act
-  if bn and act and bn.forward == BatchNorm2d.forward and act.forward == SiLU.forward then return bn:forward_silu(y) end
-  if bn then y = bn(y) end
-  if act then y = act(y) end
+  if bn and act and bn.forward == BatchNorm2d.forward and act.forward == SiLU.forward then
+    return consumed(y, bn:forward_silu(y), x)
+  end
+  if bn then y = consumed(y, bn(y), x) end
+  if act then y = consumed(y, act(y), x) end
   return y
 end
 function Conv:onnx(g, x)
@@ -252,8 +269,9 @@ function Bottleneck:init(c1, c2, shortcut, g, k, e)
   self.add = shortcut and c1 == c2
 end
 function Bottleneck:forward(x)
-  local y = self.cv2(self.cv1(x))
-  if self.add then return x + y end
+  local h = self.cv1(x)
+  local y = consumed(h, self.cv2(h), x)
+  if self.add then return consumed(y, x + y, x) end
   return y
 end
 function Bottleneck:onnx(g, x)
@@ -278,11 +296,17 @@ function C2f:init(c1, c2, n, shortcut, g, e)
   self:add_module("m", m)
 end
 function C2f:forward(x)
-  local y = yt.chunk(self.cv1(x), 2, 2)
+  local h = self.cv1(x)
+  local y = yt.chunk(h, 2, 2) -- two views of h
+  consumed(h, y, x)
   for _, b in ipairs(self.m.items) do
     y[#y + 1] = b(y[#y])
   end
-  return self.cv2(yt.cat(y, 2))
+  local c = yt.cat(y, 2)
+  for _, t in ipairs(y) do
+    consumed(t, c, x) -- a second free of the same handle (a block returning its input) does nothing
+  end
+  return consumed(c, self.cv2(c), x)
 end
 function C2f:onnx(g, x)
   local y = { g:split(g:call(self.cv1, "cv1", x), 1, { self.c, self.c }) }
@@ -308,7 +332,11 @@ function SPPF:forward(x)
   local y2 = self.m(y1)
   local y3 = self.m(y2)
   local y4 = self.m(y3)
-  return self.cv2(yt.cat({ y1, y2, y3, y4 }, 2))
+  local c = yt.cat({ y1, y2, y3, y4 }, 2)
+  for _, t in ipairs({ y1, y2, y3, y4 }) do
+    consumed(t, c, x)
+  end
+  return consumed(c, self.cv2(c), x)
 end
 function SPPF:onnx(g, x)
   local y = { g:call(self.cv1, "cv1", x) }
@@ -445,7 +473,10 @@ end
 function Detect:forward(xs)
   local out = {}
   for i = 1, self.nl do
-    out[i] = yt.cat({ self.cv2.items[i](xs[i]), self.cv3.items[i](xs[i]) }, 2)
+    local box, cls = self.cv2.items[i](xs[i]), self.cv3.items[i](xs[i])
+    out[i] = yt.cat({ box, cls }, 2)
+    consumed(box, out[i], xs[i])
+    consumed(cls, out[i], xs[i])
   end
   if self.training then return out end
   return self:inference(out), out

@@ -379,18 +379,60 @@ local function layer_input(m, x, y)
   return xs
 end
 
--- Runs the layers, keeping the outputs that later layers read (self.save).
-function Detection_Model:predict(x)
-  local y = {}
-  local keep = {}
-  for _, k in ipairs(self.save) do
-    keep[k] = true
+-- The layers (by index; -1: the model's input) whose outputs layer m reads: its `from` routes, -1 the layer before.
+local function sources(m)
+  local froms = type(m.f) == "table" and m.f or { m.f }
+  local src = {}
+  for q, k in ipairs(froms) do
+    src[q] = k == -1 and m.i - 1 or k
   end
-  for _, m in ipairs(self.model.items) do
+  return src
+end
+
+local function holds(v, t) -- v is t, or a list holding t
+  if v == t then return true end
+  if type(v) ~= "table" or yt.is_tensor(v) then return false end
+  for _, u in ipairs(v) do
+    if u == t then return true end
+  end
+  return false
+end
+
+-- Runs the layers, keeping the outputs that later layers read, each until its last reader has run: then it is
+-- freed (t:free(): its storage goes unless the autograd tape saved it for backward), not at the step's end. The
+-- count is per tensor (a layer may return its input), and the model's input and what predict returns are never
+-- freed.
+function Detection_Model:predict(x)
+  local layers = self.model.items
+  local reads = {} -- reads[i]: the layers still to read the output of layer i
+  for _, m in ipairs(layers) do
+    for _, i in ipairs(sources(m)) do
+      reads[i] = (reads[i] or 0) + 1
+    end
+  end
+  local input = x
+  local y, left = { [-1] = x }, {} -- the outputs still to be read; left[t]: the reads still to come of tensor t
+  for n, m in ipairs(layers) do
     local a, b = m(layer_input(m, x, y))
     x = a
-    if keep[m.i] then y[m.i] = x end
-    if b ~= nil then return a, b end
+    local last = b ~= nil or n == #layers
+    if reads[m.i] then
+      y[m.i] = a
+      if yt.is_tensor(a) then left[a] = (left[a] or 0) + reads[m.i] end
+    end
+    for _, i in ipairs(sources(m)) do
+      local t = y[i]
+      reads[i] = reads[i] - 1
+      if reads[i] == 0 then y[i] = nil end
+      if left[t] then
+        left[t] = left[t] - 1
+        if left[t] == 0 then
+          left[t] = nil
+          if t ~= input and not (last and (holds(a, t) or holds(b, t))) then t:free() end
+        end
+      end
+    end
+    if last then return a, b end
   end
   return x
 end
@@ -554,11 +596,23 @@ end
 
 function Detection_Model:init_criterion() return self:build_loss_class() end
 
--- loss, loss_items = model:loss(batch[, preds]); builds the criterion lazily.
+-- loss, loss_items = model:loss(batch[, preds]); builds the criterion lazily. Predictions it makes itself are freed
+-- once the criterion has returned (the loss saved what its backward reads); those given belong to the caller.
 function Detection_Model:loss(batch, preds)
   if not self.criterion then self.criterion = self:init_criterion() end
-  if preds == nil then preds = self:predict(batch.img) end
-  return self.criterion(preds, batch)
+  if preds ~= nil then return self.criterion(preds, batch) end
+  preds = self:predict(batch.img)
+  local r = table.pack(self.criterion(preds, batch))
+  if type(preds) == "table" and not yt.is_tensor(preds) then
+    for _, p in ipairs(preds) do
+      local returned = false
+      for k = 1, r.n do
+        returned = returned or holds(r[k], p)
+      end
+      if yt.is_tensor(p) and not returned then p:free() end
+    end
+  end
+  return table.unpack(r, 1, r.n)
 end
 
 return tasks
