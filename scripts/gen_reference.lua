@@ -554,6 +554,7 @@ M.USERDATA = {
   { mt = "yt.OnnxWriter", obj = "w", made = "yt.io.onnx_writer" },
   { mt = "yt.DataDataset", obj = "ds", made = "yt.data.dataset" },
   { mt = "yt.DataLoader", obj = "ld", made = "yt.data.loader" },
+  { mt = "yt.Conv2dPlan", obj = "plan", made = "yt.nn.conv2d_plan" },
 }
 
 -- The areas of yt.*: the file (src/lua/l_<area>.c) that registers each name, and a title.

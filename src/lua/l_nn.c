@@ -1,10 +1,14 @@
 /* Neural-network ops for Lua: conv2d, batch_norm, batch_norm_silu, max_pool2d, upsample_nearest (module functions and
- * tensor methods; the tensor is the first argument either way). */
+ * tensor methods; the tensor is the first argument either way); and the fused inference path: conv2d_plan (a
+ * userdata, ops/conv2d_infer.h) and detect_decode (ops/detect_decode.h). */
 #include <limits.h>
+#include <string.h>
 
 #include "lua/yt_lua.h"
 #include "ops/batchnorm.h"
 #include "ops/conv2d.h"
+#include "ops/conv2d_infer.h"
+#include "ops/detect_decode.h"
 #include "ops/pool.h"
 #include "ops/resize.h"
 
@@ -102,6 +106,122 @@ static int l_upsample_nearest(lua_State *L)
     return 1;
 }
 
+/* ---- conv2d_plan: a prepared fused convolution (inference) ---- */
+
+#define PLAN_MT "yt.Conv2dPlan"
+
+typedef struct {
+    yt_conv2d_plan *p;
+} plan_box;
+
+static plan_box *check_plan(lua_State *L, int idx)
+{
+    plan_box *b = luaL_checkudata(L, idx, PLAN_MT);
+    if (!b->p) luaL_error(L, "attempt to use a closed conv2d plan");
+    return b;
+}
+
+/* conv2d_plan(w, b_or_nil, stride = 1, padding = 0, act = "none" | "silu") */
+static int l_conv2d_plan(lua_State *L)
+{
+    yt_tensor *w = yt_lua_check_tensor(L, 1), *b = yt_lua_opt_tensor(L, 2);
+    int stride[2], pad[2];
+    check_pair(L, 3, 1, 1, 1, "stride", stride);
+    check_pair(L, 4, 0, 0, 0, "padding", pad);
+    static const char *const acts[] = {"none", "silu", NULL};
+    int act = luaL_checkoption(L, 5, "none", acts) == 1 ? YT_INFER_ACT_SILU : YT_INFER_ACT_NONE;
+    plan_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+    box->p = NULL;
+    luaL_setmetatable(L, PLAN_MT);
+    box->p = yt_conv2d_plan_new(w, b, stride[0], stride[1], pad[0], pad[1], act);
+    if (!box->p) return yt_lua_core_error(L);
+    return 1;
+}
+
+/* plan:forward(x, residual_or_nil) -> act(conv(x) + b) [+ residual], channels-last */
+static int m_plan_forward(lua_State *L)
+{
+    plan_box *b = check_plan(L, 1);
+    yt_tensor *x = yt_lua_check_tensor(L, 2), *r = yt_lua_opt_tensor(L, 3);
+    yt_tensor *y = yt_conv2d_plan_forward(b->p, x, r);
+    if (!y) return yt_lua_core_error(L);
+    yt_lua_push_tensor(L, y);
+    return 1;
+}
+
+/* plan:close() (also __close and __gc): frees the primitives and the weights' copies now; idempotent. */
+static int m_plan_close(lua_State *L)
+{
+    plan_box *b = luaL_checkudata(L, 1, PLAN_MT);
+    yt_conv2d_plan_free(b->p);
+    b->p = NULL;
+    return 0;
+}
+
+static int m_plan_closed(lua_State *L)
+{
+    lua_pushboolean(L, ((plan_box *)luaL_checkudata(L, 1, PLAN_MT))->p == NULL);
+    return 1;
+}
+
+/* plan:shapes() -> input shapes prepared so far; plan:impl() -> oneDNN's implementation of the last one */
+static int m_plan_shapes(lua_State *L)
+{
+    lua_pushinteger(L, yt_conv2d_plan_shapes(check_plan(L, 1)->p));
+    return 1;
+}
+
+static int m_plan_impl(lua_State *L)
+{
+    lua_pushstring(L, yt_conv2d_plan_impl(check_plan(L, 1)->p));
+    return 1;
+}
+
+static int m_plan_tostring(lua_State *L)
+{
+    plan_box *b = luaL_checkudata(L, 1, PLAN_MT);
+    if (!b->p) {
+        lua_pushliteral(L, "Conv2dPlan(closed)");
+        return 1;
+    }
+    int O, C, KH, KW, sh, sw, ph, pw, act;
+    yt_conv2d_plan_info(b->p, &O, &C, &KH, &KW, &sh, &sw, &ph, &pw, &act);
+    const char *impl = yt_conv2d_plan_impl(b->p);
+    lua_pushfstring(L, "Conv2dPlan(%d -> %d, %dx%d, stride %d, padding %d, %s, %d shape(s)%s%s)", C, O, KH, KW, sh, ph,
+                    act == YT_INFER_ACT_SILU ? "silu" : "no activation", yt_conv2d_plan_shapes(b->p),
+                    impl[0] ? ": " : "", impl);
+    return 1;
+}
+
+static const luaL_Reg plan_methods[] = {
+    {"forward", m_plan_forward}, {"close", m_plan_close}, {"closed", m_plan_closed},
+    {"shapes", m_plan_shapes},   {"impl", m_plan_impl},   {NULL, NULL},
+};
+
+/* detect_decode(levels, strides, nc, dfl_weight_or_nil) -> (B, 4 + nc, A) */
+static int l_detect_decode(lua_State *L)
+{
+    yt_tensor *levels[YT_DECODE_MAX_LEVELS];
+    int nl = yt_lua_check_tensor_list(L, 1, levels, YT_DECODE_MAX_LEVELS);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (luaL_len(L, 2) != nl) return luaL_error(L, "detect_decode: %d levels but %d strides", nl, (int)luaL_len(L, 2));
+    double strides[YT_DECODE_MAX_LEVELS];
+    for (int i = 0; i < nl; i++) {
+        lua_geti(L, 2, i + 1);
+        int ok;
+        strides[i] = lua_tonumberx(L, -1, &ok);
+        lua_pop(L, 1);
+        if (!ok) return luaL_error(L, "detect_decode: stride %d is not a number", i + 1);
+    }
+    lua_Integer nc = luaL_checkinteger(L, 3);
+    if (nc < 0 || nc > INT_MAX / 4) return luaL_argerror(L, 3, "the number of classes must be >= 0");
+    yt_tensor *dfl = yt_lua_opt_tensor(L, 4);
+    yt_tensor *y = yt_detect_decode(nl, levels, strides, (int)nc, dfl);
+    if (!y) return yt_lua_core_error(L);
+    yt_lua_push_tensor(L, y);
+    return 1;
+}
+
 static const luaL_Reg nn_functions[] = {
     {"conv2d", l_conv2d},
     {"batch_norm", l_batch_norm},
@@ -111,10 +231,29 @@ static const luaL_Reg nn_functions[] = {
     {NULL, NULL},
 };
 
+/* module functions only (not tensor methods) */
+static const luaL_Reg infer_functions[] = {
+    {"conv2d_plan", l_conv2d_plan},
+    {"detect_decode", l_detect_decode},
+    {NULL, NULL},
+};
+
 void yt_lua_open_nn(lua_State *L, int module_index)
 {
+    if (luaL_newmetatable(L, PLAN_MT)) {
+        luaL_newlib(L, plan_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, m_plan_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, m_plan_close);
+        lua_setfield(L, -2, "__close");
+        lua_pushcfunction(L, m_plan_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
     lua_pushvalue(L, module_index);
     luaL_setfuncs(L, nn_functions, 0);
+    luaL_setfuncs(L, infer_functions, 0);
     lua_pop(L, 1);
     yt_lua_add_tensor_methods(L, nn_functions);
 }

@@ -1,5 +1,7 @@
 #include "ops/resize.h"
 
+#include <string.h>
+
 #include "core/autograd.h"
 #include "core/error.h"
 #include "ops/shape_ops.h"
@@ -66,6 +68,25 @@ yt_tensor *yt_upsample_nearest(yt_tensor *x, int scale)
     if (x->shape[2] * scale > INT32_MAX / 4 || x->shape[3] * scale > INT32_MAX / 4) {
         yt_error("upsample_nearest: input %s x %d too large", yt_shape_str(x, b, sizeof b), scale);
         return NULL;
+    }
+    if (yt_is_channels_last(x) && !yt_needs_grad(1, &x)) {
+        /* the fused inference path's layout, kept (shape_ops.h): each pixel's C values copied scale x scale times */
+        const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+        const int64_t OH = H * scale, OW = W * scale;
+        yt_tensor *y = yt_tensor_empty_channels_last(N, C, OH, OW);
+        if (!y) return NULL;
+        const float *xd = yt_f32(x);
+        float *yd = yt_f32(y);
+        const int64_t rows = N * OH;
+#pragma omp parallel for schedule(static) if (rows > 1 && rows * OW * C > 65536)
+        for (int64_t r = 0; r < rows; r++) {
+            const int64_t n = r / OH, h = (r % OH) / scale;
+            const float *src = xd + n * x->stride[0] + h * x->stride[2];
+            float *dst = yd + r * OW * C;
+            for (int64_t w = 0; w < OW; w++)
+                memcpy(dst + w * C, src + (w / scale) * x->stride[3], (size_t)C * sizeof(float));
+        }
+        return y;
     }
     yt_tensor *xc = yt_contiguous(x);
     if (!xc) return NULL;

@@ -9,6 +9,8 @@
 
 #define PAR_MIN 32768
 
+static yt_tensor *cat_channels_last(int n, yt_tensor *const *ts, int64_t total);
+
 /* ---- views: reshape, narrow, contiguous, permute (the tensor header is core's; recording is here) ---- */
 
 /* The backward of reshape and contiguous: the output gradient is contiguous in the output's shape and holds the
@@ -319,6 +321,11 @@ yt_tensor *yt_cat(int n, yt_tensor *const *ts, int dim)
             return NULL;
         }
         total += t->shape[d];
+    }
+    if (d == 1 && !yt_needs_grad(n, ts)) {
+        int cl = 1;
+        for (int i = 0; i < n && cl; i++) cl = yt_is_channels_last(ts[i]);
+        if (cl) return cat_channels_last(n, ts, total);
     }
     if (n > YT_NODE_MAX_IN && yt_needs_grad(n, ts)) {
         /* a node holds at most YT_NODE_MAX_IN inputs: concatenate in groups, then the groups */
@@ -661,4 +668,93 @@ yt_tensor *yt_transpose(yt_tensor *x, int d0, int d1)
     perm[a] = b;
     perm[b] = a;
     return yt_permute(x, perm);
+}
+
+/* ---- channels-last tensors (shape_ops.h) ---- */
+
+int yt_is_channels_last(const yt_tensor *t)
+{
+    if (!t || !t->storage || t->dtype != YT_F32 || t->ndim != 4 || t->shape[1] < 2 || t->stride[1] != 1) return 0;
+    for (int d = 0; d < 4; d++)
+        if (d != 1 && t->shape[d] > 1 && t->stride[d] < t->shape[1]) return 0;
+    return 1;
+}
+
+int yt_is_channels_last_dense(const yt_tensor *t)
+{
+    if (!yt_is_channels_last(t)) return 0;
+    const int64_t C = t->shape[1], W = t->shape[3], H = t->shape[2];
+    const int64_t want[4] = {H * W * C, 1, W * C, C};
+    for (int d = 0; d < 4; d++)
+        if (t->shape[d] > 1 && t->stride[d] != want[d]) return 0;
+    return 1;
+}
+
+yt_tensor *yt_tensor_empty_channels_last(int64_t N, int64_t C, int64_t H, int64_t W)
+{
+    int64_t mem[4] = {N, H, W, C};
+    yt_tensor *t = yt_tensor_empty(YT_F32, 4, mem);
+    if (!t) return NULL;
+    t->shape[0] = N, t->shape[1] = C, t->shape[2] = H, t->shape[3] = W;
+    t->stride[0] = H * W * C, t->stride[1] = 1, t->stride[2] = W * C, t->stride[3] = C;
+    return t;
+}
+
+void yt_copy_to_channels_last(const yt_tensor *x, float *y)
+{
+    const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    const int64_t *st = x->stride;
+    const float *xd = yt_f32(x);
+    const int64_t rows = N * H;
+#pragma omp parallel for schedule(static) if (rows > 1 && N * C * H * W > PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t n = r / H, h = r % H;
+        const float *src = xd + n * st[0] + h * st[2];
+        float *dst = y + r * W * C;
+        if (st[1] == 1) {
+            for (int64_t w = 0; w < W; w++) memcpy(dst + w * C, src + w * st[3], (size_t)C * sizeof(float));
+        } else {
+            for (int64_t w = 0; w < W; w++)
+                for (int64_t c = 0; c < C; c++) dst[w * C + c] = src[w * st[3] + c * st[1]];
+        }
+    }
+}
+
+yt_tensor *yt_channels_last(yt_tensor *x)
+{
+    if (yt_check(x, "channels_last input", YT_F32, 4) < 0) return NULL;
+    if (yt_is_channels_last_dense(x)) {
+        yt_tensor_retain(x);
+        return x;
+    }
+    yt_tensor *y = yt_tensor_empty_channels_last(x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
+    if (y) yt_copy_to_channels_last(x, yt_f32(y));
+    return y;
+}
+
+/* cat along the channels of channels-last inputs into a dense channels-last result: per pixel, the inputs' C_i
+ * values one after the other. */
+static yt_tensor *cat_channels_last(int n, yt_tensor *const *ts, int64_t total)
+{
+    const int64_t N = ts[0]->shape[0], H = ts[0]->shape[2], W = ts[0]->shape[3];
+    yt_tensor *y = yt_tensor_empty_channels_last(N, total, H, W);
+    if (!y) return NULL;
+    float *yd = yt_f32(y);
+    const int64_t rows = N * H;
+#pragma omp parallel for schedule(static) if (rows > 1 && N * total * H * W > PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t b = r / H, h = r % H;
+        float *dst = yd + r * W * total;
+        for (int64_t w = 0; w < W; w++) {
+            float *px = dst + w * total;
+            for (int i = 0; i < n; i++) {
+                const yt_tensor *t = ts[i];
+                const int64_t c = t->shape[1];
+                memcpy(px, yt_f32(t) + b * t->stride[0] + h * t->stride[2] + w * t->stride[3],
+                       (size_t)c * sizeof(float));
+                px += c;
+            }
+        }
+    }
+    return y;
 }

@@ -21,8 +21,27 @@ void yt_cat_forward(int n, const void *const *xs, const int64_t *sizes, void *y,
 /* gx_i(o, k, j) += gy(o, offset_i + k, j) for each i with gxs[i] != NULL */
 void yt_cat_backward(int n, const float *gy, float *const *gxs, const int64_t *sizes, int64_t outer, int64_t inner);
 
-/* Concatenates n tensors (same dtype, same shape except along dim). Any dtype; gradients for F32. */
+/* Concatenates n tensors (same dtype, same shape except along dim). Any dtype; gradients for F32. When no
+ * gradient is recorded, F32 4-D inputs that are all channels-last, concatenated along the channels (dim 1), give
+ * a channels-last result (the layout the fused inference path keeps; see "Channels-last" below). */
 yt_tensor *yt_cat(int n, yt_tensor *const *ts, int dim);
+
+/* ---- Channels-last (NHWC memory) 4-D tensors: the layout of the fused inference path (ops/conv2d_infer.h) ----
+ * A channels-last tensor has the shape (N, C, H, W) of every other tensor, so every op reads it correctly; only
+ * its strides differ: the C values of one pixel are adjacent (stride 1), pixels follow in row-major order
+ * (stride[3] = P >= C, stride[2] = W * P, stride[0] = H * W * P). It is dense when P == C. A channel slice of a
+ * dense one (narrow along dim 1, as C2f's chunk makes) is channels-last with P > C. cat (along dim 1),
+ * max_pool2d and upsample_nearest keep the layout when no gradient is recorded; other ops read it as any strided
+ * tensor and write their usual contiguous (NCHW) result. */
+int yt_is_channels_last(const yt_tensor *t);       /* F32, 4-D, C > 1, the strides above (dense or not) */
+int yt_is_channels_last_dense(const yt_tensor *t); /* ... and P == C */
+/* A new uninitialised dense channels-last F32 tensor of shape (N, C, H, W), registered in the current scope. */
+yt_tensor *yt_tensor_empty_channels_last(int64_t N, int64_t C, int64_t H, int64_t W);
+/* Copies the F32 4-D tensor x (any strides) into y, a dense channels-last buffer of x's shape (N, H, W, C in
+ * memory). */
+void yt_copy_to_channels_last(const yt_tensor *x, float *y);
+/* x as a dense channels-last tensor: x itself (retained) when it is one, else a copy. No autograd (inference). */
+yt_tensor *yt_channels_last(yt_tensor *x);
 
 /* Splits x along dim into n_sizes views of the given sizes (must add up to x's size). out[] receives new
  * references. Returns 0 or -1 (then out[] holds nothing). */

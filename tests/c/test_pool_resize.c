@@ -1,9 +1,11 @@
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ops/pool.h"
 #include "ops/resize.h"
+#include "ops/shape_ops.h"
 #include "testutil.h"
 
 typedef struct {
@@ -148,6 +150,149 @@ static void check_pool_special(void)
     yt_tensor_release(x);
 }
 
+/* The forward loop as it was before the separable one: every window scanned in row-major order, the first maximum
+ * kept, a NaN winning as soon as it is seen. */
+static void old_forward(const float *x, float *y, const yt_pool2d_shape *s)
+{
+    for (int p = 0; p < s->N * s->C; p++)
+        for (int oh = 0; oh < s->OH; oh++)
+            for (int ow = 0; ow < s->OW; ow++) {
+                int h0 = oh * s->sh - s->ph, w0 = ow * s->sw - s->pw, h1 = h0 + s->KH, w1 = w0 + s->KW;
+                h0 = h0 < 0 ? 0 : h0, w0 = w0 < 0 ? 0 : w0, h1 = h1 > s->H ? s->H : h1, w1 = w1 > s->W ? s->W : w1;
+                float best = -INFINITY;
+                for (int h = h0; h < h1; h++)
+                    for (int w = w0; w < w1; w++) {
+                        float v = x[((size_t)p * s->H + h) * s->W + w];
+                        if (v > best || isnan(v)) {
+                            best = v;
+                            if (isnan(v)) goto done;
+                        }
+                    }
+            done:
+                y[((size_t)p * s->OH + oh) * s->OW + ow] = best;
+            }
+}
+
+/* x as a channels-last view (NHWC memory, NCHW shape): a permuted copy, permuted back. */
+static yt_tensor *channels_last_copy(yt_tensor *x)
+{
+    int to_nhwc[4] = {0, 2, 3, 1}, to_nchw[4] = {0, 3, 1, 2};
+    yt_tensor *p = yt_permute(x, to_nhwc), *c = yt_contiguous(p), *v = yt_permute(c, to_nchw);
+    yt_tensor_release(p);
+    yt_tensor_release(c);
+    return v;
+}
+
+/* The separable forward against the old loop, bitwise: ties between +0 and -0 (which element wins shows in the
+ * sign), NaNs of different payloads (which NaN wins shows in the bits), -inf; and the channels-last path (kept
+ * layout) against the NCHW one. */
+static void check_pool_separable(void)
+{
+    pool_opts cases[] = {{5, 5, 1, 1, 2, 2}, {3, 3, 2, 2, 1, 1}, {2, 3, 1, 2, 1, 1}, {3, 2, 3, 1, 0, 1},
+                         {4, 4, 3, 3, 2, 2}, {1, 3, 1, 1, 0, 1}, {3, 1, 2, 1, 1, 0}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        pool_opts o = cases[ci];
+        int64_t xs[] = {2, 5, 9, 11};
+        yt_tensor *x = tu_rand(4, xs, -1, 1);
+        float *p = yt_f32(x);
+        for (int64_t i = 0; i < yt_numel(x); i++) {
+            float u = tu_uniform(0, 1);
+            if (u < 0.3f)
+                p[i] = 0.0f;
+            else if (u < 0.6f)
+                p[i] = -0.0f;
+            else if (u < 0.62f) {
+                uint32_t bits = 0x7fc00000u | (uint32_t)(i & 0xffff); /* a NaN whose payload names its position */
+                memcpy(&p[i], &bits, sizeof bits);
+            } else if (u < 0.65f)
+                p[i] = -INFINITY;
+            else
+                p[i] = floorf(p[i] * 2.0f) * 0.0f; /* more signed zeros */
+        }
+        yt_pool2d_shape s = {2, 5, 9, 11, o.kh, o.kw, o.sh, o.sw, o.ph, o.pw, 0, 0};
+        CHECK(yt_pool2d_shape_init(&s) == 0, "shape");
+        size_t ny = (size_t)2 * 5 * s.OH * s.OW;
+        float *want = malloc(ny * sizeof *want), *got = malloc(ny * sizeof *got);
+        old_forward(p, want, &s);
+        yt_max_pool2d_forward(p, got, &s);
+        CHECK(memcmp(want, got, ny * sizeof *got) == 0, "case %zu: separable forward differs from the old loop", ci);
+        /* channels-last, no gradient: a channels-last result with the same bits */
+        yt_tensor *xc = channels_last_copy(x);
+        yt_tensor *y = yt_max_pool2d(xc, o.kh, o.kw, o.sh, o.sw, o.ph, o.pw);
+        CHECK(y && yt_is_channels_last_dense(y), "case %zu: channels-last result", ci);
+        int bad = 0;
+        for (int n = 0; y && n < 2; n++)
+            for (int c = 0; c < 5; c++)
+                for (int h = 0; h < s.OH; h++)
+                    for (int w = 0; w < s.OW; w++) {
+                        float a = yt_f32(y)[n * y->stride[0] + c * y->stride[1] + h * y->stride[2] + w * y->stride[3]];
+                        float b = want[(((size_t)n * 5 + c) * s.OH + h) * s.OW + w];
+                        if (memcmp(&a, &b, sizeof a) != 0) bad++;
+                    }
+        CHECK(bad == 0, "case %zu: %d channels-last values differ", ci, bad);
+        /* a channel slice of a channels-last tensor (what C2f's chunk gives) */
+        yt_tensor *sl = yt_narrow(xc, 1, 1, 3), *ys = yt_max_pool2d(sl, o.kh, o.kw, o.sh, o.sw, o.ph, o.pw);
+        bad = 0;
+        for (int n = 0; ys && n < 2; n++)
+            for (int c = 0; c < 3; c++)
+                for (int h = 0; h < s.OH; h++)
+                    for (int w = 0; w < s.OW; w++) {
+                        float a =
+                            yt_f32(ys)[n * ys->stride[0] + c * ys->stride[1] + h * ys->stride[2] + w * ys->stride[3]];
+                        float b = want[(((size_t)n * 5 + c + 1) * s.OH + h) * s.OW + w];
+                        if (memcmp(&a, &b, sizeof a) != 0) bad++;
+                    }
+        CHECK(ys && bad == 0, "case %zu: %d values of the channel slice differ", ci, bad);
+        yt_tensor_release(ys);
+        yt_tensor_release(sl);
+        yt_tensor_release(y);
+        yt_tensor_release(xc);
+        free(want);
+        free(got);
+        yt_tensor_release(x);
+    }
+    /* with a gradient recorded, a channels-last input gives the usual contiguous result and its backward */
+    int64_t xs[] = {1, 3, 6, 6};
+    yt_tensor *x = distinct(4, xs), *xc = channels_last_copy(x);
+    xc->requires_grad = 1;
+    yt_tensor *y = yt_max_pool2d(xc, 5, 5, 1, 1, 2, 2), *r = yt_max_pool2d(x, 5, 5, 1, 1, 2, 2);
+    CHECK(y && yt_is_contiguous(y) && tu_max_abs_diff(y, r) == 0, "channels-last input with gradients");
+    yt_tensor *gy = tu_rand(4, xs, -1, 1);
+    CHECK(y && yt_backward(1, &y, &gy) == 0 && xc->grad, "backward: %s", yt_last_error());
+    yt_tensor_release(gy);
+    yt_tensor_release(r);
+    yt_tensor_release(y);
+    yt_tensor_release(xc);
+    yt_tensor_release(x);
+    yt_tape_clear();
+}
+
+static void check_upsample_channels_last(void)
+{
+    for (int sc = 1; sc <= 3; sc++) {
+        int64_t xs[] = {2, 6, 3, 5};
+        yt_tensor *a = tu_rand(4, xs, -1, 1), *ac = channels_last_copy(a);
+        yt_tensor *want = yt_upsample_nearest(a, sc), *got = yt_upsample_nearest(ac, sc);
+        yt_tensor *g = got ? yt_contiguous(got) : NULL;
+        CHECK(got && yt_is_channels_last_dense(got), "scale %d: channels-last result", sc);
+        CHECK(g && tu_max_abs_diff(g, want) == 0, "scale %d: channels-last upsample differs", sc);
+        /* a channel slice */
+        yt_tensor *sl = yt_narrow(ac, 1, 2, 3), *gs = yt_upsample_nearest(sl, sc), *gsc = gs ? yt_contiguous(gs) : NULL;
+        yt_tensor *ws = yt_narrow(want, 1, 2, 3), *wsc = yt_contiguous(ws);
+        CHECK(gsc && tu_max_abs_diff(gsc, wsc) == 0, "scale %d: channel slice", sc);
+        yt_tensor_release(wsc);
+        yt_tensor_release(ws);
+        yt_tensor_release(gsc);
+        yt_tensor_release(gs);
+        yt_tensor_release(sl);
+        yt_tensor_release(g);
+        yt_tensor_release(got);
+        yt_tensor_release(want);
+        yt_tensor_release(ac);
+        yt_tensor_release(a);
+    }
+}
+
 static void check_upsample(void)
 {
     int64_t s[] = {1, 1, 2, 2};
@@ -207,6 +352,8 @@ int main(void)
     x->requires_grad = 1;
     tu_gradcheck("SPPF three chained 5x5 pools", f_sppf, 1, &x, NULL, 1e-2f, 1e-3f, 1e-2f);
     yt_tensor_release(x);
+    check_pool_separable();
     check_upsample();
+    check_upsample_channels_last();
     return tu_finish();
 }

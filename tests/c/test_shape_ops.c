@@ -180,11 +180,66 @@ static void test_split_values(void)
     yt_tensor_release(x);
 }
 
+/* A channels-last view of x (NHWC memory, NCHW shape). */
+static yt_tensor *channels_last_view(yt_tensor *x)
+{
+    int to_nhwc[4] = {0, 2, 3, 1}, to_nchw[4] = {0, 3, 1, 2};
+    yt_tensor *p = yt_permute(x, to_nhwc), *c = yt_contiguous(p), *v = yt_permute(c, to_nchw);
+    yt_tensor_release(p);
+    yt_tensor_release(c);
+    return v;
+}
+
+/* The layout the fused inference path keeps: the predicates, the copy, and cat along the channels of
+ * channels-last inputs (dense ones and channel slices), against the NCHW results. */
+static void test_channels_last(void)
+{
+    int64_t s[] = {2, 6, 3, 4};
+    yt_tensor *x = tu_rand(4, s, -1, 1), *v = channels_last_view(x);
+    CHECK(!yt_is_channels_last(x) && yt_is_channels_last(v) && yt_is_channels_last_dense(v), "predicates");
+    yt_tensor *sl = yt_narrow(v, 1, 2, 3);
+    CHECK(yt_is_channels_last(sl) && !yt_is_channels_last_dense(sl), "a channel slice is channels-last, not dense");
+    /* copy and channels_last: the same values in NHWC order */
+    yt_tensor *d = yt_channels_last(x), *back = d ? yt_contiguous(d) : NULL;
+    CHECK(d && yt_is_channels_last_dense(d) && tu_max_abs_diff(back, x) == 0, "channels_last(x)");
+    yt_tensor *same = yt_channels_last(v);
+    CHECK(same == v, "channels_last of a dense channels-last tensor is the tensor itself");
+    yt_tensor_release(same);
+    yt_tensor *dsl = yt_channels_last(sl), *dslc = dsl ? yt_contiguous(dsl) : NULL;
+    yt_tensor *xsl = yt_narrow(x, 1, 2, 3), *xslc = yt_contiguous(xsl);
+    CHECK(dslc && tu_max_abs_diff(dslc, xslc) == 0, "channels_last of a slice");
+    /* cat of channels-last inputs, no gradient: a channels-last result with the NCHW cat's values */
+    int64_t s2[] = {2, 5, 3, 4};
+    yt_tensor *x2 = tu_rand(4, s2, -1, 1), *v2 = channels_last_view(x2);
+    yt_tensor *parts_cl[3] = {v, sl, v2}, *parts[3] = {x, xslc, x2};
+    yt_tensor *got = yt_cat(3, parts_cl, 1), *want = yt_cat(3, parts, 1);
+    yt_tensor *gotc = got ? yt_contiguous(got) : NULL;
+    CHECK(got && yt_is_channels_last_dense(got) && got->shape[1] == 14, "cat keeps channels-last");
+    CHECK(gotc && tu_max_abs_diff(gotc, want) == 0, "channels-last cat values");
+    /* mixed layouts, or another dim: the usual contiguous result */
+    yt_tensor *mixed_in[2] = {v, x2}, *mixed = yt_cat(2, mixed_in, 1);
+    yt_tensor *ref_in[2] = {x, x2}, *ref = yt_cat(2, ref_in, 1);
+    CHECK(mixed && yt_is_contiguous(mixed) && tu_max_abs_diff(mixed, ref) == 0, "mixed layouts");
+    yt_tensor *h_in[2] = {v, v}, *hcat = yt_cat(2, h_in, 2), *hr_in[2] = {x, x}, *hr = yt_cat(2, hr_in, 2);
+    CHECK(hcat && yt_is_contiguous(hcat) && tu_max_abs_diff(hcat, hr) == 0, "cat along H");
+    /* with gradients: the recorded (contiguous) path, and its gradient reaches the channels-last input */
+    v->requires_grad = 1;
+    yt_tensor *gcat = yt_cat(3, parts_cl, 1);
+    CHECK(gcat && yt_is_contiguous(gcat) && tu_max_abs_diff(gcat, want) == 0, "cat with gradients");
+    yt_tensor *gy = tu_rand(4, gcat->shape, -1, 1);
+    CHECK(yt_backward(1, &gcat, &gy) == 0 && v->grad, "backward: %s", yt_last_error());
+    yt_tensor *all[] = {x,  v,   sl,   d,    back,  dsl, dslc, xsl, xslc, x2,
+                        v2, got, want, gotc, mixed, ref, hcat, hr,  gcat, gy};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) yt_tensor_release(all[i]);
+    yt_tape_clear();
+}
+
 int main(void)
 {
     tu_seed(11);
     test_cat_values();
     test_split_values();
+    test_channels_last();
 
     /* cat gradients: channel dim, last dim, first dim; some inputs without gradient */
     int64_t s1[] = {2, 1, 3, 2}, s2[] = {2, 3, 3, 2}, s3[] = {2, 2, 3, 2};

@@ -277,6 +277,7 @@ local function shape_str(t) return "[" .. table.concat(t:shape(), ", ") .. "]" e
 -- Copies tensors in by name. opts.strict (default true): missing, unexpected or shape-mismatched keys are an
 -- error listing them; non-strict copies what matches and returns the report.
 function Module:load_state_dict(sd, opts)
+  self:release_plans() -- the fused inference plans hold copies of the weights
   opts = opts or {}
   local strict = opts.strict ~= false
   local own = self:state_dict_list()
@@ -335,6 +336,15 @@ function Module:train(mode)
 end
 
 function Module:eval() return self:train(false) end
+
+-- Frees the prepared inference plans of every layer now (a fused Conv's yt.nn.conv2d_plan, nn/modules.lua); the
+-- next inference forward makes them again. Layers that keep such state define release_plan.
+function Module:release_plans()
+  for m in self:modules() do
+    if m.release_plan then m:release_plan() end
+  end
+  return self
+end
 
 function Module:forward() error(self:class_name() .. ":forward is not implemented", 2) end
 

@@ -27,6 +27,43 @@ local function consumed(x, y, input)
 end
 M.consumed = consumed
 
+-- ---- the fused inference path ----
+-- After fuse() (BatchNorm folded into the convolutions; Detection_Model:fuse marks every Conv2d `fused`) and with
+-- grad mode off, a Conv runs as one prepared oneDNN primitive (yt.nn.conv2d_plan: convolution + bias + SiLU, the
+-- weights reordered once; activations stay channels-last from layer to layer), and so does a fused Conv2d (the
+-- Detect head's last ones); Bottleneck's shortcut is added by its second convolution, and Detect decodes in one C
+-- pass (yt.nn.detect_decode). M.fused_inference = false (or YT_FUSED_INFER=0 in the environment) runs the ops of the
+-- training path instead.
+M.fused_inference = os.getenv("YT_FUSED_INFER") ~= "0"
+
+-- layer -> { plan =, conv =, weight =, bias = }. Kept out of the layers' fields, so that a deep copy of a model
+-- (the EMA) makes its own plans; weak, so that a model that is collected takes its plans along (their __gc).
+local plans = setmetatable({}, { __mode = "k" })
+
+local function release_plan(layer)
+  local e = plans[layer]
+  if e then
+    plans[layer] = nil
+    e.plan:close()
+  end
+end
+
+-- The plan of layer (a Conv, or a fused Conv2d) running the Conv2d conv then activation act ("silu" or "none"):
+-- nil when the ops must run (grad mode on, counting FLOPs, fused_inference off). Made on first use, made again
+-- when the convolution or its tensors were replaced. A plan holds a copy of the weights as they were when it was
+-- made: after changing a fused model's weights in place, call model:release_plans().
+local function plan_of(layer, conv, act)
+  if not M.fused_inference or counter.active or yt.is_grad_enabled() then return nil end
+  local e = plans[layer]
+  if e and e.conv == conv and e.weight == conv.weight and e.bias == conv.bias and not e.plan:closed() then
+    return e.plan
+  end
+  release_plan(layer)
+  local plan = yt.nn.conv2d_plan(conv.weight, conv.bias, conv.stride, conv.padding, act)
+  plans[layer] = { plan = plan, conv = conv, weight = conv.weight, bias = conv.bias }
+  return plan
+end
+
 local function uniform_(t, bound)
   -- deterministic per-process init through yt.rand (seeded by yt.manual_seed)
   local r = yt.rand(t:shape())
@@ -51,6 +88,11 @@ function Conv2d:init(c1, c2, k, s, p, bias)
 end
 
 function Conv2d:forward(x)
+  if self.fused and self.bias then
+    local plan = plan_of(self, self, "none")
+    if plan then return plan:forward(x) end
+    release_plan(self) -- a forward with gradients may change the weights: a plan made before would be stale
+  end
   local y = yt.nn.conv2d(x, self.weight, self.bias, self.stride, self.padding)
   if counter.active then
     counter.macs = counter.macs + y:numel() * self.in_channels * self.kernel_size * self.kernel_size
@@ -58,6 +100,7 @@ function Conv2d:forward(x)
   return y
 end
 -- ONNX export (yolotrain.utils.onnx): each layer writes the nodes of its forward beside it.
+Conv2d.release_plan = release_plan
 function Conv2d:onnx(g, x)
   local k, s, p = self.kernel_size, self.stride, self.padding
   local inputs = { x, g:param(self.weight, "weight") }
@@ -220,9 +263,21 @@ function Conv:init(c1, c2, k, s, p, g, d, act)
   end
 end
 
+-- The plan of a fused Conv (no BatchNorm left; a plain Conv2d with a bias; SiLU or no activation), or nil.
+function Conv:infer_plan()
+  local conv, act = self.conv, self.act
+  if self.bn or not conv.bias or conv.forward ~= Conv2d.forward then return nil end
+  local kind = (act == nil or act.forward == Identity.forward) and "none" or act.forward == SiLU.forward and "silu"
+  return kind and plan_of(self, conv, kind) or nil
+end
+Conv.release_plan = release_plan
+
 -- BatchNorm then SiLU run as one op (BatchNorm2d:forward_silu); a BatchNorm or an activation whose forward is
 -- another (synchronised BN replaces it) runs as given.
 function Conv:forward(x)
+  local plan = self:infer_plan()
+  if plan then return plan:forward(x) end
+  release_plan(self) -- a forward with gradients may change the weights: a plan made before would be stale
   local y = self.conv(x)
   local bn, act = self.bn, self.act
   if bn and act and bn.forward == BatchNorm2d.forward and act.forward == SiLU.forward then
@@ -269,6 +324,13 @@ function Bottleneck:init(c1, c2, shortcut, g, k, e)
   self.add = shortcut and c1 == c2
 end
 function Bottleneck:forward(x)
+  if self.add then
+    local plan = self.cv2:infer_plan()
+    if plan then
+      local h = self.cv1(x)
+      return consumed(h, plan:forward(h, x), x) -- x + cv2(...), the sum done by the convolution
+    end
+  end
   local h = self.cv1(x)
   local y = consumed(h, self.cv2(h), x)
   if self.add then return consumed(y, x + y, x) end
@@ -482,8 +544,12 @@ function Detect:forward(xs)
   return self:inference(out), out
 end
 
--- Raw levels -> (B, 4 + nc, A): boxes cx,cy,w,h in input pixels, class probabilities.
+-- Raw levels -> (B, 4 + nc, A): boxes cx,cy,w,h in input pixels, class probabilities. With grad mode off, one C
+-- pass (yt.nn.detect_decode) computes what the chain of ops below does.
 function Detect:inference(levels)
+  if M.fused_inference and not counter.active and not yt.is_grad_enabled() then -- (the FLOP count has the DFL conv)
+    return yt.nn.detect_decode(levels, self.stride, self.nc, self.dfl.conv.weight)
+  end
   local b = levels[1]:shape(1)
   local flat, shapes = {}, {}
   for i, x in ipairs(levels) do

@@ -508,6 +508,11 @@ function Detection_Model:fuse(verbose)
   for m in self:modules() do
     if m:is_instance(modules.Conv) then m:fuse() end
   end
+  -- every convolution, its BatchNorm folded in or without one (Detect's last ones), may now run as a prepared
+  -- inference plan (nn/modules.lua, "the fused inference path")
+  for m in self:modules() do
+    if m:is_instance(modules.Conv2d) then m.fused = true end
+  end
   self.fused = true
   if verbose then self:info(true) end
   return self
