@@ -172,23 +172,42 @@ yt_tensor *yt_node_grad_out(yt_node *node, int i)
     return node->out_grad[i];
 }
 
-/* The gradient accumulator of a tensor: for the outputs of a node it is the node's out_grad slot; for
- * leaves (parameters, or tensors a user marked) it is t->grad, which outlives scopes. */
-float *yt_grad_accum(yt_tensor *t)
+/* The gradient slot of a tensor: for the outputs of a node it is the node's out_grad slot; for leaves
+ * (parameters, or tensors a user marked) it is t->grad, which outlives scopes. NULL when t needs no gradient. */
+static yt_tensor **grad_slot(yt_tensor *t)
 {
     if (!t || !t->requires_grad) return NULL;
-    yt_tensor **slot;
-    if (t->grad_fn && !t->grad_fn->consumed)
-        slot = &t->grad_fn->out_grad[t->grad_fn_output];
-    else
-        slot = &t->grad;
-    if (!*slot) {
-        /* owned by the slot alone, never by a scope: an output's gradient is freed as soon as its node has run */
-        *slot = yt_tensor_zeros_unscoped(YT_F32, t->ndim, t->shape);
-        if (!*slot) return NULL;
-        yt_tensor_keep(*slot);
-    }
+    if (t->grad_fn && !t->grad_fn->consumed) return &t->grad_fn->out_grad[t->grad_fn_output];
+    return &t->grad;
+}
+
+/* A new gradient buffer in *slot, owned by the slot alone, never by a scope: an output's gradient is freed as soon
+ * as its node has run. */
+static float *new_grad(yt_tensor *t, yt_tensor **slot, int zero)
+{
+    *slot = zero ? yt_tensor_zeros_unscoped(YT_F32, t->ndim, t->shape)
+                 : yt_tensor_empty_unscoped(YT_F32, t->ndim, t->shape);
+    if (!*slot) return NULL;
+    yt_tensor_keep(*slot);
     return yt_f32(*slot);
+}
+
+float *yt_grad_accum(yt_tensor *t)
+{
+    yt_tensor **slot = grad_slot(t);
+    if (!slot) return NULL;
+    return *slot ? yt_f32(*slot) : new_grad(t, slot, 1);
+}
+
+float *yt_grad_dest(yt_tensor *t, int *accumulate)
+{
+    *accumulate = 1;
+    yt_tensor **slot = grad_slot(t);
+    if (!slot) return NULL;
+    if (*slot) return yt_f32(*slot);
+    float *g = new_grad(t, slot, 0);
+    *accumulate = g ? 0 : 1;
+    return g;
 }
 
 void yt_tape_clear(void)

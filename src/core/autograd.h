@@ -23,6 +23,9 @@
  * A backward reads data only from what its node saved: node->in[] are gradient targets (their shape and grad_fn),
  * and their storage is freed as soon as nothing but the scope and such targets hold it (tensor.h: header_refs),
  * which is what lets the forward free each activation after its last reader (not one backward needs).
+ *
+ * A backward that writes every element of an input's gradient may take yt_grad_dest's buffer instead: it stores
+ * into a fresh one (no zero fill first) and adds into one that already holds a gradient.
  */
 #ifndef YT_AUTOGRAD_H
 #define YT_AUTOGRAD_H
@@ -71,6 +74,13 @@ yt_tensor *yt_node_grad_out(yt_node *node, int i);
 /* Contiguous F32 gradient buffer of t, zero-initialised on first use, to accumulate into.
  * NULL when t does not require a gradient. */
 float *yt_grad_accum(yt_tensor *t);
+/* The same for a backward that writes every element of t's gradient: when t has no gradient yet, a new buffer
+ * that is NOT zeroed and *accumulate = 0 (the caller stores into it: = instead of +=, no zero fill first);
+ * otherwise t's buffer and *accumulate = 1 (add into it). NULL (*accumulate = 1) when t does not require a
+ * gradient or on out of memory (error set), as yt_grad_accum. A tensor that is two inputs of one node gets the
+ * buffer of the first call again with *accumulate = 1: the caller must have stored every element of the first
+ * before it adds the second (or use yt_grad_accum for both). */
+float *yt_grad_dest(yt_tensor *t, int *accumulate);
 
 /* Called by tensor release: the output is gone, forget the weak pointer. */
 void yt_node_forget_output(yt_node *node, int index);

@@ -316,6 +316,11 @@ yt_tensor *yt_tensor_zeros_unscoped(yt_dtype dt, int ndim, const int64_t *shape)
     return tensor_alloc_in(dt, ndim, shape, 1, 0);
 }
 
+yt_tensor *yt_tensor_empty_unscoped(yt_dtype dt, int ndim, const int64_t *shape)
+{
+    return tensor_alloc_in(dt, ndim, shape, 0, 0);
+}
+
 yt_tensor *yt_tensor_empty(yt_dtype dt, int ndim, const int64_t *shape) { return tensor_alloc(dt, ndim, shape, 0); }
 yt_tensor *yt_tensor_zeros(yt_dtype dt, int ndim, const int64_t *shape) { return tensor_alloc(dt, ndim, shape, 1); }
 

@@ -58,6 +58,8 @@ yt_tensor *yt_tensor_zeros_like(const yt_tensor *t);
 /* zeros, registered in no scope: the caller's reference is the only one (gradient buffers, whose owner frees
  * them as soon as they are consumed). */
 yt_tensor *yt_tensor_zeros_unscoped(yt_dtype dt, int ndim, const int64_t *shape);
+/* The same, uninitialised (a gradient buffer its first writer overwrites whole: yt_grad_dest). */
+yt_tensor *yt_tensor_empty_unscoped(yt_dtype dt, int ndim, const int64_t *shape);
 /* Deep copy into a new contiguous tensor (no autograd). */
 yt_tensor *yt_tensor_clone(const yt_tensor *t);
 /* Converts to another dtype (contiguous copy), multiplying by scale on the way (e.g. uint8 images / 255). */

@@ -19,17 +19,24 @@ YT_V_INLINE void silu_block_body(const float *x, float *y, size_t n)
 }
 YT_SIMD_DISPATCH(silu_block, (const float *x, float *y, size_t n), (x, y, n))
 
-YT_V_INLINE void silu_grad_block_body(const float *x, const float *gy, float *gx, size_t n)
+/* gx += gy * silu'(x) (acc), gx = gy * silu'(x) (else: gx's old contents not read) */
+YT_V_INLINE void silu_grad_block_body(const float *x, const float *gy, float *gx, size_t n, int acc)
 {
     size_t i = 0;
-    for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH)
-        yt_v_store(gx + i, yt_v_load(gx + i) + yt_v_silu_grad(yt_v_load(x + i), yt_v_load(gy + i)));
+    if (acc) {
+        for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH)
+            yt_v_store(gx + i, yt_v_load(gx + i) + yt_v_silu_grad(yt_v_load(x + i), yt_v_load(gy + i)));
+    } else {
+        for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH)
+            yt_v_store(gx + i, yt_v_silu_grad(yt_v_load(x + i), yt_v_load(gy + i)));
+    }
     if (i < n) {
         size_t r = n - i;
-        yt_v_store_n(gx + i, yt_v_load_n(gx + i, r) + yt_v_silu_grad(yt_v_load_n(x + i, r), yt_v_load_n(gy + i, r)), r);
+        yt_vf v = yt_v_silu_grad(yt_v_load_n(x + i, r), yt_v_load_n(gy + i, r));
+        yt_v_store_n(gx + i, acc ? yt_v_load_n(gx + i, r) + v : v, r);
     }
 }
-YT_SIMD_DISPATCH(silu_grad_block, (const float *x, const float *gy, float *gx, size_t n), (x, gy, gx, n))
+YT_SIMD_DISPATCH(silu_grad_block, (const float *x, const float *gy, float *gx, size_t n, int acc), (x, gy, gx, n, acc))
 
 void yt_silu_forward(const float *x, float *y, size_t n)
 {
@@ -41,15 +48,17 @@ void yt_silu_forward(const float *x, float *y, size_t n)
     }
 }
 
-void yt_silu_backward(const float *x, const float *gy, float *gx, size_t n)
+static void silu_backward_into(const float *x, const float *gy, float *gx, int acc, size_t n)
 {
     const size_t blocks = (n + SILU_BLOCK - 1) / SILU_BLOCK;
 #pragma omp parallel for schedule(static) if (n > 32768)
     for (size_t k = 0; k < blocks; k++) {
         size_t i = k * SILU_BLOCK, len = n - i < SILU_BLOCK ? n - i : SILU_BLOCK;
-        silu_grad_block(x + i, gy + i, gx + i, len);
+        silu_grad_block(x + i, gy + i, gx + i, len, acc);
     }
 }
+
+void yt_silu_backward(const float *x, const float *gy, float *gx, size_t n) { silu_backward_into(x, gy, gx, 1, n); }
 
 void yt_sigmoid_forward(const float *x, float *y, size_t n)
 {
@@ -67,8 +76,10 @@ static int silu_backward(yt_node *node)
 {
     yt_tensor *x = node->saved[0], *gy = yt_node_grad_out(node, 0);
     if (!gy) return -1;
-    float *gx = yt_grad_accum(node->in[0]);
-    if (gx) yt_silu_backward(yt_f32(x), yt_f32(gy), gx, (size_t)yt_numel(x));
+    int acc;
+    float *gx = yt_grad_dest(node->in[0], &acc); /* written whole: a fresh buffer is stored into */
+    if (!gx) return node->in[0] ? -1 : 0;
+    silu_backward_into(yt_f32(x), yt_f32(gy), gx, acc, (size_t)yt_numel(x));
     return 0;
 }
 

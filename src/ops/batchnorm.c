@@ -136,36 +136,50 @@ YT_V_INLINE yt_vf gx_train(yt_vf g, yt_vf x, float k, float m, float is, float m
 {
     return k * (g - mg - (x - m) * is * mgx);
 }
+/* acc: gx += it; else gx = it (gx's old contents not read) */
 YT_V_INLINE void gx_train_plane_body(const float *g, const float *x, float *gx, size_t n, float k, float m, float is,
-                                     float mg, float mgx)
+                                     float mg, float mgx, int acc)
 {
     size_t i = 0;
-    for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH)
-        yt_v_store(gx + i, yt_v_load(gx + i) + gx_train(yt_v_load(g + i), yt_v_load(x + i), k, m, is, mg, mgx));
+    if (acc) {
+        for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH)
+            yt_v_store(gx + i, yt_v_load(gx + i) + gx_train(yt_v_load(g + i), yt_v_load(x + i), k, m, is, mg, mgx));
+    } else {
+        for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH)
+            yt_v_store(gx + i, gx_train(yt_v_load(g + i), yt_v_load(x + i), k, m, is, mg, mgx));
+    }
     if (i < n) {
         size_t r = n - i;
         yt_vf v = gx_train(yt_v_load_n(g + i, r), yt_v_load_n(x + i, r), k, m, is, mg, mgx);
-        yt_v_store_n(gx + i, yt_v_load_n(gx + i, r) + v, r);
+        yt_v_store_n(gx + i, acc ? yt_v_load_n(gx + i, r) + v : v, r);
     }
 }
 YT_SIMD_DISPATCH(gx_train_plane,
-                 (const float *g, const float *x, float *gx, size_t n, float k, float m, float is, float mg, float mgx),
-                 (g, x, gx, n, k, m, is, mg, mgx))
+                 (const float *g, const float *x, float *gx, size_t n, float k, float m, float is, float mg, float mgx,
+                  int acc),
+                 (g, x, gx, n, k, m, is, mg, mgx, acc))
 
-/* Fixed statistics: gx += k * g */
-YT_V_INLINE void gx_eval_plane_body(const float *g, float *gx, size_t n, float k)
+/* Fixed statistics: gx += k * g (acc), gx = k * g (else) */
+YT_V_INLINE void gx_eval_plane_body(const float *g, float *gx, size_t n, float k, int acc)
 {
     size_t i = 0;
-    for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH) yt_v_store(gx + i, yt_v_load(gx + i) + k * yt_v_load(g + i));
-    if (i < n) yt_v_store_n(gx + i, yt_v_load_n(gx + i, n - i) + k * yt_v_load_n(g + i, n - i), n - i);
+    if (acc) {
+        for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH) yt_v_store(gx + i, yt_v_load(gx + i) + k * yt_v_load(g + i));
+    } else {
+        for (; i + YT_V_WIDTH <= n; i += YT_V_WIDTH) yt_v_store(gx + i, k * yt_v_load(g + i));
+    }
+    if (i < n) {
+        yt_vf v = k * yt_v_load_n(g + i, n - i);
+        yt_v_store_n(gx + i, acc ? yt_v_load_n(gx + i, n - i) + v : v, n - i);
+    }
 }
-YT_SIMD_DISPATCH(gx_eval_plane, (const float *g, float *gx, size_t n, float k), (g, gx, n, k))
+YT_SIMD_DISPATCH(gx_eval_plane, (const float *g, float *gx, size_t n, float k, int acc), (g, gx, n, k, acc))
 
-/* The fused op's backward over one plane: gz = gy * silu'(bn(x)) into gz (as silu's backward gives it into a zeroed
- * buffer), and the gradient sums of gz as gsums_plane takes them. */
+/* The fused op's backward over one plane: gz = gy * silu'(bn(x)) into gz (as silu's backward stores it into the BN
+ * output's fresh gradient), and the gradient sums of gz as gsums_plane takes them. */
 YT_V_INLINE yt_vf silu_bn_grad(yt_vf x, yt_vf gy, float m, float scale, float shift)
 {
-    return 0.0f + yt_v_silu_grad(bn_apply(x, m, scale, shift), gy);
+    return yt_v_silu_grad(bn_apply(x, m, scale, shift), gy);
 }
 YT_V_INLINE void bn_silu_grad_plane_body(const float *x, const float *gy, float *gz, size_t n, float m, float scale,
                                          float shift, double md, double is, double *a, double *b)
@@ -261,22 +275,30 @@ void yt_batch_norm_grad_sums(const float *x, const float *gy, const double *mean
     }
 }
 
-void yt_batch_norm_backward_input(const float *x, const float *gy, float *gx, const float *weight, const double *mean,
-                                  const double *invstd, const double *sg, const double *sgx, double M, int N, int C,
-                                  size_t HW)
+static void backward_input(const float *x, const float *gy, float *gx, int gx_acc, const float *weight,
+                           const double *mean, const double *invstd, const double *sg, const double *sgx, double M,
+                           int N, int C, size_t HW)
 {
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 32768)
     for (int n = 0; n < N; n++) {
         for (int c = 0; c < C; c++) {
             const size_t off = ((size_t)n * C + c) * HW;
             gx_train_plane(gy + off, x + off, gx + off, HW, bn_scale(invstd, weight, c), (float)mean[c],
-                           (float)invstd[c], (float)(sg[c] / M), (float)(sgx[c] / M));
+                           (float)invstd[c], (float)(sg[c] / M), (float)(sgx[c] / M), gx_acc);
         }
     }
 }
 
-static int backward_common(const float *x, const float *gy, float *gx, const float *weight, float *gw, float *gb,
-                           const double *mean, const double *invstd, int N, int C, size_t HW, int training)
+void yt_batch_norm_backward_input(const float *x, const float *gy, float *gx, const float *weight, const double *mean,
+                                  const double *invstd, const double *sg, const double *sgx, double M, int N, int C,
+                                  size_t HW)
+{
+    backward_input(x, gy, gx, 1, weight, mean, invstd, sg, sgx, M, N, C, HW);
+}
+
+/* gx accumulates when gx_acc, else it is overwritten; gw and gb accumulate */
+static int backward_common(const float *x, const float *gy, float *gx, int gx_acc, const float *weight, float *gw,
+                           float *gb, const double *mean, const double *invstd, int N, int C, size_t HW, int training)
 {
     double *sg = malloc(2 * (size_t)C * sizeof *sg);
     if (!sg) return yt_error("batch_norm backward: out of memory");
@@ -288,13 +310,13 @@ static int backward_common(const float *x, const float *gy, float *gx, const flo
         if (gw) gw[c] += (float)sgx[c];
     }
     if (gx && training) {
-        yt_batch_norm_backward_input(x, gy, gx, weight, mean, invstd, sg, sgx, M, N, C, HW);
+        backward_input(x, gy, gx, gx_acc, weight, mean, invstd, sg, sgx, M, N, C, HW);
     } else if (gx) {
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 32768)
         for (int n = 0; n < N; n++) {
             for (int c = 0; c < C; c++) {
                 const size_t off = ((size_t)n * C + c) * HW;
-                gx_eval_plane(gy + off, gx + off, HW, bn_scale(invstd, weight, c));
+                gx_eval_plane(gy + off, gx + off, HW, bn_scale(invstd, weight, c), gx_acc);
             }
         }
     }
@@ -305,13 +327,13 @@ static int backward_common(const float *x, const float *gy, float *gx, const flo
 void yt_batch_norm_backward_train(const float *x, const float *gy, float *gx, const float *weight, float *gw, float *gb,
                                   const double *mean, const double *invstd, int N, int C, size_t HW)
 {
-    backward_common(x, gy, gx, weight, gw, gb, mean, invstd, N, C, HW, 1);
+    backward_common(x, gy, gx, 1, weight, gw, gb, mean, invstd, N, C, HW, 1);
 }
 
 void yt_batch_norm_backward_eval(const float *x, const float *gy, float *gx, const float *weight, float *gw, float *gb,
                                  const double *mean, const double *invstd, int N, int C, size_t HW)
 {
-    backward_common(x, gy, gx, weight, gw, gb, mean, invstd, N, C, HW, 0);
+    backward_common(x, gy, gx, 1, weight, gw, gb, mean, invstd, N, C, HW, 0);
 }
 
 /* ---- fused with SiLU: y = silu(batch_norm(x)), the BN output never stored ---- */
@@ -333,7 +355,7 @@ void yt_batch_norm_silu_forward(const float *x, float *y, const float *weight, c
  * gradient in the order and arithmetic of batch_norm's backward after silu's. */
 int yt_batch_norm_silu_backward(const float *x, const float *gy, float *gx, const float *weight, const float *bias,
                                 float *gw, float *gb, const double *mean, const double *invstd, int N, int C, size_t HW,
-                                int training)
+                                int training, int gx_acc)
 {
     const size_t per = (size_t)N * HW;
     const int par = (size_t)N * C * HW > 32768;
@@ -357,9 +379,9 @@ int yt_batch_norm_silu_backward(const float *x, const float *gy, float *gx, cons
         for (int n = 0; n < N; n++) {
             const size_t off = ((size_t)n * C + c) * HW;
             if (training)
-                gx_train_plane(g + (size_t)n * HW, x + off, gx + off, HW, scale, m, isf, mg, mgx);
+                gx_train_plane(g + (size_t)n * HW, x + off, gx + off, HW, scale, m, isf, mg, mgx, gx_acc);
             else
-                gx_eval_plane(g + (size_t)n * HW, gx + off, HW, scale);
+                gx_eval_plane(g + (size_t)n * HW, gx + off, HW, scale, gx_acc);
         }
     }
     free(buf);
@@ -383,13 +405,16 @@ static void bn_ctx_free(void *p)
     free(ctx);
 }
 
-/* The gradient buffers of x, weight and bias (NULL for an input that needs none). */
-static int input_grads(yt_node *node, float **gx, float **gw, float **gb)
+/* The gradient buffers of x, weight and bias (NULL for an input that needs none). x's is written whole: a fresh
+ * one is stored into (*gx_acc = 0), not zeroed first; weight's and bias's accumulate. */
+static int input_grads(yt_node *node, float **gx, int *gx_acc, float **gw, float **gb)
 {
-    float **g[3] = {gx, gw, gb};
-    for (int i = 0; i < 3; i++) {
-        *g[i] = yt_grad_accum(node->in[i]);
-        if (node->in[i] && !*g[i]) return -1;
+    *gx = yt_grad_dest(node->in[0], gx_acc);
+    if (node->in[0] && !*gx) return -1;
+    float **g[2] = {gw, gb};
+    for (int i = 0; i < 2; i++) {
+        *g[i] = yt_grad_accum(node->in[i + 1]);
+        if (node->in[i + 1] && !*g[i]) return -1;
     }
     return 0;
 }
@@ -400,11 +425,12 @@ static int bn_backward(yt_node *node)
     yt_tensor *gy = yt_node_grad_out(node, 0);
     if (!gy) return -1;
     float *gx, *gw, *gb;
-    if (input_grads(node, &gx, &gw, &gb) < 0) return -1;
+    int gx_acc;
+    if (input_grads(node, &gx, &gx_acc, &gw, &gb) < 0) return -1;
     const float *x = ctx->x_saved >= 0 ? yt_f32(node->saved[ctx->x_saved]) : NULL;
     const float *w = ctx->w_saved >= 0 ? yt_f32(node->saved[ctx->w_saved]) : NULL;
     if (!x && (gw || (gx && ctx->training))) return yt_error("batch_norm backward: missing saved input");
-    return backward_common(x, yt_f32(gy), gx, w, gw, gb, ctx->mean, ctx->invstd, ctx->N, ctx->C, ctx->HW,
+    return backward_common(x, yt_f32(gy), gx, gx_acc, w, gw, gb, ctx->mean, ctx->invstd, ctx->N, ctx->C, ctx->HW,
                            ctx->training);
 }
 
@@ -414,11 +440,12 @@ static int bn_silu_backward(yt_node *node)
     yt_tensor *gy = yt_node_grad_out(node, 0);
     if (!gy) return -1;
     float *gx, *gw, *gb;
-    if (input_grads(node, &gx, &gw, &gb) < 0) return -1;
+    int gx_acc;
+    if (input_grads(node, &gx, &gx_acc, &gw, &gb) < 0) return -1;
     const float *w = ctx->w_saved >= 0 ? yt_f32(node->saved[ctx->w_saved]) : NULL;
     const float *b = ctx->b_saved >= 0 ? yt_f32(node->saved[ctx->b_saved]) : NULL;
     return yt_batch_norm_silu_backward(yt_f32(node->saved[ctx->x_saved]), yt_f32(gy), gx, w, b, gw, gb, ctx->mean,
-                                       ctx->invstd, ctx->N, ctx->C, ctx->HW, ctx->training);
+                                       ctx->invstd, ctx->N, ctx->C, ctx->HW, ctx->training, gx_acc);
 }
 
 static int check_channel_vec(const yt_tensor *t, const char *op, const char *name, int64_t C, int need_contiguous)

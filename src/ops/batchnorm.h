@@ -36,11 +36,12 @@ void yt_batch_norm_backward_eval(const float *x, const float *gy, float *gx, con
 void yt_batch_norm_silu_forward(const float *x, float *y, const float *weight, const float *bias, const double *mean,
                                 const double *invstd, int N, int C, size_t HW);
 /* Its backward (training: through the batch statistics; else fixed statistics), recomputing the BN output from x,
- * weight and bias: accumulates into gx, gw, gb (any may be NULL) the very floats that batch_norm's backward gives
- * after silu's. Returns 0, or -1 when out of memory (it needs N * HW floats per thread). */
+ * weight and bias: accumulates into gx (or, gx_acc = 0, overwrites it without reading it), gw, gb (any may be NULL)
+ * the very floats that batch_norm's backward gives after silu's. Returns 0, or -1 when out of memory (it keeps
+ * silu's gradient of one channel, N * HW floats, per thread). */
 int yt_batch_norm_silu_backward(const float *x, const float *gy, float *gx, const float *weight, const float *bias,
                                 float *gw, float *gb, const double *mean, const double *invstd, int N, int C, size_t HW,
-                                int training);
+                                int training, int gx_acc);
 
 /* Pieces of the kernels above, for callers that reduce per-channel sums across processes (dist/syncbn.c).
  * s[c] = sum over n, i of x (double accumulator). */

@@ -262,9 +262,10 @@ int yt_conv2d_forward(const float *x, float *y, const float *w, const float *b, 
     return 0;
 }
 
-/* One image's backward. gw (O, CKK) and gb_acc (O, double) accumulate; gx_n accumulates. */
-static void backward_image(const float *xn, const float *gyn, float *gxn, const float *w, float *gw, double *gb,
-                           float *colbuf, const yt_conv2d_shape *s, int par)
+/* One image's backward. gw (O, CKK) and gb_acc (O, double) accumulate; gx_n accumulates, or is overwritten when
+ * gx_acc is 0. */
+static void backward_image(const float *xn, const float *gyn, float *gxn, int gx_acc, const float *w, float *gw,
+                           double *gb, float *colbuf, const yt_conv2d_shape *s, int par)
 {
     const int CKK = s->C * s->KH * s->KW, P = s->OH * s->OW, O = s->O;
     const int pw = is_pointwise(s);
@@ -291,8 +292,10 @@ static void backward_image(const float *xn, const float *gyn, float *gxn, const 
     if (gxn) {
         if (pw) {
             /* gx_n (C, P) += W^T (C, O) @ gy_n (O, P) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, P, O, 1.0f, w, CKK, gyn, P, 1.0f, gxn, P);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, P, O, 1.0f, w, CKK, gyn, P, gx_acc ? 1.0f : 0.0f,
+                        gxn, P);
         } else {
+            if (!gx_acc) memset(gxn, 0, (size_t)s->C * s->H * s->W * sizeof *gxn); /* col2im adds */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, P, O, 1.0f, w, CKK, gyn, P, 0.0f, colbuf, P);
             if (par)
                 col2im_par(colbuf, gxn, s);
@@ -305,11 +308,24 @@ static void backward_image(const float *xn, const float *gyn, float *gxn, const 
 int yt_conv2d_backward(const float *x, const float *gy, float *gx, const float *w, float *gw, float *gb,
                        const yt_conv2d_shape *s)
 {
+    return yt_conv2d_backward_into(x, gy, gx, 1, w, gw, 1, gb, s);
+}
+
+int yt_conv2d_backward_into(const float *x, const float *gy, float *gx, int gx_acc, const float *w, float *gw,
+                            int gw_acc, float *gb, const yt_conv2d_shape *s)
+{
     const size_t CKK = (size_t)s->C * s->KH * s->KW, P = (size_t)s->OH * s->OW, O = (size_t)s->O;
     const size_t xs = (size_t)s->C * s->H * s->W, ys = O * P;
-    if (s->N == 0 || (!gx && !gw && !gb)) return 0;
+    if (s->N == 0) {
+        /* nothing to add; a gradient to overwrite is all zeros */
+        if (gw && !gw_acc) memset(gw, 0, O * CKK * sizeof *gw);
+        return 0;
+    }
+    if (!gx && !gw && !gb) return 0;
     int dnnl = use_dnnl(s, 0);
-    if (dnnl) return dnnl < 0 ? -1 : yt_conv2d_dnnl_backward(x, gy, gx, w, gw, gb, s);
+    if (dnnl) return dnnl < 0 ? -1 : yt_conv2d_dnnl_backward(x, gy, gx, gx_acc, w, gw, gw_acc, gb, s);
+    /* the weight gradient is small: the GEMM path zeroes it and accumulates */
+    if (gw && !gw_acc) memset(gw, 0, O * CKK * sizeof *gw);
     const int pw = is_pointwise(s);
     const int need_col = !pw && (gx || gw);
     int strategy = choose_strategy(s);
@@ -322,7 +338,7 @@ int yt_conv2d_backward(const float *x, const float *gy, float *gx, const float *
             return yt_error("conv2d backward: out of memory for a %zux%zu column buffer", CKK, P);
         }
         for (int n = 0; n < s->N; n++)
-            backward_image(x ? x + n * xs : NULL, gy + n * ys, gx ? gx + n * xs : NULL, w, gw, gbd, buf, s, 1);
+            backward_image(x ? x + n * xs : NULL, gy + n * ys, gx ? gx + n * xs : NULL, gx_acc, w, gw, gbd, buf, s, 1);
         if (gb)
             for (size_t o = 0; o < O; o++) gb[o] += (float)gbd[o];
         free(buf);
@@ -353,7 +369,8 @@ int yt_conv2d_backward(const float *x, const float *gy, float *gx, const float *
          * or the float sums (and so training) would not be reproducible */
 #pragma omp for schedule(static)
         for (int n = 0; n < s->N; n++)
-            backward_image(x ? x + n * xs : NULL, gy + n * ys, gx ? gx + n * xs : NULL, w, mygw, mygb, mycol, s, 0);
+            backward_image(x ? x + n * xs : NULL, gy + n * ys, gx ? gx + n * xs : NULL, gx_acc, w, mygw, mygb, mycol, s,
+                           0);
     }
     if (gwl) {
         size_t m = O * CKK;
@@ -390,16 +407,20 @@ static int conv2d_backward(yt_node *node)
     yt_tensor *gy = yt_node_grad_out(node, 0);
     if (!gy) return -1;
     yt_tensor *xin = node->in[0], *win = node->in[1], *bin = node->n_in > 2 ? node->in[2] : NULL;
-    float *gx = yt_grad_accum(xin);
+    /* the input and weight gradients are written whole: a fresh buffer is stored into, not zeroed and added to
+     * (an input that is both x and w is accumulated into, zeroed first) */
+    const int alias = xin && xin == win;
+    int gx_acc = 1, gw_acc = 1;
+    float *gx = alias ? yt_grad_accum(xin) : yt_grad_dest(xin, &gx_acc);
     if (xin && !gx) return -1;
-    float *gw = yt_grad_accum(win);
+    float *gw = alias ? gx : yt_grad_dest(win, &gw_acc);
     if (win && !gw) return -1;
     float *gb = yt_grad_accum(bin);
     if (bin && !gb) return -1;
     const float *x = ctx->x_saved >= 0 ? yt_f32(node->saved[ctx->x_saved]) : NULL;
     const float *w = ctx->w_saved >= 0 ? yt_f32(node->saved[ctx->w_saved]) : NULL;
     if ((gw && !x) || (gx && !w)) return yt_error("conv2d backward: missing saved tensors");
-    return yt_conv2d_backward(x, yt_f32(gy), gx, w, gw, gb, &ctx->s);
+    return yt_conv2d_backward_into(x, yt_f32(gy), gx, gx_acc, w, gw, gw_acc, gb, &ctx->s);
 }
 
 yt_tensor *yt_conv2d(yt_tensor *x, yt_tensor *w, yt_tensor *b, int stride_h, int stride_w, int pad_h, int pad_w)

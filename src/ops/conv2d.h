@@ -72,6 +72,10 @@ int yt_conv2d_forward(const float *x, float *y, const float *w, const float *b, 
  * x is only read when gw is wanted. Returns 0, or -1 when out of memory. */
 int yt_conv2d_backward(const float *x, const float *gy, float *gx, const float *w, float *gw, float *gb,
                        const yt_conv2d_shape *s);
+/* The same, except that gx (when gx_acc is 0) and gw (when gw_acc is 0) are overwritten, their old contents never
+ * read (they may be uninitialised: yt_grad_dest's buffers). gb always accumulates. */
+int yt_conv2d_backward_into(const float *x, const float *gy, float *gx, int gx_acc, const float *w, float *gw,
+                            int gw_acc, float *gb, const yt_conv2d_shape *s);
 
 /* Tensor-level op. x: (N,C,H,W) F32, w: (O,C,KH,KW) F32, b: (O) F32 or NULL. Records autograd for x, w, b. */
 yt_tensor *yt_conv2d(yt_tensor *x, yt_tensor *w, yt_tensor *b, int stride_h, int stride_w, int pad_h, int pad_w);

@@ -29,6 +29,7 @@ typedef struct {
 typedef struct entry {
     yt_conv2d_shape s; /* N..OW; strategy/backend zeroed */
     int pass, bias, threads;
+    int accumulate; /* the output adds to the caller's buffer (backward passes) or overwrites it */
     dnnl_primitive_t prim;
     port ports[3];
     dnnl_memory_desc_t scratch_md;
@@ -143,7 +144,7 @@ static const dnnl_memory_desc_t *query(const_dnnl_primitive_desc_t pd, dnnl_quer
 }
 
 /* Creates the primitive of one pass for one shape (with the forward descriptor as the backward passes' hint). */
-static entry *entry_create(const yt_conv2d_shape *s, int pass, int bias, int threads)
+static entry *entry_create(const yt_conv2d_shape *s, int pass, int bias, int accumulate, int threads)
 {
     entry *e = calloc(1, sizeof *e);
     dnnl_primitive_desc_t fpd = NULL, pd = NULL;
@@ -156,6 +157,7 @@ static entry *entry_create(const yt_conv2d_shape *s, int pass, int bias, int thr
     e->s.strategy = e->s.backend = 0;
     e->pass = pass;
     e->bias = bias;
+    e->accumulate = accumulate;
     e->threads = threads;
 
     dnnl_dims_t xd = {s->N, s->C, s->H, s->W}, wd = {s->O, s->C, s->KH, s->KW}, yd = {s->N, s->O, s->OH, s->OW};
@@ -194,7 +196,7 @@ static entry *entry_create(const yt_conv2d_shape *s, int pass, int bias, int thr
         TRY(dnnl_primitive_desc_create(&pd, &d, attr, engine, fpd), "backward data primitive descriptor");
         if (port_init(&e->ports[0], &y_user, query(pd, dnnl_query_diff_dst_md), 0, 0, s) < 0 ||
             port_init(&e->ports[1], &w_user, query(pd, dnnl_query_weights_md), 0, 0, s) < 0 ||
-            port_init(&e->ports[2], &x_user, query(pd, dnnl_query_diff_src_md), 1, 1, s) < 0)
+            port_init(&e->ports[2], &x_user, query(pd, dnnl_query_diff_src_md), 1, accumulate, s) < 0)
             goto fail;
     } else {
         dnnl_convolution_desc_t d;
@@ -204,7 +206,7 @@ static entry *entry_create(const yt_conv2d_shape *s, int pass, int bias, int thr
         TRY(dnnl_primitive_desc_create(&pd, &d, attr, engine, fpd), "backward weights primitive descriptor");
         if (port_init(&e->ports[0], &x_user, query(pd, dnnl_query_src_md), 0, 0, s) < 0 ||
             port_init(&e->ports[1], &y_user, query(pd, dnnl_query_diff_dst_md), 0, 0, s) < 0 ||
-            port_init(&e->ports[2], &w_user, query(pd, dnnl_query_diff_weights_md), 1, 1, s) < 0)
+            port_init(&e->ports[2], &w_user, query(pd, dnnl_query_diff_weights_md), 1, accumulate, s) < 0)
             goto fail;
     }
     e->scratch_md = *query(pd, dnnl_query_scratchpad_md);
@@ -235,13 +237,15 @@ static void evict_one(void)
     cache_count--;
 }
 
-/* The cached primitive for (shape, pass, bias, threads), created on first use; marked in use until put_entry. */
-static entry *get_entry(const yt_conv2d_shape *s, int pass, int bias)
+/* The cached primitive for (shape, pass, bias, accumulate, threads), created on first use; marked in use until
+ * put_entry. */
+static entry *get_entry(const yt_conv2d_shape *s, int pass, int bias, int accumulate)
 {
     int threads = omp_get_max_threads();
     pthread_mutex_lock(&cache_mutex);
     for (entry *e = cache; e; e = e->next) {
-        if (e->pass == pass && e->bias == bias && e->threads == threads && same_shape(&e->s, s)) {
+        if (e->pass == pass && e->bias == bias && e->accumulate == accumulate && e->threads == threads &&
+            same_shape(&e->s, s)) {
             e->in_use++;
             e->last_used = ++cache_clock;
             pthread_mutex_unlock(&cache_mutex);
@@ -249,7 +253,7 @@ static entry *get_entry(const yt_conv2d_shape *s, int pass, int bias)
         }
     }
     /* created under the mutex: creation takes milliseconds, and only once per shape */
-    entry *e = entry_create(s, pass, bias, threads);
+    entry *e = entry_create(s, pass, bias, accumulate, threads);
     if (e) {
         while (cache_count >= YT_CONV2D_DNNL_CACHE_MAX) {
             int before = cache_count;
@@ -430,12 +434,12 @@ static dnnl_memory_t scratchpad(call *c, const entry *e)
     return buf ? memory(c, &e->scratch_md, buf) : NULL;
 }
 
-/* Runs one pass within call c: inputs in0 and in1 (and bias), the primitive, the output reordered (or summed)
- * back. */
-static int run_pass(call *c, int pass, const float *in0, const float *in1, const float *bias, float *out)
+/* Runs one pass within call c: inputs in0 and in1 (and bias), the primitive, the output reordered (or summed when
+ * accumulate) back. */
+static int run_pass(call *c, int pass, const float *in0, const float *in1, const float *bias, float *out, int accumulate)
 {
     const yt_conv2d_shape *s = c->s;
-    entry *e = get_entry(s, pass, bias != NULL);
+    entry *e = get_entry(s, pass, bias != NULL, accumulate);
     if (!e) return -1;
     static const int args_of[3][3] = {
         {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
@@ -504,7 +508,7 @@ int yt_conv2d_dnnl_forward(const float *x, float *y, const float *w, const float
         yt_conv2d_shape sc = *s;
         sc.N = s->N - n0 < step ? s->N - n0 : step;
         call c;
-        int rc = call_begin(&c, &sc) < 0 ? -1 : run_pass(&c, PASS_FWD, x + n0 * xs, w, b, y + n0 * ys);
+        int rc = call_begin(&c, &sc) < 0 ? -1 : run_pass(&c, PASS_FWD, x + n0 * xs, w, b, y + n0 * ys, 0);
         call_end(&c);
         if (rc < 0) return -1;
     }
@@ -528,8 +532,8 @@ static void bias_grad(const float *gy, float *gb, const yt_conv2d_shape *s)
     }
 }
 
-int yt_conv2d_dnnl_backward(const float *x, const float *gy, float *gx, const float *w, float *gw, float *gb,
-                            const yt_conv2d_shape *s)
+int yt_conv2d_dnnl_backward(const float *x, const float *gy, float *gx, int gx_acc, const float *w, float *gw,
+                            int gw_acc, float *gb, const yt_conv2d_shape *s)
 {
     if (s->N == 0 || (!gx && !gw && !gb)) return 0;
     const size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->O * s->OH * s->OW;
@@ -540,8 +544,9 @@ int yt_conv2d_dnnl_backward(const float *x, const float *gy, float *gx, const fl
         /* both passes of a chunk share the reordered gy; gw accumulates chunk by chunk */
         call c;
         int rc = call_begin(&c, &sc);
-        if (rc == 0 && gx) rc = run_pass(&c, PASS_BWD_DATA, gy + n0 * ys, w, NULL, gx + n0 * xs);
-        if (rc == 0 && gw) rc = run_pass(&c, PASS_BWD_WEIGHTS, x + n0 * xs, gy + n0 * ys, NULL, gw);
+        /* the images' input gradients are distinct; the weight gradient of later chunks adds to the first's */
+        if (rc == 0 && gx) rc = run_pass(&c, PASS_BWD_DATA, gy + n0 * ys, w, NULL, gx + n0 * xs, gx_acc);
+        if (rc == 0 && gw) rc = run_pass(&c, PASS_BWD_WEIGHTS, x + n0 * xs, gy + n0 * ys, NULL, gw, gw_acc || n0 > 0);
         call_end(&c);
         if (rc < 0) return -1;
     }

@@ -23,10 +23,12 @@ int yt_conv2d_dnnl_supports(const yt_conv2d_shape *s);
 const char *yt_conv2d_dnnl_isa(void);
 int yt_conv2d_dnnl_isa_avx512(void);
 
-/* As yt_conv2d_forward / yt_conv2d_backward (overwrite y; accumulate into gx, gw, gb). -1 + yt_error on failure. */
+/* As yt_conv2d_forward (overwrites y). -1 + yt_error on failure. */
 int yt_conv2d_dnnl_forward(const float *x, float *y, const float *w, const float *b, const yt_conv2d_shape *s);
-int yt_conv2d_dnnl_backward(const float *x, const float *gy, float *gx, const float *w, float *gw, float *gb,
-                            const yt_conv2d_shape *s);
+/* Backward as yt_conv2d_backward_into: gx and gw accumulate when gx_acc / gw_acc, else they are overwritten (oneDNN
+ * then writes straight into them when its layout is NCHW / OIHW, and the reorder back carries no sum). */
+int yt_conv2d_dnnl_backward(const float *x, const float *gy, float *gx, int gx_acc, const float *w, float *gw,
+                            int gw_acc, float *gb, const yt_conv2d_shape *s);
 
 /* Number of cached primitives (for tests of the cache bound) and the bound itself. */
 int yt_conv2d_dnnl_cache_size(void);

@@ -452,6 +452,17 @@ static int binary_grad_into(yt_binary_op op, int target, yt_tensor *gy, const yt
     return 0;
 }
 
+/* The gradient of an add or sub operand of gy's shape: +-gy, stored into a fresh buffer (no zero fill first). */
+static void store_add_grad(const float *gy, float *gx, int negate, size_t n)
+{
+    if (!negate) {
+        memcpy(gx, gy, n * sizeof *gx);
+        return;
+    }
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) gx[i] = -gy[i];
+}
+
 static int binary_backward(yt_node *node)
 {
     yt_tensor *gy = yt_node_grad_out(node, 0);
@@ -462,11 +473,19 @@ static int binary_backward(yt_node *node)
     for (int target = 0; target < 2; target++) {
         yt_tensor *x = node->in[target];
         if (!x) continue;
-        float *gx = yt_grad_accum(x);
-        if (!gx) return -1;
         /* same shape and contiguous: the flat kernel */
-        if (yt_numel(x) == yt_numel(gy) && (!av || (yt_same_shape(av, gy) && yt_is_contiguous(av))) &&
-            (!bv || (yt_same_shape(bv, gy) && yt_is_contiguous(bv)))) {
+        int flat = yt_numel(x) == yt_numel(gy) && (!av || (yt_same_shape(av, gy) && yt_is_contiguous(av))) &&
+                   (!bv || (yt_same_shape(bv, gy) && yt_is_contiguous(bv)));
+        /* an add or sub operand of the output's shape gets the whole of +-gy: stored into a fresh gradient (x + x:
+         * the second target finds the first's buffer and adds) */
+        int acc = 1;
+        float *gx = (flat && !has_vals) ? yt_grad_dest(x, &acc) : yt_grad_accum(x);
+        if (!gx) return -1;
+        if (!acc) {
+            store_add_grad(yt_f32(gy), gx, op == YT_BIN_SUB && target == 1, (size_t)yt_numel(gy));
+            continue;
+        }
+        if (flat) {
             yt_binary_backward(op, av ? yt_f32(av) : NULL, bv ? yt_f32(bv) : NULL, yt_f32(gy), target == 0 ? gx : NULL,
                                target == 1 ? gx : NULL, (size_t)yt_numel(gy));
             continue;

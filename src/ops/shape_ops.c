@@ -19,10 +19,15 @@ static int same_order_backward(yt_node *node)
 {
     yt_tensor *in = node->in[0], *gy = yt_node_grad_out(node, 0);
     if (!gy) return -1;
-    float *gx = yt_grad_accum(in);
-    if (!gx) return 0;
+    int acc;
+    float *gx = yt_grad_dest(in, &acc); /* written whole: a fresh buffer is a copy of gy */
+    if (!gx) return in ? -1 : 0;
     const float *g = yt_f32(gy);
     int64_t n = yt_numel(gy);
+    if (!acc) {
+        memcpy(gx, g, (size_t)n * sizeof *gx);
+        return 0;
+    }
     for (int64_t i = 0; i < n; i++) gx[i] += g[i];
     return 0;
 }
@@ -77,12 +82,15 @@ yt_tensor *yt_reshape(yt_tensor *t, int ndim, const int64_t *shape)
     return v;
 }
 
+/* The first narrow backward to reach the input (a split's pieces run one after the other) stores its slice into a
+ * fresh gradient and zeroes the rest, instead of zeroing all of it and adding; the others add their slices. */
 static int narrow_backward(yt_node *node)
 {
     yt_tensor *in = node->in[0], *gy = yt_node_grad_out(node, 0);
     if (!gy) return -1;
-    float *gx = yt_grad_accum(in);
-    if (!gx) return 0;
+    int acc;
+    float *gx = yt_grad_dest(in, &acc);
+    if (!gx) return in ? -1 : 0;
     int dim = (int)node->iarg[0];
     int64_t start = node->iarg[1], len = node->iarg[2];
     int64_t outer = 1, inner = 1;
@@ -90,10 +98,17 @@ static int narrow_backward(yt_node *node)
     for (int d = dim + 1; d < in->ndim; d++) inner *= in->shape[d];
     int64_t full = in->shape[dim];
     const float *g = yt_f32(gy);
+#pragma omp parallel for schedule(static) if (outer * full * inner > PAR_MIN)
     for (int64_t o = 0; o < outer; o++) {
-        float *dst = gx + (o * full + start) * inner;
+        float *row = gx + o * full * inner, *dst = row + start * inner;
         const float *src = g + o * len * inner;
-        for (int64_t i = 0; i < len * inner; i++) dst[i] += src[i];
+        if (acc) {
+            for (int64_t i = 0; i < len * inner; i++) dst[i] += src[i];
+            continue;
+        }
+        memset(row, 0, (size_t)(start * inner) * sizeof *row);
+        memcpy(dst, src, (size_t)(len * inner) * sizeof *dst);
+        memset(dst + len * inner, 0, (size_t)((full - start - len) * inner) * sizeof *dst);
     }
     return 0;
 }
@@ -240,18 +255,23 @@ void yt_cat_forward(int n, const void *const *xs, const int64_t *sizes, void *y,
     }
 }
 
-void yt_cat_backward(int n, const float *gy, float *const *gxs, const int64_t *sizes, int64_t outer, int64_t inner)
+void yt_cat_backward(int n, const float *gy, float *const *gxs, const int *accumulate, const int64_t *sizes,
+                     int64_t outer, int64_t inner)
 {
     int64_t total = 0;
     for (int i = 0; i < n; i++) total += sizes[i];
 #pragma omp parallel for schedule(static) if (outer * total * inner > PAR_MIN)
     for (int64_t o = 0; o < outer; o++) {
         const float *g = gy + o * total * inner;
+        /* in input order: an input given twice is stored by its first block, then added to */
         for (int i = 0; i < n; i++) {
             int64_t blk = sizes[i] * inner;
             if (gxs[i]) {
                 float *gx = gxs[i] + o * blk;
-                for (int64_t j = 0; j < blk; j++) gx[j] += g[j];
+                if (!accumulate || accumulate[i])
+                    for (int64_t j = 0; j < blk; j++) gx[j] += g[j];
+                else
+                    memcpy(gx, g, (size_t)blk * sizeof *gx);
             }
             g += blk;
         }
@@ -272,12 +292,14 @@ static int cat_backward(yt_node *node)
     for (int d = 0; d < c->dim; d++) outer *= gy->shape[d];
     for (int d = c->dim + 1; d < gy->ndim; d++) inner *= gy->shape[d];
     float *gxs[YT_NODE_MAX_IN] = {0};
+    int acc[YT_NODE_MAX_IN];
     for (int i = 0; i < node->n_in; i++) {
+        acc[i] = 1;
         if (!node->in[i]) continue;
-        gxs[i] = yt_grad_accum(node->in[i]);
+        gxs[i] = yt_grad_dest(node->in[i], &acc[i]); /* each input's gradient is one slice of gy, written whole */
         if (!gxs[i]) return -1;
     }
-    yt_cat_backward(node->n_in, yt_f32(gy), gxs, c->sizes, outer, inner);
+    yt_cat_backward(node->n_in, yt_f32(gy), gxs, acc, c->sizes, outer, inner);
     return 0;
 }
 

@@ -18,8 +18,10 @@ yt_tensor *yt_permute(yt_tensor *t, const int *perm); /* view with permuted dims
  * the other into y viewed as (outer, total * inner). esz = element size in bytes. */
 void yt_cat_forward(int n, const void *const *xs, const int64_t *sizes, void *y, int64_t outer, int64_t inner,
                     size_t esz);
-/* gx_i(o, k, j) += gy(o, offset_i + k, j) for each i with gxs[i] != NULL */
-void yt_cat_backward(int n, const float *gy, float *const *gxs, const int64_t *sizes, int64_t outer, int64_t inner);
+/* gx_i(o, k, j) += gy(o, offset_i + k, j) for each i with gxs[i] != NULL; = instead of += for the i with
+ * accumulate[i] == 0 (accumulate NULL: all add). Inputs are visited in order within each o. */
+void yt_cat_backward(int n, const float *gy, float *const *gxs, const int *accumulate, const int64_t *sizes,
+                     int64_t outer, int64_t inner);
 
 /* Concatenates n tensors (same dtype, same shape except along dim). Any dtype; gradients for F32. When no
  * gradient is recorded, F32 4-D inputs that are all channels-last, concatenated along the channels (dim 1), give
