@@ -723,8 +723,12 @@ void yt_copy_to_channels_last(const yt_tensor *x, float *y)
         } else if (st[1] == 1) {
             for (int64_t w = 0; w < W; w++) copy_pixel(dst + w * C, src + w * st[3], C);
         } else {
-            for (int64_t w = 0; w < W; w++)
-                for (int64_t c = 0; c < C; c++) dst[w * C + c] = src[w * st[3] + c * st[1]];
+            /* an NCHW row: each channel's run read in order, written C apart */
+            for (int64_t c = 0; c < C; c++) {
+                const float *sc = src + c * st[1];
+                float *dc = dst + c;
+                for (int64_t w = 0; w < W; w++) dc[w * C] = sc[w * st[3]];
+            }
         }
     }
 }
