@@ -24,7 +24,10 @@
 
 enum { YT_INFER_ACT_NONE = 0, YT_INFER_ACT_SILU = 1 };
 
-#define YT_CONV2D_PLAN_SHAPES 4
+/* Shapes a plan keeps: a predictor's letterboxed images come in a few sizes (640x480, 480x640, 640x448, ...); each
+ * kept shape costs ~130 KB per YOLOv8n layer (its primitive's code and scratchpad), a new one a primitive creation
+ * (milliseconds per layer). */
+#define YT_CONV2D_PLAN_SHAPES 8
 
 typedef struct yt_conv2d_plan yt_conv2d_plan;
 

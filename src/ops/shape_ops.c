@@ -722,6 +722,13 @@ yt_tensor *yt_tensor_empty_channels_last(int64_t N, int64_t C, int64_t H, int64_
     return t;
 }
 
+/* n floats: a pixel's channels are a few dozen values, too few for memcpy's call to pay */
+static inline void copy_pixel(float *restrict dst, const float *restrict src, int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) dst[i] = src[i];
+}
+
 void yt_copy_to_channels_last(const yt_tensor *x, float *y)
 {
     const int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
@@ -733,11 +740,17 @@ void yt_copy_to_channels_last(const yt_tensor *x, float *y)
         const int64_t n = r / H, h = r % H;
         const float *src = xd + n * st[0] + h * st[2];
         float *dst = y + r * W * C;
-        if (st[1] == 1) {
-            for (int64_t w = 0; w < W; w++) memcpy(dst + w * C, src + w * st[3], (size_t)C * sizeof(float));
+        if (st[1] == 1 && st[3] == C) {
+            memcpy(dst, src, (size_t)(W * C) * sizeof(float)); /* the row is dense already */
+        } else if (st[1] == 1) {
+            for (int64_t w = 0; w < W; w++) copy_pixel(dst + w * C, src + w * st[3], C);
         } else {
-            for (int64_t w = 0; w < W; w++)
-                for (int64_t c = 0; c < C; c++) dst[w * C + c] = src[w * st[3] + c * st[1]];
+            /* an NCHW row: each channel's run read in order, written C apart */
+            for (int64_t c = 0; c < C; c++) {
+                const float *sc = src + c * st[1];
+                float *dc = dst + c;
+                for (int64_t w = 0; w < W; w++) dc[w * C] = sc[w * st[3]];
+            }
         }
     }
 }
@@ -772,8 +785,7 @@ static yt_tensor *cat_channels_last(int n, yt_tensor *const *ts, int64_t total)
             for (int i = 0; i < n; i++) {
                 const yt_tensor *t = ts[i];
                 const int64_t c = t->shape[1];
-                memcpy(px, yt_f32(t) + b * t->stride[0] + h * t->stride[2] + w * t->stride[3],
-                       (size_t)c * sizeof(float));
+                copy_pixel(px, yt_f32(t) + b * t->stride[0] + h * t->stride[2] + w * t->stride[3], c);
                 px += c;
             }
         }
