@@ -131,8 +131,8 @@ static void check_raw(int N, int C, int H, int W, int O, int k, int stride, int 
     CHECK(memcmp(y[0], y[1], ny * 4) == 0 && memcmp(gx[0], gx[1], nx * 4) == 0 && memcmp(gw[0], gw[1], nw * 4) == 0 &&
               memcmp(gb[0], gb[1], (size_t)O * 4) == 0,
           "%s: two bf16 runs differ", name);
-    printf("%-36s bf16 vs exact: y %.2e gx %.2e gw %.2e; vs rounded operands: y %.2e gx %.2e gw %.2e\n", name, ey,
-           egx, egw, qey, qegx, qegw);
+    printf("%-36s bf16 vs exact: y %.2e gx %.2e gw %.2e; vs rounded operands: y %.2e gx %.2e gw %.2e\n", name, ey, egx,
+           egw, qey, qegx, qegw);
     for (int r = 0; r < 2; r++) {
         free(y[r]);
         free(gx[r]);
@@ -232,8 +232,7 @@ int main(void)
         yt_tensor_release(c);
         yt_tensor_release(x);
         yt_tensor_release(w);
-        printf("this CPU has no BF16 (oneDNN ISA %s): the bf16 kernels are not checked here\n",
-               yt_autocast_isa_name());
+        printf("this CPU has no BF16 (oneDNN ISA %s): the bf16 kernels are not checked here\n", yt_autocast_isa_name());
         return tu_finish();
     }
     /* raw kernels: 1x1, 3x3 s1 / s2, odd sizes, channels off oneDNN's 16-blocks, the 3-channel first layer, a
