@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "ops/autocast.h"
 #include "ops/conv2d.h"
 
 static double now(void)
@@ -121,15 +122,17 @@ typedef struct {
     double layer_fwd[MAXL], layer_step[MAXL]; /* best times per layer */
 } totals;
 
-/* Times every layer for the nv variants (backend[v], strategy[v]), interleaved rep by rep so that a change in
- * the machine's load hits all variants alike. */
-static int run(int nv, const int *backend, const int *strategy, int batch, int imgsz, int reps, totals *tot)
+/* Times every layer for the nv variants (backend[v], strategy[v], precision[v]), interleaved rep by rep so that a
+ * change in the machine's load hits all variants alike. */
+static int run(int nv, const int *backend, const int *strategy, const int *precision, int batch, int imgsz, int reps,
+               totals *tot)
 {
     memset(tot, 0, nv * sizeof *tot);
     for (int li = 0; li < NLAYERS; li++) {
         const layer *L = &layers[li];
-        yt_conv2d_shape s = {
-            batch, L->C, imgsz / L->div, imgsz / L->div, L->O, L->k, L->k, L->s, L->s, L->k / 2, L->k / 2, 0, 0, 0, 0};
+        yt_conv2d_shape s = {batch, L->C, imgsz / L->div, imgsz / L->div, L->O, L->k, L->k,
+                             L->s,  L->s, L->k / 2,       L->k / 2,       0,    0,    0,
+                             0,     0};
         if (yt_conv2d_shape_init(&s) < 0) {
             fprintf(stderr, "%s: %s\n", L->name, yt_last_error());
             return -1;
@@ -157,6 +160,7 @@ static int run(int nv, const int *backend, const int *strategy, int batch, int i
             for (int v = 0; v < nv; v++) {
                 s.backend = backend[v];
                 s.strategy = strategy[v];
+                s.precision = precision[v];
                 double t0 = now();
                 int rc = yt_conv2d_forward(x, y, w, L->bias ? b : NULL, &s);
                 double t1 = now();
@@ -215,11 +219,17 @@ int main(int argc, char **argv)
 
     static const char *names[] = {"GEMM, automatic strategy", "GEMM, images in parallel, 1-thread BLAS",
                                   "GEMM, images in sequence, threaded BLAS",
-                                  "oneDNN, every pass (YT_CONV=dnnl_all; the default dnnl runs the forward on GEMM)"};
-    static const int backend[] = {YT_CONV_GEMM, YT_CONV_GEMM, YT_CONV_GEMM, YT_CONV_DNNL_ALL};
-    static const int strategy[] = {0, 1, 2, 0};
-    static totals t[4];
-    if (run(4, backend, strategy, batch, imgsz, reps, t) < 0) return 1;
+                                  "oneDNN, every pass (YT_CONV=dnnl_all; the default dnnl runs the forward on GEMM)",
+                                  "oneDNN bf16 (amp=true; bf16 products, float32 accumulation and results)"};
+    static const int backend[] = {YT_CONV_GEMM, YT_CONV_GEMM, YT_CONV_GEMM, YT_CONV_DNNL_ALL, YT_CONV_DNNL_ALL};
+    static const int strategy[] = {0, 1, 2, 0, 0};
+    static const int precision[] = {0, 0, 0, 0, YT_CONV_BF16};
+    /* bf16 only where the CPU runs it natively (oneDNN would emulate it, or refuse) */
+    int nv = yt_autocast_bf16_supported() ? 5 : 4;
+    printf("oneDNN ISA %s: %s\n\n", yt_autocast_isa_name(),
+           nv == 5 ? "bf16 timed too" : "no BF16 instructions, bf16 not timed");
+    static totals t[5];
+    if (run(nv, backend, strategy, precision, batch, imgsz, reps, t) < 0) return 1;
     printf("per layer, ms (GEMM automatic strategy vs oneDNN; fwd = forward, f+b = forward + backward):\n");
     printf("%-32s %9s %8s %8s %6s %8s %8s %6s %8s\n", "layer (x count)", "MFLOP/fw", "fwd gemm", "fwd dnnl", "ratio",
            "f+b gemm", "f+b dnnl", "ratio", "%sgemm");
@@ -238,7 +248,7 @@ int main(int argc, char **argv)
     printf("(%%sgemm: oneDNN's forward+backward rate as a fraction of the sgemm rate)\n");
     printf("\nnetwork totals: forward %.2f GFLOP, forward+backward %.2f GFLOP per step\n", t[0].fwd_flops / 1e9,
            (t[0].fwd_flops + t[0].bwd_flops) / 1e9);
-    for (int v = 0; v < 4; v++) {
+    for (int v = 0; v < nv; v++) {
         double rf = t[v].fwd_flops / t[v].fwd_time / 1e9;
         double rs = (t[v].fwd_flops + t[v].bwd_flops) / t[v].step_time / 1e9;
         printf("%s:\n  forward %.1f ms  %.1f GFLOP/s = %.0f%% of sgemm;  forward+backward %.1f ms  "
@@ -247,6 +257,21 @@ int main(int argc, char **argv)
     }
     printf("oneDNN / GEMM (automatic) speed: forward x%.2f, forward+backward x%.2f\n", t[0].fwd_time / t[3].fwd_time,
            t[0].step_time / t[3].step_time);
+    if (nv == 5) {
+        printf("oneDNN bf16 / oneDNN float32 speed: forward x%.2f, forward+backward x%.2f\n",
+               t[3].fwd_time / t[4].fwd_time, t[3].step_time / t[4].step_time);
+        printf("per layer, ms, forward+backward: float32 (oneDNN) vs bf16, and bf16's rate as a fraction of sgemm:\n");
+        for (int li = 0; li < NLAYERS; li++) {
+            const layer *L = &layers[li];
+            int sz = imgsz / L->div;
+            double fb =
+                2.0 * batch * L->O * (double)L->C * L->k * L->k * (sz / L->s) * (sz / L->s) * (L->first ? 2 : 3);
+            char nm[64];
+            snprintf(nm, sizeof nm, "%s x%d", L->name, L->count);
+            printf("%-32s %8.2f %8.2f %5.2fx %7.0f%%\n", nm, t[3].layer_step[li] * 1e3, t[4].layer_step[li] * 1e3,
+                   t[3].layer_step[li] / t[4].layer_step[li], 100 * fb / t[4].layer_step[li] / 1e9 / peak);
+        }
+    }
     double again = sgemm_rate(1024, 5);
     printf("\nsgemm 1024^3 again at the end: %.1f GFLOP/s (difference from the start = machine noise)\n", again);
     return 0;

@@ -7,10 +7,12 @@
 --
 -- With conv=gemm,dnnl (any two of gemm, dnnl, dnnl_all) the timed steps alternate between two convolution
 -- backends, step by step in the same process (so a change in the machine's load hits both alike), and each backend
--- gets its own table and the ratio.
+-- gets its own table and the ratio. amp=true,false does the same with the two precisions: bf16 mixed precision
+-- (ops/autocast.h; float32 where the CPU lacks BF16, which the header line says) and float32. Without amp= the
+-- steps run as training would with the default amp=true.
 --
 --   OMP_NUM_THREADS=1 build/yolotrain bench/bench_train.lua [imgsz=320,640] [batch=16] [steps=3] [peer=true]
---       [data=<data.yaml>] [workers=N] [conv=gemm,dnnl] [memory=true] [loading=true]
+--       [data=<data.yaml>] [workers=N] [conv=gemm,dnnl] [amp=true,false] [memory=true] [loading=true]
 --
 -- loading=true then times as many steps again that take their batch from the loader as training does (the wait
 -- for the batch counted in the step) and prints their median against the pre-loaded step: the loader never
@@ -35,6 +37,7 @@ local opts = {
   peer = "false",
   workers = "2",
   conv = "",
+  amp = "",
   memory = "false",
   loading = "false",
   data = SHARED .. "/datasets/coco128/data.yaml",
@@ -57,6 +60,21 @@ for b in opts.conv:gmatch("[^,]+") do
   backends[#backends + 1] = b
 end
 if #backends == 0 then backends[1] = yt.sys.conv_backend() end
+local amps = {}
+for a in opts.amp:gmatch("[^,]+") do
+  if a ~= "true" and a ~= "false" then error("bench_train: amp=" .. opts.amp .. ": expected true, false or both", 0) end
+  amps[#amps + 1] = a == "true"
+end
+if #amps == 0 then amps[1] = true end
+-- what the timed steps alternate between: every backend with every precision
+local variants = {}
+for _, be in ipairs(backends) do
+  for _, amp in ipairs(amps) do
+    local name = be
+    if #amps > 1 then name = (#backends > 1 and be .. ", " or "") .. "amp=" .. tostring(amp) end
+    variants[#variants + 1] = { name = name, backend = be, amp = amp }
+  end
+end
 local threads = yt.sys.get_num_threads()
 
 -- ---- helpers ----
@@ -148,14 +166,20 @@ print(
     sgemm
   )
 )
-print("precision: float32 (bf16 mixed precision is not implemented yet; amp=true runs float32)")
+do
+  local isa, bf16 = yt.sys.cpu_isa()
+  local p = {}
+  for _, amp in ipairs(amps) do
+    p[#p + 1] = amp
+        and (bf16 and "amp=true: bf16 convolutions, float32 accumulation" or "amp=true: float32 (this CPU has no BF16)")
+      or "amp=false: float32"
+  end
+  print(string.format("precision: %s (oneDNN ISA %s)", table.concat(p, "; "), isa))
+end
 print(
   "convolutions: "
     .. table.concat(backends, " and ")
-    .. (#backends > 1 and ", alternating step by step" or "")
-    .. " (oneDNN ISA "
-    .. select(2, yt.sys.conv_backend())
-    .. ")"
+    .. (#variants > 1 and ", " .. #variants .. " variants alternating step by step" or "")
 )
 
 local dir = os.tmpname()
@@ -182,16 +206,18 @@ for _, imgsz in ipairs(sizes) do
   model:train()
   local phases = { "preprocess", "forward", "loss", "backward", "optimizer" }
   local times, t_step = {}, {}
-  for _, be in ipairs(backends) do
-    times[be], t_step[be] = {}, {}
+  for _, v in ipairs(variants) do
+    times[v.name], t_step[v.name] = {}, {}
     for _, p in ipairs(phases) do
-      times[be][p] = {}
+      times[v.name][p] = {}
     end
   end
   local mem -- the breakdown of the last step (memory=true)
-  for i = 1, steps + 1 do -- the first step of each backend warms up (allocations, caches) and is not counted
-    for _, be in ipairs(backends) do
-      yt.sys.set_conv_backend(be)
+  for i = 1, steps + 1 do -- the first step of each variant warms up (allocations, caches) and is not counted
+    for _, var in ipairs(variants) do
+      local be = var.name
+      yt.sys.set_conv_backend(var.backend)
+      yt.sys.set_autocast(var.amp)
       yt.scope_begin()
       local t = { yt.machine.now() }
       local b = {}
@@ -234,7 +260,8 @@ for _, imgsz in ipairs(sizes) do
   -- the machine's load hits both alike; the iterator goes on from the pre-loaded batches
   local t_loaded, t_preloaded = {}, {}
   if opts.loading == "true" then
-    yt.sys.set_conv_backend(backends[1])
+    yt.sys.set_conv_backend(variants[1].backend)
+    yt.sys.set_autocast(variants[1].amp)
     local function step_on(next_batch)
       yt.scope_begin()
       local t0 = yt.machine.now()
@@ -267,16 +294,17 @@ for _, imgsz in ipairs(sizes) do
   end
   yt.sys.set_conv_backend(nil)
   local step
-  for _, be in ipairs(backends) do
+  for _, v in ipairs(variants) do
+    local be = v.name
     step = median(t_step[be])
     local rate = 3 * fwd_gflops * batch / step
     print(
       string.format(
-        "\nimgsz %d, batch %d, %d timed steps (medians), convolutions %s, ms per image:",
+        "\nimgsz %d, batch %d, %d timed steps (medians), %s, ms per image:",
         imgsz,
         batch,
         steps,
-        be
+        #amps > 1 and v.name or ("convolutions " .. v.name)
       )
     )
     print(
@@ -299,8 +327,8 @@ for _, imgsz in ipairs(sizes) do
       )
     )
   end
-  if #backends == 2 then
-    local a, b = backends[1], backends[2]
+  if #variants == 2 then
+    local a, b = variants[1].name, variants[2].name
     print(
       string.format(
         "  %s / %s step time: x%.2f (forward x%.2f, backward x%.2f); per-step ratios: %s",
@@ -330,7 +358,7 @@ for _, imgsz in ipairs(sizes) do
       )
     )
   end
-  print(string.format("  peak RSS %.0f MB%s", yt.machine.peak_rss() / 1e6, #backends > 1 and " (both backends)" or ""))
+  print(string.format("  peak RSS %.0f MB%s", yt.machine.peak_rss() / 1e6, #variants > 1 and " (all variants)" or ""))
   if mem then
     local total = 0
     for _, e in ipairs(mem.tape) do
@@ -359,6 +387,7 @@ for _, imgsz in ipairs(sizes) do
       )
     )
   end
+  step = median(t_step[variants[1].name]) -- the peer compares with the first variant
   local rate = 3 * fwd_gflops * batch / step
 
   if opts.peer == "true" then

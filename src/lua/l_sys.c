@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "io/durable.h"
+#include "ops/autocast.h"
 #include "ops/conv2d.h"
 #include "ops/conv2d_dnnl.h"
 #include "lua/yt_lua.h"
@@ -470,6 +471,32 @@ static int l_set_conv_backend(lua_State *L)
     return 0;
 }
 
+/* set_autocast(on): bf16 mixed precision for what is recorded for backward (ops/autocast.h); returns the previous
+ * request */
+static int l_set_autocast(lua_State *L)
+{
+    lua_pushboolean(L, yt_autocast_set(lua_toboolean(L, 1)));
+    return 1;
+}
+
+/* autocast() -> requested, precision: whether bf16 is requested, and what recorded convolutions run in ("bf16", or
+ * "float32" when it is not requested or the CPU lacks BF16) */
+static int l_autocast(lua_State *L)
+{
+    lua_pushboolean(L, yt_autocast_enabled());
+    lua_pushstring(L, yt_autocast_active() ? "bf16" : "float32");
+    return 2;
+}
+
+/* cpu_isa() -> name, bf16: oneDNN's effective instruction set ("avx512_core_bf16", "avx2", ...; DNNL_MAX_CPU_ISA
+ * lowers it) and whether it runs bf16 convolutions natively */
+static int l_cpu_isa(lua_State *L)
+{
+    lua_pushstring(L, yt_autocast_isa_name());
+    lua_pushboolean(L, yt_autocast_bf16_supported());
+    return 2;
+}
+
 static const luaL_Reg sys_functions[] = {
     {"install_interrupt_handler", l_install_interrupt_handler},
     {"restore_interrupt_handler", l_restore_interrupt_handler},
@@ -499,6 +526,9 @@ static const luaL_Reg sys_functions[] = {
     {"get_num_threads", l_get_num_threads},
     {"conv_backend", l_conv_backend},
     {"set_conv_backend", l_set_conv_backend},
+    {"set_autocast", l_set_autocast},
+    {"autocast", l_autocast},
+    {"cpu_isa", l_cpu_isa},
     {NULL, NULL},
 };
 

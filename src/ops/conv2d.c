@@ -7,6 +7,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "ops/autocast.h"
 #include "ops/conv2d_dnnl.h"
 #include "ops/shape_ops.h"
 
@@ -64,6 +65,7 @@ int yt_conv2d_backend_of(const char *name)
 /* Whether this pass runs on oneDNN: 1 yes, 0 the GEMM path, -1 error (a bad YT_CONV) */
 static int use_dnnl(const yt_conv2d_shape *s, int forward)
 {
+    if (s->precision == YT_CONV_BF16) return yt_conv2d_dnnl_supports(s); /* bfloat16 runs every pass on oneDNN */
     int b = s->backend ? s->backend : yt_conv2d_backend();
     if (b < 0) return -1;
     if (b == YT_CONV_GEMM) return 0;
@@ -464,6 +466,8 @@ yt_tensor *yt_conv2d(yt_tensor *x, yt_tensor *w, yt_tensor *b, int stride_h, int
         .pw = pad_w,
         .strategy = 0,
         .backend = 0,
+        /* mixed precision (ops/autocast.h): bfloat16 products for what is recorded for backward */
+        .precision = yt_autocast_active() && yt_needs_grad(3, (yt_tensor *[3]){x, w, b}) ? YT_CONV_BF16 : YT_CONV_F32,
     };
     if (yt_conv2d_shape_init(&s) < 0) {
         yt_error_prefix("input %s, weight %s: ", yt_shape_str(x, bx, sizeof bx), yt_shape_str(w, bw, sizeof bw));

@@ -22,7 +22,11 @@ typedef struct {
     int strategy;       /* GEMM path's parallelisation: 0 = automatic, 1 = images in parallel with single-threaded
                            BLAS calls, 2 = images in sequence with multithreaded BLAS (for benchmarks) */
     int backend;        /* 0 = the process's choice (yt_conv2d_backend), else one of YT_CONV_* below */
+    int precision;      /* 0 or YT_CONV_F32: float32; YT_CONV_BF16: bfloat16 products, float32 accumulation and
+                           results, on oneDNN whatever the backend (the tensor op sets it: ops/autocast.h) */
 } yt_conv2d_shape;
+
+enum { YT_CONV_F32 = 1, YT_CONV_BF16 = 2 };
 
 /* The implementations of the raw kernels below: im2col + OpenBLAS sgemm (this file's header comment), and
  * oneDNN's convolution primitives (src/ops/conv2d_dnnl.h). The environment variable YT_CONV (or

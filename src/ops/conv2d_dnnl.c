@@ -27,7 +27,7 @@ typedef struct {
 /* ports: forward (src, weights, dst), backward data (diff_dst, weights, diff_src), backward weights (src,
  * diff_dst, diff_weights) */
 typedef struct entry {
-    yt_conv2d_shape s; /* N..OW; strategy/backend zeroed */
+    yt_conv2d_shape s; /* N..OW and precision; strategy/backend zeroed */
     int pass, bias, threads;
     int accumulate; /* the output adds to the caller's buffer (backward passes) or overwrites it */
     dnnl_primitive_t prim;
@@ -74,10 +74,12 @@ static void entry_destroy(entry *e)
     free(e);
 }
 
+static int is_bf16(const yt_conv2d_shape *s) { return s->precision == YT_CONV_BF16; }
+
 static int same_shape(const yt_conv2d_shape *a, const yt_conv2d_shape *b)
 {
-    return a->N == b->N && a->C == b->C && a->H == b->H && a->W == b->W && a->O == b->O && a->KH == b->KH &&
-           a->KW == b->KW && a->sh == b->sh && a->sw == b->sw && a->ph == b->ph && a->pw == b->pw;
+    return is_bf16(a) == is_bf16(b) && a->N == b->N && a->C == b->C && a->H == b->H && a->W == b->W && a->O == b->O &&
+           a->KH == b->KH && a->KW == b->KW && a->sh == b->sh && a->sw == b->sw && a->ph == b->ph && a->pw == b->pw;
 }
 
 static int pad_right(int in, int out, int k, int stride, int pad) { return (out - 1) * stride + k - in - pad; }
@@ -164,21 +166,31 @@ static entry *entry_create(const yt_conv2d_shape *s, int pass, int bias, int acc
     dnnl_dims_t bd = {s->O};
     dnnl_dims_t strides = {s->sh, s->sw}, padl = {s->ph, s->pw};
     dnnl_dims_t padr = {pad_right(s->H, s->OH, s->KH, s->sh, s->ph), pad_right(s->W, s->OW, s->KW, s->sw, s->pw)};
-    dnnl_memory_desc_t x_user, w_user, y_user, x_any, w_any, y_any, b_md;
+    /* bf16: the multiplied operands (src, weights, diff_dst) in bfloat16, what the pass produces (dst, diff_src,
+     * diff_weights) in float32, oneDNN accumulating in float32; the caller's tensors stay float32 and the input
+     * reorders round them to bfloat16 on the way into oneDNN's layout */
+    const dnnl_data_type_t lo = is_bf16(s) ? dnnl_bf16 : dnnl_f32;
+    dnnl_memory_desc_t x_user, w_user, y_user, x_any, w_any, y_any, b_md, x_fwd, w_fwd, y_fwd;
     TRY(dnnl_memory_desc_init_by_tag(&x_user, 4, xd, dnnl_f32, dnnl_nchw), "memory descriptor");
     TRY(dnnl_memory_desc_init_by_tag(&w_user, 4, wd, dnnl_f32, dnnl_oihw), "memory descriptor");
     TRY(dnnl_memory_desc_init_by_tag(&y_user, 4, yd, dnnl_f32, dnnl_nchw), "memory descriptor");
-    TRY(dnnl_memory_desc_init_by_tag(&x_any, 4, xd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
-    TRY(dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
-    TRY(dnnl_memory_desc_init_by_tag(&y_any, 4, yd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+    TRY(dnnl_memory_desc_init_by_tag(&x_any, 4, xd, pass == PASS_BWD_DATA ? dnnl_f32 : lo, dnnl_format_tag_any),
+        "memory descriptor");
+    TRY(dnnl_memory_desc_init_by_tag(&w_any, 4, wd, pass == PASS_BWD_WEIGHTS ? dnnl_f32 : lo, dnnl_format_tag_any),
+        "memory descriptor");
+    TRY(dnnl_memory_desc_init_by_tag(&y_any, 4, yd, pass == PASS_FWD ? dnnl_f32 : lo, dnnl_format_tag_any),
+        "memory descriptor");
+    TRY(dnnl_memory_desc_init_by_tag(&x_fwd, 4, xd, lo, dnnl_format_tag_any), "memory descriptor");
+    TRY(dnnl_memory_desc_init_by_tag(&w_fwd, 4, wd, lo, dnnl_format_tag_any), "memory descriptor");
+    TRY(dnnl_memory_desc_init_by_tag(&y_fwd, 4, yd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
     TRY(dnnl_memory_desc_init_by_tag(&b_md, 1, bd, dnnl_f32, dnnl_a), "memory descriptor");
 
     TRY(dnnl_primitive_attr_create(&attr), "attributes");
     TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode");
     /* the bias of the forward pass only matters for the primitive that runs it; the hint is created the same way */
     dnnl_convolution_desc_t fd;
-    TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &x_any, &w_any,
-                                           (pass == PASS_FWD && bias) ? &b_md : NULL, &y_any, strides, padl, padr),
+    TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &x_fwd, &w_fwd,
+                                           (pass == PASS_FWD && bias) ? &b_md : NULL, &y_fwd, strides, padl, padr),
         "forward descriptor");
     TRY(dnnl_primitive_desc_create(&fpd, &fd, attr, engine, NULL), "forward primitive descriptor");
     if (pass == PASS_FWD) {
@@ -436,7 +448,8 @@ static dnnl_memory_t scratchpad(call *c, const entry *e)
 
 /* Runs one pass within call c: inputs in0 and in1 (and bias), the primitive, the output reordered (or summed when
  * accumulate) back. */
-static int run_pass(call *c, int pass, const float *in0, const float *in1, const float *bias, float *out, int accumulate)
+static int run_pass(call *c, int pass, const float *in0, const float *in1, const float *bias, float *out,
+                    int accumulate)
 {
     const yt_conv2d_shape *s = c->s;
     entry *e = get_entry(s, pass, bias != NULL, accumulate);

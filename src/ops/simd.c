@@ -39,9 +39,12 @@ int yt_simd_set_level(int level)
 const char *yt_simd_level_name(int level)
 {
     switch (level) {
-    case YT_SIMD_AVX512: return "avx512";
-    case YT_SIMD_AVX2: return "avx2";
-    default: return "baseline";
+    case YT_SIMD_AVX512:
+        return "avx512";
+    case YT_SIMD_AVX2:
+        return "avx2";
+    default:
+        return "baseline";
     }
 }
 

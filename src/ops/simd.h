@@ -29,7 +29,7 @@
 typedef float yt_vf __attribute__((vector_size(64)));
 typedef int32_t yt_vi __attribute__((vector_size(64)));
 typedef uint32_t yt_vu __attribute__((vector_size(64)));
-typedef float yt_vh __attribute__((vector_size(32))); /* half a yt_vf: 8 floats */
+typedef float yt_vh __attribute__((vector_size(32)));  /* half a yt_vf: 8 floats */
 typedef double yt_vd __attribute__((vector_size(64))); /* 8 doubles */
 
 #define YT_V_INLINE static inline __attribute__((always_inline))
@@ -55,14 +55,20 @@ void yt_simd_silu(const float *x, float *y, size_t n);
 #if defined(__x86_64__) || defined(__i386__)
 #define YT_SIMD_X86 1
 #define YT_SIMD_DISPATCH(name, params, args)                                                                           \
-    __attribute__((target("avx512f"))) static void name##_avx512 params { name##_body args; }                         \
-    __attribute__((target("avx2"))) static void name##_avx2 params { name##_body args; }                              \
+    __attribute__((target("avx512f"))) static void name##_avx512 params { name##_body args; }                          \
+    __attribute__((target("avx2"))) static void name##_avx2 params { name##_body args; }                               \
     static void name params                                                                                            \
     {                                                                                                                  \
         switch (yt_simd_level()) {                                                                                     \
-        case YT_SIMD_AVX512: name##_avx512 args; return;                                                               \
-        case YT_SIMD_AVX2: name##_avx2 args; return;                                                                   \
-        default: name##_body args; return;                                                                             \
+        case YT_SIMD_AVX512:                                                                                           \
+            name##_avx512 args;                                                                                        \
+            return;                                                                                                    \
+        case YT_SIMD_AVX2:                                                                                             \
+            name##_avx2 args;                                                                                          \
+            return;                                                                                                    \
+        default:                                                                                                       \
+            name##_body args;                                                                                          \
+            return;                                                                                                    \
         }                                                                                                              \
     }
 #else

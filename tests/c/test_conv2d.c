@@ -103,7 +103,7 @@ static void check_raw(int N, int C, int H, int W, int O, int KH, int KW, int sh,
                       double tol)
 {
     for (int v = 0; v < N_VARIANTS; v++) {
-        yt_conv2d_shape s = {N, C, H, W, O, KH, KW, sh, sw, ph, pw, 0, 0, variant_strategy[v], variant_backend[v]};
+        yt_conv2d_shape s = {N, C, H, W, O, KH, KW, sh, sw, ph, pw, 0, 0, variant_strategy[v], variant_backend[v], 0};
         if (yt_conv2d_shape_init(&s) < 0) {
             CHECK(0, "shape init failed: %s", yt_last_error());
             return;
@@ -187,7 +187,7 @@ static void gradcheck_case(int N, int C, int H, int W, int O, int KH, int KW, in
 static void check_long_sums(void)
 {
     for (int v = 0; v < N_VARIANTS; v++) {
-        yt_conv2d_shape s = {4, 16, 160, 160, 16, 3, 3, 1, 1, 1, 1, 0, 0, variant_strategy[v], variant_backend[v]};
+        yt_conv2d_shape s = {4, 16, 160, 160, 16, 3, 3, 1, 1, 1, 1, 0, 0, variant_strategy[v], variant_backend[v], 0};
         yt_conv2d_shape_init(&s);
         size_t nx = (size_t)s.N * s.C * s.H * s.W, nw = (size_t)s.O * s.C * 9, ny = (size_t)s.N * s.O * s.OH * s.OW;
         /* all-positive inputs make the sums large and cancellation-free: the hardest case for float */
@@ -399,7 +399,7 @@ static void check_parity(void)
  * on the same inputs is bit-identical (training must be reproducible at a fixed thread count). */
 static void check_dnnl_vs_gemm(int N, int C, int HW, int O, int k, int stride)
 {
-    yt_conv2d_shape s = {N, C, HW, HW, O, k, k, stride, stride, k / 2, k / 2, 0, 0, 0, YT_CONV_GEMM};
+    yt_conv2d_shape s = {N, C, HW, HW, O, k, k, stride, stride, k / 2, k / 2, 0, 0, 0, YT_CONV_GEMM, 0};
     yt_conv2d_shape_init(&s);
     yt_conv2d_shape sd = s;
     sd.backend = YT_CONV_DNNL_ALL;
@@ -456,7 +456,7 @@ static void check_dnnl_cache(void)
     for (int i = 0; i < (int)(sizeof w / sizeof w[0]); i++) w[i] = (float)(i % 5) * 0.1f;
     memset(gx, 0, sizeof gx);
     memset(gw, 0, sizeof gw);
-    yt_conv2d_shape s = {2, 3, 6, 6, 2, 3, 3, 1, 1, 1, 1, 0, 0, 0, YT_CONV_DNNL_ALL};
+    yt_conv2d_shape s = {2, 3, 6, 6, 2, 3, 3, 1, 1, 1, 1, 0, 0, 0, YT_CONV_DNNL_ALL, 0};
     yt_conv2d_shape_init(&s);
     for (int r = 0; r < 3; r++) {
         CHECK(yt_conv2d_forward(x, y, w, NULL, &s) == 0, "forward: %s", yt_last_error());
@@ -466,7 +466,7 @@ static void check_dnnl_cache(void)
     /* more shapes than the bound: the oldest entries go */
     int made = 0;
     for (int hw = 1; made <= YT_CONV2D_DNNL_CACHE_MAX + 8; hw++) {
-        yt_conv2d_shape t = {1, 1, hw, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, YT_CONV_DNNL_ALL};
+        yt_conv2d_shape t = {1, 1, hw, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, YT_CONV_DNNL_ALL, 0};
         yt_conv2d_shape_init(&t);
         float *a = calloc((size_t)hw, 4), *c = calloc((size_t)hw, 4), k1 = 1.0f;
         CHECK(yt_conv2d_forward(a, c, &k1, NULL, &t) == 0, "forward %d: %s", hw, yt_last_error());
@@ -504,7 +504,7 @@ static void check_backend_switch(void)
         CHECK(yt_conv2d_backend() == yt_conv2d_default_backend(), "without YT_CONV: %s",
               yt_conv2d_backend_name(yt_conv2d_backend()));
     /* shapes oneDNN does not take run the GEMM path: right padding implied by the output size is negative */
-    yt_conv2d_shape s = {1, 1, 6, 6, 1, 1, 1, 2, 2, 0, 0, 0, 0, 0, YT_CONV_DNNL};
+    yt_conv2d_shape s = {1, 1, 6, 6, 1, 1, 1, 2, 2, 0, 0, 0, 0, 0, YT_CONV_DNNL, 0};
     yt_conv2d_shape_init(&s);
     CHECK(!yt_conv2d_dnnl_supports(&s), "negative right padding goes to the GEMM path");
 }

@@ -64,8 +64,7 @@ static void check_exp_values(const float *x, size_t n, exp_stats *st)
             continue;
         }
         if (isinf(ref) != isinf(y[i]) || (ref == 0) != (y[i] == 0) || isnan(y[i])) {
-            if (st->bad++ < 5)
-                fprintf(stderr, "exp(%.9g): %.9g, expf %.9g\n", (double)x[i], (double)y[i], (double)ref);
+            if (st->bad++ < 5) fprintf(stderr, "exp(%.9g): %.9g, expf %.9g\n", (double)x[i], (double)y[i], (double)ref);
             continue;
         }
         double u = ulp_error(y[i], exp((double)x[i]));
@@ -125,10 +124,37 @@ static void check_exp_extremes(void)
 {
     const float hi = 88.72283172607421875f; /* largest x with a finite expf */
     const float x[] = {
-        0.0f,       -0.0f,        1.0f,          -1.0f,          INFINITY,     -INFINITY,   NAN,       -NAN,
-        FLT_MAX,    -FLT_MAX,     FLT_MIN,       -FLT_MIN,       1e-45f,       -1e-45f,     hi,        nextafterf(hi, 0),
-        nextafterf(hi, INFINITY), 89.0f,         -87.33654475f,  -87.4f,       -103.2789f,  -103.97f,  -103.973f,
-        -103.98f,   -104.0f,      -104.5f,       -150.0f,        88.7f,        -88.7f,      1e10f,     -1e10f,
+        0.0f,
+        -0.0f,
+        1.0f,
+        -1.0f,
+        INFINITY,
+        -INFINITY,
+        NAN,
+        -NAN,
+        FLT_MAX,
+        -FLT_MAX,
+        FLT_MIN,
+        -FLT_MIN,
+        1e-45f,
+        -1e-45f,
+        hi,
+        nextafterf(hi, 0),
+        nextafterf(hi, INFINITY),
+        89.0f,
+        -87.33654475f,
+        -87.4f,
+        -103.2789f,
+        -103.97f,
+        -103.973f,
+        -103.98f,
+        -104.0f,
+        -104.5f,
+        -150.0f,
+        88.7f,
+        -88.7f,
+        1e10f,
+        -1e10f,
     };
     const size_t n = sizeof x / sizeof x[0];
     float y[sizeof x / sizeof x[0]];

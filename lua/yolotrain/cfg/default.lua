@@ -132,7 +132,13 @@ local defaults = {
     "true: continue the newest last.safetensors under project; a path: continue that checkpoint (its arguments "
       .. "come back; imgsz, batch, workers, ranks and device may be given anew)",
   },
-  { "amp", true, "bool", "accepted for compatibility: training runs in float32" },
+  {
+    "amp",
+    true,
+    "bool",
+    "mixed precision: training convolutions in bf16 (float32 accumulation, weights, BatchNorm, loss and optimizer) "
+      .. "on CPUs with BF16 instructions, float32 elsewhere; validation and prediction stay float32",
+  },
   { "fraction", 1.0, "fraction", "the fraction of the training images to use (validation uses all)" },
   { "profile", false, "bool", "accepted for compatibility; no effect" },
   {

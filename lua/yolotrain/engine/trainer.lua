@@ -437,6 +437,7 @@ function Engine_Trainer:_setup_train()
   self:set_model_attributes()
   self.model.world_size = self.world_size
   torch_utils.freeze_layers(self.model, self.args.freeze, self:is_main() and function(s) log("%s", s) end or nil)
+  self:_setup_amp()
   -- rank 0's initial weights everywhere; synchronised BatchNorm when sync_bn=true
   if self.dist then self.dist:setup_model(self) end
   self.trainable_params = {}
@@ -480,6 +481,28 @@ function Engine_Trainer:_setup_train()
   self.stop_reason, self.stopped_at, self.last_saved = nil, nil, nil
   self:resume_training(ckpt)
   self:run_callbacks("on_pretrain_routine_end")
+end
+
+-- Mixed precision, where Ultralytics checks AMP: amp=true trains the convolutions in bf16 (float32 accumulation;
+-- weights, BatchNorm, loss and optimizer in float32; ops/autocast.h) where the CPU has BF16, float32 elsewhere. Said
+-- once, at the start. The process's previous setting comes back when the training ends (DDP_or_normally_train).
+function Engine_Trainer:_setup_amp()
+  local isa, bf16 = yt.sys.cpu_isa()
+  self.amp = self.args.amp == true and bf16
+  local before = yt.sys.set_autocast(self.amp)
+  if self._autocast_before == nil then self._autocast_before = before end
+  if not self:is_main() then return end
+  if self.amp then
+    log(
+      "AMP: bf16 mixed precision (%s): convolutions in bf16 with float32 accumulation; weights, BatchNorm, loss "
+        .. "and optimizer in float32 ✅",
+      isa
+    )
+  elseif self.args.amp == true then
+    log("AMP: this CPU has no BF16 instructions (oneDNN ISA %s): amp=true trains in float32", isa)
+  else
+    log("AMP: amp=false: training in float32")
+  end
 end
 
 -- ---- the loop ----
@@ -747,6 +770,10 @@ function Engine_Trainer:DDP_or_normally_train()
   end
   if self.world_size > 1 and not self.dist then self.dist = require("yolotrain.engine.distributed").init(self) end
   local ok, err = xpcall(function() self:_do_train() end, errors.capture)
+  if self._autocast_before ~= nil then
+    yt.sys.set_autocast(self._autocast_before)
+    self._autocast_before = nil
+  end
   self:_stop_attach(ok and "the training ended" or "the training failed")
   if yt.sys and yt.sys.restore_interrupt_handler then yt.sys.restore_interrupt_handler() end
   if self.dist then self.dist:finish(ok, not ok and err.message or nil) end

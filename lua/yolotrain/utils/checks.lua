@@ -32,6 +32,16 @@ function M.conv_backend()
   return string.format("%s (%s, the default on oneDNN ISA %s; YT_CONV: gemm, dnnl or dnnl_all)", what[b] or b, b, isa)
 end
 
+-- What amp=true trains in here (oneDNN's effective ISA decides), and what inference runs in.
+function M.precision()
+  local isa, bf16 = yt.sys.cpu_isa()
+  if bf16 then return string.format("amp=true trains in bf16 mixed precision (%s); inference float32", isa) end
+  return string.format(
+    "float32 training and inference (no BF16 instructions, oneDNN ISA %s: amp=true runs float32)",
+    isa
+  )
+end
+
 -- The folder the engine's Lua files are loaded from: an installed tree, a checkout's lua/ or $YOLOTRAIN_LUA_PATH.
 function M.engine_dir()
   local dir = debug.getinfo(1, "S").source:match("^@(.-)/?yolotrain/utils/checks%.lua$")
@@ -57,7 +67,7 @@ function M.rows()
         tostring(yt.sys.getenv("OMP_NUM_THREADS") or "unset")
       ),
     },
-    { "precision", "float32 training and inference (amp=true runs float32)" },
+    { "precision", M.precision() },
     { "convolutions", M.conv_backend() },
     { "weights", "safetensors; Ultralytics .pt read as data; ONNX export" },
     { "RAM in use", string.format("%.1f MB RSS", (yt.sys.rss() or 0) / 1e6) },
