@@ -7,7 +7,7 @@
 
 typedef struct {
     yt_tensor *rm, *rv;
-    int training;
+    int training, silu; /* silu: the fused yt_batch_norm_silu */
     double momentum, eps;
 } bn_opts;
 
@@ -15,7 +15,8 @@ typedef struct {
 static yt_tensor *f_bn(yt_tensor **in, void *ud)
 {
     bn_opts *o = ud;
-    return yt_batch_norm(in[0], in[1], in[2], o->rm, o->rv, o->training, o->momentum, o->eps);
+    return (o->silu ? yt_batch_norm_silu : yt_batch_norm)(in[0], in[1], in[2], o->rm, o->rv, o->training, o->momentum,
+                                                          o->eps);
 }
 
 /* Double reference of the training forward: y, batch mean, biased var. */
@@ -110,7 +111,9 @@ static void check_forward(int N, int C, int H, int W, float offset)
     yt_tensor_release(rv);
 }
 
-static void gradcheck_case(int ndim, const int64_t *xs, int affine, int training, int which)
+/* Finite-difference gradients of batch_norm, or of the fused batch_norm_silu, for the inputs in the bit mask
+ * `which` (x, weight, bias) */
+static void gradcheck_case(int silu, int ndim, const int64_t *xs, int affine, int training, int which)
 {
     int64_t cs[] = {xs[1]};
     yt_tensor *in[3];
@@ -119,10 +122,10 @@ static void gradcheck_case(int ndim, const int64_t *xs, int affine, int training
     in[2] = affine ? tu_rand(1, cs, -1, 1) : NULL;
     for (int i = 0; i < 3; i++)
         if (in[i] && (which >> i & 1)) in[i]->requires_grad = 1;
-    bn_opts o = {tu_rand(1, cs, -0.5f, 0.5f), tu_rand(1, cs, 0.5f, 1.5f), training, 0.03, 1e-3};
+    bn_opts o = {tu_rand(1, cs, -0.5f, 0.5f), tu_rand(1, cs, 0.5f, 1.5f), training, silu, 0.03, 1e-3};
     char name[128];
-    snprintf(name, sizeof name, "batch_norm ndim %d C %lld affine %d training %d grads %d", ndim, (long long)xs[1],
-             affine, training, which);
+    snprintf(name, sizeof name, "%s ndim %d C %lld affine %d training %d grads %d",
+             silu ? "batch_norm_silu" : "batch_norm", ndim, (long long)xs[1], affine, training, which);
     tu_gradcheck(name, f_bn, 3, in, &o, 1e-2f, 2e-3f, 2e-2f);
     for (int i = 0; i < 3; i++) yt_tensor_release(in[i]);
     yt_tensor_release(o.rm);
@@ -229,16 +232,18 @@ int main(void)
     check_forward(16, 2, 40, 40, 0);
 
     int64_t s4[] = {3, 4, 3, 5}, s2[] = {6, 3}, s3[] = {2, 3, 7};
-    gradcheck_case(4, s4, 1, 1, 7);
-    gradcheck_case(4, s4, 1, 0, 7);
-    gradcheck_case(4, s4, 0, 1, 1);
-    gradcheck_case(4, s4, 0, 0, 1);
-    gradcheck_case(2, s2, 1, 1, 7);
-    gradcheck_case(3, s3, 1, 1, 7);
-    gradcheck_case(4, s4, 1, 1, 6); /* only weight and bias */
-    gradcheck_case(4, s4, 1, 0, 4); /* eval, only bias */
-    gradcheck_case(4, s4, 1, 0, 2); /* eval, only weight */
-    gradcheck_case(4, s4, 1, 1, 1); /* only x */
+    for (int silu = 0; silu <= 1; silu++) {
+        gradcheck_case(silu, 4, s4, 1, 1, 7);
+        gradcheck_case(silu, 4, s4, 1, 0, 7);
+        gradcheck_case(silu, 4, s4, 0, 1, 1);
+        gradcheck_case(silu, 4, s4, 0, 0, 1);
+        gradcheck_case(silu, 2, s2, 1, 1, 7);
+        gradcheck_case(silu, 3, s3, 1, 1, 7);
+        gradcheck_case(silu, 4, s4, 1, 1, 6); /* only weight and bias */
+        gradcheck_case(silu, 4, s4, 1, 0, 4); /* eval, only bias */
+        gradcheck_case(silu, 4, s4, 1, 0, 2); /* eval, only weight */
+        gradcheck_case(silu, 4, s4, 1, 1, 1); /* only x */
+    }
 
     check_large_backward();
     check_errors();
