@@ -21,48 +21,6 @@ static yt_tensor *f_conv(yt_tensor **in, void *ud)
     return yt_conv2d(in[0], in[1], in[2], o->sh, o->sw, o->ph, o->pw);
 }
 
-/* Double-precision naive references. x (N,C,H,W), w (O,C,KH,KW), y (N,O,OH,OW). */
-static void ref_forward(const float *x, const float *w, const float *b, double *y, const yt_conv2d_shape *s)
-{
-    for (int n = 0; n < s->N; n++)
-        for (int o = 0; o < s->O; o++)
-            for (int oh = 0; oh < s->OH; oh++)
-                for (int ow = 0; ow < s->OW; ow++) {
-                    double acc = b ? b[o] : 0.0;
-                    for (int c = 0; c < s->C; c++)
-                        for (int kh = 0; kh < s->KH; kh++)
-                            for (int kw = 0; kw < s->KW; kw++) {
-                                int ih = oh * s->sh - s->ph + kh, iw = ow * s->sw - s->pw + kw;
-                                if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) continue;
-                                acc += (double)x[((size_t)(n * s->C + c) * s->H + ih) * s->W + iw] *
-                                       w[((size_t)(o * s->C + c) * s->KH + kh) * s->KW + kw];
-                            }
-                    y[((size_t)(n * s->O + o) * s->OH + oh) * s->OW + ow] = acc;
-                }
-}
-
-static void ref_backward(const float *x, const float *gy, double *gx, const float *w, double *gw, double *gb,
-                         const yt_conv2d_shape *s)
-{
-    for (int n = 0; n < s->N; n++)
-        for (int o = 0; o < s->O; o++)
-            for (int oh = 0; oh < s->OH; oh++)
-                for (int ow = 0; ow < s->OW; ow++) {
-                    double g = gy[((size_t)(n * s->O + o) * s->OH + oh) * s->OW + ow];
-                    if (gb) gb[o] += g;
-                    for (int c = 0; c < s->C; c++)
-                        for (int kh = 0; kh < s->KH; kh++)
-                            for (int kw = 0; kw < s->KW; kw++) {
-                                int ih = oh * s->sh - s->ph + kh, iw = ow * s->sw - s->pw + kw;
-                                if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) continue;
-                                size_t xi = ((size_t)(n * s->C + c) * s->H + ih) * s->W + iw;
-                                size_t wi = ((size_t)(o * s->C + c) * s->KH + kh) * s->KW + kw;
-                                if (gx) gx[xi] += g * w[wi];
-                                if (gw) gw[wi] += g * x[xi];
-                            }
-                }
-}
-
 static double max_abs_d(const double *r, size_t n)
 {
     double m = 0;
@@ -121,8 +79,8 @@ static void check_raw(int N, int C, int H, int W, int O, int KH, int KW, int sh,
         for (size_t i = 0; i < nx; i++) rgx[i] = 0.5;
         for (size_t i = 0; i < nw; i++) rgw[i] = 0.25;
         for (int i = 0; i < O; i++) rgb[i] = -1.0;
-        ref_forward(x, w, b, ry, &s);
-        ref_backward(x, gy, rgx, w, rgw, rgb, &s);
+        tu_conv2d_ref_forward(x, w, b, ry, &s);
+        tu_conv2d_ref_backward(x, gy, rgx, w, rgw, rgb, &s);
         CHECK(yt_conv2d_forward(x, y, w, b, &s) == 0, "forward");
         CHECK(yt_conv2d_backward(x, gy, gx, w, gw, with_bias ? gb : NULL, &s) == 0, "backward");
         double ey = rel_err(y, ry, ny), ex = rel_err(gx, rgx, nx), ew = rel_err(gw, rgw, nw);
@@ -195,7 +153,7 @@ static void check_long_sums(void)
         float *w = rand_buf(nw, -1, 1);
         float *gw = calloc(nw, sizeof *gw), *gb = calloc(s.O, sizeof *gb);
         double *rgw = calloc(nw, sizeof *rgw), *rgb = calloc(s.O, sizeof *rgb);
-        ref_backward(x, gy, NULL, w, rgw, rgb, &s);
+        tu_conv2d_ref_backward(x, gy, NULL, w, rgw, rgb, &s);
         yt_conv2d_backward(x, gy, NULL, w, gw, gb, &s);
         double ew = rel_err(gw, rgw, nw), eb = rel_err(gb, rgb, s.O);
         CHECK(ew <= 1e-4, "%s: 409600-term weight gradient rel err %.3g", variant_name[v], ew);

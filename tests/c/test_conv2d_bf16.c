@@ -16,47 +16,6 @@
 #include "ops/conv2d_dnnl.h"
 #include "testutil.h"
 
-static void ref_forward(const float *x, const float *w, const float *b, double *y, const yt_conv2d_shape *s)
-{
-    for (int n = 0; n < s->N; n++)
-        for (int o = 0; o < s->O; o++)
-            for (int oh = 0; oh < s->OH; oh++)
-                for (int ow = 0; ow < s->OW; ow++) {
-                    double acc = b ? b[o] : 0.0;
-                    for (int c = 0; c < s->C; c++)
-                        for (int kh = 0; kh < s->KH; kh++)
-                            for (int kw = 0; kw < s->KW; kw++) {
-                                int ih = oh * s->sh - s->ph + kh, iw = ow * s->sw - s->pw + kw;
-                                if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) continue;
-                                acc += (double)x[((size_t)(n * s->C + c) * s->H + ih) * s->W + iw] *
-                                       w[((size_t)(o * s->C + c) * s->KH + kh) * s->KW + kw];
-                            }
-                    y[((size_t)(n * s->O + o) * s->OH + oh) * s->OW + ow] = acc;
-                }
-}
-
-static void ref_backward(const float *x, const float *gy, double *gx, const float *w, double *gw, double *gb,
-                         const yt_conv2d_shape *s)
-{
-    for (int n = 0; n < s->N; n++)
-        for (int o = 0; o < s->O; o++)
-            for (int oh = 0; oh < s->OH; oh++)
-                for (int ow = 0; ow < s->OW; ow++) {
-                    double g = gy[((size_t)(n * s->O + o) * s->OH + oh) * s->OW + ow];
-                    if (gb) gb[o] += g;
-                    for (int c = 0; c < s->C; c++)
-                        for (int kh = 0; kh < s->KH; kh++)
-                            for (int kw = 0; kw < s->KW; kw++) {
-                                int ih = oh * s->sh - s->ph + kh, iw = ow * s->sw - s->pw + kw;
-                                if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) continue;
-                                size_t xi = ((size_t)(n * s->C + c) * s->H + ih) * s->W + iw;
-                                size_t wi = ((size_t)(o * s->C + c) * s->KH + kh) * s->KW + kw;
-                                if (gx) gx[xi] += g * w[wi];
-                                if (gw) gw[wi] += g * x[xi];
-                            }
-                }
-}
-
 /* max |a - (r + base)| / max |r|: a accumulated onto base */
 static double rel_err(const float *a, const double *r, const float *base, size_t n)
 {
@@ -99,10 +58,10 @@ static void check_raw(int N, int C, int H, int W, int O, int k, int stride, int 
     double *ry = calloc(ny, sizeof *ry), *rgx = calloc(nx, sizeof *rgx), *rgw = calloc(nw, sizeof *rgw);
     double *rgb = calloc(O, sizeof *rgb);
     double *qy = calloc(ny, sizeof *qy), *qgx = calloc(nx, sizeof *qgx), *qgw = calloc(nw, sizeof *qgw);
-    ref_forward(x, w, b, ry, &s);
-    ref_backward(x, gy, rgx, w, rgw, rgb, &s);
-    ref_forward(xr, wr, b, qy, &s);
-    ref_backward(xr, gyr, qgx, wr, qgw, NULL, &s);
+    tu_conv2d_ref_forward(x, w, b, ry, &s);
+    tu_conv2d_ref_backward(x, gy, rgx, w, rgw, rgb, &s);
+    tu_conv2d_ref_forward(xr, wr, b, qy, &s);
+    tu_conv2d_ref_backward(xr, gyr, qgx, wr, qgw, NULL, &s);
     float *y[2], *gx[2], *gw[2], *gb[2];
     for (int r = 0; r < 2; r++) {
         y[r] = malloc(ny * sizeof(float));

@@ -197,3 +197,44 @@ double tu_rel_l2(const yt_tensor *a, const yt_tensor *b)
     }
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
+
+void tu_conv2d_ref_forward(const float *x, const float *w, const float *b, double *y, const yt_conv2d_shape *s)
+{
+    for (int n = 0; n < s->N; n++)
+        for (int o = 0; o < s->O; o++)
+            for (int oh = 0; oh < s->OH; oh++)
+                for (int ow = 0; ow < s->OW; ow++) {
+                    double acc = b ? b[o] : 0.0;
+                    for (int c = 0; c < s->C; c++)
+                        for (int kh = 0; kh < s->KH; kh++)
+                            for (int kw = 0; kw < s->KW; kw++) {
+                                int ih = oh * s->sh - s->ph + kh, iw = ow * s->sw - s->pw + kw;
+                                if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) continue;
+                                acc += (double)x[((size_t)(n * s->C + c) * s->H + ih) * s->W + iw] *
+                                       w[((size_t)(o * s->C + c) * s->KH + kh) * s->KW + kw];
+                            }
+                    y[((size_t)(n * s->O + o) * s->OH + oh) * s->OW + ow] = acc;
+                }
+}
+
+void tu_conv2d_ref_backward(const float *x, const float *gy, double *gx, const float *w, double *gw, double *gb,
+                            const yt_conv2d_shape *s)
+{
+    for (int n = 0; n < s->N; n++)
+        for (int o = 0; o < s->O; o++)
+            for (int oh = 0; oh < s->OH; oh++)
+                for (int ow = 0; ow < s->OW; ow++) {
+                    double g = gy[((size_t)(n * s->O + o) * s->OH + oh) * s->OW + ow];
+                    if (gb) gb[o] += g;
+                    for (int c = 0; c < s->C; c++)
+                        for (int kh = 0; kh < s->KH; kh++)
+                            for (int kw = 0; kw < s->KW; kw++) {
+                                int ih = oh * s->sh - s->ph + kh, iw = ow * s->sw - s->pw + kw;
+                                if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) continue;
+                                size_t xi = ((size_t)(n * s->C + c) * s->H + ih) * s->W + iw;
+                                size_t wi = ((size_t)(o * s->C + c) * s->KH + kh) * s->KW + kw;
+                                if (gx) gx[xi] += g * w[wi];
+                                if (gw) gw[wi] += g * x[xi];
+                            }
+                }
+}

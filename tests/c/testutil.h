@@ -7,6 +7,7 @@
 #include "core/autograd.h"
 #include "core/error.h"
 #include "core/tensor.h"
+#include "ops/conv2d.h"
 
 extern int tu_passed, tu_failed;
 
@@ -55,5 +56,11 @@ double tu_max_abs_diff(const yt_tensor *a, const yt_tensor *b);
 double tu_max_abs(const yt_tensor *a);
 /* sqrt(sum (a-b)^2) / sqrt(sum b^2) */
 double tu_rel_l2(const yt_tensor *a, const yt_tensor *b);
+
+/* Double-precision naive convolution references. x (N,C,H,W), w (O,C,KH,KW), y (N,O,OH,OW); b, gx, gw, gb may be
+ * NULL; the backward adds into gx, gw, gb. */
+void tu_conv2d_ref_forward(const float *x, const float *w, const float *b, double *y, const yt_conv2d_shape *s);
+void tu_conv2d_ref_backward(const float *x, const float *gy, double *gx, const float *w, double *gw, double *gb,
+                            const yt_conv2d_shape *s);
 
 #endif
