@@ -134,10 +134,11 @@ local defaults = {
   },
   {
     "amp",
-    true,
+    false,
     "bool",
     "mixed precision: training convolutions in bf16 (float32 accumulation, weights, BatchNorm, loss and optimizer) "
-      .. "on CPUs with BF16 instructions, float32 elsewhere; validation and prediction stay float32",
+      .. "on CPUs with BF16 instructions, float32 elsewhere; validation and prediction stay float32 (off by default "
+      .. "until bf16 is shown to reach float32's mAP)",
   },
   { "fraction", 1.0, "fraction", "the fraction of the training images to use (validation uses all)" },
   { "profile", false, "bool", "accepted for compatibility; no effect" },
