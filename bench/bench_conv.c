@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "ops/autocast.h"
+#include "ops/conv2d_dnnl.h"
 #include "ops/conv2d.h"
 
 static double now(void)
@@ -226,7 +227,7 @@ int main(int argc, char **argv)
     static const int precision[] = {0, 0, 0, 0, YT_CONV_BF16};
     /* bf16 only where the CPU runs it natively (oneDNN would emulate it, or refuse) */
     int nv = yt_autocast_bf16_supported() ? 5 : 4;
-    printf("oneDNN ISA %s: %s\n\n", yt_autocast_isa_name(),
+    printf("oneDNN ISA %s: %s\n\n", yt_conv2d_dnnl_isa(),
            nv == 5 ? "bf16 timed too" : "no BF16 instructions, bf16 not timed");
     static totals t[5];
     if (run(nv, backend, strategy, precision, batch, imgsz, reps, t) < 0) return 1;

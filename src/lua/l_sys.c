@@ -492,7 +492,7 @@ static int l_autocast(lua_State *L)
  * lowers it) and whether it runs bf16 convolutions natively */
 static int l_cpu_isa(lua_State *L)
 {
-    lua_pushstring(L, yt_autocast_isa_name());
+    lua_pushstring(L, yt_conv2d_dnnl_isa());
     lua_pushboolean(L, yt_autocast_bf16_supported());
     return 2;
 }

@@ -19,8 +19,6 @@ int yt_autocast_set(int enabled);
 int yt_autocast_enabled(void);
 /* 1 when the CPU runs bfloat16 convolutions natively (oneDNN's effective ISA has AVX512-BF16 or AMX). */
 int yt_autocast_bf16_supported(void);
-/* oneDNN's effective ISA as its name ("avx512_core_bf16", "avx2", ...). */
-const char *yt_autocast_isa_name(void);
 /* 1 when autocast is requested and the CPU supports it: the ops of the list run in bfloat16 when recording. */
 int yt_autocast_active(void);
 

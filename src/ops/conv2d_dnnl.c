@@ -97,13 +97,18 @@ const char *yt_conv2d_dnnl_isa(void)
     return strncmp(name, "cpu_isa_", 8) == 0 ? name + 8 : name;
 }
 
-int yt_conv2d_dnnl_isa_avx512(void)
+/* oneDNN's ISA values are bit sets, each containing the ones below it (avx512_core_bf16 = avx512_core | ...);
+ * avx512_mic (Xeon Phi) lacks avx512_core's bits, and avx2_vnni, numerically larger than avx512_core_bf16, has none
+ * of them: "at least" is a mask test, not a comparison */
+static int isa_includes(dnnl_cpu_isa_t level)
 {
-    /* oneDNN's ISA values are bit sets, each containing the ones below it (avx512_core_bf16 = avx512_core | ...);
-     * avx512_mic (Xeon Phi) lacks avx512_core's bits, avx2_vnni has none of them */
-    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(), core = (unsigned)dnnl_cpu_isa_avx512_core;
-    return (isa & core) == core;
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(), want = (unsigned)level;
+    return (isa & want) == want;
 }
+
+int yt_conv2d_dnnl_isa_avx512(void) { return isa_includes(dnnl_cpu_isa_avx512_core); }
+
+int yt_conv2d_dnnl_isa_bf16(void) { return isa_includes(dnnl_cpu_isa_avx512_core_bf16); }
 
 /* A reorder between a port's two layouts; `to_user`: from oneDNN's layout to the caller's, adding to what is
  * there when `accumulate`. */

@@ -22,6 +22,8 @@ int yt_conv2d_dnnl_supports(const yt_conv2d_shape *s);
  * whether it includes AVX-512 (avx512_core or above: the default backend then runs every pass on oneDNN). */
 const char *yt_conv2d_dnnl_isa(void);
 int yt_conv2d_dnnl_isa_avx512(void);
+/* Whether it includes AVX512-BF16 (avx512_core_bf16 or above: bfloat16 convolutions run natively). */
+int yt_conv2d_dnnl_isa_bf16(void);
 
 /* As yt_conv2d_forward (overwrites y). -1 + yt_error on failure. */
 int yt_conv2d_dnnl_forward(const float *x, float *y, const float *w, const float *b, const yt_conv2d_shape *s);

@@ -167,7 +167,7 @@ static void check_switch(void)
     CHECK(yt_autocast_set(1) == 0 && yt_autocast_enabled() == 1, "set on");
     CHECK(yt_autocast_active() == yt_autocast_bf16_supported(), "active only where the CPU has BF16");
     CHECK(yt_autocast_set(0) == 1 && yt_autocast_enabled() == 0 && !yt_autocast_active(), "set off");
-    const char *isa = yt_autocast_isa_name();
+    const char *isa = yt_conv2d_dnnl_isa();
     CHECK(isa && *isa && strcmp(isa, "unknown") != 0, "oneDNN's ISA has a name: %s", isa ? isa : "(null)");
     printf("oneDNN effective ISA: %s; bf16 %s\n", isa, yt_autocast_bf16_supported() ? "supported" : "not supported");
 }
@@ -191,7 +191,7 @@ int main(void)
         yt_tensor_release(c);
         yt_tensor_release(x);
         yt_tensor_release(w);
-        printf("this CPU has no BF16 (oneDNN ISA %s): the bf16 kernels are not checked here\n", yt_autocast_isa_name());
+        printf("this CPU has no BF16 (oneDNN ISA %s): the bf16 kernels are not checked here\n", yt_conv2d_dnnl_isa());
         return tu_finish();
     }
     /* raw kernels: 1x1, 3x3 s1 / s2, odd sizes, channels off oneDNN's 16-blocks, the 3-channel first layer, a

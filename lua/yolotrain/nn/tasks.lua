@@ -404,9 +404,10 @@ end
 -- freed.
 function Detection_Model:predict(x)
   local layers = self.model.items
-  local reads = {} -- reads[i]: the layers still to read the output of layer i
-  for _, m in ipairs(layers) do
-    for _, i in ipairs(sources(m)) do
+  local reads, srcs = {}, {} -- reads[i]: the layers still to read the output of layer i; srcs[n]: layer n's sources
+  for n, m in ipairs(layers) do
+    srcs[n] = sources(m)
+    for _, i in ipairs(srcs[n]) do
       reads[i] = (reads[i] or 0) + 1
     end
   end
@@ -420,7 +421,7 @@ function Detection_Model:predict(x)
       y[m.i] = a
       if yt.is_tensor(a) then left[a] = (left[a] or 0) + reads[m.i] end
     end
-    for _, i in ipairs(sources(m)) do
+    for _, i in ipairs(srcs[n]) do
       local t = y[i]
       reads[i] = reads[i] - 1
       if reads[i] == 0 then y[i] = nil end
